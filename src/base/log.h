@@ -1,0 +1,16 @@
+// Logging goes through spdlog. The command line sets it up once: messages go
+// to stderr, or to the file given with -o, at a level chosen with -v.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+#include "base/error.h"
+
+namespace cryo {
+
+// verbosity: 0 = errors and warnings, 1 = info, 2 = debug, 3+ = trace.
+Result<void> setup_logging(int verbosity, const std::string& log_file);
+
+} // namespace cryo

@@ -1,0 +1,95 @@
+// The `cryo` command: parses arguments, sets up logging, runs one command
+// and prints its error, once, if it fails. Nothing else lives here.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "check/features.h"
+#include "dump/dump.h"
+#include "restore/restore.h"
+
+namespace {
+
+struct CommonOptions {
+    int verbosity { 0 };
+    std::string log_file;
+};
+
+void add_common_options(CLI::App& command, CommonOptions& common)
+{
+    command.add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
+    command.add_option("-o,--log-file", common.log_file, "Write the log to this file");
+}
+
+int report(const cryo::Error& error, std::string_view command)
+{
+    fmt::print(stderr, "cryo {}: error: {}\n", command, error.message());
+    return 1;
+}
+
+int run_check()
+{
+    auto results = cryo::check::probe_features();
+    bool missing_required = false;
+    for (const auto& feature : results) {
+        const char* state = feature.present ? "yes" : "NO";
+        const char* need = feature.need == cryo::check::Need::Required ? "required" : "optional";
+        fmt::print("{:<34} {:<4} ({}){}{}\n", feature.name, state, need,
+                   feature.detail.empty() ? "" : ": ", feature.detail);
+        if (!feature.present && feature.need == cryo::check::Need::Required)
+            missing_required = true;
+    }
+    fmt::print("{}\n", missing_required ? "cryo check: a required feature is missing"
+                                         : "cryo check: everything cryo needs is present");
+    return missing_required ? 1 : 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    CLI::App app { "cryo: checkpoint and restore Linux process trees", "cryo" };
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("cryo ") + CRYO_VERSION);
+
+    CommonOptions common;
+
+    cryo::dump::DumpOptions dump_options;
+    auto* dump = app.add_subcommand("dump", "Checkpoint a process tree into a directory");
+    dump->add_option("-t,--tree", dump_options.pid, "PID of the root of the tree")->required();
+    dump->add_option("-D,--images-dir", dump_options.directory, "Directory for the image files")->required();
+    dump->add_flag("-R,--leave-running", dump_options.leave_running,
+                   "Let the tree run on after the dump instead of killing it");
+    bool no_sync = false;
+    dump->add_flag("--no-sync", no_sync, "Do not fsync the image files (faster, less safe)");
+    add_common_options(*dump, common);
+
+    cryo::restore::RestoreOptions restore_options;
+    auto* restore = app.add_subcommand("restore", "Restore a process tree from a directory");
+    restore->add_option("-D,--images-dir", restore_options.directory, "Directory with the image files")->required();
+    restore->add_flag("-d,--restore-detached", restore_options.detach,
+                      "Return once the tree runs instead of waiting for it");
+    restore->add_option("--pidfile", restore_options.pidfile, "Write the root PID here once it runs");
+    add_common_options(*restore, common);
+
+    auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
+    add_common_options(*check, common);
+
+    CLI11_PARSE(app, argc, argv);
+
+    if (auto logging = cryo::setup_logging(common.verbosity, common.log_file); !logging)
+        return report(logging.error(), app.get_subcommands().front()->get_name());
+
+    if (dump->parsed()) {
+        dump_options.sync = !no_sync;
+        auto result = cryo::dump::run_dump(dump_options);
+        return result ? 0 : report(result.error(), "dump");
+    }
+    if (restore->parsed()) {
+        auto result = cryo::restore::run_restore(restore_options);
+        return result ? *result : report(result.error(), "restore");
+    }
+    return run_check();
+}

@@ -1,0 +1,24 @@
+// `cryo dump`: checkpoint a process tree into an image directory.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "base/error.h"
+
+namespace cryo::dump {
+
+struct DumpOptions {
+    pid_t pid { 0 };
+    std::string directory;
+    bool leave_running { false };
+    bool sync { true };  // fsync the image files before the tree is killed
+};
+
+// Freezes the tree rooted at options.pid, writes the checkpoint, then kills
+// the tree (or resumes it with leave_running). On any failure the tree is
+// resumed exactly as it was and no complete-looking image is left.
+Result<void> run_dump(const DumpOptions& options);
+
+} // namespace cryo::dump

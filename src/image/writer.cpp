@@ -1,0 +1,164 @@
+#include "image/writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace cryo::image {
+
+OutputFile::OutputFile(std::string name, UniqueFd fd)
+    : m_name(std::move(name))
+    , m_fd(std::move(fd))
+    , m_hash(XXH3_createState())
+{
+    XXH3_64bits_reset(m_hash.get());
+}
+
+Result<void> OutputFile::write(std::span<const std::byte> data)
+{
+    TRY(write_all(m_fd.get(), data, m_name));
+    XXH3_64bits_update(m_hash.get(), data.data(), data.size());
+    m_size += data.size();
+    return {};
+}
+
+Result<std::string> encode_image(ImageKind kind, const google::protobuf::Message& message)
+{
+    std::string payload;
+    if (!message.SerializeToString(&payload))
+        return fail("cannot serialize {} image", kind_name(kind));
+    FileHeader header {};
+    std::memcpy(header.magic, kMagic, sizeof(kMagic));
+    header.kind = static_cast<uint32_t>(kind);
+    header.version = kFormatVersion;
+    header.payload_size = payload.size();
+    header.payload_xxh3 = XXH3_64bits(payload.data(), payload.size());
+    std::string bytes(reinterpret_cast<const char*>(&header), sizeof(header));
+    bytes += payload;
+    return bytes;
+}
+
+ImageWriter::ImageWriter(std::string directory, UniqueFd dir, SyncMode sync, bool created_directory)
+    : m_directory(std::move(directory))
+    , m_dir(std::move(dir))
+    , m_sync(sync)
+    , m_created_directory(created_directory)
+{
+}
+
+ImageWriter::ImageWriter(ImageWriter&& other) noexcept
+    : m_directory(std::move(other.m_directory))
+    , m_dir(std::move(other.m_dir))
+    , m_sync(other.m_sync)
+    , m_created_directory(other.m_created_directory)
+    , m_committed(std::exchange(other.m_committed, true))
+    , m_created(std::move(other.m_created))
+    , m_records(std::move(other.m_records))
+{
+}
+
+ImageWriter::~ImageWriter()
+{
+    if (!m_committed)
+        remove_created_files();
+}
+
+void ImageWriter::remove_created_files()
+{
+    if (!m_dir)
+        return;
+    for (const std::string& name : m_created)
+        ::unlinkat(m_dir.get(), name.c_str(), 0);
+    m_created.clear();
+    if (m_created_directory)
+        ::rmdir(m_directory.c_str());
+}
+
+Result<ImageWriter> ImageWriter::create(const std::string& directory, SyncMode sync)
+{
+    bool created = false;
+    if (::mkdir(directory.c_str(), 0700) == 0)
+        created = true;
+    else if (errno != EEXIST)
+        return fail_errno(fmt::format("create image directory {}", directory));
+    UniqueFd dir = TRY(open_file(directory, O_RDONLY | O_DIRECTORY));
+    // An older checkpoint in the same directory is about to be overwritten
+    // file by file: drop its manifest first so that the mix never looks
+    // complete.
+    if (::unlinkat(dir.get(), std::string(kManifestName).c_str(), 0) == 0) {
+        if (::fsync(dir.get()) < 0)
+            return fail_errno(fmt::format("fsync {}", directory));
+    } else if (errno != ENOENT) {
+        return fail_errno(fmt::format("remove old {}/{}", directory, kManifestName));
+    }
+    return ImageWriter(directory, std::move(dir), sync, created);
+}
+
+Result<OutputFile> ImageWriter::create_file(const std::string& name)
+{
+    if (!is_safe_image_name(name))
+        return fail("invalid image file name '{}'", name);
+    UniqueFd fd = TRY(open_file_at(m_dir.get(), name, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+    m_created.push_back(name);
+    // The file may have existed with other permissions.
+    if (::fchmod(fd.get(), 0600) < 0)
+        return fail_errno(fmt::format("chmod {}", name));
+    return OutputFile(name, std::move(fd));
+}
+
+Result<void> ImageWriter::finish_file(OutputFile&& file)
+{
+    if (m_sync == SyncMode::Fsync && ::fdatasync(file.fd()) < 0)
+        return fail_errno(fmt::format("fsync {}", file.name()));
+    ManifestFile record;
+    record.set_name(file.name());
+    record.set_size(file.size());
+    record.set_xxh3(XXH3_64bits_digest(file.m_hash.get()));
+    m_records.push_back(std::move(record));
+    return {};
+}
+
+Result<void> ImageWriter::write_message(const std::string& name, ImageKind kind,
+                                        const google::protobuf::Message& message)
+{
+    std::string bytes = TRY(encode_image(kind, message));
+    OutputFile file = TRY(create_file(name));
+    TRY(file.write(std::as_bytes(std::span(bytes.data(), bytes.size()))));
+    return finish_file(std::move(file));
+}
+
+uint64_t ImageWriter::total_bytes() const
+{
+    uint64_t total = 0;
+    for (const ManifestFile& record : m_records)
+        total += record.size();
+    return total;
+}
+
+Result<void> ImageWriter::commit(Manifest manifest)
+{
+    manifest.set_format_version(kFormatVersion);
+    for (const ManifestFile& record : m_records)
+        *manifest.add_files() = record;
+    std::string bytes = TRY(encode_image(ImageKind::Manifest, manifest));
+
+    std::string temporary = std::string(kManifestName) + ".tmp";
+    {
+        UniqueFd fd = TRY(open_file_at(m_dir.get(), temporary, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+        m_created.push_back(temporary);
+        TRY(write_all(fd.get(), bytes, temporary));
+        if (m_sync == SyncMode::Fsync && ::fsync(fd.get()) < 0)
+            return fail_errno(fmt::format("fsync {}", temporary));
+    }
+    if (::renameat(m_dir.get(), temporary.c_str(), m_dir.get(), std::string(kManifestName).c_str()) < 0)
+        return fail_errno(fmt::format("rename {} to {}", temporary, kManifestName));
+    m_created.back() = std::string(kManifestName);
+    if (::fsync(m_dir.get()) < 0)
+        return fail_errno(fmt::format("fsync {}", m_directory));
+    m_committed = true;
+    return {};
+}
+
+} // namespace cryo::image

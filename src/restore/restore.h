@@ -1,0 +1,22 @@
+// `cryo restore`: bring a checkpointed process tree back to life.
+#pragma once
+
+#include <string>
+
+#include "base/error.h"
+
+namespace cryo::restore {
+
+struct RestoreOptions {
+    std::string directory;
+    bool detach { false };   // -d: return once the tree runs
+    std::string pidfile;     // written with the root PID once the tree runs
+};
+
+// Verifies the checkpoint, recreates the tree and releases it. Without
+// detach, waits for the root process and returns the exit code cryo should
+// exit with (its exit status, or 128 + signal). A failure leaves no process
+// of the tree behind.
+Result<int> run_restore(const RestoreOptions& options);
+
+} // namespace cryo::restore
