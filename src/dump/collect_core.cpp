@@ -1,0 +1,295 @@
+// See collect_core.h. The injected calls need a little memory in the target
+// for their results: the first call maps a scratch page there and the last
+// one unmaps it, so the memory map that is dumped afterwards is the
+// process's own.
+#include "dump/collect_core.h"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/scope_guard.h"
+#include "base/syscalls.h"
+#include "proc/maps.h"
+#include "proc/stat.h"
+#include "proc/status.h"
+#include "ptrace/injector.h"
+#include "ptrace/registers.h"
+
+namespace cryo::dump {
+
+namespace {
+
+// The kernel's struct sigaction for rt_sigaction(2) on x86-64.
+struct KernelSigaction {
+    uint64_t handler;
+    uint64_t flags;
+    uint64_t restorer;
+    uint64_t mask;
+};
+
+constexpr int kSignalCount = 64;
+constexpr size_t kSiginfoSize = 128;
+
+// Where in the target a `syscall` instruction can be borrowed: its vDSO has
+// several (the fallbacks of clock_gettime and friends).
+Result<uint64_t> find_syscall_gadget(pid_t pid, const ptrace::RemoteMemory& memory)
+{
+    for (const auto& map : TRY(proc::read_maps(pid))) {
+        if (map.path != "[vdso]")
+            continue;
+        std::vector<std::byte> code(map.end - map.start);
+        TRY(memory.read(map.start, code));
+        for (size_t i = 0; i + 1 < code.size(); ++i)
+            if (code[i] == std::byte { 0x0f } && code[i + 1] == std::byte { 0x05 })
+                return map.start + i;
+        return fail("pid {}: no syscall instruction in its vDSO", pid);
+    }
+    return fail("not supported yet: pid {} has no vDSO to run injected system calls from", pid);
+}
+
+Result<std::vector<image::PendingSignal>> peek_pending(pid_t tid, bool shared)
+{
+    std::vector<image::PendingSignal> pending;
+    for (uint64_t offset = 0;; ) {
+        struct {
+            uint64_t off;
+            uint32_t flags;
+            int32_t nr;
+        } args { offset, shared ? 1u /* PTRACE_PEEKSIGINFO_SHARED */ : 0u, 32 };
+        std::vector<std::byte> buffer(kSiginfoSize * 32);
+        long count = ::ptrace(PTRACE_PEEKSIGINFO, tid, &args, buffer.data());
+        if (count < 0)
+            return fail_errno(fmt::format("ptrace(PEEKSIGINFO) thread {}", tid));
+        if (count == 0)
+            break;
+        for (long i = 0; i < count; ++i) {
+            const std::byte* info = buffer.data() + i * kSiginfoSize;
+            siginfo_t parsed;
+            std::memcpy(&parsed, info, sizeof(parsed));
+            auto* signal = pending.emplace_back().mutable_siginfo();
+            signal->assign(reinterpret_cast<const char*>(info), kSiginfoSize);
+            pending.back().set_signal(static_cast<uint32_t>(parsed.si_signo));
+        }
+        offset += static_cast<uint64_t>(count);
+    }
+    return pending;
+}
+
+Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& injector, image::ThreadCore& core)
+{
+    pid_t tid = thread.tid();
+    core.set_tid(tid);
+    ptrace::Registers registers = injector.saved_registers();
+    core.set_interrupted_syscall(static_cast<int64_t>(registers.orig_rax));
+    core.set_interrupted_result(static_cast<int64_t>(registers.rax));
+    ptrace::normalise_interrupted_syscall(registers);
+    ptrace::registers_to_image(registers, *core.mutable_registers());
+    core.set_xstate(TRY(thread.xstate()));
+    core.set_blocked_signals(injector.saved_signal_mask());
+    for (auto& signal : TRY(peek_pending(tid, false)))
+        *core.add_pending() = std::move(signal);
+
+    RseqConfiguration rseq {};
+    if (::ptrace(static_cast<__ptrace_request>(PTRACE_GET_RSEQ_CONFIGURATION), tid, sizeof(rseq), &rseq) < 0)
+        return fail_errno(fmt::format("ptrace(GET_RSEQ_CONFIGURATION) thread {}", tid));
+    if (rseq.rseq_abi_pointer != 0) {
+        core.mutable_rseq()->set_address(rseq.rseq_abi_pointer);
+        core.mutable_rseq()->set_size(rseq.rseq_abi_size);
+        core.mutable_rseq()->set_signature(rseq.signature);
+    }
+
+    uint64_t robust_head = 0;
+    size_t robust_length = 0;
+    if (::syscall(SYS_get_robust_list, tid, &robust_head, &robust_length) < 0)
+        return fail_errno(fmt::format("get_robust_list thread {}", tid));
+    core.set_robust_list_head(robust_head);
+    core.set_robust_list_length(robust_length);
+
+    auto comm = TRY(read_text_file(fmt::format("/proc/{}/task/{}/comm", thread.tid(), tid)));
+    if (!comm.empty() && comm.back() == '\n')
+        comm.pop_back();
+    core.set_comm(comm);
+    return {};
+}
+
+// The state only the process can report, read through injected calls.
+Result<void> collect_by_injection(ptrace::Injector& injector, const ptrace::RemoteMemory& memory,
+                                  image::ProcessCore& core, image::ThreadCore& thread, image::MmFields& mm)
+{
+    uint64_t scratch = TRY(injector.call("mmap scratch page", SYS_mmap, 0, kPageSize, PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0));
+    ScopeGuard unmap_scratch([&] { (void)injector.raw(SYS_munmap, { scratch, kPageSize, 0, 0, 0, 0 }); });
+
+    for (int signal = 1; signal <= kSignalCount; ++signal) {
+        if (signal == SIGKILL || signal == SIGSTOP)
+            continue;
+        long result = TRY(injector.raw(SYS_rt_sigaction, { static_cast<uint64_t>(signal), 0, scratch, 8, 0, 0 }));
+        if (result == -EINVAL)
+            continue;   // numbers the kernel does not offer
+        if (result < 0)
+            return fail_errno(fmt::format("injected rt_sigaction({})", signal), static_cast<int>(-result));
+        auto action = TRY(memory.read_value<KernelSigaction>(scratch));
+        auto* saved = core.add_sigactions();
+        saved->set_signal(static_cast<uint32_t>(signal));
+        saved->set_handler(action.handler);
+        saved->set_flags(action.flags);
+        saved->set_restorer(action.restorer);
+        saved->set_mask(action.mask);
+    }
+
+    for (int which : { ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF }) {
+        TRY(injector.call("getitimer", SYS_getitimer, static_cast<uint64_t>(which), scratch));
+        auto timer = TRY(memory.read_value<itimerval>(scratch));
+        if (timer.it_value.tv_sec == 0 && timer.it_value.tv_usec == 0 && timer.it_interval.tv_sec == 0
+            && timer.it_interval.tv_usec == 0)
+            continue;
+        auto* saved = core.add_itimers();
+        saved->set_which(which);
+        saved->set_interval_us(static_cast<uint64_t>(timer.it_interval.tv_sec) * 1'000'000 + timer.it_interval.tv_usec);
+        // A timer about to fire reads as 0 s left; keep it armed.
+        uint64_t value = static_cast<uint64_t>(timer.it_value.tv_sec) * 1'000'000 + timer.it_value.tv_usec;
+        saved->set_value_us(value == 0 ? 1 : value);
+    }
+
+    TRY(injector.call("sigaltstack", SYS_sigaltstack, 0, scratch));
+    auto stack = TRY(memory.read_value<stack_t>(scratch));
+    thread.mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(stack.ss_sp));
+    thread.mutable_altstack()->set_size(stack.ss_size);
+    thread.mutable_altstack()->set_flags(stack.ss_flags);
+
+    TRY(injector.call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, scratch));
+    thread.set_clear_child_tid(TRY(memory.read_value<uint64_t>(scratch)));
+    TRY(injector.call("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, scratch));
+    thread.set_pdeath_signal(TRY(memory.read_value<int>(scratch)));
+    TRY(injector.call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch));
+    core.set_child_subreaper(TRY(memory.read_value<int>(scratch)) != 0);
+    core.set_dumpable(static_cast<int>(TRY(injector.call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE))));
+    core.set_thp_disabled(TRY(injector.call("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE)) != 0);
+    core.set_timer_slack_ns(TRY(injector.call("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
+    core.mutable_credentials()->set_securebits(
+        static_cast<uint32_t>(TRY(injector.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS))));
+    mm.set_brk(TRY(injector.call("brk(0)", SYS_brk, 0)));
+
+    unmap_scratch.dismiss();
+    TRY(injector.call("munmap scratch page", SYS_munmap, scratch, kPageSize));
+    return {};
+}
+
+Result<void> collect_identity(pid_t pid, image::ProcessCore& core)
+{
+    auto status = TRY(proc::read_status(pid));
+    auto* credentials = core.mutable_credentials();
+    for (auto uid : status.uids)
+        credentials->add_uids(uid);
+    for (auto gid : status.gids)
+        credentials->add_gids(gid);
+    for (auto group : status.groups)
+        credentials->add_groups(group);
+    credentials->set_cap_inheritable(status.cap_inheritable);
+    credentials->set_cap_permitted(status.cap_permitted);
+    credentials->set_cap_effective(status.cap_effective);
+    credentials->set_cap_bounding(status.cap_bounding);
+    credentials->set_cap_ambient(status.cap_ambient);
+    credentials->set_no_new_privs(status.no_new_privs);
+    if (status.seccomp_mode != 0)
+        return fail("not supported yet: pid {} runs under seccomp (mode {})", pid, status.seccomp_mode);
+    core.set_umask(status.umask);
+
+    for (int resource = 0; resource < RLIM_NLIMITS; ++resource) {
+        rlimit limit {};
+        if (::prlimit(pid, static_cast<__rlimit_resource>(resource), nullptr, &limit) < 0)
+            return fail_errno(fmt::format("prlimit({}) of pid {}", resource, pid));
+        auto* saved = core.add_rlimits();
+        saved->set_resource(resource);
+        saved->set_soft(limit.rlim_cur);
+        saved->set_hard(limit.rlim_max);
+    }
+
+    auto personality = TRY(read_text_file(fmt::format("/proc/{}/personality", pid)));
+    core.set_personality(static_cast<uint32_t>(std::stoul(personality, nullptr, 16)));
+    core.set_cwd(TRY(read_link(fmt::format("/proc/{}/cwd", pid))));
+    core.set_root(TRY(read_link(fmt::format("/proc/{}/root", pid))));
+
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    if (::sched_getaffinity(pid, sizeof(cpus), &cpus) < 0)
+        return fail_errno(fmt::format("sched_getaffinity of pid {}", pid));
+    for (size_t word = 0; word < sizeof(cpus) / sizeof(uint64_t); ++word) {
+        uint64_t bits = 0;
+        std::memcpy(&bits, reinterpret_cast<const char*>(&cpus) + word * sizeof(uint64_t), sizeof(bits));
+        core.add_cpu_affinity(bits);
+    }
+    while (core.cpu_affinity_size() > 1 && core.cpu_affinity(core.cpu_affinity_size() - 1) == 0)
+        core.mutable_cpu_affinity()->RemoveLast();
+    errno = 0;
+    int nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(pid));
+    if (nice == -1 && errno != 0)
+        return fail_errno(fmt::format("getpriority of pid {}", pid));
+    core.set_nice(nice);
+    return {};
+}
+
+Result<void> collect_mm_fields(pid_t pid, image::MmFields& mm)
+{
+    auto stat = TRY(proc::read_stat(pid));
+    mm.set_start_code(stat.start_code);
+    mm.set_end_code(stat.end_code);
+    mm.set_start_data(stat.start_data);
+    mm.set_end_data(stat.end_data);
+    mm.set_start_brk(stat.start_brk);
+    mm.set_start_stack(stat.start_stack);
+    mm.set_arg_start(stat.arg_start);
+    mm.set_arg_end(stat.arg_end);
+    mm.set_env_start(stat.env_start);
+    mm.set_env_end(stat.env_end);
+    auto auxv_fd = TRY(open_file(fmt::format("/proc/{}/auxv", pid), O_RDONLY | O_CLOEXEC));
+    auto auxv = TRY(read_all(auxv_fd.get(), fmt::format("/proc/{}/auxv", pid)));
+    for (size_t offset = 0; offset + sizeof(uint64_t) <= auxv.size(); offset += sizeof(uint64_t)) {
+        uint64_t word = 0;
+        std::memcpy(&word, auxv.data() + offset, sizeof(word));
+        mm.add_auxv(word);
+    }
+    mm.set_exe_path(TRY(read_link(fmt::format("/proc/{}/exe", pid))));
+    return {};
+}
+
+} // namespace
+
+Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, image::MmFields& mm)
+{
+    pid_t pid = process.pid();
+    core.set_pid(pid);
+    TRY_CTX(collect_identity(pid, core), "pid {}", pid);
+    TRY_CTX(collect_mm_fields(pid, mm), "pid {}", pid);
+
+    auto memory = TRY(ptrace::RemoteMemory::open(pid));
+    uint64_t gadget = TRY(find_syscall_gadget(pid, memory));
+    auto& leader = process.leader();
+    auto injector = TRY(ptrace::Injector::create(leader, gadget, ptrace::Gadget::SyscallOnly));
+    // Whatever happens below, the thread gets its registers and mask back.
+    ScopeGuard put_back([&] { (void)injector.restore_thread(); });
+
+    auto* thread = core.add_threads();
+    TRY_CTX(collect_thread(leader, injector, *thread), "pid {}", pid);
+    for (auto& signal : TRY_CTX(peek_pending(pid, true), "pid {}", pid))
+        *core.add_shared_pending() = std::move(signal);
+    TRY_CTX(collect_by_injection(injector, memory, core, *thread, mm), "pid {}", pid);
+
+    put_back.dismiss();
+    TRY_CTX(injector.restore_thread(), "pid {}", pid);
+    return {};
+}
+
+} // namespace cryo::dump

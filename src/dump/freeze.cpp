@@ -1,0 +1,76 @@
+// Seizing a process; see freeze.h.
+//
+// Threads can be created while cryo seizes the others, so the thread list is
+// read again after every round until a round finds no new thread. Processes
+// with several threads or with children are refused for now (they come with
+// the tree support), after the freeze so that the answer is stable.
+#include "dump/freeze.h"
+
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include "base/kill.h"
+#include "base/syscalls.h"
+#include "proc/task.h"
+
+namespace cryo::dump {
+
+namespace {
+
+constexpr unsigned kSeizeOptions = PTRACE_O_TRACESYSGOOD;
+
+bool contains(const std::vector<ptrace::Tracee>& threads, pid_t tid)
+{
+    return std::ranges::any_of(threads, [tid](const auto& thread) { return thread.tid() == tid; });
+}
+
+} // namespace
+
+Result<FrozenProcess> FrozenProcess::freeze(pid_t pid)
+{
+    if (!proc::process_exists(pid))
+        return fail_errno(fmt::format("pid {}", pid), ESRCH);
+    auto pidfd = TRY_CTX(pidfd_open(pid), "pid {}", pid);
+    FrozenProcess process(pid, std::move(pidfd));
+
+    for (bool found_new = true; found_new;) {
+        found_new = false;
+        auto tids = TRY_CTX(proc::list_threads(pid), "pid {}", pid);
+        // The leader first: it is the thread that injected calls run in.
+        std::ranges::stable_partition(tids, [pid](pid_t tid) { return tid == pid; });
+        for (pid_t tid : tids) {
+            if (contains(process.m_threads, tid))
+                continue;
+            process.m_threads.push_back(TRY_CTX(ptrace::Tracee::seize(tid, kSeizeOptions), "pid {}", pid));
+            found_new = true;
+        }
+    }
+    if (process.m_threads.empty() || process.m_threads.front().tid() != pid)
+        return fail("pid {}: the thread group leader is gone (only threads are left)", pid);
+    if (process.m_threads.size() > 1)
+        return fail("pid {} has {} threads: multi-threaded processes are not supported yet", pid,
+                    process.m_threads.size());
+    auto children = TRY_CTX(proc::list_process_children(pid), "pid {}", pid);
+    if (!children.empty())
+        return fail("pid {} has {} child process(es) (first: {}): process trees are not supported yet", pid,
+                    children.size(), children.front());
+    return process;
+}
+
+Result<void> FrozenProcess::kill()
+{
+    TRY_CTX(signal_process(m_pid, SIGKILL), "kill pid {}", m_pid);
+    // Each traced thread reports its death to us (the tracer) before the
+    // parent can reap it; collect those reports so no zombie waits on cryo.
+    for (auto& thread : m_threads) {
+        int status = 0;
+        while (::waitpid(thread.tid(), &status, __WALL) < 0 && errno == EINTR) { }
+        thread.release();
+    }
+    return {};
+}
+
+} // namespace cryo::dump

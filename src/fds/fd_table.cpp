@@ -1,0 +1,186 @@
+// Dumping and reinstalling a descriptor table; see fd_table.h. The kinds of
+// open file cryo understands are listed once, in kinds() below.
+#include "fds/fd_table.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <set>
+
+#include "base/syscalls.h"
+#include "fds/file_kind.h"
+#include "proc/task.h"
+
+namespace cryo::fds {
+
+namespace {
+
+const std::array<const FileKind*, 3>& kinds()
+{
+    static const std::array<const FileKind*, 3> table {
+        &regular_file_kind(),
+        &char_device_kind(),
+        &directory_kind(),
+    };
+    return table;
+}
+
+const FileKind* find_kind(image::FileKind kind)
+{
+    for (const auto* candidate : kinds())
+        if (candidate->image_kind() == kind)
+            return candidate;
+    return nullptr;
+}
+
+// A readable name for a descriptor no kind recognises, for the error.
+std::string describe_unsupported(const FdFacts& facts)
+{
+    const std::string& link = facts.link;
+    if (link.starts_with("pipe:"))
+        return "pipe";
+    if (link.starts_with("socket:"))
+        return "socket";
+    if (link.starts_with("anon_inode:")) {
+        std::string name = link.substr(11);
+        if (name.size() > 2 && name.front() == '[' && name.back() == ']')
+            name = name.substr(1, name.size() - 2);
+        return name;
+    }
+    if (link.starts_with("/memfd:"))
+        return "memfd";
+    if (link.ends_with(" (deleted)"))
+        return "deleted file (" + link + ")";
+    if (S_ISFIFO(facts.stat.st_mode))
+        return "FIFO (" + link + ")";
+    if (S_ISBLK(facts.stat.st_mode))
+        return "block device (" + link + ")";
+    return "file of an unknown kind (" + link + ")";
+}
+
+int kcmp_files(pid_t pid1, int fd1, pid_t pid2, int fd2)
+{
+    return static_cast<int>(::syscall(SYS_kcmp, pid1, pid2, KCMP_FILE, fd1, fd2));
+}
+
+} // namespace
+
+Result<uint32_t> FileRegistry::find_shared(pid_t pid, int fd, dev_t device, ino_t inode) const
+{
+    for (const auto& known : m_known) {
+        if (known.device != device || known.inode != inode)
+            continue;
+        int order = kcmp_files(known.pid, known.fd, pid, fd);
+        if (order < 0)
+            return fail_errno(fmt::format("kcmp fd {} of pid {} with fd {} of pid {}", known.fd, known.pid, fd, pid));
+        if (order == 0)
+            return known.id;
+    }
+    return 0u;
+}
+
+Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& table)
+{
+    table.set_pid(pid);
+    for (int fd : TRY(proc::list_fds(pid))) {
+        FdFacts facts;
+        facts.pid = pid;
+        facts.fd = fd;
+        auto local = TRY_CTX(pidfd_getfd(pidfd, fd), "fd {}", fd);
+        facts.local_fd = local.get();
+        if (::fstat(local.get(), &facts.stat) < 0)
+            return fail_errno(fmt::format("fd {}: fstat", fd));
+        facts.link = TRY_CTX(read_link(fmt::format("/proc/{}/fd/{}", pid, fd)), "fd {}", fd);
+        facts.info = TRY_CTX(proc::read_fdinfo(pid, fd), "fd {}", fd);
+
+        auto* entry = table.add_fds();
+        entry->set_fd(fd);
+        entry->set_close_on_exec((facts.info.flags & O_CLOEXEC) != 0);
+
+        uint32_t id = TRY_CTX(find_shared(pid, fd, facts.stat.st_dev, facts.stat.st_ino), "fd {}", fd);
+        if (id != 0) {
+            entry->set_file_id(id);
+            continue;
+        }
+
+        auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
+        if (found == kinds().end())
+            return fail("not supported yet: fd {} is a {}", fd, describe_unsupported(facts));
+
+        auto* file = m_files.add_files();
+        id = static_cast<uint32_t>(m_files.files_size());
+        file->set_id(id);
+        file->set_kind((*found)->image_kind());
+        file->set_flags(facts.info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
+        file->set_position(facts.info.pos);
+        TRY_CTX((*found)->dump(facts, *file), "fd {} ({})", fd, (*found)->name());
+        entry->set_file_id(id);
+        m_known.push_back({ pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });
+    }
+    return {};
+}
+
+Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, const image::OpenFile*>& files,
+                         std::vector<int*> keep)
+{
+    int highest = -1;
+    for (const auto& entry : table.fds())
+        highest = std::max(highest, entry.fd());
+    const int base = highest + 1;
+
+    // Move cryo's own descriptors out of the way of the image's numbers.
+    for (int* fd : keep) {
+        if (*fd < base) {
+            int moved = ::fcntl(*fd, F_DUPFD_CLOEXEC, base);
+            if (moved < 0)
+                return fail_errno("fcntl(F_DUPFD_CLOEXEC) of a restore descriptor");
+            ::close(*fd);
+            *fd = moved;
+        }
+    }
+
+    // Open each file once, above the image's numbers for now.
+    std::map<uint32_t, UniqueFd> opened;
+    for (const auto& entry : table.fds()) {
+        if (opened.contains(entry.file_id()))
+            continue;
+        auto found = files.find(entry.file_id());
+        if (found == files.end())
+            return fail("fd {}: file id {} is not in files.img", entry.fd(), entry.file_id());
+        const FileKind* kind = find_kind(found->second->kind());
+        if (!kind)
+            return fail("fd {}: unknown file kind {}", entry.fd(), static_cast<int>(found->second->kind()));
+        auto fd = TRY_CTX(kind->open(*found->second), "fd {} ({})", entry.fd(), kind->name());
+        if (fd.get() < base) {
+            int moved = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, base);
+            if (moved < 0)
+                return fail_errno(fmt::format("fd {}: fcntl(F_DUPFD_CLOEXEC)", entry.fd()));
+            fd = UniqueFd(moved);
+        }
+        opened.emplace(entry.file_id(), std::move(fd));
+    }
+
+    // Close everything that is neither kept nor just opened.
+    std::set<int> needed;
+    for (int* fd : keep)
+        needed.insert(*fd);
+    for (const auto& [id, fd] : opened)
+        needed.insert(fd.get());
+    for (int fd : TRY(proc::list_fds(::getpid())))
+        if (!needed.contains(fd))
+            ::close(fd);
+
+    for (const auto& entry : table.fds()) {
+        int source = opened.at(entry.file_id()).get();
+        if (::dup3(source, entry.fd(), entry.close_on_exec() ? O_CLOEXEC : 0) < 0)
+            return fail_errno(fmt::format("dup3 to fd {}", entry.fd()));
+    }
+    return {};
+}
+
+} // namespace cryo::fds

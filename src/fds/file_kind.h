@@ -1,0 +1,61 @@
+// The interface every kind of open file implements, and the table of kinds.
+//
+// A process's descriptor table is dumped from outside: for each fd cryo takes
+// a copy with pidfd_getfd(2), so it can fstat() and inspect the open file
+// itself, and reads /proc/PID/fd/N (what it points at) and
+// /proc/PID/fdinfo/N (flags, position, kind-specific state). Each kind says
+// whether it recognises those facts, fills its part of an OpenFile message,
+// and on restore opens an equivalent file inside the new process, before the
+// process is turned into the image. Adding a kind means adding one file in
+// src/fds/ and one line in the table in fd_table.cpp.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+#include "base/fd.h"
+#include "fds.pb.h"
+#include "proc/fdinfo.h"
+
+namespace cryo::fds {
+
+// What cryo knows about one descriptor of the target while dumping it.
+struct FdFacts {
+    pid_t pid { 0 };
+    int fd { -1 };
+    int local_fd { -1 };     // cryo's own copy of the open file
+    struct stat stat {};
+    std::string link;        // readlink of /proc/PID/fd/N
+    proc::FdInfo info;
+};
+
+class FileKind {
+public:
+    virtual ~FileKind() = default;
+    // Short human name used in messages ("regular file", "pipe", ...).
+    virtual std::string_view name() const = 0;
+    virtual bool recognises(const FdFacts& facts) const = 0;
+    // Fills the kind-specific part of `file` (id, flags and position are
+    // filled by the caller).
+    virtual Result<void> dump(const FdFacts& facts, image::OpenFile& file) const = 0;
+    // Opens the file again; runs inside the process being restored.
+    virtual Result<UniqueFd> open(const image::OpenFile& file) const = 0;
+    virtual image::FileKind image_kind() const = 0;
+};
+
+// Kinds implemented in src/fds/*.cpp.
+const FileKind& regular_file_kind();
+const FileKind& char_device_kind();
+const FileKind& directory_kind();
+
+// Flags used to open a file again: the access mode and status flags, never
+// the creation flags (the file exists) or close-on-exec (set per fd).
+int reopen_flags(uint32_t dumped_flags);
+// Seeks a reopened file to its dumped position.
+Result<void> restore_position(int fd, const image::OpenFile& file);
+
+} // namespace cryo::fds

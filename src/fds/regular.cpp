@@ -1,0 +1,72 @@
+// Regular files: reopened by path with the same access mode and status flags
+// (O_APPEND, O_NONBLOCK, ...) and moved to the same offset. The file itself is
+// not part of the checkpoint; like CRIU, cryo expects it to be there on
+// restore, and records its size and mtime so a changed file can be noticed.
+// Files that were deleted while open are not supported yet (their contents
+// would have to be saved in the image).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "fds/file_kind.h"
+
+namespace cryo::fds {
+
+namespace {
+
+constexpr std::string_view kDeletedSuffix = " (deleted)";
+
+class RegularFileKind final : public FileKind {
+public:
+    std::string_view name() const override { return "regular file"; }
+
+    bool recognises(const FdFacts& facts) const override
+    {
+        return S_ISREG(facts.stat.st_mode) && facts.link.starts_with('/')
+            && !facts.link.ends_with(kDeletedSuffix);
+    }
+
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file) const override
+    {
+        auto* regular = file.mutable_regular();
+        regular->set_path(facts.link);
+        regular->set_size(static_cast<uint64_t>(facts.stat.st_size));
+        regular->set_mtime_ns(facts.stat.st_mtim.tv_sec * 1'000'000'000ll + facts.stat.st_mtim.tv_nsec);
+        regular->set_mode(facts.stat.st_mode);
+        return {};
+    }
+
+    Result<UniqueFd> open(const image::OpenFile& file) const override
+    {
+        auto fd = TRY(open_file(file.regular().path(), reopen_flags(file.flags())));
+        TRY(restore_position(fd.get(), file));
+        return fd;
+    }
+
+    image::FileKind image_kind() const override { return image::FILE_KIND_REGULAR; }
+};
+
+} // namespace
+
+const FileKind& regular_file_kind()
+{
+    static const RegularFileKind kind;
+    return kind;
+}
+
+int reopen_flags(uint32_t dumped_flags)
+{
+    int flags = static_cast<int>(dumped_flags);
+    flags &= ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+    return flags | O_CLOEXEC;
+}
+
+Result<void> restore_position(int fd, const image::OpenFile& file)
+{
+    if (file.position() == 0)
+        return {};
+    if (::lseek(fd, static_cast<off_t>(file.position()), SEEK_SET) < 0)
+        return fail_errno(fmt::format("lseek to {}", file.position()));
+    return {};
+}
+
+} // namespace cryo::fds

@@ -1,0 +1,124 @@
+// Page scanning and copying; see dump_pages.h.
+#include "mem/dump_pages.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <memory>
+
+#include "base/syscalls.h"
+#include "mem/vmas.h"
+
+namespace cryo::mem {
+
+namespace {
+
+constexpr size_t kScanBatch = 1024;            // regions per PAGEMAP_SCAN call
+constexpr size_t kCopyBuffer = 16ull << 20;    // bytes per write to the page file
+
+// A page-aligned buffer from mmap, so the kernel copies into whole pages.
+class CopyBuffer {
+public:
+    static Result<CopyBuffer> create(size_t size)
+    {
+        void* memory = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (memory == MAP_FAILED)
+            return fail_errno("mmap page copy buffer");
+        return CopyBuffer(static_cast<std::byte*>(memory), size);
+    }
+    CopyBuffer(CopyBuffer&& other) noexcept : m_data(std::exchange(other.m_data, nullptr)), m_size(other.m_size) { }
+    ~CopyBuffer()
+    {
+        if (m_data)
+            ::munmap(m_data, m_size);
+    }
+    std::byte* data() const { return m_data; }
+    size_t size() const { return m_size; }
+
+private:
+    CopyBuffer(std::byte* data, size_t size) : m_data(data), m_size(size) { }
+    std::byte* m_data;
+    size_t m_size;
+};
+
+} // namespace
+
+Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma)
+{
+    using namespace page_category;
+    PagemapScanArgs args {};
+    args.size = sizeof(args);
+    args.start = vma.start();
+    args.end = vma.end();
+    args.category_anyof_mask = kPresent | kSwapped;
+    if (vma.kind() != image::VMA_KIND_SHARED_ANONYMOUS) {
+        // Private memory: leave out file pages and the zero page.
+        args.category_inverted = kFile | kPfnZero;
+        args.category_mask = kFile | kPfnZero;
+    }
+    args.return_mask = kPresent | kSwapped;
+
+    std::vector<PageRegion> regions(kScanBatch);
+    std::vector<PageRange> ranges;
+    while (args.start < args.end) {
+        args.vec = reinterpret_cast<uint64_t>(regions.data());
+        args.vec_len = regions.size();
+        long found = ::ioctl(pagemap_fd, kPagemapScanIoctl, &args);
+        if (found < 0)
+            return fail_errno(fmt::format("PAGEMAP_SCAN {:#x}-{:#x}", args.start, args.end));
+        for (long i = 0; i < found; ++i) {
+            if (!ranges.empty() && ranges.back().end == regions[i].start)
+                ranges.back().end = regions[i].end;
+            else
+                ranges.push_back({ regions[i].start, regions[i].end });
+        }
+        if (args.walk_end <= args.start)
+            break;
+        args.start = args.walk_end;
+    }
+    return ranges;
+}
+
+Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map)
+{
+    auto pagemap = TRY(open_file(fmt::format("/proc/{}/pagemap", pid), O_RDONLY | O_CLOEXEC));
+    auto memory = TRY(open_file(fmt::format("/proc/{}/mem", pid), O_RDONLY | O_CLOEXEC));
+    auto buffer = TRY(CopyBuffer::create(kCopyBuffer));
+    size_t filled = 0;
+
+    auto flush = [&]() -> Result<void> {
+        if (filled > 0)
+            TRY(pages.write(std::span(buffer.data(), filled)));
+        filled = 0;
+        return {};
+    };
+
+    for (auto& vma : vmas) {
+        if (!stores_pages(vma))
+            continue;
+        auto ranges = TRY_CTX(scan_stored_pages(pagemap.get(), vma), "pid {}", pid);
+        uint64_t stored = 0;
+        for (const auto& range : ranges) {
+            auto* run = map.add_runs();
+            run->set_address(range.start);
+            run->set_page_count((range.end - range.start) / kPageSize);
+            run->set_file_offset(pages.size() + filled);
+            for (uint64_t address = range.start; address < range.end;) {
+                size_t chunk = std::min<uint64_t>(range.end - address, buffer.size() - filled);
+                TRY(pread_exact(memory.get(), std::span(buffer.data() + filled, chunk), address,
+                                fmt::format("memory of pid {}", pid)));
+                filled += chunk;
+                address += chunk;
+                if (filled == buffer.size())
+                    TRY(flush());
+            }
+            stored += range.end - range.start;
+        }
+        vma.set_stored_bytes(stored);
+    }
+    TRY(flush());
+    return {};
+}
+
+} // namespace cryo::mem

@@ -1,0 +1,36 @@
+// Finding and saving the pages of a process that only exist in its memory.
+//
+// The PAGEMAP_SCAN ioctl on /proc/PID/pagemap (Linux 6.7) returns, in one
+// call, the ranges of a VMA whose pages match a set of categories. For private
+// mappings cryo asks for pages that are present or swapped out, and neither
+// backed by a file (an unmodified page of a private file mapping is read back
+// from the file) nor the shared zero page (never written: restore gives zeros
+// anyway). Pages that were never touched are simply not there, so a large
+// reserved but untouched mapping costs nothing. The content is read through
+// /proc/PID/mem, which also reaches read-only and PROT_NONE pages, into a
+// large buffer and appended to the page file, whose runs the page map lists.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+#include "base/error.h"
+#include "image/writer.h"
+#include "mm.pb.h"
+
+namespace cryo::mem {
+
+struct PageRange {
+    uint64_t start;
+    uint64_t end;
+};
+
+// The ranges of `vma` whose pages belong in the image.
+Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma);
+
+// Appends the stored pages of every VMA of `pid` to `pages`, records them in
+// `map` and sets each VMA's stored_bytes.
+Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map);
+
+} // namespace cryo::mem

@@ -1,0 +1,346 @@
+// See restore_memory.h for the order of the steps and why.
+#include "mem/restore_memory.h"
+
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <ranges>
+
+#include "base/syscalls.h"
+#include "mem/vmas.h"
+#include "proc/maps.h"
+
+namespace cryo::mem {
+
+namespace {
+
+constexpr uint64_t kTaskSize = 0x7ffffffff000ull;  // x86-64, 4-level paging
+constexpr size_t kMaxIovecs = 1024;                // IOV_MAX
+constexpr uint64_t kMaxPreadvBytes = 1ull << 30;
+
+struct Range {
+    uint64_t start;
+    uint64_t end;
+};
+
+bool overlaps(uint64_t start, uint64_t end, uint64_t other_start, uint64_t other_end)
+{
+    return start < other_end && other_start < end;
+}
+
+std::optional<image::VmaKind> special_kind(std::string_view path)
+{
+    if (path == "[vvar]")
+        return image::VMA_KIND_VVAR;
+    if (path == "[vvar_vclock]")
+        return image::VMA_KIND_VVAR_VCLOCK;
+    if (path == "[vdso]")
+        return image::VMA_KIND_VDSO;
+    return std::nullopt;
+}
+
+Result<void> unregister_rseq(const AddressSpaceRestore& restore)
+{
+    RseqConfiguration rseq {};
+    if (::ptrace(static_cast<__ptrace_request>(PTRACE_GET_RSEQ_CONFIGURATION), restore.pid, sizeof(rseq), &rseq) < 0)
+        return fail_errno("ptrace(GET_RSEQ_CONFIGURATION)");
+    if (rseq.rseq_abi_pointer != 0)
+        TRY(restore.injector->call("rseq unregister", __NR_rseq, rseq.rseq_abi_pointer, rseq.rseq_abi_size,
+                                   kRseqFlagUnregister, rseq.signature));
+    return {};
+}
+
+// Unmaps all of the child's memory except the trampoline and the special
+// mappings, in as few calls as there are gaps between those.
+Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps)
+{
+    std::vector<Range> keep { { restore.trampoline, restore.trampoline + restore.trampoline_size } };
+    for (const auto& map : maps)
+        if (special_kind(map.path))
+            keep.push_back({ map.start, map.end });
+    std::ranges::sort(keep, {}, &Range::start);
+    uint64_t cursor = 0;
+    for (const auto& kept : keep) {
+        if (kept.start > cursor)
+            TRY(restore.injector->call("munmap", SYS_munmap, cursor, kept.start - cursor));
+        cursor = std::max(cursor, kept.end);
+    }
+    if (cursor < kTaskSize)
+        TRY(restore.injector->call("munmap", SYS_munmap, cursor, kTaskSize - cursor));
+    return {};
+}
+
+Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps)
+{
+    std::map<image::VmaKind, Range> current;
+    std::map<image::VmaKind, Range> wanted;
+    for (const auto& map : maps)
+        if (auto kind = special_kind(map.path))
+            current[*kind] = { map.start, map.end };
+    for (const auto& vma : restore.image->vmas())
+        if (special_kind(vma.path()))
+            wanted[vma.kind()] = { vma.start(), vma.end() };
+
+    bool same_layout = current.size() == wanted.size();
+    for (const auto& [kind, range] : current) {
+        auto found = wanted.find(kind);
+        if (found == wanted.end() || found->second.end - found->second.start != range.end - range.start)
+            same_layout = false;
+    }
+    if (!same_layout)
+        return fail("the vDSO/vvar layout of this kernel differs from the checkpoint's: restoring on another "
+                    "kernel is not supported yet");
+    if (current.empty())
+        return {};
+
+    uint64_t base = std::ranges::min(current | std::views::values, {}, &Range::start).start;
+    auto move = [&](uint64_t from, uint64_t size, uint64_t to) -> Result<void> {
+        if (from == to)
+            return {};
+        uint64_t result = TRY(restore.injector->call("mremap vdso/vvar", SYS_mremap, from, size, size,
+                                                     MREMAP_MAYMOVE | MREMAP_FIXED, to));
+        if (result != to)
+            return fail("mremap moved vdso/vvar to {:#x} instead of {:#x}", result, to);
+        return {};
+    };
+    for (const auto& [kind, range] : current)
+        TRY(move(range.start, range.end - range.start, restore.temporary_slot + (range.start - base)));
+    for (const auto& [kind, range] : current)
+        TRY(move(restore.temporary_slot + (range.start - base), range.end - range.start, wanted.at(kind).start));
+    return {};
+}
+
+bool needs_fill(const image::Vma& vma) { return stores_pages(vma) && vma.stored_bytes() > 0; }
+
+int map_protection(const image::Vma& vma)
+{
+    int prot = static_cast<int>(vma.prot());
+    if (needs_fill(vma))
+        prot |= PROT_READ | PROT_WRITE;
+    return prot;
+}
+
+Result<void> map_vmas(const AddressSpaceRestore& restore)
+{
+    auto& injector = *restore.injector;
+    std::map<std::pair<std::string, int>, uint64_t> open_files;
+
+    for (const auto& vma : restore.image->vmas()) {
+        if (is_special(vma))
+            continue;
+        uint64_t length = vma.end() - vma.start();
+        int flags = MAP_FIXED;
+        uint64_t fd = static_cast<uint64_t>(-1);
+        uint64_t offset = 0;
+        switch (vma.kind()) {
+        case image::VMA_KIND_ANONYMOUS:
+            flags |= MAP_PRIVATE | MAP_ANONYMOUS | (vma.grows_down() ? MAP_GROWSDOWN : 0);
+            break;
+        case image::VMA_KIND_SHARED_ANONYMOUS:
+            flags |= MAP_SHARED | MAP_ANONYMOUS;
+            break;
+        case image::VMA_KIND_FILE_PRIVATE:
+        case image::VMA_KIND_FILE_SHARED: {
+            bool shared = vma.kind() == image::VMA_KIND_FILE_SHARED;
+            int mode = shared && (vma.prot() & PROT_WRITE) ? O_RDWR : O_RDONLY;
+            auto key = std::pair(vma.path(), mode);
+            if (!open_files.contains(key)) {
+                uint64_t path = TRY(restore.scratch->put_string(vma.path()));
+                open_files[key] = TRY_CTX(injector.call("openat", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
+                                                        static_cast<uint64_t>(mode | O_CLOEXEC)),
+                                          "mapped file {}", vma.path());
+            }
+            fd = open_files[key];
+            offset = vma.pgoff();
+            flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+            break;
+        }
+        default:
+            return fail("mapping {:#x}-{:#x}: unknown kind {}", vma.start(), vma.end(), static_cast<int>(vma.kind()));
+        }
+        uint64_t mapped = TRY_CTX(injector.call("mmap", SYS_mmap, vma.start(), length,
+                                                static_cast<uint64_t>(map_protection(vma)),
+                                                static_cast<uint64_t>(flags), fd, offset),
+                                  "mapping {:#x}-{:#x} ({})", vma.start(), vma.end(), vma.path());
+        if (mapped != vma.start())
+            return fail("mapping {:#x}-{:#x} landed at {:#x}", vma.start(), vma.end(), mapped);
+        // Huge pages are chosen when the memory is first touched, so the
+        // advice must come before the fill.
+        if (vma.hugepage())
+            TRY(injector.call("madvise(MADV_HUGEPAGE)", SYS_madvise, vma.start(), length, MADV_HUGEPAGE));
+    }
+    for (const auto& [key, fd] : open_files)
+        TRY(injector.call("close", SYS_close, fd));
+    return {};
+}
+
+// Reads the page file into place with as few preadv() calls as possible:
+// runs are stored back to back, so one call covers up to IOV_MAX of them.
+Result<MemoryRestoreStats> fill_pages(const AddressSpaceRestore& restore)
+{
+    MemoryRestoreStats stats;
+    std::vector<iovec> iovecs;
+    uint64_t batch_offset = 0;
+    uint64_t batch_bytes = 0;
+
+    auto flush = [&]() -> Result<void> {
+        if (iovecs.empty())
+            return {};
+        uint64_t array = TRY(restore.scratch->put(std::as_bytes(std::span(iovecs))));
+        uint64_t done = TRY(restore.injector->call("preadv page file", SYS_preadv, static_cast<uint64_t>(restore.page_fd),
+                                                   array, iovecs.size(), batch_offset, 0));
+        if (done != batch_bytes)
+            return fail("page file: read {} of {} bytes at offset {}", done, batch_bytes, batch_offset);
+        stats.bytes += done;
+        ++stats.preadv_calls;
+        iovecs.clear();
+        batch_bytes = 0;
+        return {};
+    };
+
+    for (const auto& run : restore.page_map->runs()) {
+        uint64_t address = run.address();
+        uint64_t offset = run.file_offset();
+        uint64_t remaining = run.page_count() * kPageSize;
+        while (remaining > 0) {
+            if (!iovecs.empty() && (batch_offset + batch_bytes != offset || iovecs.size() == kMaxIovecs
+                                    || batch_bytes >= kMaxPreadvBytes))
+                TRY(flush());
+            if (iovecs.empty())
+                batch_offset = offset;
+            uint64_t chunk = std::min(remaining, kMaxPreadvBytes - batch_bytes);
+            iovecs.push_back({ reinterpret_cast<void*>(address), chunk });
+            batch_bytes += chunk;
+            address += chunk;
+            offset += chunk;
+            remaining -= chunk;
+        }
+    }
+    TRY(flush());
+    return stats;
+}
+
+struct Advice {
+    bool (image::Vma::*has)() const;
+    int advice;
+    const char* name;
+};
+
+constexpr Advice kAdvice[] = {
+    { &image::Vma::dont_fork, MADV_DONTFORK, "MADV_DONTFORK" },
+    { &image::Vma::wipe_on_fork, MADV_WIPEONFORK, "MADV_WIPEONFORK" },
+    { &image::Vma::no_hugepage, MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE" },
+    { &image::Vma::dont_dump, MADV_DONTDUMP, "MADV_DONTDUMP" },
+    { &image::Vma::mergeable, MADV_MERGEABLE, "MADV_MERGEABLE" },
+};
+
+Result<void> finish_vmas(const AddressSpaceRestore& restore)
+{
+    auto& injector = *restore.injector;
+    for (const auto& vma : restore.image->vmas()) {
+        if (is_special(vma))
+            continue;
+        uint64_t length = vma.end() - vma.start();
+        if (map_protection(vma) != static_cast<int>(vma.prot()))
+            TRY_CTX(injector.call("mprotect", SYS_mprotect, vma.start(), length, vma.prot()),
+                    "mapping {:#x}-{:#x}", vma.start(), vma.end());
+        for (const auto& advice : kAdvice) {
+            if (!(vma.*advice.has)())
+                continue;
+            long result = TRY(injector.raw(SYS_madvise, { vma.start(), length, static_cast<uint64_t>(advice.advice), 0, 0, 0 }));
+            if (result < 0)
+                spdlog::warn("pid {}: {} on {:#x}-{:#x} failed: {}", restore.pid, advice.name, vma.start(), vma.end(),
+                             std::strerror(static_cast<int>(-result)));
+        }
+        if (vma.locked()) {
+            long result = TRY(injector.raw(SYS_mlock, { vma.start(), length, 0, 0, 0, 0 }));
+            if (result < 0)
+                spdlog::warn("pid {}: mlock {:#x}-{:#x} failed: {}", restore.pid, vma.start(), vma.end(),
+                             std::strerror(static_cast<int>(-result)));
+        }
+    }
+    return {};
+}
+
+Result<void> set_mm_fields(const AddressSpaceRestore& restore)
+{
+    const auto& fields = restore.image->fields();
+    auto& injector = *restore.injector;
+    const auto& scratch = *restore.scratch;
+
+    uint64_t exe_path = TRY(scratch.put_string(fields.exe_path()));
+    uint64_t exe_fd = TRY_CTX(injector.call("openat", SYS_openat, static_cast<uint64_t>(AT_FDCWD), exe_path,
+                                            static_cast<uint64_t>(O_RDONLY | O_CLOEXEC)),
+                              "executable {}", fields.exe_path());
+
+    std::vector<uint64_t> auxv(fields.auxv().begin(), fields.auxv().end());
+    constexpr uint64_t kAuxvOffset = 1024;
+    uint64_t auxv_address = TRY(scratch.put(std::as_bytes(std::span(auxv)), kAuxvOffset));
+
+    prctl_mm_map map {};
+    map.start_code = fields.start_code();
+    map.end_code = fields.end_code();
+    map.start_data = fields.start_data();
+    map.end_data = fields.end_data();
+    map.start_brk = fields.start_brk();
+    map.brk = fields.brk();
+    map.start_stack = fields.start_stack();
+    map.arg_start = fields.arg_start();
+    map.arg_end = fields.arg_end();
+    map.env_start = fields.env_start();
+    map.env_end = fields.env_end();
+    map.auxv = reinterpret_cast<__u64*>(auxv_address);
+    map.auxv_size = static_cast<__u32>(auxv.size() * sizeof(uint64_t));
+    map.exe_fd = static_cast<__u32>(exe_fd);
+    uint64_t map_address = TRY(scratch.put_value(map));
+    TRY(injector.call("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, map_address, sizeof(map)));
+    TRY(injector.call("close", SYS_close, exe_fd));
+    return {};
+}
+
+} // namespace
+
+Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& restore)
+{
+    TRY_CTX(unregister_rseq(restore), "rseq");
+    auto maps = TRY(proc::read_maps(restore.pid));
+    TRY_CTX(unmap_everything_else(restore, maps), "unmapping restorer memory");
+    TRY(move_special_mappings(restore, maps));
+    TRY(map_vmas(restore));
+    auto stats = TRY_CTX(fill_pages(restore), "filling memory");
+    TRY(finish_vmas(restore));
+    TRY_CTX(set_mm_fields(restore), "mm fields");
+    return stats;
+}
+
+Result<uint64_t> find_trampoline_window(const image::MemoryImage& image, uint64_t size)
+{
+    auto own = TRY(proc::read_maps(::getpid()));
+    auto is_free = [&](uint64_t start) {
+        uint64_t end = start + size;
+        for (const auto& map : own)
+            if (overlaps(start, end, map.start, map.end))
+                return false;
+        for (const auto& vma : image.vmas())
+            if (overlaps(start, end, vma.start(), vma.end()))
+                return false;
+        return true;
+    };
+    for (uint64_t start = 1ull << 32; start + size < (1ull << 46); start += size)
+        if (is_free(start))
+            return start;
+    return fail("no address range of {} bytes is free in both cryo's and the image's memory map", size);
+}
+
+} // namespace cryo::mem

@@ -1,0 +1,48 @@
+// Rebuilding a process's address space from the image, from outside.
+//
+// The new process still has cryo's memory. Driven through the trampoline it
+// (1) drops cryo's rseq registration, which points into memory about to go,
+// (2) unmaps everything but the trampoline and the kernel's [vvar]/[vdso],
+// (3) moves [vvar], [vvar_vclock] and [vdso] together to where the image had
+// them (glibc keeps pointers into the vDSO), through a temporary slot so old
+// and new places may overlap, (4) maps every VMA of the image, writable
+// where pages must be filled, (5) fills the pages with injected preadv()
+// calls straight from the page file (one copy, many runs per call), (6) sets
+// the final protection and madvise() state and (7) sets the mm fields with
+// PR_SET_MM_MAP (brk, stack, argument and environment areas, auxv, exe),
+// which the kernel only accepts once the old executable is unmapped.
+#pragma once
+
+#include <sys/types.h>
+
+#include "base/error.h"
+#include "mm.pb.h"
+#include "ptrace/injector.h"
+
+namespace cryo::mem {
+
+struct AddressSpaceRestore {
+    pid_t pid { 0 };
+    ptrace::Injector* injector { nullptr };
+    const ptrace::RemoteMemory* memory { nullptr };
+    const ptrace::ScratchArea* scratch { nullptr };
+    uint64_t trampoline { 0 };        // start of the trampoline mapping
+    uint64_t trampoline_size { 0 };
+    uint64_t temporary_slot { 0 };    // where [vvar]/[vdso] pass through
+    int page_fd { -1 };               // the page file, as numbered in the child
+    const image::MemoryImage* image { nullptr };
+    const image::PageMap* page_map { nullptr };
+};
+
+struct MemoryRestoreStats {
+    uint64_t bytes { 0 };
+    int preadv_calls { 0 };
+};
+
+Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& restore);
+
+// An address for the trampoline window of `size` bytes that is free both in
+// cryo's own layout and in the image's.
+Result<uint64_t> find_trampoline_window(const image::MemoryImage& image, uint64_t size);
+
+} // namespace cryo::mem

@@ -1,0 +1,114 @@
+// Classification of mappings; see vmas.h.
+#include "mem/vmas.h"
+
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+
+namespace cryo::mem {
+
+namespace {
+
+struct AdviceFlag {
+    const char* vm_flag;
+    void (image::Vma::*set)(bool);
+};
+
+// VmFlags letters (Documentation/filesystems/proc.rst) for the state cryo
+// carries over.
+constexpr AdviceFlag kAdviceFlags[] = {
+    { "gd", &image::Vma::set_grows_down },
+    { "dc", &image::Vma::set_dont_fork },
+    { "wf", &image::Vma::set_wipe_on_fork },
+    { "hg", &image::Vma::set_hugepage },
+    { "nh", &image::Vma::set_no_hugepage },
+    { "dd", &image::Vma::set_dont_dump },
+    { "mg", &image::Vma::set_mergeable },
+    { "lo", &image::Vma::set_locked },
+};
+
+} // namespace
+
+Result<image::Vma> classify_vma(const proc::SmapsEntry& entry)
+{
+    const auto& map = entry.map;
+    image::Vma vma;
+    vma.set_start(map.start);
+    vma.set_end(map.end);
+    vma.set_pgoff(map.offset);
+    vma.set_prot((map.read ? PROT_READ : 0) | (map.write ? PROT_WRITE : 0) | (map.exec ? PROT_EXEC : 0));
+    vma.set_shared(map.shared);
+    vma.set_path(map.path);
+    vma.set_device(makedev(map.dev_major, map.dev_minor));
+    vma.set_inode(map.inode);
+    for (const auto& advice : kAdviceFlags)
+        (vma.*advice.set)(entry.has_flag(advice.vm_flag));
+
+    const std::string& path = map.path;
+    auto where = [&] { return fmt::format("mapping {:#x}-{:#x} ({})", map.start, map.end, path.empty() ? "anonymous" : path); };
+
+    if (path == "[vdso]")
+        vma.set_kind(image::VMA_KIND_VDSO);
+    else if (path == "[vvar]")
+        vma.set_kind(image::VMA_KIND_VVAR);
+    else if (path == "[vvar_vclock]")
+        vma.set_kind(image::VMA_KIND_VVAR_VCLOCK);
+    else if (path == "[vsyscall]")
+        vma.set_kind(image::VMA_KIND_VSYSCALL);
+    else if (map.inode == 0) {
+        if (map.shared)
+            return fail("not supported yet: {} is a shared mapping without a file", where());
+        vma.set_kind(image::VMA_KIND_ANONYMOUS);
+        vma.set_heap(path == "[heap]");
+        vma.set_stack(path == "[stack]");
+    } else if (map.shared && ((path == "/dev/zero" && map.deleted) || path.starts_with("[anon_shmem:"))) {
+        // MAP_SHARED|MAP_ANONYMOUS memory lives in an unlinked shmem file.
+        vma.set_kind(image::VMA_KIND_SHARED_ANONYMOUS);
+        vma.set_shmem_id(map.inode);
+    } else if (path.starts_with("/memfd:") || path.starts_with("/SYSV")) {
+        return fail("not supported yet: {} is a memfd or System V shared memory mapping", where());
+    } else if (map.deleted) {
+        return fail("not supported yet: {} maps a file that was deleted", where());
+    } else if (!path.starts_with('/')) {
+        return fail("not supported yet: {} has an unknown backing", where());
+    } else {
+        vma.set_kind(map.shared ? image::VMA_KIND_FILE_SHARED : image::VMA_KIND_FILE_PRIVATE);
+    }
+    if (!is_special(vma) && (entry.has_flag("io") || entry.has_flag("pf")))
+        return fail("not supported yet: {} is a device (I/O or PFN) mapping", where());
+    return vma;
+}
+
+Result<std::vector<image::Vma>> collect_vmas(pid_t pid)
+{
+    std::vector<image::Vma> vmas;
+    for (const auto& entry : TRY(proc::read_smaps(pid)))
+        vmas.push_back(TRY(classify_vma(entry)));
+    return vmas;
+}
+
+bool is_special(const image::Vma& vma)
+{
+    switch (vma.kind()) {
+    case image::VMA_KIND_VDSO:
+    case image::VMA_KIND_VVAR:
+    case image::VMA_KIND_VVAR_VCLOCK:
+    case image::VMA_KIND_VSYSCALL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool stores_pages(const image::Vma& vma)
+{
+    switch (vma.kind()) {
+    case image::VMA_KIND_ANONYMOUS:
+    case image::VMA_KIND_FILE_PRIVATE:
+    case image::VMA_KIND_SHARED_ANONYMOUS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+} // namespace cryo::mem

@@ -1,0 +1,30 @@
+// Turning /proc/PID/smaps into the image's list of VMAs.
+//
+// Each mapping is classified by its backing (private or shared anonymous,
+// private or shared file, the kernel's special [vdso]/[vvar] pages) and keeps
+// the madvise()/mlock state visible in its VmFlags line, so restore can map it
+// again with the same protection, sharing and advice. Mappings cryo cannot
+// restore yet (a deleted or memfd file, a device mapping) are refused here,
+// naming the mapping, before anything is written.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+#include "base/error.h"
+#include "mm.pb.h"
+#include "proc/maps.h"
+
+namespace cryo::mem {
+
+Result<image::Vma> classify_vma(const proc::SmapsEntry& entry);
+Result<std::vector<image::Vma>> collect_vmas(pid_t pid);
+
+// True for the kernel-provided mappings that are moved, never mapped.
+bool is_special(const image::Vma& vma);
+// Whether the pages of this VMA are stored in the image (shared file
+// mappings keep theirs in the file; the special mappings have none).
+bool stores_pages(const image::Vma& vma);
+
+} // namespace cryo::mem

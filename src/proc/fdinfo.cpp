@@ -1,0 +1,65 @@
+// /proc/PID/fdinfo/FD parsing; see fdinfo.h.
+#include "proc/fdinfo.h"
+
+#include "base/fd.h"
+#include "proc/parse_util.h"
+
+namespace cryo::proc {
+
+using namespace detail;
+
+std::optional<std::string_view> FdInfo::find(std::string_view key) const
+{
+    for (const auto& [name, value] : lines)
+        if (name == key)
+            return std::string_view(value);
+    return std::nullopt;
+}
+
+Result<FdInfo> parse_fdinfo(std::string_view text)
+{
+    FdInfo info;
+    int line_number = 0;
+    for (auto line : split_lines(text)) {
+        ++line_number;
+        if (line.empty())
+            continue;
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos)
+            return fail("fdinfo line {}: no ':' in '{}'", line_number, line.substr(0, 200));
+        auto key = trim(line.substr(0, colon));
+        auto value = trim(line.substr(colon + 1));
+        info.lines.emplace_back(std::string(key), std::string(value));
+        auto first = split_fields(value);
+        std::string_view head = first.empty() ? std::string_view {} : first[0];
+        bool ok = true;
+        if (key == "pos") {
+            auto number = parse_number<uint64_t>(head);
+            ok = number.has_value();
+            info.pos = number.value_or(0);
+        } else if (key == "flags") {
+            auto number = parse_number<uint32_t>(head, 8);
+            ok = number.has_value();
+            info.flags = number.value_or(0);
+        } else if (key == "mnt_id") {
+            auto number = parse_number<int>(head);
+            ok = number.has_value();
+            info.mnt_id = number.value_or(0);
+        } else if (key == "ino") {
+            auto number = parse_number<uint64_t>(head);
+            ok = number.has_value();
+            info.inode = number.value_or(0);
+        }
+        if (!ok)
+            return fail("fdinfo line {}: malformed value in '{}'", line_number, line.substr(0, 200));
+    }
+    return info;
+}
+
+Result<FdInfo> read_fdinfo(pid_t pid, int fd)
+{
+    auto path = fmt::format("/proc/{}/fdinfo/{}", pid, fd);
+    return with_context(parse_fdinfo(TRY(read_text_file(path))), "{}", path);
+}
+
+} // namespace cryo::proc

@@ -1,0 +1,138 @@
+// Running single system calls inside a stopped thread.
+//
+// Some state exists only from the point of view of the process itself: its
+// signal handlers, interval timers, alternate signal stack, the address the
+// kernel clears when the thread exits, and on restore, everything it maps
+// and registers. cryo gets at it by borrowing a stopped thread: it saves the
+// registers, points the instruction pointer at a `syscall` instruction with
+// the arguments in the registers, lets the thread run exactly that one
+// instruction, reads the result from rax and puts everything back.
+//
+// Two kinds of gadget exist. On dump the `syscall` is found in the target's
+// own vDSO (so nothing in its memory is changed) and cryo stops the thread at
+// syscall entry and exit. On restore cryo maps a trampoline page holding
+// `syscall; int3`, so one PTRACE_CONT runs the call and the int3 stops it.
+//
+// While injecting, every signal is blocked through PTRACE_SETSIGMASK (a
+// pending signal would otherwise turn into a delivery stop and be lost) and
+// orig_rax is -1 so the kernel never "restarts" the borrowed call.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+#include "base/fd.h"
+#include "ptrace/tracee.h"
+
+namespace cryo::ptrace {
+
+enum class Gadget {
+    SyscallThenTrap,  // `syscall; int3` at the address (restore trampoline)
+    SyscallOnly,      // a bare `syscall` (found in the vDSO on dump)
+};
+
+class Injector {
+public:
+    static Result<Injector> create(Tracee& tracee, uint64_t gadget, Gadget kind);
+
+    Injector(Injector&&) noexcept = default;
+    Injector& operator=(Injector&&) noexcept = default;
+
+    // Runs the system call and returns the raw result (-errno on failure).
+    Result<long> raw(long number, std::array<uint64_t, 6> args);
+    // Runs it and turns a -errno result into an error naming `name`.
+    Result<uint64_t> call(std::string_view name, long number, uint64_t a1 = 0, uint64_t a2 = 0,
+                          uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+    // Runs the call with syscall stops and leaves the thread in its
+    // syscall-exit stop: the last call of a restore (unmapping the
+    // trampoline) is made this way so no instruction of it runs afterwards.
+    Result<long> call_to_exit_stop(long number, std::array<uint64_t, 6> args);
+
+    // Puts back the registers and the signal mask saved at creation and
+    // returns the thread to an event stop, from which it resumes exactly as
+    // if nothing had happened (including a pending syscall restart).
+    Result<void> restore_thread();
+
+    const Registers& saved_registers() const { return m_saved; }
+    uint64_t saved_signal_mask() const { return m_saved_mask; }
+    int calls() const { return m_calls; }
+
+private:
+    Injector(Tracee& tracee, uint64_t gadget, Gadget kind) : m_tracee(&tracee), m_gadget(gadget), m_kind(kind) { }
+    Result<void> load(long number, const std::array<uint64_t, 6>& args, uint64_t rip);
+
+    Tracee* m_tracee;
+    uint64_t m_gadget;
+    Gadget m_kind;
+    Registers m_saved {};
+    uint64_t m_saved_mask { 0 };
+    bool m_left_event_stop { false };
+    int m_calls { 0 };
+};
+
+// Reads and writes another process's memory through /proc/PID/mem, which
+// (as the tracer) also reaches read-only and PROT_NONE pages.
+class RemoteMemory {
+public:
+    static Result<RemoteMemory> open(pid_t pid);
+    Result<void> read(uint64_t address, std::span<std::byte> out) const;
+    Result<void> write(uint64_t address, std::span<const std::byte> data) const;
+    template <typename T>
+    Result<T> read_value(uint64_t address) const
+    {
+        T value {};
+        TRY(read(address, std::as_writable_bytes(std::span(&value, 1))));
+        return value;
+    }
+    template <typename T>
+    Result<void> write_value(uint64_t address, const T& value) const
+    {
+        return write(address, std::as_bytes(std::span(&value, 1)));
+    }
+    int fd() const { return m_fd.get(); }
+
+private:
+    RemoteMemory(pid_t pid, UniqueFd fd) : m_pid(pid), m_fd(std::move(fd)) { }
+    pid_t m_pid;
+    UniqueFd m_fd;
+};
+
+// A small area of the target's memory where cryo puts the arguments of
+// injected calls (paths, structures, iovec arrays) and reads their results.
+class ScratchArea {
+public:
+    ScratchArea(const RemoteMemory& memory, uint64_t address, uint64_t size)
+        : m_memory(&memory), m_address(address), m_size(size) { }
+
+    // Copies `data` to `offset` in the area and returns its address there.
+    Result<uint64_t> put(std::span<const std::byte> data, uint64_t offset = 0) const;
+    // As put(), with a terminating NUL.
+    Result<uint64_t> put_string(std::string_view text, uint64_t offset = 0) const;
+    template <typename T>
+    Result<uint64_t> put_value(const T& value, uint64_t offset = 0) const
+    {
+        return put(std::as_bytes(std::span(&value, 1)), offset);
+    }
+    template <typename T>
+    Result<T> get_value(uint64_t offset = 0) const { return m_memory->read_value<T>(m_address + offset); }
+    uint64_t address() const { return m_address; }
+    uint64_t size() const { return m_size; }
+
+private:
+    const RemoteMemory* m_memory;
+    uint64_t m_address;
+    uint64_t m_size;
+};
+
+// Normalises the registers of a thread stopped inside an interrupted system
+// call so that, restored, it makes the call again (or sees EINTR where the
+// kernel's restart state cannot be carried over), and sets orig_rax to -1.
+void normalise_interrupted_syscall(Registers& registers);
+
+} // namespace cryo::ptrace

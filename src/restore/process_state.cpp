@@ -1,0 +1,231 @@
+// See process_state.h.
+#include "restore/process_state.h"
+
+#include <grp.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <vector>
+
+namespace cryo::restore {
+
+namespace {
+
+struct KernelSigaction {
+    uint64_t handler;
+    uint64_t flags;
+    uint64_t restorer;
+    uint64_t mask;
+};
+
+constexpr int kSignalCount = 64;
+
+Result<void> restore_sigactions(const StateRestore& restore)
+{
+    // The new process inherited cryo's dispositions; every signal the image
+    // does not list goes back to the default.
+    std::vector<const image::SignalAction*> actions(kSignalCount + 1, nullptr);
+    for (const auto& action : restore.core->sigactions())
+        if (action.signal() >= 1 && action.signal() <= kSignalCount)
+            actions[action.signal()] = &action;
+    for (int signal = 1; signal <= kSignalCount; ++signal) {
+        if (signal == SIGKILL || signal == SIGSTOP)
+            continue;
+        KernelSigaction action {};
+        if (const auto* saved = actions[signal]) {
+            action = { saved->handler(), saved->flags(), saved->restorer(), saved->mask() };
+        }
+        uint64_t address = TRY(restore.scratch->put_value(action));
+        long result = TRY(restore.injector->raw(SYS_rt_sigaction, { static_cast<uint64_t>(signal), address, 0, 8, 0, 0 }));
+        if (result < 0 && !(result == -EINVAL && !actions[signal]))
+            return fail_errno(fmt::format("injected rt_sigaction({})", signal), static_cast<int>(-result));
+    }
+    return {};
+}
+
+Result<void> restore_thread_state(const StateRestore& restore, const image::ThreadCore& thread)
+{
+    auto& injector = *restore.injector;
+    const auto& scratch = *restore.scratch;
+
+    if (thread.has_altstack() && !(thread.altstack().flags() & SS_DISABLE)) {
+        stack_t stack {};
+        stack.ss_sp = reinterpret_cast<void*>(thread.altstack().sp());
+        stack.ss_size = thread.altstack().size();
+        stack.ss_flags = thread.altstack().flags() & ~SS_ONSTACK;
+        TRY(injector.call("sigaltstack", SYS_sigaltstack, TRY(scratch.put_value(stack)), 0));
+    } else {
+        stack_t disabled {};
+        disabled.ss_flags = SS_DISABLE;
+        TRY(injector.call("sigaltstack", SYS_sigaltstack, TRY(scratch.put_value(disabled)), 0));
+    }
+    TRY(injector.call("set_tid_address", SYS_set_tid_address, thread.clear_child_tid()));
+    TRY(injector.call("set_robust_list", SYS_set_robust_list, thread.robust_list_head(),
+                      thread.robust_list_length() ? thread.robust_list_length() : 24));
+    TRY(injector.call("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, TRY(scratch.put_string(thread.comm()))));
+    TRY(injector.call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, static_cast<uint64_t>(thread.pdeath_signal())));
+    if (thread.has_rseq())
+        TRY(injector.call("rseq register", __NR_rseq, thread.rseq().address(), thread.rseq().size(), 0,
+                          thread.rseq().signature()));
+    // Signals still pending at dump time are queued again, while every
+    // signal is blocked (the injector blocked them); the final mask decides
+    // when they are delivered, as it would have.
+    for (const auto& pending : thread.pending()) {
+        uint64_t info = TRY(scratch.put(std::as_bytes(std::span(pending.siginfo().data(), pending.siginfo().size()))));
+        TRY(injector.call("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, static_cast<uint64_t>(restore.pid),
+                          static_cast<uint64_t>(thread.tid()), pending.signal(), info));
+    }
+    return {};
+}
+
+Result<void> restore_process_settings(const StateRestore& restore)
+{
+    auto& injector = *restore.injector;
+    const auto& core = *restore.core;
+    const auto& scratch = *restore.scratch;
+
+    for (const auto& pending : core.shared_pending()) {
+        uint64_t info = TRY(scratch.put(std::as_bytes(std::span(pending.siginfo().data(), pending.siginfo().size()))));
+        TRY(injector.call("rt_sigqueueinfo", SYS_rt_sigqueueinfo, static_cast<uint64_t>(restore.pid), pending.signal(), info));
+    }
+    TRY(injector.call("personality", SYS_personality, core.personality()));
+    if (core.child_subreaper())
+        TRY(injector.call("prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1));
+    if (core.dumpable() == 0 || core.dumpable() == 1)
+        TRY(injector.call("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, static_cast<uint64_t>(core.dumpable())));
+    if (core.thp_disabled())
+        TRY(injector.call("prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0));
+    if (core.timer_slack_ns() != 0)
+        TRY(injector.call("prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK, core.timer_slack_ns()));
+    if (core.cpu_affinity_size() > 0) {
+        std::vector<uint64_t> words(core.cpu_affinity().begin(), core.cpu_affinity().end());
+        uint64_t mask = TRY(scratch.put(std::as_bytes(std::span(words))));
+        long result = TRY(injector.raw(SYS_sched_setaffinity, { 0, words.size() * sizeof(uint64_t), mask, 0, 0, 0 }));
+        if (result < 0)
+            spdlog::warn("pid {}: CPU affinity not restored (CPUs missing here?): {}", restore.pid,
+                         std::strerror(static_cast<int>(-result)));
+    }
+    long result = TRY(injector.raw(SYS_setpriority, { PRIO_PROCESS, 0, static_cast<uint64_t>(core.nice()), 0, 0, 0 }));
+    if (result < 0)
+        spdlog::warn("pid {}: nice value {} not restored: {}", restore.pid, core.nice(), std::strerror(static_cast<int>(-result)));
+    return {};
+}
+
+Result<void> restore_itimers(const StateRestore& restore)
+{
+    for (const auto& timer : restore.core->itimers()) {
+        itimerval value {};
+        value.it_interval.tv_sec = static_cast<time_t>(timer.interval_us() / 1'000'000);
+        value.it_interval.tv_usec = static_cast<suseconds_t>(timer.interval_us() % 1'000'000);
+        value.it_value.tv_sec = static_cast<time_t>(timer.value_us() / 1'000'000);
+        value.it_value.tv_usec = static_cast<suseconds_t>(timer.value_us() % 1'000'000);
+        uint64_t address = TRY(restore.scratch->put_value(value));
+        TRY(restore.injector->call("setitimer", SYS_setitimer, static_cast<uint64_t>(timer.which()), address, 0));
+    }
+    return {};
+}
+
+bool same_credentials(const image::Credentials& saved)
+{
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
+    ::getresuid(&ruid, &euid, &suid);
+    ::getresgid(&rgid, &egid, &sgid);
+    if (saved.uids_size() < 3 || saved.gids_size() < 3)
+        return true;
+    if (saved.uids(0) != ruid || saved.uids(1) != euid || saved.uids(2) != suid)
+        return false;
+    if (saved.gids(0) != rgid || saved.gids(1) != egid || saved.gids(2) != sgid)
+        return false;
+    std::vector<gid_t> groups(static_cast<size_t>(std::max(::getgroups(0, nullptr), 0)));
+    ::getgroups(static_cast<int>(groups.size()), groups.data());
+    if (!std::equal(groups.begin(), groups.end(), saved.groups().begin(), saved.groups().end()))
+        return false;
+    __user_cap_header_struct header { _LINUX_CAPABILITY_VERSION_3, 0 };
+    __user_cap_data_struct data[2] {};
+    if (::syscall(SYS_capget, &header, data) < 0)
+        return false;
+    auto join = [](uint32_t low, uint32_t high) { return static_cast<uint64_t>(high) << 32 | low; };
+    return join(data[0].effective, data[1].effective) == saved.cap_effective()
+        && join(data[0].permitted, data[1].permitted) == saved.cap_permitted()
+        && join(data[0].inheritable, data[1].inheritable) == saved.cap_inheritable()
+        && saved.cap_ambient() == 0 && !saved.no_new_privs();
+}
+
+Result<void> restore_credentials(const StateRestore& restore)
+{
+    const auto& saved = restore.core->credentials();
+    if (same_credentials(saved))
+        return {};
+    auto& injector = *restore.injector;
+    const auto& scratch = *restore.scratch;
+
+    // Bounding set first: dropping from it needs CAP_SETPCAP, which the
+    // process may be about to lose.
+    int last_cap = 40;
+    if (auto text = read_text_file("/proc/sys/kernel/cap_last_cap"))
+        last_cap = std::stoi(*text);
+    for (int cap = 0; cap <= last_cap; ++cap)
+        if (!(saved.cap_bounding() & (1ull << cap)))
+            TRY(injector.call("prctl(PR_CAPBSET_DROP)", SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap)));
+    // Keep the permitted set across the uid change; capset() below sets it.
+    TRY(injector.call("prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 1));
+    std::vector<gid_t> groups(saved.groups().begin(), saved.groups().end());
+    uint64_t groups_address = TRY(scratch.put(std::as_bytes(std::span(groups))));
+    TRY(injector.call("setgroups", SYS_setgroups, groups.size(), groups_address));
+    TRY(injector.call("setresgid", SYS_setresgid, saved.gids(0), saved.gids(1), saved.gids(2)));
+    TRY(injector.call("setresuid", SYS_setresuid, saved.uids(0), saved.uids(1), saved.uids(2)));
+    if (saved.uids_size() > 3)
+        TRY(injector.raw(SYS_setfsuid, { saved.uids(3), 0, 0, 0, 0, 0 }));
+    if (saved.gids_size() > 3)
+        TRY(injector.raw(SYS_setfsgid, { saved.gids(3), 0, 0, 0, 0, 0 }));
+
+    struct {
+        __user_cap_header_struct header;
+        __user_cap_data_struct data[2];
+    } caps {};
+    caps.header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    caps.data[0] = { static_cast<uint32_t>(saved.cap_effective()), static_cast<uint32_t>(saved.cap_permitted()),
+                     static_cast<uint32_t>(saved.cap_inheritable()) };
+    caps.data[1] = { static_cast<uint32_t>(saved.cap_effective() >> 32), static_cast<uint32_t>(saved.cap_permitted() >> 32),
+                     static_cast<uint32_t>(saved.cap_inheritable() >> 32) };
+    uint64_t caps_address = TRY(scratch.put_value(caps));
+    TRY(injector.call("capset", SYS_capset, caps_address, caps_address + sizeof(caps.header)));
+    for (int cap = 0; cap <= last_cap; ++cap)
+        if (saved.cap_ambient() & (1ull << cap))
+            TRY(injector.call("prctl(PR_CAP_AMBIENT_RAISE)", SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+                              static_cast<uint64_t>(cap), 0, 0));
+    long result = TRY(injector.raw(SYS_prctl, { PR_SET_SECUREBITS, saved.securebits(), 0, 0, 0, 0 }));
+    if (result < 0 && saved.securebits() != 0)
+        return fail_errno("injected prctl(PR_SET_SECUREBITS)", static_cast<int>(-result));
+    if (result < 0)
+        TRY(injector.call("prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 0));
+    if (saved.no_new_privs())
+        TRY(injector.call("prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    return {};
+}
+
+} // namespace
+
+Result<void> restore_process_state(const StateRestore& restore)
+{
+    TRY_CTX(restore_sigactions(restore), "signal handlers");
+    for (const auto& thread : restore.core->threads())
+        TRY_CTX(restore_thread_state(restore, thread), "thread {}", thread.tid());
+    TRY(restore_process_settings(restore));
+    // Timers as late as possible, so they lose as little time as possible.
+    TRY_CTX(restore_itimers(restore), "interval timers");
+    TRY_CTX(restore_credentials(restore), "credentials");
+    return {};
+}
+
+} // namespace cryo::restore
