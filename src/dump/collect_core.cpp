@@ -117,21 +117,33 @@ Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& inje
     core.set_robust_list_head(robust_head);
     core.set_robust_list_length(robust_length);
 
-    auto comm = TRY(read_text_file(fmt::format("/proc/{}/task/{}/comm", thread.tid(), tid)));
+    auto comm = TRY(read_text_file(fmt::format("/proc/{}/comm", tid)));
     if (!comm.empty() && comm.back() == '\n')
         comm.pop_back();
     core.set_comm(comm);
     return {};
 }
 
-// The state only the process can report, read through injected calls.
-Result<void> collect_by_injection(ptrace::Injector& injector, const ptrace::RemoteMemory& memory,
-                                  image::ProcessCore& core, image::ThreadCore& thread, image::MmFields& mm)
+// Per-thread state only the thread itself can report.
+Result<void> collect_thread_by_injection(ptrace::Injector& injector, const ptrace::RemoteMemory& memory,
+                                         uint64_t scratch, image::ThreadCore& thread)
 {
-    uint64_t scratch = TRY(injector.call("mmap scratch page", SYS_mmap, 0, kPageSize, PROT_READ | PROT_WRITE,
-                                         MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0));
-    ScopeGuard unmap_scratch([&] { (void)injector.raw(SYS_munmap, { scratch, kPageSize, 0, 0, 0, 0 }); });
+    TRY(injector.call("sigaltstack", SYS_sigaltstack, 0, scratch));
+    auto stack = TRY(memory.read_value<stack_t>(scratch));
+    thread.mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(stack.ss_sp));
+    thread.mutable_altstack()->set_size(stack.ss_size);
+    thread.mutable_altstack()->set_flags(stack.ss_flags);
+    TRY(injector.call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, scratch));
+    thread.set_clear_child_tid(TRY(memory.read_value<uint64_t>(scratch)));
+    TRY(injector.call("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, scratch));
+    thread.set_pdeath_signal(TRY(memory.read_value<int>(scratch)));
+    return {};
+}
 
+// Process-wide state only the process can report.
+Result<void> collect_process_by_injection(ptrace::Injector& injector, const ptrace::RemoteMemory& memory,
+                                          uint64_t scratch, image::ProcessCore& core, image::MmFields& mm)
+{
     for (int signal = 1; signal <= kSignalCount; ++signal) {
         if (signal == SIGKILL || signal == SIGSTOP)
             continue;
@@ -163,16 +175,6 @@ Result<void> collect_by_injection(ptrace::Injector& injector, const ptrace::Remo
         saved->set_value_us(value == 0 ? 1 : value);
     }
 
-    TRY(injector.call("sigaltstack", SYS_sigaltstack, 0, scratch));
-    auto stack = TRY(memory.read_value<stack_t>(scratch));
-    thread.mutable_altstack()->set_sp(reinterpret_cast<uint64_t>(stack.ss_sp));
-    thread.mutable_altstack()->set_size(stack.ss_size);
-    thread.mutable_altstack()->set_flags(stack.ss_flags);
-
-    TRY(injector.call("prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, scratch));
-    thread.set_clear_child_tid(TRY(memory.read_value<uint64_t>(scratch)));
-    TRY(injector.call("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, scratch));
-    thread.set_pdeath_signal(TRY(memory.read_value<int>(scratch)));
     TRY(injector.call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch));
     core.set_child_subreaper(TRY(memory.read_value<int>(scratch)) != 0);
     core.set_dumpable(static_cast<int>(TRY(injector.call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE))));
@@ -181,9 +183,6 @@ Result<void> collect_by_injection(ptrace::Injector& injector, const ptrace::Remo
     core.mutable_credentials()->set_securebits(
         static_cast<uint32_t>(TRY(injector.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS))));
     mm.set_brk(TRY(injector.call("brk(0)", SYS_brk, 0)));
-
-    unmap_scratch.dismiss();
-    TRY(injector.call("munmap scratch page", SYS_munmap, scratch, kPageSize));
     return {};
 }
 
@@ -275,18 +274,39 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     TRY_CTX(collect_mm_fields(pid, mm), "pid {}", pid);
 
     auto memory = TRY(ptrace::RemoteMemory::open(pid));
-    uint64_t gadget = TRY(find_syscall_gadget(pid, memory));
+    uint64_t gadget = TRY_CTX(find_syscall_gadget(pid, memory), "pid {}", pid);
     auto& leader = process.leader();
     auto injector = TRY(ptrace::Injector::create(leader, gadget, ptrace::Gadget::SyscallOnly));
     // Whatever happens below, the thread gets its registers and mask back.
     ScopeGuard put_back([&] { (void)injector.restore_thread(); });
 
-    auto* thread = core.add_threads();
-    TRY_CTX(collect_thread(leader, injector, *thread), "pid {}", pid);
+    uint64_t scratch = TRY(injector.call("mmap scratch page", SYS_mmap, 0, kPageSize, PROT_READ | PROT_WRITE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0));
+    ScopeGuard unmap_scratch([&] { (void)injector.raw(SYS_munmap, { scratch, kPageSize, 0, 0, 0, 0 }); });
+
+    for (auto& thread : process.threads()) {
+        auto* thread_core = core.add_threads();
+        if (&thread == &leader) {
+            TRY_CTX(collect_thread(thread, injector, *thread_core), "pid {}", pid);
+            TRY_CTX(collect_thread_by_injection(injector, memory, scratch, *thread_core), "pid {}", pid);
+            continue;
+        }
+        // Other threads run their own injected calls (the scratch page is
+        // shared: one address space).
+        auto thread_injector = TRY(ptrace::Injector::create(thread, gadget, ptrace::Gadget::SyscallOnly));
+        ScopeGuard put_thread_back([&] { (void)thread_injector.restore_thread(); });
+        TRY_CTX(collect_thread(thread, thread_injector, *thread_core), "pid {} thread {}", pid, thread.tid());
+        TRY_CTX(collect_thread_by_injection(thread_injector, memory, scratch, *thread_core), "pid {} thread {}",
+                pid, thread.tid());
+        put_thread_back.dismiss();
+        TRY_CTX(thread_injector.restore_thread(), "pid {} thread {}", pid, thread.tid());
+    }
     for (auto& signal : TRY_CTX(peek_pending(pid, true), "pid {}", pid))
         *core.add_shared_pending() = std::move(signal);
-    TRY_CTX(collect_by_injection(injector, memory, core, *thread, mm), "pid {}", pid);
+    TRY_CTX(collect_process_by_injection(injector, memory, scratch, core, mm), "pid {}", pid);
 
+    unmap_scratch.dismiss();
+    TRY_CTX(injector.call("munmap scratch page", SYS_munmap, scratch, kPageSize), "pid {}", pid);
     put_back.dismiss();
     TRY_CTX(injector.restore_thread(), "pid {}", pid);
     return {};

@@ -66,7 +66,8 @@ Result<void> record_tree(DumpContext& context)
     entry->set_ppid(0);
     entry->set_pgid(stat.pgrp);
     entry->set_sid(stat.session);
-    entry->add_tids(pid);
+    for (auto& thread : context.process->threads())
+        entry->add_tids(thread.tid());
     entry->set_state(image::PROCESS_STATE_ALIVE);
     entry->set_comm(stat.comm);
     return {};

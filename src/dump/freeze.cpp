@@ -2,8 +2,8 @@
 //
 // Threads can be created while cryo seizes the others, so the thread list is
 // read again after every round until a round finds no new thread. Processes
-// with several threads or with children are refused for now (they come with
-// the tree support), after the freeze so that the answer is stable.
+// with children are refused for now (they come with the tree support), after
+// the freeze so that the answer is stable.
 #include "dump/freeze.h"
 
 #include <signal.h>
@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <ranges>
 
 #include "base/kill.h"
 #include "base/syscalls.h"
@@ -50,9 +51,6 @@ Result<FrozenProcess> FrozenProcess::freeze(pid_t pid)
     }
     if (process.m_threads.empty() || process.m_threads.front().tid() != pid)
         return fail("pid {}: the thread group leader is gone (only threads are left)", pid);
-    if (process.m_threads.size() > 1)
-        return fail("pid {} has {} threads: multi-threaded processes are not supported yet", pid,
-                    process.m_threads.size());
     auto children = TRY_CTX(proc::list_process_children(pid), "pid {}", pid);
     if (!children.empty())
         return fail("pid {} has {} child process(es) (first: {}): process trees are not supported yet", pid,
@@ -65,7 +63,9 @@ Result<void> FrozenProcess::kill()
     TRY_CTX(signal_process(m_pid, SIGKILL), "kill pid {}", m_pid);
     // Each traced thread reports its death to us (the tracer) before the
     // parent can reap it; collect those reports so no zombie waits on cryo.
-    for (auto& thread : m_threads) {
+    // The leader's report comes only after every other thread is reaped,
+    // so it is collected last.
+    for (auto& thread : m_threads | std::views::reverse) {
         int status = 0;
         while (::waitpid(thread.tid(), &status, __WALL) < 0 && errno == EINTR) { }
         thread.release();

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 
 #include <cstring>
 
@@ -104,6 +105,30 @@ Result<long> Injector::call_to_exit_stop(long number, std::array<uint64_t, 6> ar
     auto registers = TRY(m_tracee->registers());
     ++m_calls;
     return static_cast<long>(registers.rax);
+}
+
+Result<pid_t> Injector::call_clone_thread(uint64_t clone_args, uint64_t size)
+{
+    if (m_kind != Gadget::SyscallThenTrap)
+        return fail("thread {}: threads can only be created through a trampoline", m_tracee->tid());
+    TRY(load(SYS_clone3, { clone_args, size, 0, 0, 0, 0 }, m_gadget));
+    m_left_event_stop = true;
+    auto stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
+    if ((stop.raw >> 16) != PTRACE_EVENT_CLONE) {
+        auto registers = TRY(m_tracee->registers());
+        long result = static_cast<long>(registers.rax);
+        if (result < 0 && result > -4096)
+            return fail_errno(fmt::format("injected clone3 in thread {}", m_tracee->tid()), static_cast<int>(-result));
+        return fail("thread {}: injected clone3 ended in an unexpected stop (status {:#x})", m_tracee->tid(), stop.raw);
+    }
+    unsigned long new_tid = 0;
+    if (::ptrace(PTRACE_GETEVENTMSG, m_tracee->tid(), nullptr, &new_tid) < 0)
+        return fail_errno(fmt::format("ptrace(GETEVENTMSG) thread {}", m_tracee->tid()));
+    stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
+    if (stop.kind != StopKind::SignalStop || stop.signal != SIGTRAP)
+        return fail("thread {}: injected clone3 ended in an unexpected stop (status {:#x})", m_tracee->tid(), stop.raw);
+    ++m_calls;
+    return static_cast<pid_t>(new_tid);
 }
 
 Result<uint64_t> Injector::call(std::string_view name, long number, uint64_t a1, uint64_t a2,

@@ -49,6 +49,10 @@ public:
     // Runs it and turns a -errno result into an error naming `name`.
     Result<uint64_t> call(std::string_view name, long number, uint64_t a1 = 0, uint64_t a2 = 0,
                           uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+    // Runs a clone3() that creates a thread, with PTRACE_O_TRACECLONE set
+    // on the tracee: the new thread starts traced and stopped. Returns its
+    // tid once both have stopped.
+    Result<pid_t> call_clone_thread(uint64_t clone_args, uint64_t size);
     // Runs the call with syscall stops and leaves the thread in its
     // syscall-exit stop: the last call of a restore (unmapping the
     // trampoline) is made this way so no instruction of it runs afterwards.

@@ -52,6 +52,8 @@ Result<void> restore_sigactions(const StateRestore& restore)
     return {};
 }
 
+} // namespace
+
 Result<void> restore_thread_state(const StateRestore& restore, const image::ThreadCore& thread)
 {
     auto& injector = *restore.injector;
@@ -87,6 +89,8 @@ Result<void> restore_thread_state(const StateRestore& restore, const image::Thre
     return {};
 }
 
+namespace {
+
 Result<void> restore_process_settings(const StateRestore& restore)
 {
     auto& injector = *restore.injector;
@@ -120,6 +124,8 @@ Result<void> restore_process_settings(const StateRestore& restore)
     return {};
 }
 
+} // namespace
+
 Result<void> restore_itimers(const StateRestore& restore)
 {
     for (const auto& timer : restore.core->itimers()) {
@@ -133,6 +139,8 @@ Result<void> restore_itimers(const StateRestore& restore)
     }
     return {};
 }
+
+namespace {
 
 bool same_credentials(const image::Credentials& saved)
 {
@@ -160,6 +168,8 @@ bool same_credentials(const image::Credentials& saved)
         && join(data[0].inheritable, data[1].inheritable) == saved.cap_inheritable()
         && saved.cap_ambient() == 0 && !saved.no_new_privs();
 }
+
+} // namespace
 
 Result<void> restore_credentials(const StateRestore& restore)
 {
@@ -214,17 +224,10 @@ Result<void> restore_credentials(const StateRestore& restore)
     return {};
 }
 
-} // namespace
-
 Result<void> restore_process_state(const StateRestore& restore)
 {
     TRY_CTX(restore_sigactions(restore), "signal handlers");
-    for (const auto& thread : restore.core->threads())
-        TRY_CTX(restore_thread_state(restore, thread), "thread {}", thread.tid());
     TRY(restore_process_settings(restore));
-    // Timers as late as possible, so they lose as little time as possible.
-    TRY_CTX(restore_itimers(restore), "interval timers");
-    TRY_CTX(restore_credentials(restore), "credentials");
     return {};
 }
 

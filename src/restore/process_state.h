@@ -18,6 +18,15 @@ struct StateRestore {
     const image::ProcessCore* core { nullptr };
 };
 
+// Process-wide state: signal handlers, process-directed pending signals,
+// personality, prctl() settings, scheduling. Injected in the leader.
 Result<void> restore_process_state(const StateRestore& restore);
+// One thread's own state, injected in that thread (restore.injector).
+Result<void> restore_thread_state(const StateRestore& restore, const image::ThreadCore& thread);
+// Interval timers: as late as possible so they lose little time.
+Result<void> restore_itimers(const StateRestore& restore);
+// Credentials are per thread in Linux: injected in every thread, last,
+// because dropping privileges earlier would forbid the steps before.
+Result<void> restore_credentials(const StateRestore& restore);
 
 } // namespace cryo::restore

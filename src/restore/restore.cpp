@@ -19,16 +19,19 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "core.pb.h"
 #include "fds.pb.h"
 #include "image/reader.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
+#include "base/scope_guard.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
 #include "restore/process_state.h"
 #include "restore/restorer.h"
+#include "restore/threads.h"
 #include "tree.pb.h"
 
 namespace cryo::restore {
@@ -80,30 +83,46 @@ Result<void> read_images(RestoreContext& context)
     context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
     for (const auto& file : context.files.files())
         context.files_by_id[file.id()] = &file;
-    if (process.core.threads_size() != 1)
-        return fail("{}: {} threads: restoring multi-threaded processes is not supported yet",
-                    image::core_name(pid), process.core.threads_size());
+    if (process.core.threads_size() < 1 || process.core.threads(0).tid() != pid)
+        return fail("{}: the first thread is not the leader {}", image::core_name(pid), pid);
     if (process.page_map.page_file() != image::pages_name(pid))
         return fail("{}: unexpected page file name '{}'", image::pagemap_name(pid), process.page_map.page_file());
     return {};
 }
 
-// Points the thread at its saved registers and lets it go: the trampoline
-// is unmapped by the last injected call, in a syscall-exit stop, so no
-// instruction of cryo's runs in the process after that.
-Result<void> release(RestoreContext& context, ptrace::Injector& injector, uint64_t trampoline)
+// One thread of the process being restored, with its injector.
+struct ThreadInRestore {
+    ptrace::Tracee* tracee;
+    std::optional<ptrace::Tracee> owned;   // threads other than the leader
+    std::optional<ptrace::Injector> injector;
+    const image::ThreadCore* core;
+};
+
+Result<void> set_final_registers(ptrace::Tracee& tracee, const image::ThreadCore& thread)
 {
-    auto& tracee = context.created->tracee();
-    const auto& thread = context.process.core.threads(0);
-    long unmapped = TRY(injector.call_to_exit_stop(SYS_munmap, { trampoline, kTrampolineSize, 0, 0, 0, 0 }));
-    if (unmapped != 0)
-        return fail_errno("munmap of the trampoline", static_cast<int>(-unmapped));
     auto registers = ptrace::registers_from_image(thread.registers());
     registers.orig_rax = static_cast<uint64_t>(-1);  // no syscall restart on the way out
     TRY(tracee.set_registers(registers));
     TRY(tracee.set_xstate(thread.xstate()));
     TRY(tracee.set_signal_mask(thread.blocked_signals()));
-    TRY(tracee.detach());
+    return {};
+}
+
+// Points every thread at its saved registers and lets them all go. The
+// trampoline is unmapped by the leader's last injected call, in a
+// syscall-exit stop, so no instruction of cryo's runs in the process after
+// that.
+Result<void> release(std::vector<ThreadInRestore>& threads, uint64_t trampoline)
+{
+    for (size_t i = 1; i < threads.size(); ++i)
+        TRY_CTX(set_final_registers(*threads[i].tracee, *threads[i].core), "thread {}", threads[i].core->tid());
+    auto& leader = threads.front();
+    long unmapped = TRY(leader.injector->call_to_exit_stop(SYS_munmap, { trampoline, kTrampolineSize, 0, 0, 0, 0 }));
+    if (unmapped != 0)
+        return fail_errno("munmap of the trampoline", static_cast<int>(-unmapped));
+    TRY(set_final_registers(*leader.tracee, *leader.core));
+    for (auto& thread : threads)
+        TRY(thread.tracee->detach());
     return {};
 }
 
@@ -126,7 +145,20 @@ Result<void> morph(RestoreContext& context)
 
     auto memory = TRY(ptrace::RemoteMemory::open(pid));
     ptrace::ScratchArea scratch(memory, trampoline + kTrampolineCodeSize, kScratchSize);
-    auto injector = TRY(ptrace::Injector::create(created.tracee(), trampoline, ptrace::Gadget::SyscallThenTrap));
+    std::vector<ThreadInRestore> threads;
+    // Elements point into each other (injectors at tracees): no reallocation.
+    threads.reserve(static_cast<size_t>(process.core.threads_size()));
+    // On failure the whole process is killed (NewProcess); its threads must
+    // not be detached and let run first.
+    ScopeGuard forget_threads([&] {
+        for (auto& thread : threads)
+            if (thread.owned)
+                thread.owned->release();
+    });
+    threads.push_back({ .tracee = &created.tracee(), .core = &process.core.threads(0) });
+    threads.front().injector.emplace(
+        TRY(ptrace::Injector::create(created.tracee(), trampoline, ptrace::Gadget::SyscallThenTrap)));
+    auto& injector = *threads.front().injector;
 
     mem::AddressSpaceRestore address_space;
     address_space.pid = pid;
@@ -144,9 +176,28 @@ Result<void> morph(RestoreContext& context)
 
     StateRestore state { .pid = pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
     TRY(restore_process_state(state));
-    TRY(release(context, injector, trampoline));
-    spdlog::debug("pid {}: {} injected calls, {} preadv calls for {} MiB", pid, injector.calls(),
-                  context.memory_stats.preadv_calls, context.memory_stats.bytes >> 20);
+    TRY_CTX(restore_thread_state(state, process.core.threads(0)), "thread {}", pid);
+    // The other threads, created by the leader while it still has every
+    // privilege (set_tid needs CAP_CHECKPOINT_RESTORE).
+    for (int i = 1; i < process.core.threads_size(); ++i) {
+        const auto& thread_core = process.core.threads(i);
+        auto& thread = threads.emplace_back(ThreadInRestore { .core = &thread_core });
+        thread.owned.emplace(TRY(create_thread(created.tracee(), injector, scratch, thread_core.tid())));
+        thread.tracee = &*thread.owned;
+        thread.injector.emplace(TRY(ptrace::Injector::create(*thread.tracee, trampoline, ptrace::Gadget::SyscallThenTrap)));
+        StateRestore thread_state = state;
+        thread_state.injector = &*thread.injector;
+        TRY_CTX(restore_thread_state(thread_state, thread_core), "thread {}", thread_core.tid());
+    }
+    TRY_CTX(restore_itimers(state), "interval timers");
+    for (auto& thread : threads) {
+        StateRestore thread_state = state;
+        thread_state.injector = &*thread.injector;
+        TRY_CTX(restore_credentials(thread_state), "thread {}: credentials", thread.core->tid());
+    }
+    TRY(release(threads, trampoline));
+    spdlog::debug("pid {}: {} threads, {} injected calls in the leader, {} preadv calls for {} MiB", pid,
+                  threads.size(), injector.calls(), context.memory_stats.preadv_calls, context.memory_stats.bytes >> 20);
     return {};
 }
 

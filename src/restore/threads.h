@@ -1,0 +1,23 @@
+// Recreating the other threads of a restored process.
+//
+// Once the address space and the process-wide state are back, the leader
+// (still driven through the trampoline) runs clone3() with CLONE_THREAD and
+// set_tid for each saved thread, so every thread gets its TID back. With
+// PTRACE_O_TRACECLONE the new thread starts traced and stopped: cryo then
+// injects its own state (alternate stack, tid address, robust list, rseq,
+// name, pending signals) and, at the very end, its registers. All threads
+// are released together.
+#pragma once
+
+#include <sys/types.h>
+
+#include "base/error.h"
+#include "ptrace/injector.h"
+#include "ptrace/tracee.h"
+
+namespace cryo::restore {
+
+Result<ptrace::Tracee> create_thread(ptrace::Tracee& leader, ptrace::Injector& injector,
+                                     const ptrace::ScratchArea& scratch, pid_t tid);
+
+} // namespace cryo::restore
