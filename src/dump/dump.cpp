@@ -20,30 +20,35 @@
 #include "core.pb.h"
 #include "dump/collect_core.h"
 #include "dump/freeze.h"
+#include "dump/tree.h"
 #include "fds.pb.h"
 #include "fds/fd_table.h"
 #include "image/writer.h"
 #include "mem/dump_pages.h"
 #include "mem/vmas.h"
 #include "mm.pb.h"
-#include "proc/stat.h"
 #include "tree.pb.h"
 
 namespace cryo::dump {
 
 namespace {
 
-struct DumpContext {
-    const DumpOptions& options;
-    std::optional<FrozenProcess> process;
-    image::ProcessTree tree;
+// What is collected for one live process of the tree.
+struct ProcessImages {
     image::ProcessCore core;
     image::MemoryImage memory;
     image::PageMap page_map;
     image::FdTable fd_table;
+};
+
+struct DumpContext {
+    const DumpOptions& options;
+    std::optional<FrozenTree> tree;
+    std::vector<ProcessImages> processes;   // in the order of tree->processes()
     fds::FileRegistry files;
     std::optional<image::ImageWriter> writer;
     uint64_t page_bytes { 0 };
+    size_t vma_count { 0 };
 };
 
 Result<void> check_target(DumpContext& context)
@@ -56,48 +61,58 @@ Result<void> check_target(DumpContext& context)
     return {};
 }
 
-Result<void> record_tree(DumpContext& context)
+Result<void> collect_files(DumpContext& context)
 {
-    pid_t pid = context.process->pid();
-    auto stat = TRY_CTX(proc::read_stat(pid), "pid {}", pid);
-    context.tree.set_root_pid(pid);
-    auto* entry = context.tree.add_processes();
-    entry->set_pid(pid);
-    entry->set_ppid(0);
-    entry->set_pgid(stat.pgrp);
-    entry->set_sid(stat.session);
-    for (auto& thread : context.process->threads())
-        entry->add_tids(thread.tid());
-    entry->set_state(image::PROCESS_STATE_ALIVE);
-    entry->set_comm(stat.comm);
+    auto& processes = context.tree->processes();
+    for (size_t i = 0; i < processes.size(); ++i) {
+        pid_t pid = processes[i].pid();
+        TRY_CTX(context.files.dump_process(pid, processes[i].pidfd(), context.processes[i].fd_table), "pid {}", pid);
+    }
+    return {};
+}
+
+Result<void> collect_cores(DumpContext& context)
+{
+    auto& processes = context.tree->processes();
+    for (size_t i = 0; i < processes.size(); ++i)
+        TRY(collect_core(processes[i], context.processes[i].core, *context.processes[i].memory.mutable_fields()));
     return {};
 }
 
 Result<void> write_memory(DumpContext& context)
 {
-    pid_t pid = context.process->pid();
-    auto vmas = TRY_CTX(mem::collect_vmas(pid), "pid {}", pid);
-    auto pages = TRY(context.writer->create_file(image::pages_name(pid)));
-    context.page_map.set_pid(pid);
-    context.page_map.set_page_file(image::pages_name(pid));
-    TRY(mem::dump_pages(pid, vmas, pages, context.page_map));
-    context.page_bytes = pages.size();
-    TRY(context.writer->finish_file(std::move(pages)));
-    context.memory.set_pid(pid);
-    for (auto& vma : vmas)
-        *context.memory.add_vmas() = std::move(vma);
+    auto& processes = context.tree->processes();
+    for (size_t i = 0; i < processes.size(); ++i) {
+        pid_t pid = processes[i].pid();
+        auto& images = context.processes[i];
+        auto vmas = TRY_CTX(mem::collect_vmas(pid), "pid {}", pid);
+        auto pages = TRY(context.writer->create_file(image::pages_name(pid)));
+        images.page_map.set_pid(pid);
+        images.page_map.set_page_file(image::pages_name(pid));
+        TRY(mem::dump_pages(pid, vmas, pages, images.page_map));
+        context.page_bytes += pages.size();
+        TRY(context.writer->finish_file(std::move(pages)));
+        images.memory.set_pid(pid);
+        context.vma_count += vmas.size();
+        for (auto& vma : vmas)
+            *images.memory.add_vmas() = std::move(vma);
+    }
     return {};
 }
 
 Result<void> write_metadata(DumpContext& context)
 {
-    pid_t pid = context.process->pid();
     auto& writer = *context.writer;
-    TRY(writer.write_message(std::string(image::kTreeName), image::ImageKind::Tree, context.tree));
-    TRY(writer.write_message(image::core_name(pid), image::ImageKind::Core, context.core));
-    TRY(writer.write_message(image::memory_name(pid), image::ImageKind::Memory, context.memory));
-    TRY(writer.write_message(image::pagemap_name(pid), image::ImageKind::PageMap, context.page_map));
-    TRY(writer.write_message(image::fdtable_name(pid), image::ImageKind::FdTable, context.fd_table));
+    TRY(writer.write_message(std::string(image::kTreeName), image::ImageKind::Tree, context.tree->tree()));
+    auto& processes = context.tree->processes();
+    for (size_t i = 0; i < processes.size(); ++i) {
+        pid_t pid = processes[i].pid();
+        const auto& images = context.processes[i];
+        TRY(writer.write_message(image::core_name(pid), image::ImageKind::Core, images.core));
+        TRY(writer.write_message(image::memory_name(pid), image::ImageKind::Memory, images.memory));
+        TRY(writer.write_message(image::pagemap_name(pid), image::ImageKind::PageMap, images.page_map));
+        TRY(writer.write_message(image::fdtable_name(pid), image::ImageKind::FdTable, images.fd_table));
+    }
     TRY(writer.write_message(std::string(image::kFileTableName), image::ImageKind::FileTable, context.files.files()));
     return {};
 }
@@ -114,7 +129,7 @@ Result<void> commit_images(DumpContext& context)
         manifest.set_hostname(host.nodename);
         manifest.set_kernel_release(host.release);
     }
-    manifest.set_root_pid(context.process->pid());
+    manifest.set_root_pid(context.options.pid);
     return context.writer->commit(std::move(manifest));
 }
 
@@ -127,34 +142,33 @@ Result<void> run_dump(const DumpOptions& options)
 
     // Refuse what can never be dumped before touching anything.
     TRY(check_target(context));
-    // Freeze first: from here on the process cannot change under us, and
-    // dropping `context.process` on any error lets it run on untouched.
-    context.process.emplace(TRY(FrozenProcess::freeze(options.pid)));
-    pid_t pid = context.process->pid();
-    TRY(record_tree(context));
+    // Freeze the whole tree first: from here on nothing changes under us,
+    // and dropping `context.tree` on any error lets every process run on.
+    context.tree.emplace(TRY(FrozenTree::freeze(options.pid)));
+    context.processes.resize(context.tree->processes().size());
     // Descriptors next: an unsupported one is the likeliest refusal, and
     // finding it costs nothing yet.
-    TRY_CTX(context.files.dump_process(pid, context.process->pidfd(), context.fd_table), "pid {}", pid);
+    TRY(collect_files(context));
     // Registers, signals, timers and the rest; the injected calls here map
     // and unmap a scratch page, so this comes before the memory scan.
-    TRY(collect_core(*context.process, context.core, *context.memory.mutable_fields()));
+    TRY(collect_cores(context));
     // Only now create the directory: a refusal above leaves nothing behind.
     context.writer.emplace(TRY(image::ImageWriter::create(
         options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
     TRY(write_memory(context));
     TRY(write_metadata(context));
     // The manifest makes the checkpoint complete; only after it is on disk
-    // may the process go away.
+    // may the tree go away.
     TRY(commit_images(context));
 
     if (options.leave_running)
-        context.process.reset();   // detaches: the process runs on
+        context.tree.reset();   // detaches: every process runs on
     else
-        TRY(context.process->kill());
+        TRY(context.tree->kill());
 
     auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
-    spdlog::info("dumped pid {} into {}: {} VMAs, {} MiB of pages, {:.1f} ms", pid, options.directory,
-                 context.memory.vmas_size(), context.page_bytes >> 20, elapsed.count());
+    spdlog::info("dumped the tree of pid {} ({} processes) into {}: {} VMAs, {} MiB of pages, {:.1f} ms", options.pid,
+                 context.processes.size(), options.directory, context.vma_count, context.page_bytes >> 20, elapsed.count());
     return {};
 }
 

@@ -1,9 +1,7 @@
 // Seizing a process; see freeze.h.
 //
 // Threads can be created while cryo seizes the others, so the thread list is
-// read again after every round until a round finds no new thread. Processes
-// with children are refused for now (they come with the tree support), after
-// the freeze so that the answer is stable.
+// read again after every round until a round finds no new thread.
 #include "dump/freeze.h"
 
 #include <signal.h>
@@ -51,10 +49,6 @@ Result<FrozenProcess> FrozenProcess::freeze(pid_t pid)
     }
     if (process.m_threads.empty() || process.m_threads.front().tid() != pid)
         return fail("pid {}: the thread group leader is gone (only threads are left)", pid);
-    auto children = TRY_CTX(proc::list_process_children(pid), "pid {}", pid);
-    if (!children.empty())
-        return fail("pid {} has {} child process(es) (first: {}): process trees are not supported yet", pid,
-                    children.size(), children.front());
     return process;
 }
 

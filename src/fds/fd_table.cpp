@@ -125,8 +125,19 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
     return {};
 }
 
-Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, const image::OpenFile*>& files,
-                         std::vector<int*> keep)
+Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files)
+{
+    std::map<uint32_t, UniqueFd> opened;
+    for (const auto& file : files.files()) {
+        const FileKind* kind = find_kind(file.kind());
+        if (!kind)
+            return fail("file {}: unknown kind {}", file.id(), static_cast<int>(file.kind()));
+        opened.emplace(file.id(), TRY_CTX(kind->open(file), "file {} ({})", file.id(), kind->name()));
+    }
+    return opened;
+}
+
+Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, int>& opened, std::vector<int*> keep)
 {
     int highest = -1;
     for (const auto& entry : table.fds())
@@ -144,39 +155,32 @@ Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, c
         }
     }
 
-    // Open each file once, above the image's numbers for now.
-    std::map<uint32_t, UniqueFd> opened;
+    // Copies of the files this process needs, above the image's numbers.
+    std::map<uint32_t, UniqueFd> copies;
     for (const auto& entry : table.fds()) {
-        if (opened.contains(entry.file_id()))
+        if (copies.contains(entry.file_id()))
             continue;
-        auto found = files.find(entry.file_id());
-        if (found == files.end())
+        auto found = opened.find(entry.file_id());
+        if (found == opened.end())
             return fail("fd {}: file id {} is not in files.img", entry.fd(), entry.file_id());
-        const FileKind* kind = find_kind(found->second->kind());
-        if (!kind)
-            return fail("fd {}: unknown file kind {}", entry.fd(), static_cast<int>(found->second->kind()));
-        auto fd = TRY_CTX(kind->open(*found->second), "fd {} ({})", entry.fd(), kind->name());
-        if (fd.get() < base) {
-            int moved = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, base);
-            if (moved < 0)
-                return fail_errno(fmt::format("fd {}: fcntl(F_DUPFD_CLOEXEC)", entry.fd()));
-            fd = UniqueFd(moved);
-        }
-        opened.emplace(entry.file_id(), std::move(fd));
+        int copy = ::fcntl(found->second, F_DUPFD_CLOEXEC, base);
+        if (copy < 0)
+            return fail_errno(fmt::format("fd {}: fcntl(F_DUPFD_CLOEXEC)", entry.fd()));
+        copies.emplace(entry.file_id(), UniqueFd(copy));
     }
 
-    // Close everything that is neither kept nor just opened.
+    // Close everything that is neither kept nor one of the copies.
     std::set<int> needed;
     for (int* fd : keep)
         needed.insert(*fd);
-    for (const auto& [id, fd] : opened)
+    for (const auto& [id, fd] : copies)
         needed.insert(fd.get());
     for (int fd : TRY(proc::list_fds(::getpid())))
         if (!needed.contains(fd))
             ::close(fd);
 
     for (const auto& entry : table.fds()) {
-        int source = opened.at(entry.file_id()).get();
+        int source = copies.at(entry.file_id()).get();
         if (::dup3(source, entry.fd(), entry.close_on_exec() ? O_CLOEXEC : 0) < 0)
             return fail_errno(fmt::format("dup3 to fd {}", entry.fd()));
     }

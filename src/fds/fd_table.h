@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "fds.pb.h"
 
 namespace cryo::fds {
@@ -39,11 +40,14 @@ private:
     image::FileTable m_files;
 };
 
-// Restore side, run inside the new process: opens every file of `table` and
-// puts it at its fd number, closing everything else. The descriptors in
-// `keep` (cryo's own, still needed) are first moved above every number the
-// table uses and updated in place.
-Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, const image::OpenFile*>& files,
-                         std::vector<int*> keep);
+// Restore side, in cryo before any process exists: opens every file of the
+// table once (descriptors keyed by file id). An error names the file.
+Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files);
+
+// Restore side, run inside the new process: puts the files opened by
+// open_files() (inherited, keyed by file id) at their fd numbers and closes
+// everything else. The descriptors in `keep` (cryo's own, still needed) are
+// first moved above every number the table uses and updated in place.
+Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, int>& opened, std::vector<int*> keep);
 
 } // namespace cryo::fds

@@ -66,6 +66,8 @@ Result<void> unregister_rseq(const AddressSpaceRestore& restore)
 Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps)
 {
     std::vector<Range> keep { { restore.trampoline, restore.trampoline + restore.trampoline_size } };
+    for (const auto& [id, object] : *restore.shared_objects)
+        keep.push_back({ object.address, object.address + object.size });
     for (const auto& map : maps)
         if (special_kind(map.path))
             keep.push_back({ map.start, map.end });
@@ -147,9 +149,17 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
         case image::VMA_KIND_ANONYMOUS:
             flags |= MAP_PRIVATE | MAP_ANONYMOUS | (vma.grows_down() ? MAP_GROWSDOWN : 0);
             break;
-        case image::VMA_KIND_SHARED_ANONYMOUS:
-            flags |= MAP_SHARED | MAP_ANONYMOUS;
-            break;
+        case image::VMA_KIND_SHARED_ANONYMOUS: {
+            auto object = restore.shared_objects->find(vma.shmem_id());
+            if (object == restore.shared_objects->end() || vma.pgoff() + length > object->second.size)
+                return fail("mapping {:#x}-{:#x}: shared memory object {} is missing", vma.start(), vma.end(), vma.shmem_id());
+            uint64_t moved = TRY_CTX(injector.call("mremap", SYS_mremap, object->second.address + vma.pgoff(), length, length,
+                                                   MREMAP_MAYMOVE | MREMAP_FIXED, vma.start()),
+                                     "mapping {:#x}-{:#x} (shared memory)", vma.start(), vma.end());
+            if (moved != vma.start())
+                return fail("mapping {:#x}-{:#x} landed at {:#x}", vma.start(), vma.end(), moved);
+            continue;
+        }
         case image::VMA_KIND_FILE_PRIVATE:
         case image::VMA_KIND_FILE_SHARED: {
             bool shared = vma.kind() == image::VMA_KIND_FILE_SHARED;
@@ -182,6 +192,9 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
     }
     for (const auto& [key, fd] : open_files)
         TRY(injector.call("close", SYS_close, fd));
+    // What is left of the shared objects was not mapped by this process.
+    for (const auto& [id, object] : *restore.shared_objects)
+        TRY(injector.call("munmap", SYS_munmap, object.address, object.size));
     return {};
 }
 
@@ -252,7 +265,8 @@ Result<void> finish_vmas(const AddressSpaceRestore& restore)
         if (is_special(vma))
             continue;
         uint64_t length = vma.end() - vma.start();
-        if (map_protection(vma) != static_cast<int>(vma.prot()))
+        // Shared memory arrives read-write from cryo's own mapping.
+        if (map_protection(vma) != static_cast<int>(vma.prot()) || vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS)
             TRY_CTX(injector.call("mprotect", SYS_mprotect, vma.start(), length, vma.prot()),
                     "mapping {:#x}-{:#x}", vma.start(), vma.end());
         for (const auto& advice : kAdvice) {
@@ -324,7 +338,7 @@ Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& rest
     return stats;
 }
 
-Result<uint64_t> find_trampoline_window(const image::MemoryImage& image, uint64_t size)
+Result<uint64_t> find_free_window(const image::MemoryImage& image, uint64_t size)
 {
     auto own = TRY(proc::read_maps(::getpid()));
     auto is_free = [&](uint64_t start) {

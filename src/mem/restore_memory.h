@@ -15,11 +15,21 @@
 
 #include <sys/types.h>
 
+#include <map>
+
 #include "base/error.h"
 #include "mm.pb.h"
 #include "ptrace/injector.h"
 
 namespace cryo::mem {
+
+// A MAP_SHARED|MAP_ANONYMOUS object mapped by cryo before it created the
+// tree, so every new process inherits it; each moves the parts it maps into
+// place with mremap(), which keeps them one shared object.
+struct SharedObject {
+    uint64_t address { 0 };   // in cryo and, until moved, in every new process
+    uint64_t size { 0 };
+};
 
 struct AddressSpaceRestore {
     pid_t pid { 0 };
@@ -32,6 +42,7 @@ struct AddressSpaceRestore {
     int page_fd { -1 };               // the page file, as numbered in the child
     const image::MemoryImage* image { nullptr };
     const image::PageMap* page_map { nullptr };
+    const std::map<uint64_t, SharedObject>* shared_objects { nullptr };  // by shmem_id
 };
 
 struct MemoryRestoreStats {
@@ -41,8 +52,8 @@ struct MemoryRestoreStats {
 
 Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& restore);
 
-// An address for the trampoline window of `size` bytes that is free both in
-// cryo's own layout and in the image's.
-Result<uint64_t> find_trampoline_window(const image::MemoryImage& image, uint64_t size);
+// An address range of `size` bytes that is free both in cryo's own layout
+// and in the image's (for the trampoline and the shared objects).
+Result<uint64_t> find_free_window(const image::MemoryImage& image, uint64_t size);
 
 } // namespace cryo::mem

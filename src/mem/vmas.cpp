@@ -2,7 +2,10 @@
 #include "mem/vmas.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
+
+#include <algorithm>
 
 namespace cryo::mem {
 
@@ -81,8 +84,19 @@ Result<image::Vma> classify_vma(const proc::SmapsEntry& entry)
 Result<std::vector<image::Vma>> collect_vmas(pid_t pid)
 {
     std::vector<image::Vma> vmas;
-    for (const auto& entry : TRY(proc::read_smaps(pid)))
-        vmas.push_back(TRY(classify_vma(entry)));
+    for (const auto& entry : TRY(proc::read_smaps(pid))) {
+        auto vma = TRY(classify_vma(entry));
+        if (vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS) {
+            // The whole object may be larger than this mapping of it; its
+            // size is that of the file behind map_files/.
+            struct stat st {};
+            auto path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, vma.start(), vma.end());
+            if (::stat(path.c_str(), &st) < 0)
+                return fail_errno(fmt::format("stat {}", path));
+            vma.set_shmem_size(std::max<uint64_t>(static_cast<uint64_t>(st.st_size), vma.pgoff() + vma.end() - vma.start()));
+        }
+        vmas.push_back(std::move(vma));
+    }
     return vmas;
 }
 

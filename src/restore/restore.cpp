@@ -1,14 +1,18 @@
 // `cryo restore`, as a list of passes over a RestoreContext.
 //
 // Everything that can be checked is checked before a process exists: the
-// manifest and the checksum of every file, then every image is parsed. The
-// process is then created with its PID, set up from the inside (files,
-// directories, limits), turned into the image from the outside (memory, mm,
-// signals, timers, credentials) and only then given its registers and
-// released. Until that moment the half-built process is killed on any error.
+// manifest and the checksum of every file, then every image is parsed and
+// every open file is opened. The tree is then created with its PIDs, each
+// process set up from the inside (files, directories, limits), then turned
+// into the image from the outside (memory, mm, signals, threads, timers,
+// credentials) one after the other, and only then are all threads of all
+// processes given their registers and released together. Until that moment
+// the half-built tree is killed on any error.
 #include "restore/restore.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,16 +21,19 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <optional>
 #include <vector>
 
+#include "base/scope_guard.h"
+#include "base/syscalls.h"
 #include "core.pb.h"
 #include "fds.pb.h"
+#include "fds/fd_table.h"
 #include "image/reader.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
-#include "base/scope_guard.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
 #include "restore/process_state.h"
@@ -38,12 +45,37 @@ namespace cryo::restore {
 
 namespace {
 
+// The images of one process of the tree (core..fd_table empty for zombies).
 struct ProcessImages {
     image::ProcessEntry entry;
     image::ProcessCore core;
     image::MemoryImage memory;
     image::PageMap page_map;
     image::FdTable fd_table;
+    UniqueFd page_file;
+    bool alive() const { return entry.state() == image::PROCESS_STATE_ALIVE; }
+};
+
+// One thread being restored, with its injector.
+struct ThreadInRestore {
+    ptrace::Tracee* tracee { nullptr };
+    std::optional<ptrace::Tracee> owned;   // threads other than the leader
+    std::optional<ptrace::Injector> injector;
+    const image::ThreadCore* core { nullptr };
+};
+
+// A process whose morph is done, waiting to be released with the others.
+struct MorphedProcess {
+    pid_t pid { 0 };
+    std::optional<ptrace::RemoteMemory> memory;
+    std::vector<ThreadInRestore> threads;
+    ~MorphedProcess()
+    {
+        // Never detach a thread of a half-built process: the tree is killed.
+        for (auto& thread : threads)
+            if (thread.owned)
+                thread.owned->release();
+    }
 };
 
 struct RestoreContext {
@@ -51,9 +83,12 @@ struct RestoreContext {
     std::optional<image::ImageReader> reader;
     image::ProcessTree tree;
     image::FileTable files;
-    std::map<uint32_t, const image::OpenFile*> files_by_id;
-    ProcessImages process;
-    std::optional<NewProcess> created;
+    std::map<uint32_t, UniqueFd> opened_files;
+    std::vector<ProcessImages> processes;   // parents before children
+    uint64_t trampoline { 0 };
+    std::map<uint64_t, mem::SharedObject> shared_objects;   // by shmem_id
+    std::optional<NewTree> created;
+    std::deque<MorphedProcess> morphed;     // stable addresses
     mem::MemoryRestoreStats memory_stats;
 };
 
@@ -64,39 +99,152 @@ Result<void> open_and_verify(RestoreContext& context)
     return {};
 }
 
-Result<void> read_images(RestoreContext& context)
+Result<void> read_process(const image::ImageReader& reader, ProcessImages& process)
 {
-    const auto& reader = *context.reader;
-    context.tree = TRY(reader.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
-    if (context.tree.processes_size() != 1)
-        return fail("the checkpoint holds {} processes: restoring process trees is not supported yet",
-                    context.tree.processes_size());
-    auto& process = context.process;
-    process.entry = context.tree.processes(0);
     pid_t pid = process.entry.pid();
-    if (pid <= 1)
-        return fail("{}: invalid pid {}", image::kTreeName, pid);
     process.core = TRY(reader.read<image::ProcessCore>(image::core_name(pid), image::ImageKind::Core));
     process.memory = TRY(reader.read<image::MemoryImage>(image::memory_name(pid), image::ImageKind::Memory));
     process.page_map = TRY(reader.read<image::PageMap>(image::pagemap_name(pid), image::ImageKind::PageMap));
     process.fd_table = TRY(reader.read<image::FdTable>(image::fdtable_name(pid), image::ImageKind::FdTable));
-    context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
-    for (const auto& file : context.files.files())
-        context.files_by_id[file.id()] = &file;
     if (process.core.threads_size() < 1 || process.core.threads(0).tid() != pid)
         return fail("{}: the first thread is not the leader {}", image::core_name(pid), pid);
     if (process.page_map.page_file() != image::pages_name(pid))
         return fail("{}: unexpected page file name '{}'", image::pagemap_name(pid), process.page_map.page_file());
+    process.page_file = TRY(reader.open_raw(process.page_map.page_file()));
     return {};
 }
 
-// One thread of the process being restored, with its injector.
-struct ThreadInRestore {
-    ptrace::Tracee* tracee;
-    std::optional<ptrace::Tracee> owned;   // threads other than the leader
-    std::optional<ptrace::Injector> injector;
-    const image::ThreadCore* core;
-};
+Result<void> read_images(RestoreContext& context)
+{
+    const auto& reader = *context.reader;
+    context.tree = TRY(reader.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
+    if (context.tree.processes_size() == 0 || context.tree.processes(0).pid() != context.tree.root_pid())
+        return fail("{}: the root process is not listed first", image::kTreeName);
+    std::map<pid_t, size_t> seen;
+    for (const auto& entry : context.tree.processes()) {
+        if (entry.pid() <= 1 || seen.contains(entry.pid()))
+            return fail("{}: invalid or repeated pid {}", image::kTreeName, entry.pid());
+        if (entry.ppid() != 0 && !seen.contains(entry.ppid()))
+            return fail("{}: pid {} is listed before its parent {}", image::kTreeName, entry.pid(), entry.ppid());
+        seen[entry.pid()] = context.processes.size();
+        auto& process = context.processes.emplace_back();
+        process.entry = entry;
+        if (process.alive())
+            TRY(read_process(reader, process));
+    }
+    context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
+    return {};
+}
+
+// Maps, in cryo, every shared anonymous memory object of the tree at an
+// address free in all the image's processes; the new processes inherit them.
+Result<void> map_shared_objects(RestoreContext& context, const image::MemoryImage& all_vmas)
+{
+    std::map<uint64_t, uint64_t> sizes;
+    for (const auto& vma : all_vmas.vmas())
+        if (vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS)
+            sizes[vma.shmem_id()] = std::max(sizes[vma.shmem_id()], (vma.shmem_size() + kPageSize - 1) & ~(kPageSize - 1));
+    for (const auto& [id, size] : sizes) {
+        uint64_t address = TRY(mem::find_free_window(all_vmas, size));
+        void* mapped = ::mmap(reinterpret_cast<void*>(address), size, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (mapped == MAP_FAILED)
+            return fail_errno(fmt::format("mmap shared memory object {} ({} bytes)", id, size));
+        context.shared_objects[id] = { address, size };
+    }
+    return {};
+}
+
+Result<void> plan_and_create(RestoreContext& context)
+{
+    image::MemoryImage all_vmas;
+    for (const auto& process : context.processes)
+        for (const auto& vma : process.memory.vmas())
+            *all_vmas.add_vmas() = vma;
+    TRY(map_shared_objects(context, all_vmas));
+    // A trampoline address free in cryo and in every process of the image.
+    context.trampoline = TRY(mem::find_free_window(all_vmas, kTrampolineWindow));
+
+    TreePlan plan;
+    plan.trampoline = context.trampoline;
+    std::map<pid_t, size_t> index;
+    for (const auto& process : context.processes) {
+        index[process.entry.pid()] = plan.processes.size();
+        ProcessPlan entry;
+        entry.entry = &process.entry;
+        if (process.alive()) {
+            entry.core = &process.core;
+            entry.fd_table = &process.fd_table;
+            entry.page_fd = process.page_file.get();
+        }
+        if (process.entry.ppid() != 0)
+            plan.processes[index.at(process.entry.ppid())].children.push_back(plan.processes.size());
+        plan.processes.push_back(std::move(entry));
+    }
+    for (const auto& [id, fd] : context.opened_files)
+        plan.opened_files[id] = fd.get();
+    context.created.emplace(TRY(NewTree::create(plan)));
+    return {};
+}
+
+Result<void> morph_process(RestoreContext& context, ProcessImages& process)
+{
+    pid_t pid = process.entry.pid();
+    auto& member = context.created->member(pid);
+    auto& morphed = context.morphed.emplace_back();
+    morphed.pid = pid;
+    morphed.memory.emplace(TRY(ptrace::RemoteMemory::open(pid)));
+    ptrace::ScratchArea scratch(*morphed.memory, context.trampoline + kTrampolineCodeSize, kScratchSize);
+    auto& threads = morphed.threads;
+    // Elements point into each other (injectors at tracees): no reallocation.
+    threads.reserve(static_cast<size_t>(process.core.threads_size()));
+    threads.push_back({ .tracee = &member.tracee, .core = &process.core.threads(0) });
+    threads.front().injector.emplace(
+        TRY(ptrace::Injector::create(member.tracee, context.trampoline, ptrace::Gadget::SyscallThenTrap)));
+    auto& injector = *threads.front().injector;
+
+    mem::AddressSpaceRestore address_space;
+    address_space.pid = pid;
+    address_space.injector = &injector;
+    address_space.memory = &*morphed.memory;
+    address_space.scratch = &scratch;
+    address_space.trampoline = context.trampoline;
+    address_space.trampoline_size = kTrampolineSize;
+    address_space.temporary_slot = context.trampoline + kTemporarySlotOffset;
+    address_space.page_fd = member.child_page_fd;
+    address_space.image = &process.memory;
+    address_space.page_map = &process.page_map;
+    address_space.shared_objects = &context.shared_objects;
+    auto stats = TRY(mem::restore_address_space(address_space));
+    context.memory_stats.bytes += stats.bytes;
+    context.memory_stats.preadv_calls += stats.preadv_calls;
+    TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(member.child_page_fd)));
+    TRY(injector.call("close report pipe", SYS_close, static_cast<uint64_t>(member.child_report_fd)));
+
+    StateRestore state { .pid = pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
+    TRY(restore_process_state(state));
+    TRY_CTX(restore_thread_state(state, process.core.threads(0)), "thread {}", pid);
+    // The other threads, created by the leader while it still has every
+    // privilege (set_tid needs CAP_CHECKPOINT_RESTORE).
+    for (int i = 1; i < process.core.threads_size(); ++i) {
+        const auto& thread_core = process.core.threads(i);
+        auto& thread = threads.emplace_back(ThreadInRestore { .core = &thread_core });
+        thread.owned.emplace(TRY(create_thread(member.tracee, injector, scratch, thread_core.tid())));
+        thread.tracee = &*thread.owned;
+        thread.injector.emplace(
+            TRY(ptrace::Injector::create(*thread.tracee, context.trampoline, ptrace::Gadget::SyscallThenTrap)));
+        StateRestore thread_state = state;
+        thread_state.injector = &*thread.injector;
+        TRY_CTX(restore_thread_state(thread_state, thread_core), "thread {}", thread_core.tid());
+    }
+    TRY_CTX(restore_itimers(state), "interval timers");
+    for (auto& thread : threads) {
+        StateRestore thread_state = state;
+        thread_state.injector = &*thread.injector;
+        TRY_CTX(restore_credentials(thread_state), "thread {}: credentials", thread.core->tid());
+    }
+    return {};
+}
 
 Result<void> set_final_registers(ptrace::Tracee& tracee, const image::ThreadCore& thread)
 {
@@ -108,96 +256,25 @@ Result<void> set_final_registers(ptrace::Tracee& tracee, const image::ThreadCore
     return {};
 }
 
-// Points every thread at its saved registers and lets them all go. The
-// trampoline is unmapped by the leader's last injected call, in a
-// syscall-exit stop, so no instruction of cryo's runs in the process after
-// that.
-Result<void> release(std::vector<ThreadInRestore>& threads, uint64_t trampoline)
+// Points every thread at its saved registers, then lets them all go. Each
+// trampoline is unmapped by its leader's last injected call, in a
+// syscall-exit stop, so no instruction of cryo's runs in a process after it.
+Result<void> release_all(RestoreContext& context)
 {
-    for (size_t i = 1; i < threads.size(); ++i)
-        TRY_CTX(set_final_registers(*threads[i].tracee, *threads[i].core), "thread {}", threads[i].core->tid());
-    auto& leader = threads.front();
-    long unmapped = TRY(leader.injector->call_to_exit_stop(SYS_munmap, { trampoline, kTrampolineSize, 0, 0, 0, 0 }));
-    if (unmapped != 0)
-        return fail_errno("munmap of the trampoline", static_cast<int>(-unmapped));
-    TRY(set_final_registers(*leader.tracee, *leader.core));
-    for (auto& thread : threads)
-        TRY(thread.tracee->detach());
-    return {};
-}
-
-Result<void> morph(RestoreContext& context)
-{
-    auto& process = context.process;
-    pid_t pid = process.entry.pid();
-    uint64_t trampoline = TRY(mem::find_trampoline_window(process.memory, kTrampolineWindow));
-    auto page_file = TRY(context.reader->open_raw(process.page_map.page_file()));
-
-    RestorerSetup setup;
-    setup.pid = pid;
-    setup.core = &process.core;
-    setup.fd_table = &process.fd_table;
-    setup.files = &context.files_by_id;
-    setup.trampoline = trampoline;
-    setup.page_fd = page_file.get();
-    context.created.emplace(TRY(NewProcess::create(setup)));
-    auto& created = *context.created;
-
-    auto memory = TRY(ptrace::RemoteMemory::open(pid));
-    ptrace::ScratchArea scratch(memory, trampoline + kTrampolineCodeSize, kScratchSize);
-    std::vector<ThreadInRestore> threads;
-    // Elements point into each other (injectors at tracees): no reallocation.
-    threads.reserve(static_cast<size_t>(process.core.threads_size()));
-    // On failure the whole process is killed (NewProcess); its threads must
-    // not be detached and let run first.
-    ScopeGuard forget_threads([&] {
-        for (auto& thread : threads)
-            if (thread.owned)
-                thread.owned->release();
-    });
-    threads.push_back({ .tracee = &created.tracee(), .core = &process.core.threads(0) });
-    threads.front().injector.emplace(
-        TRY(ptrace::Injector::create(created.tracee(), trampoline, ptrace::Gadget::SyscallThenTrap)));
-    auto& injector = *threads.front().injector;
-
-    mem::AddressSpaceRestore address_space;
-    address_space.pid = pid;
-    address_space.injector = &injector;
-    address_space.memory = &memory;
-    address_space.scratch = &scratch;
-    address_space.trampoline = trampoline;
-    address_space.trampoline_size = kTrampolineSize;
-    address_space.temporary_slot = trampoline + kTemporarySlotOffset;
-    address_space.page_fd = created.child_page_fd();
-    address_space.image = &process.memory;
-    address_space.page_map = &process.page_map;
-    context.memory_stats = TRY(mem::restore_address_space(address_space));
-    TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(created.child_page_fd())));
-
-    StateRestore state { .pid = pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
-    TRY(restore_process_state(state));
-    TRY_CTX(restore_thread_state(state, process.core.threads(0)), "thread {}", pid);
-    // The other threads, created by the leader while it still has every
-    // privilege (set_tid needs CAP_CHECKPOINT_RESTORE).
-    for (int i = 1; i < process.core.threads_size(); ++i) {
-        const auto& thread_core = process.core.threads(i);
-        auto& thread = threads.emplace_back(ThreadInRestore { .core = &thread_core });
-        thread.owned.emplace(TRY(create_thread(created.tracee(), injector, scratch, thread_core.tid())));
-        thread.tracee = &*thread.owned;
-        thread.injector.emplace(TRY(ptrace::Injector::create(*thread.tracee, trampoline, ptrace::Gadget::SyscallThenTrap)));
-        StateRestore thread_state = state;
-        thread_state.injector = &*thread.injector;
-        TRY_CTX(restore_thread_state(thread_state, thread_core), "thread {}", thread_core.tid());
+    for (auto& process : context.morphed) {
+        auto& threads = process.threads;
+        for (size_t i = 1; i < threads.size(); ++i)
+            TRY_CTX(set_final_registers(*threads[i].tracee, *threads[i].core), "thread {}", threads[i].core->tid());
+        auto& leader = threads.front();
+        long unmapped = TRY(leader.injector->call_to_exit_stop(
+            SYS_munmap, { context.trampoline, kTrampolineSize, 0, 0, 0, 0 }));
+        if (unmapped != 0)
+            return fail_errno(fmt::format("pid {}: munmap of the trampoline", process.pid), static_cast<int>(-unmapped));
+        TRY_CTX(set_final_registers(*leader.tracee, *leader.core), "pid {}", process.pid);
     }
-    TRY_CTX(restore_itimers(state), "interval timers");
-    for (auto& thread : threads) {
-        StateRestore thread_state = state;
-        thread_state.injector = &*thread.injector;
-        TRY_CTX(restore_credentials(thread_state), "thread {}: credentials", thread.core->tid());
-    }
-    TRY(release(threads, trampoline));
-    spdlog::debug("pid {}: {} threads, {} injected calls in the leader, {} preadv calls for {} MiB", pid,
-                  threads.size(), injector.calls(), context.memory_stats.preadv_calls, context.memory_stats.bytes >> 20);
+    for (auto& process : context.morphed)
+        for (auto& thread : process.threads)
+            TRY(thread.tracee->detach());
     return {};
 }
 
@@ -207,16 +284,24 @@ Result<void> write_pidfile(const std::string& path, pid_t pid)
     return write_all(fd.get(), fmt::format("{}\n", pid), path);
 }
 
-Result<int> wait_for(pid_t pid)
+// Waits for the root; cryo is a child subreaper, so orphans of the tree
+// that land on it are reaped along the way.
+Result<int> wait_for(pid_t root)
 {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return fail_errno(fmt::format("waitpid restored pid {}", pid));
+    for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail_errno(fmt::format("waitpid restored pid {}", root));
+        }
+        if (pid != root)
+            continue;
+        if (WIFEXITED(status))
+            return WEXITSTATUS(status);
+        return 128 + WTERMSIG(status);
     }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
 }
 
 } // namespace
@@ -225,25 +310,35 @@ Result<int> run_restore(const RestoreOptions& options)
 {
     auto started = std::chrono::steady_clock::now();
     RestoreContext context { .options = options };
+    // Orphans of a failed restore come back to cryo, which reaps them.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
     // Refuse a damaged checkpoint before anything is created.
     TRY(open_and_verify(context));
     TRY(read_images(context));
-    // Create the process and turn it into the image; until released, any
-    // failure kills it (NewProcess's destructor).
-    TRY_CTX(morph(context), "pid {}", context.process.entry.pid());
-    pid_t pid = context.created->pid();
+    // Files next: a missing file is a clear error while nothing exists yet.
+    context.opened_files = TRY(fds::open_files(context.files));
+    // Create the tree; until released, any failure kills every process of it
+    // (NewTree's destructor).
+    TRY(plan_and_create(context));
+    for (auto& process : context.processes)
+        if (process.alive())
+            TRY_CTX(morph_process(context, process), "pid {}", process.entry.pid());
+    TRY(release_all(context));
     context.created->release();
+    pid_t root = context.created->root();
 
     auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
-    spdlog::info("restored pid {} from {} in {:.1f} ms", pid, options.directory, elapsed.count());
-    // The pidfile is written once the process runs: whoever waits for it may
+    spdlog::info("restored the tree of pid {} ({} processes, {} MiB of pages in {} reads) from {} in {:.1f} ms", root,
+                 context.processes.size(), context.memory_stats.bytes >> 20, context.memory_stats.preadv_calls,
+                 options.directory, elapsed.count());
+    // The pidfile is written once the tree runs: whoever waits for it may
     // signal the process right away.
     if (!options.pidfile.empty())
-        TRY(write_pidfile(options.pidfile, pid));
+        TRY(write_pidfile(options.pidfile, root));
     if (options.detach)
         return 0;
-    return wait_for(pid);
+    return wait_for(root);
 }
 
 } // namespace cryo::restore

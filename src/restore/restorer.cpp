@@ -1,10 +1,11 @@
-// The restorer child and its creation; see restorer.h.
+// The restorer processes and their creation; see restorer.h.
 #include "restore/restorer.h"
 
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -13,21 +14,27 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ranges>
 
 #include "base/kill.h"
 #include "base/syscalls.h"
 #include "fds/fd_table.h"
+#include "proc/stat.h"
 
 namespace cryo::restore {
 
 namespace {
 
-// What the child tells cryo when its setup is done (or failed).
+// What a new process tells cryo when its setup is done (or failed). Smaller
+// than PIPE_BUF, so reports of several processes never interleave.
 struct SetupReport {
+    pid_t pid { 0 };
     int error { 0 };      // errno-like code; 0 on success
     int page_fd { -1 };
+    int report_fd { -1 };
     char message[1024] {};
 };
+static_assert(sizeof(SetupReport) < PIPE_BUF);
 
 constexpr unsigned char kTrampolineCode[] = { 0x0f, 0x05, 0xcc };  // syscall; int3
 
@@ -65,49 +72,102 @@ Result<void> map_trampoline(uint64_t address)
     return {};
 }
 
-Result<void> set_up_child(const RestorerSetup& setup, int& report_fd, int& page_fd)
+Result<void> join_session_and_group(const image::ProcessEntry& entry)
 {
-    const auto& core = *setup.core;
-    TRY_CTX(fds::install_fds(*setup.fd_table, *setup.files, { &report_fd, &page_fd }), "files");
+    pid_t pid = entry.pid();
+    if (entry.sid() == pid && ::getsid(0) != pid && ::setsid() < 0)
+        return fail_errno("setsid");
+    if (entry.pgid() == pid && ::getpgid(0) != pid && ::setpgid(0, 0) < 0)
+        return fail_errno("setpgid(0, 0)");
+    if (entry.ppid() != 0 && entry.pgid() != pid && ::getpgid(0) != entry.pgid() && ::setpgid(0, entry.pgid()) < 0)
+        return fail_errno(fmt::format("join process group {}", entry.pgid()));
+    return {};
+}
+
+[[noreturn]] void become_zombie(const image::ProcessEntry& entry)
+{
+    int status = entry.exit_status();
+    if (WIFSIGNALED(status)) {
+        // Die of the same signal, without leaving a core file behind.
+        ::prctl(PR_SET_DUMPABLE, 0);
+        ::signal(WTERMSIG(status), SIG_DFL);
+        sigset_t all;
+        sigfillset(&all);
+        ::sigprocmask(SIG_UNBLOCK, &all, nullptr);
+        (void)signal_process(::getpid(), WTERMSIG(status));
+    }
+    ::_exit(WEXITSTATUS(status));
+}
+
+// Group leaders first, so a sibling that joins a group finds it existing.
+std::vector<size_t> creation_order(const TreePlan& plan, const ProcessPlan& process)
+{
+    auto order = process.children;
+    std::ranges::stable_partition(order, [&](size_t index) {
+        const auto& entry = *plan.processes[index].entry;
+        return entry.pgid() == entry.pid();
+    });
+    return order;
+}
+
+Result<pid_t> create_process(const TreePlan& plan, size_t index, int report_fd);
+
+Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd)
+{
+    const auto& process = plan.processes[index];
+    const auto& core = *process.core;
+    for (size_t child : creation_order(plan, process))
+        TRY(create_process(plan, child, report_fd));
+    TRY_CTX(fds::install_fds(*process.fd_table, plan.opened_files, { &report_fd, &page_fd }), "files");
     if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
         return fail_errno(fmt::format("chroot {}", core.root()));
     if (!core.cwd().empty() && ::chdir(core.cwd().c_str()) < 0)
         return fail_errno(fmt::format("chdir {}", core.cwd()));
     ::umask(core.umask());
     TRY_CTX(apply_limits(core), "resource limits");
-    TRY(map_trampoline(setup.trampoline));
+    TRY(map_trampoline(plan.trampoline));
     return {};
 }
 
-[[noreturn]] void run_child(const RestorerSetup& setup, int report_fd)
+// Runs in the new process; never returns.
+[[noreturn]] void run_restorer(const TreePlan& plan, size_t index, int report_fd, int sync_fd)
 {
-    int page_fd = setup.page_fd;
+    const auto& process = plan.processes[index];
     SetupReport report;
-    if (auto result = set_up_child(setup, report_fd, page_fd); !result) {
+    report.pid = process.entry->pid();
+    int page_fd = process.page_fd;
+    auto result = join_session_and_group(*process.entry);
+    // The parent waits for this before it creates the next child.
+    ::close(sync_fd);
+    if (result && !process.core)
+        become_zombie(*process.entry);
+    if (result)
+        result = set_up(plan, index, report_fd, page_fd);
+    if (!result) {
         report.error = result.error().code() ? result.error().code() : EINVAL;
-        auto message = result.error().message();
+        auto message = fmt::format("pid {}: {}", report.pid, result.error().message());
         std::memcpy(report.message, message.data(), std::min(message.size(), sizeof(report.message) - 1));
     }
     report.page_fd = page_fd;
+    report.report_fd = report_fd;
     ssize_t written = ::write(report_fd, &report, sizeof(report));
     if (report.error != 0 || written != sizeof(report))
         ::_exit(1);
-    ::close(report_fd);
+    // cryo closes the report pipe (and the page file) by an injected call:
+    // it may seize this process before a close() here would run.
     for (;;)
         ::pause();
 }
 
-} // namespace
-
-Result<NewProcess> NewProcess::create(const RestorerSetup& setup)
+Result<pid_t> create_process(const TreePlan& plan, size_t index, int report_fd)
 {
-    int pipe_fds[2];
-    if (::pipe2(pipe_fds, O_CLOEXEC) < 0)
-        return fail_errno("pipe for the restorer's report");
-    UniqueFd report_read(pipe_fds[0]);
-    UniqueFd report_write(pipe_fds[1]);
+    pid_t wanted = plan.processes[index].entry->pid();
+    int sync[2];
+    if (::pipe2(sync, O_CLOEXEC) < 0)
+        return fail_errno("pipe");
+    UniqueFd sync_read(sync[0]);
+    UniqueFd sync_write(sync[1]);
 
-    pid_t wanted = setup.pid;
     clone_args args {};
     args.exit_signal = SIGCHLD;
     args.set_tid = reinterpret_cast<uint64_t>(&wanted);
@@ -119,57 +179,137 @@ Result<NewProcess> NewProcess::create(const RestorerSetup& setup)
         return fail_errno(fmt::format("clone3 with set_tid {}", wanted));
     }
     if (child == 0) {
-        report_read.reset();
-        run_child(setup, pipe_fds[1]);
+        // Dying with its parent (cryo, or the restorer above) until cryo
+        // seizes it; the image's own setting is restored later.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        sync_read.reset();
+        run_restorer(plan, index, report_fd, sync_write.release());
     }
+    sync_write.reset();
+    char byte;
+    while (::read(sync_read.get(), &byte, 1) < 0 && errno == EINTR) { }
+    return static_cast<pid_t>(child);
+}
+
+} // namespace
+
+Result<NewTree> NewTree::create(const TreePlan& plan)
+{
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) < 0)
+        return fail_errno("pipe for the restorers' reports");
+    UniqueFd report_read(pipe_fds[0]);
+    UniqueFd report_write(pipe_fds[1]);
+
+    NewTree tree;
+    for (const auto& process : plan.processes)
+        tree.m_created.push_back(process.entry->pid());
+    tree.m_root = TRY(create_process(plan, 0, report_write.get()));
     report_write.reset();
 
-    // From here a failure kills and reaps the child (the guard below).
-    auto kill_child = [&] {
-        kill_quietly(static_cast<pid_t>(child));
-        while (::waitpid(static_cast<pid_t>(child), nullptr, __WALL) < 0 && errno == EINTR) { }
+    // Every live process reports once; a process dying early closes its end
+    // of the pipe, and when all are gone read() sees the end.
+    size_t live = static_cast<size_t>(std::ranges::count_if(plan.processes, [](const auto& p) { return p.core; }));
+    std::map<pid_t, std::pair<int, int>> page_fds;   // pid -> page file, report pipe
+    while (page_fds.size() < live) {
+        SetupReport report;
+        ssize_t got = ::read(report_read.get(), &report, sizeof(report));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got != sizeof(report))
+            return fail("a new process died while setting up the tree ({} of {} ready)", page_fds.size(), live);
+        if (report.error != 0)
+            return fail("{}", report.message);
+        page_fds[report.pid] = { report.page_fd, report.report_fd };
+    }
+
+    for (const auto& process : plan.processes) {
+        if (!process.core)
+            continue;
+        pid_t pid = process.entry->pid();
+        if (::ptrace(PTRACE_SEIZE, pid, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) < 0)
+            return fail_errno(fmt::format("ptrace(SEIZE) new pid {}", pid));
+        auto member = std::make_unique<Member>(Member { pid, ptrace::Tracee::adopt(pid), page_fds.at(pid).first,
+                                                                 page_fds.at(pid).second });
+        TRY(member->tracee.interrupt());
+        for (;;) {
+            auto stop = TRY(member->tracee.wait_stop());
+            if (stop.kind == ptrace::StopKind::EventStop)
+                break;
+            // A signal sent to the new process before the interrupt was
+            // not sent to the program being restored: drop it.
+            TRY(member->tracee.resume(PTRACE_CONT));
+        }
+        tree.m_members.push_back(std::move(member));
+    }
+    TRY(tree.verify(plan));
+    return tree;
+}
+
+// Checks that the new tree has the parents, sessions and groups of the
+// image before anything else is done to it.
+Result<void> NewTree::verify(const TreePlan& plan) const
+{
+    pid_t own_session = ::getsid(0);
+    pid_t own_group = ::getpgid(0);
+    for (const auto& process : plan.processes) {
+        const auto& entry = *process.entry;
+        auto stat = TRY_CTX(proc::read_stat(entry.pid()), "new pid {}", entry.pid());
+        pid_t want_sid = entry.sid();
+        pid_t want_pgid = entry.pgid();
+        if (entry.ppid() == 0) {
+            // The root keeps cryo's session and group unless it led its own.
+            if (want_sid != entry.pid())
+                want_sid = own_session;
+            if (want_pgid != entry.pid())
+                want_pgid = want_sid == entry.pid() ? entry.pid() : own_group;
+        }
+        if ((entry.ppid() != 0 && stat.ppid != entry.ppid()) || stat.session != want_sid || stat.pgrp != want_pgid)
+            return fail("new pid {}: parent {} session {} group {}, expected parent {} session {} group {}", entry.pid(),
+                        stat.ppid, stat.session, stat.pgrp, entry.ppid(), want_sid, want_pgid);
+    }
+    return {};
+}
+
+NewTree::Member& NewTree::member(pid_t pid)
+{
+    for (auto& member : m_members)
+        if (member->pid == pid)
+            return *member;
+    std::abort();   // the caller asks only for live processes of the plan
+}
+
+NewTree::~NewTree()
+{
+    if (m_released || m_root <= 1)
+        return;
+    for (auto& member : m_members)
+        member->tracee.release();
+    // Only processes this restore created are killed: a pid of the plan
+    // may belong to an unrelated process (that is why clone3 failed).
+    auto ours = [&](pid_t pid) {
+        for (int depth = 0; depth < 64 && pid > 1; ++depth) {
+            if (pid == m_root)
+                return true;
+            auto stat = proc::read_stat(pid);
+            if (!stat)
+                return false;
+            if (stat->ppid == ::getpid())
+                return true;   // cryo's own child or orphan: created by this restore
+            pid = stat->ppid;
+        }
+        return false;
     };
-    if (::ptrace(PTRACE_SEIZE, child, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) < 0) {
-        int saved = errno;
-        kill_child();
-        return fail_errno(fmt::format("ptrace(SEIZE) restored pid {}", child), saved);
-    }
-    NewProcess process(static_cast<pid_t>(child), ptrace::Tracee::adopt(static_cast<pid_t>(child)));
-
-    SetupReport report;
-    ssize_t got = ::read(report_read.get(), &report, sizeof(report));
-    if (got != sizeof(report))
-        return fail("pid {}: the new process died while setting up", wanted);
-    if (report.error != 0)
-        return fail("pid {}: {}", wanted, report.message);
-    process.m_child_page_fd = report.page_fd;
-    TRY(process.m_tracee.interrupt());
-    for (;;) {
-        auto stop = TRY(process.m_tracee.wait_stop());
-        if (stop.kind == ptrace::StopKind::EventStop)
-            break;
-        // A signal sent to the new process before the interrupt (it has
-        // cryo's handlers and masks for now) is dropped: it was not sent to
-        // the program being restored.
-        TRY(process.m_tracee.resume(PTRACE_CONT));
-    }
-    return process;
-}
-
-NewProcess::NewProcess(NewProcess&& other) noexcept
-    : m_pid(std::exchange(other.m_pid, -1))
-    , m_tracee(std::move(other.m_tracee))
-    , m_child_page_fd(other.m_child_page_fd)
-{
-}
-
-NewProcess::~NewProcess()
-{
-    if (m_pid > 1) {
-        m_tracee.release();
-        kill_quietly(m_pid);
-        while (::waitpid(m_pid, nullptr, __WALL) < 0 && errno == EINTR) { }
-    }
+    std::vector<pid_t> victims;
+    for (pid_t pid : m_created)
+        if (ours(pid))
+            victims.push_back(pid);
+    for (pid_t pid : victims | std::views::reverse)
+        kill_quietly(pid);
+    // The root is cryo's child; the others were traced by cryo or are
+    // re-parented to it (a child subreaper while restoring).
+    for (pid_t pid : victims)
+        while (::waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) { }
 }
 
 } // namespace cryo::restore

@@ -1,23 +1,32 @@
-// Creating the process that becomes the restored one.
+// Creating the processes that become the restored tree.
 //
-// cryo clones itself with clone3(set_tid) so the new process gets the PID it
-// had. The child, still running cryo's code, does what is simplest from the
-// inside: it opens the checkpoint's files at their descriptor numbers, enters
-// the saved root and working directory, sets the umask and the resource
-// limits, and maps the trampoline page (`syscall; int3` followed by scratch
-// space) through which cryo will drive it. It reports success or the reason
-// of its failure over a pipe and then waits in pause() for cryo to seize it.
+// cryo clones itself with clone3(set_tid) so the root gets its PID back;
+// every new process, still running cryo's code, first joins its session
+// (setsid) or process group (setpgid), then creates its own children the
+// same way (parents create their children, so getppid() is right and
+// re-parented orphans come back under their new parent), then does what is
+// simplest from the inside: it puts the checkpoint's open files at their
+// descriptor numbers (cryo opened every file before cloning, so a file shared
+// by several processes is one open file again), enters the saved root and
+// working directory, sets the umask and the resource limits, and maps the
+// trampoline page (`syscall; int3` followed by scratch space) through which
+// cryo will drive it. It reports over a pipe and waits in pause() for cryo
+// to seize it. A zombie is created the same way and exits at once with its
+// saved status; its parent does not reap it.
 #pragma once
 
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
 #include "core.pb.h"
 #include "fds.pb.h"
 #include "ptrace/tracee.h"
+#include "tree.pb.h"
 
 namespace cryo::restore {
 
@@ -31,35 +40,48 @@ inline constexpr uint64_t kTrampolineSize = kTrampolineCodeSize + kScratchSize;
 inline constexpr uint64_t kTemporarySlotOffset = 4ull << 20;
 inline constexpr uint64_t kTrampolineWindow = 8ull << 20;
 
-struct RestorerSetup {
-    pid_t pid { 0 };
-    const image::ProcessCore* core { nullptr };
-    const image::FdTable* fd_table { nullptr };
-    const std::map<uint32_t, const image::OpenFile*>* files { nullptr };
-    uint64_t trampoline { 0 };
-    int page_fd { -1 };   // the page file, open in cryo; inherited by the child
+struct ProcessPlan {
+    const image::ProcessEntry* entry { nullptr };
+    const image::ProcessCore* core { nullptr };     // null for a zombie
+    const image::FdTable* fd_table { nullptr };     // null for a zombie
+    int page_fd { -1 };                             // open in cryo, inherited
+    std::vector<size_t> children;                   // indexes into TreePlan::processes
 };
 
-// A created process, traced by cryo and stopped. Until release() it is
-// killed and reaped when dropped, so a failed restore leaves nothing behind.
-class NewProcess {
-public:
-    static Result<NewProcess> create(const RestorerSetup& setup);
-    NewProcess(NewProcess&& other) noexcept;
-    ~NewProcess();
+struct TreePlan {
+    std::vector<ProcessPlan> processes;             // [0] is the root
+    std::map<uint32_t, int> opened_files;           // file id -> descriptor in cryo
+    uint64_t trampoline { 0 };
+};
 
-    pid_t pid() const { return m_pid; }
-    ptrace::Tracee& tracee() { return m_tracee; }
-    // The page file's descriptor number inside the child.
-    int child_page_fd() const { return m_child_page_fd; }
-    // Lets the process live on (after it was detached).
-    void release() { m_pid = -1; }
+// The created tree, every live process traced by cryo and stopped. Until
+// release() every process is killed (and reaped) when this is dropped, so a
+// failed restore leaves nothing behind.
+class NewTree {
+public:
+    static Result<NewTree> create(const TreePlan& plan);
+    NewTree(NewTree&&) noexcept = default;
+    ~NewTree();
+
+    struct Member {
+        pid_t pid;
+        ptrace::Tracee tracee;
+        int child_page_fd;     // the page file's number inside the process
+        int child_report_fd;   // the report pipe's number inside the process
+    };
+    Member& member(pid_t pid);
+    pid_t root() const { return m_root; }
+    // Lets the processes live on (after they were detached).
+    void release() { m_released = true; }
 
 private:
-    NewProcess(pid_t pid, ptrace::Tracee tracee) : m_pid(pid), m_tracee(std::move(tracee)) { }
-    pid_t m_pid;
-    ptrace::Tracee m_tracee;
-    int m_child_page_fd { -1 };
+    NewTree() = default;
+    Result<void> verify(const TreePlan& plan) const;
+
+    pid_t m_root { -1 };
+    std::vector<pid_t> m_created;                   // every pid, zombies too
+    std::vector<std::unique_ptr<Member>> m_members; // live processes
+    bool m_released { false };
 };
 
 } // namespace cryo::restore

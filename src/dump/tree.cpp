@@ -1,0 +1,101 @@
+// See tree.h.
+#include "dump/tree.h"
+
+#include <sys/ptrace.h>
+
+#include <deque>
+#include <map>
+#include <ranges>
+
+#include "proc/stat.h"
+#include "proc/task.h"
+
+namespace cryo::dump {
+
+namespace {
+
+image::ProcessEntry make_entry(const proc::ProcStat& stat, pid_t ppid)
+{
+    image::ProcessEntry entry;
+    entry.set_pid(stat.pid);
+    entry.set_ppid(ppid);
+    entry.set_pgid(stat.pgrp);
+    entry.set_sid(stat.session);
+    entry.set_comm(stat.comm);
+    return entry;
+}
+
+} // namespace
+
+Result<FrozenTree> FrozenTree::freeze(pid_t root)
+{
+    FrozenTree tree;
+    tree.m_tree.set_root_pid(root);
+    // Breadth first, so parents come before their children.
+    std::deque<std::pair<pid_t, pid_t>> pending { { root, 0 } };
+    while (!pending.empty()) {
+        auto [pid, ppid] = pending.front();
+        pending.pop_front();
+        auto stat = TRY_CTX(proc::read_stat(pid), "pid {}", pid);
+        if (stat.state != 'Z' && stat.state != 'X') {
+            auto frozen = FrozenProcess::freeze(pid);
+            if (frozen) {
+                auto entry = make_entry(TRY_CTX(proc::read_stat(pid), "pid {}", pid), ppid);
+                entry.set_state(image::PROCESS_STATE_ALIVE);
+                for (auto& thread : frozen->threads())
+                    entry.add_tids(thread.tid());
+                *tree.m_tree.add_processes() = std::move(entry);
+                for (pid_t child : TRY_CTX(proc::list_process_children(pid), "pid {}", pid))
+                    pending.emplace_back(child, pid);
+                tree.m_processes.push_back(std::move(*frozen));
+                continue;
+            }
+            // It may have exited while we were freezing it.
+            auto again = proc::read_stat(pid);
+            if (!again || (again->state != 'Z' && again->state != 'X') || pid == root)
+                return std::unexpected(std::move(frozen.error()));
+            stat = *again;
+        }
+        if (pid == root)
+            return fail("pid {} is a zombie: nothing to checkpoint", pid);
+        auto entry = make_entry(stat, ppid);
+        entry.set_state(image::PROCESS_STATE_ZOMBIE);
+        entry.add_tids(pid);
+        entry.set_exit_status(stat.exit_code);
+        *tree.m_tree.add_processes() = std::move(entry);
+    }
+    TRY(tree.check_sessions());
+    return tree;
+}
+
+Result<void> FrozenTree::check_sessions() const
+{
+    std::map<pid_t, const image::ProcessEntry*> by_pid;
+    for (const auto& entry : m_tree.processes())
+        by_pid[entry.pid()] = &entry;
+    for (const auto& entry : m_tree.processes()) {
+        if (entry.ppid() == 0)
+            continue;   // the root keeps the session and group it is restored into
+        const auto& parent = *by_pid.at(entry.ppid());
+        if (entry.sid() != entry.pid() && entry.sid() != parent.sid())
+            return fail("not supported yet: pid {} is in session {}, which is neither its own nor its parent's "
+                        "(restoring it needs a helper process)", entry.pid(), entry.sid());
+        if (entry.pgid() == entry.pid() || entry.pgid() == parent.pgid())
+            continue;
+        auto leader = by_pid.find(entry.pgid());
+        if (leader == by_pid.end() || leader->second->sid() != entry.sid())
+            return fail("not supported yet: pid {} is in process group {}, whose leader is not in the tree "
+                        "(restoring it needs a helper process)", entry.pid(), entry.pgid());
+    }
+    return {};
+}
+
+Result<void> FrozenTree::kill()
+{
+    // Children first, so no parent is left to notice a child's death.
+    for (auto& process : m_processes | std::views::reverse)
+        TRY(process.kill());
+    return {};
+}
+
+} // namespace cryo::dump
