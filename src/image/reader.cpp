@@ -36,9 +36,16 @@ Result<void> decode_image(std::string_view bytes, ImageKind kind, google::protob
 
 namespace {
 
+// Flags for opening a file of the image directory. A hostile directory could
+// hold a FIFO under a listed name, on which a plain open() blocks forever
+// (O_NONBLOCK makes it return; it changes nothing for regular files), or a
+// symlink leading outside the directory (O_NOFOLLOW refuses it). Callers
+// still check S_ISREG after opening.
+constexpr int kImageOpenFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
+
 Result<std::string> read_bounded(int dir, const std::string& name, uint64_t limit)
 {
-    UniqueFd fd = TRY(open_file_at(dir, name, O_RDONLY));
+    UniqueFd fd = TRY(open_file_at(dir, name, kImageOpenFlags));
     struct stat st;
     if (::fstat(fd.get(), &st) < 0)
         return fail_errno(fmt::format("stat {}", name));
@@ -97,12 +104,14 @@ Result<void> ImageReader::verify() const
     std::vector<std::byte> buffer(1 << 20);
     for (const ManifestFile& file : m_manifest.files()) {
         std::string path = fmt::format("{}/{}", m_directory, file.name());
-        auto fd = open_file_at(m_dir.get(), file.name(), O_RDONLY);
+        auto fd = open_file_at(m_dir.get(), file.name(), kImageOpenFlags);
         if (!fd)
             return fail("{}: missing or unreadable: {}", path, fd.error().message());
         struct stat st;
         if (::fstat(fd->get(), &st) < 0)
             return fail_errno(fmt::format("stat {}", path));
+        if (!S_ISREG(st.st_mode))
+            return fail("{} is not a regular file", path);
         if (static_cast<uint64_t>(st.st_size) != file.size())
             return fail("{}: size is {} bytes, the manifest says {} (truncated or replaced)", path,
                         st.st_size, file.size());
@@ -145,10 +154,12 @@ Result<UniqueFd> ImageReader::open_raw(const std::string& name) const
     auto it = m_files.find(name);
     if (it == m_files.end())
         return fail("{}: not listed in the manifest", path);
-    UniqueFd fd = TRY(open_file_at(m_dir.get(), name, O_RDONLY));
+    UniqueFd fd = TRY(open_file_at(m_dir.get(), name, kImageOpenFlags));
     struct stat st;
     if (::fstat(fd.get(), &st) < 0)
         return fail_errno(fmt::format("stat {}", path));
+    if (!S_ISREG(st.st_mode))
+        return fail("{} is not a regular file", path);
     if (static_cast<uint64_t>(st.st_size) != it->second->size())
         return fail("{}: size is {} bytes, the manifest says {}", path, st.st_size, it->second->size());
     return fd;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace cryo::image {
@@ -100,6 +101,13 @@ Result<OutputFile> ImageWriter::create_file(const std::string& name)
 {
     if (!is_safe_image_name(name))
         return fail("invalid image file name '{}'", name);
+    // commit() writes the manifest through "manifest.img.tmp" and the reader
+    // refuses a manifest that lists itself or a name twice: accepting these
+    // names here would produce a checkpoint that can never be restored.
+    if (name == kManifestName || name == std::string(kManifestName) + ".tmp")
+        return fail("image file name '{}' is reserved", name);
+    if (std::ranges::find(m_created, name) != m_created.end())
+        return fail("image file {} is written twice", name);
     UniqueFd fd = TRY(open_file_at(m_dir.get(), name, O_WRONLY | O_CREAT | O_TRUNC, 0600));
     m_created.push_back(name);
     // The file may have existed with other permissions.

@@ -1,4 +1,9 @@
 // /proc/PID/fdinfo/FD parsing; see fdinfo.h.
+//
+// Every line is "key: value". The four common keys are decoded into fields;
+// all lines, those four included, are also kept verbatim in order, because
+// kind-specific lines repeat (one "tfd:" per epoll target, one "inotify wd:"
+// per watch) and only the fd kind knows how to read them.
 #include "proc/fdinfo.h"
 
 #include "base/fd.h"

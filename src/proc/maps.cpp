@@ -77,13 +77,17 @@ std::optional<MapsEntry> parse_maps_line(std::string_view line)
     return entry;
 }
 
-// smaps header lines start with a hex range; attribute lines with "Key:".
+// smaps header lines start with a "hex-hex" range; attribute lines with
+// "Key:". Deciding by shape rather than by a list of known keys keeps the
+// parser working when the kernel adds attributes.
 bool looks_like_header(std::string_view line)
 {
-    size_t dash = line.find('-');
-    size_t space = line.find(' ');
-    return dash != std::string_view::npos && dash > 0 && (space == std::string_view::npos || dash < space)
-        && parse_number<uint64_t>(line.substr(0, dash), 16).has_value();
+    std::string_view range = line.substr(0, line.find(' '));
+    size_t dash = range.find('-');
+    if (dash == std::string_view::npos)
+        return false;
+    return parse_number<uint64_t>(range.substr(0, dash), 16).has_value()
+        && parse_number<uint64_t>(range.substr(dash + 1), 16).has_value();
 }
 
 } // namespace

@@ -24,16 +24,22 @@ Result<ProcStat> parse_stat(std::string_view text)
 
     // fields[0] is field 3 (state).
     auto fields = split_fields(trim(text.substr(close + 1)));
-    if (fields.size() < 50 || fields[0].size() != 1)
-        return fail("stat: only {} fields after the command name", fields.size());
+    // Linux 3.5 and later print 52 fields; exit_code (field 52) is the last
+    // one cryo needs.
+    if (fields.size() < 50)
+        return fail("stat: only {} fields after the command name in '{}'", fields.size(),
+                    text.substr(0, 300));
+    if (fields[0].size() != 1)
+        return fail("stat: bad state '{}'", fields[0].substr(0, 50));
     auto field = [&](int number) { return fields[static_cast<size_t>(number - 3)]; };
-    bool ok = true;
+    // The first malformed field, reported once every field has been tried.
+    int bad_field = 0;
     auto number = [&]<typename T>(int index, T& out) {
         auto value = parse_number<T>(field(index));
-        if (!value)
-            ok = false;
-        else
+        if (value)
             out = *value;
+        else if (bad_field == 0)
+            bad_field = index;
     };
     stat.state = field(3)[0];
     number(4, stat.ppid);
@@ -59,10 +65,9 @@ Result<ProcStat> parse_stat(std::string_view text)
     number(49, stat.arg_end);
     number(50, stat.env_start);
     number(51, stat.env_end);
-    if (fields.size() >= 50)
-        number(52, stat.exit_code);
-    if (!ok)
-        return fail("stat: malformed number in '{}'", text.substr(0, 300));
+    number(52, stat.exit_code);
+    if (bad_field != 0)
+        return fail("stat: field {} is not a number: '{}'", bad_field, field(bad_field).substr(0, 50));
     return stat;
 }
 

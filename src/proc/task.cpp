@@ -1,4 +1,9 @@
 // Listing threads, children and descriptors under /proc; see task.h.
+//
+// These directories change under our feet while the tree is still running
+// (threads exit, descriptors close), so the listings are snapshots: callers
+// that need a stable answer list again once the tree is frozen. Entries that
+// are not numbers ("." and "..") are skipped; results come back sorted.
 #include "proc/task.h"
 
 #include <dirent.h>
@@ -28,7 +33,16 @@ Result<std::vector<T>> numeric_entries(const std::string& path)
     if (!dir)
         return fail_errno(fmt::format("open {}", path));
     std::vector<T> numbers;
-    while (dirent* entry = ::readdir(dir.get())) {
+    for (;;) {
+        // readdir() returns null both at the end and on error; only errno
+        // tells them apart (a process that exits mid-listing gives ENOENT).
+        errno = 0;
+        dirent* entry = ::readdir(dir.get());
+        if (!entry) {
+            if (errno != 0)
+                return fail_errno(fmt::format("read {}", path));
+            break;
+        }
         if (auto number = parse_number<T>(entry->d_name))
             numbers.push_back(*number);
     }
