@@ -5,6 +5,10 @@
 
 namespace cryo {
 
+namespace {
+bool g_logging_to_file = false;
+}
+
 Result<void> setup_logging(int verbosity, const std::string& log_file)
 {
     std::shared_ptr<spdlog::logger> logger;
@@ -27,7 +31,14 @@ Result<void> setup_logging(int verbosity, const std::string& log_file)
     logger->flush_on(spdlog::level::trace);
     logger->set_pattern(log_file.empty() ? "%^%l%$: %v" : "%H:%M:%S.%f %P %l: %v");
     spdlog::set_default_logger(logger);
+    g_logging_to_file = !log_file.empty();
     return {};
+}
+
+void log_error_to_file(const std::string& message)
+{
+    if (g_logging_to_file)
+        spdlog::error("{}", message);
 }
 
 } // namespace cryo

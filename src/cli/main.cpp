@@ -25,7 +25,9 @@ void add_common_options(CLI::App& command, CommonOptions& common)
 
 int report(const cryo::Error& error, std::string_view command)
 {
+    // Once on the terminal, and once in the log file when there is one.
     fmt::print(stderr, "cryo {}: error: {}\n", command, error.message());
+    cryo::log_error_to_file(fmt::format("cryo {}: error: {}", command, error.message()));
     return 1;
 }
 

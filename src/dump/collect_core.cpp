@@ -121,6 +121,9 @@ Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& inje
     if (!comm.empty() && comm.back() == '\n')
         comm.pop_back();
     core.set_comm(comm);
+    auto status = TRY(proc::read_status(tid));
+    for (pid_t ns_tid : status.ns_pid)
+        core.add_ns_tids(ns_tid);
     return {};
 }
 

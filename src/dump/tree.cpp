@@ -2,21 +2,29 @@
 #include "dump/tree.h"
 
 #include <sys/ptrace.h>
+#include <unistd.h>
 
 #include <deque>
 #include <map>
 #include <ranges>
 
 #include "proc/stat.h"
+#include "proc/status.h"
 #include "proc/task.h"
 
 namespace cryo::dump {
 
 namespace {
 
-image::ProcessEntry make_entry(const proc::ProcStat& stat, pid_t ppid)
+Result<image::ProcessEntry> make_entry(const proc::ProcStat& stat, pid_t ppid)
 {
     image::ProcessEntry entry;
+    auto status = TRY(proc::read_status(stat.pid));
+    for (pid_t pid : status.ns_pid)
+        entry.add_ns_pids(pid);
+    if (status.ns_pid.empty())
+        entry.add_ns_pids(stat.pid);
+    entry.set_own_ns_pgid(status.ns_pgid.empty() ? stat.pgrp : status.ns_pgid.back());
     entry.set_pid(stat.pid);
     entry.set_ppid(ppid);
     entry.set_pgid(stat.pgrp);
@@ -40,7 +48,7 @@ Result<FrozenTree> FrozenTree::freeze(pid_t root)
         if (stat.state != 'Z' && stat.state != 'X') {
             auto frozen = FrozenProcess::freeze(pid);
             if (frozen) {
-                auto entry = make_entry(TRY_CTX(proc::read_stat(pid), "pid {}", pid), ppid);
+                auto entry = TRY_CTX(make_entry(TRY_CTX(proc::read_stat(pid), "pid {}", pid), ppid), "pid {}", pid);
                 entry.set_state(image::PROCESS_STATE_ALIVE);
                 for (auto& thread : frozen->threads())
                     entry.add_tids(thread.tid());
@@ -58,7 +66,7 @@ Result<FrozenTree> FrozenTree::freeze(pid_t root)
         }
         if (pid == root)
             return fail("pid {} is a zombie: nothing to checkpoint", pid);
-        auto entry = make_entry(stat, ppid);
+        auto entry = TRY_CTX(make_entry(stat, ppid), "pid {}", pid);
         entry.set_state(image::PROCESS_STATE_ZOMBIE);
         entry.add_tids(pid);
         entry.set_exit_status(stat.exit_code);
@@ -73,9 +81,18 @@ Result<void> FrozenTree::check_sessions() const
     std::map<pid_t, const image::ProcessEntry*> by_pid;
     for (const auto& entry : m_tree.processes())
         by_pid[entry.pid()] = &entry;
+    int own_levels = 1;
+    if (auto status = proc::read_status(::getpid()); status && !status->ns_pid.empty())
+        own_levels = static_cast<int>(status->ns_pid.size());
     for (const auto& entry : m_tree.processes()) {
-        if (entry.ppid() == 0)
+        if (entry.ppid() == 0) {
+            // A tree can own a PID namespace (its root is pid 1 there) but
+            // cannot be restored into a namespace it shares with others.
+            if (entry.ns_pids_size() > own_levels && entry.ns_pids(entry.ns_pids_size() - 1) != 1)
+                return fail("not supported yet: pid {} is pid {} of a PID namespace it does not own", entry.pid(),
+                            entry.ns_pids(entry.ns_pids_size() - 1));
             continue;   // the root keeps the session and group it is restored into
+        }
         const auto& parent = *by_pid.at(entry.ppid());
         if (entry.sid() != entry.pid() && entry.sid() != parent.sid())
             return fail("not supported yet: pid {} is in session {}, which is neither its own nor its parent's "

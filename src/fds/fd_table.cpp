@@ -175,7 +175,7 @@ Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, i
         needed.insert(*fd);
     for (const auto& [id, fd] : copies)
         needed.insert(fd.get());
-    for (int fd : TRY(proc::list_fds(::getpid())))
+    for (int fd : TRY(proc::list_own_fds()))
         if (!needed.contains(fd))
             ::close(fd);
 

@@ -93,6 +93,11 @@ Result<std::vector<int>> list_fds(pid_t pid)
     return numeric_entries<int>(fmt::format("/proc/{}/fd", pid));
 }
 
+Result<std::vector<int>> list_own_fds()
+{
+    return numeric_entries<int>("/proc/self/fd");
+}
+
 bool process_exists(pid_t pid)
 {
     struct stat st {};

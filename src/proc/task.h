@@ -18,6 +18,9 @@ Result<std::vector<pid_t>> list_children(pid_t pid, pid_t tid);
 Result<std::vector<pid_t>> list_process_children(pid_t pid);
 // Open descriptor numbers, ascending.
 Result<std::vector<int>> list_fds(pid_t pid);
+// The caller's own open descriptors (through /proc/self, which is right
+// even inside a PID namespace whose numbers differ from /proc's).
+Result<std::vector<int>> list_own_fds();
 // True when /proc/PID exists.
 bool process_exists(pid_t pid);
 

@@ -229,7 +229,7 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     for (int i = 1; i < process.core.threads_size(); ++i) {
         const auto& thread_core = process.core.threads(i);
         auto& thread = threads.emplace_back(ThreadInRestore { .core = &thread_core });
-        thread.owned.emplace(TRY(create_thread(member.tracee, injector, scratch, thread_core.tid())));
+        thread.owned.emplace(TRY(create_thread(member.tracee, injector, scratch, thread_core)));
         thread.tracee = &*thread.owned;
         thread.injector.emplace(
             TRY(ptrace::Injector::create(*thread.tracee, context.trampoline, ptrace::Gadget::SyscallThenTrap)));

@@ -15,11 +15,13 @@
 #include <algorithm>
 #include <cstring>
 #include <ranges>
+#include <set>
 
 #include "base/kill.h"
 #include "base/syscalls.h"
 #include "fds/fd_table.h"
 #include "proc/stat.h"
+#include "proc/status.h"
 
 namespace cryo::restore {
 
@@ -72,14 +74,18 @@ Result<void> map_trampoline(uint64_t address)
     return {};
 }
 
+// Inside a PID namespace getpid() and friends give the namespace's own
+// numbers, so the comparisons below use those, never the image's outer pids.
 Result<void> join_session_and_group(const image::ProcessEntry& entry)
 {
     pid_t pid = entry.pid();
-    if (entry.sid() == pid && ::getsid(0) != pid && ::setsid() < 0)
+    pid_t self = ::getpid();
+    if (entry.sid() == pid && ::getsid(0) != self && ::setsid() < 0)
         return fail_errno("setsid");
-    if (entry.pgid() == pid && ::getpgid(0) != pid && ::setpgid(0, 0) < 0)
+    if (entry.pgid() == pid && ::getpgid(0) != self && ::setpgid(0, 0) < 0)
         return fail_errno("setpgid(0, 0)");
-    if (entry.ppid() != 0 && entry.pgid() != pid && ::getpgid(0) != entry.pgid() && ::setpgid(0, entry.pgid()) < 0)
+    if (entry.ppid() != 0 && entry.pgid() != pid && ::getpgid(0) != entry.own_ns_pgid()
+        && ::setpgid(0, entry.own_ns_pgid()) < 0)
         return fail_errno(fmt::format("join process group {}", entry.pgid()));
     return {};
 }
@@ -110,14 +116,14 @@ std::vector<size_t> creation_order(const TreePlan& plan, const ProcessPlan& proc
     return order;
 }
 
-Result<pid_t> create_process(const TreePlan& plan, size_t index, int report_fd);
+Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd);
 
 Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd)
 {
     const auto& process = plan.processes[index];
     const auto& core = *process.core;
     for (size_t child : creation_order(plan, process))
-        TRY(create_process(plan, child, report_fd));
+        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd));
     TRY_CTX(fds::install_fds(*process.fd_table, plan.opened_files, { &report_fd, &page_fd }), "files");
     if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
         return fail_errno(fmt::format("chroot {}", core.root()));
@@ -159,9 +165,19 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
         ::pause();
 }
 
-Result<pid_t> create_process(const TreePlan& plan, size_t index, int report_fd)
+// `parent_levels`: how many PID namespaces, from cryo's down, the creating
+// process lives in. A process with more starts a new namespace; set_tid
+// names its pid in each level, innermost first.
+Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd)
 {
-    pid_t wanted = plan.processes[index].entry->pid();
+    const auto& entry = *plan.processes[index].entry;
+    pid_t wanted = entry.pid();
+    std::vector<pid_t> set_tid(entry.ns_pids().rbegin(), entry.ns_pids().rend());
+    if (set_tid.empty())
+        set_tid.push_back(wanted);
+    int levels = static_cast<int>(set_tid.size());
+    if (levels > parent_levels + 1 || levels < parent_levels)
+        return fail("pid {}: {} PID namespace levels under a parent with {}: not supported", wanted, levels, parent_levels);
     int sync[2];
     if (::pipe2(sync, O_CLOEXEC) < 0)
         return fail_errno("pipe");
@@ -170,8 +186,9 @@ Result<pid_t> create_process(const TreePlan& plan, size_t index, int report_fd)
 
     clone_args args {};
     args.exit_signal = SIGCHLD;
-    args.set_tid = reinterpret_cast<uint64_t>(&wanted);
-    args.set_tid_size = 1;
+    args.flags = levels > parent_levels ? CLONE_NEWPID : 0;
+    args.set_tid = reinterpret_cast<uint64_t>(set_tid.data());
+    args.set_tid_size = set_tid.size();
     long child = raw_clone3(&args);
     if (child < 0) {
         if (errno == EEXIST)
@@ -204,7 +221,10 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
     NewTree tree;
     for (const auto& process : plan.processes)
         tree.m_created.push_back(process.entry->pid());
-    tree.m_root = TRY(create_process(plan, 0, report_write.get()));
+    int own_levels = 1;
+    if (auto status = proc::read_status(::getpid()); status && !status->ns_pid.empty())
+        own_levels = static_cast<int>(status->ns_pid.size());
+    tree.m_root = TRY(create_process(plan, 0, own_levels, report_write.get()));
     report_write.reset();
 
     // Every live process reports once; a process dying early closes its end
@@ -252,18 +272,16 @@ Result<void> NewTree::verify(const TreePlan& plan) const
 {
     pid_t own_session = ::getsid(0);
     pid_t own_group = ::getpgid(0);
+    std::set<pid_t> in_tree;
+    for (const auto& process : plan.processes)
+        in_tree.insert(process.entry->pid());
     for (const auto& process : plan.processes) {
         const auto& entry = *process.entry;
         auto stat = TRY_CTX(proc::read_stat(entry.pid()), "new pid {}", entry.pid());
-        pid_t want_sid = entry.sid();
-        pid_t want_pgid = entry.pgid();
-        if (entry.ppid() == 0) {
-            // The root keeps cryo's session and group unless it led its own.
-            if (want_sid != entry.pid())
-                want_sid = own_session;
-            if (want_pgid != entry.pid())
-                want_pgid = want_sid == entry.pid() ? entry.pid() : own_group;
-        }
+        // Sessions and groups led from outside the tree are cryo's own now
+        // (the root is restored into cryo's session and group).
+        pid_t want_sid = in_tree.contains(entry.sid()) ? entry.sid() : own_session;
+        pid_t want_pgid = in_tree.contains(entry.pgid()) ? entry.pgid() : own_group;
         if ((entry.ppid() != 0 && stat.ppid != entry.ppid()) || stat.session != want_sid || stat.pgrp != want_pgid)
             return fail("new pid {}: parent {} session {} group {}, expected parent {} session {} group {}", entry.pid(),
                         stat.ppid, stat.session, stat.pgrp, entry.ppid(), want_sid, want_pgid);
@@ -306,9 +324,11 @@ NewTree::~NewTree()
             victims.push_back(pid);
     for (pid_t pid : victims | std::views::reverse)
         kill_quietly(pid);
+    // Children first: a traced zombie is reported to cryo before its parent
+    // may reap it, and a dying PID namespace init waits for its children.
     // The root is cryo's child; the others were traced by cryo or are
     // re-parented to it (a child subreaper while restoring).
-    for (pid_t pid : victims)
+    for (pid_t pid : victims | std::views::reverse)
         while (::waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) { }
 }
 

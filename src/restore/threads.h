@@ -14,10 +14,11 @@
 #include "base/error.h"
 #include "ptrace/injector.h"
 #include "ptrace/tracee.h"
+#include "core.pb.h"
 
 namespace cryo::restore {
 
 Result<ptrace::Tracee> create_thread(ptrace::Tracee& leader, ptrace::Injector& injector,
-                                     const ptrace::ScratchArea& scratch, pid_t tid);
+                                     const ptrace::ScratchArea& scratch, const image::ThreadCore& thread);
 
 } // namespace cryo::restore
