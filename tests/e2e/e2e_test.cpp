@@ -1,0 +1,280 @@
+// End-to-end tests: each victim is started, checkpointed (which kills it),
+// restored, released with SIGUSR1, and must report PASS about its own state.
+// Control runs release the victim without a checkpoint, so a broken victim
+// is told apart from a broken cryo. Negative tests check that bad input gets
+// a clear error and that nothing is lost or left behind.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace cryo::e2e {
+
+namespace {
+
+struct Scenario {
+    std::string victim;
+    std::vector<std::string> args {};
+    bool new_pid_namespace { false };
+};
+
+void PrintTo(const Scenario& scenario, std::ostream* out)
+{
+    *out << scenario.victim;
+    for (const auto& arg : scenario.args)
+        *out << " " << arg;
+}
+
+std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
+{
+    std::string name = info.param.victim;
+    for (const auto& arg : info.param.args)
+        name += "_" + arg;
+    return name;
+}
+
+const std::vector<Scenario> kScenarios {
+    { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
+    { "fpu" }, { "syscalls" }, { "threads" }, { "tree" }, { "orphan" },
+    { "pidns", {}, true }, { "pidns", { "nested" }, true },
+};
+
+pid_t start_and_wait_ready(Session& session, const Scenario& scenario)
+{
+    pid_t pid = session.start_victim(scenario.victim, scenario.args, scenario.new_pid_namespace);
+    EXPECT_GT(pid, 1);
+    EXPECT_TRUE(session.wait_for_log("READY")) << session.diagnostics();
+    return pid;
+}
+
+// Dumps the tree of `pid` into `images` and checks it is gone afterwards.
+void dump(Session& session, pid_t pid, const std::string& images, bool leave_running = false)
+{
+    std::vector<std::string> args { "dump", "-t", std::to_string(pid), "-D", images, "-v", "-o", images + "-dump.log" };
+    if (leave_running)
+        args.push_back("--leave-running");
+    auto result = session.cryo(args);
+    ASSERT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
+    ASSERT_TRUE(file_exists(images + "/manifest.img"));
+    for (const auto& entry : std::filesystem::directory_iterator(images)) {
+        struct stat st {};
+        ::stat(entry.path().c_str(), &st);
+        EXPECT_EQ(st.st_mode & 0777, 0600u) << entry.path();
+    }
+    if (!leave_running) {
+        ASSERT_TRUE(session.wait_until_gone(session.image_pids(images))) << "the checkpointed tree is still alive";
+    }
+}
+
+void restore_detached(Session& session, pid_t pid, const std::string& images)
+{
+    std::string pidfile = images + ".pid";
+    auto result = session.cryo({ "restore", "-D", images, "-d", "--pidfile", pidfile, "-v", "-o", images + "-restore.log" });
+    ASSERT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
+    EXPECT_EQ(std::stoi(read_file(pidfile)), pid);
+    for (pid_t restored : session.image_pids(images))
+        session.track(restored);
+}
+
+void release_and_expect_pass(Session& session, pid_t pid)
+{
+    ASSERT_TRUE(send_signal(pid, SIGUSR1));
+    auto status = session.wait_for_exit(pid);
+    ASSERT_TRUE(status.has_value()) << "victim did not exit\n" << session.diagnostics();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status << "\n" << session.diagnostics();
+    std::string log = session.log();
+    EXPECT_NE(log.find("PASS"), std::string::npos) << session.diagnostics();
+    EXPECT_EQ(log.find("FAIL"), std::string::npos) << session.diagnostics();
+}
+
+class Control : public testing::TestWithParam<Scenario> { };
+class CheckpointRestore : public testing::TestWithParam<Scenario> { };
+class CheckpointTwice : public testing::TestWithParam<Scenario> { };
+
+} // namespace
+
+TEST_P(Control, PassesWithoutCheckpoint)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    release_and_expect_pass(session, pid);
+}
+
+TEST_P(CheckpointRestore, RestoredVictimVerifiesItself)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+TEST_P(CheckpointTwice, DumpRestoreDumpRestore)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    for (int round = 1; round <= 2; ++round) {
+        std::string images = session.dir().file("images" + std::to_string(round));
+        ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+        ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    }
+    release_and_expect_pass(session, pid);
+}
+
+INSTANTIATE_TEST_SUITE_P(Victims, Control, testing::ValuesIn(kScenarios), scenario_name);
+INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenarios), scenario_name);
+INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
+                         testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" },
+                                         Scenario { "tree" }, Scenario { "pidns", { "nested" }, true }),
+                         scenario_name);
+
+TEST(Checkpoint, UntouchedReservationCostsNothing)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "memory" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    uintmax_t total = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(images))
+        total += entry.file_size();
+    // 1 GiB reserved, ~100 MiB written: the image holds only what was written.
+    EXPECT_LT(total, 256ull << 20);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+TEST(Checkpoint, LeaveRunningKeepsTheVictimAndTheImageRestores)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "counter" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true));
+    ASSERT_TRUE(process_exists(pid));
+    release_and_expect_pass(session, pid);
+    // The checkpoint taken while it ran restores too, once the pid is free.
+    ASSERT_TRUE(session.wait_until_gone({ pid }));
+    std::filesystem::resize_file(session.log_path(), 0);   // the restored victim appends to it
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+TEST(Checkpoint, ForegroundRestoreExitsWithTheVictimStatus)
+{
+    for (int code : { 0, 3 }) {
+        Session session;
+        pid_t pid = start_and_wait_ready(session, { "counter", { "--exit-code", std::to_string(code) } });
+        std::string images = session.dir().file("images");
+        ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+        pid_t cryo = session.start_cryo({ "restore", "-D", images, "--pidfile", images + ".pid" }, session.dir().file("restore.out"));
+        session.track(cryo);
+        session.track(pid);
+        for (int i = 0; i < 500 && !file_exists(images + ".pid"); ++i)
+            usleep(10000);
+        ASSERT_TRUE(send_signal(pid, SIGUSR1));
+        auto status = session.wait_for_exit(cryo);
+        ASSERT_TRUE(status.has_value());
+        EXPECT_TRUE(WIFEXITED(*status));
+        EXPECT_EQ(WEXITSTATUS(*status), code) << session.diagnostics() << read_file(session.dir().file("restore.out"));
+    }
+}
+
+TEST(Errors, DumpOfMissingPidNamesIt)
+{
+    Session session;
+    pid_t missing = unused_pid();
+    auto result = session.cryo({ "dump", "-t", std::to_string(missing), "-D", session.dir().file("images") });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("pid " + std::to_string(missing)), std::string::npos) << result.output;
+    EXPECT_FALSE(file_exists(session.dir().file("images/manifest.img")));
+}
+
+namespace {
+
+// A checkpoint of the counter whose victim is gone, for damaging.
+std::string make_checkpoint(Session& session, pid_t& pid)
+{
+    pid = start_and_wait_ready(session, { "counter" });
+    std::string images = session.dir().file("images");
+    dump(session, pid, images);
+    return images;
+}
+
+void expect_refused(Session& session, pid_t pid, const std::string& images, const std::string& mention)
+{
+    auto result = session.cryo({ "restore", "-D", images, "-d" });
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    EXPECT_NE(result.output.find(mention), std::string::npos) << result.output;
+    EXPECT_FALSE(process_exists(pid)) << "a process was left behind";
+}
+
+} // namespace
+
+TEST(Errors, CorruptedPageFileIsRefused)
+{
+    Session session;
+    pid_t pid = 0;
+    auto images = make_checkpoint(session, pid);
+    std::string pages = images + "/pages-" + std::to_string(pid) + ".img";
+    std::fstream file(pages, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(static_cast<std::streamoff>(std::filesystem::file_size(pages) / 2));
+    char byte = 0;
+    file.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x5a);
+    file.seekp(static_cast<std::streamoff>(std::filesystem::file_size(pages) / 2));
+    file.write(&byte, 1);
+    file.close();
+    expect_refused(session, pid, images, "pages-" + std::to_string(pid) + ".img");
+}
+
+TEST(Errors, TruncatedCoreIsRefused)
+{
+    Session session;
+    pid_t pid = 0;
+    auto images = make_checkpoint(session, pid);
+    std::string core = images + "/core-" + std::to_string(pid) + ".img";
+    std::filesystem::resize_file(core, std::filesystem::file_size(core) / 2);
+    expect_refused(session, pid, images, "core-" + std::to_string(pid) + ".img");
+}
+
+TEST(Errors, MissingManifestIsRefused)
+{
+    Session session;
+    pid_t pid = 0;
+    auto images = make_checkpoint(session, pid);
+    std::filesystem::remove(images + "/manifest.img");
+    expect_refused(session, pid, images, "manifest");
+}
+
+TEST(Errors, RestoreWhilePidIsTakenNamesItAndLeavesTheOriginal)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "counter" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true));
+    auto result = session.cryo({ "restore", "-D", images, "-d" });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("pid " + std::to_string(pid) + " is already in use"), std::string::npos) << result.output;
+    release_and_expect_pass(session, pid);
+}
+
+TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "pipe" });
+    std::string images = session.dir().file("images");
+    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", images });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("fd 10 is a pipe"), std::string::npos) << result.output;
+    EXPECT_FALSE(file_exists(images + "/manifest.img"));
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e

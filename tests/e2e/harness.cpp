@@ -1,0 +1,254 @@
+// See harness.h.
+#include "harness.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#ifndef CRYO_BINARY
+#error "CRYO_BINARY must name the cryo executable"
+#endif
+#ifndef CRYO_VICTIM_DIR
+#error "CRYO_VICTIM_DIR must name the directory of the victims"
+#endif
+
+namespace cryo::e2e {
+
+namespace {
+
+// Closes every descriptor above stderr in a freshly forked child.
+void close_other_fds()
+{
+    for (int fd = 3; fd < 4096; ++fd)
+        ::close(fd);
+}
+
+[[noreturn]] void exec_with_output(const std::vector<std::string>& argv, const std::string& output, const char* stdin_path)
+{
+    int in = ::open(stdin_path, O_RDONLY);
+    int out = ::open(output.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (in < 0 || out < 0)
+        ::_exit(126);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    close_other_fds();
+    std::vector<char*> args;
+    for (const auto& arg : argv)
+        args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+}
+
+struct CloneArgs {
+    const std::vector<std::string>* argv;
+    const std::string* output;
+};
+
+int exec_in_namespace(void* raw)
+{
+    auto* args = static_cast<CloneArgs*>(raw);
+    exec_with_output(*args->argv, *args->output, "/dev/null");
+}
+
+} // namespace
+
+bool send_signal(pid_t pid, int signal)
+{
+    if (pid <= 1)
+        return false;
+    return ::kill(pid, signal) == 0;
+}
+
+bool file_exists(const std::string& path)
+{
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string read_file(const std::string& path)
+{
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+bool process_exists(pid_t pid) { return pid > 0 && file_exists("/proc/" + std::to_string(pid)); }
+
+pid_t unused_pid()
+{
+    for (pid_t pid = 32000; pid > 1000; --pid)
+        if (!process_exists(pid))
+            return pid;
+    return 32767;
+}
+
+TempDir::TempDir()
+{
+    char pattern[] = "/tmp/cryo-e2e-XXXXXX";
+    char* made = ::mkdtemp(pattern);
+    m_path = made ? made : "/tmp/cryo-e2e-failed";
+}
+
+TempDir::~TempDir()
+{
+    std::error_code ignored;
+    std::filesystem::remove_all(m_path, ignored);
+}
+
+Session::Session()
+{
+    static bool made_subreaper = [] { return ::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0; }();
+    (void)made_subreaper;
+}
+
+Session::~Session()
+{
+    for (pid_t pid : m_tracked)
+        send_signal(pid, SIGKILL);
+    std::vector<pid_t> pids(m_tracked.begin(), m_tracked.end());
+    wait_until_gone(pids, std::chrono::seconds(10));
+    reap_available();
+}
+
+pid_t Session::start_victim(const std::string& name, const std::vector<std::string>& args, bool new_pid_namespace)
+{
+    std::vector<std::string> argv { std::string(CRYO_VICTIM_DIR) + "/victim_" + name, log_path() };
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string output = log_path();
+    pid_t pid;
+    if (new_pid_namespace) {
+        static std::vector<char> stack(1 << 20);
+        CloneArgs clone_args { &argv, &output };
+        pid = ::clone(exec_in_namespace, stack.data() + stack.size(), CLONE_NEWPID | SIGCHLD, &clone_args);
+    } else {
+        pid = ::fork();
+        if (pid == 0)
+            exec_with_output(argv, output, "/dev/null");
+    }
+    if (pid > 0)
+        track(pid);
+    return pid;
+}
+
+bool Session::wait_for_log(const std::string& word, int count, std::chrono::seconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::istringstream lines(log());
+        std::string line;
+        int found = 0;
+        while (std::getline(lines, line))
+            if (line.rfind(word, 0) == 0)
+                ++found;
+        if (found >= count)
+            return true;
+        reap_available();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+}
+
+std::string Session::log() const { return read_file(log_path()); }
+
+CommandResult Session::cryo(const std::vector<std::string>& args)
+{
+    static int counter = 0;
+    std::string output = m_dir.file("cryo-output-" + std::to_string(++counter));
+    pid_t pid = start_cryo(args, output);
+    CommandResult result;
+    auto status = wait_for_exit(pid, std::chrono::seconds(120));
+    if (status)
+        result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+    result.output = read_file(output);
+    return result;
+}
+
+pid_t Session::start_cryo(const std::vector<std::string>& args, const std::string& output_file)
+{
+    std::vector<std::string> argv { CRYO_BINARY };
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_t pid = ::fork();
+    if (pid == 0)
+        exec_with_output(argv, output_file, "/dev/null");
+    return pid;
+}
+
+void Session::reap_available()
+{
+    while (::waitpid(-1, nullptr, WNOHANG | __WALL) > 0) { }
+}
+
+std::optional<int> Session::wait_for_exit(pid_t pid, std::chrono::seconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int status = 0;
+        pid_t done = ::waitpid(-1, &status, WNOHANG | __WALL);
+        if (done == pid)
+            return status;
+        if (done > 0)
+            continue;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return std::nullopt;
+}
+
+bool Session::wait_until_gone(const std::vector<pid_t>& pids, std::chrono::seconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        reap_available();
+        bool any = false;
+        for (pid_t pid : pids)
+            any = any || process_exists(pid);
+        if (!any)
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+std::vector<pid_t> Session::image_pids(const std::string& images) const
+{
+    std::vector<pid_t> pids;
+    std::regex core_name("core-([0-9]+)\\.img");
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(images, error)) {
+        std::smatch match;
+        std::string name = entry.path().filename().string();
+        if (std::regex_match(name, match, core_name))
+            pids.push_back(std::stoi(match[1]));
+    }
+    return pids;
+}
+
+std::string Session::diagnostics() const
+{
+    std::string text = "--- victim log ---\n" + log();
+    std::error_code error;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(m_dir.path(), error)) {
+        auto name = entry.path().filename().string();
+        if (name.ends_with(".log") && name != "victim.log")
+            text += "--- " + entry.path().string() + " ---\n" + read_file(entry.path().string());
+        if (name.rfind("cryo-output-", 0) == 0)
+            text += "--- " + name + " ---\n" + read_file(entry.path().string());
+    }
+    return text;
+}
+
+} // namespace cryo::e2e

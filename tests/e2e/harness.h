@@ -1,0 +1,89 @@
+// The end-to-end harness: starts victims, runs `cryo`, waits, cleans up.
+//
+// The harness process is a child sub-reaper, so restored processes (whose
+// parent, `cryo restore -d`, exits) and orphans of a killed tree come back
+// to it and are waited for here. Every process it starts or that comes back
+// to it is killed and reaped when a test ends, pass or fail, and every
+// temporary directory is removed. Signals go through one helper that
+// refuses pid <= 1.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace cryo::e2e {
+
+// kill(2) to one process; refuses pid <= 1 (never a group, never everyone).
+bool send_signal(pid_t pid, int signal);
+
+struct CommandResult {
+    int exit_code { -1 };
+    std::string output;   // stdout and stderr together
+};
+
+// A temporary directory, removed with everything in it.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return m_path; }
+    std::string file(const std::string& name) const { return m_path + "/" + name; }
+
+private:
+    std::string m_path;
+};
+
+// One test's processes and files.
+class Session {
+public:
+    Session();
+    ~Session();
+
+    const TempDir& dir() const { return m_dir; }
+    std::string log_path() const { return m_dir.file("victim.log"); }
+
+    // Starts tests/victims/victim_NAME with the log as stdout/stderr; with
+    // new_pid_namespace it is pid 1 of a new PID namespace. Returns its pid
+    // (as seen here).
+    pid_t start_victim(const std::string& name, const std::vector<std::string>& args = {}, bool new_pid_namespace = false);
+    // Waits until the log holds `count` lines starting with `word`.
+    bool wait_for_log(const std::string& word, int count = 1, std::chrono::seconds timeout = std::chrono::seconds(20));
+    std::string log() const;
+
+    // Runs `cryo ARGS` to completion.
+    CommandResult cryo(const std::vector<std::string>& args);
+    // Starts `cryo ARGS` without waiting (a foreground restore); its output
+    // goes to `output_file`.
+    pid_t start_cryo(const std::vector<std::string>& args, const std::string& output_file);
+
+    // Waits for one process (a child or re-parented to us) and returns its
+    // wait status, reaping anything else that exits meanwhile.
+    std::optional<int> wait_for_exit(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(60));
+    // Waits until every listed pid is gone from /proc (reaping as it goes).
+    bool wait_until_gone(const std::vector<pid_t>& pids, std::chrono::seconds timeout = std::chrono::seconds(20));
+    // The pids of the live processes of a checkpoint (from core-PID.img names).
+    std::vector<pid_t> image_pids(const std::string& images) const;
+    // Remembers pids to kill at the end.
+    void track(pid_t pid) { m_tracked.insert(pid); }
+    // Everything the harness knows about this test, for a failure message.
+    std::string diagnostics() const;
+
+private:
+    void reap_available();
+    TempDir m_dir;
+    std::set<pid_t> m_tracked;
+};
+
+bool file_exists(const std::string& path);
+std::string read_file(const std::string& path);
+bool process_exists(pid_t pid);
+pid_t unused_pid();
+
+} // namespace cryo::e2e

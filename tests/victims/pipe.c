@@ -1,0 +1,26 @@
+/* Holds a pipe at fd 10, which cryo cannot checkpoint yet: the dump must
+ * fail naming the fd and leave this process running untouched. */
+#include <unistd.h>
+
+#include "victim.h"
+
+int main(int argc, char **argv)
+{
+    victim_init(argc, argv);
+    pid_t pid = getpid();
+    int ends[2];
+    if (pipe(ends) != 0)
+        return 2;
+    dup2(ends[0], 10);
+    dup2(ends[1], 11);
+    close(ends[0]);
+    close(ends[1]);
+    if (write(11, "x", 1) != 1)
+        return 2;
+    victim_ready();
+    victim_wait();
+    char byte = 0;
+    victim_check(read(10, &byte, 1) == 1 && byte == 'x', "pipe content lost");
+    victim_check(getpid() == pid, "pid changed");
+    return victim_finish();
+}

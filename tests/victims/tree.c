@@ -1,0 +1,85 @@
+/* A process tree: a child that leads its own session with a grandchild, a
+ * child in its own process group, a zombie that exited with code 7, and
+ * MAP_SHARED|MAP_ANONYMOUS memory written by the root after restore and
+ * read by a child. Every process checks its own parent, session and group;
+ * the root reaps all and reports. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "victim.h"
+
+static void check_identity(const char *who, pid_t ppid, pid_t sid, pid_t pgid)
+{
+    victim_check(getppid() == ppid && getsid(0) == sid && getpgid(0) == pgid,
+                 "%s: parent %d session %d group %d, expected %d %d %d", who, getppid(), getsid(0), getpgid(0), ppid, sid, pgid);
+}
+
+int main(int argc, char **argv)
+{
+    victim_init(argc, argv);
+    pid_t root = getpid(), root_sid = getsid(0), root_pgid = getpgid(0);
+    volatile int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    shared[1] = 7;
+
+    pid_t zombie = fork();
+    if (zombie == 0)
+        _exit(7);
+
+    pid_t leader = fork();
+    if (leader == 0) {
+        setsid();
+        pid_t me = getpid();
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            victim_wait();
+            check_identity("grandchild", me, me, me);
+            _exit(victim_failures() ? 1 : 0);
+        }
+        victim_wait();
+        kill(grandchild, SIGUSR1);
+        int status = 0;
+        victim_check(waitpid(grandchild, &status, 0) == grandchild && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                     "grandchild status %#x", status);
+        check_identity("session leader", root, me, me);
+        _exit(victim_failures() ? 1 : 0);
+    }
+
+    pid_t grouped = fork();
+    if (grouped == 0) {
+        setpgid(0, 0);
+        victim_wait();
+        check_identity("group leader", root, root_sid, getpid());
+        for (int i = 0; i < 500 && shared[0] != 42; ++i)
+            usleep(10000);
+        victim_check(shared[0] == 42 && shared[1] == 7, "shared memory not shared: %d %d", shared[0], shared[1]);
+        _exit(victim_failures() ? 1 : 0);
+    }
+
+    /* Let the children settle (setsid, setpgid, the zombie's exit). */
+    for (int i = 0; i < 100; ++i) {
+        if (getpgid(grouped) == grouped && getsid(leader) == leader)
+            break;
+        usleep(10000);
+    }
+    usleep(100000);
+    victim_ready();
+    victim_wait();
+
+    shared[0] = 42;
+    check_identity("root", getppid(), root_sid, root_pgid);
+    victim_check(getpid() == root, "pid %d, was %d", getpid(), root);
+    kill(leader, SIGUSR1);
+    kill(grouped, SIGUSR1);
+    int status = 0;
+    victim_check(waitpid(zombie, &status, 0) == zombie && WIFEXITED(status) && WEXITSTATUS(status) == 7,
+                 "zombie status %#x", status);
+    victim_check(waitpid(leader, &status, 0) == leader && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                 "session leader status %#x", status);
+    victim_check(waitpid(grouped, &status, 0) == grouped && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                 "group leader status %#x", status);
+    return victim_finish();
+}

@@ -1,0 +1,93 @@
+/* See victim.h. */
+#define _GNU_SOURCE
+#include "victim.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = 2;
+static int failures;
+static volatile sig_atomic_t released;
+
+static void on_usr1(int signal)
+{
+    (void)signal;
+    released = 1;
+}
+
+void victim_init(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s LOG\n", argv[0]);
+        exit(2);
+    }
+    log_fd = open(argv[1], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log_fd < 0)
+        exit(2);
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &action, NULL);
+}
+
+int victim_log_fd(void) { return log_fd; }
+
+void victim_say(const char *format, ...)
+{
+    char line[1024];
+    va_list args;
+    va_start(args, format);
+    int length = vsnprintf(line, sizeof(line) - 1, format, args);
+    va_end(args);
+    if (length < 0)
+        return;
+    if (length > (int)sizeof(line) - 2)
+        length = sizeof(line) - 2;
+    line[length++] = '\n';
+    if (write(log_fd, line, (size_t)length) < 0)
+        _exit(3);
+}
+
+void victim_ready(void) { victim_say("READY %d", getpid()); }
+
+int victim_released(void) { return released; }
+
+void victim_wait(void)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!released) {
+        usleep(10000);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > 120) {
+            victim_check(0, "no SIGUSR1 within 120 s");
+            return;
+        }
+    }
+}
+
+void victim_check(int ok, const char *format, ...)
+{
+    if (ok)
+        return;
+    char line[900];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(line, sizeof(line), format, args);
+    va_end(args);
+    victim_say("FAIL: %s (pid %d)", line, getpid());
+    failures++;
+}
+
+int victim_failures(void) { return failures; }
+
+int victim_finish(void)
+{
+    if (failures == 0)
+        victim_say("PASS");
+    return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,29 @@
+/* Shared helpers for the end-to-end victims.
+ *
+ * A victim is started as `victim LOG [args]` with stdout and stderr on LOG
+ * (O_APPEND). It sets up its state, writes "READY <pid>" and keeps running
+ * until SIGUSR1 arrives; the harness checkpoints and restores it in between.
+ * Then it checks every piece of its state itself, writes "PASS" or one
+ * "FAIL: ..." line per broken thing, and exits 0 or 1. */
+#pragma once
+
+#include <stdarg.h>
+#include <signal.h>
+
+/* Opens the log and installs the SIGUSR1 handler. */
+void victim_init(int argc, char **argv);
+/* The log descriptor (O_APPEND), for victims that need its number. */
+int victim_log_fd(void);
+void victim_ready(void);
+/* True once SIGUSR1 arrived. */
+int victim_released(void);
+/* Sleeps until SIGUSR1 (at most 60 s, then records a failure). */
+void victim_wait(void);
+/* Records a failure unless `ok`. */
+void victim_check(int ok, const char *format, ...) __attribute__((format(printf, 2, 3)));
+void victim_say(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* How many checks failed so far (for child processes, which exit with it
+ * instead of writing PASS). */
+int victim_failures(void);
+/* Writes PASS or FAIL and returns the exit code. */
+int victim_finish(void);
