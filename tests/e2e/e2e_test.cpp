@@ -278,3 +278,16 @@ TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
 }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)
+{
+    Session session;
+    auto result = session.cryo({ "check" });
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    for (const char* feature : { "ptrace seize", "clone3 with set_tid", "PAGEMAP_SCAN", "PR_SET_MM_MAP", "userfaultfd", "TCP_REPAIR" })
+        EXPECT_NE(result.output.find(feature), std::string::npos) << feature << "\n" << result.output;
+}
+
+} // namespace cryo::e2e
