@@ -25,22 +25,16 @@
 #include "proc/stat.h"
 #include "proc/status.h"
 #include "ptrace/injector.h"
+#include "ptrace/kernel_abi.h"
 #include "ptrace/registers.h"
 
 namespace cryo::dump {
 
 namespace {
 
-// The kernel's struct sigaction for rt_sigaction(2) on x86-64.
-struct KernelSigaction {
-    uint64_t handler;
-    uint64_t flags;
-    uint64_t restorer;
-    uint64_t mask;
-};
-
-constexpr int kSignalCount = 64;
-constexpr size_t kSiginfoSize = 128;
+using ptrace::KernelSigaction;
+using ptrace::kSignalCount;
+using ptrace::kSiginfoSize;
 
 // Where in the target a `syscall` instruction can be borrowed: its vDSO has
 // several (the fallbacks of clock_gettime and friends).

@@ -29,11 +29,10 @@ Result<FdInfo> parse_fdinfo(std::string_view text)
         ++line_number;
         if (line.empty())
             continue;
-        size_t colon = line.find(':');
-        if (colon == std::string_view::npos)
+        auto pair = split_key_value(line);
+        if (!pair)
             return fail("fdinfo line {}: no ':' in '{}'", line_number, line.substr(0, 200));
-        auto key = trim(line.substr(0, colon));
-        auto value = trim(line.substr(colon + 1));
+        auto [key, value] = *pair;
         info.lines.emplace_back(std::string(key), std::string(value));
         auto first = split_fields(value);
         std::string_view head = first.empty() ? std::string_view {} : first[0];

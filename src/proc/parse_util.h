@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace cryo::proc::detail {
@@ -48,6 +49,15 @@ inline std::vector<std::string_view> split_fields(std::string_view text)
             fields.push_back(text.substr(start, i - start));
     }
     return fields;
+}
+
+// Splits "Key:   value" into its trimmed key and value; nullopt without ':'.
+inline std::optional<std::pair<std::string_view, std::string_view>> split_key_value(std::string_view line)
+{
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos)
+        return std::nullopt;
+    return std::pair(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
 }
 
 template <typename T>

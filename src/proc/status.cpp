@@ -34,11 +34,10 @@ Result<ProcStatus> parse_status(std::string_view text)
         ++line_number;
         if (line.empty())
             continue;
-        size_t colon = line.find(':');
-        if (colon == std::string_view::npos)
+        auto pair = split_key_value(line);
+        if (!pair)
             return fail("status line {}: no ':' in '{}'", line_number, line.substr(0, 200));
-        auto key = line.substr(0, colon);
-        auto value = trim(line.substr(colon + 1));
+        auto [key, value] = *pair;
         bool ok = true;
         auto set = [&]<typename T>(T& out, int base = 10) {
             auto fields = split_fields(value);

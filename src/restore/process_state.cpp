@@ -1,6 +1,8 @@
 // See process_state.h.
 #include "restore/process_state.h"
 
+#include "ptrace/kernel_abi.h"
+
 #include <grp.h>
 #include <linux/capability.h>
 #include <sched.h>
@@ -20,14 +22,8 @@ namespace cryo::restore {
 
 namespace {
 
-struct KernelSigaction {
-    uint64_t handler;
-    uint64_t flags;
-    uint64_t restorer;
-    uint64_t mask;
-};
-
-constexpr int kSignalCount = 64;
+using ptrace::KernelSigaction;
+using ptrace::kSignalCount;
 
 Result<void> restore_sigactions(const StateRestore& restore)
 {
