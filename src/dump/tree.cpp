@@ -100,9 +100,13 @@ Result<void> FrozenTree::check_sessions() const
         if (entry.pgid() == entry.pid() || entry.pgid() == parent.pgid())
             continue;
         auto leader = by_pid.find(entry.pgid());
-        if (leader == by_pid.end() || leader->second->sid() != entry.sid())
-            return fail("not supported yet: pid {} is in process group {}, whose leader is not in the tree "
-                        "(restoring it needs a helper process)", entry.pid(), entry.pgid());
+        if (leader != by_pid.end() && leader->second->sid() != entry.sid())
+            return fail("pid {} is in process group {} of another session", entry.pid(), entry.pgid());
+        // A group whose leader is gone is held by a helper process on
+        // restore, created by this process's parent in its session.
+        if (leader == by_pid.end() && (entry.sid() != parent.sid() || entry.ns_pids_size() > 2))
+            return fail("not supported yet: pid {} is in process group {}, whose leader is gone, in session {} "
+                        "(not its parent's)", entry.pid(), entry.pgid(), entry.sid());
     }
     return {};
 }

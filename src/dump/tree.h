@@ -10,9 +10,9 @@
 // Sessions and process groups are checked here: cryo rebuilds them by
 // having each restored process call setsid()/setpgid() before it creates
 // its children, which covers a session or group led by the process itself,
-// inherited from its parent, or led by another process of the tree. Trees
-// that would need temporary helper processes (a group whose leader is gone)
-// are refused with a clear message for now.
+// inherited from its parent, or led by another process of the tree; a group
+// whose leader is gone is held by a temporary helper on restore. A session
+// whose leader is gone is refused unless the parent shares it.
 #pragma once
 
 #include <sys/types.h>

@@ -85,6 +85,8 @@ struct RestoreContext {
     image::FileTable files;
     std::map<uint32_t, UniqueFd> opened_files;
     std::vector<ProcessImages> processes;   // parents before children
+    std::deque<image::ProcessEntry> helpers;   // made up for groups whose leader is gone
+    std::map<pid_t, std::vector<pid_t>> helpers_by_parent;
     uint64_t trampoline { 0 };
     std::map<uint64_t, mem::SharedObject> shared_objects;   // by shmem_id
     std::optional<NewTree> created;
@@ -155,6 +157,38 @@ Result<void> map_shared_objects(RestoreContext& context, const image::MemoryImag
     return {};
 }
 
+// Adds a helper process for every process group whose leader is not in the
+// tree, as a child of the first member's parent (the dump checked that the
+// member is in its parent's session).
+void add_group_helpers(RestoreContext& context, TreePlan& plan, std::map<pid_t, size_t>& index)
+{
+    for (const auto& process : context.processes) {
+        const auto& entry = process.entry;
+        if (entry.ppid() == 0 || entry.pgid() == entry.pid() || index.contains(entry.pgid()))
+            continue;
+        size_t parent = index.at(entry.ppid());
+        if (plan.processes[parent].entry->pgid() == entry.pgid())
+            continue;   // inherited from the parent
+        auto& helper = context.helpers.emplace_back();
+        helper.set_pid(entry.pgid());
+        helper.set_ppid(entry.ppid());
+        helper.set_pgid(entry.pgid());
+        helper.set_sid(plan.processes[parent].entry->sid());
+        helper.set_own_ns_pgid(entry.own_ns_pgid());
+        if (entry.ns_pids_size() == 2) {
+            helper.add_ns_pids(entry.pgid());
+            helper.add_ns_pids(entry.own_ns_pgid());
+        } else {
+            helper.add_ns_pids(entry.pgid());
+        }
+        index[entry.pgid()] = plan.processes.size();
+        plan.processes[parent].children.push_back(plan.processes.size());
+        plan.processes.push_back(ProcessPlan { .entry = &helper, .helper = true });
+        // wait4() in the parent takes the pid as its own namespace sees it.
+        context.helpers_by_parent[entry.ppid()].push_back(helper.ns_pids(helper.ns_pids_size() - 1));
+    }
+}
+
 Result<void> plan_and_create(RestoreContext& context)
 {
     image::MemoryImage all_vmas;
@@ -181,9 +215,12 @@ Result<void> plan_and_create(RestoreContext& context)
             plan.processes[index.at(process.entry.ppid())].children.push_back(plan.processes.size());
         plan.processes.push_back(std::move(entry));
     }
+    add_group_helpers(context, plan, index);
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();
     context.created.emplace(TRY(NewTree::create(plan)));
+    // The groups exist and every member joined: the helpers can go.
+    context.created->kill_helpers(plan);
     return {};
 }
 
@@ -202,6 +239,10 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     threads.front().injector.emplace(
         TRY(ptrace::Injector::create(member.tracee, context.trampoline, ptrace::Gadget::SyscallThenTrap)));
     auto& injector = *threads.front().injector;
+    // Helpers this process created for process groups are dead now: reap
+    // them before it becomes the program (which must not see them).
+    for (pid_t helper : context.helpers_by_parent[pid])
+        TRY_CTX(injector.call("wait4 helper", SYS_wait4, static_cast<uint64_t>(helper), 0, __WALL, 0), "helper {}", helper);
 
     mem::AddressSpaceRestore address_space;
     address_space.pid = pid;

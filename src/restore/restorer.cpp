@@ -145,6 +145,11 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     auto result = join_session_and_group(*process.entry);
     // The parent waits for this before it creates the next child.
     ::close(sync_fd);
+    if (result && process.helper) {
+        // Holds its process group until cryo kills it.
+        for (;;)
+            ::pause();
+    }
     if (result && !process.core)
         become_zombie(*process.entry);
     if (result)
@@ -287,6 +292,13 @@ Result<void> NewTree::verify(const TreePlan& plan) const
                         stat.ppid, stat.session, stat.pgrp, entry.ppid(), want_sid, want_pgid);
     }
     return {};
+}
+
+void NewTree::kill_helpers(const TreePlan& plan) const
+{
+    for (const auto& process : plan.processes)
+        if (process.helper)
+            kill_quietly(process.entry->pid());
 }
 
 NewTree::Member& NewTree::member(pid_t pid)

@@ -46,6 +46,10 @@ struct ProcessPlan {
     const image::FdTable* fd_table { nullptr };     // null for a zombie
     int page_fd { -1 };                             // open in cryo, inherited
     std::vector<size_t> children;                   // indexes into TreePlan::processes
+    // A temporary helper, not in the image: it only holds a process group
+    // whose leader is gone so that the group's members can join it; cryo
+    // removes it before the tree runs.
+    bool helper { false };
 };
 
 struct TreePlan {
@@ -71,6 +75,9 @@ public:
     };
     Member& member(pid_t pid);
     pid_t root() const { return m_root; }
+    // Kills the helper processes; their parents reap them (restore injects
+    // the wait4() into each parent).
+    void kill_helpers(const TreePlan& plan) const;
     // Lets the processes live on (after they were detached).
     void release() { m_released = true; }
 

@@ -1,5 +1,7 @@
 /* A process tree: a child that leads its own session with a grandchild, a
- * child in its own process group, a zombie that exited with code 7, and
+ * child in its own process group, a child in a process group whose leader
+ * has exited (restore needs a helper process for it), a zombie that exited
+ * with code 7, and
  * MAP_SHARED|MAP_ANONYMOUS memory written by the root after restore and
  * read by a child. Every process checks its own parent, session and group;
  * the root reaps all and reports. */
@@ -59,6 +61,34 @@ int main(int argc, char **argv)
         _exit(victim_failures() ? 1 : 0);
     }
 
+    /* A group whose leader exits: `member` stays in it. */
+    int ends[2];
+    if (pipe(ends) != 0)
+        return 2;
+    pid_t gone = fork();
+    if (gone == 0) {
+        char byte;
+        setpgid(0, 0);
+        close(ends[1]);
+        if (read(ends[0], &byte, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    setpgid(gone, gone);
+    pid_t member = fork();
+    if (member == 0) {
+        close(ends[0]);
+        close(ends[1]);
+        setpgid(0, gone);
+        victim_wait();
+        check_identity("member of a leaderless group", root, root_sid, gone);
+        _exit(victim_failures() ? 1 : 0);
+    }
+    setpgid(member, gone);
+    close(ends[0]);
+    close(ends[1]);   /* lets `gone` exit */
+    waitpid(gone, NULL, 0);
+
     /* Let the children settle (setsid, setpgid, the zombie's exit). */
     for (int i = 0; i < 100; ++i) {
         if (getpgid(grouped) == grouped && getsid(leader) == leader)
@@ -74,6 +104,7 @@ int main(int argc, char **argv)
     victim_check(getpid() == root, "pid %d, was %d", getpid(), root);
     kill(leader, SIGUSR1);
     kill(grouped, SIGUSR1);
+    kill(member, SIGUSR1);
     int status = 0;
     victim_check(waitpid(zombie, &status, 0) == zombie && WIFEXITED(status) && WEXITSTATUS(status) == 7,
                  "zombie status %#x", status);
@@ -81,5 +112,7 @@ int main(int argc, char **argv)
                  "session leader status %#x", status);
     victim_check(waitpid(grouped, &status, 0) == grouped && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                  "group leader status %#x", status);
+    victim_check(waitpid(member, &status, 0) == member && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                 "leaderless group member status %#x", status);
     return victim_finish();
 }
