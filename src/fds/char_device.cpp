@@ -22,7 +22,7 @@ public:
         return S_ISCHR(facts.stat.st_mode) && facts.link.starts_with("/dev/");
     }
 
-    Result<void> dump(const FdFacts& facts, image::OpenFile& file) const override
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
         auto* device = file.mutable_char_device();
         device->set_path(facts.link);
@@ -31,7 +31,7 @@ public:
         return {};
     }
 
-    Result<UniqueFd> open(const image::OpenFile& file) const override
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext&) const override
     {
         const auto& device = file.char_device();
         auto fd = TRY(open_file(device.path(), reopen_flags(file.flags()) | O_NOCTTY));

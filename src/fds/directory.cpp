@@ -18,14 +18,14 @@ public:
             && !facts.link.ends_with(" (deleted)");
     }
 
-    Result<void> dump(const FdFacts& facts, image::OpenFile& file) const override
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
         file.mutable_regular()->set_path(facts.link);
         file.mutable_regular()->set_mode(facts.stat.st_mode);
         return {};
     }
 
-    Result<UniqueFd> open(const image::OpenFile& file) const override
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext&) const override
     {
         auto fd = TRY(open_file(file.regular().path(), reopen_flags(file.flags()) | O_DIRECTORY));
         TRY(restore_position(fd.get(), file));

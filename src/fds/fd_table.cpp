@@ -20,12 +20,14 @@ namespace cryo::fds {
 
 namespace {
 
-const std::array<const FileKind*, 3>& kinds()
+const std::array<const FileKind*, 5>& kinds()
 {
-    static const std::array<const FileKind*, 3> table {
+    static const std::array<const FileKind*, 5> table {
         &regular_file_kind(),
         &char_device_kind(),
         &directory_kind(),
+        &pipe_kind(),
+        &eventfd_kind(),
     };
     return table;
 }
@@ -118,7 +120,7 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         file->set_kind((*found)->image_kind());
         file->set_flags(facts.info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
         file->set_position(facts.info.pos);
-        TRY_CTX((*found)->dump(facts, *file), "fd {} ({})", fd, (*found)->name());
+        TRY_CTX((*found)->dump(facts, *file, m_files), "fd {} ({})", fd, (*found)->name());
         entry->set_file_id(id);
         m_known.push_back({ pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });
     }
@@ -128,11 +130,12 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
 Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files)
 {
     std::map<uint32_t, UniqueFd> opened;
+    OpenContext context { .table = &files };
     for (const auto& file : files.files()) {
         const FileKind* kind = find_kind(file.kind());
         if (!kind)
             return fail("file {}: unknown kind {}", file.id(), static_cast<int>(file.kind()));
-        opened.emplace(file.id(), TRY_CTX(kind->open(file), "file {} ({})", file.id(), kind->name()));
+        opened.emplace(file.id(), TRY_CTX(kind->open(file, context), "file {} ({})", file.id(), kind->name()));
     }
     return opened;
 }

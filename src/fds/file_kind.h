@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,14 @@ struct FdFacts {
     proc::FdInfo info;
 };
 
+// State shared by the kinds while the files of a checkpoint are opened
+// again (in cryo, before any process exists): objects several open files
+// refer to, such as both ends of one pipe, keyed by the kind.
+struct OpenContext {
+    const image::FileTable* table { nullptr };
+    std::map<std::string, UniqueFd> shared;
+};
+
 class FileKind {
 public:
     virtual ~FileKind() = default;
@@ -40,10 +49,11 @@ public:
     virtual std::string_view name() const = 0;
     virtual bool recognises(const FdFacts& facts) const = 0;
     // Fills the kind-specific part of `file` (id, flags and position are
-    // filled by the caller).
-    virtual Result<void> dump(const FdFacts& facts, image::OpenFile& file) const = 0;
-    // Opens the file again; runs inside the process being restored.
-    virtual Result<UniqueFd> open(const image::OpenFile& file) const = 0;
+    // filled by the caller); objects shared by several open files (a pipe's
+    // data) go into `table`.
+    virtual Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const = 0;
+    // Opens the file again.
+    virtual Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const = 0;
     virtual image::FileKind image_kind() const = 0;
 };
 
@@ -51,6 +61,8 @@ public:
 const FileKind& regular_file_kind();
 const FileKind& char_device_kind();
 const FileKind& directory_kind();
+const FileKind& pipe_kind();
+const FileKind& eventfd_kind();
 
 // Flags used to open a file again: the access mode and status flags, never
 // the creation flags (the file exists) or close-on-exec (set per fd).

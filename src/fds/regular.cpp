@@ -25,7 +25,7 @@ public:
             && !facts.link.ends_with(kDeletedSuffix);
     }
 
-    Result<void> dump(const FdFacts& facts, image::OpenFile& file) const override
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
         auto* regular = file.mutable_regular();
         regular->set_path(facts.link);
@@ -35,7 +35,7 @@ public:
         return {};
     }
 
-    Result<UniqueFd> open(const image::OpenFile& file) const override
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext&) const override
     {
         auto fd = TRY(open_file(file.regular().path(), reopen_flags(file.flags())));
         TRY(restore_position(fd.get(), file));

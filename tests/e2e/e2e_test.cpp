@@ -42,7 +42,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
-    { "fpu" }, { "syscalls" }, { "threads" }, { "tree" }, { "orphan" },
+    { "fpu" }, { "syscalls" }, { "pipes" }, { "threads" }, { "tree" }, { "orphan" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
@@ -132,7 +132,7 @@ TEST_P(CheckpointTwice, DumpRestoreDumpRestore)
 INSTANTIATE_TEST_SUITE_P(Victims, Control, testing::ValuesIn(kScenarios), scenario_name);
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenarios), scenario_name);
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
-                         testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" },
+                         testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "pipes" },
                                          Scenario { "tree" }, Scenario { "pidns", { "nested" }, true }),
                          scenario_name);
 
@@ -268,11 +268,11 @@ TEST(Errors, RestoreWhilePidIsTakenNamesItAndLeavesTheOriginal)
 TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { "pipe" });
+    pid_t pid = start_and_wait_ready(session, { "socket" });
     std::string images = session.dir().file("images");
     auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", images });
     EXPECT_EQ(result.exit_code, 1);
-    EXPECT_NE(result.output.find("fd 10 is a pipe"), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find("fd 10 is a socket"), std::string::npos) << result.output;
     EXPECT_FALSE(file_exists(images + "/manifest.img"));
     release_and_expect_pass(session, pid);
 }

@@ -1,0 +1,69 @@
+// eventfd: the counter and the semaphore mode, from /proc/PID/fdinfo
+// ("eventfd-count" in hex, "eventfd-semaphore"). Restore creates a new
+// eventfd and writes the counter into it (eventfd()'s initial value is only
+// 32 bits wide; write() takes the full 64-bit value).
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <charconv>
+
+#include "fds/file_kind.h"
+
+namespace cryo::fds {
+
+namespace {
+
+Result<uint64_t> fdinfo_number(const FdFacts& facts, std::string_view key, int base)
+{
+    auto text = facts.info.find(key);
+    if (!text)
+        return fail("fdinfo has no '{}'", key);
+    uint64_t value = 0;
+    auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value, base);
+    if (error != std::errc())
+        return fail("fdinfo '{}' is not a number: '{}'", key, *text);
+    return value;
+}
+
+class EventFdKind final : public FileKind {
+public:
+    std::string_view name() const override { return "eventfd"; }
+
+    bool recognises(const FdFacts& facts) const override { return facts.link == "anon_inode:[eventfd]"; }
+
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
+    {
+        auto* eventfd = file.mutable_eventfd();
+        eventfd->set_count(TRY(fdinfo_number(facts, "eventfd-count", 16)));
+        if (facts.info.find("eventfd-semaphore"))
+            eventfd->set_semaphore(TRY(fdinfo_number(facts, "eventfd-semaphore", 10)) != 0);
+        return {};
+    }
+
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext&) const override
+    {
+        int flags = EFD_CLOEXEC | (file.flags() & O_NONBLOCK ? EFD_NONBLOCK : 0)
+            | (file.eventfd().semaphore() ? EFD_SEMAPHORE : 0);
+        int fd = ::eventfd(0, flags);
+        if (fd < 0)
+            return fail_errno("eventfd");
+        UniqueFd owned(fd);
+        uint64_t count = file.eventfd().count();
+        if (count != 0 && ::write(fd, &count, sizeof(count)) != sizeof(count))
+            return fail_errno(fmt::format("write {} to the eventfd", count));
+        return owned;
+    }
+
+    image::FileKind image_kind() const override { return image::FILE_KIND_EVENTFD; }
+};
+
+} // namespace
+
+const FileKind& eventfd_kind()
+{
+    static const EventFdKind kind;
+    return kind;
+}
+
+} // namespace cryo::fds

@@ -1,0 +1,126 @@
+// Pipes: both ends, the bytes sitting in the pipe and its buffer size.
+//
+// Dump: the data is copied without consuming it with tee(2) from a readable
+// end of the pipe (cryo's pidfd_getfd copy of the read end, or, when only
+// the write end is in the tree, the read end opened again through
+// /proc/PID/fd/N) into a pipe of cryo's own, and read from there. It is
+// saved once per pipe, in FileTable.pipes.
+//
+// Restore: cryo creates each pipe once, sets its size and writes the data
+// back; every open file of the pipe is a new open file description of the
+// right end, made by reopening /proc/self/fd/END with the dumped access mode
+// and flags (a pipe reopened through /proc is the same pipe). Descriptors
+// that shared one description get it by dup, as for every kind. An end whose
+// peer was outside the tree gets a peer that is gone (EOF or EPIPE), as with
+// criu.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "fds/file_kind.h"
+
+namespace cryo::fds {
+
+namespace {
+
+Result<std::string> peek_pipe(const FdFacts& facts)
+{
+    UniqueFd reopened;
+    int readable = facts.local_fd;
+    if ((facts.info.flags & O_ACCMODE) != O_RDONLY) {
+        reopened = TRY(open_file(fmt::format("/proc/{}/fd/{}", facts.pid, facts.fd), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+        readable = reopened.get();
+    }
+    int size = ::fcntl(readable, F_GETPIPE_SZ);
+    if (size < 0)
+        return fail_errno("fcntl(F_GETPIPE_SZ)");
+    int ours[2];
+    if (::pipe2(ours, O_CLOEXEC | O_NONBLOCK) < 0)
+        return fail_errno("pipe2");
+    UniqueFd our_read(ours[0]);
+    UniqueFd our_write(ours[1]);
+    if (::fcntl(ours[1], F_SETPIPE_SZ, size) < 0)
+        return fail_errno("fcntl(F_SETPIPE_SZ)");
+    ssize_t copied = ::tee(readable, ours[1], static_cast<size_t>(size), SPLICE_F_NONBLOCK);
+    if (copied < 0 && errno != EAGAIN)
+        return fail_errno("tee");
+    std::string data(copied > 0 ? static_cast<size_t>(copied) : 0, '\0');
+    // Pipes have no offset: read() the copy (it holds exactly `copied`).
+    if (!data.empty() && ::read(our_read.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
+        return fail_errno("read the copy of the pipe");
+    return data;
+}
+
+class PipeKind final : public FileKind {
+public:
+    std::string_view name() const override { return "pipe"; }
+
+    bool recognises(const FdFacts& facts) const override
+    {
+        return S_ISFIFO(facts.stat.st_mode) && facts.link.starts_with("pipe:");
+    }
+
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const override
+    {
+        uint64_t id = facts.stat.st_ino;
+        auto* end = file.mutable_pipe();
+        end->set_pipe_id(id);
+        end->set_write_end((facts.info.flags & O_ACCMODE) != O_RDONLY);
+        for (const auto& pipe : table.pipes())
+            if (pipe.pipe_id() == id)
+                return {};
+        auto* saved = table.add_pipes();
+        saved->set_pipe_id(id);
+        int size = ::fcntl(facts.local_fd, F_GETPIPE_SZ);
+        if (size < 0)
+            return fail_errno("fcntl(F_GETPIPE_SZ)");
+        saved->set_buffer_size(static_cast<uint32_t>(size));
+        saved->set_data(TRY(peek_pipe(facts)));
+        return {};
+    }
+
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const override
+    {
+        uint64_t id = file.pipe().pipe_id();
+        std::string read_key = fmt::format("pipe:{}:read", id);
+        std::string write_key = fmt::format("pipe:{}:write", id);
+        if (!context.shared.contains(read_key))
+            TRY(create_pipe(id, context, read_key, write_key));
+        int end = context.shared.at(file.pipe().write_end() ? write_key : read_key).get();
+        return open_file(fmt::format("/proc/self/fd/{}", end), reopen_flags(file.flags()));
+    }
+
+    image::FileKind image_kind() const override { return image::FILE_KIND_PIPE; }
+
+private:
+    static Result<void> create_pipe(uint64_t id, OpenContext& context, const std::string& read_key,
+                                    const std::string& write_key)
+    {
+        const image::PipeData* saved = nullptr;
+        for (const auto& pipe : context.table->pipes())
+            if (pipe.pipe_id() == id)
+                saved = &pipe;
+        if (!saved)
+            return fail("pipe {} has no saved data in files.img", id);
+        int ends[2];
+        if (::pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0)
+            return fail_errno("pipe2");
+        context.shared.emplace(read_key, UniqueFd(ends[0]));
+        context.shared.emplace(write_key, UniqueFd(ends[1]));
+        if (saved->buffer_size() && ::fcntl(ends[1], F_SETPIPE_SZ, saved->buffer_size()) < 0)
+            return fail_errno(fmt::format("fcntl(F_SETPIPE_SZ, {})", saved->buffer_size()));
+        TRY(write_all(ends[1], saved->data(), fmt::format("pipe {}", id)));
+        return {};
+    }
+};
+
+} // namespace
+
+const FileKind& pipe_kind()
+{
+    static const PipeKind kind;
+    return kind;
+}
+
+} // namespace cryo::fds

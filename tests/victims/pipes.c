@@ -1,0 +1,92 @@
+/* Pipes and eventfds: data sitting in a pipe inside the process and in
+ * pipes between a parent and its child (both directions), a pipe with a
+ * bigger buffer, O_NONBLOCK on one end, a dup'ed end sharing its flags,
+ * and eventfds with their counters, one in semaphore mode. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "victim.h"
+
+static int read_exactly(int fd, char *buffer, size_t size)
+{
+    size_t done = 0;
+    while (done < size) {
+        ssize_t got = read(fd, buffer + done, size - done);
+        if (got <= 0)
+            return 0;
+        done += (size_t)got;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    victim_init(argc, argv);
+    int local[2], down[2], up[2], big[2];
+    if (pipe(local) || pipe(down) || pipe(up) || pipe(big))
+        return 2;
+    if (write(local[1], "hello", 5) != 5)
+        return 2;
+    fcntl(big[0], F_SETPIPE_SZ, 1 << 20);
+    static char payload[300000];
+    for (size_t i = 0; i < sizeof(payload); ++i)
+        payload[i] = (char)(i * 7);
+    if (write(big[1], payload, sizeof(payload)) != (ssize_t)sizeof(payload))
+        return 2;
+    fcntl(local[0], F_SETFL, O_NONBLOCK);
+    int shared_end = dup(local[1]);
+    int semaphore = eventfd(5, EFD_SEMAPHORE);
+    int counter = eventfd(0, EFD_NONBLOCK);
+    uint64_t large = 1ull << 40;
+    if (write(counter, &large, sizeof(large)) != sizeof(large))
+        return 2;
+
+    pid_t child = fork();
+    if (child == 0) {
+        close(down[1]);
+        close(up[0]);
+        if (write(up[1], "from-child", 10) != 10)
+            _exit(2);
+        victim_wait();
+        char buffer[16] = "";
+        victim_check(read_exactly(down[0], buffer, 11) && memcmp(buffer, "from-parent", 11) == 0, "child read '%s'", buffer);
+        victim_check(read(down[0], buffer, 1) == 0, "the pipe from the parent is not at its end");
+        _exit(victim_failures() ? 1 : 0);
+    }
+    close(down[0]);
+    close(up[1]);
+    if (write(down[1], "from-parent", 11) != 11)
+        return 2;
+    close(down[1]);
+    usleep(100000);
+    victim_ready();
+    victim_wait();
+    kill(child, SIGUSR1);
+
+    char buffer[16] = "";
+    victim_check(read_exactly(up[0], buffer, 10) && memcmp(buffer, "from-child", 10) == 0, "parent read '%s'", buffer);
+    victim_check(read_exactly(local[0], buffer, 5) && memcmp(buffer, "hello", 5) == 0, "local pipe gave '%s'", buffer);
+    victim_check(read(local[0], buffer, 1) < 0, "the local pipe should be empty and non-blocking");
+    victim_check(fcntl(local[0], F_GETFL) & O_NONBLOCK, "O_NONBLOCK lost");
+    fcntl(local[1], F_SETFL, O_NONBLOCK);
+    victim_check(fcntl(shared_end, F_GETFL) & O_NONBLOCK, "dup'ed pipe end no longer shares its flags");
+    victim_check(write(shared_end, "again", 5) == 5 && read_exactly(local[0], buffer, 5) && memcmp(buffer, "again", 5) == 0,
+                 "the local pipe no longer works");
+    victim_check(fcntl(big[0], F_GETPIPE_SZ) >= (1 << 20), "pipe size %d", fcntl(big[0], F_GETPIPE_SZ));
+    static char back[300000];
+    victim_check(read_exactly(big[0], back, sizeof(back)) && memcmp(back, payload, sizeof(back)) == 0, "big pipe data changed");
+
+    uint64_t value = 0;
+    victim_check(read(semaphore, &value, 8) == 8 && value == 1, "semaphore eventfd gave %lu", (unsigned long)value);
+    victim_check(read(counter, &value, 8) == 8 && value == large, "eventfd counter %lu", (unsigned long)value);
+    victim_check(read(counter, &value, 8) < 0, "eventfd counter should be empty and non-blocking");
+    int status = 0;
+    victim_check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+    return victim_finish();
+}
