@@ -2,6 +2,10 @@
 // and prints its error, once, if it fails. Nothing else lives here.
 #include <unistd.h>
 
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -50,6 +54,23 @@ int run_check()
 
 } // namespace
 
+// criu accepts "-v4" for verbosity 4; CLI11 counts "-v" flags, so "-vN"
+// becomes N of them.
+std::vector<std::string> expand_verbosity(int argc, char** argv)
+{
+    std::vector<std::string> args;
+    for (int i = 0; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg.size() == 3 && arg.starts_with("-v") && arg[2] >= '0' && arg[2] <= '9') {
+            for (int level = 0; level < arg[2] - '0'; ++level)
+                args.emplace_back("-v");
+            continue;
+        }
+        args.emplace_back(arg);
+    }
+    return args;
+}
+
 int main(int argc, char** argv)
 {
     CLI::App app { "cryo: checkpoint and restore Linux process trees", "cryo" };
@@ -66,6 +87,9 @@ int main(int argc, char** argv)
                    "Let the tree run on after the dump instead of killing it");
     bool no_sync = false;
     dump->add_flag("--no-sync", no_sync, "Do not fsync the image files (faster, less safe)");
+    bool shell_job = false;
+    dump->add_flag("-j,--shell-job", shell_job,
+                   "Accepted for criu compatibility: terminals are always dumped by path");
     add_common_options(*dump, common);
 
     cryo::restore::RestoreOptions restore_options;
@@ -74,12 +98,18 @@ int main(int argc, char** argv)
     restore->add_flag("-d,--restore-detached", restore_options.detach,
                       "Return once the tree runs instead of waiting for it");
     restore->add_option("--pidfile", restore_options.pidfile, "Write the root PID here once it runs");
+    restore->add_flag("-j,--shell-job", restore_options.shell_job,
+                      "Give the restored tree cryo's terminal in place of the terminal it had");
     add_common_options(*restore, common);
 
     auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
     add_common_options(*check, common);
 
-    CLI11_PARSE(app, argc, argv);
+    auto args = expand_verbosity(argc, argv);
+    std::vector<char*> arg_pointers;
+    for (auto& arg : args)
+        arg_pointers.push_back(arg.data());
+    CLI11_PARSE(app, static_cast<int>(arg_pointers.size()), arg_pointers.data());
 
     if (auto logging = cryo::setup_logging(common.verbosity, common.log_file); !logging)
         return report(logging.error(), app.get_subcommands().front()->get_name());

@@ -37,6 +37,8 @@ Result<image::ProcessEntry> make_entry(const proc::ProcStat& stat, pid_t ppid)
 
 Result<FrozenTree> FrozenTree::freeze(pid_t root)
 {
+    if (!proc::process_exists(root))
+        return fail("pid {}: no such process", root);
     FrozenTree tree;
     tree.m_tree.set_root_pid(root);
     // Breadth first, so parents come before their children.

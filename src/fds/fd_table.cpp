@@ -127,7 +127,21 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
     return {};
 }
 
-Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files)
+namespace {
+
+// Terminals: the pty slaves (major 136-143), virtual consoles and /dev/tty
+// (4 and 5).
+bool is_terminal(const image::OpenFile& file)
+{
+    if (file.kind() != image::FILE_KIND_CHAR_DEVICE)
+        return false;
+    uint32_t major = file.char_device().rdev_major();
+    return (major >= 136 && major <= 143) || major == 4 || major == 5;
+}
+
+} // namespace
+
+Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, bool use_own_terminal)
 {
     std::map<uint32_t, UniqueFd> opened;
     OpenContext context { .table = &files };
@@ -135,6 +149,12 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files)
         const FileKind* kind = find_kind(file.kind());
         if (!kind)
             return fail("file {}: unknown kind {}", file.id(), static_cast<int>(file.kind()));
+        if (use_own_terminal && is_terminal(file)) {
+            auto terminal = TRY_CTX(open_file("/dev/tty", reopen_flags(file.flags()) | O_NOCTTY),
+                                    "--shell-job: cryo's controlling terminal");
+            opened.emplace(file.id(), std::move(terminal));
+            continue;
+        }
         opened.emplace(file.id(), TRY_CTX(kind->open(file, context), "file {} ({})", file.id(), kind->name()));
     }
     return opened;

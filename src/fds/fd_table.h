@@ -42,7 +42,9 @@ private:
 
 // Restore side, in cryo before any process exists: opens every file of the
 // table once (descriptors keyed by file id). An error names the file.
-Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files);
+// With `use_own_terminal` (--shell-job), every terminal the tree had open
+// is replaced by cryo's controlling terminal.
+Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, bool use_own_terminal = false);
 
 // Restore side, run inside the new process: puts the files opened by
 // open_files() (inherited, keyed by file id) at their fd numbers and closes

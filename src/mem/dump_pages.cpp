@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include <memory>
 
@@ -41,6 +42,20 @@ private:
     std::byte* m_data;
     size_t m_size;
 };
+
+// process_vm_readv() copies large ranges much faster than reads of
+// /proc/PID/mem, which walk the pages one by one; it cannot read PROT_NONE
+// pages, for which (and after any short copy) /proc/PID/mem takes over.
+Result<void> copy_memory(pid_t pid, int mem_fd, uint64_t address, std::span<std::byte> out)
+{
+    iovec local { out.data(), out.size() };
+    iovec remote { reinterpret_cast<void*>(address), out.size() };
+    ssize_t copied = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    size_t done = copied > 0 ? static_cast<size_t>(copied) : 0;
+    if (done == out.size())
+        return {};
+    return pread_exact(mem_fd, out.subspan(done), address + done, fmt::format("memory of pid {}", pid));
+}
 
 } // namespace
 
@@ -106,8 +121,7 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
             run->set_file_offset(pages.size() + filled);
             for (uint64_t address = range.start; address < range.end;) {
                 size_t chunk = std::min<uint64_t>(range.end - address, buffer.size() - filled);
-                TRY(pread_exact(memory.get(), std::span(buffer.data() + filled, chunk), address,
-                                fmt::format("memory of pid {}", pid)));
+                TRY(copy_memory(pid, memory.get(), address, std::span(buffer.data() + filled, chunk)));
                 filled += chunk;
                 address += chunk;
                 if (filled == buffer.size())

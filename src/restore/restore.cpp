@@ -358,7 +358,7 @@ Result<int> run_restore(const RestoreOptions& options)
     TRY(open_and_verify(context));
     TRY(read_images(context));
     // Files next: a missing file is a clear error while nothing exists yet.
-    context.opened_files = TRY(fds::open_files(context.files));
+    context.opened_files = TRY(fds::open_files(context.files, options.shell_job));
     // Create the tree; until released, any failure kills every process of it
     // (NewTree's destructor).
     TRY(plan_and_create(context));

@@ -11,6 +11,7 @@ struct RestoreOptions {
     std::string directory;
     bool detach { false };   // -d: return once the tree runs
     std::string pidfile;     // written with the root PID once the tree runs
+    bool shell_job { false }; // -j: terminals become cryo's own terminal
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without
