@@ -16,6 +16,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <filesystem>
 #include <string>
 
 #include "fds/file_kind.h"
@@ -23,6 +25,35 @@
 namespace cryo::fds {
 
 namespace {
+
+std::string boot_id()
+{
+    auto text = read_text_file("/proc/sys/kernel/random/boot_id");
+    if (!text)
+        return "";
+    while (!text->empty() && text->back() == '\n')
+        text->pop_back();
+    return *text;
+}
+
+// "/proc/P/fd/N" of a live process holding the pipe, or "".
+std::string find_live_pipe(uint64_t id)
+{
+    std::string wanted = fmt::format("pipe:[{}]", id);
+    std::error_code error;
+    for (const auto& process : std::filesystem::directory_iterator("/proc", error)) {
+        auto name = process.path().filename().string();
+        if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0])))
+            continue;
+        std::error_code fd_error;
+        for (const auto& fd : std::filesystem::directory_iterator(process.path() / "fd", fd_error)) {
+            std::error_code link_error;
+            if (std::filesystem::read_symlink(fd.path(), link_error).string() == wanted)
+                return fd.path().string();
+        }
+    }
+    return "";
+}
 
 Result<std::string> peek_pipe(const FdFacts& facts)
 {
@@ -76,6 +107,7 @@ public:
         if (size < 0)
             return fail_errno("fcntl(F_GETPIPE_SZ)");
         saved->set_buffer_size(static_cast<uint32_t>(size));
+        saved->set_boot_id(boot_id());
         saved->set_data(TRY(peek_pipe(facts)));
         return {};
     }
@@ -86,7 +118,7 @@ public:
         std::string read_key = fmt::format("pipe:{}:read", id);
         std::string write_key = fmt::format("pipe:{}:write", id);
         if (!context.shared.contains(read_key))
-            TRY(create_pipe(id, context, read_key, write_key));
+            TRY(find_or_create_pipe(id, context, read_key, write_key));
         int end = context.shared.at(file.pipe().write_end() ? write_key : read_key).get();
         return open_file(fmt::format("/proc/self/fd/{}", end), reopen_flags(file.flags()));
     }
@@ -94,8 +126,8 @@ public:
     image::FileKind image_kind() const override { return image::FILE_KIND_PIPE; }
 
 private:
-    static Result<void> create_pipe(uint64_t id, OpenContext& context, const std::string& read_key,
-                                    const std::string& write_key)
+    static Result<void> find_or_create_pipe(uint64_t id, OpenContext& context, const std::string& read_key,
+                                            const std::string& write_key)
     {
         const image::PipeData* saved = nullptr;
         for (const auto& pipe : context.table->pipes())
@@ -103,6 +135,15 @@ private:
                 saved = &pipe;
         if (!saved)
             return fail("pipe {} has no saved data in files.img", id);
+        if (!saved->boot_id().empty() && saved->boot_id() == boot_id()) {
+            if (auto live = find_live_pipe(id); !live.empty()) {
+                // Both ends of the live pipe, opened through /proc, never
+                // blocking (the other end exists).
+                context.shared.emplace(read_key, TRY(open_file(live, O_RDONLY | O_NONBLOCK | O_CLOEXEC)));
+                context.shared.emplace(write_key, TRY(open_file(live, O_WRONLY | O_NONBLOCK | O_CLOEXEC)));
+                return {};
+            }
+        }
         int ends[2];
         if (::pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0)
             return fail_errno("pipe2");

@@ -3,6 +3,7 @@
 // Control runs release the victim without a checkpoint, so a broken victim
 // is told apart from a broken cryo. Negative tests check that bad input gets
 // a clear error and that nothing is lost or left behind.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -288,6 +289,65 @@ TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)
     EXPECT_EQ(result.exit_code, 0) << result.output;
     for (const char* feature : { "ptrace seize", "clone3 with set_tid", "PAGEMAP_SCAN", "PR_SET_MM_MAP", "userfaultfd", "TCP_REPAIR" })
         EXPECT_NE(result.output.find(feature), std::string::npos) << feature << "\n" << result.output;
+}
+
+} // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+namespace {
+
+// Reads from a pipe until `word` shows up or the time runs out.
+bool read_until(int fd, const std::string& word, std::string& seen, std::chrono::seconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buffer[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (seen.find(word) != std::string::npos)
+            return true;
+        ssize_t got = ::read(fd, buffer, sizeof(buffer));
+        if (got > 0)
+            seen.append(buffer, static_cast<size_t>(got));
+        else
+            usleep(10000);
+    }
+    return seen.find(word) != std::string::npos;
+}
+
+} // namespace
+
+// The victim's output goes into a pipe the harness reads: on the same
+// machine the restored victim is connected to that same pipe again.
+TEST(Checkpoint, OutputPipeToTheHarnessKeepsWorking)
+{
+    Session session;
+    int ends[2];
+    ASSERT_EQ(::pipe2(ends, O_CLOEXEC | O_NONBLOCK), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(ends[1], 1);
+        ::dup2(ends[1], 2);
+        int null_fd = ::open("/dev/null", O_RDONLY);
+        ::dup2(null_fd, 0);
+        for (int fd = 3; fd < 1024; ++fd)
+            ::close(fd);
+        std::string victim = std::string(CRYO_VICTIM_DIR) + "/victim_counter";
+        ::execl(victim.c_str(), victim.c_str(), "/dev/stdout", nullptr);
+        ::_exit(127);
+    }
+    ::close(ends[1]);
+    session.track(pid);
+    std::string seen;
+    ASSERT_TRUE(read_until(ends[0], "READY", seen, std::chrono::seconds(20))) << seen;
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    ASSERT_TRUE(send_signal(pid, SIGUSR1));
+    EXPECT_TRUE(read_until(ends[0], "PASS", seen, std::chrono::seconds(30))) << seen << session.diagnostics();
+    auto status = session.wait_for_exit(pid);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << seen;
+    ::close(ends[0]);
 }
 
 } // namespace cryo::e2e
