@@ -20,14 +20,20 @@ namespace cryo::fds {
 
 namespace {
 
-const std::array<const FileKind*, 5>& kinds()
+const std::array<const FileKind*, 11>& kinds()
 {
-    static const std::array<const FileKind*, 5> table {
+    static const std::array<const FileKind*, 11> table {
         &regular_file_kind(),
         &char_device_kind(),
         &directory_kind(),
         &pipe_kind(),
         &eventfd_kind(),
+        &signalfd_kind(),
+        &timerfd_kind(),
+        &memfd_kind(),
+        &ghost_file_kind(),
+        &epoll_kind(),
+        &unix_socket_kind(),
     };
     return table;
 }

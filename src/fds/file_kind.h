@@ -63,6 +63,12 @@ const FileKind& char_device_kind();
 const FileKind& directory_kind();
 const FileKind& pipe_kind();
 const FileKind& eventfd_kind();
+const FileKind& signalfd_kind();
+const FileKind& timerfd_kind();
+const FileKind& memfd_kind();
+const FileKind& ghost_file_kind();
+const FileKind& epoll_kind();
+const FileKind& unix_socket_kind();
 
 // Flags used to open a file again: the access mode and status flags, never
 // the creation flags (the file exists) or close-on-exec (set per fd).
