@@ -1,6 +1,7 @@
-/* Holds a unix socket pair at fds 10 and 11, which cryo cannot checkpoint
- * yet: the dump must fail naming the fd and leave this process running
- * untouched, with the data queued in the socket intact. */
+/* Holds an IPv4 UDP socket at fd 10, which cryo cannot checkpoint yet: the
+ * dump must fail naming the fd and leave this process running untouched,
+ * with a datagram it sent to itself still queued. */
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,19 +11,20 @@ int main(int argc, char **argv)
 {
     victim_init(argc, argv);
     pid_t pid = getpid();
-    int ends[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, ends) != 0)
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0 || dup2(fd, 10) != 10)
         return 2;
-    dup2(ends[0], 10);
-    dup2(ends[1], 11);
-    close(ends[0]);
-    close(ends[1]);
-    if (write(11, "x", 1) != 1)
+    close(fd);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t length = sizeof(address);
+    if (bind(10, (struct sockaddr *)&address, sizeof(address)) || getsockname(10, (struct sockaddr *)&address, &length))
+        return 2;
+    if (sendto(10, "x", 1, 0, (struct sockaddr *)&address, sizeof(address)) != 1)
         return 2;
     victim_ready();
     victim_wait();
     char byte = 0;
-    victim_check(read(10, &byte, 1) == 1 && byte == 'x', "socket data lost");
+    victim_check(recv(10, &byte, 1, MSG_DONTWAIT) == 1 && byte == 'x', "queued datagram lost");
     victim_check(getpid() == pid, "pid changed");
     return victim_finish();
 }
