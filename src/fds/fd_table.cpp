@@ -95,6 +95,7 @@ Result<uint32_t> FileRegistry::find_shared(pid_t pid, int fd, dev_t device, ino_
 Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& table)
 {
     table.set_pid(pid);
+    std::vector<uint32_t> epolls;   // open files of this process to resolve at the end
     for (int fd : TRY(proc::list_fds(pid))) {
         FdFacts facts;
         facts.pid = pid;
@@ -129,7 +130,11 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         TRY_CTX((*found)->dump(facts, *file, m_files), "fd {} ({})", fd, (*found)->name());
         entry->set_file_id(id);
         m_known.push_back({ pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });
+        if (file->kind() == image::FILE_KIND_EPOLL)
+            epolls.push_back(file->id());
     }
+    for (uint32_t id : epolls)
+        TRY_CTX(resolve_epoll_targets(*m_files.mutable_files(static_cast<int>(id - 1)), table), "epoll file {}", id);
     return {};
 }
 
@@ -166,7 +171,8 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, b
     return opened;
 }
 
-Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, int>& opened, std::vector<int*> keep)
+Result<void> install_fds(const image::FdTable& table, const image::FileTable& files, const std::map<uint32_t, int>& opened,
+                         std::vector<int*> keep)
 {
     int highest = -1;
     for (const auto& entry : table.fds())
@@ -212,6 +218,15 @@ Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, i
         int source = copies.at(entry.file_id()).get();
         if (::dup3(source, entry.fd(), entry.close_on_exec() ? O_CLOEXEC : 0) < 0)
             return fail_errno(fmt::format("dup3 to fd {}", entry.fd()));
+    }
+    // Now that every fd has its number: the epoll registrations.
+    for (const auto& entry : table.fds()) {
+        int index = static_cast<int>(entry.file_id()) - 1;
+        if (index < 0 || index >= files.files_size() || files.files(index).id() != entry.file_id())
+            return fail("fd {}: file id {} is not in files.img", entry.fd(), entry.file_id());
+        const auto& file = files.files(index);
+        if (file.kind() == image::FILE_KIND_EPOLL)
+            TRY_CTX(register_epoll_targets(entry.fd(), file, table), "fd {} (epoll)", entry.fd());
     }
     return {};
 }

@@ -50,6 +50,7 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, b
 // open_files() (inherited, keyed by file id) at their fd numbers and closes
 // everything else. The descriptors in `keep` (cryo's own, still needed) are
 // first moved above every number the table uses and updated in place.
-Result<void> install_fds(const image::FdTable& table, const std::map<uint32_t, int>& opened, std::vector<int*> keep);
+Result<void> install_fds(const image::FdTable& table, const image::FileTable& files, const std::map<uint32_t, int>& opened,
+                         std::vector<int*> keep);
 
 } // namespace cryo::fds

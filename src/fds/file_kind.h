@@ -70,6 +70,12 @@ const FileKind& ghost_file_kind();
 const FileKind& epoll_kind();
 const FileKind& unix_socket_kind();
 
+// epoll: target fd numbers resolved to open-file ids once the process's
+// whole table is known (dump), and the registrations made again inside the
+// restored process once its fds are at their numbers (restore).
+Result<void> resolve_epoll_targets(image::OpenFile& epoll, const image::FdTable& table);
+Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, const image::FdTable& table);
+
 // Flags used to open a file again: the access mode and status flags, never
 // the creation flags (the file exists) or close-on-exec (set per fd).
 int reopen_flags(uint32_t dumped_flags);

@@ -216,6 +216,7 @@ Result<void> plan_and_create(RestoreContext& context)
         plan.processes.push_back(std::move(entry));
     }
     add_group_helpers(context, plan, index);
+    plan.files = &context.files;
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();
     context.created.emplace(TRY(NewTree::create(plan)));

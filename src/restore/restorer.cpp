@@ -124,7 +124,7 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     const auto& core = *process.core;
     for (size_t child : creation_order(plan, process))
         TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd));
-    TRY_CTX(fds::install_fds(*process.fd_table, plan.opened_files, { &report_fd, &page_fd }), "files");
+    TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, { &report_fd, &page_fd }), "files");
     if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
         return fail_errno(fmt::format("chroot {}", core.root()));
     if (!core.cwd().empty() && ::chdir(core.cwd().c_str()) < 0)

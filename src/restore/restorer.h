@@ -54,6 +54,7 @@ struct ProcessPlan {
 
 struct TreePlan {
     std::vector<ProcessPlan> processes;             // [0] is the root
+    const image::FileTable* files { nullptr };
     std::map<uint32_t, int> opened_files;           // file id -> descriptor in cryo
     uint64_t trampoline { 0 };
 };

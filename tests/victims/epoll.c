@@ -1,0 +1,59 @@
+/* epoll: registrations on a pipe with data, an edge-triggered eventfd, a
+ * writable unix socket and an empty pipe, each with its own data cookie.
+ * After restore epoll_wait must report exactly the ready ones with their
+ * cookies, and EPOLL_CTL_MOD/DEL must find the registrations by fd number. */
+#define _GNU_SOURCE
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "victim.h"
+
+static int add(int epoll, int fd, uint32_t events, uint64_t cookie)
+{
+    struct epoll_event event = { .events = events, .data.u64 = cookie };
+    return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+}
+
+int main(int argc, char **argv)
+{
+    victim_init(argc, argv);
+    int full[2], empty[2], sockets[2];
+    if (pipe(full) || pipe(empty) || socketpair(AF_UNIX, SOCK_STREAM, 0, sockets))
+        return 2;
+    if (write(full[1], "x", 1) != 1)
+        return 2;
+    int counter = eventfd(3, 0);
+    int epoll = epoll_create1(EPOLL_CLOEXEC);
+    if (add(epoll, full[0], EPOLLIN, 0x1111) || add(epoll, counter, EPOLLIN | EPOLLET, 0x2222)
+        || add(epoll, sockets[0], EPOLLOUT, 0x3333) || add(epoll, empty[0], EPOLLIN, 0x4444))
+        return 2;
+    victim_ready();
+    victim_wait();
+
+    struct epoll_event events[8];
+    int ready = epoll_wait(epoll, events, 8, 1000);
+    int seen_full = 0, seen_counter = 0, seen_socket = 0, seen_empty = 0;
+    for (int i = 0; i < ready; ++i) {
+        seen_full += events[i].data.u64 == 0x1111 && (events[i].events & EPOLLIN);
+        seen_counter += events[i].data.u64 == 0x2222 && (events[i].events & EPOLLIN);
+        seen_socket += events[i].data.u64 == 0x3333 && (events[i].events & EPOLLOUT);
+        seen_empty += events[i].data.u64 == 0x4444;
+    }
+    victim_check(ready == 3 && seen_full == 1 && seen_counter == 1 && seen_socket == 1 && seen_empty == 0,
+                 "epoll_wait: %d ready (pipe %d, eventfd %d, socket %d, empty pipe %d)", ready, seen_full, seen_counter,
+                 seen_socket, seen_empty);
+    struct epoll_event change = { .events = EPOLLIN, .data.u64 = 0x5555 };
+    victim_check(epoll_ctl(epoll, EPOLL_CTL_MOD, sockets[0], &change) == 0, "EPOLL_CTL_MOD does not find the socket");
+    victim_check(epoll_ctl(epoll, EPOLL_CTL_DEL, full[0], NULL) == 0, "EPOLL_CTL_DEL does not find the pipe");
+    victim_check(add(epoll, empty[0], EPOLLIN, 1) < 0, "the empty pipe was not registered any more");
+    if (write(empty[1], "y", 1) != 1)
+        return 2;
+    ready = epoll_wait(epoll, events, 8, 1000);
+    int seen_new = 0;
+    for (int i = 0; i < ready; ++i)
+        seen_new += events[i].data.u64 == 0x4444;
+    victim_check(seen_new == 1, "the empty pipe's registration does not report new data");
+    return victim_finish();
+}
