@@ -47,6 +47,8 @@ Result<FrozenTree> FrozenTree::freeze(pid_t root)
         auto [pid, ppid] = pending.front();
         pending.pop_front();
         auto stat = TRY_CTX(proc::read_stat(pid), "pid {}", pid);
+        if (stat.state == 'T')
+            return fail("not supported yet: pid {} is stopped (job control); continue it with SIGCONT first", pid);
         if (stat.state != 'Z' && stat.state != 'X') {
             auto frozen = FrozenProcess::freeze(pid);
             if (frozen) {
