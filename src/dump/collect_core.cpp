@@ -81,6 +81,27 @@ Result<std::vector<image::PendingSignal>> peek_pending(pid_t tid, bool shared)
     return pending;
 }
 
+// Each filter of the thread as its BPF program, index 0 being the one
+// installed last; ENOENT ends the list.
+Result<void> collect_seccomp_filters(pid_t tid, image::ThreadCore& core)
+{
+    constexpr int kSeccompGetFilter = 0x420c;   // PTRACE_SECCOMP_GET_FILTER
+    constexpr size_t kInstructionSize = 8;      // struct sock_filter
+    for (long index = 0;; ++index) {
+        long count = ::ptrace(static_cast<__ptrace_request>(kSeccompGetFilter), tid, index, nullptr);
+        if (count < 0) {
+            if (errno == ENOENT)
+                break;
+            return fail_errno(fmt::format("ptrace(SECCOMP_GET_FILTER) thread {} filter {}", tid, index));
+        }
+        std::string program(static_cast<size_t>(count) * kInstructionSize, '\0');
+        if (::ptrace(static_cast<__ptrace_request>(kSeccompGetFilter), tid, index, program.data()) != count)
+            return fail_errno(fmt::format("ptrace(SECCOMP_GET_FILTER) thread {} filter {}", tid, index));
+        core.add_seccomp_filters(std::move(program));
+    }
+    return {};
+}
+
 Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& injector, image::ThreadCore& core)
 {
     pid_t tid = thread.tid();
@@ -118,6 +139,8 @@ Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& inje
     auto status = TRY(proc::read_status(tid));
     for (pid_t ns_tid : status.ns_pid)
         core.add_ns_tids(ns_tid);
+    if (status.seccomp_mode == 2)
+        TRY(collect_seccomp_filters(tid, core));
     return {};
 }
 
@@ -199,8 +222,8 @@ Result<void> collect_identity(pid_t pid, image::ProcessCore& core)
     credentials->set_cap_bounding(status.cap_bounding);
     credentials->set_cap_ambient(status.cap_ambient);
     credentials->set_no_new_privs(status.no_new_privs);
-    if (status.seccomp_mode != 0)
-        return fail("not supported yet: pid {} runs under seccomp (mode {})", pid, status.seccomp_mode);
+    if (status.seccomp_mode == 1)
+        return fail("not supported yet: pid {} runs in seccomp strict mode", pid);
     core.set_umask(status.umask);
 
     for (int resource = 0; resource < RLIM_NLIMITS; ++resource) {

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <span>
 #include <vector>
 
 namespace cryo::restore {
@@ -217,6 +218,25 @@ Result<void> restore_credentials(const StateRestore& restore)
         TRY(injector.call("prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 0));
     if (saved.no_new_privs())
         TRY(injector.call("prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    return {};
+}
+
+Result<void> restore_seccomp(const StateRestore& restore, const image::ThreadCore& thread)
+{
+    constexpr uint64_t kSeccompSetModeFilter = 1;
+    // Most recent first in the image: install from the end.
+    for (int i = thread.seccomp_filters_size() - 1; i >= 0; --i) {
+        const auto& program = thread.seccomp_filters(i);
+        constexpr uint64_t kProgramOffset = 4096;
+        uint64_t instructions = TRY(restore.scratch->put(std::as_bytes(std::span(program.data(), program.size())), kProgramOffset));
+        struct {
+            uint16_t length;
+            uint64_t filter;
+        } __attribute__((aligned(8))) header { static_cast<uint16_t>(program.size() / 8), instructions };
+        uint64_t prog = TRY(restore.scratch->put_value(header));
+        TRY_CTX(restore.injector->call("seccomp(SET_MODE_FILTER)", SYS_seccomp, kSeccompSetModeFilter, 0, prog),
+                "thread {}: seccomp filter {}", thread.tid(), i);
+    }
     return {};
 }
 

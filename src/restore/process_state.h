@@ -28,5 +28,8 @@ Result<void> restore_itimers(const StateRestore& restore);
 // Credentials are per thread in Linux: injected in every thread, last,
 // because dropping privileges earlier would forbid the steps before.
 Result<void> restore_credentials(const StateRestore& restore);
+// seccomp filters of one thread, oldest first; the very last state set (a
+// filter may forbid the calls that restore the rest).
+Result<void> restore_seccomp(const StateRestore& restore, const image::ThreadCore& thread);
 
 } // namespace cryo::restore

@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <optional>
@@ -285,6 +286,11 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
         thread_state.injector = &*thread.injector;
         TRY_CTX(restore_credentials(thread_state), "thread {}: credentials", thread.core->tid());
     }
+    for (auto& thread : threads) {
+        StateRestore thread_state = state;
+        thread_state.injector = &*thread.injector;
+        TRY(restore_seccomp(thread_state, *thread.core));
+    }
     return {};
 }
 
@@ -310,7 +316,10 @@ Result<void> release_all(RestoreContext& context)
         auto& leader = threads.front();
         long unmapped = TRY(leader.injector->call_to_exit_stop(
             SYS_munmap, { context.trampoline, kTrampolineSize, 0, 0, 0, 0 }));
-        if (unmapped != 0)
+        if (unmapped != 0 && leader.core->seccomp_filters_size() > 0)
+            spdlog::warn("pid {}: its seccomp filter refused munmap of the trampoline ({}); the page stays mapped",
+                         process.pid, std::strerror(static_cast<int>(-unmapped)));
+        else if (unmapped != 0)
             return fail_errno(fmt::format("pid {}: munmap of the trampoline", process.pid), static_cast<int>(-unmapped));
         TRY_CTX(set_final_registers(*leader.tracee, *leader.core), "pid {}", process.pid);
     }
