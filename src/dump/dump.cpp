@@ -24,6 +24,7 @@
 #include "fds.pb.h"
 #include "fds/fd_table.h"
 #include "image/writer.h"
+#include "mem/cow.h"
 #include "mem/dump_pages.h"
 #include "mem/vmas.h"
 #include "mm.pb.h"
@@ -96,6 +97,21 @@ Result<void> write_memory(DumpContext& context)
         context.vma_count += vmas.size();
         for (auto& vma : vmas)
             *images.memory.add_vmas() = std::move(vma);
+    }
+    // Pages still shared copy-on-write between a parent and its child (the
+    // tree lists parents first, so the parent's image is complete).
+    const auto& entries = context.tree->tree().processes();
+    for (size_t i = 0; i < processes.size(); ++i) {
+        pid_t pid = processes[i].pid();
+        pid_t ppid = 0;
+        for (const auto& entry : entries)
+            if (entry.pid() == pid)
+                ppid = entry.ppid();
+        for (size_t j = 0; j < i; ++j)
+            if (processes[j].pid() == ppid)
+                TRY_CTX(mem::mark_shared_with_parent(pid, ppid, context.processes[i].memory, context.processes[j].memory,
+                                                     context.processes[i].page_map),
+                        "pid {}", pid);
     }
     return {};
 }

@@ -43,18 +43,13 @@ private:
     size_t m_size;
 };
 
-// process_vm_readv() copies large ranges much faster than reads of
-// /proc/PID/mem, which walk the pages one by one; it cannot read PROT_NONE
-// pages, for which (and after any short copy) /proc/PID/mem takes over.
+// Memory is read through /proc/PID/mem, not process_vm_readv(): the latter
+// pins the pages (FOLL_PIN), and pinning a page shared copy-on-write with
+// another process makes the kernel unshare it, so dumping a tree with
+// --leave-running would silently double its memory.
 Result<void> copy_memory(pid_t pid, int mem_fd, uint64_t address, std::span<std::byte> out)
 {
-    iovec local { out.data(), out.size() };
-    iovec remote { reinterpret_cast<void*>(address), out.size() };
-    ssize_t copied = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
-    size_t done = copied > 0 ? static_cast<size_t>(copied) : 0;
-    if (done == out.size())
-        return {};
-    return pread_exact(mem_fd, out.subspan(done), address + done, fmt::format("memory of pid {}", pid));
+    return pread_exact(mem_fd, out, address, fmt::format("memory of pid {}", pid));
 }
 
 } // namespace

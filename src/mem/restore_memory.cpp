@@ -50,6 +50,33 @@ std::optional<image::VmaKind> special_kind(std::string_view path)
     return std::nullopt;
 }
 
+bool contains(const std::vector<uint64_t>* starts, uint64_t start)
+{
+    return starts && std::ranges::count(*starts, start) > 0;
+}
+
+// Filled by this process's own restorer: final already.
+bool materialized(const AddressSpaceRestore& restore, const image::Vma& vma)
+{
+    return contains(restore.materialized, vma.start());
+}
+
+// Inherited from the parent's restorer: only the differing pages are left.
+bool inherited(const AddressSpaceRestore& restore, const image::Vma& vma)
+{
+    return !materialized(restore, vma) && vma.shares_with_parent() && contains(restore.parent_materialized, vma.start());
+}
+
+bool kept(const AddressSpaceRestore& restore, const image::Vma& vma) { return materialized(restore, vma) || inherited(restore, vma); }
+
+const image::Vma* vma_at(const AddressSpaceRestore& restore, uint64_t address)
+{
+    for (const auto& vma : restore.image->vmas())
+        if (vma.start() <= address && address < vma.end())
+            return &vma;
+    return nullptr;
+}
+
 Result<void> unregister_rseq(const AddressSpaceRestore& restore)
 {
     RseqConfiguration rseq {};
@@ -68,6 +95,9 @@ Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std
     std::vector<Range> keep { { restore.trampoline, restore.trampoline + restore.trampoline_size } };
     for (const auto& [id, object] : *restore.shared_objects)
         keep.push_back({ object.address, object.address + object.size });
+    for (const auto& vma : restore.image->vmas())
+        if (kept(restore, vma))
+            keep.push_back({ vma.start(), vma.end() });
     for (const auto& map : maps)
         if (special_kind(map.path))
             keep.push_back({ map.start, map.end });
@@ -139,7 +169,7 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
     std::map<std::pair<std::string, int>, uint64_t> open_files;
 
     for (const auto& vma : restore.image->vmas()) {
-        if (is_special(vma))
+        if (is_special(vma) || kept(restore, vma))
             continue;
         uint64_t length = vma.end() - vma.start();
         int flags = MAP_FIXED;
@@ -198,6 +228,38 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
     return {};
 }
 
+// In VMAs inherited from the parent, the parent's pages that this process
+// never had must read as zeros again.
+Result<void> drop_parent_only_pages(const AddressSpaceRestore& restore)
+{
+    if (!restore.parent_page_map)
+        return {};
+    for (const auto& run : restore.parent_page_map->runs()) {
+        const auto* vma = vma_at(restore, run.address());
+        if (!vma || !inherited(restore, *vma))
+            continue;
+        uint64_t run_end = run.address() + run.page_count() * kPageSize;
+        uint64_t start = 0;
+        auto flush = [&](uint64_t end) -> Result<void> {
+            if (start != 0 && end > start)
+                TRY(restore.injector->call("madvise(MADV_DONTNEED)", SYS_madvise, start, end - start, MADV_DONTNEED));
+            start = 0;
+            return {};
+        };
+        for (uint64_t page = run.address(); page < run_end; page += kPageSize) {
+            bool mine = false;
+            for (const auto& own : restore.page_map->runs())
+                mine = mine || (page >= own.address() && page < own.address() + own.page_count() * kPageSize);
+            if (mine)
+                TRY(flush(page));
+            else if (start == 0)
+                start = page;
+        }
+        TRY(flush(run_end));
+    }
+    return {};
+}
+
 // Reads the page file into place with as few preadv() calls as possible:
 // runs are stored back to back, so one call covers up to IOV_MAX of them.
 Result<MemoryRestoreStats> fill_pages(const AddressSpaceRestore& restore)
@@ -223,6 +285,10 @@ Result<MemoryRestoreStats> fill_pages(const AddressSpaceRestore& restore)
     };
 
     for (const auto& run : restore.page_map->runs()) {
+        // Pages a restorer already put in place (see mem/cow.h).
+        if (const auto* vma = vma_at(restore, run.address());
+            vma && (materialized(restore, *vma) || (inherited(restore, *vma) && run.same_as_parent())))
+            continue;
         uint64_t address = run.address();
         uint64_t offset = run.file_offset();
         uint64_t remaining = run.page_count() * kPageSize;
@@ -241,6 +307,7 @@ Result<MemoryRestoreStats> fill_pages(const AddressSpaceRestore& restore)
         }
     }
     TRY(flush());
+    TRY(drop_parent_only_pages(restore));
     return stats;
 }
 
@@ -265,8 +332,9 @@ Result<void> finish_vmas(const AddressSpaceRestore& restore)
         if (is_special(vma))
             continue;
         uint64_t length = vma.end() - vma.start();
-        // Shared memory arrives read-write from cryo's own mapping.
-        if (map_protection(vma) != static_cast<int>(vma.prot()) || vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS)
+        // Shared memory and memory prepared by a restorer arrive read-write.
+        if (map_protection(vma) != static_cast<int>(vma.prot()) || vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS
+            || kept(restore, vma))
             TRY_CTX(injector.call("mprotect", SYS_mprotect, vma.start(), length, vma.prot()),
                     "mapping {:#x}-{:#x}", vma.start(), vma.end());
         for (const auto& advice : kAdvice) {

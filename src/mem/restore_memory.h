@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <vector>
 
 #include "base/error.h"
 #include "mm.pb.h"
@@ -43,6 +44,11 @@ struct AddressSpaceRestore {
     const image::MemoryImage* image { nullptr };
     const image::PageMap* page_map { nullptr };
     const std::map<uint64_t, SharedObject>* shared_objects { nullptr };  // by shmem_id
+    // VMAs (by start) this process's restorer filled with their final
+    // content, and those its parent's restorer did (inherited by fork).
+    const std::vector<uint64_t>* materialized { nullptr };
+    const std::vector<uint64_t>* parent_materialized { nullptr };
+    const image::PageMap* parent_page_map { nullptr };
 };
 
 struct MemoryRestoreStats {

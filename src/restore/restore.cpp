@@ -210,10 +210,14 @@ Result<void> plan_and_create(RestoreContext& context)
         if (process.alive()) {
             entry.core = &process.core;
             entry.fd_table = &process.fd_table;
+            entry.memory = &process.memory;
+            entry.page_map = &process.page_map;
             entry.page_fd = process.page_file.get();
         }
-        if (process.entry.ppid() != 0)
+        if (process.entry.ppid() != 0) {
+            entry.parent = static_cast<int>(index.at(process.entry.ppid()));
             plan.processes[index.at(process.entry.ppid())].children.push_back(plan.processes.size());
+        }
         plan.processes.push_back(std::move(entry));
     }
     add_group_helpers(context, plan, index);
@@ -258,6 +262,16 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     address_space.image = &process.memory;
     address_space.page_map = &process.page_map;
     address_space.shared_objects = &context.shared_objects;
+    // Private memory the restorers already prepared (copy-on-write sharing
+    // with the parent, see mem/cow.h).
+    address_space.materialized = &member.materialized;
+    if (process.entry.ppid() != 0) {
+        for (auto& parent : context.processes)
+            if (parent.entry.pid() == process.entry.ppid() && parent.alive()) {
+                address_space.parent_materialized = &context.created->member(parent.entry.pid()).materialized;
+                address_space.parent_page_map = &parent.page_map;
+            }
+    }
     auto stats = TRY(mem::restore_address_space(address_space));
     context.memory_stats.bytes += stats.bytes;
     context.memory_stats.preadv_calls += stats.preadv_calls;

@@ -34,6 +34,8 @@ struct SetupReport {
     int error { 0 };      // errno-like code; 0 on success
     int page_fd { -1 };
     int report_fd { -1 };
+    int materialized_count { 0 };
+    uint64_t materialized[256] {};
     char message[1024] {};
 };
 static_assert(sizeof(SetupReport) < PIPE_BUF);
@@ -116,14 +118,87 @@ std::vector<size_t> creation_order(const TreePlan& plan, const ProcessPlan& proc
     return order;
 }
 
-Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd);
+Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
+                             const std::vector<uint64_t>& parent_materialized);
 
-Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd)
+Result<void> read_runs(int page_fd, const image::PageMap& map, uint64_t start, uint64_t end, bool skip_same_as_parent)
+{
+    for (const auto& run : map.runs()) {
+        uint64_t run_end = run.address() + run.page_count() * kPageSize;
+        if (run.address() < start || run_end > end || (skip_same_as_parent && run.same_as_parent()))
+            continue;
+        TRY(pread_exact(page_fd, std::span(reinterpret_cast<std::byte*>(run.address()), run_end - run.address()),
+                        run.file_offset(), "page file"));
+    }
+    return {};
+}
+
+// Fills, in this restorer itself, the private VMAs its children share
+// copy-on-write with it, so that they inherit them by fork (see mem/cow.h):
+// either on top of the same VMA inherited from the parent (only the pages
+// that differ, and the parent's pages this process did not have are
+// dropped) or mapped and filled here. A VMA whose range is taken in this
+// (cryo's) address space is left to the normal path.
+std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t index,
+                                                const std::vector<uint64_t>& parent_materialized)
+{
+    const auto& process = plan.processes[index];
+    std::vector<uint64_t> materialized;
+    for (const auto& vma : process.memory->vmas()) {
+        bool needed = false;
+        for (size_t child : process.children) {
+            const auto* memory = plan.processes[child].memory;
+            for (int i = 0; memory && i < memory->vmas_size(); ++i)
+                needed = needed || (memory->vmas(i).start() == vma.start() && memory->vmas(i).end() == vma.end()
+                                    && memory->vmas(i).shares_with_parent());
+        }
+        if (!needed || materialized.size() >= 256)
+            continue;
+        bool inherited = vma.shares_with_parent() && std::ranges::count(parent_materialized, vma.start()) > 0;
+        void* address = reinterpret_cast<void*>(vma.start());
+        size_t length = vma.end() - vma.start();
+        if (inherited) {
+            const auto& parent_map = *plan.processes[static_cast<size_t>(process.parent)].page_map;
+            // The parent's pages this process did not have are zero here.
+            for (const auto& run : parent_map.runs()) {
+                uint64_t run_end = run.address() + run.page_count() * kPageSize;
+                if (run.address() < vma.start() || run_end > vma.end())
+                    continue;
+                for (uint64_t page = run.address(); page < run_end; page += kPageSize) {
+                    bool mine = false;
+                    for (const auto& own : process.page_map->runs())
+                        mine = mine || (page >= own.address() && page < own.address() + own.page_count() * kPageSize);
+                    if (!mine)
+                        ::madvise(reinterpret_cast<void*>(page), kPageSize, MADV_DONTNEED);
+                }
+            }
+            if (!read_runs(process.page_fd, *process.page_map, vma.start(), vma.end(), true))
+                continue;
+        } else {
+            void* mapped = ::mmap(address, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            if (mapped != address) {
+                if (mapped != MAP_FAILED)
+                    ::munmap(mapped, length);
+                continue;
+            }
+            if (!read_runs(process.page_fd, *process.page_map, vma.start(), vma.end(), false)) {
+                ::munmap(address, length);
+                continue;
+            }
+        }
+        materialized.push_back(vma.start());
+    }
+    return materialized;
+}
+
+Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd,
+                    const std::vector<uint64_t>& parent_materialized, std::vector<uint64_t>& materialized)
 {
     const auto& process = plan.processes[index];
     const auto& core = *process.core;
+    materialized = materialize_shared_memory(plan, index, parent_materialized);
     for (size_t child : creation_order(plan, process))
-        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd));
+        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized));
     TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, { &report_fd, &page_fd }), "files");
     if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
         return fail_errno(fmt::format("chroot {}", core.root()));
@@ -136,7 +211,8 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
 }
 
 // Runs in the new process; never returns.
-[[noreturn]] void run_restorer(const TreePlan& plan, size_t index, int report_fd, int sync_fd)
+[[noreturn]] void run_restorer(const TreePlan& plan, size_t index, int report_fd, int sync_fd,
+                               const std::vector<uint64_t>& parent_materialized)
 {
     const auto& process = plan.processes[index];
     SetupReport report;
@@ -152,8 +228,11 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     }
     if (result && !process.core)
         become_zombie(*process.entry);
+    std::vector<uint64_t> materialized;
     if (result)
-        result = set_up(plan, index, report_fd, page_fd);
+        result = set_up(plan, index, report_fd, page_fd, parent_materialized, materialized);
+    report.materialized_count = static_cast<int>(materialized.size());
+    std::copy(materialized.begin(), materialized.end(), report.materialized);
     if (!result) {
         report.error = result.error().code() ? result.error().code() : EINVAL;
         auto message = fmt::format("pid {}: {}", report.pid, result.error().message());
@@ -173,7 +252,8 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
 // `parent_levels`: how many PID namespaces, from cryo's down, the creating
 // process lives in. A process with more starts a new namespace; set_tid
 // names its pid in each level, innermost first.
-Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd)
+Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
+                             const std::vector<uint64_t>& parent_materialized)
 {
     const auto& entry = *plan.processes[index].entry;
     pid_t wanted = entry.pid();
@@ -205,7 +285,7 @@ Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_leve
         // seizes it; the image's own setting is restored later.
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         sync_read.reset();
-        run_restorer(plan, index, report_fd, sync_write.release());
+        run_restorer(plan, index, report_fd, sync_write.release(), parent_materialized);
     }
     sync_write.reset();
     char byte;
@@ -229,13 +309,15 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
     int own_levels = 1;
     if (auto status = proc::read_status(::getpid()); status && !status->ns_pid.empty())
         own_levels = static_cast<int>(status->ns_pid.size());
-    tree.m_root = TRY(create_process(plan, 0, own_levels, report_write.get()));
+    const std::vector<uint64_t> nothing_inherited;
+    tree.m_root = TRY(create_process(plan, 0, own_levels, report_write.get(), nothing_inherited));
     report_write.reset();
 
     // Every live process reports once; a process dying early closes its end
     // of the pipe, and when all are gone read() sees the end.
     size_t live = static_cast<size_t>(std::ranges::count_if(plan.processes, [](const auto& p) { return p.core; }));
     std::map<pid_t, std::pair<int, int>> page_fds;   // pid -> page file, report pipe
+    std::map<pid_t, std::vector<uint64_t>> materialized;
     while (page_fds.size() < live) {
         SetupReport report;
         ssize_t got = ::read(report_read.get(), &report, sizeof(report));
@@ -246,6 +328,7 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
         if (report.error != 0)
             return fail("{}", report.message);
         page_fds[report.pid] = { report.page_fd, report.report_fd };
+        materialized[report.pid].assign(report.materialized, report.materialized + report.materialized_count);
     }
 
     for (const auto& process : plan.processes) {
@@ -255,7 +338,7 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
         if (::ptrace(PTRACE_SEIZE, pid, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) < 0)
             return fail_errno(fmt::format("ptrace(SEIZE) new pid {}", pid));
         auto member = std::make_unique<Member>(Member { pid, ptrace::Tracee::adopt(pid), page_fds.at(pid).first,
-                                                                 page_fds.at(pid).second });
+                                                                 page_fds.at(pid).second, materialized[pid] });
         TRY(member->tracee.interrupt());
         for (;;) {
             auto stop = TRY(member->tracee.wait_stop());

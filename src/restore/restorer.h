@@ -26,6 +26,7 @@
 #include "core.pb.h"
 #include "fds.pb.h"
 #include "ptrace/tracee.h"
+#include "mm.pb.h"
 #include "tree.pb.h"
 
 namespace cryo::restore {
@@ -44,7 +45,10 @@ struct ProcessPlan {
     const image::ProcessEntry* entry { nullptr };
     const image::ProcessCore* core { nullptr };     // null for a zombie
     const image::FdTable* fd_table { nullptr };     // null for a zombie
+    const image::MemoryImage* memory { nullptr };   // null for a zombie
+    const image::PageMap* page_map { nullptr };     // null for a zombie
     int page_fd { -1 };                             // open in cryo, inherited
+    int parent { -1 };                              // index of the parent, -1 for the root
     std::vector<size_t> children;                   // indexes into TreePlan::processes
     // A temporary helper, not in the image: it only holds a process group
     // whose leader is gone so that the group's members can join it; cryo
@@ -73,6 +77,9 @@ public:
         ptrace::Tracee tracee;
         int child_page_fd;     // the page file's number inside the process
         int child_report_fd;   // the report pipe's number inside the process
+        // Starts of the private VMAs the process's restorer already filled
+        // with their final content, for its children to inherit.
+        std::vector<uint64_t> materialized;
     };
     Member& member(pid_t pid);
     pid_t root() const { return m_root; }
