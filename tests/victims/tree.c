@@ -6,7 +6,9 @@
  * read by a child. Every process checks its own parent, session and group;
  * the root reaps all and reports. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -26,6 +28,14 @@ int main(int argc, char **argv)
     pid_t root = getpid(), root_sid = getsid(0), root_pgid = getpgid(0);
     volatile int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     shared[1] = 7;
+    /* A shared file mapping: written by the root after restore, read by a child. */
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.shared", argv[1]);
+    int file = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (file < 0 || ftruncate(file, 4096) != 0)
+        return 2;
+    volatile int *file_shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, file, 0);
+    close(file);
 
     pid_t zombie = fork();
     if (zombie == 0)
@@ -58,6 +68,9 @@ int main(int argc, char **argv)
         for (int i = 0; i < 500 && shared[0] != 42; ++i)
             usleep(10000);
         victim_check(shared[0] == 42 && shared[1] == 7, "shared memory not shared: %d %d", shared[0], shared[1]);
+        for (int i = 0; i < 500 && file_shared[0] != 43; ++i)
+            usleep(10000);
+        victim_check(file_shared[0] == 43, "shared file mapping not shared: %d", file_shared[0]);
         _exit(victim_failures() ? 1 : 0);
     }
 
@@ -99,6 +112,7 @@ int main(int argc, char **argv)
     victim_ready();
     victim_wait();
 
+    file_shared[0] = 43;
     shared[0] = 42;
     check_identity("root", getppid(), root_sid, root_pgid);
     victim_check(getpid() == root, "pid %d, was %d", getpid(), root);
@@ -114,5 +128,6 @@ int main(int argc, char **argv)
                  "group leader status %#x", status);
     victim_check(waitpid(member, &status, 0) == member && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                  "leaderless group member status %#x", status);
+    unlink(path);
     return victim_finish();
 }
