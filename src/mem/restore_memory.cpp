@@ -34,11 +34,6 @@ struct Range {
     uint64_t end;
 };
 
-bool overlaps(uint64_t start, uint64_t end, uint64_t other_start, uint64_t other_end)
-{
-    return start < other_end && other_start < end;
-}
-
 std::optional<image::VmaKind> special_kind(std::string_view path)
 {
     if (path == "[vvar]")
@@ -408,21 +403,27 @@ Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& rest
 
 Result<uint64_t> find_free_window(const image::MemoryImage& image, uint64_t size)
 {
-    auto own = TRY(proc::read_maps(::getpid()));
-    auto is_free = [&](uint64_t start) {
-        uint64_t end = start + size;
-        for (const auto& map : own)
-            if (overlaps(start, end, map.start, map.end))
-                return false;
-        for (const auto& vma : image.vmas())
-            if (overlaps(start, end, vma.start(), vma.end()))
-                return false;
-        return true;
-    };
-    for (uint64_t start = 1ull << 32; start + size < (1ull << 46); start += size)
-        if (is_free(start))
-            return start;
-    return fail("no address range of {} bytes is free in both cryo's and the image's memory map", size);
+    // Every range taken in either layout, sorted; the first gap of `size`
+    // bytes above 4 GiB (below is where non-PIE programs live) wins.
+    std::vector<Range> taken;
+    for (const auto& map : TRY(proc::read_maps(::getpid())))
+        taken.push_back({ map.start, map.end });
+    for (const auto& vma : image.vmas())
+        taken.push_back({ vma.start(), vma.end() });
+    std::ranges::sort(taken, {}, &Range::start);
+    constexpr uint64_t kLowest = 1ull << 32;
+    constexpr uint64_t kHighest = 1ull << 46;
+    uint64_t candidate = kLowest;
+    for (const auto& range : taken) {
+        if (range.end <= candidate)
+            continue;
+        if (range.start >= candidate + size)
+            break;
+        candidate = (range.end + size - 1) / size * size;   // aligned past it
+    }
+    if (candidate + size > kHighest)
+        return fail("no address range of {} bytes is free in both cryo's and the image's memory map", size);
+    return candidate;
 }
 
 } // namespace cryo::mem

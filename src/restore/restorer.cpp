@@ -222,7 +222,10 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     // The parent waits for this before it creates the next child.
     ::close(sync_fd);
     if (result && process.helper) {
-        // Holds its process group until cryo kills it.
+        // Holds its process group until cryo kills it. It sends no report,
+        // so it must not hold the pipe open: cryo sees the end of the pipe
+        // when every restorer died.
+        ::close(report_fd);
         for (;;)
             ::pause();
     }
