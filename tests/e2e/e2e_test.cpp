@@ -351,3 +351,26 @@ TEST(Checkpoint, OutputPipeToTheHarnessKeepsWorking)
 }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+// A failure in the middle of the restore (a mapped file is gone) leaves no
+// process of the tree behind, and the error names the file.
+TEST(Errors, FailureDuringMorphLeavesNothingBehind)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "tree" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    auto pids = session.image_pids(images);
+    std::string shared_file = session.log_path() + ".shared";
+    ASSERT_TRUE(std::filesystem::remove(shared_file));
+    auto result = session.cryo({ "restore", "-D", images, "-d" });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find(shared_file), std::string::npos) << result.output;
+    EXPECT_TRUE(session.wait_until_gone(pids, std::chrono::seconds(5))) << "a restored process was left behind";
+    for (pid_t restored : pids)
+        EXPECT_FALSE(process_exists(restored)) << restored;
+}
+
+} // namespace cryo::e2e
