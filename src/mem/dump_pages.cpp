@@ -96,6 +96,11 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
     auto memory = TRY(open_file(fmt::format("/proc/{}/mem", pid), O_RDONLY | O_CLOEXEC));
     auto buffer = TRY(CopyBuffer::create(kCopyBuffer));
     size_t filled = 0;
+    // Page data is written once and not read back by the dump: bypass the
+    // page cache where the filesystem allows it (every write is whole,
+    // aligned pages from a page-aligned buffer).
+    if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0)
+        (void)::fcntl(pages.fd(), F_SETFL, flags | O_DIRECT);
 
     auto flush = [&]() -> Result<void> {
         if (filled > 0)
