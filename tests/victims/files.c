@@ -44,6 +44,9 @@ int main(int argc, char **argv)
     int null_fd = open("/dev/null", O_RDWR);
     dup2(null_fd, 50);
     close(null_fd);
+    int path_only = open(read_only, O_PATH);
+    int directory = open("/tmp", O_RDONLY | O_DIRECTORY);
+    int directory_path = open("/usr", O_PATH | O_DIRECTORY);
     int closed = open(read_only, O_RDONLY);
     close(closed);
     struct stat rw_stat;
@@ -78,6 +81,15 @@ int main(int argc, char **argv)
     victim_check(fcntl(closed, F_GETFD) < 0 || closed == 100 || closed == 50 || closed == rw || closed == ro || closed == ap,
                  "closed fd %d is open again", closed);
     victim_check(fcntl(99, F_GETFD) < 0, "fd 99 is open");
+    struct stat path_stat, ro_stat;
+    victim_check((fcntl(path_only, F_GETFL) & O_PATH) && fstat(path_only, &path_stat) == 0 && stat(read_only, &ro_stat) == 0
+                     && path_stat.st_ino == ro_stat.st_ino,
+                 "O_PATH file descriptor lost");
+    struct stat dir_stat;
+    victim_check(fstat(directory, &dir_stat) == 0 && S_ISDIR(dir_stat.st_mode) && faccessat(directory, ".", R_OK, 0) == 0,
+                 "directory descriptor lost");
+    victim_check((fcntl(directory_path, F_GETFL) & O_PATH) && faccessat(directory_path, "bin", F_OK, 0) == 0,
+                 "O_PATH directory descriptor lost");
     unlink(read_write);
     unlink(append);
     unlink(read_only);
