@@ -98,6 +98,8 @@ int main(int argc, char** argv)
     restore->add_flag("-d,--restore-detached", restore_options.detach,
                       "Return once the tree runs instead of waiting for it");
     restore->add_option("--pidfile", restore_options.pidfile, "Write the root PID here once it runs");
+    restore->add_option("--inherit-fd", restore_options.inherit_fds,
+                        "fd[N]:ID - use cryo's fd N for the open file ID (pipe:[INODE], socket:[INODE] or a path)");
     restore->add_flag("-j,--shell-job", restore_options.shell_job,
                       "Give the restored tree cryo's terminal in place of the terminal it had");
     add_common_options(*restore, common);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <set>
 
@@ -152,7 +153,40 @@ bool is_terminal(const image::OpenFile& file)
 
 } // namespace
 
-Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, bool use_own_terminal)
+std::string external_id(const image::OpenFile& file)
+{
+    switch (file.kind()) {
+    case image::FILE_KIND_PIPE:
+        return fmt::format("pipe:[{}]", file.pipe().pipe_id());
+    case image::FILE_KIND_UNIX_SOCKET:
+        return fmt::format("socket:[{}]", file.unix_socket().inode());
+    case image::FILE_KIND_REGULAR:
+    case image::FILE_KIND_DIRECTORY:
+        return file.regular().path();
+    case image::FILE_KIND_CHAR_DEVICE:
+        return file.char_device().path();
+    default:
+        return "";
+    }
+}
+
+Result<std::pair<int, std::string>> parse_inherit_fd(const std::string& text)
+{
+    // fd[N]:ID
+    size_t close = text.find("]:");
+    if (!text.starts_with("fd[") || close == std::string::npos)
+        return fail("--inherit-fd '{}': expected fd[N]:ID", text);
+    int fd = -1;
+    auto digits = std::string_view(text).substr(3, close - 3);
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), fd);
+    if (error != std::errc() || end != digits.data() + digits.size() || fd < 0)
+        return fail("--inherit-fd '{}': '{}' is not a descriptor number", text, digits);
+    if (::fcntl(fd, F_GETFD) < 0)
+        return fail("--inherit-fd '{}': cryo has no open fd {}", text, fd);
+    return std::pair(fd, text.substr(close + 2));
+}
+
+Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, const OpenOptions& options)
 {
     std::map<uint32_t, UniqueFd> opened;
     OpenContext context { .table = &files };
@@ -160,7 +194,14 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, b
         const FileKind* kind = find_kind(file.kind());
         if (!kind)
             return fail("file {}: unknown kind {}", file.id(), static_cast<int>(file.kind()));
-        if (use_own_terminal && is_terminal(file)) {
+        if (auto inherited = options.inherited.find(external_id(file)); inherited != options.inherited.end()) {
+            int copy = ::fcntl(inherited->second, F_DUPFD_CLOEXEC, 0);
+            if (copy < 0)
+                return fail_errno(fmt::format("--inherit-fd: dup of fd {}", inherited->second));
+            opened.emplace(file.id(), UniqueFd(copy));
+            continue;
+        }
+        if (options.use_own_terminal && is_terminal(file)) {
             auto terminal = TRY_CTX(open_file("/dev/tty", reopen_flags(file.flags()) | O_NOCTTY),
                                     "--shell-job: cryo's controlling terminal");
             opened.emplace(file.id(), std::move(terminal));

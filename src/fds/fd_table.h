@@ -10,6 +10,8 @@
 #include <sys/types.h>
 
 #include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -42,9 +44,23 @@ private:
 
 // Restore side, in cryo before any process exists: opens every file of the
 // table once (descriptors keyed by file id). An error names the file.
-// With `use_own_terminal` (--shell-job), every terminal the tree had open
-// is replaced by cryo's controlling terminal.
-Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, bool use_own_terminal = false);
+// How the files are opened again: terminals replaced by cryo's own
+// (--shell-job), open files replaced by descriptors cryo inherited
+// (--inherit-fd fd[N]:ID, keyed by ID).
+struct OpenOptions {
+    bool use_own_terminal { false };
+    std::map<std::string, int> inherited;
+};
+
+// The name by which --inherit-fd refers to an open file of the image:
+// "pipe:[INODE]" and "socket:[INODE]" as /proc/PID/fd shows them at dump
+// time, the path for files.
+std::string external_id(const image::OpenFile& file);
+
+// Parses "fd[N]:ID" (the form criu uses).
+Result<std::pair<int, std::string>> parse_inherit_fd(const std::string& text);
+
+Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, const OpenOptions& options = {});
 
 // Restore side, run inside the new process: puts the files opened by
 // open_files() (inherited, keyed by file id) at their fd numbers and closes

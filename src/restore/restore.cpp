@@ -382,7 +382,12 @@ Result<int> run_restore(const RestoreOptions& options)
     TRY(open_and_verify(context));
     TRY(read_images(context));
     // Files next: a missing file is a clear error while nothing exists yet.
-    context.opened_files = TRY(fds::open_files(context.files, options.shell_job));
+    fds::OpenOptions open_options { .use_own_terminal = options.shell_job };
+    for (const auto& text : options.inherit_fds) {
+        auto [fd, id] = TRY(fds::parse_inherit_fd(text));
+        open_options.inherited[id] = fd;
+    }
+    context.opened_files = TRY(fds::open_files(context.files, open_options));
     // Create the tree; until released, any failure kills every process of it
     // (NewTree's destructor).
     TRY(plan_and_create(context));

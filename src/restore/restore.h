@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -12,6 +13,9 @@ struct RestoreOptions {
     bool detach { false };   // -d: return once the tree runs
     std::string pidfile;     // written with the root PID once the tree runs
     bool shell_job { false }; // -j: terminals become cryo's own terminal
+    // --inherit-fd fd[N]:ID: the open file the image knows as ID is cryo's
+    // own fd N instead of being re-created.
+    std::vector<std::string> inherit_fds;
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without

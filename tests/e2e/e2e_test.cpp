@@ -374,3 +374,73 @@ TEST(Errors, FailureDuringMorphLeavesNothingBehind)
 }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+// --inherit-fd fd[N]:pipe:[INODE]: the victim's output pipe is replaced on
+// restore by a new pipe that cryo got as its fd 3.
+TEST(Checkpoint, InheritFdReplacesAPipe)
+{
+    Session session;
+    int original[2], replacement[2];
+    ASSERT_EQ(::pipe2(original, O_CLOEXEC | O_NONBLOCK), 0);
+    ASSERT_EQ(::pipe2(replacement, O_CLOEXEC | O_NONBLOCK), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(original[1], 1);
+        ::dup2(original[1], 2);
+        int null_fd = ::open("/dev/null", O_RDONLY);
+        ::dup2(null_fd, 0);
+        for (int fd = 3; fd < 1024; ++fd)
+            ::close(fd);
+        std::string victim = std::string(CRYO_VICTIM_DIR) + "/victim_counter";
+        ::execl(victim.c_str(), victim.c_str(), "/dev/stdout", nullptr);
+        ::_exit(127);
+    }
+    session.track(pid);
+    struct stat st {};
+    ASSERT_EQ(::fstat(original[1], &st), 0);
+    ::close(original[1]);
+    std::string seen;
+    ASSERT_TRUE(read_until(original[0], "READY", seen, std::chrono::seconds(20))) << seen;
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ::close(original[0]);   // the original pipe is gone for good
+
+    std::string output = session.dir().file("restore.out");
+    pid_t cryo = ::fork();
+    if (cryo == 0) {
+        ::dup2(replacement[1], 3);
+        int out = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        ::dup2(out, 1);
+        ::dup2(out, 2);
+        for (int fd = 4; fd < 1024; ++fd)
+            ::close(fd);
+        std::string inherit = "fd[3]:pipe:[" + std::to_string(st.st_ino) + "]";
+        ::execl(CRYO_BINARY, CRYO_BINARY, "restore", "-D", images.c_str(), "-d", "--inherit-fd", inherit.c_str(), nullptr);
+        ::_exit(127);
+    }
+    ::close(replacement[1]);
+    auto status = session.wait_for_exit(cryo);
+    ASSERT_TRUE(status.has_value() && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(output);
+    ASSERT_TRUE(send_signal(pid, SIGUSR1));
+    std::string after;
+    EXPECT_TRUE(read_until(replacement[0], "PASS", after, std::chrono::seconds(30))) << after << read_file(output);
+    auto victim_status = session.wait_for_exit(pid);
+    ASSERT_TRUE(victim_status.has_value());
+    EXPECT_TRUE(WIFEXITED(*victim_status) && WEXITSTATUS(*victim_status) == 0) << after;
+    ::close(replacement[0]);
+}
+
+TEST(Errors, InheritFdNeedsAnOpenDescriptor)
+{
+    Session session;
+    pid_t pid = 0;
+    auto images = make_checkpoint(session, pid);
+    auto result = session.cryo({ "restore", "-D", images, "-d", "--inherit-fd", "fd[77]:pipe:[1]" });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("no open fd 77"), std::string::npos) << result.output;
+    EXPECT_FALSE(process_exists(pid));
+}
+
+} // namespace cryo::e2e
