@@ -157,6 +157,8 @@ std::string external_id(const image::OpenFile& file)
 {
     switch (file.kind()) {
     case image::FILE_KIND_PIPE:
+        if (!file.pipe().fifo_path().empty())
+            return file.pipe().fifo_path();
         return fmt::format("pipe:[{}]", file.pipe().pipe_id());
     case image::FILE_KIND_UNIX_SOCKET:
         return fmt::format("socket:[{}]", file.unix_socket().inode());

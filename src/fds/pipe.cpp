@@ -1,4 +1,5 @@
-// Pipes: both ends, the bytes sitting in the pipe and its buffer size.
+// Pipes and FIFOs (named pipes): both ends, the bytes sitting in the pipe
+// and its buffer size.
 //
 // Dump: the data is copied without consuming it with tee(2) from a readable
 // end of the pipe (cryo's pidfd_getfd copy of the read end, or, when only
@@ -14,6 +15,8 @@
 // peer was outside the tree gets a peer that is gone (EOF or EPIPE), as with
 // criu.
 #include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -89,20 +92,24 @@ public:
 
     bool recognises(const FdFacts& facts) const override
     {
-        return S_ISFIFO(facts.stat.st_mode) && facts.link.starts_with("pipe:");
+        return S_ISFIFO(facts.stat.st_mode)
+            && (facts.link.starts_with("pipe:") || (facts.link.starts_with('/') && !facts.link.ends_with(" (deleted)")));
     }
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const override
     {
         uint64_t id = facts.stat.st_ino;
+        std::string fifo_path = facts.link.starts_with('/') ? facts.link : "";
         auto* end = file.mutable_pipe();
         end->set_pipe_id(id);
         end->set_write_end((facts.info.flags & O_ACCMODE) != O_RDONLY);
+        end->set_fifo_path(fifo_path);
         for (const auto& pipe : table.pipes())
             if (pipe.pipe_id() == id)
                 return {};
         auto* saved = table.add_pipes();
         saved->set_pipe_id(id);
+        saved->set_fifo_path(fifo_path);
         int size = ::fcntl(facts.local_fd, F_GETPIPE_SZ);
         if (size < 0)
             return fail_errno("fcntl(F_GETPIPE_SZ)");
@@ -135,6 +142,8 @@ private:
                 saved = &pipe;
         if (!saved)
             return fail("pipe {} has no saved data in files.img", id);
+        if (!saved->fifo_path().empty())
+            return open_fifo(*saved, context, read_key, write_key);
         if (!saved->boot_id().empty() && saved->boot_id() == boot_id()) {
             if (auto live = find_live_pipe(id); !live.empty()) {
                 // Both ends of the live pipe, opened through /proc, never
@@ -152,6 +161,31 @@ private:
         if (saved->buffer_size() && ::fcntl(ends[1], F_SETPIPE_SZ, saved->buffer_size()) < 0)
             return fail_errno(fmt::format("fcntl(F_SETPIPE_SZ, {})", saved->buffer_size()));
         TRY(write_all(ends[1], saved->data(), fmt::format("pipe {}", id)));
+        return {};
+    }
+
+    static Result<void> open_fifo(const image::PipeData& saved, OpenContext& context, const std::string& read_key,
+                                  const std::string& write_key)
+    {
+        const std::string& path = saved.fifo_path();
+        if (::mkfifo(path.c_str(), 0600) < 0 && errno != EEXIST)
+            return fail_errno(fmt::format("mkfifo {}", path));
+        // Read-write: a reader and a writer at once, so nothing blocks.
+        auto hold = TRY(open_file(path, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+        struct stat st {};
+        if (::fstat(hold.get(), &st) < 0 || !S_ISFIFO(st.st_mode))
+            return fail("{} is no longer a FIFO", path);
+        int queued = 0;
+        if (::ioctl(hold.get(), FIONREAD, &queued) == 0 && queued == 0 && !saved.data().empty()) {
+            if (saved.buffer_size())
+                (void)::fcntl(hold.get(), F_SETPIPE_SZ, saved.buffer_size());
+            TRY(write_all(hold.get(), saved.data(), fmt::format("FIFO {}", path)));
+        }
+        int copy = ::fcntl(hold.get(), F_DUPFD_CLOEXEC, 0);
+        if (copy < 0)
+            return fail_errno("dup");
+        context.shared.emplace(read_key, std::move(hold));
+        context.shared.emplace(write_key, UniqueFd(copy));
         return {};
     }
 };

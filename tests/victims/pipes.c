@@ -1,9 +1,12 @@
-/* Pipes and eventfds: data sitting in a pipe inside the process and in
+/* Pipes, a FIFO and eventfds: data sitting in a pipe inside the process, in
+ * a named pipe (FIFO) with separate read and write ends, and in
  * pipes between a parent and its child (both directions), a pipe with a
  * bigger buffer, O_NONBLOCK on one end, a dup'ed end sharing its flags,
  * and eventfds with their counters, one in semaphore mode. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -47,6 +50,16 @@ int main(int argc, char **argv)
     if (write(counter, &large, sizeof(large)) != sizeof(large))
         return 2;
 
+    char fifo_path[4200];
+    snprintf(fifo_path, sizeof(fifo_path), "%s.fifo", argv[1]);
+    unlink(fifo_path);
+    if (mkfifo(fifo_path, 0600))
+        return 2;
+    int fifo_read = open(fifo_path, O_RDONLY | O_NONBLOCK);
+    int fifo_write = open(fifo_path, O_WRONLY);
+    if (fifo_read < 0 || fifo_write < 0 || write(fifo_write, "fifo-data", 9) != 9)
+        return 2;
+
     pid_t child = fork();
     if (child == 0) {
         close(down[1]);
@@ -81,6 +94,13 @@ int main(int argc, char **argv)
     victim_check(fcntl(big[0], F_GETPIPE_SZ) >= (1 << 20), "pipe size %d", fcntl(big[0], F_GETPIPE_SZ));
     static char back[300000];
     victim_check(read_exactly(big[0], back, sizeof(back)) && memcmp(back, payload, sizeof(back)) == 0, "big pipe data changed");
+
+    victim_check(read_exactly(fifo_read, buffer, 9) && memcmp(buffer, "fifo-data", 9) == 0, "FIFO gave '%s'", buffer);
+    victim_check(write(fifo_write, "more", 4) == 4 && read_exactly(fifo_read, buffer, 4) && memcmp(buffer, "more", 4) == 0,
+                 "the FIFO no longer works");
+    struct stat fifo_stat;
+    victim_check(stat(fifo_path, &fifo_stat) == 0 && S_ISFIFO(fifo_stat.st_mode), "the FIFO is gone from its path");
+    unlink(fifo_path);
 
     uint64_t value = 0;
     victim_check(read(semaphore, &value, 8) == 8 && value == 1, "semaphore eventfd gave %lu", (unsigned long)value);
