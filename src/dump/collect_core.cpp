@@ -22,6 +22,7 @@
 #include "base/scope_guard.h"
 #include "base/syscalls.h"
 #include "proc/maps.h"
+#include "proc/parse_util.h"
 #include "proc/stat.h"
 #include "proc/status.h"
 #include "ptrace/injector.h"
@@ -157,6 +158,55 @@ Result<void> collect_thread_by_injection(ptrace::Injector& injector, const ptrac
     thread.set_clear_child_tid(TRY(memory.read_value<uint64_t>(scratch)));
     TRY(injector.call("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, scratch));
     thread.set_pdeath_signal(TRY(memory.read_value<int>(scratch)));
+    return {};
+}
+
+// POSIX timers: /proc/PID/timers lists each one (ID, signal/value, how it
+// notifies, clock); the time left and the interval come from an injected
+// timer_gettime().
+Result<void> collect_posix_timers(pid_t pid, ptrace::Injector& injector, const ptrace::RemoteMemory& memory,
+                                  uint64_t scratch, image::ProcessCore& core)
+{
+    auto text = TRY(read_text_file(fmt::format("/proc/{}/timers", pid)));
+    image::PosixTimer* timer = nullptr;
+    for (auto line : proc::detail::split_lines(text)) {
+        auto pair = proc::detail::split_key_value(line);
+        if (!pair)
+            continue;
+        auto [key, value] = *pair;
+        std::string text_value(value);
+        if (key == "ID") {
+            timer = core.add_posix_timers();
+            timer->set_id(std::stoi(text_value));
+        } else if (!timer) {
+            return fail("/proc/{}/timers: '{}' before any ID", pid, line);
+        } else if (key == "signal") {
+            size_t slash = text_value.find('/');
+            timer->set_signal(std::stoi(text_value.substr(0, slash)));
+            if (slash != std::string::npos)
+                timer->set_value(std::stoull(text_value.substr(slash + 1), nullptr, 16));
+        } else if (key == "notify") {
+            size_t dot = text_value.find('.');
+            if (text_value.starts_with("signal"))
+                timer->set_notify(SIGEV_SIGNAL);
+            else if (text_value.starts_with("none"))
+                timer->set_notify(SIGEV_NONE);
+            else if (text_value.starts_with("thread"))
+                timer->set_notify(SIGEV_THREAD_ID);
+            else
+                return fail("/proc/{}/timers: unknown notification '{}'", pid, text_value);
+            if (dot != std::string::npos)
+                timer->set_notify_tid(std::stoi(text_value.substr(dot + 1)));
+        } else if (key == "ClockID") {
+            timer->set_clock_id(std::stoi(text_value));
+        }
+    }
+    for (auto& saved : *core.mutable_posix_timers()) {
+        TRY(injector.call("timer_gettime", SYS_timer_gettime, static_cast<uint64_t>(saved.id()), scratch));
+        auto spec = TRY(memory.read_value<itimerspec>(scratch));
+        saved.set_interval_ns(static_cast<uint64_t>(spec.it_interval.tv_sec) * 1'000'000'000 + spec.it_interval.tv_nsec);
+        saved.set_value_ns(static_cast<uint64_t>(spec.it_value.tv_sec) * 1'000'000'000 + spec.it_value.tv_nsec);
+    }
     return {};
 }
 
@@ -324,6 +374,7 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     for (auto& signal : TRY_CTX(peek_pending(pid, true), "pid {}", pid))
         *core.add_shared_pending() = std::move(signal);
     TRY_CTX(collect_process_by_injection(injector, memory, scratch, core, mm), "pid {}", pid);
+    TRY_CTX(collect_posix_timers(pid, injector, memory, scratch, core), "pid {}: POSIX timers", pid);
 
     unmap_scratch.dismiss();
     TRY_CTX(injector.call("munmap scratch page", SYS_munmap, scratch, kPageSize), "pid {}", pid);

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -123,8 +124,59 @@ Result<void> restore_process_settings(const StateRestore& restore)
 
 } // namespace
 
+namespace {
+
+// timer_create() with the id of the image: Linux 6.13's
+// PR_TIMER_CREATE_RESTORE_IDS makes the kernel take the id from the
+// timer_t the caller passes in.
+Result<void> restore_posix_timers(const StateRestore& restore)
+{
+    constexpr uint64_t kRestoreIds = 77;   // PR_TIMER_CREATE_RESTORE_IDS
+    const auto& timers = restore.core->posix_timers();
+    if (timers.empty())
+        return {};
+    TRY(restore.injector->call("prctl(PR_TIMER_CREATE_RESTORE_IDS, ON)", SYS_prctl, kRestoreIds, 1));
+    for (const auto& timer : timers) {
+        sigevent event {};
+        event.sigev_notify = timer.notify();
+        event.sigev_signo = timer.signal();
+        event.sigev_value.sival_ptr = reinterpret_cast<void*>(timer.value());
+        if (timer.notify() == SIGEV_THREAD_ID) {
+            // The thread's tid as the process itself sees it.
+            pid_t tid = timer.notify_tid();
+            for (const auto& thread : restore.core->threads())
+                if (thread.tid() == tid && thread.ns_tids_size() > 0)
+                    tid = thread.ns_tids(thread.ns_tids_size() - 1);
+            event._sigev_un._tid = tid;
+        }
+        uint64_t event_address = TRY(restore.scratch->put_value(event));
+        int id = timer.id();
+        uint64_t id_address = TRY(restore.scratch->put_value(id, 256));
+        TRY_CTX(restore.injector->call("timer_create", SYS_timer_create, static_cast<uint64_t>(timer.clock_id()),
+                                       event_address, id_address),
+                "timer {}", timer.id());
+        if (TRY(restore.scratch->get_value<int>(256)) != timer.id())
+            return fail("timer {} came back as timer {}", timer.id(), TRY(restore.scratch->get_value<int>(256)));
+        if (timer.value_ns() == 0)
+            continue;
+        itimerspec spec {};
+        spec.it_interval.tv_sec = static_cast<time_t>(timer.interval_ns() / 1'000'000'000);
+        spec.it_interval.tv_nsec = static_cast<long>(timer.interval_ns() % 1'000'000'000);
+        spec.it_value.tv_sec = static_cast<time_t>(timer.value_ns() / 1'000'000'000);
+        spec.it_value.tv_nsec = static_cast<long>(timer.value_ns() % 1'000'000'000);
+        uint64_t spec_address = TRY(restore.scratch->put_value(spec, 512));
+        TRY_CTX(restore.injector->call("timer_settime", SYS_timer_settime, static_cast<uint64_t>(timer.id()), 0, spec_address, 0),
+                "timer {}", timer.id());
+    }
+    TRY(restore.injector->call("prctl(PR_TIMER_CREATE_RESTORE_IDS, OFF)", SYS_prctl, kRestoreIds, 0));
+    return {};
+}
+
+} // namespace
+
 Result<void> restore_itimers(const StateRestore& restore)
 {
+    TRY_CTX(restore_posix_timers(restore), "POSIX timers");
     for (const auto& timer : restore.core->itimers()) {
         itimerval value {};
         value.it_interval.tv_sec = static_cast<time_t>(timer.interval_us() / 1'000'000);

@@ -23,7 +23,8 @@ struct StateRestore {
 Result<void> restore_process_state(const StateRestore& restore);
 // One thread's own state, injected in that thread (restore.injector).
 Result<void> restore_thread_state(const StateRestore& restore, const image::ThreadCore& thread);
-// Interval timers: as late as possible so they lose little time.
+// Interval timers and POSIX timers: as late as possible so they lose
+// little time.
 Result<void> restore_itimers(const StateRestore& restore);
 // Credentials are per thread in Linux: injected in every thread, last,
 // because dropping privileges earlier would forbid the steps before.

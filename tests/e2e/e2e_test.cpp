@@ -43,7 +43,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
-    { "fpu" }, { "syscalls" }, { "sigsuspend" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
+    { "fpu" }, { "syscalls" }, { "sigsuspend" }, { "timers" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
@@ -133,7 +133,7 @@ TEST_P(CheckpointTwice, DumpRestoreDumpRestore)
 INSTANTIATE_TEST_SUITE_P(Victims, Control, testing::ValuesIn(kScenarios), scenario_name);
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenarios), scenario_name);
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
-                         testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" },
+                         testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" }, Scenario { "timers" },
                                          Scenario { "tree" }, Scenario { "pidns", { "nested" }, true }),
                          scenario_name);
 
