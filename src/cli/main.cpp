@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "check/features.h"
 #include "dump/dump.h"
+#include "inspect/show.h"
 #include "restore/restore.h"
 
 namespace {
@@ -104,6 +105,11 @@ int main(int argc, char** argv)
                       "Give the restored tree cryo's terminal in place of the terminal it had");
     add_common_options(*restore, common);
 
+    cryo::inspect::ShowOptions show_options;
+    auto* show = app.add_subcommand("show", "Print what a checkpoint holds: tree, memory, files");
+    show->add_option("-D,--images-dir,directory", show_options.directory, "The checkpoint")->required();
+    add_common_options(*show, common);
+
     auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
     add_common_options(*check, common);
 
@@ -124,6 +130,10 @@ int main(int argc, char** argv)
     if (restore->parsed()) {
         auto result = cryo::restore::run_restore(restore_options);
         return result ? *result : report(result.error(), "restore");
+    }
+    if (show->parsed()) {
+        auto result = cryo::inspect::run_show(show_options);
+        return result ? 0 : report(result.error(), "show");
     }
     return run_check();
 }

@@ -444,3 +444,25 @@ TEST(Errors, InheritFdNeedsAnOpenDescriptor)
 }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+TEST(Show, PrintsTheTreeMemoryAndFilesOfACheckpoint)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "tree" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    auto result = session.cryo({ "show", images });
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    for (pid_t process : session.image_pids(images))
+        EXPECT_NE(result.output.find("process " + std::to_string(process)), std::string::npos) << result.output;
+    for (const char* expected : { "checksums verified", "(zombie)", "[heap]", "victim.log", "total stored" })
+        EXPECT_NE(result.output.find(expected), std::string::npos) << expected << "\n" << result.output;
+    std::filesystem::resize_file(images + "/tree.img", 10);
+    result = session.cryo({ "show", images });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("tree.img"), std::string::npos) << result.output;
+}
+
+} // namespace cryo::e2e
