@@ -457,7 +457,7 @@ TEST(Show, PrintsTheTreeMemoryAndFilesOfACheckpoint)
     EXPECT_EQ(result.exit_code, 0) << result.output;
     for (pid_t process : session.image_pids(images))
         EXPECT_NE(result.output.find("process " + std::to_string(process)), std::string::npos) << result.output;
-    for (const char* expected : { "checksums verified", "(zombie)", "[heap]", "victim.log", "total stored" })
+    for (const char* expected : { "checksums verified", "(zombie)", "[stack]", "victim.log", "total stored" })
         EXPECT_NE(result.output.find(expected), std::string::npos) << expected << "\n" << result.output;
     std::filesystem::resize_file(images + "/tree.img", 10);
     result = session.cryo({ "show", images });
