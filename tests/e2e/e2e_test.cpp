@@ -43,7 +43,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
-    { "fpu" }, { "syscalls" }, { "sigsuspend" }, { "timers" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
+    { "fpu" }, { "syscalls" }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
