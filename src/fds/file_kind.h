@@ -16,6 +16,8 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -75,6 +77,18 @@ const FileKind& unix_socket_kind();
 // restored process once its fds are at their numbers (restore).
 Result<void> resolve_epoll_targets(image::OpenFile& epoll, const image::FdTable& table);
 Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, const image::FdTable& table);
+
+// The data of a file as extents (SEEK_DATA/SEEK_HOLE), so holes cost
+// nothing; more than `limit` bytes of data is an error. `fd` must be
+// readable; `what` names the file in errors.
+Result<std::vector<std::pair<uint64_t, std::string>>> read_extents(int fd, uint64_t size, uint64_t limit,
+                                                                   const std::string& what);
+// Writes extents back at their offsets.
+Result<void> write_extents(int fd, const google::protobuf::RepeatedPtrField<image::DataExtent>& extents,
+                           const std::string& what);
+// A readable copy of the target's fd: cryo's own copy if it can read,
+// else the file opened again through /proc/PID/fd/N.
+Result<UniqueFd> readable_copy(const FdFacts& facts);
 
 // Flags used to open a file again: the access mode and status flags, never
 // the creation flags (the file exists) or close-on-exec (set per fd).

@@ -1,24 +1,84 @@
-// FIXME: placeholder while this kind is being written; it recognises no
-// descriptor, so such fds are still refused as "not supported yet".
+// Ghost files: regular files that were deleted while open. Their content
+// goes into the image as extents (SEEK_DATA/SEEK_HOLE), so a sparse file
+// costs only its data; more than kGhostLimit bytes of data is refused with a
+// clear error. On restore the file is created again in the directory it was
+// in (so on the same filesystem), at its old name if that is free or under
+// a temporary one, filled, unlinked at once and held open by cryo; each
+// open file of it is then a new open file description made by reopening
+// /proc/self/fd/HOLD with the dumped flags, so it comes back open, deleted
+// and sparse, at its offset.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "fds/file_kind.h"
 
 namespace cryo::fds {
 
 namespace {
 
+constexpr std::string_view kDeletedSuffix = " (deleted)";
+constexpr uint64_t kGhostLimit = 64ull << 20;
+
 class GhostFileKind final : public FileKind {
 public:
     std::string_view name() const override { return "deleted file"; }
-    bool recognises(const FdFacts&) const override { return false; }
-    Result<void> dump(const FdFacts&, image::OpenFile&, image::FileTable&) const override
+
+    bool recognises(const FdFacts& facts) const override
     {
-        return fail("not supported yet: deleted file");
+        return S_ISREG(facts.stat.st_mode) && facts.link.starts_with('/') && facts.link.ends_with(kDeletedSuffix)
+            && !facts.link.starts_with("/memfd:");
     }
-    Result<UniqueFd> open(const image::OpenFile&, OpenContext&) const override
+
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
-        return fail("not supported yet: deleted file");
+        auto* ghost = file.mutable_ghost();
+        ghost->set_path(facts.link.substr(0, facts.link.size() - kDeletedSuffix.size()));
+        ghost->set_size(static_cast<uint64_t>(facts.stat.st_size));
+        ghost->set_mode(facts.stat.st_mode & 07777);
+        ghost->set_inode(facts.stat.st_ino);
+        auto readable = TRY(readable_copy(facts));
+        for (auto& [offset, data] : TRY(read_extents(readable.get(), ghost->size(), kGhostLimit, ghost->path()))) {
+            auto* extent = ghost->add_extents();
+            extent->set_offset(offset);
+            extent->set_data(std::move(data));
+        }
+        return {};
     }
+
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const override
+    {
+        const auto& ghost = file.ghost();
+        std::string key = fmt::format("ghost:{}:{}", ghost.inode(), ghost.path());
+        if (!context.shared.contains(key))
+            context.shared.emplace(key, TRY(create_ghost(ghost)));
+        auto fd = TRY(open_file(fmt::format("/proc/self/fd/{}", context.shared.at(key).get()), reopen_flags(file.flags())));
+        TRY(restore_position(fd.get(), file));
+        return fd;
+    }
+
     image::FileKind image_kind() const override { return image::FILE_KIND_GHOST; }
+
+private:
+    static Result<UniqueFd> create_ghost(const image::GhostFile& ghost)
+    {
+        std::string path = ghost.path();
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) {
+            path = ghost.path() + ".cryo-ghost-XXXXXX";
+            fd = ::mkostemp(path.data(), O_CLOEXEC);
+        }
+        if (fd < 0)
+            return fail_errno(fmt::format("create the deleted file {} again", ghost.path()));
+        UniqueFd hold(fd);
+        ::unlink(path.c_str());
+        if (::ftruncate(fd, static_cast<off_t>(ghost.size())) < 0)
+            return fail_errno(fmt::format("ftruncate {}", path));
+        TRY(write_extents(fd, ghost.extents(), ghost.path()));
+        ::fchmod(fd, ghost.mode());
+        return hold;
+    }
 };
 
 } // namespace
@@ -27,6 +87,54 @@ const FileKind& ghost_file_kind()
 {
     static const GhostFileKind kind;
     return kind;
+}
+
+Result<UniqueFd> readable_copy(const FdFacts& facts)
+{
+    if ((facts.info.flags & O_ACCMODE) != O_WRONLY && !(facts.info.flags & O_PATH)) {
+        int copy = ::fcntl(facts.local_fd, F_DUPFD_CLOEXEC, 0);
+        if (copy < 0)
+            return fail_errno("dup");
+        return UniqueFd(copy);
+    }
+    return open_file(fmt::format("/proc/{}/fd/{}", facts.pid, facts.fd), O_RDONLY | O_CLOEXEC);
+}
+
+Result<std::vector<std::pair<uint64_t, std::string>>> read_extents(int fd, uint64_t size, uint64_t limit,
+                                                                   const std::string& what)
+{
+    std::vector<std::pair<uint64_t, std::string>> extents;
+    uint64_t total = 0;
+    off_t offset = 0;
+    while (static_cast<uint64_t>(offset) < size) {
+        off_t data = ::lseek(fd, offset, SEEK_DATA);
+        if (data < 0) {
+            if (errno == ENXIO)
+                break;   // only a hole is left
+            return fail_errno(fmt::format("lseek(SEEK_DATA) in {}", what));
+        }
+        off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        if (hole < 0)
+            return fail_errno(fmt::format("lseek(SEEK_HOLE) in {}", what));
+        hole = std::min<off_t>(hole, static_cast<off_t>(size));
+        total += static_cast<uint64_t>(hole - data);
+        if (total > limit)
+            return fail("{} has more than {} MiB of data (of {} bytes): too big to keep in the image", what,
+                        limit >> 20, size);
+        std::string bytes(static_cast<size_t>(hole - data), '\0');
+        TRY(pread_exact(fd, std::as_writable_bytes(std::span(bytes.data(), bytes.size())), static_cast<uint64_t>(data), what));
+        extents.emplace_back(static_cast<uint64_t>(data), std::move(bytes));
+        offset = hole;
+    }
+    return extents;
+}
+
+Result<void> write_extents(int fd, const google::protobuf::RepeatedPtrField<image::DataExtent>& extents,
+                           const std::string& what)
+{
+    for (const auto& extent : extents)
+        TRY(pwrite_all(fd, std::as_bytes(std::span(extent.data().data(), extent.data().size())), extent.offset(), what));
+    return {};
 }
 
 } // namespace cryo::fds

@@ -43,7 +43,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
-    { "fpu" }, { "syscalls" }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
+    { "fpu" }, { "syscalls" }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
@@ -463,6 +463,25 @@ TEST(Show, PrintsTheTreeMemoryAndFilesOfACheckpoint)
     result = session.cryo({ "show", images });
     EXPECT_EQ(result.exit_code, 1);
     EXPECT_NE(result.output.find("tree.img"), std::string::npos) << result.output;
+}
+
+} // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+// A 2 GiB sparse deleted file with 8 KiB of data costs about 8 KiB.
+TEST(Checkpoint, SparseDeletedFileStaysSmall)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "memfd" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    uintmax_t total = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(images))
+        total += entry.file_size();
+    EXPECT_LT(total, 10ull << 20);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
 }
 
 } // namespace cryo::e2e

@@ -1,0 +1,91 @@
+/* memfd and deleted ("ghost") files: a 1 MiB memfd with data only in its
+ * first and last page, sealed against growing and shrinking, shared with a
+ * child (one open file: the parent's lseek moves the child's offset); a
+ * deleted file with data and an offset; a 2 GiB sparse deleted file with
+ * 8 KiB of data, which must stay sparse. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "victim.h"
+
+#define PAGE 4096
+
+static int deleted_link(int fd)
+{
+    char path[64], target[4200];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ssize_t length = readlink(path, target, sizeof(target) - 1);
+    if (length <= 0)
+        return 0;
+    target[length] = 0;
+    return strstr(target, "(deleted)") != NULL;
+}
+
+int main(int argc, char **argv)
+{
+    victim_init(argc, argv);
+    int memfd = memfd_create("cryo-test", MFD_ALLOW_SEALING);
+    if (memfd < 0 || ftruncate(memfd, 1 << 20))
+        return 2;
+    char page[PAGE];
+    memset(page, 'M', PAGE);
+    if (pwrite(memfd, page, PAGE, 0) != PAGE || pwrite(memfd, page, PAGE, (1 << 20) - PAGE) != PAGE)
+        return 2;
+    fcntl(memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK);
+
+    char ghost_path[4200], sparse_path[4200];
+    snprintf(ghost_path, sizeof(ghost_path), "%s.ghost", argv[1]);
+    snprintf(sparse_path, sizeof(sparse_path), "%s.sparse", argv[1]);
+    int ghost = open(ghost_path, O_RDWR | O_CREAT | O_TRUNC, 0640);
+    memset(page, 'G', PAGE);
+    if (ghost < 0 || write(ghost, page, PAGE) != PAGE)
+        return 2;
+    lseek(ghost, 1234, SEEK_SET);
+    unlink(ghost_path);
+    int sparse = open(sparse_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    memset(page, 'S', PAGE);
+    if (sparse < 0 || ftruncate(sparse, 2ll << 30) || pwrite(sparse, page, PAGE, 1ll << 30) != PAGE
+        || pwrite(sparse, page, PAGE, (1ll << 30) + PAGE) != PAGE)
+        return 2;
+    unlink(sparse_path);
+
+    pid_t child = fork();
+    if (child == 0) {
+        victim_wait();
+        victim_check(lseek(memfd, 0, SEEK_CUR) == 4242, "the child's memfd offset is not shared (%ld)", (long)lseek(memfd, 0, SEEK_CUR));
+        char byte = 0;
+        victim_check(pread(memfd, &byte, 1, (1 << 20) - 1) == 1 && byte == 'M', "the child's memfd content");
+        _exit(victim_failures() ? 1 : 0);
+    }
+    victim_ready();
+    victim_wait();
+
+    struct stat st;
+    victim_check(fstat(memfd, &st) == 0 && st.st_size == (1 << 20), "memfd size %ld", (long)st.st_size);
+    char byte = 0;
+    victim_check(pread(memfd, &byte, 1, 0) == 1 && byte == 'M', "memfd first page");
+    victim_check(pread(memfd, &byte, 1, 4 * PAGE) == 1 && byte == 0, "memfd hole");
+    victim_check(fcntl(memfd, F_GET_SEALS) == (F_SEAL_GROW | F_SEAL_SHRINK), "memfd seals %#x", fcntl(memfd, F_GET_SEALS));
+    victim_check(ftruncate(memfd, 2 << 20) < 0, "the memfd could grow");
+    lseek(memfd, 4242, SEEK_SET);
+    kill(child, SIGUSR1);
+
+    victim_check(lseek(ghost, 0, SEEK_CUR) == 1234 && read(ghost, &byte, 1) == 1 && byte == 'G', "ghost file offset/content");
+    victim_check(fstat(ghost, &st) == 0 && st.st_size == PAGE && (st.st_mode & 0777) == 0640 && st.st_nlink == 0,
+                 "ghost file size %ld mode %o links %ld", (long)st.st_size, st.st_mode & 0777, (long)st.st_nlink);
+    victim_check(deleted_link(ghost) && deleted_link(sparse), "the files are not deleted any more");
+    victim_check(fstat(sparse, &st) == 0 && st.st_size == (2ll << 30) && st.st_blocks * 512 < (1 << 20),
+                 "sparse ghost: size %lld, %lld bytes allocated", (long long)st.st_size, (long long)st.st_blocks * 512);
+    victim_check(pread(sparse, &byte, 1, (1ll << 30) + PAGE + 5) == 1 && byte == 'S', "sparse ghost data");
+    victim_check(write(ghost, "x", 1) == 1, "the ghost file is not writable");
+    int status = 0;
+    victim_check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+    return victim_finish();
+}
