@@ -90,6 +90,11 @@ Result<void> write_extents(int fd, const google::protobuf::RepeatedPtrField<imag
 // else the file opened again through /proc/PID/fd/N.
 Result<UniqueFd> readable_copy(const FdFacts& facts);
 
+// A new open file description of a file cryo holds open as `held` (a
+// memfd, a deleted file): /proc/self/fd/HELD opened with the dumped flags,
+// moved to the dumped offset.
+Result<UniqueFd> reopen_held(int held, const image::OpenFile& file);
+
 // Flags used to open a file again: the access mode and status flags, never
 // the creation flags (the file exists) or close-on-exec (set per fd).
 int reopen_flags(uint32_t dumped_flags);

@@ -59,9 +59,7 @@ public:
         std::string key = fmt::format("memfd:{}", id);
         if (!context.shared.contains(key))
             context.shared.emplace(key, TRY(create_memfd(id, context)));
-        auto fd = TRY(open_file(fmt::format("/proc/self/fd/{}", context.shared.at(key).get()), reopen_flags(file.flags())));
-        TRY(restore_position(fd.get(), file));
-        return fd;
+        return reopen_held(context.shared.at(key).get(), file);
     }
 
     image::FileKind image_kind() const override { return image::FILE_KIND_MEMFD; }

@@ -60,6 +60,13 @@ int reopen_flags(uint32_t dumped_flags)
     return flags | O_CLOEXEC;
 }
 
+Result<UniqueFd> reopen_held(int held, const image::OpenFile& file)
+{
+    auto fd = TRY(open_file(fmt::format("/proc/self/fd/{}", held), reopen_flags(file.flags())));
+    TRY(restore_position(fd.get(), file));
+    return fd;
+}
+
 Result<void> restore_position(int fd, const image::OpenFile& file)
 {
     if (file.position() == 0)

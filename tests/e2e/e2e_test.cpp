@@ -137,20 +137,28 @@ INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
                                          Scenario { "tree" }, Scenario { "pidns", { "nested" }, true }),
                          scenario_name);
 
-TEST(Checkpoint, UntouchedReservationCostsNothing)
+namespace {
+
+// Checkpoints `victim`, checks that the image stays below `limit` bytes,
+// then restores it and expects PASS.
+void expect_image_below(const std::string& victim, uintmax_t limit)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { "memory" });
+    pid_t pid = start_and_wait_ready(session, { victim });
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
     uintmax_t total = 0;
     for (const auto& entry : std::filesystem::directory_iterator(images))
         total += entry.file_size();
-    // 1 GiB reserved, ~100 MiB written: the image holds only what was written.
-    EXPECT_LT(total, 256ull << 20);
+    EXPECT_LT(total, limit);
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
     release_and_expect_pass(session, pid);
 }
+
+} // namespace
+
+// 1 GiB reserved, ~100 MiB written: the image holds only what was written.
+TEST(Checkpoint, UntouchedReservationCostsNothing) { expect_image_below("memory", 256ull << 20); }
 
 TEST(Checkpoint, LeaveRunningKeepsTheVictimAndTheImageRestores)
 {
@@ -297,6 +305,25 @@ namespace cryo::e2e {
 
 namespace {
 
+// Starts the counter victim with its stdout (and its log, /dev/stdout) on
+// the write end of a pipe.
+pid_t start_counter_writing_to(int pipe_write_end)
+{
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(pipe_write_end, 1);
+        ::dup2(pipe_write_end, 2);
+        int null_fd = ::open("/dev/null", O_RDONLY);
+        ::dup2(null_fd, 0);
+        for (int fd = 3; fd < 1024; ++fd)
+            ::close(fd);
+        std::string victim = std::string(CRYO_VICTIM_DIR) + "/victim_counter";
+        ::execl(victim.c_str(), victim.c_str(), "/dev/stdout", nullptr);
+        ::_exit(127);
+    }
+    return pid;
+}
+
 // Reads from a pipe until `word` shows up or the time runs out.
 bool read_until(int fd, const std::string& word, std::string& seen, std::chrono::seconds timeout)
 {
@@ -323,18 +350,7 @@ TEST(Checkpoint, OutputPipeToTheHarnessKeepsWorking)
     Session session;
     int ends[2];
     ASSERT_EQ(::pipe2(ends, O_CLOEXEC | O_NONBLOCK), 0);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(ends[1], 1);
-        ::dup2(ends[1], 2);
-        int null_fd = ::open("/dev/null", O_RDONLY);
-        ::dup2(null_fd, 0);
-        for (int fd = 3; fd < 1024; ++fd)
-            ::close(fd);
-        std::string victim = std::string(CRYO_VICTIM_DIR) + "/victim_counter";
-        ::execl(victim.c_str(), victim.c_str(), "/dev/stdout", nullptr);
-        ::_exit(127);
-    }
+    pid_t pid = start_counter_writing_to(ends[1]);
     ::close(ends[1]);
     session.track(pid);
     std::string seen;
@@ -385,18 +401,7 @@ TEST(Checkpoint, InheritFdReplacesAPipe)
     int original[2], replacement[2];
     ASSERT_EQ(::pipe2(original, O_CLOEXEC | O_NONBLOCK), 0);
     ASSERT_EQ(::pipe2(replacement, O_CLOEXEC | O_NONBLOCK), 0);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(original[1], 1);
-        ::dup2(original[1], 2);
-        int null_fd = ::open("/dev/null", O_RDONLY);
-        ::dup2(null_fd, 0);
-        for (int fd = 3; fd < 1024; ++fd)
-            ::close(fd);
-        std::string victim = std::string(CRYO_VICTIM_DIR) + "/victim_counter";
-        ::execl(victim.c_str(), victim.c_str(), "/dev/stdout", nullptr);
-        ::_exit(127);
-    }
+    pid_t pid = start_counter_writing_to(original[1]);
     session.track(pid);
     struct stat st {};
     ASSERT_EQ(::fstat(original[1], &st), 0);
@@ -470,18 +475,6 @@ TEST(Show, PrintsTheTreeMemoryAndFilesOfACheckpoint)
 namespace cryo::e2e {
 
 // A 2 GiB sparse deleted file with 8 KiB of data costs about 8 KiB.
-TEST(Checkpoint, SparseDeletedFileStaysSmall)
-{
-    Session session;
-    pid_t pid = start_and_wait_ready(session, { "memfd" });
-    std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    uintmax_t total = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(images))
-        total += entry.file_size();
-    EXPECT_LT(total, 10ull << 20);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
-    release_and_expect_pass(session, pid);
-}
+TEST(Checkpoint, SparseDeletedFileStaysSmall) { expect_image_below("memfd", 10ull << 20); }
 
 } // namespace cryo::e2e
