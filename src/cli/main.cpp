@@ -101,6 +101,9 @@ int main(int argc, char** argv)
     restore->add_option("--pidfile", restore_options.pidfile, "Write the root PID here once it runs");
     restore->add_option("--inherit-fd", restore_options.inherit_fds,
                         "fd[N]:ID - use cryo's fd N for the open file ID (pipe:[INODE], socket:[INODE] or a path)");
+    bool no_file_check = false;
+    restore->add_flag("--no-file-check", no_file_check,
+                      "Restore even if a mapped or read-only open file changed since the dump");
     restore->add_flag("-j,--shell-job", restore_options.shell_job,
                       "Give the restored tree cryo's terminal in place of the terminal it had");
     add_common_options(*restore, common);
@@ -128,6 +131,7 @@ int main(int argc, char** argv)
         return result ? 0 : report(result.error(), "dump");
     }
     if (restore->parsed()) {
+        restore_options.check_files = !no_file_check;
         auto result = cryo::restore::run_restore(restore_options);
         return result ? *result : report(result.error(), "restore");
     }

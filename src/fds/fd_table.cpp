@@ -191,7 +191,7 @@ Result<std::pair<int, std::string>> parse_inherit_fd(const std::string& text)
 Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, const OpenOptions& options)
 {
     std::map<uint32_t, UniqueFd> opened;
-    OpenContext context { .table = &files };
+    OpenContext context { .table = &files, .check_files = options.check_files };
     for (const auto& file : files.files()) {
         const FileKind* kind = find_kind(file.kind());
         if (!kind)

@@ -49,6 +49,7 @@ private:
 // (--inherit-fd fd[N]:ID, keyed by ID).
 struct OpenOptions {
     bool use_own_terminal { false };
+    bool check_files { true };
     std::map<std::string, int> inherited;
 };
 

@@ -41,6 +41,7 @@ struct FdFacts {
 // refer to, such as both ends of one pipe, keyed by the kind.
 struct OpenContext {
     const image::FileTable* table { nullptr };
+    bool check_files { true };   // refuse files that changed since the dump
     std::map<std::string, UniqueFd> shared;
 };
 

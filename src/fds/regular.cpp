@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "fds/file_identity.h"
 #include "fds/file_kind.h"
 
 namespace cryo::fds {
@@ -32,12 +33,16 @@ public:
         regular->set_size(static_cast<uint64_t>(facts.stat.st_size));
         regular->set_mtime_ns(facts.stat.st_mtim.tv_sec * 1'000'000'000ll + facts.stat.st_mtim.tv_nsec);
         regular->set_mode(facts.stat.st_mode);
+        if ((facts.info.flags & O_ACCMODE) == O_RDONLY && !(facts.info.flags & O_PATH))
+            *regular->mutable_identity() = TRY(identify_file(facts.local_fd, facts.link));
         return {};
     }
 
-    Result<UniqueFd> open(const image::OpenFile& file, OpenContext&) const override
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const override
     {
         auto fd = TRY(open_file(file.regular().path(), reopen_flags(file.flags())));
+        if (context.check_files && file.regular().has_identity())
+            TRY(check_file_identity(fd.get(), file.regular().path(), file.regular().identity()));
         TRY(restore_position(fd.get(), file));
         return fd;
     }

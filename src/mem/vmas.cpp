@@ -1,6 +1,11 @@
 // Classification of mappings; see vmas.h.
 #include "mem/vmas.h"
 
+#include <fcntl.h>
+
+#include "base/fd.h"
+#include "fds/file_identity.h"
+
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -94,6 +99,11 @@ Result<std::vector<image::Vma>> collect_vmas(pid_t pid)
             if (::stat(path.c_str(), &st) < 0)
                 return fail_errno(fmt::format("stat {}", path));
             vma.set_shmem_size(std::max<uint64_t>(static_cast<uint64_t>(st.st_size), vma.pgoff() + vma.end() - vma.start()));
+        }
+        if (vma.kind() == image::VMA_KIND_FILE_PRIVATE || vma.kind() == image::VMA_KIND_FILE_SHARED) {
+            auto path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, vma.start(), vma.end());
+            auto file = TRY(open_file(path, O_RDONLY | O_CLOEXEC));
+            *vma.mutable_file_identity() = TRY(fds::identify_file(file.get(), vma.path()));
         }
         vmas.push_back(std::move(vma));
     }

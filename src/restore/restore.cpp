@@ -32,6 +32,7 @@
 #include "core.pb.h"
 #include "fds.pb.h"
 #include "fds/fd_table.h"
+#include "fds/file_identity.h"
 #include "image/reader.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
@@ -188,6 +189,21 @@ void add_group_helpers(RestoreContext& context, TreePlan& plan, std::map<pid_t, 
         // wait4() in the parent takes the pid as its own namespace sees it.
         context.helpers_by_parent[entry.ppid()].push_back(helper.ns_pids(helper.ns_pids_size() - 1));
     }
+}
+
+Result<void> check_mapped_files(const RestoreContext& context)
+{
+    std::map<std::string, const image::FileIdentity*> checked;
+    for (const auto& process : context.processes) {
+        for (const auto& vma : process.memory.vmas()) {
+            if (!vma.has_file_identity() || checked.contains(vma.path()))
+                continue;
+            checked[vma.path()] = &vma.file_identity();
+            auto file = TRY_CTX(open_file(vma.path(), O_RDONLY | O_CLOEXEC), "pid {}: mapped file", process.entry.pid());
+            TRY_CTX(fds::check_file_identity(file.get(), vma.path(), vma.file_identity()), "pid {}", process.entry.pid());
+        }
+    }
+    return {};
 }
 
 Result<void> plan_and_create(RestoreContext& context)
@@ -382,7 +398,10 @@ Result<int> run_restore(const RestoreOptions& options)
     TRY(open_and_verify(context));
     TRY(read_images(context));
     // Files next: a missing file is a clear error while nothing exists yet.
-    fds::OpenOptions open_options { .use_own_terminal = options.shell_job };
+    // Files the processes map must be the ones they mapped.
+    if (options.check_files)
+        TRY(check_mapped_files(context));
+    fds::OpenOptions open_options { .use_own_terminal = options.shell_job, .check_files = options.check_files };
     for (const auto& text : options.inherit_fds) {
         auto [fd, id] = TRY(fds::parse_inherit_fd(text));
         open_options.inherited[id] = fd;

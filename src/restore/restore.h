@@ -16,6 +16,7 @@ struct RestoreOptions {
     // --inherit-fd fd[N]:ID: the open file the image knows as ID is cryo's
     // own fd N instead of being re-created.
     std::vector<std::string> inherit_fds;
+    bool check_files { true };   // refuse open or mapped files changed since the dump
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without

@@ -478,3 +478,30 @@ namespace cryo::e2e {
 TEST(Checkpoint, SparseDeletedFileStaysSmall) { expect_image_below("memfd", 10ull << 20); }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+// A read-only open file that changed after the dump is refused, naming it;
+// --no-file-check restores anyway.
+TEST(Errors, ChangedFileIsRefusedUnlessTold)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "files" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::string changed = session.log_path() + ".ro";
+    {
+        std::ofstream append(changed, std::ios::app);
+        append << "more";
+    }
+    auto result = session.cryo({ "restore", "-D", images, "-d" });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find(changed + " changed since the checkpoint"), std::string::npos) << result.output;
+    EXPECT_FALSE(process_exists(pid));
+    result = session.cryo({ "restore", "-D", images, "-d", "--no-file-check" });
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    session.track(pid);
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e
