@@ -2,6 +2,8 @@
 // and prints its error, once, if it fails. Nothing else lives here.
 #include <unistd.h>
 
+#include <charconv>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +57,18 @@ int run_check()
 
 } // namespace
 
+// "64M"-style sizes: a number with an optional K, M or G suffix.
+cryo::Result<uint64_t> parse_size(const std::string& text)
+{
+    uint64_t value = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    std::string_view suffix(end, static_cast<size_t>(text.data() + text.size() - end));
+    int shift = suffix.empty() ? 0 : suffix == "K" ? 10 : suffix == "M" ? 20 : suffix == "G" ? 30 : -1;
+    if (error != std::errc() || shift < 0)
+        return cryo::fail("--ghost-limit '{}': expected a size such as 64M", text);
+    return value << shift;
+}
+
 // criu accepts "-v4" for verbosity 4; CLI11 counts "-v" flags, so "-vN"
 // becomes N of them.
 std::vector<std::string> expand_verbosity(int argc, char** argv)
@@ -88,6 +102,9 @@ int main(int argc, char** argv)
                    "Let the tree run on after the dump instead of killing it");
     bool no_sync = false;
     dump->add_flag("--no-sync", no_sync, "Do not fsync the image files (faster, less safe)");
+    std::string ghost_limit;
+    dump->add_option("--ghost-limit", ghost_limit,
+                     "Most data kept in the image for a file deleted while open (bytes, or with K/M/G; default 64M)");
     bool shell_job = false;
     dump->add_flag("-j,--shell-job", shell_job,
                    "Accepted for criu compatibility: terminals are always dumped by path");
@@ -127,6 +144,12 @@ int main(int argc, char** argv)
 
     if (dump->parsed()) {
         dump_options.sync = !no_sync;
+        if (!ghost_limit.empty()) {
+            auto bytes = parse_size(ghost_limit);
+            if (!bytes)
+                return report(bytes.error(), "dump");
+            dump_options.ghost_limit = *bytes;
+        }
         auto result = cryo::dump::run_dump(dump_options);
         return result ? 0 : report(result.error(), "dump");
     }

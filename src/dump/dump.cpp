@@ -154,7 +154,7 @@ Result<void> commit_images(DumpContext& context)
 Result<void> run_dump(const DumpOptions& options)
 {
     auto started = std::chrono::steady_clock::now();
-    DumpContext context { .options = options };
+    DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit) };
 
     // Refuse what can never be dumped before touching anything.
     TRY(check_target(context));

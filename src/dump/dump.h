@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 #include "base/error.h"
@@ -14,6 +15,7 @@ struct DumpOptions {
     std::string directory;
     bool leave_running { false };
     bool sync { true };  // fsync the image files before the tree is killed
+    uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

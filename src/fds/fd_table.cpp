@@ -101,6 +101,7 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         FdFacts facts;
         facts.pid = pid;
         facts.fd = fd;
+        facts.ghost_limit = m_ghost_limit;
         auto local = TRY_CTX(pidfd_getfd(pidfd, fd), "fd {}", fd);
         facts.local_fd = local.get();
         if (::fstat(local.get(), &facts.stat) < 0)

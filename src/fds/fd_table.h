@@ -22,6 +22,7 @@ namespace cryo::fds {
 
 class FileRegistry {
 public:
+    explicit FileRegistry(uint64_t ghost_limit = 64ull << 20) : m_ghost_limit(ghost_limit) { }
     // Records every descriptor of `pid` into `table`, adding its open files
     // to the registry. An fd of a kind cryo cannot dump yet is an error
     // naming the fd and its kind.
@@ -38,6 +39,7 @@ private:
     };
     Result<uint32_t> find_shared(pid_t pid, int fd, dev_t device, ino_t inode) const;
 
+    uint64_t m_ghost_limit;
     std::vector<Known> m_known;
     image::FileTable m_files;
 };

@@ -34,6 +34,7 @@ struct FdFacts {
     struct stat stat {};
     std::string link;        // readlink of /proc/PID/fd/N
     proc::FdInfo info;
+    uint64_t ghost_limit { 64ull << 20 };   // --ghost-limit
 };
 
 // State shared by the kinds while the files of a checkpoint are opened
@@ -87,8 +88,9 @@ Result<std::vector<std::pair<uint64_t, std::string>>> read_extents(int fd, uint6
 // Writes extents back at their offsets.
 Result<void> write_extents(int fd, const google::protobuf::RepeatedPtrField<image::DataExtent>& extents,
                            const std::string& what);
-// A readable copy of the target's fd: cryo's own copy if it can read,
-// else the file opened again through /proc/PID/fd/N.
+// The target's file opened again for reading through /proc/PID/fd/N: a
+// new open file description, so seeking in it leaves the program's offset
+// alone.
 Result<UniqueFd> readable_copy(const FdFacts& facts);
 
 // A new open file description of a file cryo holds open as `held` (a

@@ -1,7 +1,7 @@
 // Ghost files: regular files that were deleted while open. Their content
 // goes into the image as extents (SEEK_DATA/SEEK_HOLE), so a sparse file
-// costs only its data; more than kGhostLimit bytes of data is refused with a
-// clear error. On restore the file is created again in the directory it was
+// costs only its data; more data than --ghost-limit (64 MiB by default) is
+// refused with a clear error. On restore the file is created again in the directory it was
 // in (so on the same filesystem), at its old name if that is free or under
 // a temporary one, filled, unlinked at once and held open by cryo; each
 // open file of it is then a new open file description made by reopening
@@ -19,7 +19,6 @@ namespace cryo::fds {
 namespace {
 
 constexpr std::string_view kDeletedSuffix = " (deleted)";
-constexpr uint64_t kGhostLimit = 64ull << 20;
 
 class GhostFileKind final : public FileKind {
 public:
@@ -39,7 +38,7 @@ public:
         ghost->set_mode(facts.stat.st_mode & 07777);
         ghost->set_inode(facts.stat.st_ino);
         auto readable = TRY(readable_copy(facts));
-        for (auto& [offset, data] : TRY(read_extents(readable.get(), ghost->size(), kGhostLimit, ghost->path()))) {
+        for (auto& [offset, data] : TRY(read_extents(readable.get(), ghost->size(), facts.ghost_limit, ghost->path()))) {
             auto* extent = ghost->add_extents();
             extent->set_offset(offset);
             extent->set_data(std::move(data));
@@ -89,12 +88,8 @@ const FileKind& ghost_file_kind()
 
 Result<UniqueFd> readable_copy(const FdFacts& facts)
 {
-    if ((facts.info.flags & O_ACCMODE) != O_WRONLY && !(facts.info.flags & O_PATH)) {
-        int copy = ::fcntl(facts.local_fd, F_DUPFD_CLOEXEC, 0);
-        if (copy < 0)
-            return fail_errno("dup");
-        return UniqueFd(copy);
-    }
+    // Always a new open file description: SEEK_DATA/SEEK_HOLE move the
+    // offset, and cryo's pidfd_getfd copy shares the program's.
     return open_file(fmt::format("/proc/{}/fd/{}", facts.pid, facts.fd), O_RDONLY | O_CLOEXEC);
 }
 
@@ -117,8 +112,8 @@ Result<std::vector<std::pair<uint64_t, std::string>>> read_extents(int fd, uint6
         hole = std::min<off_t>(hole, static_cast<off_t>(size));
         total += static_cast<uint64_t>(hole - data);
         if (total > limit)
-            return fail("{} has more than {} MiB of data (of {} bytes): too big to keep in the image", what,
-                        limit >> 20, size);
+            return fail("{} holds more than {} bytes of data (size {}): over the limit (--ghost-limit for deleted files)",
+                        what, limit, size);
         std::string bytes(static_cast<size_t>(hole - data), '\0');
         TRY(pread_exact(fd, std::as_writable_bytes(std::span(bytes.data(), bytes.size())), static_cast<uint64_t>(data), what));
         extents.emplace_back(static_cast<uint64_t>(data), std::move(bytes));

@@ -86,6 +86,11 @@ Result<SocketInfo> query_unix_socket(uint64_t inode)
 // Every message waiting on the socket, in order, without consuming them.
 Result<std::vector<std::string>> peek_queue(int fd, int type)
 {
+    // The peek offset belongs to the socket, shared with the program: put
+    // its own value back afterwards.
+    int program_offset = -1;
+    socklen_t option_length = sizeof(program_offset);
+    ::getsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &program_offset, &option_length);
     int offset = 0;
     if (::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0)
         return fail_errno("setsockopt(SO_PEEK_OFF)");
@@ -116,8 +121,7 @@ Result<std::vector<std::string>> peek_queue(int fd, int type)
         else
             queue.emplace_back(buffer.data(), static_cast<size_t>(got));
     }
-    int off = -1;
-    ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+    ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &program_offset, sizeof(program_offset));
     if (!status)
         return std::unexpected(std::move(status.error()));
     return queue;

@@ -505,3 +505,22 @@ TEST(Errors, ChangedFileIsRefusedUnlessTold)
 }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+// A deleted file with more data than --ghost-limit is refused, naming it,
+// and the victim runs on untouched.
+TEST(Errors, GhostFileOverTheLimitIsRefused)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "memfd" });
+    std::string images = session.dir().file("images");
+    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", images, "--ghost-limit", "4K" });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find(session.log_path() + ".sparse holds more than 4096 bytes"), std::string::npos)
+        << result.output;
+    EXPECT_FALSE(file_exists(images + "/manifest.img"));
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e
