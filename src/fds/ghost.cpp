@@ -1,16 +1,32 @@
-// Ghost files: regular files that were deleted while open. Their content
-// goes into the image as extents (SEEK_DATA/SEEK_HOLE), so a sparse file
-// costs only its data; more data than --ghost-limit (64 MiB by default) is
-// refused with a clear error. On restore the file is created again in the directory it was
-// in (so on the same filesystem), at its old name if that is free or under
-// a temporary one, filled, unlinked at once and held open by cryo; each
-// open file of it is then a new open file description made by reopening
-// /proc/self/fd/HOLD with the dumped flags, so it comes back open, deleted
-// and sparse, at its offset.
+// Ghost files: regular files that were deleted while open. The kernel keeps
+// the inode for as long as a descriptor holds it, and /proc/PID/fd/N reads
+// "/the/old/path (deleted)"; the content exists nowhere else, so it goes
+// into the image.
+//
+// Dump: the content is read as extents (SEEK_DATA/SEEK_HOLE) from a new
+// read-only open of /proc/PID/fd/N (so a write-only fd works and the
+// program's offset stays where it is); a sparse file costs only its data.
+// More data than --ghost-limit (64 MiB by default) is refused with an error
+// naming the file, and so is more than kImageDataBudget for all memfds and
+// deleted files together, since files.img must stay under the reader's
+// 256 MiB. Several open files of one deleted file (the same inode and path)
+// keep the data once, in the first. A deleted file that still has another
+// name (a hard link) is refused: restoring a copy would quietly split it.
+//
+// Restore: the file is created again in the directory it was in (so on the
+// same filesystem, and its /proc link reads as before), at its old name if
+// that is free or else under a unique name next to it, unlinked at once (so
+// a failed restore leaves nothing behind) and held open by cryo; ftruncate
+// gives it its size with holes, then the extents are written. Each open
+// file of it is a new open file description made by reopening
+// /proc/self/fd/HOLD with the dumped flags, at its offset, so it comes back
+// open, deleted and sparse.
 #include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <tuple>
 
 #include "fds/file_kind.h"
 
@@ -19,6 +35,39 @@ namespace cryo::fds {
 namespace {
 
 constexpr std::string_view kDeletedSuffix = " (deleted)";
+constexpr std::string_view kTemporarySuffix = ".cryo-ghost-XXXXXX";
+// All the memfd and deleted-file data of one image: files.img is refused by
+// the reader past image::kMaxPayloadSize (256 MiB), and also holds pipe and
+// socket data.
+constexpr uint64_t kImageDataBudget = 192ull << 20;
+
+// Bytes of file content (memfds and deleted files) already in `table`.
+// FIXME: duplicated in memfd.cpp; belongs in file_data.cpp.
+uint64_t data_in_table(const image::FileTable& table)
+{
+    uint64_t total = 0;
+    for (const auto& memfd : table.memfds())
+        for (const auto& extent : memfd.extents())
+            total += extent.data().size();
+    for (const auto& file : table.files())
+        if (file.has_ghost())
+            for (const auto& extent : file.ghost().extents())
+                total += extent.data().size();
+    return total;
+}
+
+// The first open file of the deleted file `inode` at `path` other than
+// `except`: the one that carries its data.
+const image::OpenFile* first_open_file(const image::FileTable& table, uint64_t inode, const std::string& path,
+                                       uint32_t except = 0)
+{
+    for (const auto& file : table.files())
+        if (file.id() != except && file.has_ghost() && file.ghost().inode() == inode && file.ghost().path() == path)
+            return &file;
+    return nullptr;
+}
+
+std::string mebibytes(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 class GhostFileKind final : public FileKind {
 public:
@@ -30,18 +79,34 @@ public:
             && !facts.link.starts_with("/memfd:");
     }
 
-    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const override
     {
+        std::string path = facts.link.substr(0, facts.link.size() - kDeletedSuffix.size());
+        if (facts.stat.st_nlink > 0)
+            return fail("not supported yet: {} was deleted but its inode still has {} other link(s)", path,
+                        facts.stat.st_nlink);
         auto* ghost = file.mutable_ghost();
-        ghost->set_path(facts.link.substr(0, facts.link.size() - kDeletedSuffix.size()));
+        ghost->set_path(path);
         ghost->set_size(static_cast<uint64_t>(facts.stat.st_size));
         ghost->set_mode(facts.stat.st_mode & 07777);
         ghost->set_inode(facts.stat.st_ino);
+        if (first_open_file(table, ghost->inode(), path, file.id()))
+            return {};   // its data is in that open file already
+
+        uint64_t before = data_in_table(table);
         auto readable = TRY(readable_copy(facts));
-        for (auto& [offset, data] : TRY(read_extents(readable.get(), ghost->size(), facts.ghost_limit, ghost->path()))) {
+        uint64_t bytes = 0;
+        for (auto& [offset, data] : TRY(read_extents(readable.get(), ghost->size(), facts.ghost_limit, path))) {
+            bytes += data.size();
             auto* extent = ghost->add_extents();
             extent->set_offset(offset);
             extent->set_data(std::move(data));
+        }
+        if (before + bytes > kImageDataBudget) {
+            ghost->clear_extents();
+            return fail("deleted file {} has {} of data; with the {} of memfds and deleted files before it, the "
+                        "image would pass its limit of {} of file data",
+                        path, mebibytes(bytes), mebibytes(before), mebibytes(kImageDataBudget));
         }
         return {};
     }
@@ -50,30 +115,47 @@ public:
     {
         const auto& ghost = file.ghost();
         std::string key = fmt::format("ghost:{}:{}", ghost.inode(), ghost.path());
-        if (!context.shared.contains(key))
-            context.shared.emplace(key, TRY(create_ghost(ghost)));
+        if (!context.shared.contains(key)) {
+            const auto* first = first_open_file(*context.table, ghost.inode(), ghost.path());
+            context.shared.emplace(key, TRY(create_ghost(first ? first->ghost() : ghost)));
+        }
         return reopen_held(context.shared.at(key).get(), file);
     }
 
     image::FileKind image_kind() const override { return image::FILE_KIND_GHOST; }
 
 private:
+    // A unique name next to `path`: "PATH.cryo-ghost-XXXXXX", or
+    // "DIR/.cryo-ghost-XXXXXX" when the name would get too long.
+    static Result<std::pair<UniqueFd, std::string>> create_unique(const std::string& path)
+    {
+        size_t slash = path.rfind('/');
+        std::string name = path.substr(0, slash + 1) + ".cryo-ghost-XXXXXX";
+        if (path.size() - slash - 1 + kTemporarySuffix.size() <= NAME_MAX)
+            name = path + std::string(kTemporarySuffix);
+        int fd = ::mkostemp(name.data(), O_CLOEXEC);
+        if (fd < 0)
+            return fail_errno(fmt::format("create a file next to {}", path));
+        return std::pair(UniqueFd(fd), name);
+    }
+
     static Result<UniqueFd> create_ghost(const image::GhostFile& ghost)
     {
-        std::string path = ghost.path();
+        const std::string& path = ghost.path();
+        std::string created = path;
         int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 && errno == EEXIST) {
-            path = ghost.path() + ".cryo-ghost-XXXXXX";
-            fd = ::mkostemp(path.data(), O_CLOEXEC);
-        }
-        if (fd < 0)
-            return fail_errno(fmt::format("create the deleted file {} again", ghost.path()));
+        if (fd < 0 && errno != EEXIST)
+            return fail_errno(fmt::format("create the deleted file {} again", path));
         UniqueFd hold(fd);
-        ::unlink(path.c_str());
-        if (::ftruncate(fd, static_cast<off_t>(ghost.size())) < 0)
-            return fail_errno(fmt::format("ftruncate {}", path));
-        TRY(write_extents(fd, ghost.extents(), ghost.path()));
-        ::fchmod(fd, ghost.mode());
+        if (fd < 0)
+            std::tie(hold, created) = TRY(create_unique(path));
+        if (::unlink(created.c_str()) < 0)
+            return fail_errno(fmt::format("unlink {}", created));
+        if (::ftruncate(hold.get(), static_cast<off_t>(ghost.size())) < 0)
+            return fail_errno(fmt::format("ftruncate the deleted file {} to {}", path, ghost.size()));
+        TRY(write_extents(hold.get(), ghost.extents(), path));
+        if (::fchmod(hold.get(), ghost.mode()) < 0)
+            return fail_errno(fmt::format("fchmod the deleted file {} to {:o}", path, ghost.mode()));
         return hold;
     }
 };

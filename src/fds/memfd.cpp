@@ -1,13 +1,41 @@
-// memfd: name, size, seals and content (as extents, holes cost nothing),
-// saved once per memfd in FileTable.memfds. Restore creates the memfd again
-// with memfd_create(), writes the content, adds the seals last, and makes
-// every open file of it a new description by reopening /proc/self/fd/HOLD
-// with the dumped flags (as pipe.cpp does), at its offset.
+// memfd: a file of the kernel's internal shmem mount, made by memfd_create(2)
+// and reachable only through its descriptors; /proc/PID/fd/N reads
+// "/memfd:NAME (deleted)". Its state is a name, a size, a mode, seals
+// (F_GET_SEALS; a memfd made without MFD_ALLOW_SEALING reports F_SEAL_SEAL)
+// and its content.
+//
+// Dump: the content is read as extents (SEEK_DATA/SEEK_HOLE) from a new
+// read-only open of /proc/PID/fd/N, so holes cost nothing and the program's
+// offset is not moved; more than 64 MiB of data is refused. It is saved once
+// per memfd (keyed by inode) in FileTable.memfds; each open file only names
+// it. memfds of hugetlbfs are refused: they cannot be made again without
+// knowing the page size.
+//
+// Restore: cryo creates the memfd once with memfd_create(), always sealable
+// (a sealable memfd without seals must stay sealable; one that was not
+// sealable gets F_SEAL_SEAL back with the other seals), sets size and mode,
+// writes the extents and adds the seals last, since they forbid the writes
+// and the resize. Every open file of it is then a new open file description
+// made by reopening /proc/self/fd/HOLD with the dumped flags (as pipe.cpp
+// does), moved to its offset.
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "fds/file_kind.h"
+
+// Newer than Debian 12's headers (Linux 6.3).
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
 
 namespace cryo::fds {
 
@@ -15,7 +43,27 @@ namespace {
 
 constexpr std::string_view kPrefix = "/memfd:";
 constexpr std::string_view kDeletedSuffix = " (deleted)";
+// Most data kept for one memfd (--ghost-limit is for deleted files only).
+// memfds and deleted files travel inside files.img, which a reader refuses
+// past image::kMaxPayloadSize (256 MiB); kImageDataBudget keeps their sum
+// well below it.
 constexpr uint64_t kMemfdLimit = 64ull << 20;
+constexpr uint64_t kImageDataBudget = 192ull << 20;
+
+// Bytes of file content (memfds and deleted files) already in `table`.
+// FIXME: duplicated in ghost.cpp; belongs in file_data.cpp.
+uint64_t data_in_table(const image::FileTable& table)
+{
+    uint64_t total = 0;
+    for (const auto& memfd : table.memfds())
+        for (const auto& extent : memfd.extents())
+            total += extent.data().size();
+    for (const auto& file : table.files())
+        if (file.has_ghost())
+            for (const auto& extent : file.ghost().extents())
+                total += extent.data().size();
+    return total;
+}
 
 class MemfdKind final : public FileKind {
 public:
@@ -37,19 +85,34 @@ public:
         for (const auto& saved : table.memfds())
             if (saved.memfd_id() == id)
                 return {};
+
+        struct statfs filesystem {};
+        if (::fstatfs(facts.local_fd, &filesystem) == 0 && filesystem.f_type == HUGETLBFS_MAGIC)
+            return fail("not supported yet: memfd {} is backed by huge pages (MFD_HUGETLB)", name);
+        int seals = ::fcntl(facts.local_fd, F_GET_SEALS);
+        if (seals < 0 && errno != EINVAL)
+            return fail_errno(fmt::format("fcntl(F_GET_SEALS) of memfd {}", name));
+
         auto* saved = table.add_memfds();
         saved->set_memfd_id(id);
         saved->set_name(name);
         saved->set_size(static_cast<uint64_t>(facts.stat.st_size));
         saved->set_mode(facts.stat.st_mode & 07777);
-        int seals = ::fcntl(facts.local_fd, F_GET_SEALS);
-        saved->set_seals(seals > 0 ? static_cast<uint32_t>(seals) : 0);
+        // EINVAL: not sealable at all, which restores as F_SEAL_SEAL.
+        saved->set_seals(seals >= 0 ? static_cast<uint32_t>(seals) : F_SEAL_SEAL);
+        uint64_t before = data_in_table(table);
         auto readable = TRY(readable_copy(facts));
+        uint64_t bytes = 0;
         for (auto& [offset, data] : TRY(read_extents(readable.get(), saved->size(), kMemfdLimit, "memfd " + name))) {
+            bytes += data.size();
             auto* extent = saved->add_extents();
             extent->set_offset(offset);
             extent->set_data(std::move(data));
         }
+        if (before + bytes > kImageDataBudget)
+            return fail("memfd {} has {} MiB of data; with the {} MiB of memfds and deleted files before it, the image "
+                        "would pass its limit of {} MiB of file data",
+                        name, bytes >> 20, before >> 20, kImageDataBudget >> 20);
         return {};
     }
 
@@ -65,7 +128,7 @@ public:
     image::FileKind image_kind() const override { return image::FILE_KIND_MEMFD; }
 
 private:
-    static Result<UniqueFd> create_memfd(uint64_t id, OpenContext& context)
+    static Result<UniqueFd> create_memfd(uint64_t id, const OpenContext& context)
     {
         const image::MemfdData* saved = nullptr;
         for (const auto& memfd : context.table->memfds())
@@ -73,19 +136,39 @@ private:
                 saved = &memfd;
         if (!saved)
             return fail("memfd {} has no saved content in files.img", id);
-        // F_SEAL_SEAL absent from the seals means more may be added later.
-        unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
-        int fd = ::memfd_create(saved->name().c_str(), flags);
-        if (fd < 0)
-            return fail_errno(fmt::format("memfd_create {}", saved->name()));
-        UniqueFd hold(fd);
-        if (::ftruncate(fd, static_cast<off_t>(saved->size())) < 0)
-            return fail_errno(fmt::format("ftruncate memfd {}", saved->name()));
-        TRY(write_extents(fd, saved->extents(), "memfd " + saved->name()));
-        ::fchmod(fd, saved->mode());
-        if (saved->seals() && ::fcntl(fd, F_ADD_SEALS, saved->seals()) < 0)
-            return fail_errno(fmt::format("seal memfd {} with {:#x}", saved->name(), saved->seals()));
+        const std::string& name = saved->name();
+        auto hold = TRY(create_sealable(*saved));
+        if (::ftruncate(hold.get(), static_cast<off_t>(saved->size())) < 0)
+            return fail_errno(fmt::format("ftruncate memfd {} to {}", name, saved->size()));
+        TRY(write_extents(hold.get(), saved->extents(), "memfd " + name));
+        if (::fchmod(hold.get(), saved->mode()) < 0)
+            return fail_errno(fmt::format("fchmod memfd {} to {:o}", name, saved->mode()));
+        uint32_t seals = saved->seals() & ~static_cast<uint32_t>(current_seals(hold.get()));
+        if (seals && ::fcntl(hold.get(), F_ADD_SEALS, seals) < 0)
+            return fail_errno(fmt::format("seal memfd {} with {:#x}", name, seals));
         return hold;
+    }
+
+    // Linux 6.3 and later want to be told whether a memfd may be executed
+    // (and refuse MFD_EXEC under vm.memfd_noexec=2): a memfd dumped with
+    // F_SEAL_EXEC and no execute bits was made with MFD_NOEXEC_SEAL. Older
+    // kernels know neither flag (EINVAL), and get neither.
+    static Result<UniqueFd> create_sealable(const image::MemfdData& saved)
+    {
+        bool no_exec = (saved.seals() & F_SEAL_EXEC) && !(saved.mode() & 0111);
+        unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+        int fd = ::memfd_create(saved.name().c_str(), flags | (no_exec ? MFD_NOEXEC_SEAL : MFD_EXEC));
+        if (fd < 0 && errno == EINVAL)
+            fd = ::memfd_create(saved.name().c_str(), flags);
+        if (fd < 0)
+            return fail_errno(fmt::format("memfd_create {}", saved.name()));
+        return UniqueFd(fd);
+    }
+
+    static int current_seals(int fd)
+    {
+        int seals = ::fcntl(fd, F_GET_SEALS);
+        return seals < 0 ? 0 : seals;
     }
 };
 
