@@ -43,7 +43,8 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
-    { "fpu" }, { "syscalls" }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
+    { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
+    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
@@ -55,7 +56,8 @@ pid_t start_and_wait_ready(Session& session, const Scenario& scenario)
     return pid;
 }
 
-// Dumps the tree of `pid` into `images` and checks it is gone afterwards.
+// Dumps the tree of `pid` into `images` and checks it is gone afterwards:
+// `pid` (our child, or handed to us as the sub-reaper) killed by SIGKILL.
 void dump(Session& session, pid_t pid, const std::string& images, bool leave_running = false)
 {
     std::vector<std::string> args { "dump", "-t", std::to_string(pid), "-D", images, "-v", "-o", images + "-dump.log" };
@@ -70,7 +72,11 @@ void dump(Session& session, pid_t pid, const std::string& images, bool leave_run
         EXPECT_EQ(st.st_mode & 0777, 0600u) << entry.path();
     }
     if (!leave_running) {
-        ASSERT_TRUE(session.wait_until_gone(session.image_pids(images))) << "the checkpointed tree is still alive";
+        auto status = session.wait_for_exit(pid, std::chrono::seconds(20));
+        ASSERT_TRUE(status.has_value()) << "the checkpointed process " << pid << " is still alive\n" << session.diagnostics();
+        EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL)
+            << "the checkpointed process did not die by SIGKILL: status " << *status << "\n" << session.diagnostics();
+        ASSERT_TRUE(session.wait_until_gone(session.image_pids(images))) << "the checkpointed tree is still alive\n" << session.diagnostics();
     }
 }
 
@@ -520,6 +526,33 @@ TEST(Errors, GhostFileOverTheLimitIsRefused)
     EXPECT_NE(result.output.find(session.log_path() + ".sparse holds more than 4096 bytes"), std::string::npos)
         << result.output;
     EXPECT_FALSE(file_exists(images + "/manifest.img"));
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+// A dump into a directory that holds an older checkpoint (a stale manifest,
+// page file and core of the same pid, and a stray file) replaces it: the
+// restore sees only the new checkpoint.
+TEST(Checkpoint, DumpOverwritesAStaleImageDirectory)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, { "memory" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true));   // the stale checkpoint, of the same process
+    {
+        std::ofstream junk(images + "/pages-" + std::to_string(pid) + ".img", std::ios::app | std::ios::binary);
+        junk << std::string(1 << 20, 'J');
+    }
+    {
+        std::ofstream stray(images + "/stray.txt");
+        stray << "not part of any checkpoint\n";
+    }
+    ::chmod((images + "/stray.txt").c_str(), 0600);
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
     release_and_expect_pass(session, pid);
 }
 

@@ -89,6 +89,41 @@ std::string read_file(const std::string& path)
 
 bool process_exists(pid_t pid) { return pid > 0 && file_exists("/proc/" + std::to_string(pid)); }
 
+std::vector<pid_t> children_of_self() { return children_of(::getpid()); }
+
+std::vector<pid_t> children_of(pid_t pid)
+{
+    std::vector<pid_t> children;
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+        std::istringstream list(read_file(task.path().string() + "/children"));
+        pid_t child = 0;
+        while (list >> child)
+            if (child > 1)
+                children.push_back(child);
+    }
+    return children;
+}
+
+std::string process_report(pid_t pid)
+{
+    std::string proc = "/proc/" + std::to_string(pid);
+    if (pid <= 0 || !file_exists(proc))
+        return "pid " + std::to_string(pid) + ": gone\n";
+    std::string text = "pid " + std::to_string(pid) + ":";
+    std::istringstream status(read_file(proc + "/status"));
+    std::string line;
+    while (std::getline(status, line))
+        for (const char* key : { "Name:", "State:", "PPid:", "NSpid:", "Threads:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigCgt:" })
+            if (line.rfind(key, 0) == 0)
+                text += " " + line;
+    text += " wchan: " + read_file(proc + "/wchan") + "\n";
+    std::string stack = read_file(proc + "/stack");
+    if (!stack.empty())
+        text += stack;
+    return text;
+}
+
 pid_t unused_pid()
 {
     for (pid_t pid = 32000; pid > 1000; --pid)
@@ -122,7 +157,24 @@ Session::~Session()
         send_signal(pid, SIGKILL);
     std::vector<pid_t> pids(m_tracked.begin(), m_tracked.end());
     wait_until_gone(pids, std::chrono::seconds(10));
-    reap_available();
+    kill_remaining_children();
+}
+
+// Anything still our child now was started by this test or handed to us as
+// the sub-reaper (an orphan of a victim tree, a restored process nobody
+// tracked): kill it by its pid, reap it, and repeat, since killing a parent
+// hands its own children to us.
+void Session::kill_remaining_children()
+{
+    for (int round = 0; round < 100; ++round) {
+        reap_available();
+        auto children = children_of_self();
+        if (children.empty())
+            return;
+        for (pid_t child : children)
+            send_signal(child, SIGKILL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
 }
 
 pid_t Session::start_victim(const std::string& name, const std::vector<std::string>& args, bool new_pid_namespace)
@@ -190,19 +242,31 @@ pid_t Session::start_cryo(const std::vector<std::string>& args, const std::strin
 
 void Session::reap_available()
 {
-    while (::waitpid(-1, nullptr, WNOHANG | __WALL) > 0) { }
+    int status = 0;
+    pid_t done;
+    while ((done = ::waitpid(-1, &status, WNOHANG | __WALL)) > 0)
+        m_exit_status[done] = status;
 }
 
 std::optional<int> Session::wait_for_exit(pid_t pid, std::chrono::seconds timeout)
 {
+    if (auto earlier = m_exit_status.find(pid); earlier != m_exit_status.end()) {
+        int status = earlier->second;
+        m_exit_status.erase(earlier);
+        if (!process_exists(pid))
+            return status;
+        // Else that was an earlier process with this pid (restored since).
+    }
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         int status = 0;
         pid_t done = ::waitpid(-1, &status, WNOHANG | __WALL);
         if (done == pid)
             return status;
-        if (done > 0)
+        if (done > 0) {
+            m_exit_status[done] = status;
             continue;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return std::nullopt;
@@ -240,6 +304,20 @@ std::vector<pid_t> Session::image_pids(const std::string& images) const
 std::string Session::diagnostics() const
 {
     std::string text = "--- victim log ---\n" + log();
+    text += "--- processes ---\n";
+    // What we started or restored, what came back to us, and their
+    // descendants (the rest of a victim tree).
+    std::vector<pid_t> queue(m_tracked.begin(), m_tracked.end());
+    auto ours = children_of_self();
+    queue.insert(queue.end(), ours.begin(), ours.end());
+    std::set<pid_t> shown;
+    for (size_t i = 0; i < queue.size() && shown.size() < 64; ++i) {
+        if (!shown.insert(queue[i]).second)
+            continue;
+        text += process_report(queue[i]);
+        auto children = children_of(queue[i]);
+        queue.insert(queue.end(), children.begin(), children.end());
+    }
     std::error_code error;
     for (const auto& entry : std::filesystem::recursive_directory_iterator(m_dir.path(), error)) {
         auto name = entry.path().filename().string();

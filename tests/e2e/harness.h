@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -64,26 +65,41 @@ public:
     pid_t start_cryo(const std::vector<std::string>& args, const std::string& output_file);
 
     // Waits for one process (a child or re-parented to us) and returns its
-    // wait status, reaping anything else that exits meanwhile.
+    // wait status, reaping anything else that exits meanwhile. A process
+    // reaped earlier (while waiting for another one) and not seen alive again
+    // since gives the status it had then.
     std::optional<int> wait_for_exit(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(60));
     // Waits until every listed pid is gone from /proc (reaping as it goes).
     bool wait_until_gone(const std::vector<pid_t>& pids, std::chrono::seconds timeout = std::chrono::seconds(20));
     // The pids of the live processes of a checkpoint (from core-PID.img names).
     std::vector<pid_t> image_pids(const std::string& images) const;
     // Remembers pids to kill at the end.
-    void track(pid_t pid) { m_tracked.insert(pid); }
+    void track(pid_t pid)
+    {
+        m_tracked.insert(pid);
+        m_exit_status.erase(pid);   // a new process with that pid
+    }
     // Everything the harness knows about this test, for a failure message.
     std::string diagnostics() const;
 
 private:
     void reap_available();
+    void kill_remaining_children();
     TempDir m_dir;
     std::set<pid_t> m_tracked;
+    std::map<pid_t, int> m_exit_status;   // of processes reaped by the loops here
 };
 
 bool file_exists(const std::string& path);
 std::string read_file(const std::string& path);
 bool process_exists(pid_t pid);
+// The live children of the harness (its own and those handed to it as the
+// sub-reaper), from /proc/self/task/*/children.
+std::vector<pid_t> children_of_self();
+std::vector<pid_t> children_of(pid_t pid);
+// State, parent, signal masks, wait channel and kernel stack of a process,
+// for failure messages.
+std::string process_report(pid_t pid);
 pid_t unused_pid();
 
 } // namespace cryo::e2e

@@ -10,6 +10,22 @@
 
 #include "victim.h"
 
+#define MAX_FD 1024
+
+/* Which descriptors below MAX_FD are open. */
+static void open_fds(char open[MAX_FD])
+{
+    for (int fd = 0; fd < MAX_FD; ++fd)
+        open[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
+/* fstat(fd) is the file at `path`. */
+static int same_file(int fd, const char *path)
+{
+    struct stat by_fd, by_path;
+    return fstat(fd, &by_fd) == 0 && stat(path, &by_path) == 0 && by_fd.st_ino == by_path.st_ino && by_fd.st_dev == by_path.st_dev;
+}
+
 static void make_file(const char *path, size_t size)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -51,14 +67,30 @@ int main(int argc, char **argv)
     close(closed);
     struct stat rw_stat;
     fstat(rw, &rw_stat);
+    char open_before[MAX_FD];
+    open_fds(open_before);
 
     victim_ready();
     victim_wait();
 
+    /* Exactly the same descriptors are open: none lost, none added. */
+    char open_after[MAX_FD];
+    open_fds(open_after);
+    for (int fd = 0; fd < MAX_FD; ++fd)
+        victim_check(open_before[fd] == open_after[fd], "fd %d is %s", fd, open_after[fd] ? "open, was closed" : "closed, was open");
+
     victim_check(getpid() == pid, "pid %d, was %d", getpid(), pid);
     victim_check(lseek(rw, 0, SEEK_CUR) == 12345, "read-write offset %ld", (long)lseek(rw, 0, SEEK_CUR));
     victim_check((fcntl(rw, F_GETFL) & O_ACCMODE) == O_RDWR && !(fcntl(rw, F_GETFD) & FD_CLOEXEC), "read-write flags");
+    victim_check(same_file(rw, read_write) && same_file(100, read_write) && same_file(ap, append) && same_file(ro, read_only),
+                 "a descriptor points to another file");
+    char next[5] = "";
+    victim_check(read(rw, next, sizeof(next)) == sizeof(next) && next[0] == 'a' + 12345 % 26 && next[4] == 'a' + 12349 % 26,
+                 "read at offset 12345 gave '%.5s'", next);
+    victim_check(lseek(rw, 12345, SEEK_SET) == 12345, "seek back");
     victim_check((fcntl(ap, F_GETFL) & O_APPEND) && (fcntl(ap, F_GETFL) & O_ACCMODE) == O_WRONLY, "O_APPEND lost");
+    victim_check((fcntl(100, F_GETFL) & O_ACCMODE) == O_RDWR && !(fcntl(100, F_GETFD) & FD_CLOEXEC), "fd 100 flags");
+    victim_check((fcntl(50, F_GETFL) & O_ACCMODE) == O_RDWR, "fd 50 flags");
     victim_check(fcntl(ap, F_GETFD) & FD_CLOEXEC, "close-on-exec lost");
     victim_check((fcntl(ro, F_GETFL) & O_ACCMODE) == O_RDONLY && lseek(ro, 0, SEEK_CUR) == 7, "read-only offset");
     char byte = 0;

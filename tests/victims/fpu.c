@@ -1,14 +1,31 @@
 /* Frozen in the middle of a floating-point loop: every pass of the loop
  * must give bit-identical results, with SSE/AVX registers live and a
- * non-default rounding mode (MXCSR and x87 control word) that must survive. */
+ * non-default rounding mode (MXCSR and x87 control word) that must survive,
+ * as must the MXCSR flush-to-zero and denormals-are-zero bits. */
 #define _GNU_SOURCE
 #include <fenv.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
+#include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "victim.h"
+
+static uint16_t x87_control_word(void)
+{
+    uint16_t word = 0;
+    __asm__ volatile("fnstcw %0" : "=m"(word));
+    return word;
+}
+
+static double seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
 
 #define LANES 8
 
@@ -48,12 +65,23 @@ int main(int argc, char **argv)
     victim_init(argc, argv);
     pid_t pid = getpid();
     fesetround(FE_TOWARDZERO);
-    const long iterations = 20000000;
+    /* FTZ and DAZ: no denormals in the loop, so they do not change results. */
+    _mm_setcsr(_mm_getcsr() | _MM_FLUSH_ZERO_ON | _MM_DENORMALS_ZERO_ON);
+    const unsigned mxcsr_control = _mm_getcsr() & ~0x3fu;   /* without the exception flags */
+    const uint16_t x87_control = x87_control_word();
+    const long iterations = 60000000;   /* 50-100 ms a pass: the checkpoint lands inside one */
     double reference[LANES], result[LANES];
+    double start = seconds();
     pass(reference, iterations);
+    victim_say("one pass takes %.0f ms", (seconds() - start) * 1000);
     victim_ready();
     long passes = 0, mismatches = 0;
+    double ready = seconds();
     while (!victim_released()) {
+        if (seconds() - ready > 120) {
+            victim_check(0, "no SIGUSR1 within 120 s");
+            break;
+        }
         pass(result, iterations);
         passes++;
         if (memcmp(result, reference, sizeof(result)) != 0)
@@ -65,5 +93,8 @@ int main(int argc, char **argv)
     victim_check(getpid() == pid, "pid %d, was %d", getpid(), pid);
     victim_check(mismatches == 0, "%ld of %ld passes differ", mismatches, passes + 1);
     victim_check(fegetround() == FE_TOWARDZERO, "rounding mode changed to %d", fegetround());
+    victim_check((_mm_getcsr() & ~0x3fu) == mxcsr_control, "MXCSR control bits %#x, expected %#x", _mm_getcsr() & ~0x3fu,
+                 mxcsr_control);
+    victim_check(x87_control_word() == x87_control, "x87 control word %#x, expected %#x", x87_control_word(), x87_control);
     return victim_finish();
 }
