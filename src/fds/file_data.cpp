@@ -10,6 +10,52 @@
 
 namespace cryo::fds {
 
+namespace {
+
+// All the memfd and deleted-file data of one image: files.img is refused by
+// the reader past image::kMaxPayloadSize (256 MiB), and also holds pipe and
+// socket data.
+constexpr uint64_t kImageDataBudget = 192ull << 20;
+
+// Bytes of file content (memfds and deleted files) already in `table`.
+uint64_t data_in_table(const image::FileTable& table)
+{
+    uint64_t total = 0;
+    for (const auto& memfd : table.memfds())
+        for (const auto& extent : memfd.extents())
+            total += extent.data().size();
+    for (const auto& file : table.files())
+        if (file.has_ghost())
+            for (const auto& extent : file.ghost().extents())
+                total += extent.data().size();
+    return total;
+}
+
+std::string mebibytes(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+
+} // namespace
+
+Result<void> save_file_data(const FdFacts& facts, uint64_t size, uint64_t limit, const std::string& what,
+                            const image::FileTable& table, google::protobuf::RepeatedPtrField<image::DataExtent>& extents)
+{
+    uint64_t before = data_in_table(table);
+    auto readable = TRY(readable_copy(facts));
+    uint64_t bytes = 0;
+    google::protobuf::RepeatedPtrField<image::DataExtent> read;
+    for (auto& [offset, data] : TRY(read_extents(readable.get(), size, limit, what))) {
+        bytes += data.size();
+        auto* extent = read.Add();
+        extent->set_offset(offset);
+        extent->set_data(std::move(data));
+    }
+    if (before + bytes > kImageDataBudget)
+        return fail("{} has {} of data; with the {} of memfds and deleted files before it, the image would pass "
+                    "its limit of {} of file data",
+                    what, mebibytes(bytes), mebibytes(before), mebibytes(kImageDataBudget));
+    extents = std::move(read);
+    return {};
+}
+
 Result<UniqueFd> readable_copy(const FdFacts& facts)
 {
     // Always a new open file description: SEEK_DATA/SEEK_HOLE move the

@@ -85,6 +85,13 @@ Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, 
 // readable; `what` names the file in errors.
 Result<std::vector<std::pair<uint64_t, std::string>>> read_extents(int fd, uint64_t size, uint64_t limit,
                                                                    const std::string& what);
+// Reads the data of the target's file (through readable_copy()) into
+// `extents`, as read_extents() does with `limit`, and refuses it when the
+// memfd and deleted-file data already in `table` plus this one would make
+// files.img too big to read back. `what` names the file ("memfd x").
+Result<void> save_file_data(const FdFacts& facts, uint64_t size, uint64_t limit, const std::string& what,
+                            const image::FileTable& table, google::protobuf::RepeatedPtrField<image::DataExtent>& extents);
+
 // Writes extents back at their offsets.
 Result<void> write_extents(int fd, const google::protobuf::RepeatedPtrField<image::DataExtent>& extents,
                            const std::string& what);

@@ -7,7 +7,7 @@
 // read-only open of /proc/PID/fd/N (so a write-only fd works and the
 // program's offset stays where it is); a sparse file costs only its data.
 // More data than --ghost-limit (64 MiB by default) is refused with an error
-// naming the file, and so is more than kImageDataBudget for all memfds and
+// naming the file, and so is more than the image's budget for all memfds and
 // deleted files together, since files.img must stay under the reader's
 // 256 MiB. Several open files of one deleted file (the same inode and path)
 // keep the data once, in the first. A deleted file that still has another
@@ -36,26 +36,6 @@ namespace {
 
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 constexpr std::string_view kTemporarySuffix = ".cryo-ghost-XXXXXX";
-// All the memfd and deleted-file data of one image: files.img is refused by
-// the reader past image::kMaxPayloadSize (256 MiB), and also holds pipe and
-// socket data.
-constexpr uint64_t kImageDataBudget = 192ull << 20;
-
-// Bytes of file content (memfds and deleted files) already in `table`.
-// FIXME: duplicated in memfd.cpp; belongs in file_data.cpp.
-uint64_t data_in_table(const image::FileTable& table)
-{
-    uint64_t total = 0;
-    for (const auto& memfd : table.memfds())
-        for (const auto& extent : memfd.extents())
-            total += extent.data().size();
-    for (const auto& file : table.files())
-        if (file.has_ghost())
-            for (const auto& extent : file.ghost().extents())
-                total += extent.data().size();
-    return total;
-}
-
 // The first open file of the deleted file `inode` at `path` other than
 // `except`: the one that carries its data.
 const image::OpenFile* first_open_file(const image::FileTable& table, uint64_t inode, const std::string& path,
@@ -66,8 +46,6 @@ const image::OpenFile* first_open_file(const image::FileTable& table, uint64_t i
             return &file;
     return nullptr;
 }
-
-std::string mebibytes(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 class GhostFileKind final : public FileKind {
 public:
@@ -93,21 +71,8 @@ public:
         if (first_open_file(table, ghost->inode(), path, file.id()))
             return {};   // its data is in that open file already
 
-        uint64_t before = data_in_table(table);
-        auto readable = TRY(readable_copy(facts));
-        uint64_t bytes = 0;
-        for (auto& [offset, data] : TRY(read_extents(readable.get(), ghost->size(), facts.ghost_limit, path))) {
-            bytes += data.size();
-            auto* extent = ghost->add_extents();
-            extent->set_offset(offset);
-            extent->set_data(std::move(data));
-        }
-        if (before + bytes > kImageDataBudget) {
-            ghost->clear_extents();
-            return fail("deleted file {} has {} of data; with the {} of memfds and deleted files before it, the "
-                        "image would pass its limit of {} of file data",
-                        path, mebibytes(bytes), mebibytes(before), mebibytes(kImageDataBudget));
-        }
+        TRY(save_file_data(facts, ghost->size(), facts.ghost_limit, "deleted file " + path, table,
+                           *ghost->mutable_extents()));
         return {};
     }
 

@@ -45,25 +45,9 @@ constexpr std::string_view kPrefix = "/memfd:";
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 // Most data kept for one memfd (--ghost-limit is for deleted files only).
 // memfds and deleted files travel inside files.img, which a reader refuses
-// past image::kMaxPayloadSize (256 MiB); kImageDataBudget keeps their sum
+// past image::kMaxPayloadSize (256 MiB); save_file_data() keeps their sum
 // well below it.
 constexpr uint64_t kMemfdLimit = 64ull << 20;
-constexpr uint64_t kImageDataBudget = 192ull << 20;
-
-// Bytes of file content (memfds and deleted files) already in `table`.
-// FIXME: duplicated in ghost.cpp; belongs in file_data.cpp.
-uint64_t data_in_table(const image::FileTable& table)
-{
-    uint64_t total = 0;
-    for (const auto& memfd : table.memfds())
-        for (const auto& extent : memfd.extents())
-            total += extent.data().size();
-    for (const auto& file : table.files())
-        if (file.has_ghost())
-            for (const auto& extent : file.ghost().extents())
-                total += extent.data().size();
-    return total;
-}
 
 class MemfdKind final : public FileKind {
 public:
@@ -100,19 +84,7 @@ public:
         saved->set_mode(facts.stat.st_mode & 07777);
         // EINVAL: not sealable at all, which restores as F_SEAL_SEAL.
         saved->set_seals(seals >= 0 ? static_cast<uint32_t>(seals) : F_SEAL_SEAL);
-        uint64_t before = data_in_table(table);
-        auto readable = TRY(readable_copy(facts));
-        uint64_t bytes = 0;
-        for (auto& [offset, data] : TRY(read_extents(readable.get(), saved->size(), kMemfdLimit, "memfd " + name))) {
-            bytes += data.size();
-            auto* extent = saved->add_extents();
-            extent->set_offset(offset);
-            extent->set_data(std::move(data));
-        }
-        if (before + bytes > kImageDataBudget)
-            return fail("memfd {} has {} MiB of data; with the {} MiB of memfds and deleted files before it, the image "
-                        "would pass its limit of {} MiB of file data",
-                        name, bytes >> 20, before >> 20, kImageDataBudget >> 20);
+        TRY(save_file_data(facts, saved->size(), kMemfdLimit, "memfd " + name, table, *saved->mutable_extents()));
         return {};
     }
 

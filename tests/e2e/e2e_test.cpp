@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "harness.h"
+#include "steps.h"
 
 namespace cryo::e2e {
 
@@ -48,57 +49,9 @@ const std::vector<Scenario> kScenarios {
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
-pid_t start_and_wait_ready(Session& session, const Scenario& scenario)
+pid_t start_scenario(Session& session, const Scenario& scenario)
 {
-    pid_t pid = session.start_victim(scenario.victim, scenario.args, scenario.new_pid_namespace);
-    EXPECT_GT(pid, 1);
-    EXPECT_TRUE(session.wait_for_log("READY")) << session.diagnostics();
-    return pid;
-}
-
-// Dumps the tree of `pid` into `images` and checks it is gone afterwards:
-// `pid` (our child, or handed to us as the sub-reaper) killed by SIGKILL.
-void dump(Session& session, pid_t pid, const std::string& images, bool leave_running = false)
-{
-    std::vector<std::string> args { "dump", "-t", std::to_string(pid), "-D", images, "-v", "-o", images + "-dump.log" };
-    if (leave_running)
-        args.push_back("--leave-running");
-    auto result = session.cryo(args);
-    ASSERT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
-    ASSERT_TRUE(file_exists(images + "/manifest.img"));
-    for (const auto& entry : std::filesystem::directory_iterator(images)) {
-        struct stat st {};
-        ::stat(entry.path().c_str(), &st);
-        EXPECT_EQ(st.st_mode & 0777, 0600u) << entry.path();
-    }
-    if (!leave_running) {
-        auto status = session.wait_for_exit(pid, std::chrono::seconds(20));
-        ASSERT_TRUE(status.has_value()) << "the checkpointed process " << pid << " is still alive\n" << session.diagnostics();
-        EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL)
-            << "the checkpointed process did not die by SIGKILL: status " << *status << "\n" << session.diagnostics();
-        ASSERT_TRUE(session.wait_until_gone(session.image_pids(images))) << "the checkpointed tree is still alive\n" << session.diagnostics();
-    }
-}
-
-void restore_detached(Session& session, pid_t pid, const std::string& images)
-{
-    std::string pidfile = images + ".pid";
-    auto result = session.cryo({ "restore", "-D", images, "-d", "--pidfile", pidfile, "-v", "-o", images + "-restore.log" });
-    ASSERT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
-    EXPECT_EQ(std::stoi(read_file(pidfile)), pid);
-    for (pid_t restored : session.image_pids(images))
-        session.track(restored);
-}
-
-void release_and_expect_pass(Session& session, pid_t pid)
-{
-    ASSERT_TRUE(send_signal(pid, SIGUSR1));
-    auto status = session.wait_for_exit(pid);
-    ASSERT_TRUE(status.has_value()) << "victim did not exit\n" << session.diagnostics();
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status << "\n" << session.diagnostics();
-    std::string log = session.log();
-    EXPECT_NE(log.find("PASS"), std::string::npos) << session.diagnostics();
-    EXPECT_EQ(log.find("FAIL"), std::string::npos) << session.diagnostics();
+    return start_and_wait_ready(session, scenario.victim, scenario.args, scenario.new_pid_namespace);
 }
 
 class Control : public testing::TestWithParam<Scenario> { };
@@ -110,14 +63,14 @@ class CheckpointTwice : public testing::TestWithParam<Scenario> { };
 TEST_P(Control, PassesWithoutCheckpoint)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, GetParam());
+    pid_t pid = start_scenario(session, GetParam());
     release_and_expect_pass(session, pid);
 }
 
 TEST_P(CheckpointRestore, RestoredVictimVerifiesItself)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, GetParam());
+    pid_t pid = start_scenario(session, GetParam());
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
@@ -127,7 +80,7 @@ TEST_P(CheckpointRestore, RestoredVictimVerifiesItself)
 TEST_P(CheckpointTwice, DumpRestoreDumpRestore)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, GetParam());
+    pid_t pid = start_scenario(session, GetParam());
     for (int round = 1; round <= 2; ++round) {
         std::string images = session.dir().file("images" + std::to_string(round));
         ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
@@ -150,7 +103,7 @@ namespace {
 void expect_image_below(const std::string& victim, uintmax_t limit)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { victim });
+    pid_t pid = start_and_wait_ready(session, victim);
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
     uintmax_t total = 0;
@@ -169,7 +122,7 @@ TEST(Checkpoint, UntouchedReservationCostsNothing) { expect_image_below("memory"
 TEST(Checkpoint, LeaveRunningKeepsTheVictimAndTheImageRestores)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { "counter" });
+    pid_t pid = start_and_wait_ready(session, "counter");
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true));
     ASSERT_TRUE(process_exists(pid));
@@ -185,7 +138,7 @@ TEST(Checkpoint, ForegroundRestoreExitsWithTheVictimStatus)
 {
     for (int code : { 0, 3 }) {
         Session session;
-        pid_t pid = start_and_wait_ready(session, { "counter", { "--exit-code", std::to_string(code) } });
+        pid_t pid = start_and_wait_ready(session, "counter", { "--exit-code", std::to_string(code) });
         std::string images = session.dir().file("images");
         ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
         pid_t cryo = session.start_cryo({ "restore", "-D", images, "--pidfile", images + ".pid" }, session.dir().file("restore.out"));
@@ -216,7 +169,7 @@ namespace {
 // A checkpoint of the counter whose victim is gone, for damaging.
 std::string make_checkpoint(Session& session, pid_t& pid)
 {
-    pid = start_and_wait_ready(session, { "counter" });
+    pid = start_and_wait_ready(session, "counter");
     std::string images = session.dir().file("images");
     dump(session, pid, images);
     return images;
@@ -271,7 +224,7 @@ TEST(Errors, MissingManifestIsRefused)
 TEST(Errors, RestoreWhilePidIsTakenNamesItAndLeavesTheOriginal)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { "counter" });
+    pid_t pid = start_and_wait_ready(session, "counter");
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true));
     auto result = session.cryo({ "restore", "-D", images, "-d" });
@@ -282,19 +235,8 @@ TEST(Errors, RestoreWhilePidIsTakenNamesItAndLeavesTheOriginal)
 
 TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
 {
-    Session session;
-    pid_t pid = start_and_wait_ready(session, { "socket" });
-    std::string images = session.dir().file("images");
-    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", images });
-    EXPECT_EQ(result.exit_code, 1);
-    EXPECT_NE(result.output.find("fd 10 is a socket"), std::string::npos) << result.output;
-    EXPECT_FALSE(file_exists(images + "/manifest.img"));
-    release_and_expect_pass(session, pid);
+    expect_dump_refused("socket", {}, {}, { "fd 10 is a socket" });
 }
-
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
 
 TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)
 {
@@ -305,9 +247,6 @@ TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)
         EXPECT_NE(result.output.find(feature), std::string::npos) << feature << "\n" << result.output;
 }
 
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
 
 namespace {
 
@@ -372,16 +311,13 @@ TEST(Checkpoint, OutputPipeToTheHarnessKeepsWorking)
     ::close(ends[0]);
 }
 
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
 
 // A failure in the middle of the restore (a mapped file is gone) leaves no
 // process of the tree behind, and the error names the file.
 TEST(Errors, FailureDuringMorphLeavesNothingBehind)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { "tree" });
+    pid_t pid = start_and_wait_ready(session, "tree");
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
     auto pids = session.image_pids(images);
@@ -395,9 +331,6 @@ TEST(Errors, FailureDuringMorphLeavesNothingBehind)
         EXPECT_FALSE(process_exists(restored)) << restored;
 }
 
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
 
 // --inherit-fd fd[N]:pipe:[INODE]: the victim's output pipe is replaced on
 // restore by a new pipe that cryo got as its fd 3.
@@ -454,14 +387,10 @@ TEST(Errors, InheritFdNeedsAnOpenDescriptor)
     EXPECT_FALSE(process_exists(pid));
 }
 
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
-
 TEST(Show, PrintsTheTreeMemoryAndFilesOfACheckpoint)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { "tree" });
+    pid_t pid = start_and_wait_ready(session, "tree");
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
     auto result = session.cryo({ "show", images });
@@ -476,23 +405,17 @@ TEST(Show, PrintsTheTreeMemoryAndFilesOfACheckpoint)
     EXPECT_NE(result.output.find("tree.img"), std::string::npos) << result.output;
 }
 
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
 
 // A 2 GiB sparse deleted file with 8 KiB of data costs about 8 KiB.
 TEST(Checkpoint, SparseDeletedFileStaysSmall) { expect_image_below("memfd", 10ull << 20); }
 
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
 
 // A read-only open file that changed after the dump is refused, naming it;
 // --no-file-check restores anyway.
 TEST(Errors, ChangedFileIsRefusedUnlessTold)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { "files" });
+    pid_t pid = start_and_wait_ready(session, "files");
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
     std::string changed = session.log_path() + ".ro";
@@ -510,28 +433,14 @@ TEST(Errors, ChangedFileIsRefusedUnlessTold)
     release_and_expect_pass(session, pid);
 }
 
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
 
 // A deleted file with more data than --ghost-limit is refused, naming it,
 // and the victim runs on untouched.
 TEST(Errors, GhostFileOverTheLimitIsRefused)
 {
-    Session session;
-    pid_t pid = start_and_wait_ready(session, { "memfd" });
-    std::string images = session.dir().file("images");
-    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", images, "--ghost-limit", "4K" });
-    EXPECT_EQ(result.exit_code, 1);
-    EXPECT_NE(result.output.find(session.log_path() + ".sparse holds more than 4096 bytes"), std::string::npos)
-        << result.output;
-    EXPECT_FALSE(file_exists(images + "/manifest.img"));
-    release_and_expect_pass(session, pid);
+    expect_dump_refused("memfd", {}, { "--ghost-limit", "4K" }, { "{log}.sparse holds more than 4096 bytes" });
 }
 
-} // namespace cryo::e2e
-
-namespace cryo::e2e {
 
 // A dump into a directory that holds an older checkpoint (a stale manifest,
 // page file and core of the same pid, and a stray file) replaces it: the
@@ -539,7 +448,7 @@ namespace cryo::e2e {
 TEST(Checkpoint, DumpOverwritesAStaleImageDirectory)
 {
     Session session;
-    pid_t pid = start_and_wait_ready(session, { "memory" });
+    pid_t pid = start_and_wait_ready(session, "memory");
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true));   // the stale checkpoint, of the same process
     {

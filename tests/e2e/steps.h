@@ -1,0 +1,33 @@
+// The steps every end-to-end test is made of, with their checks: start a
+// victim and wait for READY, dump it (images 0600, the original gone by
+// SIGKILL), restore it detached (same pid in the pidfile), release it with
+// SIGUSR1 and expect PASS. Shared by every *_test.cpp here.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace cryo::e2e {
+
+pid_t start_and_wait_ready(Session& session, const std::string& victim, const std::vector<std::string>& args = {},
+                           bool new_pid_namespace = false);
+// Dumps the tree of `pid` into `images` and checks it is gone afterwards:
+// `pid` (our child, or handed to us as the sub-reaper) killed by SIGKILL.
+void dump(Session& session, pid_t pid, const std::string& images, bool leave_running = false);
+void restore_detached(Session& session, pid_t pid, const std::string& images);
+void release_and_expect_pass(Session& session, pid_t pid);
+// Starts `victim` with `args`, runs `cryo dump` with `dump_options` added
+// and expects it to fail with every one of `expected` in its output
+// ("{log}" stands for the victim's log path) and no checkpoint written;
+// then the victim, never restored, must pass.
+void expect_dump_refused(const std::string& victim, const std::vector<std::string>& args,
+                         const std::vector<std::string>& dump_options, const std::vector<std::string>& expected);
+// Bytes in the regular files under `path`.
+uintmax_t directory_size(const std::string& path);
+
+} // namespace cryo::e2e
