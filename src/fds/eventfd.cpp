@@ -6,25 +6,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <charconv>
-
 #include "fds/file_kind.h"
 
 namespace cryo::fds {
 
 namespace {
-
-Result<uint64_t> fdinfo_number(const FdFacts& facts, std::string_view key, int base)
-{
-    auto text = facts.info.find(key);
-    if (!text)
-        return fail("fdinfo has no '{}'", key);
-    uint64_t value = 0;
-    auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value, base);
-    if (error != std::errc())
-        return fail("fdinfo '{}' is not a number: '{}'", key, *text);
-    return value;
-}
 
 class EventFdKind final : public FileKind {
 public:
@@ -35,9 +21,9 @@ public:
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
         auto* eventfd = file.mutable_eventfd();
-        eventfd->set_count(TRY(fdinfo_number(facts, "eventfd-count", 16)));
+        eventfd->set_count(TRY(facts.info.unsigned_number("eventfd-count", 16)));
         if (facts.info.find("eventfd-semaphore"))
-            eventfd->set_semaphore(TRY(fdinfo_number(facts, "eventfd-semaphore", 10)) != 0);
+            eventfd->set_semaphore(TRY(facts.info.unsigned_number("eventfd-semaphore")) != 0);
         return {};
     }
 

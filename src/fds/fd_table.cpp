@@ -21,9 +21,9 @@ namespace cryo::fds {
 
 namespace {
 
-const std::array<const FileKind*, 11>& kinds()
+const std::array<const FileKind*, 15>& kinds()
 {
-    static const std::array<const FileKind*, 11> table {
+    static const std::array<const FileKind*, 15> table {
         &regular_file_kind(),
         &char_device_kind(),
         &directory_kind(),
@@ -35,6 +35,10 @@ const std::array<const FileKind*, 11>& kinds()
         &ghost_file_kind(),
         &epoll_kind(),
         &unix_socket_kind(),
+        &inotify_kind(),
+        &fanotify_kind(),
+        &pidfd_kind(),
+        &pty_kind(),
     };
     return table;
 }

@@ -73,6 +73,10 @@ const FileKind& memfd_kind();
 const FileKind& ghost_file_kind();
 const FileKind& epoll_kind();
 const FileKind& unix_socket_kind();
+const FileKind& inotify_kind();
+const FileKind& fanotify_kind();
+const FileKind& pidfd_kind();
+const FileKind& pty_kind();
 
 // epoll: target fd numbers resolved to open-file ids once the process's
 // whole table is known (dump), and the registrations made again inside the

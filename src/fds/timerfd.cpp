@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <cstdint>
 
 #include "fds/file_kind.h"
@@ -49,18 +48,6 @@ uint64_t nanoseconds(const timespec& time)
 timespec from_nanoseconds(uint64_t value)
 {
     return { static_cast<time_t>(value / 1'000'000'000ull), static_cast<long>(value % 1'000'000'000ull) };
-}
-
-Result<int64_t> fdinfo_number(const proc::FdInfo& info, std::string_view key, int base)
-{
-    auto text = info.find(key);
-    if (!text)
-        return fail("fdinfo has no '{}'", key);
-    int64_t value = 0;
-    auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value, base);
-    if (error != std::errc() || end != text->data() + text->size())
-        return fail("fdinfo '{}' is not a number: '{}'", key, *text);
-    return value;
 }
 
 Result<itimerspec> get_time(int fd)
@@ -89,9 +76,9 @@ Result<void> dump_timer(const FdFacts& facts, image::TimerFd& timer)
         bool expired_meanwhile = left_after > left_before || (left_before != 0 && left_after == 0);
         if (expired_meanwhile && attempt < kTries)
             continue;
-        timer.set_clock_id(static_cast<int32_t>(TRY(fdinfo_number(info, "clockid", 10))));
-        timer.set_ticks(static_cast<uint64_t>(TRY(fdinfo_number(info, "ticks", 10))));
-        timer.set_settime_flags(static_cast<int32_t>(TRY(fdinfo_number(info, "settime flags", 8))));
+        timer.set_clock_id(static_cast<int32_t>(TRY(info.signed_number("clockid", 10))));
+        timer.set_ticks(static_cast<uint64_t>(TRY(info.signed_number("ticks", 10))));
+        timer.set_settime_flags(static_cast<int32_t>(TRY(info.signed_number("settime flags", 8))));
         timer.set_value_ns(left_after);
         timer.set_interval_ns(nanoseconds(after.it_interval));
         return {};

@@ -6,6 +6,8 @@
 // per watch) and only the fd kind knows how to read them.
 #include "proc/fdinfo.h"
 
+#include <charconv>
+
 #include "base/fd.h"
 #include "proc/parse_util.h"
 
@@ -19,6 +21,33 @@ std::optional<std::string_view> FdInfo::find(std::string_view key) const
         if (name == key)
             return std::string_view(value);
     return std::nullopt;
+}
+
+namespace {
+
+template <typename Number>
+Result<Number> number_of(const FdInfo& info, std::string_view key, int base)
+{
+    auto text = info.find(key);
+    if (!text)
+        return fail("fdinfo has no '{}'", key);
+    Number value = 0;
+    auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value, base);
+    if (error != std::errc() || end != text->data() + text->size())
+        return fail("fdinfo '{}' is not a number: '{}'", key, *text);
+    return value;
+}
+
+} // namespace
+
+Result<uint64_t> FdInfo::unsigned_number(std::string_view key, int base) const
+{
+    return number_of<uint64_t>(*this, key, base);
+}
+
+Result<int64_t> FdInfo::signed_number(std::string_view key, int base) const
+{
+    return number_of<int64_t>(*this, key, base);
 }
 
 Result<FdInfo> parse_fdinfo(std::string_view text)

@@ -26,6 +26,10 @@ struct FdInfo {
     std::vector<std::pair<std::string, std::string>> lines;
 
     std::optional<std::string_view> find(std::string_view key) const;
+    // The value of `key` as a whole number in `base`; an error names the key
+    // when it is missing or not a number.
+    Result<uint64_t> unsigned_number(std::string_view key, int base = 10) const;
+    Result<int64_t> signed_number(std::string_view key, int base = 10) const;
 };
 
 Result<FdInfo> parse_fdinfo(std::string_view text);
