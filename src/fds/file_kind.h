@@ -35,6 +35,10 @@ struct FdFacts {
     std::string link;        // readlink of /proc/PID/fd/N
     proc::FdInfo info;
     uint64_t ghost_limit { 64ull << 20 };   // --ghost-limit
+    // `cryo dump --external ID` named this open file (its ID as
+    // external_id() gives it: "socket:[INODE]", "pipe:[INODE]", a path):
+    // what it connects to lies outside the tree on purpose.
+    bool declared_external { false };
 };
 
 // State shared by the kinds while the files of a checkpoint are opened
