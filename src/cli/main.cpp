@@ -105,6 +105,10 @@ int main(int argc, char** argv)
     std::string ghost_limit;
     dump->add_option("--ghost-limit", ghost_limit,
                      "Most data kept in the image for a file deleted while open (bytes, or with K/M/G; default 64M)");
+    dump->add_option("--external", dump_options.externals,
+                     "ID - an open file that is outside the tree on purpose, as /proc/PID/fd shows it: socket:[INODE] "
+                     "(a unix socket whose peer is outside: restore connects to the peer's name again), pipe:[INODE] "
+                     "or a path (not saved: restore needs --inherit-fd fd[N]:ID)");
     bool shell_job = false;
     dump->add_flag("-j,--shell-job", shell_job,
                    "Accepted for criu compatibility: terminals are always dumped by path");

@@ -69,7 +69,7 @@ Result<void> collect_files(DumpContext& context)
         pid_t pid = processes[i].pid();
         TRY_CTX(context.files.dump_process(pid, processes[i].pidfd(), context.processes[i].fd_table), "pid {}", pid);
     }
-    return {};
+    return context.files.check_externals_used();
 }
 
 Result<void> collect_cores(DumpContext& context)
@@ -154,7 +154,7 @@ Result<void> commit_images(DumpContext& context)
 Result<void> run_dump(const DumpOptions& options)
 {
     auto started = std::chrono::steady_clock::now();
-    DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit) };
+    DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit, options.externals) };
 
     // Refuse what can never be dumped before touching anything.
     TRY(check_target(context));

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -16,6 +17,7 @@ struct DumpOptions {
     bool leave_running { false };
     bool sync { true };  // fsync the image files before the tree is killed
     uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
+    std::vector<std::string> externals;    // --external: open files outside the tree on purpose
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,6 +53,35 @@ const FileKind* find_kind(image::FileKind kind)
     return nullptr;
 }
 
+// The kind of a socket no kind recognises, from its domain, type and
+// protocol ("TCP socket", "netlink socket", ...).
+std::string describe_socket(int fd)
+{
+    int domain = 0, type = 0, protocol = 0;
+    socklen_t length = sizeof(int);
+    ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length);
+    length = sizeof(int);
+    ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length);
+    length = sizeof(int);
+    ::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &length);
+    std::string family;
+    switch (domain) {
+    case AF_INET: family = "IPv4 "; break;
+    case AF_INET6: family = "IPv6 "; break;
+    case AF_UNIX: family = "unix "; break;
+    case AF_NETLINK: return "netlink socket";
+    case AF_PACKET: return "packet socket";
+    default: return fmt::format("socket of address family {}", domain);
+    }
+    if (domain != AF_UNIX && protocol == IPPROTO_TCP)
+        return family + "TCP socket";
+    if (domain != AF_UNIX && protocol == IPPROTO_UDP)
+        return family + "UDP socket";
+    if (type == SOCK_RAW)
+        return family + "raw socket";
+    return family + "socket";
+}
+
 // A readable name for a descriptor no kind recognises, for the error.
 std::string describe_unsupported(const FdFacts& facts)
 {
@@ -58,7 +89,7 @@ std::string describe_unsupported(const FdFacts& facts)
     if (link.starts_with("pipe:"))
         return "pipe";
     if (link.starts_with("socket:"))
-        return "socket";
+        return describe_socket(facts.local_fd) + " (" + link + ")";
     if (link.starts_with("anon_inode:")) {
         std::string name = link.substr(11);
         if (name.size() > 2 && name.front() == '[' && name.back() == ']')
@@ -112,6 +143,10 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
             return fail_errno(fmt::format("fd {}: fstat", fd));
         facts.link = TRY_CTX(read_link(fmt::format("/proc/{}/fd/{}", pid, fd)), "fd {}", fd);
         facts.info = TRY_CTX(proc::read_fdinfo(pid, fd), "fd {}", fd);
+        if (auto external = m_externals.find(facts.link); external != m_externals.end()) {
+            facts.declared_external = true;
+            external->second = true;
+        }
 
         auto* entry = table.add_fds();
         entry->set_fd(fd);
@@ -124,16 +159,25 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         }
 
         auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
-        if (found == kinds().end())
-            return fail("not supported yet: fd {} is a {}", fd, describe_unsupported(facts));
+        const FileKind* kind = found == kinds().end() ? nullptr : *found;
+        if (!kind && !facts.declared_external)
+            return fail("fd {}: {} is not supported (if it is outside the tree on purpose, dump with --external {} "
+                        "and restore with --inherit-fd fd[N]:{})",
+                        fd, describe_unsupported(facts), facts.link, facts.link);
 
         auto* file = m_files.add_files();
         id = static_cast<uint32_t>(m_files.files_size());
         file->set_id(id);
-        file->set_kind((*found)->image_kind());
+        file->set_kind(kind ? kind->image_kind() : image::FILE_KIND_UNSPECIFIED);
         file->set_flags(facts.info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
         file->set_position(facts.info.pos);
-        TRY_CTX((*found)->dump(facts, *file, m_files), "fd {} ({})", fd, (*found)->name());
+        // Declared outside the tree: nothing of it is saved, the restore is
+        // given it with --inherit-fd. Unix sockets handle this themselves
+        // (a named peer can be connected to again).
+        if (facts.declared_external && file->kind() != image::FILE_KIND_UNIX_SOCKET)
+            file->set_external(facts.link);
+        else
+            TRY_CTX(kind->dump(facts, *file, m_files), "fd {} ({})", fd, kind->name());
         entry->set_file_id(id);
         m_known.push_back({ pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });
         if (file->kind() == image::FILE_KIND_EPOLL)
@@ -158,8 +202,20 @@ bool is_terminal(const image::OpenFile& file)
 
 } // namespace
 
+Result<void> FileRegistry::check_externals_used() const
+{
+    for (const auto& [id, used] : m_externals)
+        if (!used)
+            return fail("--external {}: no descriptor of the tree refers to it (expected an id as /proc/PID/fd shows "
+                        "it: socket:[INODE], pipe:[INODE] or a path)",
+                        id);
+    return {};
+}
+
 std::string external_id(const image::OpenFile& file)
 {
+    if (!file.external().empty())
+        return file.external();
     switch (file.kind()) {
     case image::FILE_KIND_PIPE:
         if (!file.pipe().fifo_path().empty())
@@ -198,9 +254,6 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, c
     std::map<uint32_t, UniqueFd> opened;
     OpenContext context { .table = &files, .check_files = options.check_files };
     for (const auto& file : files.files()) {
-        const FileKind* kind = find_kind(file.kind());
-        if (!kind)
-            return fail("file {}: unknown kind {}", file.id(), static_cast<int>(file.kind()));
         if (auto inherited = options.inherited.find(external_id(file)); inherited != options.inherited.end()) {
             int copy = ::fcntl(inherited->second, F_DUPFD_CLOEXEC, 0);
             if (copy < 0)
@@ -208,6 +261,12 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, c
             opened.emplace(file.id(), UniqueFd(copy));
             continue;
         }
+        if (!file.external().empty())
+            return fail("file {} ({}) was declared external at dump (--external): give it with --inherit-fd fd[N]:{}",
+                        file.id(), file.external(), file.external());
+        const FileKind* kind = find_kind(file.kind());
+        if (!kind)
+            return fail("file {}: unknown kind {}", file.id(), static_cast<int>(file.kind()));
         if (options.use_own_terminal && is_terminal(file)) {
             auto terminal = TRY_CTX(open_file("/dev/tty", reopen_flags(file.flags()) | O_NOCTTY),
                                     "--shell-job: cryo's controlling terminal");

@@ -22,12 +22,22 @@ namespace cryo::fds {
 
 class FileRegistry {
 public:
-    explicit FileRegistry(uint64_t ghost_limit = 64ull << 20) : m_ghost_limit(ghost_limit) { }
+    // `externals`: ids of open files the user declared outside the tree
+    // (`cryo dump --external`), as /proc/PID/fd shows them.
+    explicit FileRegistry(uint64_t ghost_limit = 64ull << 20, const std::vector<std::string>& externals = {})
+        : m_ghost_limit(ghost_limit)
+    {
+        for (const auto& id : externals)
+            m_externals[id] = false;
+    }
     // Records every descriptor of `pid` into `table`, adding its open files
     // to the registry. An fd of a kind cryo cannot dump yet is an error
     // naming the fd and its kind.
     Result<void> dump_process(pid_t pid, int pidfd, image::FdTable& table);
     const image::FileTable& files() const { return m_files; }
+    // An --external id no descriptor of the tree referred to is an error
+    // (most likely a typing mistake).
+    Result<void> check_externals_used() const;
 
 private:
     struct Known {
@@ -40,6 +50,7 @@ private:
     Result<uint32_t> find_shared(pid_t pid, int fd, dev_t device, ino_t inode) const;
 
     uint64_t m_ghost_limit;
+    std::map<std::string, bool> m_externals;   // id -> seen
     std::vector<Known> m_known;
     image::FileTable m_files;
 };
@@ -57,7 +68,8 @@ struct OpenOptions {
 
 // The name by which --inherit-fd refers to an open file of the image:
 // "pipe:[INODE]" and "socket:[INODE]" as /proc/PID/fd shows them at dump
-// time, the path for files.
+// time, the path for files; for a file declared --external at dump, the id
+// it was declared with.
 std::string external_id(const image::OpenFile& file);
 
 // Parses "fd[N]:ID" (the form criu uses).

@@ -30,6 +30,8 @@ std::string protection(uint32_t prot)
 
 std::string describe_file(const image::OpenFile& file)
 {
+    if (!file.external().empty())
+        return fmt::format("external {} (restore needs --inherit-fd fd[N]:{})", file.external(), file.external());
     switch (file.kind()) {
     case image::FILE_KIND_REGULAR:
         return fmt::format("file {} (pos {}, flags {:o})", file.regular().path(), file.position(), file.flags());
@@ -49,7 +51,7 @@ std::string describe_file(const image::OpenFile& file)
     case image::FILE_KIND_EPOLL:
         return fmt::format("epoll ({} registrations)", file.epoll().targets_size());
     default:
-        return fmt::format("open file of kind {}", static_cast<int>(file.kind()));
+        return fmt::format("{} (flags {:o})", image::FileKind_Name(file.kind()), file.flags());
     }
 }
 

@@ -28,23 +28,30 @@ namespace cryo::e2e {
 
 namespace {
 
-// Closes every descriptor above stderr in a freshly forked child.
-void close_other_fds()
+// Closes every descriptor above `last_kept` (stderr by default) in a
+// freshly forked child.
+void close_other_fds(int last_kept = 2)
 {
-    for (int fd = 3; fd < 4096; ++fd)
+    for (int fd = last_kept + 1; fd < 4096; ++fd)
         ::close(fd);
 }
 
-[[noreturn]] void exec_with_output(const std::vector<std::string>& argv, const std::string& output, const char* stdin_path)
+// `fd3`: a descriptor to hand over as fd 3 (-1: none).
+[[noreturn]] void exec_with_output(const std::vector<std::string>& argv, const std::string& output, const char* stdin_path,
+                                   int fd3 = -1)
 {
     int in = ::open(stdin_path, O_RDONLY);
     int out = ::open(output.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
     if (in < 0 || out < 0)
         ::_exit(126);
+    if (fd3 >= 0 && (fd3 = ::fcntl(fd3, F_DUPFD, 100)) < 0)
+        ::_exit(126);
     ::dup2(in, 0);
     ::dup2(out, 1);
     ::dup2(out, 2);
-    close_other_fds();
+    if (fd3 >= 0 && ::dup2(fd3, 3) != 3)
+        ::_exit(126);
+    close_other_fds(fd3 >= 0 ? 3 : 2);
     std::vector<char*> args;
     for (const auto& arg : argv)
         args.push_back(const_cast<char*>(arg.c_str()));
@@ -217,11 +224,11 @@ bool Session::wait_for_log(const std::string& word, int count, std::chrono::seco
 
 std::string Session::log() const { return read_file(log_path()); }
 
-CommandResult Session::cryo(const std::vector<std::string>& args)
+CommandResult Session::cryo(const std::vector<std::string>& args, int fd3)
 {
     static int counter = 0;
     std::string output = m_dir.file("cryo-output-" + std::to_string(++counter));
-    pid_t pid = start_cryo(args, output);
+    pid_t pid = start_cryo(args, output, fd3);
     CommandResult result;
     auto status = wait_for_exit(pid, std::chrono::seconds(120));
     if (status)
@@ -230,13 +237,13 @@ CommandResult Session::cryo(const std::vector<std::string>& args)
     return result;
 }
 
-pid_t Session::start_cryo(const std::vector<std::string>& args, const std::string& output_file)
+pid_t Session::start_cryo(const std::vector<std::string>& args, const std::string& output_file, int fd3)
 {
     std::vector<std::string> argv { CRYO_BINARY };
     argv.insert(argv.end(), args.begin(), args.end());
     pid_t pid = ::fork();
     if (pid == 0)
-        exec_with_output(argv, output_file, "/dev/null");
+        exec_with_output(argv, output_file, "/dev/null", fd3);
     return pid;
 }
 

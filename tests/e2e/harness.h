@@ -58,11 +58,12 @@ public:
     bool wait_for_log(const std::string& word, int count = 1, std::chrono::seconds timeout = std::chrono::seconds(20));
     std::string log() const;
 
-    // Runs `cryo ARGS` to completion.
-    CommandResult cryo(const std::vector<std::string>& args);
+    // Runs `cryo ARGS` to completion; `fd3`, unless -1, is handed to cryo
+    // as its fd 3 (for --inherit-fd fd[3]:ID).
+    CommandResult cryo(const std::vector<std::string>& args, int fd3 = -1);
     // Starts `cryo ARGS` without waiting (a foreground restore); its output
     // goes to `output_file`.
-    pid_t start_cryo(const std::vector<std::string>& args, const std::string& output_file);
+    pid_t start_cryo(const std::vector<std::string>& args, const std::string& output_file, int fd3 = -1);
 
     // Waits for one process (a child or re-parented to us) and returns its
     // wait status, reaping anything else that exits meanwhile. A process

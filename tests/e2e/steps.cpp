@@ -22,11 +22,13 @@ pid_t start_and_wait_ready(Session& session, const std::string& victim, const st
 
 // Dumps the tree of `pid` into `images` and checks it is gone afterwards:
 // `pid` (our child, or handed to us as the sub-reaper) killed by SIGKILL.
-void dump(Session& session, pid_t pid, const std::string& images, bool leave_running)
+void dump(Session& session, pid_t pid, const std::string& images, bool leave_running,
+          const std::vector<std::string>& options)
 {
     std::vector<std::string> args { "dump", "-t", std::to_string(pid), "-D", images, "-v", "-o", images + "-dump.log" };
     if (leave_running)
         args.push_back("--leave-running");
+    args.insert(args.end(), options.begin(), options.end());
     auto result = session.cryo(args);
     ASSERT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
     ASSERT_TRUE(file_exists(images + "/manifest.img"));
@@ -44,10 +46,13 @@ void dump(Session& session, pid_t pid, const std::string& images, bool leave_run
     }
 }
 
-void restore_detached(Session& session, pid_t pid, const std::string& images)
+void restore_detached(Session& session, pid_t pid, const std::string& images, const std::vector<std::string>& options,
+                      int fd3)
 {
     std::string pidfile = images + ".pid";
-    auto result = session.cryo({ "restore", "-D", images, "-d", "--pidfile", pidfile, "-v", "-o", images + "-restore.log" });
+    std::vector<std::string> args { "restore", "-D", images, "-d", "--pidfile", pidfile, "-v", "-o", images + "-restore.log" };
+    args.insert(args.end(), options.begin(), options.end());
+    auto result = session.cryo(args, fd3);
     ASSERT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
     EXPECT_EQ(std::stoi(read_file(pidfile)), pid);
     for (pid_t restored : session.image_pids(images))

@@ -18,8 +18,12 @@ pid_t start_and_wait_ready(Session& session, const std::string& victim, const st
                            bool new_pid_namespace = false);
 // Dumps the tree of `pid` into `images` and checks it is gone afterwards:
 // `pid` (our child, or handed to us as the sub-reaper) killed by SIGKILL.
-void dump(Session& session, pid_t pid, const std::string& images, bool leave_running = false);
-void restore_detached(Session& session, pid_t pid, const std::string& images);
+// `options` are added to the command line.
+void dump(Session& session, pid_t pid, const std::string& images, bool leave_running = false,
+          const std::vector<std::string>& options = {});
+// `fd3`, unless -1, is handed to cryo as its fd 3 (--inherit-fd fd[3]:ID).
+void restore_detached(Session& session, pid_t pid, const std::string& images, const std::vector<std::string>& options = {},
+                      int fd3 = -1);
 void release_and_expect_pass(Session& session, pid_t pid);
 // Starts `victim` with `args`, runs `cryo dump` with `dump_options` added
 // and expects it to fail with every one of `expected` in its output
