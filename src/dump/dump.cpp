@@ -23,6 +23,7 @@
 #include "dump/tree.h"
 #include "fds.pb.h"
 #include "fds/fd_table.h"
+#include "fds/file_kind.h"
 #include "image/writer.h"
 #include "mem/cow.h"
 #include "mem/dump_pages.h"
@@ -69,7 +70,11 @@ Result<void> collect_files(DumpContext& context)
         pid_t pid = processes[i].pid();
         TRY_CTX(context.files.dump_process(pid, processes[i].pidfd(), context.processes[i].fd_table), "pid {}", pid);
     }
-    return context.files.check_externals_used();
+    TRY(context.files.check_externals_used());
+    std::vector<const image::FdTable*> tables;
+    for (const auto& images : context.processes)
+        tables.push_back(&images.fd_table);
+    return fds::check_pidfd_targets(context.files.files(), tables, context.tree->tree());
 }
 
 Result<void> collect_cores(DumpContext& context)

@@ -22,6 +22,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "fds.pb.h"
+#include "tree.pb.h"
 #include "proc/fdinfo.h"
 
 namespace cryo::fds {
@@ -87,6 +88,14 @@ const FileKind& pty_kind();
 // restored process once its fds are at their numbers (restore).
 Result<void> resolve_epoll_targets(image::OpenFile& epoll, const image::FdTable& table);
 Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, const image::FdTable& table);
+
+// pidfds to live processes: the target of `file` as the process `owner`
+// sees it (its pid in the owner's PID namespace); an error says why it
+// cannot be restored (outside the tree, ...). check_pidfd_targets() runs
+// that for every pidfd of the dumped tree, so the dump refuses early.
+Result<pid_t> live_pidfd_target(const image::OpenFile& file, const image::ProcessTree& tree, pid_t owner);
+Result<void> check_pidfd_targets(const image::FileTable& files, const std::vector<const image::FdTable*>& tables,
+                                 const image::ProcessTree& tree);
 
 // The data of a file as extents (SEEK_DATA/SEEK_HOLE), so holes cost
 // nothing; more than `limit` bytes of data is an error. `fd` must be

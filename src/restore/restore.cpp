@@ -32,6 +32,7 @@
 #include "core.pb.h"
 #include "fds.pb.h"
 #include "fds/fd_table.h"
+#include "fds/file_kind.h"
 #include "fds/file_identity.h"
 #include "image/reader.h"
 #include "mem/restore_memory.h"
@@ -137,6 +138,21 @@ Result<void> read_images(RestoreContext& context)
             TRY(read_process(reader, process));
     }
     context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
+    // Every fd refers to an open file of files.img (found by id - 1), and
+    // every pidfd to a process of the tree or to a dead one.
+    std::vector<const image::FdTable*> tables;
+    for (const auto& process : context.processes) {
+        if (!process.alive())
+            continue;
+        tables.push_back(&process.fd_table);
+        for (const auto& entry : process.fd_table.fds()) {
+            int index = static_cast<int>(entry.file_id()) - 1;
+            if (index < 0 || index >= context.files.files_size() || context.files.files(index).id() != entry.file_id())
+                return fail("{}: fd {} refers to file id {}, which {} does not have", image::fdtable_name(process.entry.pid()),
+                            entry.fd(), entry.file_id(), image::kFileTableName);
+        }
+    }
+    TRY(fds::check_pidfd_targets(context.files, tables, context.tree));
     return {};
 }
 
@@ -246,6 +262,34 @@ Result<void> plan_and_create(RestoreContext& context)
     return {};
 }
 
+// pidfds to processes of the tree: fds::open_files() left a placeholder at
+// their numbers, since their targets did not exist yet; now the whole tree
+// does, and the process opens them itself (one open file per pidfd of the
+// image, shared by its fds that shared it).
+Result<void> restore_pidfds(const RestoreContext& context, const ProcessImages& process, ptrace::Injector& injector)
+{
+    std::map<uint32_t, int> opened;   // file id -> the fd number that has it
+    for (const auto& entry : process.fd_table.fds()) {
+        const auto& file = context.files.files(static_cast<int>(entry.file_id()) - 1);
+        if (file.kind() != image::FILE_KIND_PIDFD || !file.external().empty() || file.pidfd().dead())
+            continue;
+        uint64_t fd_flags = entry.close_on_exec() ? O_CLOEXEC : 0;
+        if (auto found = opened.find(entry.file_id()); found != opened.end()) {
+            TRY(injector.call("dup3 pidfd", SYS_dup3, static_cast<uint64_t>(found->second),
+                              static_cast<uint64_t>(entry.fd()), fd_flags));
+            continue;
+        }
+        pid_t target = TRY_CTX(fds::live_pidfd_target(file, context.tree, process.entry.pid()), "fd {} (pidfd)", entry.fd());
+        uint64_t flags = (file.flags() & O_NONBLOCK) | (file.pidfd().thread() ? O_EXCL : 0);
+        auto pidfd = TRY_CTX(injector.call("pidfd_open", SYS_pidfd_open, static_cast<uint64_t>(target), flags),
+                             "fd {} (pidfd to pid {})", entry.fd(), target);
+        TRY(injector.call("dup3 pidfd", SYS_dup3, pidfd, static_cast<uint64_t>(entry.fd()), fd_flags));
+        TRY(injector.call("close", SYS_close, pidfd));
+        opened[entry.file_id()] = entry.fd();
+    }
+    return {};
+}
+
 Result<void> morph_process(RestoreContext& context, ProcessImages& process)
 {
     pid_t pid = process.entry.pid();
@@ -311,6 +355,18 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
         TRY_CTX(restore_thread_state(thread_state, thread_core), "thread {}", thread_core.tid());
     }
     TRY_CTX(restore_itimers(state), "interval timers");
+    return {};
+}
+
+// Last, once every process and thread of the tree exists: pidfds to them,
+// then what takes privileges away (credentials, seccomp filters).
+Result<void> finish_process(RestoreContext& context, ProcessImages& process, MorphedProcess& morphed)
+{
+    auto& threads = morphed.threads;
+    auto& injector = *threads.front().injector;
+    TRY_CTX(restore_pidfds(context, process, injector), "pidfds");
+    ptrace::ScratchArea scratch(*morphed.memory, context.trampoline + kTrampolineCodeSize, kScratchSize);
+    StateRestore state { .pid = morphed.pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
     for (auto& thread : threads) {
         StateRestore thread_state = state;
         thread_state.injector = &*thread.injector;
@@ -413,6 +469,11 @@ Result<int> run_restore(const RestoreOptions& options)
     for (auto& process : context.processes)
         if (process.alive())
             TRY_CTX(morph_process(context, process), "pid {}", process.entry.pid());
+    // context.morphed holds the live processes in the same order.
+    auto morphed = context.morphed.begin();
+    for (auto& process : context.processes)
+        if (process.alive())
+            TRY_CTX(finish_process(context, process, *morphed++), "pid {}", process.entry.pid());
     TRY(release_all(context));
     context.created->release();
     pid_t root = context.created->root();
