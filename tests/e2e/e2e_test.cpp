@@ -46,6 +46,7 @@ const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
     { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
+    { "fds_timers" }, { "fds_pidfd" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
@@ -93,7 +94,8 @@ INSTANTIATE_TEST_SUITE_P(Victims, Control, testing::ValuesIn(kScenarios), scenar
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenarios), scenario_name);
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
                          testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" }, Scenario { "timers" },
-                                         Scenario { "tree" }, Scenario { "pidns", { "nested" }, true }),
+                                         Scenario { "tree" }, Scenario { "pidns", { "nested" }, true },
+                                         Scenario { "fds_pidfd" }),
                          scenario_name);
 
 namespace {
