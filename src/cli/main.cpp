@@ -109,6 +109,7 @@ int main(int argc, char** argv)
                      "ID - an open file that is outside the tree on purpose, as /proc/PID/fd shows it: socket:[INODE] "
                      "(a unix socket whose peer is outside: restore connects to the peer's name again), pipe:[INODE] "
                      "or a path (not saved: restore needs --inherit-fd fd[N]:ID)");
+    dump->add_flag("--display-stats", dump_options.display_stats, "Print the time of each phase and the page counts");
     bool shell_job = false;
     dump->add_flag("-j,--shell-job", shell_job,
                    "Accepted for criu compatibility: terminals are always dumped by path");
@@ -125,6 +126,7 @@ int main(int argc, char** argv)
     bool no_file_check = false;
     restore->add_flag("--no-file-check", no_file_check,
                       "Restore even if a mapped or read-only open file changed since the dump");
+    restore->add_flag("--display-stats", restore_options.display_stats, "Print the time of each phase and the page counts");
     restore->add_flag("-j,--shell-job", restore_options.shell_job,
                       "Give the restored tree cryo's terminal in place of the terminal it had");
     add_common_options(*restore, common);

@@ -29,6 +29,7 @@
 #include "mem/dump_pages.h"
 #include "mem/vmas.h"
 #include "mm.pb.h"
+#include "stats.pb.h"
 #include "tree.pb.h"
 
 namespace cryo::dump {
@@ -51,7 +52,27 @@ struct DumpContext {
     std::optional<image::ImageWriter> writer;
     uint64_t page_bytes { 0 };
     size_t vma_count { 0 };
+    image::DumpStats stats;
 };
+
+using Clock = std::chrono::steady_clock;
+
+double milliseconds_since(Clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Runs one pass and records how long it took under `name`.
+template <typename Pass>
+Result<void> timed(DumpContext& context, const char* name, Pass&& pass)
+{
+    auto start = Clock::now();
+    auto result = pass();
+    auto* phase = context.stats.add_phases();
+    phase->set_name(name);
+    phase->set_ms(milliseconds_since(start));
+    return result;
+}
 
 Result<void> check_target(DumpContext& context)
 {
@@ -100,6 +121,8 @@ Result<void> write_memory(DumpContext& context)
         TRY(context.writer->finish_file(std::move(pages)));
         images.memory.set_pid(pid);
         context.vma_count += vmas.size();
+        for (const auto& vma : vmas)
+            context.stats.set_pages_scanned(context.stats.pages_scanned() + (vma.end() - vma.start()) / 4096);
         for (auto& vma : vmas)
             *images.memory.add_vmas() = std::move(vma);
     }
@@ -154,30 +177,78 @@ Result<void> commit_images(DumpContext& context)
     return context.writer->commit(std::move(manifest));
 }
 
+// The statistics of this dump, written as the last file before the
+// manifest.
+Result<void> write_stats(DumpContext& context, Clock::time_point started, Clock::time_point frozen)
+{
+    auto& stats = context.stats;
+    stats.set_total_ms(milliseconds_since(started));
+    stats.set_frozen_ms(milliseconds_since(frozen));
+    stats.set_processes(static_cast<uint32_t>(context.tree->tree().processes_size()));
+    uint32_t threads = 0;
+    for (const auto& entry : context.tree->tree().processes())
+        threads += static_cast<uint32_t>(entry.tids_size());
+    stats.set_threads(threads);
+    stats.set_vmas(static_cast<uint32_t>(context.vma_count));
+    stats.set_open_files(static_cast<uint32_t>(context.files.files().files_size()));
+    stats.set_page_bytes(context.page_bytes);
+    stats.set_pages_stored(context.page_bytes / 4096);
+    stats.set_pages_skipped(stats.pages_scanned() - std::min(stats.pages_scanned(), stats.pages_stored()));
+    stats.set_metadata_bytes(context.writer->total_bytes() - context.page_bytes);
+    return context.writer->write_message(std::string(image::kDumpStatsName), image::ImageKind::Stats, stats);
+}
+
 } // namespace
+
+std::string format_dump_stats(const image::DumpStats& stats)
+{
+    std::string text = fmt::format("{:<28}{:>12}\n", "phase", "ms");
+    for (const auto& phase : stats.phases())
+        text += fmt::format("{:<28}{:>12.1f}\n", phase.name(), phase.ms());
+    text += fmt::format("{:<28}{:>12.1f}\n", "frozen for", stats.frozen_ms());
+    text += fmt::format("{:<28}{:>12.1f}\n", "total", stats.total_ms());
+    text += fmt::format("{:<28}{:>12}\n", "processes", stats.processes());
+    text += fmt::format("{:<28}{:>12}\n", "threads", stats.threads());
+    text += fmt::format("{:<28}{:>12}\n", "mappings", stats.vmas());
+    text += fmt::format("{:<28}{:>12}\n", "open files", stats.open_files());
+    text += fmt::format("{:<28}{:>12}\n", "pages scanned", stats.pages_scanned());
+    text += fmt::format("{:<28}{:>12}\n", "pages stored", stats.pages_stored());
+    text += fmt::format("{:<28}{:>12}\n", "pages skipped", stats.pages_skipped());
+    text += fmt::format("{:<28}{:>12.1f}\n", "page data (MiB)", static_cast<double>(stats.page_bytes()) / (1 << 20));
+    text += fmt::format("{:<28}{:>12.1f}\n", "metadata (KiB)", static_cast<double>(stats.metadata_bytes()) / 1024);
+    if (stats.total_ms() > 0)
+        text += fmt::format("{:<28}{:>12.1f}\n", "page throughput (MiB/s)",
+                            static_cast<double>(stats.page_bytes()) / (1 << 20) / (stats.total_ms() / 1000));
+    return text;
+}
 
 Result<void> run_dump(const DumpOptions& options)
 {
-    auto started = std::chrono::steady_clock::now();
+    auto started = Clock::now();
     DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit, options.externals) };
 
     // Refuse what can never be dumped before touching anything.
     TRY(check_target(context));
     // Freeze the whole tree first: from here on nothing changes under us,
     // and dropping `context.tree` on any error lets every process run on.
-    context.tree.emplace(TRY(FrozenTree::freeze(options.pid)));
+    auto frozen = Clock::now();
+    TRY(timed(context, "freeze", [&]() -> Result<void> {
+        context.tree.emplace(TRY(FrozenTree::freeze(options.pid)));
+        return {};
+    }));
     context.processes.resize(context.tree->processes().size());
     // Descriptors next: an unsupported one is the likeliest refusal, and
     // finding it costs nothing yet.
-    TRY(collect_files(context));
+    TRY(timed(context, "open files", [&] { return collect_files(context); }));
     // Registers, signals, timers and the rest; the injected calls here map
     // and unmap a scratch page, so this comes before the memory scan.
-    TRY(collect_cores(context));
+    TRY(timed(context, "registers and state", [&] { return collect_cores(context); }));
     // Only now create the directory: a refusal above leaves nothing behind.
     context.writer.emplace(TRY(image::ImageWriter::create(
         options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
-    TRY(write_memory(context));
-    TRY(write_metadata(context));
+    TRY(timed(context, "memory", [&] { return write_memory(context); }));
+    TRY(timed(context, "metadata", [&] { return write_metadata(context); }));
+    TRY(write_stats(context, started, frozen));
     // The manifest makes the checkpoint complete; only after it is on disk
     // may the tree go away.
     TRY(commit_images(context));
@@ -187,9 +258,11 @@ Result<void> run_dump(const DumpOptions& options)
     else
         TRY(context.tree->kill());
 
-    auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
     spdlog::info("dumped the tree of pid {} ({} processes) into {}: {} VMAs, {} MiB of pages, {:.1f} ms", options.pid,
-                 context.processes.size(), options.directory, context.vma_count, context.page_bytes >> 20, elapsed.count());
+                 context.processes.size(), options.directory, context.vma_count, context.page_bytes >> 20,
+                 milliseconds_since(started));
+    if (options.display_stats)
+        fmt::print("{}", format_dump_stats(context.stats));
     return {};
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "stats.pb.h"
 
 namespace cryo::dump {
 
@@ -18,11 +19,15 @@ struct DumpOptions {
     bool sync { true };  // fsync the image files before the tree is killed
     uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
     std::vector<std::string> externals;    // --external: open files outside the tree on purpose
+    bool display_stats { false };          // print the statistics table when done
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills
 // the tree (or resumes it with leave_running). On any failure the tree is
 // resumed exactly as it was and no complete-looking image is left.
 Result<void> run_dump(const DumpOptions& options);
+
+// The statistics a dump wrote (stats-dump.img) as a table.
+std::string format_dump_stats(const image::DumpStats& stats);
 
 } // namespace cryo::dump

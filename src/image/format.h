@@ -47,6 +47,8 @@ static_assert(sizeof(FileHeader) == 32);
 // File names inside an image directory.
 inline constexpr std::string_view kManifestName = "manifest.img";
 inline constexpr std::string_view kTreeName = "tree.img";
+inline constexpr std::string_view kDumpStatsName = "stats-dump.img";
+inline constexpr std::string_view kRestoreStatsName = "stats-restore.img";
 inline constexpr std::string_view kFileTableName = "files.img";
 inline constexpr std::string_view kStatsName = "stats.img";
 std::string core_name(int pid);

@@ -35,6 +35,7 @@
 #include "fds/file_kind.h"
 #include "fds/file_identity.h"
 #include "image/reader.h"
+#include "image/writer.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
 #include "ptrace/injector.h"
@@ -42,6 +43,7 @@
 #include "restore/process_state.h"
 #include "restore/restorer.h"
 #include "restore/threads.h"
+#include "stats.pb.h"
 #include "tree.pb.h"
 
 namespace cryo::restore {
@@ -441,47 +443,110 @@ Result<int> wait_for(pid_t root)
     }
 }
 
+using Clock = std::chrono::steady_clock;
+
+double milliseconds_since(Clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Runs one pass and records how long it took under `name`.
+template <typename Pass>
+Result<void> timed(image::RestoreStats& stats, const char* name, Pass&& pass)
+{
+    auto start = Clock::now();
+    auto result = pass();
+    auto* phase = stats.add_phases();
+    phase->set_name(name);
+    phase->set_ms(milliseconds_since(start));
+    return result;
+}
+
+std::string format_restore_stats(const image::RestoreStats& stats)
+{
+    std::string text = fmt::format("{:<28}{:>12}\n", "phase", "ms");
+    for (const auto& phase : stats.phases())
+        text += fmt::format("{:<28}{:>12.1f}\n", phase.name(), phase.ms());
+    text += fmt::format("{:<28}{:>12.1f}\n", "total", stats.total_ms());
+    text += fmt::format("{:<28}{:>12}\n", "processes", stats.processes());
+    text += fmt::format("{:<28}{:>12.1f}\n", "page data (MiB)", static_cast<double>(stats.page_bytes()) / (1 << 20));
+    text += fmt::format("{:<28}{:>12}\n", "page reads", stats.page_reads());
+    if (stats.total_ms() > 0)
+        text += fmt::format("{:<28}{:>12.1f}\n", "page throughput (MiB/s)",
+                            static_cast<double>(stats.page_bytes()) / (1 << 20) / (stats.total_ms() / 1000));
+    return text;
+}
+
+// Best effort: the checkpoint may be on read-only storage.
+void save_restore_stats(const std::string& directory, const image::RestoreStats& stats)
+{
+    auto bytes = image::encode_image(image::ImageKind::Stats, stats);
+    std::string path = directory + "/" + std::string(image::kRestoreStatsName);
+    auto fd = bytes ? open_file(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : Result<UniqueFd>();
+    if (!bytes || !fd || !write_all(fd->get(), *bytes, path))
+        spdlog::debug("the restore statistics were not saved in {}", directory);
+}
+
 } // namespace
 
 Result<int> run_restore(const RestoreOptions& options)
 {
-    auto started = std::chrono::steady_clock::now();
+    auto started = Clock::now();
     RestoreContext context { .options = options };
+    image::RestoreStats stats;
     // Orphans of a failed restore come back to cryo, which reaps them.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
     // Refuse a damaged checkpoint before anything is created.
-    TRY(open_and_verify(context));
-    TRY(read_images(context));
+    TRY(timed(stats, "verify", [&] { return open_and_verify(context); }));
+    TRY(timed(stats, "read images", [&] { return read_images(context); }));
     // Files next: a missing file is a clear error while nothing exists yet.
     // Files the processes map must be the ones they mapped.
-    if (options.check_files)
-        TRY(check_mapped_files(context));
-    fds::OpenOptions open_options { .use_own_terminal = options.shell_job, .check_files = options.check_files };
-    for (const auto& text : options.inherit_fds) {
-        auto [fd, id] = TRY(fds::parse_inherit_fd(text));
-        open_options.inherited[id] = fd;
-    }
-    context.opened_files = TRY(fds::open_files(context.files, open_options));
+    TRY(timed(stats, "open files", [&]() -> Result<void> {
+        if (options.check_files)
+            TRY(check_mapped_files(context));
+        fds::OpenOptions open_options { .use_own_terminal = options.shell_job, .check_files = options.check_files };
+        for (const auto& text : options.inherit_fds) {
+            auto [fd, id] = TRY(fds::parse_inherit_fd(text));
+            open_options.inherited[id] = fd;
+        }
+        context.opened_files = TRY(fds::open_files(context.files, open_options));
+        return {};
+    }));
     // Create the tree; until released, any failure kills every process of it
     // (NewTree's destructor).
-    TRY(plan_and_create(context));
-    for (auto& process : context.processes)
-        if (process.alive())
-            TRY_CTX(morph_process(context, process), "pid {}", process.entry.pid());
-    // context.morphed holds the live processes in the same order.
-    auto morphed = context.morphed.begin();
-    for (auto& process : context.processes)
-        if (process.alive())
-            TRY_CTX(finish_process(context, process, *morphed++), "pid {}", process.entry.pid());
-    TRY(release_all(context));
+    TRY(timed(stats, "create the tree", [&] { return plan_and_create(context); }));
+    TRY(timed(stats, "memory and state", [&]() -> Result<void> {
+        for (auto& process : context.processes)
+            if (process.alive())
+                TRY_CTX(morph_process(context, process), "pid {}", process.entry.pid());
+        return {};
+    }));
+    TRY(timed(stats, "pidfds, credentials, seccomp", [&]() -> Result<void> {
+        // context.morphed holds the live processes in the same order.
+        auto morphed = context.morphed.begin();
+        for (auto& process : context.processes)
+            if (process.alive())
+                TRY_CTX(finish_process(context, process, *morphed++), "pid {}", process.entry.pid());
+        return {};
+    }));
+    TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
     pid_t root = context.created->root();
+    // cryo's copies of the tree's files go now: a foreground restore must
+    // not keep a pipe's write end or a pty master open while it waits.
+    context.opened_files.clear();
 
-    auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
+    stats.set_total_ms(milliseconds_since(started));
+    stats.set_processes(static_cast<uint32_t>(context.processes.size()));
+    stats.set_page_bytes(context.memory_stats.bytes);
+    stats.set_page_reads(context.memory_stats.preadv_calls);
     spdlog::info("restored the tree of pid {} ({} processes, {} MiB of pages in {} reads) from {} in {:.1f} ms", root,
                  context.processes.size(), context.memory_stats.bytes >> 20, context.memory_stats.preadv_calls,
-                 options.directory, elapsed.count());
+                 options.directory, stats.total_ms());
+    save_restore_stats(options.directory, stats);
+    if (options.display_stats)
+        fmt::print("{}", format_restore_stats(stats));
     // The pidfile is written once the tree runs: whoever waits for it may
     // signal the process right away.
     if (!options.pidfile.empty())

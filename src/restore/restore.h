@@ -17,6 +17,7 @@ struct RestoreOptions {
     // own fd N instead of being re-created.
     std::vector<std::string> inherit_fds;
     bool check_files { true };   // refuse open or mapped files changed since the dump
+    bool display_stats { false }; // print the time of each phase when done
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without

@@ -456,3 +456,29 @@ TEST(Checkpoint, DumpOverwritesAStaleImageDirectory)
 }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+// --display-stats prints the table of each phase; both commands leave their
+// statistics in the checkpoint directory (the dump's under the manifest).
+TEST(Checkpoint, StatisticsArePrintedAndKept)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "counter");
+    std::string images = session.dir().file("images");
+    auto dumped = session.cryo({ "dump", "-t", std::to_string(pid), "-D", images, "--display-stats" });
+    ASSERT_EQ(dumped.exit_code, 0) << dumped.output;
+    for (const char* expected : { "freeze", "memory", "frozen for", "pages stored", "pages skipped" })
+        EXPECT_NE(dumped.output.find(expected), std::string::npos) << expected << "\n" << dumped.output;
+    EXPECT_TRUE(file_exists(images + "/stats-dump.img"));
+    ASSERT_TRUE(session.wait_until_gone({ pid }));
+    auto restored = session.cryo({ "restore", "-D", images, "-d", "--display-stats" });
+    ASSERT_EQ(restored.exit_code, 0) << restored.output;
+    session.track(pid);
+    for (const char* expected : { "create the tree", "memory and state", "page reads", "total" })
+        EXPECT_NE(restored.output.find(expected), std::string::npos) << expected << "\n" << restored.output;
+    EXPECT_TRUE(file_exists(images + "/stats-restore.img"));
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e
