@@ -1,0 +1,112 @@
+// End-to-end tests of pseudo-terminal pairs inside the tree (victim
+// fds_pty): the same /dev/pts index, termios, window size, packet and
+// exclusive modes, two slave open files, data both ways after the restore,
+// and a session whose controlling terminal is the slave with its foreground
+// group. The refusals: the index is taken when restoring (nothing may be
+// left running), and a master whose slave is the controlling terminal of a
+// session outside the dumped tree.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+#include "steps.h"
+
+namespace cryo::e2e {
+
+namespace {
+
+constexpr const char* kVictim = "fds_pty";
+
+// The number after `word ` on the victim's log line starting with it.
+pid_t logged_pid(const Session& session, const std::string& word)
+{
+    std::string log = session.log();
+    auto at = log.find(word + " ");
+    if (at == std::string::npos)
+        return -1;
+    return static_cast<pid_t>(std::stol(log.substr(at + word.size() + 1)));
+}
+
+std::vector<pid_t> tree_of(pid_t root)
+{
+    std::vector<pid_t> tree { root };
+    for (size_t i = 0; i < tree.size(); ++i)
+        for (pid_t child : children_of(tree[i]))
+            tree.push_back(child);
+    std::ranges::sort(tree);
+    return tree;
+}
+
+} // namespace
+
+// The victim checks itself without a checkpoint, so a broken victim is told
+// apart from a broken cryo.
+TEST(FdsPty, Control)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim);
+    release_and_expect_pass(session, pid);
+}
+
+TEST(FdsPty, CheckpointRestore)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim);
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    // Nothing waited in the buffers, so nothing was reported lost.
+    EXPECT_EQ(read_file(images + "-dump.log").find("are not kept"), std::string::npos) << read_file(images + "-dump.log");
+
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+// The original still runs (dumped with --leave-running) and holds its
+// /dev/pts index: the restore is refused before any process is created,
+// and the original is untouched.
+TEST(FdsPty, IndexInUseIsRefusedAtRestore)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim);
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true));
+    auto before = children_of_self();
+    auto tree_before = tree_of(pid);
+    ASSERT_EQ(tree_before.size(), 3u) << session.diagnostics();
+
+    auto result = session.cryo({ "restore", "-D", images, "-d" });
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    EXPECT_NE(result.output.find("is in use: /dev/ptmx handed out /dev/pts/"), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find("pseudo-terminal /dev/pts/"), std::string::npos) << result.output;
+    // No restored process is left, and the original tree is as it was.
+    EXPECT_EQ(children_of_self(), before) << session.diagnostics();
+    EXPECT_EQ(tree_of(pid), tree_before) << session.diagnostics();
+    release_and_expect_pass(session, pid);
+}
+
+// A process holds the master of the controlling terminal of its parent's
+// session: restoring it alone could not give the session its terminal.
+TEST(FdsPty, SessionOutsideTheTreeIsRefused)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim, { "outside" });
+    pid_t holder = logged_pid(session, "HOLDER");
+    ASSERT_GT(holder, 1) << session.diagnostics();
+    std::string images = session.dir().file("images");
+    auto result = session.cryo({ "dump", "-t", std::to_string(holder), "-D", images });
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    for (const std::string& text : std::vector<std::string> { "pid " + std::to_string(holder) + ": fd ", "(pseudo-terminal): not supported yet: pseudo-terminal /dev/pts/",
+                              "is the controlling terminal of session ", "whose leader is not in the dumped tree" })
+        EXPECT_NE(result.output.find(text), std::string::npos) << "no '" << text << "' in:\n" << result.output;
+    EXPECT_FALSE(file_exists(images + "/manifest.img"));
+    // The holder runs on untouched and checks its master.
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e
