@@ -40,10 +40,12 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <set>
 #include <vector>
 
 #include "proc/fdinfo.h"
+#include "proc/stat.h"
 #include "proc/status.h"
 #include "proc/task.h"
 
@@ -59,6 +61,8 @@ constexpr unsigned kSlaveMajorFirst = 136;   // UNIX98_PTY_SLAVE_MAJOR
 constexpr unsigned kSlaveMajorCount = 8;     // UNIX98_PTY_MAJOR_COUNT
 constexpr unsigned kPtmxMajor = 5;
 constexpr unsigned kPtmxMinor = 2;
+constexpr unsigned kTtyMajor = 5;            // /dev/tty, the caller's controlling terminal
+constexpr unsigned kTtyMinor = 0;
 
 bool traced_by_cryo(pid_t pid)
 {
@@ -112,6 +116,15 @@ std::set<uint32_t> master_indexes(const std::vector<pid_t>& processes)
         }
     }
     return indexes;
+}
+
+// True when a process of the tree of `member` is in process group `group`.
+bool group_in_tree(pid_t group, pid_t member)
+{
+    for (pid_t pid : frozen_tree_of(member))
+        if (auto stat = proc::read_stat(pid); stat && stat->pgrp == group)
+            return true;
+    return false;
 }
 
 template <typename T>
@@ -192,19 +205,48 @@ Result<void> dump_master(const FdFacts& facts, image::Pty& pty)
             return fail("not supported yet: pseudo-terminal /dev/pts/{} is the controlling terminal of session {}, "
                         "whose leader is not in the dumped tree", index, session);
         pty.set_session(session);
-        pty.set_foreground_group(TRY(query<pid_t>(fd, TIOCGPGRP, "TIOCGPGRP")));
+        pid_t foreground = TRY(query<pid_t>(fd, TIOCGPGRP, "TIOCGPGRP"));
+        pty.set_foreground_group(foreground);
+        if (foreground > 0 && !group_in_tree(foreground, facts.pid))
+            spdlog::warn("pseudo-terminal /dev/pts/{}: no process of the tree is in its foreground group {}; "
+                         "the session leader's group will be in the foreground", index, foreground);
     }
     warn_about_lost_bytes(fd, index, "master");
     return {};
 }
 
+// The slave a file is: /dev/pts/N itself, or /dev/tty (5:0) opened while
+// the slave was the process's controlling terminal, which is an open file
+// of that slave (TIOCGDEV names it).
+std::optional<dev_t> slave_device(const FdFacts& facts)
+{
+    if (is_pty_slave(facts.stat))
+        return facts.stat.st_rdev;
+    if (!S_ISCHR(facts.stat.st_mode) || major(facts.stat.st_rdev) != kTtyMajor || minor(facts.stat.st_rdev) != kTtyMinor)
+        return std::nullopt;
+    unsigned device = 0;
+    if (::ioctl(facts.local_fd, TIOCGDEV, &device) < 0)
+        return std::nullopt;
+    // The kernel's new_encode_dev(), which major() and minor() decode.
+    auto real = static_cast<dev_t>(device);
+    struct stat real_stat {};
+    real_stat.st_mode = S_IFCHR;
+    real_stat.st_rdev = real;
+    if (!is_pty_slave(real_stat))
+        return std::nullopt;
+    return real;
+}
+
 Result<void> dump_slave(const FdFacts& facts, image::Pty& pty)
 {
-    uint32_t index = pty_slave_index(facts.stat.st_rdev);
+    auto device = slave_device(facts);
+    if (!device)
+        return fail("{} is not a pseudo-terminal slave", facts.link);
+    uint32_t index = pty_slave_index(*device);
     pty.set_index(index);
     pty.set_master(false);
-    pty.set_rdev_major(major(facts.stat.st_rdev));
-    pty.set_rdev_minor(minor(facts.stat.st_rdev));
+    pty.set_rdev_major(major(*device));
+    pty.set_rdev_minor(minor(*device));
     pty.set_exclusive(TRY(query<int>(facts.local_fd, TIOCGEXCL, "TIOCGEXCL")) != 0);
     warn_about_lost_bytes(facts.local_fd, index, "slave");
     return {};
@@ -329,9 +371,10 @@ uint32_t pty_slave_index(dev_t rdev)
 
 bool pty_slave_with_master_in_tree(const FdFacts& facts)
 {
-    if (!is_pty_slave(facts.stat))
+    auto device = slave_device(facts);
+    if (!device)
         return false;
-    return master_indexes(frozen_tree_of(facts.pid)).contains(pty_slave_index(facts.stat.st_rdev));
+    return master_indexes(frozen_tree_of(facts.pid)).contains(pty_slave_index(*device));
 }
 
 Result<UniqueFd> open_pty_slave(int master, int flags, const image::Pty& pair)

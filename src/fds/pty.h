@@ -22,7 +22,9 @@ bool is_pty_slave(const struct stat& st);
 uint32_t pty_slave_index(dev_t rdev);
 // True when `facts` is a pty slave whose master is open in a process of
 // the tree being dumped (the processes this cryo has frozen); such a pair
-// is dumped as a pair, any other slave is a terminal reopened by path.
+// is dumped as a pair, any other slave is a terminal reopened by path. A
+// /dev/tty opened while such a slave was the controlling terminal is that
+// slave too (it comes back as /dev/pts/N).
 bool pty_slave_with_master_in_tree(const FdFacts& facts);
 
 // A new open file of the slave of the restored pair whose master is

@@ -5,7 +5,8 @@
  * control characters and speed, has a window size, exclusive mode, and the
  * master is in packet mode. A child makes a new session whose controlling
  * terminal is the slave (setsid + TIOCSCTTY) and forks a grandchild in a
- * group of its own, which it makes the foreground group.
+ * group of its own, which it makes the foreground group; the child also
+ * keeps an open file of /dev/tty.
  *
  * After SIGUSR1 the parent checks the pts index and name, termios, window
  * size, modes, the two slave open files, and data through the pair in both
@@ -141,13 +142,21 @@ static int child_main(int slave, int ready)
     }
     if (grandchild < 0 || setpgid(grandchild, grandchild) < 0 || tcsetpgrp(slave, grandchild) < 0)
         _exit(2);
-    if (write(ready, "c", 1) != 1)
+    /* An open file of /dev/tty is one of the slave. */
+    int own_tty = open("/dev/tty", O_RDWR | O_NOCTTY);
+    if (own_tty < 0 || write(ready, "c", 1) != 1)
         _exit(2);
     close(ready);
     struct stat st;
     fstat(slave, &st);
     victim_wait();
     check_controlling_terminal("child", st.st_rdev, getpid(), grandchild);
+    unsigned int device = 0;
+    victim_check(ioctl(own_tty, TIOCGDEV, &device) == 0 && major(device) == major(st.st_rdev)
+                     && minor(device) == minor(st.st_rdev),
+                 "child: the /dev/tty opened before is %u:%u", major(device), minor(device));
+    victim_check(tcgetpgrp(own_tty) == grandchild, "child: foreground group through the old /dev/tty: %d",
+                 (int)tcgetpgrp(own_tty));
     kill(grandchild, SIGUSR1);
     int status = 0;
     victim_check(waitpid(grandchild, &status, 0) == grandchild && WIFEXITED(status) && WEXITSTATUS(status) == 0,
