@@ -20,7 +20,10 @@
  * With "outside": the child is a session leader with the slave as its
  * controlling terminal and the grandchild (logged as "HOLDER <pid>") holds
  * the master alone; dumping the grandchild is refused (the session is not
- * in its tree), after which it checks its master still works. */
+ * in its tree), after which it checks its master still works.
+ * With "outer PATH": holds the slave PATH of a pty whose master the test
+ * holds (a terminal outside the tree); after SIGUSR1 it reads "ping" from
+ * it and answers "pong". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -217,11 +220,28 @@ static int outside_case(void)
     return victim_finish();
 }
 
+static int outer_case(const char *path)
+{
+    int tty = open(path, O_RDWR | O_NOCTTY);
+    struct stat before, after;
+    if (tty < 0 || fstat(tty, &before) < 0)
+        return 2;
+    victim_ready();
+    victim_wait();
+    victim_check(fstat(tty, &after) == 0 && after.st_rdev == before.st_rdev, "%s: another device now", path);
+    char got[8] = "";
+    victim_check(read_exactly(tty, got, 4, 0) && memcmp(got, "ping", 4) == 0, "read '%s' from %s", got, path);
+    victim_check(write(tty, "pong", 4) == 4, "write to %s: %s", path, strerror(errno));
+    return victim_finish();
+}
+
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
     if (argc > 2 && strcmp(argv[2], "outside") == 0)
         return outside_case();
+    if (argc > 3 && strcmp(argv[2], "outer") == 0)
+        return outer_case(argv[3]);
     if (argc > 2)
         return 2;
 
