@@ -6,7 +6,8 @@
  * master is in packet mode. A child makes a new session whose controlling
  * terminal is the slave (setsid + TIOCSCTTY) and forks a grandchild in a
  * group of its own, which it makes the foreground group; the child also
- * keeps an open file of /dev/tty.
+ * keeps an open file of /dev/tty. Two more pairs, with higher indexes at
+ * lower fds: one locked, one whose slave was opened and closed again.
  *
  * After SIGUSR1 the parent checks the pts index and name, termios, window
  * size, modes, the two slave open files, and data through the pair in both
@@ -42,6 +43,8 @@
 #include "victim.h"
 
 #define MASTER_FD 50
+#define LOCKED_FD 45
+#define HUNG_UP_FD 40
 /* F_GETFL shows O_LARGEFILE, which is 0 in 64-bit user space. */
 #define KERNEL_O_LARGEFILE 0100000
 
@@ -220,6 +223,17 @@ static int outside_case(void)
     return victim_finish();
 }
 
+/* A new pty master moved to descriptor `at`, its index in `index`. */
+static int master_at(int at, int *index)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || ioctl(master, TIOCGPTN, index) < 0)
+        return -1;
+    int moved = fcntl(master, F_DUPFD, at);
+    close(master);
+    return moved == at ? moved : -1;
+}
+
 static int outer_case(const char *path)
 {
     int tty = open(path, O_RDWR | O_NOCTTY);
@@ -276,12 +290,27 @@ int main(int argc, char **argv)
     struct stat slave_stat;
     fstat(slave, &slave_stat);
 
+    /* Two more pairs, with higher indexes but lower fds, so restore wants
+     * the highest index first: one still locked (never unlocked), one whose
+     * slave was opened and closed again (the master sees a hang-up). */
+    int locked_index = -1, hung_up_index = -1;
+    int locked = master_at(LOCKED_FD, &locked_index);
+    int hung_up = master_at(HUNG_UP_FD, &hung_up_index);
+    if (locked < 0 || hung_up < 0 || unlockpt(hung_up) < 0)
+        return 2;
+    int closed_slave = open(ptsname(hung_up), O_RDWR | O_NOCTTY);
+    if (closed_slave < 0)
+        return 2;
+    close(closed_slave);
+
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) < 0)
         return 2;
     pid_t child = fork();
     if (child == 0) {
         close(master);
+        close(locked);
+        close(hung_up);
         close(reader);
         close(ready[0]);
         child_main(slave, ready[1]);
@@ -349,6 +378,23 @@ int main(int argc, char **argv)
     memset(got, 0, sizeof(got));
     victim_check(read_exactly(master, got, strlen(expected), 1) && memcmp(got, expected, strlen(expected)) == 0,
                  "slave to master: got '%s'", got);
+
+    /* The locked pair and the one whose slave was closed. */
+    value = -1;
+    victim_check(ioctl(locked, TIOCGPTN, &value) == 0 && value == locked_index, "locked pair: index %d, expected %d",
+                 value, locked_index);
+    value = -1;
+    victim_check(ioctl(locked, TIOCGPTLCK, &value) == 0 && value == 1, "locked pair: lock %d", value);
+    char locked_name[64] = "";
+    ptsname_r(locked, locked_name, sizeof(locked_name));
+    int opened = open(locked_name, O_RDWR | O_NOCTTY);
+    victim_check(opened < 0 && errno == EIO, "locked pair: %s opened (%s)", locked_name, strerror(errno));
+    value = -1;
+    victim_check(ioctl(hung_up, TIOCGPTN, &value) == 0 && value == hung_up_index, "hung-up pair: index %d, expected %d",
+                 value, hung_up_index);
+    struct pollfd hang_up = { .fd = hung_up, .events = POLLIN };
+    victim_check(poll(&hang_up, 1, 0) == 1 && (hang_up.revents & POLLHUP), "hung-up pair: poll %#x", hang_up.revents);
+    victim_check(read(hung_up, &nothing, 1) < 0 && errno == EIO, "hung-up pair: read gives %s", strerror(errno));
 
     /* The session. */
     kill(child, SIGUSR1);
