@@ -101,6 +101,21 @@ TEST(FdsPty, CheckpointRestore)
     release_and_expect_pass(session, pid);
 }
 
+// A restored pair is an ordinary pair: it can be checkpointed again.
+TEST(FdsPty, CheckpointRestoreTwice)
+{
+    PtyTurn turn;
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim);
+    std::string first = session.dir().file("first");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, first));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, first));
+    std::string second = session.dir().file("second");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, second));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, second));
+    release_and_expect_pass(session, pid);
+}
+
 // The victim holds the slave of a pty whose master the test holds (like the
 // terminal a program was started on): it stays a device reopened by path,
 // connected to the same outside master.
