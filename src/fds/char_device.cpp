@@ -3,11 +3,16 @@
 // by path; a terminal is opened with O_NOCTTY so that opening it never makes
 // it the restored session's controlling terminal by accident. The device
 // numbers are kept so restore can refuse a path that now names another
-// device.
+// device. Pseudo-terminals are not theirs when their master is open in the
+// tree (/dev/ptmx itself, and a /dev/pts/N whose master a process of the
+// tree holds): those are pairs, see pty.cpp. A /dev/pts/N whose master is
+// outside (the terminal the tree was started on) stays a terminal here, and
+// `restore --shell-job` replaces it with cryo's own.
 #include <fcntl.h>
 #include <sys/sysmacros.h>
 
 #include "fds/file_kind.h"
+#include "fds/pty.h"
 
 namespace cryo::fds {
 
@@ -19,7 +24,8 @@ public:
 
     bool recognises(const FdFacts& facts) const override
     {
-        return S_ISCHR(facts.stat.st_mode) && facts.link.starts_with("/dev/");
+        return S_ISCHR(facts.stat.st_mode) && facts.link.starts_with("/dev/") && !is_pty_master(facts.stat)
+            && !pty_slave_with_master_in_tree(facts);
     }
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override

@@ -1,26 +1,403 @@
-// pseudo-terminal pairs (placeholder until implemented).
-#include "fds/file_kind.h"
+// Pseudo-terminal pairs whose master is open inside the dumped tree (a
+// terminal emulator, script, sshd, tmux).
+//
+// Opening /dev/ptmx creates a pair: the master, and the slave /dev/pts/N,
+// where N is the lowest index free in the devpts instance. The kernel has
+// no way to ask for an index, and programs know theirs (ptsname, utmp,
+// $SSH_TTY), so restore opens /dev/ptmx until it is handed N, keeping the
+// lower indexes it is given meanwhile and closing them afterwards; an N
+// already in use is an error. The state of the pair is read from cryo's
+// copy of the master (ioctls on a master act on the pair): the index
+// (TIOCGPTN), the slave's termios (TCGETS2), the window size, the lock,
+// packet mode, whether the slave side was closed, and the session whose
+// controlling terminal the slave is with its foreground group (TIOCGSID,
+// TIOCGPGRP on the master need no controlling terminal). Exclusive mode
+// belongs to the slave tty and is read from a slave's open file.
+//
+// On restore the first open file of a pair (master or slave, whichever
+// comes first) creates it from the master's record and keeps the master in
+// OpenContext::shared; the master's own open file is that master, and each
+// slave open file is a new TIOCGPTPEER open with the dumped flags. The
+// session leader takes the terminal back in its restorer (TIOCSCTTY right
+// after setsid, before it creates its children, which inherit it), and a
+// process of the foreground group gives the group back (TIOCSPGRP) once it
+// joined it (src/restore/restorer.cpp).
+//
+// What cannot be kept: bytes in the pair's buffers (they cannot be read
+// without consuming them, and writing them back would run them through the
+// line discipline again). The dump says how many are lost.
+#include "fds/pty.h"
+
+#include <asm/termbits.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "proc/fdinfo.h"
+#include "proc/stat.h"
+#include "proc/status.h"
+#include "proc/task.h"
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
 
 namespace cryo::fds {
 
 namespace {
 
+constexpr unsigned kSlaveMajorFirst = 136;   // UNIX98_PTY_SLAVE_MAJOR
+constexpr unsigned kSlaveMajorCount = 8;     // UNIX98_PTY_MAJOR_COUNT
+constexpr unsigned kPtmxMajor = 5;
+constexpr unsigned kPtmxMinor = 2;
+constexpr unsigned kTtyMajor = 5;            // /dev/tty, the caller's controlling terminal
+constexpr unsigned kTtyMinor = 0;
+
+bool traced_by_cryo(pid_t pid)
+{
+    auto status = proc::read_status(pid);
+    return status && status->tracer_pid == ::getpid();
+}
+
+// The processes of the tree being dumped that `member` belongs to: cryo
+// froze every one of them (they are traced by it) and nothing else.
+std::vector<pid_t> frozen_tree_of(pid_t member)
+{
+    pid_t top = member;
+    for (int depth = 0; depth < 4096; ++depth) {
+        auto status = proc::read_status(top);
+        if (!status || status->ppid <= 1 || !traced_by_cryo(status->ppid))
+            break;
+        top = status->ppid;
+    }
+    std::vector<pid_t> tree;
+    std::deque<pid_t> pending { top };
+    while (!pending.empty()) {
+        pid_t pid = pending.front();
+        pending.pop_front();
+        if (!traced_by_cryo(pid))
+            continue;   // a zombie: it holds no files
+        tree.push_back(pid);
+        if (auto children = proc::list_process_children(pid))
+            pending.insert(pending.end(), children->begin(), children->end());
+    }
+    return tree;
+}
+
+// Indexes of the pty masters open in the processes (fdinfo shows
+// "tty-index" for a master only).
+std::set<uint32_t> master_indexes(const std::vector<pid_t>& processes)
+{
+    std::set<uint32_t> indexes;
+    for (pid_t pid : processes) {
+        auto fds = proc::list_fds(pid);
+        if (!fds)
+            continue;
+        for (int fd : *fds) {
+            auto link = read_link(fmt::format("/proc/{}/fd/{}", pid, fd));
+            if (!link || !link->ends_with("ptmx"))
+                continue;
+            auto info = proc::read_fdinfo(pid, fd);
+            if (!info)
+                continue;
+            if (auto index = info->unsigned_number("tty-index"))
+                indexes.insert(static_cast<uint32_t>(*index));
+        }
+    }
+    return indexes;
+}
+
+// True when a process of the tree of `member` is in process group `group`.
+bool group_in_tree(pid_t group, pid_t member)
+{
+    for (pid_t pid : frozen_tree_of(member))
+        if (auto stat = proc::read_stat(pid); stat && stat->pgrp == group)
+            return true;
+    return false;
+}
+
+template <typename T>
+Result<T> query(int fd, unsigned long request, const char* name)
+{
+    T value {};
+    if (::ioctl(fd, request, &value) < 0)
+        return fail_errno(fmt::format("ioctl({})", name));
+    return value;
+}
+
+void save_termios(const struct termios2& termios, image::Termios& saved)
+{
+    saved.set_iflag(termios.c_iflag);
+    saved.set_oflag(termios.c_oflag);
+    saved.set_cflag(termios.c_cflag);
+    saved.set_lflag(termios.c_lflag);
+    saved.set_line(termios.c_line);
+    saved.set_cc(std::string(reinterpret_cast<const char*>(termios.c_cc), sizeof(termios.c_cc)));
+    saved.set_ispeed(termios.c_ispeed);
+    saved.set_ospeed(termios.c_ospeed);
+}
+
+Result<struct termios2> load_termios(const image::Termios& saved)
+{
+    struct termios2 termios {};
+    if (saved.cc().size() != sizeof(termios.c_cc))
+        return fail("termios: {} control characters, expected {}", saved.cc().size(), sizeof(termios.c_cc));
+    termios.c_iflag = saved.iflag();
+    termios.c_oflag = saved.oflag();
+    termios.c_cflag = saved.cflag();
+    termios.c_lflag = saved.lflag();
+    termios.c_line = static_cast<cc_t>(saved.line());
+    std::memcpy(termios.c_cc, saved.cc().data(), sizeof(termios.c_cc));
+    termios.c_ispeed = saved.ispeed();
+    termios.c_ospeed = saved.ospeed();
+    return termios;
+}
+
+// Bytes waiting to be read on this end; they are not kept.
+void warn_about_lost_bytes(int fd, uint32_t index, const char* end)
+{
+    int waiting = 0;
+    if (::ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0)
+        spdlog::warn("pseudo-terminal {}: {} bytes waiting to be read on the {} are not kept", index, waiting, end);
+}
+
+Result<void> dump_master(const FdFacts& facts, image::Pty& pty)
+{
+    int fd = facts.local_fd;
+    uint32_t index = TRY(query<unsigned>(fd, TIOCGPTN, "TIOCGPTN"));
+    pty.set_index(index);
+    pty.set_master(true);
+    pty.set_ptmx_path(facts.link);
+    save_termios(TRY(query<struct termios2>(fd, TCGETS2, "TCGETS2")), *pty.mutable_termios());
+    auto size = TRY(query<struct winsize>(fd, TIOCGWINSZ, "TIOCGWINSZ"));
+    auto* window = pty.mutable_window_size();
+    window->set_rows(size.ws_row);
+    window->set_cols(size.ws_col);
+    window->set_xpixel(size.ws_xpixel);
+    window->set_ypixel(size.ws_ypixel);
+    pty.set_locked(TRY(query<int>(fd, TIOCGPTLCK, "TIOCGPTLCK")) != 0);
+    pty.set_packet_mode(TRY(query<int>(fd, TIOCGPKT, "TIOCGPKT")) != 0);
+    pollfd poll_fd { .fd = fd, .events = 0, .revents = 0 };
+    if (::poll(&poll_fd, 1, 0) < 0)
+        return fail_errno("poll");
+    pty.set_slave_closed((poll_fd.revents & POLLHUP) != 0);
+
+    pid_t session = 0;
+    if (::ioctl(fd, TIOCGSID, &session) < 0) {
+        if (errno != ENOTTY)
+            return fail_errno("ioctl(TIOCGSID)");
+        session = 0;   // nobody's controlling terminal
+    }
+    if (session > 0) {
+        // Only a session of the tree can take its terminal back.
+        if (!traced_by_cryo(session))
+            return fail("not supported yet: pseudo-terminal /dev/pts/{} is the controlling terminal of session {}, "
+                        "whose leader is not in the dumped tree", index, session);
+        pty.set_session(session);
+        pid_t foreground = TRY(query<pid_t>(fd, TIOCGPGRP, "TIOCGPGRP"));
+        pty.set_foreground_group(foreground);
+        if (foreground > 0 && !group_in_tree(foreground, facts.pid))
+            spdlog::warn("pseudo-terminal /dev/pts/{}: no process of the tree is in its foreground group {}; "
+                         "the session leader's group will be in the foreground", index, foreground);
+    }
+    warn_about_lost_bytes(fd, index, "master");
+    return {};
+}
+
+// The slave a file is: /dev/pts/N itself, or /dev/tty (5:0) opened while
+// the slave was the process's controlling terminal, which is an open file
+// of that slave (TIOCGDEV names it).
+std::optional<dev_t> slave_device(const FdFacts& facts)
+{
+    if (is_pty_slave(facts.stat))
+        return facts.stat.st_rdev;
+    if (!S_ISCHR(facts.stat.st_mode) || major(facts.stat.st_rdev) != kTtyMajor || minor(facts.stat.st_rdev) != kTtyMinor)
+        return std::nullopt;
+    unsigned device = 0;
+    if (::ioctl(facts.local_fd, TIOCGDEV, &device) < 0)
+        return std::nullopt;
+    // The kernel's new_encode_dev(), which major() and minor() decode.
+    auto real = static_cast<dev_t>(device);
+    struct stat real_stat {};
+    real_stat.st_mode = S_IFCHR;
+    real_stat.st_rdev = real;
+    if (!is_pty_slave(real_stat))
+        return std::nullopt;
+    return real;
+}
+
+Result<void> dump_slave(const FdFacts& facts, image::Pty& pty)
+{
+    auto device = slave_device(facts);
+    if (!device)
+        return fail("{} is not a pseudo-terminal slave", facts.link);
+    uint32_t index = pty_slave_index(*device);
+    pty.set_index(index);
+    pty.set_master(false);
+    pty.set_rdev_major(major(*device));
+    pty.set_rdev_minor(minor(*device));
+    pty.set_exclusive(TRY(query<int>(facts.local_fd, TIOCGEXCL, "TIOCGEXCL")) != 0);
+    warn_about_lost_bytes(facts.local_fd, index, "slave");
+    return {};
+}
+
+// Opens /dev/ptmx until the kernel hands out `index` (it gives the lowest
+// free one); the lower ones it gives meanwhile are held and closed at the end.
+Result<UniqueFd> open_master_with_index(const std::string& path, int flags, uint32_t index)
+{
+    std::vector<UniqueFd> lower;
+    for (;;) {
+        auto master = TRY_CTX(open_file(path, flags), "looking for /dev/pts/{}", index);
+        unsigned got = TRY(query<unsigned>(master.get(), TIOCGPTN, "TIOCGPTN"));
+        if (got == index)
+            return master;
+        if (got > index)
+            return fail("pseudo-terminal /dev/pts/{} is in use: {} handed out /dev/pts/{} instead "
+                        "(is the original still running, or did another terminal take it?)", index, path, got);
+        lower.push_back(std::move(master));
+    }
+}
+
+// Creates the pair of a master's record, in the state it was dumped in.
+Result<UniqueFd> create_pair(const image::OpenFile& file)
+{
+    const auto& pty = file.pty();
+    auto master = TRY(open_master_with_index(pty.ptmx_path(), reopen_flags(file.flags()) | O_NOCTTY, pty.index()));
+    int fd = master.get();
+    // Line settings before packet mode: changing them with packet mode on
+    // would queue a status change for the master's reader.
+    auto termios = TRY(load_termios(pty.termios()));
+    if (::ioctl(fd, TCSETS2, &termios) < 0)
+        return fail_errno("ioctl(TCSETS2)");
+    struct winsize size {};
+    size.ws_row = static_cast<unsigned short>(pty.window_size().rows());
+    size.ws_col = static_cast<unsigned short>(pty.window_size().cols());
+    size.ws_xpixel = static_cast<unsigned short>(pty.window_size().xpixel());
+    size.ws_ypixel = static_cast<unsigned short>(pty.window_size().ypixel());
+    if (::ioctl(fd, TIOCSWINSZ, &size) < 0)
+        return fail_errno("ioctl(TIOCSWINSZ)");
+    int packet = pty.packet_mode() ? 1 : 0;
+    if (::ioctl(fd, TIOCPKT, &packet) < 0)
+        return fail_errno("ioctl(TIOCPKT)");
+    int lock = pty.locked() ? 1 : 0;
+    if (::ioctl(fd, TIOCSPTLCK, &lock) < 0)
+        return fail_errno("ioctl(TIOCSPTLCK)");
+    // A slave opened and closed again leaves the master seeing a hang-up.
+    if (pty.slave_closed())
+        TRY(open_pty_slave(fd, O_RDWR | O_NOCTTY | O_CLOEXEC, pty));
+    return master;
+}
+
+const image::OpenFile* find_master(const image::FileTable& table, uint32_t index)
+{
+    for (const auto& file : table.files())
+        if (file.kind() == image::FILE_KIND_PTY && file.pty().master() && file.pty().index() == index)
+            return &file;
+    return nullptr;
+}
+
 class PtyKind final : public FileKind {
 public:
     std::string_view name() const override { return "pseudo-terminal"; }
-    bool recognises(const FdFacts&) const override { return false; }
-    Result<void> dump(const FdFacts&, image::OpenFile&, image::FileTable&) const override
+
+    bool recognises(const FdFacts& facts) const override
     {
-        return fail("pseudo-terminal is not supported yet");
+        return is_pty_master(facts.stat) || pty_slave_with_master_in_tree(facts);
     }
-    Result<UniqueFd> open(const image::OpenFile&, OpenContext&) const override
+
+    Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
-        return fail("pseudo-terminal is not supported yet");
+        if (is_pty_master(facts.stat))
+            return dump_master(facts, *file.mutable_pty());
+        return dump_slave(facts, *file.mutable_pty());
     }
+
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const override
+    {
+        const auto& pty = file.pty();
+        const image::OpenFile* master_file = context.table ? find_master(*context.table, pty.index()) : nullptr;
+        if (!master_file)
+            return fail("the master of /dev/pts/{} is not in the image", pty.index());
+        std::string key = fmt::format("pty:{}", pty.index());
+        auto shared = context.shared.find(key);
+        if (shared == context.shared.end())
+            shared = context.shared.emplace(key, TRY_CTX(create_pair(*master_file), "/dev/pts/{}", pty.index())).first;
+        int master = shared->second.get();
+        if (pty.master()) {
+            // The master is one open file: the pair's own.
+            int copy = ::fcntl(master, F_DUPFD_CLOEXEC, 0);
+            if (copy < 0)
+                return fail_errno("fcntl(F_DUPFD_CLOEXEC) of a pty master");
+            return UniqueFd(copy);
+        }
+        auto slave = TRY_CTX(open_pty_slave(master, reopen_flags(file.flags()) | O_NOCTTY, master_file->pty()),
+                             "/dev/pts/{}", pty.index());
+        if (pty.exclusive() && ::ioctl(slave.get(), TIOCEXCL) < 0)
+            return fail_errno(fmt::format("/dev/pts/{}: ioctl(TIOCEXCL)", pty.index()));
+        return slave;
+    }
+
     image::FileKind image_kind() const override { return image::FILE_KIND_PTY; }
 };
 
 } // namespace
+
+bool is_pty_master(const struct stat& st)
+{
+    return S_ISCHR(st.st_mode) && major(st.st_rdev) == kPtmxMajor && minor(st.st_rdev) == kPtmxMinor;
+}
+
+bool is_pty_slave(const struct stat& st)
+{
+    return S_ISCHR(st.st_mode) && major(st.st_rdev) >= kSlaveMajorFirst
+        && major(st.st_rdev) < kSlaveMajorFirst + kSlaveMajorCount;
+}
+
+uint32_t pty_slave_index(dev_t rdev)
+{
+    return (major(rdev) - kSlaveMajorFirst) * 256 + minor(rdev);
+}
+
+bool pty_slave_with_master_in_tree(const FdFacts& facts)
+{
+    auto device = slave_device(facts);
+    if (!device)
+        return false;
+    return master_indexes(frozen_tree_of(facts.pid)).contains(pty_slave_index(*device));
+}
+
+Result<UniqueFd> open_pty_slave(int master, int flags, const image::Pty& pair)
+{
+    int unlock = 0;
+    if (pair.locked() && ::ioctl(master, TIOCSPTLCK, &unlock) < 0)
+        return fail_errno("ioctl(TIOCSPTLCK) to unlock");
+    // Unlike open(2), TIOCGPTPEER keeps O_CLOEXEC among the file's status
+    // flags (F_GETFL would show it): close-on-exec is set on the descriptor.
+    int slave = ::ioctl(master, TIOCGPTPEER, flags & ~O_CLOEXEC);
+    int saved_errno = errno;
+    if (slave >= 0)
+        ::fcntl(slave, F_SETFD, FD_CLOEXEC);
+    int lock = 1;
+    if (pair.locked() && ::ioctl(master, TIOCSPTLCK, &lock) < 0) {
+        if (slave >= 0)
+            ::close(slave);
+        return fail_errno("ioctl(TIOCSPTLCK) to lock again");
+    }
+    if (slave < 0)
+        return fail_errno("ioctl(TIOCGPTPEER)", saved_errno);
+    return UniqueFd(slave);
+}
 
 const FileKind& pty_kind()
 {

@@ -50,6 +50,13 @@ std::string describe_file(const image::OpenFile& file)
                            file.unix_socket().peer_inode(), file.unix_socket().queued_size());
     case image::FILE_KIND_EPOLL:
         return fmt::format("epoll ({} registrations)", file.epoll().targets_size());
+    case image::FILE_KIND_PTY:
+        if (!file.pty().master())
+            return fmt::format("pty slave /dev/pts/{}", file.pty().index());
+        return fmt::format("pty master of /dev/pts/{} ({}x{}{}{}{})", file.pty().index(), file.pty().window_size().rows(),
+                           file.pty().window_size().cols(), file.pty().packet_mode() ? ", packet mode" : "",
+                           file.pty().locked() ? ", locked" : "",
+                           file.pty().session() ? fmt::format(", terminal of session {}", file.pty().session()) : "");
     default:
         return fmt::format("{} (flags {:o})", image::FileKind_Name(file.kind()), file.flags());
     }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -20,6 +21,7 @@
 #include "base/kill.h"
 #include "base/syscalls.h"
 #include "fds/fd_table.h"
+#include "fds/pty.h"
 #include "proc/stat.h"
 #include "proc/status.h"
 
@@ -89,6 +91,47 @@ Result<void> join_session_and_group(const image::ProcessEntry& entry)
     if (entry.ppid() != 0 && entry.pgid() != pid && ::getpgid(0) != entry.own_ns_pgid()
         && ::setpgid(0, entry.own_ns_pgid()) < 0)
         return fail_errno(fmt::format("join process group {}", entry.pgid()));
+    return {};
+}
+
+// A pseudo-terminal of the image whose slave was the controlling terminal
+// of this process's session (see fds/pty.cpp): the session leader takes it
+// again, right after setsid() and before it creates its children, which
+// inherit it; a process of the foreground group, once it joined its group,
+// makes the group the foreground one again (every member does, harmlessly).
+Result<void> restore_controlling_terminal(const TreePlan& plan, const image::ProcessEntry& entry)
+{
+    for (const auto& file : plan.files->files()) {
+        if (file.kind() != image::FILE_KIND_PTY || !file.pty().master() || file.pty().session() == 0
+            || file.pty().session() != entry.sid())
+            continue;
+        const auto& pty = file.pty();
+        auto opened = plan.opened_files.find(file.id());
+        if (opened == plan.opened_files.end())
+            return fail("the master of /dev/pts/{} was not opened", pty.index());
+        int master = opened->second;
+        if (entry.sid() == entry.pid()) {
+            auto slave = TRY_CTX(fds::open_pty_slave(master, O_RDWR | O_NOCTTY | O_CLOEXEC, pty),
+                                 "controlling terminal /dev/pts/{}", pty.index());
+            if (::ioctl(slave.get(), TIOCSCTTY, 0) < 0)
+                return fail_errno(fmt::format("ioctl(TIOCSCTTY) of /dev/pts/{}", pty.index()));
+        }
+        if (pty.foreground_group() != entry.pgid())
+            continue;
+        // From a background group this stops the caller with SIGTTOU, unless
+        // the signal is blocked.
+        sigset_t ttou, old;
+        sigemptyset(&ttou);
+        sigaddset(&ttou, SIGTTOU);
+        ::sigprocmask(SIG_BLOCK, &ttou, &old);
+        pid_t group = ::getpgrp();   // in the process's own PID namespace
+        int result = ::ioctl(master, TIOCSPGRP, &group);
+        int saved_errno = errno;
+        ::sigprocmask(SIG_SETMASK, &old, nullptr);
+        if (result < 0)
+            return fail_errno(fmt::format("ioctl(TIOCSPGRP) of /dev/pts/{} to group {}", pty.index(), entry.pgid()),
+                              saved_errno);
+    }
     return {};
 }
 
@@ -219,6 +262,8 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     report.pid = process.entry->pid();
     int page_fd = process.page_fd;
     auto result = join_session_and_group(*process.entry);
+    if (result)
+        result = restore_controlling_terminal(plan, *process.entry);
     // The parent waits for this before it creates the next child.
     ::close(sync_fd);
     if (result && process.helper) {

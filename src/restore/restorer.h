@@ -2,7 +2,9 @@
 //
 // cryo clones itself with clone3(set_tid) so the root gets its PID back;
 // every new process, still running cryo's code, first joins its session
-// (setsid) or process group (setpgid), then creates its own children the
+// (setsid) or process group (setpgid) (a session leader then takes back
+// its controlling terminal when that is a pty pair of the image, and the
+// foreground group gets the foreground), then creates its own children the
 // same way (parents create their children, so getppid() is right and
 // re-parented orphans come back under their new parent), then does what is
 // simplest from the inside: it puts the checkpoint's open files at their
