@@ -105,6 +105,8 @@ int main(int argc, char** argv)
     std::string ghost_limit;
     dump->add_option("--ghost-limit", ghost_limit,
                      "Most data kept in the image for a file deleted while open (bytes, or with K/M/G; default 64M)");
+    dump->add_option("--external", dump_options.externals,
+                     "ID (socket:[INODE] as /proc/PID/fd shows it) - this open file's peer is outside the tree on purpose");
     bool shell_job = false;
     dump->add_flag("-j,--shell-job", shell_job,
                    "Accepted for criu compatibility: terminals are always dumped by path");

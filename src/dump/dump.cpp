@@ -23,6 +23,7 @@
 #include "dump/tree.h"
 #include "fds.pb.h"
 #include "fds/fd_table.h"
+#include "fds/file_kind.h"
 #include "image/writer.h"
 #include "mem/cow.h"
 #include "mem/dump_pages.h"
@@ -69,6 +70,11 @@ Result<void> collect_files(DumpContext& context)
         pid_t pid = processes[i].pid();
         TRY_CTX(context.files.dump_process(pid, processes[i].pidfd(), context.processes[i].fd_table), "pid {}", pid);
     }
+    // Only now is every open file known: which unix socket peers are in the tree.
+    std::vector<const image::FdTable*> tables;
+    for (const auto& images : context.processes)
+        tables.push_back(&images.fd_table);
+    TRY(fds::check_unix_socket_peers(context.files.files(), tables));
     return {};
 }
 
@@ -154,7 +160,7 @@ Result<void> commit_images(DumpContext& context)
 Result<void> run_dump(const DumpOptions& options)
 {
     auto started = std::chrono::steady_clock::now();
-    DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit) };
+    DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit, options.externals) };
 
     // Refuse what can never be dumped before touching anything.
     TRY(check_target(context));

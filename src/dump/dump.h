@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include "base/error.h"
@@ -16,6 +17,9 @@ struct DumpOptions {
     bool leave_running { false };
     bool sync { true };  // fsync the image files before the tree is killed
     uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
+    // --external ID: open files whose other end lies outside the tree on
+    // purpose ("socket:[INODE]" as /proc/PID/fd shows it, or a path).
+    std::set<std::string> externals;
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

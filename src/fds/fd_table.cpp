@@ -112,6 +112,7 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
             return fail_errno(fmt::format("fd {}: fstat", fd));
         facts.link = TRY_CTX(read_link(fmt::format("/proc/{}/fd/{}", pid, fd)), "fd {}", fd);
         facts.info = TRY_CTX(proc::read_fdinfo(pid, fd), "fd {}", fd);
+        facts.declared_external = m_externals.contains(facts.link);
 
         auto* entry = table.add_fds();
         entry->set_fd(fd);

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,7 +23,8 @@ namespace cryo::fds {
 
 class FileRegistry {
 public:
-    explicit FileRegistry(uint64_t ghost_limit = 64ull << 20) : m_ghost_limit(ghost_limit) { }
+    explicit FileRegistry(uint64_t ghost_limit = 64ull << 20, std::set<std::string> externals = {})
+        : m_ghost_limit(ghost_limit), m_externals(std::move(externals)) { }
     // Records every descriptor of `pid` into `table`, adding its open files
     // to the registry. An fd of a kind cryo cannot dump yet is an error
     // naming the fd and its kind.
@@ -40,6 +42,7 @@ private:
     Result<uint32_t> find_shared(pid_t pid, int fd, dev_t device, ino_t inode) const;
 
     uint64_t m_ghost_limit;
+    std::set<std::string> m_externals;   // dump --external
     std::vector<Known> m_known;
     image::FileTable m_files;
 };

@@ -88,6 +88,11 @@ const FileKind& pty_kind();
 Result<void> resolve_epoll_targets(image::OpenFile& epoll, const image::FdTable& table);
 Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, const image::FdTable& table);
 
+// Unix sockets, once every process of the tree is dumped: refuses a socket
+// whose peer is outside the tree (unless declared with --external) and a
+// pending connection from outside. `tables` name the pid and fd in errors.
+Result<void> check_unix_socket_peers(const image::FileTable& files, const std::vector<const image::FdTable*>& tables);
+
 // The data of a file as extents (SEEK_DATA/SEEK_HOLE), so holes cost
 // nothing; more than `limit` bytes of data is an error. `fd` must be
 // readable; `what` names the file in errors.
