@@ -455,7 +455,7 @@ void apply_options(int fd, const image::UnixSocket& socket)
         int half = wanted / 2;
         ::setsockopt(fd, SOL_SOCKET, force, &half, sizeof(half));
     }
-    if (socket.peek_offset() >= 0) {
+    if (socket.has_peek_offset()) {
         int offset = socket.peek_offset();
         ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset));
     }
@@ -798,7 +798,7 @@ public:
             socket->set_peer_name(peer.name);
             socket->set_external(facts.declared_external);
         }
-        if (!info.name.empty() && info.peer != 0 && type != SOCK_DGRAM)
+        if (!info.name.empty() && (info.peer != 0 || socket->peer_closed()) && type != SOCK_DGRAM)
             socket->set_name_from_listener(TRY(name_is_listeners(info, peer)));
         if (!info.name.empty() && !socket->name_from_listener() && !is_abstract(info.name))
             TRY(dump_socket_file(facts, info, *socket));
@@ -813,7 +813,8 @@ public:
                 if (type == SOCK_DGRAM)
                     socket->add_queued_from(std::move(message.sender));
             }
-        socket->set_peek_offset(peek_offset);
+        if (peek_offset >= 0)
+            socket->set_peek_offset(peek_offset);
         return {};
     }
 

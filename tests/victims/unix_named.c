@@ -6,7 +6,8 @@
  * with datagrams queued from a path-bound sender, an unnamed one, an
  * abstract-bound one and a client connect()ed to it; a datagram socket
  * whose file was unlinked; a bound stream socket that does not listen; a
- * stream whose peer closed after sending.
+ * stream whose peer closed after sending, and an accepted one whose client
+ * closed after sending.
  * After the restore every name, peer name, queued message (with its
  * boundaries and sender), option and the listener itself must be as they
  * were. Socket files live next to the log. */
@@ -173,6 +174,13 @@ int main(int argc, char **argv)
     send(c1, "hello ", 6, 0);
     send(c1, "world", 5, 0);
     send(s1, "reply", 5, 0);
+    /* An accepted connection whose client is gone after sending. */
+    int c5 = make(SOCK_STREAM, NULL);
+    must(connect(c5, (struct sockaddr *)&listen_path.address, listen_path.length) == 0, "connect c5");
+    int s5 = accept(listener, NULL, NULL);
+    must(s5 >= 0, "accept s5");
+    send(c5, "last", 4, 0);
+    close(c5);
     int c2 = make(SOCK_STREAM, NULL);
     must(connect(c2, (struct sockaddr *)&listen_path.address, listen_path.length) == 0, "connect c2");
     int c3 = make(SOCK_STREAM, &c3_name);
@@ -216,6 +224,7 @@ int main(int argc, char **argv)
     unlink(gone_path.address.sun_path);
     int bound = make(SOCK_STREAM, &bound_name);
     /* A stream whose peer is gone after sending its last words. */
+    char byte;
     int dead[2];
     must(socketpair(AF_UNIX, SOCK_STREAM, 0, dead) == 0, "socketpair");
     send(dead[1], "bye", 3, 0);
@@ -307,8 +316,10 @@ int main(int argc, char **argv)
     victim_check(option(bound, SO_ACCEPTCONN) == 0, "bound socket listens");
     victim_check(name_is_held(bound_name, SOCK_STREAM), "nothing holds %s", show(bound_name));
     victim_check(name_is_held(x3_name, SOCK_DGRAM), "nothing holds %s", show(x3_name));
+    expect_message(s5, "last", "data of a client that is gone");
+    victim_check(recv(s5, &byte, 1, MSG_DONTWAIT) == 0, "no end of stream after the client is gone");
+    victim_check(same(own_name(s5), listen_path), "name of the accepted socket whose client is gone: %s", show(own_name(s5)));
     expect_message(dead[0], "bye", "data of a peer that is gone");
-    char byte;
     victim_check(recv(dead[0], &byte, 1, MSG_DONTWAIT) == 0, "no end of stream after the peer is gone");
     return victim_finish();
 }
