@@ -97,6 +97,11 @@ Result<pid_t> live_pidfd_target(const image::OpenFile& file, const image::Proces
 Result<void> check_pidfd_targets(const image::FileTable& files, const std::vector<const image::FdTable*>& tables,
                                  const image::ProcessTree& tree);
 
+// Unix sockets, once every process of the tree is dumped: refuses a socket
+// whose peer is outside the tree (unless declared with --external) and a
+// pending connection from outside. `tables` name the pid and fd in errors.
+Result<void> check_unix_socket_peers(const image::FileTable& files, const std::vector<const image::FdTable*>& tables);
+
 // The data of a file as extents (SEEK_DATA/SEEK_HOLE), so holes cost
 // nothing; more than `limit` bytes of data is an error. `fd` must be
 // readable; `what` names the file in errors.
