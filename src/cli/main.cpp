@@ -134,6 +134,13 @@ int main(int argc, char** argv)
     cryo::inspect::ShowOptions show_options;
     auto* show = app.add_subcommand("show", "Print what a checkpoint holds: tree, memory, files");
     show->add_option("-D,--images-dir,directory", show_options.directory, "The checkpoint")->required();
+    show->add_option("--format", show_options.format, "text (default) or json (one document, see proto/report.proto)");
+    show->add_option("--pid", show_options.pid, "Only this process");
+    show->add_flag("--tree", show_options.tree, "The process tree");
+    show->add_flag("--files", show_options.files, "Open files of each process");
+    show->add_flag("--memory", show_options.memory, "Memory map of each process");
+    show->add_flag("--stats", show_options.stats, "Statistics of the dump and of the last restore");
+    show->add_flag("--env", show_options.environment, "Each process's environment (at dump time)");
     add_common_options(*show, common);
 
     auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");

@@ -334,12 +334,32 @@ Result<void> collect_mm_fields(pid_t pid, image::MmFields& mm)
     return {};
 }
 
+// NUL-separated strings of a /proc file (cmdline, environ), at most 64 KiB
+// of them; unreadable means none.
+void add_strings(const std::string& path, google::protobuf::RepeatedPtrField<std::string>& out)
+{
+    auto text = read_text_file(path);
+    if (!text)
+        return;
+    std::string_view rest(*text);
+    rest = rest.substr(0, 64 << 10);
+    while (!rest.empty()) {
+        size_t end = rest.find('\0');
+        out.Add(std::string(rest.substr(0, end)));
+        if (end == std::string_view::npos)
+            break;
+        rest.remove_prefix(end + 1);
+    }
+}
+
 } // namespace
 
 Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, image::MmFields& mm)
 {
     pid_t pid = process.pid();
     core.set_pid(pid);
+    add_strings(fmt::format("/proc/{}/cmdline", pid), *core.mutable_cmdline());
+    add_strings(fmt::format("/proc/{}/environ", pid), *core.mutable_environ());
     TRY_CTX(collect_identity(pid, core), "pid {}", pid);
     TRY_CTX(collect_mm_fields(pid, mm), "pid {}", pid);
 

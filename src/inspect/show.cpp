@@ -1,13 +1,17 @@
 // `cryo show`: everything is read through the same checked reader as a
-// restore (manifest, checksums, headers), then printed: the manifest's
-// facts, the tree drawn with its parents, sessions and groups, and per
-// process its threads, memory map (protection, backing, stored bytes) and
-// descriptors with their open files.
+// restore (manifest, checksums, headers) into one Report (proto/report.proto),
+// which is printed either as JSON (a stable document for scripts) or as
+// text: the checkpoint's facts, the tree drawn with its parents, sessions
+// and groups, and per process its command line, credentials, threads,
+// memory map (protection, backing, stored bytes) and descriptors with their
+// open files and which other fds share them; then the dump's statistics.
 #include "inspect/show.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
+#include <google/protobuf/util/json_util.h>
 
 #include <ctime>
 #include <functional>
@@ -17,6 +21,8 @@
 #include "fds.pb.h"
 #include "image/reader.h"
 #include "mm.pb.h"
+#include "report.pb.h"
+#include "stats.pb.h"
 #include "tree.pb.h"
 
 namespace cryo::inspect {
@@ -62,40 +68,240 @@ std::string describe_file(const image::OpenFile& file)
     }
 }
 
-void print_process(const image::ImageReader& reader, const image::ProcessEntry& entry,
-                   const std::map<uint32_t, const image::OpenFile*>& files)
+
+std::string when(uint64_t unix_ns)
+{
+    time_t seconds = static_cast<time_t>(unix_ns / 1'000'000'000);
+    char text[64] = "";
+    std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&seconds));
+    return text;
+}
+
+// Reads the images of one process into `process`.
+Result<void> fill_process(const image::ImageReader& reader, const image::ProcessEntry& entry, const ShowOptions& options,
+                          const std::map<uint32_t, const image::OpenFile*>& files,
+                          const std::map<uint32_t, std::vector<std::string>>& holders, report::Process& process)
 {
     pid_t pid = entry.pid();
-    fmt::print("\nprocess {} ({})\n", pid, entry.comm());
+    process.set_pid(pid);
+    process.set_ppid(entry.ppid());
+    process.set_pgid(entry.pgid());
+    process.set_sid(entry.sid());
+    process.set_comm(entry.comm());
+    for (int ns_pid : entry.ns_pids())
+        process.add_ns_pids(ns_pid);
     if (entry.state() == image::PROCESS_STATE_ZOMBIE) {
-        fmt::print("  zombie, wait status {:#x}\n", entry.exit_status());
-        return;
+        process.set_state("zombie");
+        process.set_exit_status(entry.exit_status());
+        return {};
     }
-    auto core = reader.read<image::ProcessCore>(image::core_name(pid), image::ImageKind::Core);
-    auto memory = reader.read<image::MemoryImage>(image::memory_name(pid), image::ImageKind::Memory);
-    auto fds = reader.read<image::FdTable>(image::fdtable_name(pid), image::ImageKind::FdTable);
-    if (!core || !memory || !fds) {
-        fmt::print("  (unreadable images)\n");
-        return;
+    process.set_state("alive");
+    auto core = TRY(reader.read<image::ProcessCore>(image::core_name(pid), image::ImageKind::Core));
+    auto memory = TRY(reader.read<image::MemoryImage>(image::memory_name(pid), image::ImageKind::Memory));
+    auto fds = TRY(reader.read<image::FdTable>(image::fdtable_name(pid), image::ImageKind::FdTable));
+    *process.mutable_cmdline() = core.cmdline();
+    if (options.environment)
+        *process.mutable_environ() = core.environ();
+    for (const auto& thread : core.threads()) {
+        auto* out = process.add_threads();
+        out->set_tid(thread.tid());
+        out->set_comm(thread.comm());
     }
-    const auto& credentials = core->credentials();
-    fmt::print("  uid {} gid {}  cwd {}  threads:", credentials.uids_size() ? credentials.uids(0) : 0,
-               credentials.gids_size() ? credentials.gids(0) : 0, core->cwd());
-    for (const auto& thread : core->threads())
-        fmt::print(" {} ({})", thread.tid(), thread.comm());
-    fmt::print("\n  memory ({} mappings, exe {}):\n", memory->vmas_size(), memory->fields().exe_path());
-    uint64_t stored = 0;
-    for (const auto& vma : memory->vmas()) {
-        stored += vma.stored_bytes();
-        fmt::print("    {:012x}-{:012x} {}{} {:>10} stored  {}\n", vma.start(), vma.end(), protection(vma.prot()),
-                   vma.shared() ? 's' : 'p', vma.stored_bytes(), vma.path());
+    *process.mutable_uids() = core.credentials().uids();
+    *process.mutable_gids() = core.credentials().gids();
+    process.set_cwd(core.cwd());
+    process.set_root(core.root());
+    process.set_exe(memory.fields().exe_path());
+    for (const auto& vma : memory.vmas()) {
+        auto* mapping = process.add_mappings();
+        mapping->set_start(vma.start());
+        mapping->set_end(vma.end());
+        mapping->set_protection(protection(vma.prot()) + (vma.shared() ? "s" : "p"));
+        mapping->set_kind(image::VmaKind_Name(vma.kind()));
+        mapping->set_path(vma.path());
+        mapping->set_offset(vma.pgoff());
+        mapping->set_size(vma.end() - vma.start());
+        mapping->set_stored_bytes(vma.stored_bytes());
+        process.set_mapped_bytes(process.mapped_bytes() + vma.end() - vma.start());
+        process.set_stored_bytes(process.stored_bytes() + vma.stored_bytes());
     }
-    fmt::print("    total stored: {:.1f} MiB\n", static_cast<double>(stored) / (1 << 20));
-    fmt::print("  descriptors:\n");
-    for (const auto& fd : fds->fds()) {
+    for (const auto& fd : fds.fds()) {
+        auto* descriptor = process.add_descriptors();
+        descriptor->set_fd(fd.fd());
+        descriptor->set_file_id(fd.file_id());
+        descriptor->set_close_on_exec(fd.close_on_exec());
         auto found = files.find(fd.file_id());
-        fmt::print("    {:>4}{} {} [file {}]\n", fd.fd(), fd.close_on_exec() ? " (cloexec)" : "",
-                   found != files.end() ? describe_file(*found->second) : "?", fd.file_id());
+        if (found == files.end()) {
+            descriptor->set_description("? (not in files.img)");
+            continue;
+        }
+        const auto& file = *found->second;
+        descriptor->set_kind(image::FileKind_Name(file.kind()));
+        descriptor->set_description(describe_file(file));
+        descriptor->set_position(file.position());
+        descriptor->set_flags(fmt::format("{:o}", file.flags()));
+        descriptor->set_external(file.external());
+        std::string self = fmt::format("{}:{}", pid, fd.fd());
+        for (const auto& holder : holders.at(fd.file_id()))
+            if (holder != self)
+                descriptor->add_shared_with(holder);
+    }
+    return {};
+}
+
+Result<report::Report> build_report(const ShowOptions& options)
+{
+    report::Report report;
+    auto reader = TRY(image::ImageReader::open(options.directory));
+    TRY(reader.verify());
+    const auto& manifest = reader.manifest();
+    auto* checkpoint = report.mutable_checkpoint();
+    checkpoint->set_directory(options.directory);
+    checkpoint->set_format_version(manifest.format_version());
+    checkpoint->set_tool_version(manifest.tool_version());
+    checkpoint->set_hostname(manifest.hostname());
+    checkpoint->set_kernel_release(manifest.kernel_release());
+    checkpoint->set_created_unix_ns(manifest.created_unix_ns());
+    checkpoint->set_created(when(manifest.created_unix_ns()));
+    checkpoint->set_file_count(static_cast<uint32_t>(manifest.files_size()));
+    for (const auto& file : manifest.files())
+        checkpoint->set_total_bytes(checkpoint->total_bytes() + file.size());
+    checkpoint->set_checksums_verified(true);
+    checkpoint->set_root_pid(manifest.root_pid());
+
+    auto tree = TRY(reader.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
+    auto files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
+    std::map<uint32_t, const image::OpenFile*> files_by_id;
+    for (const auto& file : files.files())
+        files_by_id[file.id()] = &file;
+    // Every "pid:fd" of each open file, for "shared with".
+    std::map<uint32_t, std::vector<std::string>> holders;
+    for (const auto& entry : tree.processes()) {
+        if (entry.state() == image::PROCESS_STATE_ZOMBIE)
+            continue;
+        auto fds = TRY(reader.read<image::FdTable>(image::fdtable_name(entry.pid()), image::ImageKind::FdTable));
+        for (const auto& fd : fds.fds())
+            holders[fd.file_id()].push_back(fmt::format("{}:{}", entry.pid(), fd.fd()));
+    }
+    bool found = options.pid == 0;
+    for (const auto& entry : tree.processes()) {
+        if (options.pid != 0 && entry.pid() != options.pid)
+            continue;
+        found = true;
+        TRY(fill_process(reader, entry, options, files_by_id, holders, *report.add_processes()));
+    }
+    if (!found)
+        return fail("{}: no process {} in this checkpoint", options.directory, options.pid);
+    if (reader.has_file(std::string(image::kDumpStatsName)))
+        *report.mutable_dump_stats()
+            = TRY(reader.read<image::DumpStats>(std::string(image::kDumpStatsName), image::ImageKind::Stats));
+    // Not under the manifest (written by a restore): read but not trusted
+    // beyond its own header checksum.
+    std::string restore_stats = options.directory + "/" + std::string(image::kRestoreStatsName);
+    if (auto bytes = read_text_file(restore_stats); bytes) {
+        image::RestoreStats stats;
+        if (image::decode_image(*bytes, image::ImageKind::Stats, stats))
+            *report.mutable_restore_stats() = std::move(stats);
+    }
+    return report;
+}
+
+std::string size_text(uint64_t bytes)
+{
+    if (bytes >= (1ull << 30))
+        return fmt::format("{:.1f}G", static_cast<double>(bytes) / (1ull << 30));
+    if (bytes >= (1ull << 20))
+        return fmt::format("{:.1f}M", static_cast<double>(bytes) / (1ull << 20));
+    if (bytes >= 1024)
+        return fmt::format("{:.0f}K", static_cast<double>(bytes) / 1024);
+    return fmt::format("{}", bytes);
+}
+
+std::string joined(const google::protobuf::RepeatedPtrField<std::string>& words)
+{
+    std::string text;
+    for (const auto& word : words)
+        text += (text.empty() ? "" : " ") + word;
+    return text;
+}
+
+void print_tree(const report::Report& report)
+{
+    std::map<int, std::vector<const report::Process*>> children;
+    std::set<int> listed;
+    for (const auto& process : report.processes())
+        listed.insert(process.pid());
+    for (const auto& process : report.processes())
+        children[listed.contains(process.ppid()) ? process.ppid() : 0].push_back(&process);
+    fmt::print("tree:\n");
+    std::function<void(const report::Process&, const std::string&, bool, bool)> draw
+        = [&](const report::Process& process, const std::string& prefix, bool last, bool top) {
+              std::string branch = top ? "" : (last ? "└─ " : "├─ ");
+              std::string command = process.cmdline_size() ? joined(process.cmdline()) : process.comm();
+              if (command.size() > 60)
+                  command = command.substr(0, 57) + "...";
+              fmt::print("  {}{}{} {}  [{}] pgid {} sid {}{}{}\n", prefix, branch, process.pid(), command, process.comm(),
+                         process.pgid(), process.sid(),
+                         process.threads_size() > 1 ? fmt::format("  {} threads", process.threads_size()) : "",
+                         process.state() == "zombie" ? fmt::format("  (zombie, status {:#x})", process.exit_status()) : "");
+              const auto& mine = children[process.pid()];
+              for (size_t i = 0; i < mine.size(); ++i)
+                  draw(*mine[i], top ? prefix : prefix + (last ? "   " : "│  "), i + 1 == mine.size(), false);
+          };
+    for (const auto* root : children[0])
+        draw(*root, "", true, true);
+}
+
+void print_process(const report::Process& process, const ShowOptions& options)
+{
+    fmt::print("\nprocess {} ({}){}\n", process.pid(), process.comm(), process.state() == "zombie" ? ", zombie" : "");
+    if (process.state() == "zombie")
+        return;
+    bool all = !options.files && !options.memory;
+    if (all || options.environment) {
+        fmt::print("  command: {}\n  exe {}  cwd {}{}\n", joined(process.cmdline()), process.exe(), process.cwd(),
+                   process.root().empty() || process.root() == "/" ? "" : "  root " + process.root());
+        fmt::print("  uid {}  gid {}  threads:", fmt::join(process.uids(), "/"), fmt::join(process.gids(), "/"));
+        for (const auto& thread : process.threads())
+            fmt::print(" {} ({})", thread.tid(), thread.comm());
+        fmt::print("\n");
+    }
+    if (options.environment) {
+        fmt::print("  environment:\n");
+        for (const auto& variable : process.environ())
+            fmt::print("    {}\n", variable);
+    }
+    if (all || options.memory) {
+        fmt::print("  memory: {} mappings, {} mapped, {} stored\n", process.mappings_size(), size_text(process.mapped_bytes()),
+                   size_text(process.stored_bytes()));
+        fmt::print("    {:<25} {:<4} {:>8} {:>8}  {}\n", "range", "prot", "size", "stored", "backing");
+        for (const auto& mapping : process.mappings())
+            fmt::print("    {:012x}-{:012x} {:<4} {:>8} {:>8}  {}\n", mapping.start(), mapping.end(), mapping.protection(),
+                       size_text(mapping.size()), size_text(mapping.stored_bytes()), mapping.path());
+    }
+    if (all || options.files) {
+        fmt::print("  descriptors:\n");
+        for (const auto& fd : process.descriptors())
+            fmt::print("    {:>4}{} {}{}\n", fd.fd(), fd.close_on_exec() ? "*" : " ", fd.description(),
+                       fd.shared_with_size() ? fmt::format("  (shared with {})", fmt::join(fd.shared_with(), ", ")) : "");
+    }
+}
+
+void print_stats(const report::Report& report)
+{
+    if (report.has_dump_stats()) {
+        const auto& stats = report.dump_stats();
+        fmt::print("\ndump statistics: frozen {:.1f} ms, total {:.1f} ms; {} pages scanned, {} stored, {} skipped\n",
+                   stats.frozen_ms(), stats.total_ms(), stats.pages_scanned(), stats.pages_stored(), stats.pages_skipped());
+        for (const auto& phase : stats.phases())
+            fmt::print("  {:<28}{:>10.1f} ms\n", phase.name(), phase.ms());
+    }
+    if (report.has_restore_stats()) {
+        const auto& stats = report.restore_stats();
+        fmt::print("\nlast restore: total {:.1f} ms, {} of pages in {} reads\n", stats.total_ms(),
+                   size_text(stats.page_bytes()), stats.page_reads());
+        for (const auto& phase : stats.phases())
+            fmt::print("  {:<28}{:>10.1f} ms\n", phase.name(), phase.ms());
     }
 }
 
@@ -103,40 +309,36 @@ void print_process(const image::ImageReader& reader, const image::ProcessEntry& 
 
 Result<void> run_show(const ShowOptions& options)
 {
-    auto reader = TRY(image::ImageReader::open(options.directory));
-    TRY(reader.verify());
-    const auto& manifest = reader.manifest();
-    auto tree = TRY(reader.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
-    auto files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
-    std::map<uint32_t, const image::OpenFile*> files_by_id;
-    for (const auto& file : files.files())
-        files_by_id[file.id()] = &file;
+    auto report = TRY(build_report(options));
+    if (options.format == "json") {
+        std::string json;
+        google::protobuf::util::JsonPrintOptions print;
+        print.add_whitespace = true;
+        print.always_print_primitive_fields = true;
+        print.preserve_proto_field_names = true;
+        auto status = google::protobuf::util::MessageToJsonString(report, &json, print);
+        if (!status.ok())
+            return fail("JSON output: {}", status.ToString());
+        fmt::print("{}", json);
+        return {};
+    }
+    if (options.format != "text")
+        return fail("--format {}: expected text or json", options.format);
 
-    time_t taken = static_cast<time_t>(manifest.created_unix_ns() / 1'000'000'000);
-    char when[64] = "";
-    std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&taken));
-    fmt::print("checkpoint {}: format {}, cryo {}, host {}, kernel {}, taken {}\n", options.directory,
-               manifest.format_version(), manifest.tool_version(), manifest.hostname(), manifest.kernel_release(), when);
-    uint64_t total = 0;
-    for (const auto& file : manifest.files())
-        total += file.size();
-    fmt::print("{} files, {:.1f} MiB, checksums verified\n\ntree:\n", manifest.files_size(),
-               static_cast<double>(total) / (1 << 20));
-
-    std::map<pid_t, std::vector<const image::ProcessEntry*>> children;
-    for (const auto& entry : tree.processes())
-        children[entry.ppid()].push_back(&entry);
-    std::function<void(const image::ProcessEntry&, int)> draw = [&](const image::ProcessEntry& entry, int depth) {
-        fmt::print("{}{} {}  pgid {} sid {}{}{}\n", std::string(static_cast<size_t>(depth) * 2 + 2, ' '), entry.pid(),
-                   entry.comm(), entry.pgid(), entry.sid(), entry.tids_size() > 1 ? fmt::format("  {} threads", entry.tids_size()) : "",
-                   entry.state() == image::PROCESS_STATE_ZOMBIE ? "  (zombie)" : "");
-        for (const auto* child : children[entry.pid()])
-            draw(*child, depth + 1);
-    };
-    for (const auto* root : children[0])
-        draw(*root, 0);
-    for (const auto& entry : tree.processes())
-        print_process(reader, entry, files_by_id);
+    bool sections = options.tree || options.files || options.memory || options.stats || options.environment;
+    const auto& checkpoint = report.checkpoint();
+    fmt::print("checkpoint {}: format {}, cryo {}, host {}, kernel {}, taken {}\n", checkpoint.directory(),
+               checkpoint.format_version(), checkpoint.tool_version(), checkpoint.hostname(), checkpoint.kernel_release(),
+               checkpoint.created());
+    fmt::print("{} files, {:.1f} MiB, checksums verified\n\n", checkpoint.file_count(),
+               static_cast<double>(checkpoint.total_bytes()) / (1 << 20));
+    if (!sections || options.tree)
+        print_tree(report);
+    if (!sections || options.files || options.memory || options.environment)
+        for (const auto& process : report.processes())
+            print_process(process, options);
+    if (!sections || options.stats)
+        print_stats(report);
     return {};
 }
 

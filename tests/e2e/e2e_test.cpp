@@ -387,14 +387,38 @@ TEST(Show, PrintsTheTreeMemoryAndFilesOfACheckpoint)
     EXPECT_EQ(result.exit_code, 0) << result.output;
     for (pid_t process : session.image_pids(images))
         EXPECT_NE(result.output.find("process " + std::to_string(process)), std::string::npos) << result.output;
-    for (const char* expected : { "checksums verified", "(zombie)", "[stack]", "victim.log", "total stored" })
+    for (const char* expected : { "checksums verified", "├─ ", "└─ ", "(zombie, status", "[stack]", "victim.log",
+                                  "shared with", "command: ", "victims/victim_tree ", "dump statistics", "pages scanned" })
         EXPECT_NE(result.output.find(expected), std::string::npos) << expected << "\n" << result.output;
+
+    // One process, one section; the environment only on request.
+    result = session.cryo({ "show", images, "--pid", std::to_string(pid), "--files" });
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_NE(result.output.find("descriptors:"), std::string::npos) << result.output;
+    EXPECT_EQ(result.output.find("memory:"), std::string::npos) << result.output;
+    EXPECT_EQ(result.output.find("tree:"), std::string::npos) << result.output;
+    EXPECT_EQ(result.output.find("PATH="), std::string::npos) << result.output;
+    result = session.cryo({ "show", images, "--pid", std::to_string(pid), "--env" });
+    EXPECT_NE(result.output.find("PATH="), std::string::npos) << result.output;
+    result = session.cryo({ "show", images, "--pid", "1" });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("no process 1 in this checkpoint"), std::string::npos) << result.output;
+
+    // JSON: one document with the schema's field names.
+    result = session.cryo({ "show", images, "--format", "json" });
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_TRUE(result.output.starts_with("{")) << result.output;
+    for (std::string expected : { std::string("\"checkpoint\""), std::string("\"processes\""),
+                                  "\"pid\": " + std::to_string(pid), std::string("\"shared_with\""),
+                                  std::string("\"stored_bytes\""), std::string("\"dump_stats\""),
+                                  std::string("\"state\": \"zombie\"") })
+        EXPECT_NE(result.output.find(expected), std::string::npos) << expected << "\n" << result.output;
+
     std::filesystem::resize_file(images + "/tree.img", 10);
     result = session.cryo({ "show", images });
     EXPECT_EQ(result.exit_code, 1);
     EXPECT_NE(result.output.find("tree.img"), std::string::npos) << result.output;
 }
-
 
 // A 2 GiB sparse deleted file with 8 KiB of data costs about 8 KiB.
 TEST(Checkpoint, SparseDeletedFileStaysSmall) { expect_image_below("memfd", 10ull << 20); }
