@@ -1,0 +1,285 @@
+// Mappings of memfds and deleted files; see unlinked_files.h.
+#include "mem/unlinked_files.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "base/syscalls.h"
+#include "fds/unlinked_file.h"
+#include "mem/copy_buffer.h"
+#include "mem/restore_memory.h"
+#include "mem/vmas.h"
+
+namespace cryo::mem {
+
+namespace {
+
+constexpr std::string_view kMemfdPrefix = "/memfd:";
+constexpr size_t kCopyBuffer = 8ull << 20;   // bytes per read and write of file content
+
+uint64_t round_up(uint64_t value) { return (value + kPageSize - 1) & ~(kPageSize - 1); }
+
+std::string describe(const image::Vma& vma)
+{
+    return fmt::format("mapping {:#x}-{:#x} ({})", vma.start(), vma.end(), vma.path());
+}
+
+// Appends the data of `fd` (of `size` bytes) to the page file as runs of
+// whole pages, found with SEEK_DATA/SEEK_HOLE. The tail of the last page
+// past the end of the file is zeros.
+Result<void> save_content(int fd, uint64_t size, uint64_t limit, const std::string& what, image::OutputFile& pages,
+                          image::UnlinkedFile& unlinked)
+{
+    auto buffer = TRY(CopyBuffer::create(kCopyBuffer));
+    uint64_t total = 0;
+    uint64_t offset = 0;
+    while (offset < size) {
+        off_t data = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
+        if (data < 0) {
+            if (errno == ENXIO)
+                break;   // only a hole is left
+            return fail_errno(fmt::format("lseek(SEEK_DATA) in {}", what));
+        }
+        off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        if (hole < 0)
+            return fail_errno(fmt::format("lseek(SEEK_HOLE) in {}", what));
+        uint64_t start = static_cast<uint64_t>(data) & ~(kPageSize - 1);
+        uint64_t end = std::min(round_up(static_cast<uint64_t>(hole)), round_up(size));
+        if (end <= start)
+            break;
+        total += end - start;
+        if (total > limit)
+            return fail("{} holds more than {} bytes of data (size {}): over the limit (--ghost-limit for deleted files)",
+                        what, limit, size);
+        auto* run = unlinked.add_content();
+        run->set_offset(start);
+        run->set_length(end - start);
+        run->set_page_file_offset(pages.size());
+        for (uint64_t position = start; position < end;) {
+            uint64_t chunk = std::min<uint64_t>(end - position, buffer.size());
+            uint64_t in_file = position < size ? std::min(chunk, size - position) : 0;
+            TRY(pread_exact(fd, std::span(buffer.data(), in_file), position, what));
+            std::memset(buffer.data() + in_file, 0, chunk - in_file);
+            TRY(pages.write(std::span(buffer.data(), chunk)));
+            position += chunk;
+        }
+        offset = end;
+    }
+    return {};
+}
+
+// Copies the runs of a file only mapped from the page file into the file
+// made again, up to its size (the runs are whole pages).
+Result<void> write_content(int fd, const image::UnlinkedFile& unlinked, uint64_t size, int page_file)
+{
+    std::vector<std::byte> buffer(kCopyBuffer);
+    for (const auto& run : unlinked.content()) {
+        uint64_t end = std::min(run.offset() + run.length(), size);
+        for (uint64_t position = run.offset(); position < end;) {
+            uint64_t chunk = std::min<uint64_t>(end - position, buffer.size());
+            auto bytes = std::span(buffer.data(), chunk);
+            TRY(pread_exact(page_file, bytes, run.page_file_offset() + (position - run.offset()), unlinked.page_file()));
+            TRY(pwrite_all(fd, bytes, position, "the file made again"));
+            position += chunk;
+        }
+    }
+    return {};
+}
+
+bool matches(const UnlinkedFileKey& key, const image::OpenFile& file)
+{
+    if (key.memfd)
+        return file.has_memfd() && file.memfd().memfd_id() == key.inode;
+    return file.has_ghost() && file.ghost().inode() == key.inode && file.ghost().path() == key.path;
+}
+
+} // namespace
+
+UnlinkedFileKey UnlinkedFileKey::of(const image::Vma& vma)
+{
+    bool memfd = vma.kind() == image::VMA_KIND_MEMFD_PRIVATE || vma.kind() == image::VMA_KIND_MEMFD_SHARED;
+    return { .memfd = memfd, .inode = vma.inode(), .path = memfd ? std::string() : vma.path() };
+}
+
+std::string UnlinkedFileKey::describe() const
+{
+    return memfd ? fmt::format("memfd with inode {}", inode) : fmt::format("deleted file {} (inode {})", path, inode);
+}
+
+Result<void> UnlinkedFileDump::dump_process(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages)
+{
+    for (auto& vma : vmas) {
+        if (!maps_unlinked_file(vma))
+            continue;
+        auto key = UnlinkedFileKey::of(vma);
+        auto path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, vma.start(), vma.end());
+        auto file = TRY_CTX(open_file(path, O_RDONLY | O_CLOEXEC), "{}", describe(vma));
+        struct stat stat {};
+        if (::fstat(file.get(), &stat) < 0)
+            return fail_errno(fmt::format("{}: fstat {}", describe(vma), path));
+        if (!S_ISREG(stat.st_mode))
+            return fail("not supported yet: {} maps something that is not a regular file", describe(vma));
+
+        bool open = std::ranges::any_of(m_files->files(), [&](const auto& open_file) { return matches(key, open_file); });
+        image::UnlinkedFile unlinked;
+        uint64_t limit = std::numeric_limits<uint64_t>::max();
+        std::string what;
+        if (key.memfd) {
+            std::string name = vma.path().substr(kMemfdPrefix.size());
+            const image::MemfdData* saved = nullptr;
+            for (const auto& memfd : m_files->memfds())
+                if (memfd.memfd_id() == key.inode)
+                    saved = &memfd;
+            if (!saved)
+                saved = &(*unlinked.mutable_memfd() = TRY_CTX(fds::describe_memfd(file.get(), stat, name), "{}", describe(vma)));
+            // A writable shared mapping could not be made again once the
+            // seal is back (and the seal must be there for the open files).
+            if (vma.shared() && vma.may_write() && (saved->seals() & F_SEAL_FUTURE_WRITE))
+                return fail("not supported yet: {} is shared and writable, but memfd {} is sealed with "
+                            "F_SEAL_FUTURE_WRITE",
+                            describe(vma), name);
+            what = "memfd " + name;
+        } else {
+            *unlinked.mutable_deleted_file() = TRY_CTX(fds::describe_deleted_file(stat, vma.path()), "{}", describe(vma));
+            limit = m_deleted_file_limit;
+            what = "deleted file " + vma.path();
+        }
+        if (open || m_saved.contains(key))
+            continue;   // files.img or an earlier mapping has the content
+        unlinked.set_page_file(pages.name());
+        TRY_CTX(save_content(file.get(), static_cast<uint64_t>(stat.st_size), limit, what, pages, unlinked), "{}",
+                describe(vma));
+        *vma.mutable_unlinked_file() = std::move(unlinked);
+        m_saved.insert(key);
+    }
+    return {};
+}
+
+UnlinkedFileWindows::UnlinkedFileWindows(UnlinkedFileWindows&& other) noexcept
+    : m_windows(std::exchange(other.m_windows, {}))
+    , m_files(std::exchange(other.m_files, {}))
+{
+}
+
+UnlinkedFileWindows& UnlinkedFileWindows::operator=(UnlinkedFileWindows&& other) noexcept
+{
+    if (this != &other) {
+        unmap_all();
+        m_windows = std::exchange(other.m_windows, {});
+        m_files = std::exchange(other.m_files, {});
+    }
+    return *this;
+}
+
+UnlinkedFileWindows::~UnlinkedFileWindows() { unmap_all(); }
+
+void UnlinkedFileWindows::unmap_all()
+{
+    for (const auto& [key, address] : m_windows)
+        ::munmap(reinterpret_cast<void*>(address), key.end - key.start);
+    m_windows.clear();
+}
+
+UnlinkedFileWindows::WindowKey UnlinkedFileWindows::WindowKey::of(const image::Vma& vma)
+{
+    return { .file = UnlinkedFileKey::of(vma),
+             .start = vma.start(),
+             .end = vma.end(),
+             .pgoff = vma.pgoff(),
+             .shared = vma.shared(),
+             .may_write = vma.shared() && vma.may_write() };
+}
+
+Result<UnlinkedFileWindows> UnlinkedFileWindows::prepare(const image::MemoryImage& all_vmas,
+                                                         const image::ImageReader& reader,
+                                                         const image::FileTable& files,
+                                                         const std::map<uint32_t, UniqueFd>& opened)
+{
+    UnlinkedFileWindows windows;
+    // Each file once: an open file of it, else made again from the mapping
+    // that carries its content.
+    std::map<UnlinkedFileKey, int> held;
+    for (const auto& vma : all_vmas.vmas()) {
+        if (!maps_unlinked_file(vma))
+            continue;
+        auto key = UnlinkedFileKey::of(vma);
+        for (const auto& file : files.files())
+            if (!held.contains(key) && matches(key, file) && opened.contains(file.id()))
+                held[key] = opened.at(file.id()).get();
+    }
+    for (const auto& vma : all_vmas.vmas()) {
+        auto key = UnlinkedFileKey::of(vma);
+        if (!maps_unlinked_file(vma) || !vma.has_unlinked_file() || held.contains(key))
+            continue;
+        const auto& unlinked = vma.unlinked_file();
+        auto page_file = TRY_CTX(reader.open_raw(unlinked.page_file()), "{}", key.describe());
+        UniqueFd made;
+        if (key.memfd && unlinked.has_memfd() && unlinked.memfd().memfd_id() == key.inode) {
+            const auto& memfd = unlinked.memfd();
+            made = TRY_CTX(fds::create_memfd(memfd, [&](int fd) { return write_content(fd, unlinked, memfd.size(), page_file.get()); }),
+                           "{}", describe(vma));
+        } else if (!key.memfd && unlinked.has_deleted_file() && unlinked.deleted_file().inode() == key.inode) {
+            const auto& ghost = unlinked.deleted_file();
+            made = TRY_CTX(fds::create_deleted_file(ghost, [&](int fd) { return write_content(fd, unlinked, ghost.size(), page_file.get()); }),
+                           "{}", describe(vma));
+        } else {
+            return fail("{}: the description of its file does not match it", describe(vma));
+        }
+        held[key] = made.get();
+        windows.m_files.push_back(std::move(made));
+    }
+
+    // One window per mapping (per identical mapping of several processes).
+    for (const auto& vma : all_vmas.vmas()) {
+        if (!maps_unlinked_file(vma))
+            continue;
+        auto key = WindowKey::of(vma);
+        if (windows.m_windows.contains(key))
+            continue;
+        auto file = held.find(key.file);
+        if (file == held.end())
+            return fail("{}: the checkpoint holds neither an open file nor the content of its {}", describe(vma),
+                        key.file.describe());
+        // A shared mapping that may not become writable is made from a
+        // read-only open file, so it may not (the kernel clears VM_MAYWRITE).
+        int mode = key.may_write ? O_RDWR : O_RDONLY;
+        auto reopened = TRY_CTX(open_file(fmt::format("/proc/self/fd/{}", file->second), mode | O_CLOEXEC), "{}",
+                                describe(vma));
+        uint64_t length = vma.end() - vma.start();
+        uint64_t address = TRY(find_free_window(all_vmas, length));
+        int prot = key.shared && !key.may_write ? PROT_READ : PROT_READ | PROT_WRITE;
+        int flags = (key.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE;
+        void* mapped = ::mmap(reinterpret_cast<void*>(address), length, prot, flags, reopened.get(),
+                              static_cast<off_t>(vma.pgoff()));
+        if (mapped == MAP_FAILED)
+            return fail_errno(fmt::format("{}: mmap in cryo at {:#x}", describe(vma), address));
+        windows.m_windows[key] = reinterpret_cast<uint64_t>(mapped);
+        if (mapped != reinterpret_cast<void*>(address))
+            return fail("{}: mmap in cryo landed at {} instead of {:#x}", describe(vma), mapped, address);
+    }
+    return windows;
+}
+
+Result<uint64_t> UnlinkedFileWindows::window_for(const image::Vma& vma) const
+{
+    auto found = m_windows.find(WindowKey::of(vma));
+    if (found == m_windows.end())
+        return fail("{}: cryo did not prepare its file", describe(vma));
+    return found->second;
+}
+
+std::vector<UnlinkedFileWindows::Range> UnlinkedFileWindows::ranges() const
+{
+    std::vector<Range> ranges;
+    for (const auto& [key, address] : m_windows)
+        ranges.push_back({ address, address + (key.end - key.start) });
+    return ranges;
+}
+
+} // namespace cryo::mem
