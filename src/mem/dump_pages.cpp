@@ -36,7 +36,7 @@ Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vm
     args.start = vma.start();
     args.end = vma.end();
     args.category_anyof_mask = kPresent | kSwapped;
-    if (vma.kind() != image::VMA_KIND_SHARED_ANONYMOUS) {
+    if (vma.kind() != image::VMA_KIND_SHARED_ANONYMOUS && vma.kind() != image::VMA_KIND_SECRET) {
         // Private memory: leave out file pages and the zero page.
         args.category_inverted = kFile | kPfnZero;
         args.category_mask = kFile | kPfnZero;

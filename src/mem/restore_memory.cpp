@@ -161,9 +161,9 @@ int map_protection(const image::Vma& vma)
     return prot;
 }
 
-// A mapping of a memfd or deleted file: cryo mapped the file for it before
-// the fork, with its offset, sharing and access; mremap() carries that
-// mapping (same file, offset and flags) to its place.
+// A mapping of a memfd, deleted file or secret file: cryo mapped the file
+// for it before the fork, with its offset, sharing and access; mremap()
+// carries that mapping (same file, offset and flags) to its place.
 Result<void> move_unlinked_file_window(const AddressSpaceRestore& restore, const image::Vma& vma)
 {
     if (!restore.unlinked_files)
@@ -188,6 +188,10 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
     for (const auto& vma : restore.image->vmas()) {
         if (is_special(vma) || kept(restore, vma))
             continue;
+        if (maps_unlinked_file(vma)) {
+            TRY(move_unlinked_file_window(restore, vma));
+            continue;
+        }
         uint64_t length = vma.end() - vma.start();
         int flags = MAP_FIXED;
         uint64_t fd = static_cast<uint64_t>(-1);
@@ -207,12 +211,6 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
                 return fail("mapping {:#x}-{:#x} landed at {:#x}", vma.start(), vma.end(), moved);
             continue;
         }
-        case image::VMA_KIND_MEMFD_PRIVATE:
-        case image::VMA_KIND_MEMFD_SHARED:
-        case image::VMA_KIND_DELETED_FILE_PRIVATE:
-        case image::VMA_KIND_DELETED_FILE_SHARED:
-            TRY(move_unlinked_file_window(restore, vma));
-            continue;
         case image::VMA_KIND_FILE_PRIVATE:
         case image::VMA_KIND_FILE_SHARED: {
             bool shared = vma.kind() == image::VMA_KIND_FILE_SHARED;

@@ -1,4 +1,5 @@
-// Mappings of memfds and of files deleted while mapped ("unlinked files").
+// Mappings of memfds, of files deleted while mapped and of memfd_secret(2)
+// files ("unlinked files").
 //
 // Such a file exists only in the processes: nothing can open it by a path on
 // restore, so cryo carries its content and makes it again. A MAP_SHARED
@@ -21,16 +22,25 @@
 // still bounded by --ghost-limit, as for open deleted files; a memfd's is
 // not, like shared anonymous memory.
 //
+// memfd_secret memory can be read only by the processes that map it: each
+// process copies the present pages of its secret mappings out itself, by
+// injected calls (mem/secret_memory.h), and each page of a secret file is
+// saved once for the tree, by the first mapping that has it; pages no
+// mapping has present come back as zeros. An open memfd_secret descriptor
+// is refused (by the open-file kinds).
+//
 // Restore: before the tree exists, cryo takes each file from the open files
-// (so an fd and the mappings share it) or makes it again from the page file,
-// then maps it in its own address space once per mapping of the image, with
-// the mapping's offset, length, sharing and access (a read-only descriptor
-// for a shared mapping that may not become writable), at addresses free in
-// cryo and in every process of the image. The new processes inherit these
-// "windows" by fork, so every process maps the very same file; each moves
-// the windows of its own mappings into place with mremap() (which keeps the
-// file, offset and flags) and unmaps the rest. A private mapping's changed
-// pages are then filled from the page file like any others.
+// (so an fd and the mappings share it) or makes it again from the page files
+// (a secret file with memfd_secret(), filled through a mapping of it in
+// cryo), then maps it in its own address space once per mapping of the
+// image, with the mapping's offset, length, sharing and access (a read-only
+// descriptor for a shared mapping that may not become writable), at
+// addresses free in cryo and in every process of the image. The new
+// processes inherit these "windows" by fork (secret memory too), so every
+// process maps the very same file; each moves the windows of its own
+// mappings into place with mremap() (which keeps the file, offset and flags)
+// and unmaps the rest. A private mapping's changed pages are then filled
+// from the page file like any others.
 #pragma once
 
 #include <sys/types.h>
@@ -48,12 +58,15 @@
 #include "image/reader.h"
 #include "image/writer.h"
 #include "mm.pb.h"
+#include "ptrace/tracee.h"
 
 namespace cryo::mem {
 
+enum class UnlinkedKind { Memfd, DeletedFile, Secret };
+
 // Which file a mapping of an unlinked file maps.
 struct UnlinkedFileKey {
-    bool memfd { false };
+    UnlinkedKind kind { UnlinkedKind::Memfd };
     uint64_t inode { 0 };
     std::string path;   // deleted files only
     auto operator<=>(const UnlinkedFileKey&) const = default;
@@ -69,15 +82,21 @@ public:
     UnlinkedFileDump(const image::FileTable& files, uint64_t deleted_file_limit)
         : m_files(&files), m_deleted_file_limit(deleted_file_limit) { }
 
-    // Checks every mapping of an unlinked file in `vmas` of `pid` and saves
-    // the content of each file no descriptor and no earlier mapping has
-    // saved, appending it to `pages` (the process's page file).
-    Result<void> dump_process(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages);
+    // Checks every mapping of an unlinked file in `vmas` of the process of
+    // the frozen `leader` and saves the content of each file no descriptor
+    // and no earlier mapping has saved, appending it to `pages` (the
+    // process's page file). Secret memory is read by calls injected into
+    // `leader`, which is left as it was found.
+    Result<void> dump_process(ptrace::Tracee& leader, std::vector<image::Vma>& vmas, image::OutputFile& pages);
 
 private:
+    Result<void> dump_secrets(ptrace::Tracee& leader, std::vector<image::Vma>& vmas, image::OutputFile& pages);
+
     const image::FileTable* m_files;
     uint64_t m_deleted_file_limit;
     std::set<UnlinkedFileKey> m_saved;
+    // Secret files: the page offsets already saved, by inode.
+    std::map<uint64_t, std::set<uint64_t>> m_secret_pages;
 };
 
 // Restore half: the files held and mapped in cryo until the tree is

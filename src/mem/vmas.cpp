@@ -78,7 +78,7 @@ Result<image::Vma> classify_vma(const proc::SmapsEntry& entry)
     } else if (map.deleted && entry.has_flag("ht")) {
         return fail("not supported yet: {} is hugetlbfs memory (MAP_HUGETLB or MFD_HUGETLB)", where());
     } else if (path == "/secretmem" && map.deleted) {
-        return fail("not supported yet: {} is memfd_secret(2) memory", where());
+        vma.set_kind(image::VMA_KIND_SECRET);
     } else if (path.starts_with("/memfd:") && map.deleted) {
         vma.set_kind(map.shared ? image::VMA_KIND_MEMFD_SHARED : image::VMA_KIND_MEMFD_PRIVATE);
     } else if (!path.starts_with('/')) {
@@ -137,6 +137,7 @@ bool maps_unlinked_file(const image::Vma& vma)
     case image::VMA_KIND_MEMFD_SHARED:
     case image::VMA_KIND_DELETED_FILE_PRIVATE:
     case image::VMA_KIND_DELETED_FILE_SHARED:
+    case image::VMA_KIND_SECRET:
         return true;
     default:
         return false;

@@ -3,11 +3,11 @@
 // Each mapping is classified by its backing (private or shared anonymous,
 // private or shared file, the kernel's special [vdso]/[vvar] pages) and keeps
 // the madvise()/mlock state visible in its VmFlags line, so restore can map it
-// again with the same protection, sharing and advice. memfds and files
-// deleted since they were mapped get kinds of their own: their content must
-// travel with the image (mem/unlinked_files.h). Mappings cryo cannot restore
-// yet (System V shared memory, memfd_secret, hugetlbfs memory without a
-// name, a device mapping)
+// again with the same protection, sharing and advice. memfds, files
+// deleted since they were mapped and memfd_secret memory get kinds of their
+// own: their content must travel with the image (mem/unlinked_files.h).
+// Mappings cryo cannot restore yet (System V shared memory, hugetlbfs memory
+// without a name, a device mapping)
 // are refused here, naming the mapping, before anything is written.
 #pragma once
 
@@ -26,7 +26,7 @@ Result<std::vector<image::Vma>> collect_vmas(pid_t pid);
 
 // True for the kernel-provided mappings that are moved, never mapped.
 bool is_special(const image::Vma& vma);
-// Mappings of memfds and deleted files, shared or private.
+// Mappings of memfds, deleted files and memfd_secret files.
 bool maps_unlinked_file(const image::Vma& vma);
 // Whether the pages of this VMA are stored in the image (shared file
 // mappings keep theirs in the file; the special mappings have none; private

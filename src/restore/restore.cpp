@@ -91,7 +91,7 @@ struct RestoreContext {
     std::map<pid_t, std::vector<pid_t>> helpers_by_parent;
     uint64_t trampoline { 0 };
     std::map<uint64_t, mem::SharedObject> shared_objects;   // by shmem_id
-    mem::UnlinkedFileWindows unlinked_files;   // mapped memfds and deleted files
+    mem::UnlinkedFileWindows unlinked_files;   // mapped memfds, deleted and secret files
     std::optional<NewTree> created;
     std::deque<MorphedProcess> morphed;     // stable addresses
     mem::MemoryRestoreStats memory_stats;
@@ -214,7 +214,7 @@ Result<void> plan_and_create(RestoreContext& context)
         for (const auto& vma : process.memory.vmas())
             *all_vmas.add_vmas() = vma;
     TRY(map_shared_objects(context, all_vmas));
-    // Mapped memfds and deleted files, likewise (mem/unlinked_files.h).
+    // Mapped memfds, deleted and secret files, likewise (mem/unlinked_files.h).
     context.unlinked_files = TRY(mem::UnlinkedFileWindows::prepare(all_vmas, *context.reader, context.files,
                                                                    context.opened_files));
     // A trampoline address free in cryo and in every process of the image.

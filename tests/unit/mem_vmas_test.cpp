@@ -69,6 +69,17 @@ TEST(ClassifyVma, DeletedFile)
     EXPECT_TRUE(stores_pages(*copy));
 }
 
+TEST(ClassifyVma, SecretMemory)
+{
+    auto vma = classify("7fa92197d000-7fa92197e000 rw-s 00000000 00:0e 57713 /secretmem (deleted)", "rd wr sh mr mw ms lo dd");
+    ASSERT_TRUE(vma.has_value()) << vma.error().message();
+    EXPECT_EQ(vma->kind(), image::VMA_KIND_SECRET);
+    EXPECT_TRUE(maps_unlinked_file(*vma));
+    EXPECT_FALSE(stores_pages(*vma));   // its pages travel as the file's content
+    EXPECT_TRUE(vma->locked());
+    EXPECT_TRUE(vma->dont_dump());
+}
+
 // Shared anonymous memory is a deleted /dev/zero, not a deleted file.
 TEST(ClassifyVma, SharedAnonymousIsNotADeletedFile)
 {
@@ -93,8 +104,6 @@ TEST(ClassifyVma, RefusedMappingsNameThemselves)
         const char* message;
     };
     const Case cases[] = {
-        { "7fa92197d000-7fa92197e000 rw-s 00000000 00:0e 57713 /secretmem (deleted)", "rd wr sh mr mw ms lo dd",
-          "not supported yet: mapping 0x7fa92197d000-0x7fa92197e000 (/secretmem) is memfd_secret(2) memory" },
         // The "inode" of System V memory is the segment id: 0 for the first.
         { "7f9f8f8d3000-7f9f8f8d4000 rw-s 00000000 00:01 0 /SYSV00000000 (deleted)", "rd wr sh mr mw me ms",
           "is a System V shared memory mapping" },

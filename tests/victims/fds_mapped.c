@@ -29,10 +29,16 @@
  * "futurewrite" a memfd sealed F_SEAL_FUTURE_WRITE with a writable shared
  *               mapping;
  * "sysv"        a System V shared memory segment;
- * "secret"      memfd_secret(2) memory (if the kernel has it; else the
- *               victim says SKIP).
+ * "secretfd"    memfd_secret(2) memory whose fd is still open (if the
+ *               kernel has memfd_secret; else the victim says SKIP).
  * With "big": a 100 MiB memfd, only mapped, with data all through (more than
- * an open memfd may hold in files.img): restored through the page file. */
+ * an open memfd may hold in files.img): restored through the page file.
+ * With "secret": memfd_secret(2) memory (SKIP without it), fd closed, 4
+ * pages: mapped at offset 1 page for 3 pages in the parent and, inherited,
+ * in the child, and at offset 0 for 2 pages in the parent only. The parent
+ * wrote file page 1 (through both of its mappings), the child alone file
+ * page 3; page 2 was never touched. After the restore both see everything,
+ * page 2 reads as zeros, and writes go from one to the other. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -217,7 +223,7 @@ static int refused_case(const char *mode, const char *log)
         shmctl(id, IPC_RMID, NULL);
         if (memory == (void *)-1)
             return 2;
-    } else if (strcmp(mode, "secret") == 0) {
+    } else if (strcmp(mode, "secretfd") == 0) {
         int fd = (int)syscall(SYS_memfd_secret, 0);
         if (fd < 0) {
             victim_say("SKIP: memfd_secret: %s", strerror(errno));
@@ -228,7 +234,6 @@ static int refused_case(const char *mode, const char *log)
         if (ftruncate(fd, PAGE) < 0)
             return 2;
         memory = map(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        close(fd);
     } else {
         return 2;
     }
@@ -259,11 +264,64 @@ static int big_case(void)
     return victim_finish();
 }
 
+static int secret_case(void)
+{
+    int fd = (int)syscall(SYS_memfd_secret, 0);
+    if (fd < 0) {
+        victim_say("SKIP: memfd_secret: %s", strerror(errno));
+        victim_ready();
+        victim_wait();
+        return victim_finish();
+    }
+    if (ftruncate(fd, 4 * PAGE) < 0)
+        return 2;
+    char *secret = map(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, PAGE);
+    char *second = map(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    fill(secret, PAGE, PAGE, 8);   /* file page 1 */
+    int to_child[2], to_parent[2];
+    if (pipe(to_child) < 0 || pipe(to_parent) < 0)
+        return 2;
+    pid_t child = fork();
+    if (child == 0) {
+        fill(secret + 2 * PAGE, PAGE, 3 * PAGE, 8);   /* file page 3, only here */
+        sync_write(to_parent[1]);
+        sync_read(to_child[0]);
+        check_map(secret, "rw-s", PAGE, "/secretmem (deleted)", "child: secret");
+        victim_check(memcmp(secret, "parent", 6) == 0, "child: the parent's write to the secret memory is not here");
+        victim_check(all_zero(secret + PAGE, PAGE), "child: the untouched secret page is not zeros");
+        victim_check(has_pattern(secret + 2 * PAGE, PAGE, 3 * PAGE, 8), "child: its own secret page");
+        memcpy(secret + 2 * PAGE, "child", 5);
+        sync_write(to_parent[1]);
+        _exit(victim_failures() ? 1 : 0);
+    }
+    sync_read(to_parent[0]);
+    victim_ready();
+    victim_wait();
+    check_map(secret, "rw-s", PAGE, "/secretmem (deleted)", "secret");
+    check_map(second, "rw-s", 0, "/secretmem (deleted)", "secret, second mapping");
+    victim_check(has_pattern(secret, PAGE, PAGE, 8) && has_pattern(second + PAGE, PAGE, PAGE, 8), "secret: file page 1");
+    victim_check(all_zero(second, PAGE) && all_zero(secret + PAGE, PAGE), "secret: the untouched pages are not zeros");
+    victim_check(has_pattern(secret + 2 * PAGE, PAGE, 3 * PAGE, 8), "secret: the page only the child had");
+    victim_check(mapped_inode(secret) == mapped_inode(second), "secret: the two mappings are not one file");
+    memcpy(second + PAGE, "parent", 6);
+    victim_check(memcmp(secret, "parent", 6) == 0, "secret: the two mappings are not one file");
+    sync_write(to_child[1]);
+    sync_read(to_parent[0]);
+    victim_check(memcmp(secret + 2 * PAGE, "child", 5) == 0, "secret: the child's write is not here");
+    int status = 0;
+    victim_check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                 "child status %#x", status);
+    return victim_finish();
+}
+
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
     if (argc > 2 && strcmp(argv[2], "big") == 0)
         return big_case();
+    if (argc > 2 && strcmp(argv[2], "secret") == 0)
+        return secret_case();
     if (argc > 2)
         return refused_case(argv[2], argv[1]);
 
