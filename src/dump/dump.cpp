@@ -27,6 +27,7 @@
 #include "image/writer.h"
 #include "mem/cow.h"
 #include "mem/dump_pages.h"
+#include "mem/unlinked_files.h"
 #include "mem/vmas.h"
 #include "mm.pb.h"
 #include "stats.pb.h"
@@ -112,6 +113,8 @@ Result<void> collect_cores(DumpContext& context)
 Result<void> write_memory(DumpContext& context)
 {
     auto& processes = context.tree->processes();
+    // Mapped memfds, deleted files and secret memory: saved once for the tree.
+    mem::UnlinkedFileDump unlinked_files(context.files.files(), context.options.ghost_limit);
     for (size_t i = 0; i < processes.size(); ++i) {
         pid_t pid = processes[i].pid();
         auto& images = context.processes[i];
@@ -120,6 +123,7 @@ Result<void> write_memory(DumpContext& context)
         images.page_map.set_pid(pid);
         images.page_map.set_page_file(image::pages_name(pid));
         TRY(mem::dump_pages(pid, vmas, pages, images.page_map));
+        TRY_CTX(unlinked_files.dump_process(processes[i].leader(), vmas, pages), "pid {}", pid);
         context.page_bytes += pages.size();
         TRY(context.writer->finish_file(std::move(pages)));
         images.memory.set_pid(pid);

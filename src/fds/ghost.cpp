@@ -21,14 +21,20 @@
 // file of it is a new open file description made by reopening
 // /proc/self/fd/HOLD with the dumped flags, at its offset, so it comes back
 // open, deleted and sparse.
+//
+// Mappings of a deleted file use the same functions (fds/unlinked_file.h):
+// one that is open too is found among the open files on restore, one that is
+// only mapped keeps its content in a page file (mem/unlinked_files.h).
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <tuple>
 
 #include "fds/file_kind.h"
+#include "fds/unlinked_file.h"
 
 namespace cryo::fds {
 
@@ -36,6 +42,8 @@ namespace {
 
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 constexpr std::string_view kTemporarySuffix = ".cryo-ghost-XXXXXX";
+// memfd_secret(2) files look deleted too ("/secretmem (deleted)").
+constexpr long kSecretMemMagic = 0x5345434d;   // SECRETMEM_MAGIC
 // The first open file of the deleted file `inode` at `path` other than
 // `except`: the one that carries its data.
 const image::OpenFile* first_open_file(const image::FileTable& table, uint64_t inode, const std::string& path,
@@ -45,6 +53,20 @@ const image::OpenFile* first_open_file(const image::FileTable& table, uint64_t i
         if (file.id() != except && file.has_ghost() && file.ghost().inode() == inode && file.ghost().path() == path)
             return &file;
     return nullptr;
+}
+
+// A unique name next to `path`: "PATH.cryo-ghost-XXXXXX", or
+// "DIR/.cryo-ghost-XXXXXX" when the name would get too long.
+Result<std::pair<UniqueFd, std::string>> create_unique(const std::string& path)
+{
+    size_t slash = path.rfind('/');
+    std::string name = path.substr(0, slash + 1) + ".cryo-ghost-XXXXXX";
+    if (path.size() - slash - 1 + kTemporarySuffix.size() <= NAME_MAX)
+        name = path + std::string(kTemporarySuffix);
+    int fd = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd < 0)
+        return fail_errno(fmt::format("create a file next to {}", path));
+    return std::pair(UniqueFd(fd), name);
 }
 
 class GhostFileKind final : public FileKind {
@@ -60,14 +82,11 @@ public:
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const override
     {
         std::string path = facts.link.substr(0, facts.link.size() - kDeletedSuffix.size());
-        if (facts.stat.st_nlink > 0)
-            return fail("not supported yet: {} was deleted but its inode still has {} other link(s)", path,
-                        facts.stat.st_nlink);
+        struct statfs filesystem {};
+        if (::fstatfs(facts.local_fd, &filesystem) == 0 && filesystem.f_type == kSecretMemMagic)
+            return fail("not supported yet: {} is memfd_secret(2) memory, not a deleted file", facts.link);
         auto* ghost = file.mutable_ghost();
-        ghost->set_path(path);
-        ghost->set_size(static_cast<uint64_t>(facts.stat.st_size));
-        ghost->set_mode(facts.stat.st_mode & 07777);
-        ghost->set_inode(facts.stat.st_ino);
+        *ghost = TRY(describe_deleted_file(facts.stat, path));
         if (first_open_file(table, ghost->inode(), path, file.id()))
             return {};   // its data is in that open file already
 
@@ -82,50 +101,49 @@ public:
         std::string key = fmt::format("ghost:{}:{}", ghost.inode(), ghost.path());
         if (!context.shared.contains(key)) {
             const auto* first = first_open_file(*context.table, ghost.inode(), ghost.path());
-            context.shared.emplace(key, TRY(create_ghost(first ? first->ghost() : ghost)));
+            const auto& saved = first ? first->ghost() : ghost;
+            auto write_content = [&saved](int fd) { return write_extents(fd, saved.extents(), saved.path()); };
+            context.shared.emplace(key, TRY(create_deleted_file(saved, write_content)));
         }
         return reopen_held(context.shared.at(key).get(), file);
     }
 
     image::FileKind image_kind() const override { return image::FILE_KIND_GHOST; }
-
-private:
-    // A unique name next to `path`: "PATH.cryo-ghost-XXXXXX", or
-    // "DIR/.cryo-ghost-XXXXXX" when the name would get too long.
-    static Result<std::pair<UniqueFd, std::string>> create_unique(const std::string& path)
-    {
-        size_t slash = path.rfind('/');
-        std::string name = path.substr(0, slash + 1) + ".cryo-ghost-XXXXXX";
-        if (path.size() - slash - 1 + kTemporarySuffix.size() <= NAME_MAX)
-            name = path + std::string(kTemporarySuffix);
-        int fd = ::mkostemp(name.data(), O_CLOEXEC);
-        if (fd < 0)
-            return fail_errno(fmt::format("create a file next to {}", path));
-        return std::pair(UniqueFd(fd), name);
-    }
-
-    static Result<UniqueFd> create_ghost(const image::GhostFile& ghost)
-    {
-        const std::string& path = ghost.path();
-        std::string created = path;
-        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST)
-            return fail_errno(fmt::format("create the deleted file {} again", path));
-        UniqueFd hold(fd);
-        if (fd < 0)
-            std::tie(hold, created) = TRY(create_unique(path));
-        if (::unlink(created.c_str()) < 0)
-            return fail_errno(fmt::format("unlink {}", created));
-        if (::ftruncate(hold.get(), static_cast<off_t>(ghost.size())) < 0)
-            return fail_errno(fmt::format("ftruncate the deleted file {} to {}", path, ghost.size()));
-        TRY(write_extents(hold.get(), ghost.extents(), path));
-        if (::fchmod(hold.get(), ghost.mode()) < 0)
-            return fail_errno(fmt::format("fchmod the deleted file {} to {:o}", path, ghost.mode()));
-        return hold;
-    }
 };
 
 } // namespace
+
+Result<image::GhostFile> describe_deleted_file(const struct stat& stat, const std::string& path)
+{
+    if (stat.st_nlink > 0)
+        return fail("not supported yet: {} was deleted but its inode still has {} other link(s)", path, stat.st_nlink);
+    image::GhostFile ghost;
+    ghost.set_path(path);
+    ghost.set_size(static_cast<uint64_t>(stat.st_size));
+    ghost.set_mode(stat.st_mode & 07777);
+    ghost.set_inode(stat.st_ino);
+    return ghost;
+}
+
+Result<UniqueFd> create_deleted_file(const image::GhostFile& ghost, const ContentWriter& write_content)
+{
+    const std::string& path = ghost.path();
+    std::string created = path;
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+        return fail_errno(fmt::format("create the deleted file {} again", path));
+    UniqueFd hold(fd);
+    if (fd < 0)
+        std::tie(hold, created) = TRY(create_unique(path));
+    if (::unlink(created.c_str()) < 0)
+        return fail_errno(fmt::format("unlink {}", created));
+    if (::ftruncate(hold.get(), static_cast<off_t>(ghost.size())) < 0)
+        return fail_errno(fmt::format("ftruncate the deleted file {} to {}", path, ghost.size()));
+    TRY(write_content(hold.get()));
+    if (::fchmod(hold.get(), ghost.mode()) < 0)
+        return fail_errno(fmt::format("fchmod the deleted file {} to {:o}", path, ghost.mode()));
+    return hold;
+}
 
 const FileKind& ghost_file_kind()
 {

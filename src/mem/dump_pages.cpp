@@ -6,9 +6,8 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
-#include <memory>
-
 #include "base/syscalls.h"
+#include "mem/copy_buffer.h"
 #include "mem/vmas.h"
 
 namespace cryo::mem {
@@ -17,31 +16,6 @@ namespace {
 
 constexpr size_t kScanBatch = 1024;            // regions per PAGEMAP_SCAN call
 constexpr size_t kCopyBuffer = 16ull << 20;    // bytes per write to the page file
-
-// A page-aligned buffer from mmap, so the kernel copies into whole pages.
-class CopyBuffer {
-public:
-    static Result<CopyBuffer> create(size_t size)
-    {
-        void* memory = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (memory == MAP_FAILED)
-            return fail_errno("mmap page copy buffer");
-        return CopyBuffer(static_cast<std::byte*>(memory), size);
-    }
-    CopyBuffer(CopyBuffer&& other) noexcept : m_data(std::exchange(other.m_data, nullptr)), m_size(other.m_size) { }
-    ~CopyBuffer()
-    {
-        if (m_data)
-            ::munmap(m_data, m_size);
-    }
-    std::byte* data() const { return m_data; }
-    size_t size() const { return m_size; }
-
-private:
-    CopyBuffer(std::byte* data, size_t size) : m_data(data), m_size(size) { }
-    std::byte* m_data;
-    size_t m_size;
-};
 
 // Memory is read through /proc/PID/mem, not process_vm_readv(): the latter
 // pins the pages (FOLL_PIN), and pinning a page shared copy-on-write with
@@ -62,7 +36,7 @@ Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vm
     args.start = vma.start();
     args.end = vma.end();
     args.category_anyof_mask = kPresent | kSwapped;
-    if (vma.kind() != image::VMA_KIND_SHARED_ANONYMOUS) {
+    if (vma.kind() != image::VMA_KIND_SHARED_ANONYMOUS && vma.kind() != image::VMA_KIND_SECRET) {
         // Private memory: leave out file pages and the zero page.
         args.category_inverted = kFile | kPfnZero;
         args.category_mask = kFile | kPfnZero;

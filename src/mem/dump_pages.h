@@ -26,7 +26,8 @@ struct PageRange {
     uint64_t end;
 };
 
-// The ranges of `vma` whose pages belong in the image.
+// The ranges of `vma` whose pages belong in the image (of shared anonymous
+// and secret memory: every page present).
 Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma);
 
 // Appends the stored pages of every VMA of `pid` to `pages`, records them in

@@ -90,6 +90,9 @@ Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std
     std::vector<Range> keep { { restore.trampoline, restore.trampoline + restore.trampoline_size } };
     for (const auto& [id, object] : *restore.shared_objects)
         keep.push_back({ object.address, object.address + object.size });
+    if (restore.unlinked_files)
+        for (const auto& window : restore.unlinked_files->ranges())
+            keep.push_back({ window.start, window.end });
     for (const auto& vma : restore.image->vmas())
         if (kept(restore, vma))
             keep.push_back({ vma.start(), vma.end() });
@@ -158,6 +161,25 @@ int map_protection(const image::Vma& vma)
     return prot;
 }
 
+// A mapping of a memfd, deleted file or secret file: cryo mapped the file
+// for it before the fork, with its offset, sharing and access; mremap()
+// carries that mapping (same file, offset and flags) to its place.
+Result<void> move_unlinked_file_window(const AddressSpaceRestore& restore, const image::Vma& vma)
+{
+    if (!restore.unlinked_files)
+        return fail("mapping {:#x}-{:#x} ({}): cryo did not prepare its file", vma.start(), vma.end(), vma.path());
+    uint64_t window = TRY(restore.unlinked_files->window_for(vma));
+    uint64_t length = vma.end() - vma.start();
+    uint64_t moved = TRY_CTX(restore.injector->call("mremap", SYS_mremap, window, length, length,
+                                                    MREMAP_MAYMOVE | MREMAP_FIXED, vma.start()),
+                             "mapping {:#x}-{:#x} ({})", vma.start(), vma.end(), vma.path());
+    if (moved != vma.start())
+        return fail("mapping {:#x}-{:#x} landed at {:#x}", vma.start(), vma.end(), moved);
+    if (vma.hugepage())
+        TRY(restore.injector->call("madvise(MADV_HUGEPAGE)", SYS_madvise, vma.start(), length, MADV_HUGEPAGE));
+    return {};
+}
+
 Result<void> map_vmas(const AddressSpaceRestore& restore)
 {
     auto& injector = *restore.injector;
@@ -166,6 +188,10 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
     for (const auto& vma : restore.image->vmas()) {
         if (is_special(vma) || kept(restore, vma))
             continue;
+        if (maps_unlinked_file(vma)) {
+            TRY(move_unlinked_file_window(restore, vma));
+            continue;
+        }
         uint64_t length = vma.end() - vma.start();
         int flags = MAP_FIXED;
         uint64_t fd = static_cast<uint64_t>(-1);
@@ -220,6 +246,9 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
     // What is left of the shared objects was not mapped by this process.
     for (const auto& [id, object] : *restore.shared_objects)
         TRY(injector.call("munmap", SYS_munmap, object.address, object.size));
+    if (restore.unlinked_files)
+        for (const auto& window : restore.unlinked_files->ranges())
+            TRY(injector.call("munmap", SYS_munmap, window.start, window.end - window.start));
     return {};
 }
 
@@ -327,9 +356,10 @@ Result<void> finish_vmas(const AddressSpaceRestore& restore)
         if (is_special(vma))
             continue;
         uint64_t length = vma.end() - vma.start();
-        // Shared memory and memory prepared by a restorer arrive read-write.
+        // Shared memory, memfds, deleted files and memory prepared by a
+        // restorer arrive with the protection they were prepared with.
         if (map_protection(vma) != static_cast<int>(vma.prot()) || vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS
-            || kept(restore, vma))
+            || maps_unlinked_file(vma) || kept(restore, vma))
             TRY_CTX(injector.call("mprotect", SYS_mprotect, vma.start(), length, vma.prot()),
                     "mapping {:#x}-{:#x}", vma.start(), vma.end());
         for (const auto& advice : kAdvice) {

@@ -6,7 +6,8 @@
 // (3) moves [vvar], [vvar_vclock] and [vdso] together to where the image had
 // them (glibc keeps pointers into the vDSO), through a temporary slot so old
 // and new places may overlap, (4) maps every VMA of the image, writable
-// where pages must be filled, (5) fills the pages with injected preadv()
+// where pages must be filled (shared memory, memfds and deleted files are
+// moved into place from where cryo mapped them before the fork), (5) fills the pages with injected preadv()
 // calls straight from the page file (one copy, many runs per call), (6) sets
 // the final protection and madvise() state and (7) sets the mm fields with
 // PR_SET_MM_MAP (brk, stack, argument and environment areas, auxv, exe),
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "mem/unlinked_files.h"
 #include "mm.pb.h"
 #include "ptrace/injector.h"
 
@@ -44,6 +46,9 @@ struct AddressSpaceRestore {
     const image::MemoryImage* image { nullptr };
     const image::PageMap* page_map { nullptr };
     const std::map<uint64_t, SharedObject>* shared_objects { nullptr };  // by shmem_id
+    // memfds and deleted files, mapped by cryo where each mapping is to be
+    // taken from (mem/unlinked_files.h); may be null when there are none.
+    const UnlinkedFileWindows* unlinked_files { nullptr };
     // VMAs (by start) this process's restorer filled with their final
     // content, and those its parent's restorer did (inherited by fork).
     const std::vector<uint64_t>* materialized { nullptr };

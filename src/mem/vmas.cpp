@@ -48,6 +48,7 @@ Result<image::Vma> classify_vma(const proc::SmapsEntry& entry)
     vma.set_path(map.path);
     vma.set_device(makedev(map.dev_major, map.dev_minor));
     vma.set_inode(map.inode);
+    vma.set_may_write(entry.has_flag("mw"));
     for (const auto& advice : kAdviceFlags)
         (vma.*advice.set)(entry.has_flag(advice.vm_flag));
 
@@ -62,6 +63,8 @@ Result<image::Vma> classify_vma(const proc::SmapsEntry& entry)
         vma.set_kind(image::VMA_KIND_VVAR_VCLOCK);
     else if (path == "[vsyscall]")
         vma.set_kind(image::VMA_KIND_VSYSCALL);
+    else if (path.starts_with("/SYSV") && map.shared)   // its "inode" is the segment id, 0 for the first
+        return fail("not supported yet: {} is a System V shared memory mapping", where());
     else if (map.inode == 0) {
         if (map.shared)
             return fail("not supported yet: {} is a shared mapping without a file", where());
@@ -72,12 +75,16 @@ Result<image::Vma> classify_vma(const proc::SmapsEntry& entry)
         // MAP_SHARED|MAP_ANONYMOUS memory lives in an unlinked shmem file.
         vma.set_kind(image::VMA_KIND_SHARED_ANONYMOUS);
         vma.set_shmem_id(map.inode);
-    } else if (path.starts_with("/memfd:") || path.starts_with("/SYSV")) {
-        return fail("not supported yet: {} is a memfd or System V shared memory mapping", where());
-    } else if (map.deleted) {
-        return fail("not supported yet: {} maps a file that was deleted", where());
+    } else if (map.deleted && entry.has_flag("ht")) {
+        return fail("not supported yet: {} is hugetlbfs memory (MAP_HUGETLB or MFD_HUGETLB)", where());
+    } else if (path == "/secretmem" && map.deleted) {
+        vma.set_kind(image::VMA_KIND_SECRET);
+    } else if (path.starts_with("/memfd:") && map.deleted) {
+        vma.set_kind(map.shared ? image::VMA_KIND_MEMFD_SHARED : image::VMA_KIND_MEMFD_PRIVATE);
     } else if (!path.starts_with('/')) {
         return fail("not supported yet: {} has an unknown backing", where());
+    } else if (map.deleted) {
+        vma.set_kind(map.shared ? image::VMA_KIND_DELETED_FILE_SHARED : image::VMA_KIND_DELETED_FILE_PRIVATE);
     } else {
         vma.set_kind(map.shared ? image::VMA_KIND_FILE_SHARED : image::VMA_KIND_FILE_PRIVATE);
     }
@@ -123,11 +130,27 @@ bool is_special(const image::Vma& vma)
     }
 }
 
+bool maps_unlinked_file(const image::Vma& vma)
+{
+    switch (vma.kind()) {
+    case image::VMA_KIND_MEMFD_PRIVATE:
+    case image::VMA_KIND_MEMFD_SHARED:
+    case image::VMA_KIND_DELETED_FILE_PRIVATE:
+    case image::VMA_KIND_DELETED_FILE_SHARED:
+    case image::VMA_KIND_SECRET:
+        return true;
+    default:
+        return false;
+    }
+}
+
 bool stores_pages(const image::Vma& vma)
 {
     switch (vma.kind()) {
     case image::VMA_KIND_ANONYMOUS:
     case image::VMA_KIND_FILE_PRIVATE:
+    case image::VMA_KIND_MEMFD_PRIVATE:
+    case image::VMA_KIND_DELETED_FILE_PRIVATE:
     case image::VMA_KIND_SHARED_ANONYMOUS:
         return true;
     default:

@@ -3,9 +3,12 @@
 // Each mapping is classified by its backing (private or shared anonymous,
 // private or shared file, the kernel's special [vdso]/[vvar] pages) and keeps
 // the madvise()/mlock state visible in its VmFlags line, so restore can map it
-// again with the same protection, sharing and advice. Mappings cryo cannot
-// restore yet (a deleted or memfd file, a device mapping) are refused here,
-// naming the mapping, before anything is written.
+// again with the same protection, sharing and advice. memfds, files
+// deleted since they were mapped and memfd_secret memory get kinds of their
+// own: their content must travel with the image (mem/unlinked_files.h).
+// Mappings cryo cannot restore yet (System V shared memory, hugetlbfs memory
+// without a name, a device mapping)
+// are refused here, naming the mapping, before anything is written.
 #pragma once
 
 #include <sys/types.h>
@@ -23,8 +26,11 @@ Result<std::vector<image::Vma>> collect_vmas(pid_t pid);
 
 // True for the kernel-provided mappings that are moved, never mapped.
 bool is_special(const image::Vma& vma);
+// Mappings of memfds, deleted files and memfd_secret files.
+bool maps_unlinked_file(const image::Vma& vma);
 // Whether the pages of this VMA are stored in the image (shared file
-// mappings keep theirs in the file; the special mappings have none).
+// mappings keep theirs in the file; the special mappings have none; private
+// file mappings store the pages they changed).
 bool stores_pages(const image::Vma& vma);
 
 } // namespace cryo::mem

@@ -94,6 +94,7 @@ struct RestoreContext {
     std::map<pid_t, std::vector<pid_t>> helpers_by_parent;
     uint64_t trampoline { 0 };
     std::map<uint64_t, mem::SharedObject> shared_objects;   // by shmem_id
+    mem::UnlinkedFileWindows unlinked_files;   // mapped memfds, deleted and secret files
     std::optional<NewTree> created;
     std::deque<MorphedProcess> morphed;     // stable addresses
     mem::MemoryRestoreStats memory_stats;
@@ -231,6 +232,9 @@ Result<void> plan_and_create(RestoreContext& context)
         for (const auto& vma : process.memory.vmas())
             *all_vmas.add_vmas() = vma;
     TRY(map_shared_objects(context, all_vmas));
+    // Mapped memfds, deleted and secret files, likewise (mem/unlinked_files.h).
+    context.unlinked_files = TRY(mem::UnlinkedFileWindows::prepare(all_vmas, *context.reader, context.files,
+                                                                   context.opened_files));
     // A trampoline address free in cryo and in every process of the image.
     context.trampoline = TRY(mem::find_free_window(all_vmas, kTrampolineWindow));
 
@@ -324,6 +328,7 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     address_space.image = &process.memory;
     address_space.page_map = &process.page_map;
     address_space.shared_objects = &context.shared_objects;
+    address_space.unlinked_files = &context.unlinked_files;
     // Private memory the restorers already prepared (copy-on-write sharing
     // with the parent, see mem/cow.h).
     address_space.materialized = &member.materialized;

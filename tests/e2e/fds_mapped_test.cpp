@@ -1,0 +1,120 @@
+// End-to-end tests of memory mappings of memfds, deleted files and
+// memfd_secret memory (victim fds_mapped): shared and private mappings, with
+// and without an open fd, shared by a parent and its child, double mappings;
+// a big memfd that only a mapping holds; and what a dump refuses, after
+// which the victim must run on untouched.
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+#include "steps.h"
+
+namespace cryo::e2e {
+
+namespace {
+
+constexpr const char* kVictim = "fds_mapped";
+
+} // namespace
+
+// The victim checks itself without a checkpoint, so a broken victim is told
+// apart from a broken cryo.
+TEST(FdsMapped, Control)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim);
+    release_and_expect_pass(session, pid);
+}
+
+TEST(FdsMapped, CheckpointRestore)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim);
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+// A restored tree can be checkpointed again: the files made again are
+// memfds and deleted files like the originals.
+TEST(FdsMapped, CheckpointTwice)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim);
+    std::string first = session.dir().file("first");
+    std::string second = session.dir().file("second");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, first));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, first));
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, second));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, second));
+    release_and_expect_pass(session, pid);
+}
+
+// 100 MiB in a memfd that only a mapping holds: more than an open memfd may
+// keep in files.img, so it travels in the page file, and files.img stays
+// small.
+TEST(FdsMapped, BigMappedMemfdGoesToThePageFile)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim, { "big" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    EXPECT_LT(std::filesystem::file_size(images + "/files.img"), 1u << 20);
+    EXPECT_GT(directory_size(images), 100u << 20) << "the big memfd's data is not in the image";
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+TEST(FdsMapped, DeletedFileWithAnotherLinkIsRefused)
+{
+    expect_dump_refused(kVictim, { "hardlink" }, {},
+                        { "{log}.hardlink was deleted but its inode still has 1 other link(s)", "mapping 0x" });
+}
+
+TEST(FdsMapped, DeletedFileOverTheLimitIsRefused)
+{
+    expect_dump_refused(kVictim, { "bigdeleted" }, {},
+                        { "deleted file {log}.bigdeleted holds more than 67108864 bytes", "--ghost-limit" });
+}
+
+TEST(FdsMapped, FutureWriteSealedWritableMappingIsRefused)
+{
+    expect_dump_refused(kVictim, { "futurewrite" }, {},
+                        { "/memfd:cryo-future) is shared and writable, but memfd cryo-future is sealed with "
+                          "F_SEAL_FUTURE_WRITE" });
+}
+
+TEST(FdsMapped, SystemVSharedMemoryIsRefused)
+{
+    expect_dump_refused(kVictim, { "sysv" }, {}, { "not supported yet: mapping 0x", "is a System V shared memory mapping" });
+}
+
+// memfd_secret memory, shared by a parent and its child, mapped twice, with
+// a page only the child had present: read by the processes themselves
+// through injected calls, made again with memfd_secret().
+TEST(FdsMapped, SecretMemory)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim, { "secret" });
+    if (session.log().find("SKIP") != std::string::npos) {
+        release_and_expect_pass(session, pid);
+        GTEST_SKIP() << "no memfd_secret on this kernel";
+    }
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+// An open memfd_secret descriptor is refused (only mappings are dumped).
+TEST(FdsMapped, SecretDescriptorIsRefused)
+{
+    expect_dump_refused(kVictim, { "secretfd" }, {}, { "is memfd_secret(2) memory, not a deleted file" });
+}
+
+} // namespace cryo::e2e
