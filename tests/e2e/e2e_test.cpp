@@ -73,8 +73,7 @@ TEST_P(CheckpointRestore, RestoredVictimVerifiesItself)
     Session session;
     pid_t pid = start_scenario(session, GetParam());
     std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     release_and_expect_pass(session, pid);
 }
 
@@ -84,8 +83,7 @@ TEST_P(CheckpointTwice, DumpRestoreDumpRestore)
     pid_t pid = start_scenario(session, GetParam());
     for (int round = 1; round <= 2; ++round) {
         std::string images = session.dir().file("images" + std::to_string(round));
-        ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-        ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+        ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     }
     release_and_expect_pass(session, pid);
 }
@@ -303,8 +301,7 @@ TEST(Checkpoint, OutputPipeToTheHarnessKeepsWorking)
     std::string seen;
     ASSERT_TRUE(read_until(ends[0], "READY", seen, std::chrono::seconds(20))) << seen;
     std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     ASSERT_TRUE(send_signal(pid, SIGUSR1));
     EXPECT_TRUE(read_until(ends[0], "PASS", seen, std::chrono::seconds(30))) << seen << session.diagnostics();
     auto status = session.wait_for_exit(pid);
@@ -474,8 +471,7 @@ TEST(Checkpoint, DumpOverwritesAStaleImageDirectory)
         stray << "not part of any checkpoint\n";
     }
     ::chmod((images + "/stray.txt").c_str(), 0600);
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     release_and_expect_pass(session, pid);
 }
 

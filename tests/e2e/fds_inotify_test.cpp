@@ -56,11 +56,9 @@ TEST(FdsInotify, CheckpointRestoreTwice)
     Session session;
     pid_t pid = start_and_wait_ready(session, kInotify);
     std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     std::string again = session.dir().file("images2");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, again));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, again));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, again));
     release_and_expect_pass(session, pid);
 }
 
@@ -120,9 +118,7 @@ TEST(FdsFanotify, CheckpointRestore)
     Session session;
     pid_t pid = start_and_wait_ready(session, kFanotify);
     std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     release_and_expect_pass(session, pid);
 }
 

@@ -35,8 +35,7 @@ TEST(FdsMapped, CheckpointRestore)
     Session session;
     pid_t pid = start_and_wait_ready(session, kVictim);
     std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     release_and_expect_pass(session, pid);
 }
 
@@ -48,10 +47,8 @@ TEST(FdsMapped, CheckpointTwice)
     pid_t pid = start_and_wait_ready(session, kVictim);
     std::string first = session.dir().file("first");
     std::string second = session.dir().file("second");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, first));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, first));
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, second));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, second));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, first));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, second));
     release_and_expect_pass(session, pid);
 }
 
@@ -106,8 +103,7 @@ TEST(FdsMapped, SecretMemory)
         GTEST_SKIP() << "no memfd_secret on this kernel";
     }
     std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     release_and_expect_pass(session, pid);
 }
 

@@ -108,11 +108,9 @@ TEST(FdsPty, CheckpointRestoreTwice)
     Session session;
     pid_t pid = start_and_wait_ready(session, kVictim);
     std::string first = session.dir().file("first");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, first));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, first));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, first));
     std::string second = session.dir().file("second");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, second));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, second));
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, second));
     release_and_expect_pass(session, pid);
 }
 

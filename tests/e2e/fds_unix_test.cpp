@@ -137,8 +137,7 @@ TEST(FdsUnix, CheckpointTwice)
     pid_t pid = start_and_wait_ready(session, kVictim);
     for (int round = 1; round <= 2; ++round) {
         std::string images = session.dir().file("images" + std::to_string(round));
-        ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-        ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+        ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     }
     release_and_expect_pass(session, pid);
 }

@@ -59,6 +59,12 @@ void restore_detached(Session& session, pid_t pid, const std::string& images, co
         session.track(restored);
 }
 
+void dump_and_restore(Session& session, pid_t pid, const std::string& images)
+{
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+}
+
 void release_and_expect_pass(Session& session, pid_t pid)
 {
     ASSERT_TRUE(send_signal(pid, SIGUSR1));

@@ -24,6 +24,8 @@ void dump(Session& session, pid_t pid, const std::string& images, bool leave_run
 // `fd3`, unless -1, is handed to cryo as its fd 3 (--inherit-fd fd[3]:ID).
 void restore_detached(Session& session, pid_t pid, const std::string& images, const std::vector<std::string>& options = {},
                       int fd3 = -1);
+// dump() then restore_detached() with the same images.
+void dump_and_restore(Session& session, pid_t pid, const std::string& images);
 void release_and_expect_pass(Session& session, pid_t pid);
 // Starts `victim` with `args`, runs `cryo dump` with `dump_options` added
 // and expects it to fail with every one of `expected` in its output

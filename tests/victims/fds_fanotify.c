@@ -74,37 +74,6 @@ static ino_t inode_of(const char *path)
     return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
-/* The sorted "fanotify ..." lines of /proc/self/fdinfo/FD, joined. */
-static void mark_lines(int fd, char *out, size_t size)
-{
-    char path[64], text[16384];
-    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-    out[0] = 0;
-    int file = open(path, O_RDONLY | O_CLOEXEC);
-    if (file < 0)
-        return;
-    ssize_t length = read(file, text, sizeof(text) - 1);
-    close(file);
-    if (length <= 0)
-        return;
-    text[length] = 0;
-    char *lines[64];
-    int count = 0;
-    for (char *line = strtok(text, "\n"); line && count < 64; line = strtok(NULL, "\n"))
-        if (strncmp(line, "fanotify", 8) == 0)
-            lines[count++] = line;
-    for (int i = 0; i < count; ++i)
-        for (int j = i + 1; j < count; ++j)
-            if (strcmp(lines[j], lines[i]) < 0) {
-                char *swap = lines[i];
-                lines[i] = lines[j];
-                lines[j] = swap;
-            }
-    for (int i = 0; i < count; ++i) {
-        strncat(out, lines[i], size - strlen(out) - 2);
-        strncat(out, "\n", size - strlen(out) - 1);
-    }
-}
 
 /* Group A's events from this process, until none comes for 300 ms: the
  * union of the masks per inode of the event fd. */
@@ -222,15 +191,15 @@ int main(int argc, char **argv)
     }
 
     char a_lines[4096], b_lines[4096], after[4096];
-    mark_lines(a, a_lines, sizeof(a_lines));
-    mark_lines(b, b_lines, sizeof(b_lines));
+    victim_fdinfo_lines(a, "fanotify", a_lines, sizeof(a_lines));
+    victim_fdinfo_lines(b, "fanotify", b_lines, sizeof(b_lines));
 
     victim_ready();
     victim_wait();
 
-    mark_lines(a, after, sizeof(after));
+    victim_fdinfo_lines(a, "fanotify", after, sizeof(after));
     victim_check(strcmp(a_lines, after) == 0, "A's marks changed:\n%s-- now:\n%s", a_lines, after);
-    mark_lines(b, after, sizeof(after));
+    victim_fdinfo_lines(b, "fanotify", after, sizeof(after));
     victim_check(strcmp(b_lines, after) == 0, "B's marks changed:\n%s-- now:\n%s", b_lines, after);
     int flags = fcntl(a, F_GETFL);
     victim_check(flags >= 0 && (flags & O_NONBLOCK), "A lost O_NONBLOCK (flags %#o)", flags);

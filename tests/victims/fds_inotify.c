@@ -67,37 +67,6 @@ static int append(const char *path, const char *text)
     return done == (ssize_t)strlen(text) ? 0 : -1;
 }
 
-/* The sorted "inotify ..." lines of /proc/self/fdinfo/FD, joined. */
-static void watch_lines(int fd, char *out, size_t size)
-{
-    char path[64], text[16384];
-    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-    out[0] = 0;
-    int file = open(path, O_RDONLY | O_CLOEXEC);
-    if (file < 0)
-        return;
-    ssize_t length = read(file, text, sizeof(text) - 1);
-    close(file);
-    if (length <= 0)
-        return;
-    text[length] = 0;
-    char *lines[64];
-    int count = 0;
-    for (char *line = strtok(text, "\n"); line && count < 64; line = strtok(NULL, "\n"))
-        if (strncmp(line, "inotify", 7) == 0)
-            lines[count++] = line;
-    for (int i = 0; i < count; ++i)
-        for (int j = i + 1; j < count; ++j)
-            if (strcmp(lines[j], lines[i]) < 0) {
-                char *swap = lines[i];
-                lines[i] = lines[j];
-                lines[j] = swap;
-            }
-    for (int i = 0; i < count; ++i) {
-        strncat(out, lines[i], size - strlen(out) - 2);
-        strncat(out, "\n", size - strlen(out) - 1);
-    }
-}
 
 struct event {
     int wd;
@@ -200,16 +169,16 @@ int main(int argc, char **argv)
     }
 
     char a_lines[8192], b_lines[8192], after[8192];
-    watch_lines(a, a_lines, sizeof(a_lines));
-    watch_lines(b, b_lines, sizeof(b_lines));
+    victim_fdinfo_lines(a, "inotify", a_lines, sizeof(a_lines));
+    victim_fdinfo_lines(b, "inotify", b_lines, sizeof(b_lines));
 
     victim_ready();
     victim_wait();
 
     if (!replaced) {
-        watch_lines(a, after, sizeof(after));
+        victim_fdinfo_lines(a, "inotify", after, sizeof(after));
         victim_check(strcmp(a_lines, after) == 0, "A's watches changed:\n%s-- now:\n%s", a_lines, after);
-        watch_lines(b, after, sizeof(after));
+        victim_fdinfo_lines(b, "inotify", after, sizeof(after));
         victim_check(strcmp(b_lines, after) == 0, "B's watches changed:\n%s-- now:\n%s", b_lines, after);
     }
     int flags = fcntl(a, F_GETFL);

@@ -91,3 +91,35 @@ int victim_finish(void)
         victim_say("PASS");
     return failures == 0 ? 0 : 1;
 }
+
+void victim_fdinfo_lines(int fd, const char *prefix, char *out, size_t size)
+{
+    char path[64], text[16384];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+    out[0] = 0;
+    int file = open(path, O_RDONLY | O_CLOEXEC);
+    if (file < 0)
+        return;
+    ssize_t length = read(file, text, sizeof(text) - 1);
+    close(file);
+    if (length <= 0)
+        return;
+    text[length] = 0;
+    char *lines[64];
+    int count = 0;
+    size_t prefix_length = strlen(prefix);
+    for (char *line = strtok(text, "\n"); line && count < 64; line = strtok(NULL, "\n"))
+        if (strncmp(line, prefix, prefix_length) == 0)
+            lines[count++] = line;
+    for (int i = 0; i < count; ++i)
+        for (int j = i + 1; j < count; ++j)
+            if (strcmp(lines[j], lines[i]) < 0) {
+                char *swap = lines[i];
+                lines[i] = lines[j];
+                lines[j] = swap;
+            }
+    for (int i = 0; i < count; ++i) {
+        strncat(out, lines[i], size - strlen(out) - 2);
+        strncat(out, "\n", size - strlen(out) - 1);
+    }
+}

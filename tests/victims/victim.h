@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <signal.h>
 
 /* Opens the log and installs the SIGUSR1 handler. */
@@ -25,5 +26,9 @@ void victim_say(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* How many checks failed so far (for child processes, which exit with it
  * instead of writing PASS). */
 int victim_failures(void);
+/* The lines of /proc/self/fdinfo/FD that start with `prefix` (e.g. the
+ * watches of an inotify fd), sorted and joined with newlines into `out`,
+ * to compare a descriptor's state before and after a restore. */
+void victim_fdinfo_lines(int fd, const char *prefix, char *out, size_t size);
 /* Writes PASS or FAIL and returns the exit code. */
 int victim_finish(void);
