@@ -74,7 +74,6 @@ static ino_t inode_of(const char *path)
     return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
-
 /* Group A's events from this process, until none comes for 300 ms: the
  * union of the masks per inode of the event fd. */
 struct seen {

@@ -67,7 +67,6 @@ static int append(const char *path, const char *text)
     return done == (ssize_t)strlen(text) ? 0 : -1;
 }
 
-
 struct event {
     int wd;
     uint32_t mask;
