@@ -299,11 +299,12 @@ Result<std::string> decode_to_json(const DecodeOptions& options)
                     record += fmt::format(", \"size\": \"{}\", \"xxh3\": \"{}\"", file.size(), file.xxh3());
         raw.push_back(record + " }");
     }
-    if (options.image.empty() || options.image == manifest_name) {
-        if (!checkpoint.manifest())
-            return fail("{}: no readable manifest to decode", checkpoint.path(manifest_name));
+    if (!checkpoint.manifest() && options.image == manifest_name)
+        return fail("{}: no readable manifest to decode", checkpoint.path(manifest_name));
+    if (!checkpoint.manifest())
+        fmt::print(stderr, "cryo decode: warning: the document has no manifest (none readable in {})\n", options.directory);
+    else if (options.image.empty() || options.image == manifest_name)
         entries.push_back(TRY(image_entry(checkpoint, manifest_name, image::ImageKind::Manifest)));
-    }
     std::string document = fmt::format("{{\n  \"cryo_json\": {},\n  \"checkpoint\": {},\n  \"images\": [\n",
                                        kDocumentVersion, json_string(options.directory));
     for (size_t i = 0; i < entries.size(); ++i)
