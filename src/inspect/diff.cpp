@@ -65,7 +65,7 @@ struct Side {
     std::map<uint32_t, const image::OpenFile*> files;
 };
 
-Result<uint64_t> differing_pages(const ProcessMemory& before, const ProcessMemory& after, uint64_t start, uint64_t end)
+Result<uint64_t> compare_pages(const ProcessMemory& before, const ProcessMemory& after, uint64_t start, uint64_t end)
 {
     std::vector<std::byte> old_bytes(kPagesPerBatch * kPageSize), new_bytes(kPagesPerBatch * kPageSize);
     std::vector<bool> old_known, new_known;
@@ -81,6 +81,34 @@ Result<uint64_t> differing_pages(const ProcessMemory& before, const ProcessMemor
                 ++differ;
         }
         at += length;
+    }
+    return differ;
+}
+
+// Pages are read only where at least one side stored them, so a huge
+// reserved mapping with nothing stored costs nothing.
+Result<uint64_t> differing_pages(const ProcessMemory& before, const ProcessMemory& after, uint64_t start, uint64_t end)
+{
+    using State = ProcessMemory::State;
+    auto old_segments = before.segments(start, end);
+    auto new_segments = after.segments(start, end);
+    size_t i = 0, j = 0;
+    uint64_t differ = 0;
+    for (uint64_t cursor = start; cursor < end && i < old_segments.size() && j < new_segments.size();) {
+        while (i < old_segments.size() && old_segments[i].end <= cursor)
+            ++i;
+        while (j < new_segments.size() && new_segments[j].end <= cursor)
+            ++j;
+        if (i == old_segments.size() || j == new_segments.size())
+            break;
+        const auto& old_segment = old_segments[i];
+        const auto& new_segment = new_segments[j];
+        uint64_t stop = std::min(old_segment.end, new_segment.end);
+        if (old_segment.state == State::Stored || new_segment.state == State::Stored)
+            differ += TRY(compare_pages(before, after, cursor, stop));
+        else if ((old_segment.state == State::Zero) != (new_segment.state == State::Zero))
+            differ += (stop - cursor + kPageSize - 1) / kPageSize;
+        cursor = stop;
     }
     return differ;
 }
