@@ -14,6 +14,9 @@
 #include "base/log.h"
 #include "check/features.h"
 #include "dump/dump.h"
+#include "inspect/codec.h"
+#include "inspect/diff.h"
+#include "inspect/memory.h"
 #include "inspect/show.h"
 #include "restore/restore.h"
 
@@ -143,6 +146,52 @@ int main(int argc, char** argv)
     show->add_flag("--env", show_options.environment, "Each process's environment (at dump time)");
     add_common_options(*show, common);
 
+    // decode/encode/mem/diff read untrusted files; --no-verify skips the
+    // manifest checks for the forensics of a damaged checkpoint. decode and
+    // encode use -o for their output, so their log file is --log-file only.
+    cryo::inspect::DecodeOptions decode_options;
+    bool decode_no_verify = false;
+    auto* decode = app.add_subcommand("decode", "Print a checkpoint's metadata images (manifest too) as one JSON document");
+    decode->add_option("-D,--images-dir,directory", decode_options.directory, "The checkpoint")->required();
+    decode->add_option("--image", decode_options.image, "Only this image (file name, e.g. core-12.img)");
+    decode->add_option("-o,--output", decode_options.output, "Write the document here (mode 0600) instead of stdout");
+    decode->add_flag("--no-verify", decode_no_verify, "Do not check the manifest's checksums (damaged checkpoints)");
+    decode->add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
+    decode->add_option("--log-file", common.log_file, "Write the log to this file");
+
+    cryo::inspect::EncodeOptions encode_options;
+    bool encode_no_verify = false;
+    auto* encode = app.add_subcommand("encode", "Write the images of a JSON document (from decode) into a checkpoint");
+    encode->add_option("-i,--input", encode_options.input, "The JSON document (default: stdin)");
+    encode->add_option("-D,--images-dir,directory", encode_options.directory,
+                       "The checkpoint directory (its page files stay; the manifest is rewritten)")->required();
+    encode->add_flag("--no-verify", encode_no_verify, "Do not checksum the files encode keeps (page files)");
+    encode->add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
+    encode->add_option("--log-file", common.log_file, "Write the log to this file");
+
+    cryo::inspect::MemOptions mem_options;
+    bool mem_no_verify = false;
+    int mem_pid = 0;
+    auto* mem = app.add_subcommand("mem", "Hexdump, search or extract the stored memory of a checkpoint");
+    mem->add_option("-D,--images-dir,directory", mem_options.directory, "The checkpoint")->required();
+    auto* mem_pid_option = mem->add_option("-p,--pid", mem_pid, "The process (default: the only one)");
+    mem->add_option("--addr", mem_options.address, "Start address (hex)");
+    mem->add_option("--len", mem_options.length, "Bytes (default: to the end of the mapping)");
+    mem->add_option("--search", mem_options.search, "Find this string in the stored pages");
+    mem->add_option("--search-hex", mem_options.search_hex, "Find these bytes (hex: 'de ad be ef')");
+    mem->add_option("--extract", mem_options.extract, "Write the region to this file instead of printing it");
+    mem->add_option("--max-matches", mem_options.max_matches, "Stop after this many matches (default 1000)");
+    mem->add_flag("--no-verify", mem_no_verify, "Do not check the manifest's checksums (damaged checkpoints)");
+    add_common_options(*mem, common);
+
+    cryo::inspect::DiffOptions diff_options;
+    bool diff_no_verify = false;
+    auto* diff = app.add_subcommand("diff", "What changed between two checkpoints of one tree");
+    diff->add_option("before", diff_options.before, "The older checkpoint")->required();
+    diff->add_option("after", diff_options.after, "The newer checkpoint")->required();
+    diff->add_flag("--no-verify", diff_no_verify, "Do not check the manifests' checksums (damaged checkpoints)");
+    add_common_options(*diff, common);
+
     auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
     add_common_options(*check, common);
 
@@ -174,6 +223,29 @@ int main(int argc, char** argv)
     if (show->parsed()) {
         auto result = cryo::inspect::run_show(show_options);
         return result ? 0 : report(result.error(), "show");
+    }
+    auto verify = [](bool skip) { return skip ? cryo::inspect::Verify::Skip : cryo::inspect::Verify::Checksums; };
+    if (decode->parsed()) {
+        decode_options.verify = verify(decode_no_verify);
+        auto result = cryo::inspect::run_decode(decode_options);
+        return result ? 0 : report(result.error(), "decode");
+    }
+    if (encode->parsed()) {
+        encode_options.verify = verify(encode_no_verify);
+        auto result = cryo::inspect::run_encode(encode_options);
+        return result ? 0 : report(result.error(), "encode");
+    }
+    if (mem->parsed()) {
+        mem_options.verify = verify(mem_no_verify);
+        if (mem_pid_option->count() > 0)
+            mem_options.pid = mem_pid;
+        auto result = cryo::inspect::run_mem(mem_options);
+        return result ? 0 : report(result.error(), "mem");
+    }
+    if (diff->parsed()) {
+        diff_options.verify = verify(diff_no_verify);
+        auto result = cryo::inspect::run_diff(diff_options);
+        return result ? 0 : report(result.error(), "diff");
     }
     return run_check();
 }

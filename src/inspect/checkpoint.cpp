@@ -1,0 +1,202 @@
+// See checkpoint.h.
+#include "inspect/checkpoint.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "core.pb.h"
+#include "fds.pb.h"
+#include "image/reader.h"
+#include "mm.pb.h"
+#include "tree.pb.h"
+
+namespace cryo::inspect {
+
+namespace {
+
+// As the image reader opens files: no symlinks, no blocking on a FIFO.
+constexpr int kOpenFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+
+struct KindName {
+    image::ImageKind kind;
+    std::string_view json;
+    std::string_view prefix;   // "core-" for per-process files, else the whole name
+    bool per_process;
+};
+
+constexpr KindName kKinds[] = {
+    { image::ImageKind::Manifest, "manifest", image::kManifestName, false },
+    { image::ImageKind::Tree, "tree", image::kTreeName, false },
+    { image::ImageKind::FileTable, "files", image::kFileTableName, false },
+    { image::ImageKind::Core, "core", "core-", true },
+    { image::ImageKind::Memory, "mm", "mm-", true },
+    { image::ImageKind::PageMap, "pagemap", "pagemap-", true },
+    { image::ImageKind::FdTable, "fds", "fds-", true },
+};
+
+bool is_pid_suffix(std::string_view rest)
+{
+    if (!rest.ends_with(".img"))
+        return false;
+    rest.remove_suffix(4);
+    return !rest.empty() && rest.size() <= 10 && std::ranges::all_of(rest, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+Result<std::vector<std::string>> list_directory(int dir_fd, const std::string& directory)
+{
+    int copy = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (copy < 0)
+        return fail_errno(fmt::format("open {}", directory));
+    DIR* listing = ::fdopendir(copy);
+    if (!listing) {
+        ::close(copy);
+        return fail_errno(fmt::format("list {}", directory));
+    }
+    std::vector<std::string> names;
+    while (dirent* entry = ::readdir(listing)) {
+        std::string name = entry->d_name;
+        if (!image::is_safe_image_name(name) || name == image::kManifestName || name.ends_with(".tmp"))
+            continue;
+        struct stat st;
+        if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            names.push_back(name);
+        if (names.size() > 100000)
+            break;
+    }
+    ::closedir(listing);
+    std::ranges::sort(names);
+    return names;
+}
+
+} // namespace
+
+std::optional<image::ImageKind> metadata_kind(std::string_view name)
+{
+    for (const auto& kind : kKinds) {
+        if (!kind.per_process && name == kind.prefix)
+            return kind.kind;
+        if (kind.per_process && name.starts_with(kind.prefix) && is_pid_suffix(name.substr(kind.prefix.size())))
+            return kind.kind;
+    }
+    return std::nullopt;
+}
+
+std::unique_ptr<google::protobuf::Message> new_message(image::ImageKind kind)
+{
+    switch (kind) {
+    case image::ImageKind::Manifest: return std::make_unique<image::Manifest>();
+    case image::ImageKind::Tree: return std::make_unique<image::ProcessTree>();
+    case image::ImageKind::Core: return std::make_unique<image::ProcessCore>();
+    case image::ImageKind::Memory: return std::make_unique<image::MemoryImage>();
+    case image::ImageKind::PageMap: return std::make_unique<image::PageMap>();
+    case image::ImageKind::FdTable: return std::make_unique<image::FdTable>();
+    case image::ImageKind::FileTable: return std::make_unique<image::FileTable>();
+    case image::ImageKind::Stats: return nullptr;
+    }
+    return nullptr;
+}
+
+std::string_view json_kind_name(image::ImageKind kind)
+{
+    for (const auto& entry : kKinds)
+        if (entry.kind == kind)
+            return entry.json;
+    return "unknown";
+}
+
+std::optional<image::ImageKind> kind_from_json_name(std::string_view name)
+{
+    for (const auto& entry : kKinds)
+        if (entry.json == name)
+            return entry.kind;
+    return std::nullopt;
+}
+
+Checkpoint::Checkpoint(std::string directory, UniqueFd dir, std::optional<image::Manifest> manifest,
+                       std::vector<std::string> files)
+    : m_directory(std::move(directory))
+    , m_dir(std::move(dir))
+    , m_manifest(std::move(manifest))
+    , m_files(std::move(files))
+{
+}
+
+Result<Checkpoint> Checkpoint::open(const std::string& directory, Verify verify)
+{
+    if (verify == Verify::Checksums) {
+        auto reader = TRY(image::ImageReader::open(directory));
+        TRY(reader.verify());
+        std::vector<std::string> files;
+        for (const auto& file : reader.manifest().files())
+            files.push_back(file.name());
+        UniqueFd dir = TRY(open_file(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        return Checkpoint(directory, std::move(dir), reader.manifest(), std::move(files));
+    }
+    UniqueFd dir = TRY(open_file(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    auto reader = image::ImageReader::open(directory);
+    if (reader) {
+        std::vector<std::string> files;
+        for (const auto& file : reader->manifest().files())
+            files.push_back(file.name());
+        return Checkpoint(directory, std::move(dir), reader->manifest(), std::move(files));
+    }
+    // Forensics of a checkpoint without a usable manifest: take what is there.
+    fmt::print(stderr, "cryo: warning: {}; reading the files found in {} unverified\n", reader.error().message(),
+               directory);
+    auto files = TRY(list_directory(dir.get(), directory));
+    return Checkpoint(directory, std::move(dir), std::nullopt, std::move(files));
+}
+
+bool Checkpoint::has_file(const std::string& name) const
+{
+    return std::ranges::find(m_files, name) != m_files.end();
+}
+
+Result<std::string> Checkpoint::read_bytes(const std::string& name, uint64_t limit) const
+{
+    if (!image::is_safe_image_name(name))
+        return fail("{}/{}: not a valid image file name", m_directory, name);
+    UniqueFd fd = TRY_CTX(open_file_at(m_dir.get(), name, kOpenFlags), "{}", m_directory);
+    struct stat st;
+    if (::fstat(fd.get(), &st) < 0)
+        return fail_errno(fmt::format("stat {}", path(name)));
+    if (!S_ISREG(st.st_mode))
+        return fail("{} is not a regular file", path(name));
+    if (static_cast<uint64_t>(st.st_size) > limit)
+        return fail("{} is {} bytes, larger than any valid image ({} bytes)", path(name), st.st_size, limit);
+    std::string bytes(static_cast<size_t>(st.st_size), '\0');
+    TRY(pread_exact(fd.get(), std::as_writable_bytes(std::span(bytes.data(), bytes.size())), 0, path(name)));
+    return bytes;
+}
+
+Result<void> Checkpoint::read_message(const std::string& name, image::ImageKind kind,
+                                      google::protobuf::Message& message) const
+{
+    if (!has_file(name))
+        return fail("{}: not in the checkpoint{}", path(name), m_manifest ? " (not listed in the manifest)" : "");
+    std::string bytes = TRY(read_bytes(name, image::kMaxPayloadSize + sizeof(image::FileHeader)));
+    TRY_CTX(image::decode_image(bytes, kind, message), "{}", path(name));
+    return {};
+}
+
+Result<UniqueFd> Checkpoint::open_raw(const std::string& name, uint64_t& size) const
+{
+    if (!image::is_safe_image_name(name))
+        return fail("{}/{}: not a valid image file name", m_directory, name);
+    if (!has_file(name))
+        return fail("{}: not in the checkpoint{}", path(name), m_manifest ? " (not listed in the manifest)" : "");
+    UniqueFd fd = TRY_CTX(open_file_at(m_dir.get(), name, kOpenFlags), "{}", m_directory);
+    struct stat st;
+    if (::fstat(fd.get(), &st) < 0)
+        return fail_errno(fmt::format("stat {}", path(name)));
+    if (!S_ISREG(st.st_mode))
+        return fail("{} is not a regular file", path(name));
+    size = static_cast<uint64_t>(st.st_size);
+    return fd;
+}
+
+} // namespace cryo::inspect

@@ -1,0 +1,408 @@
+// See codec.h. The outer document is parsed as a google.protobuf.Struct;
+// each image's "message" is then printed back to JSON and parsed into the
+// typed message, so every error protobuf's parser reports (unknown field,
+// wrong type, bad enum name) comes with the image it is in.
+#include "inspect/codec.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "image/reader.h"
+#include "image/writer.h"
+
+namespace cryo::inspect {
+
+namespace {
+
+namespace pb = google::protobuf;
+
+constexpr int kDocumentVersion = 1;
+// A document holds at most every image at its largest, base64-encoded.
+constexpr uint64_t kMaxDocumentSize = 4ull << 30;
+
+std::string json_string(std::string_view text)
+{
+    std::string out = "\"";
+    for (char c : text) {
+        auto byte = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\')
+            out += fmt::format("\\{}", c);
+        else if (byte < 0x20)
+            out += fmt::format("\\u{:04x}", byte);
+        else
+            out += c;
+    }
+    return out + "\"";
+}
+
+// Protobuf's JSON printer indents from column 0; nested in the document the
+// message is indented by `indent` more. JSON strings never hold a raw
+// newline, so every newline is a line break of the layout.
+std::string indented(std::string_view json, std::string_view indent)
+{
+    std::string out;
+    out.reserve(json.size() + json.size() / 8);
+    for (char c : json) {
+        out += c;
+        if (c == '\n')
+            out += indent;
+    }
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
+        out.pop_back();
+    return out;
+}
+
+pb::util::JsonPrintOptions print_options()
+{
+    pb::util::JsonPrintOptions options;
+    options.add_whitespace = true;
+    options.always_print_primitive_fields = true;
+    options.preserve_proto_field_names = true;
+    return options;
+}
+
+Result<std::string> message_to_json(const pb::Message& message)
+{
+    std::string json;
+    auto status = pb::util::MessageToJsonString(message, &json, print_options());
+    if (!status.ok())
+        return fail("cannot print as JSON: {}", status.ToString());
+    return json;
+}
+
+Result<void> json_to_message(const std::string& json, pb::Message& message)
+{
+    pb::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    auto status = pb::util::JsonStringToMessage(json, &message, options);
+    if (!status.ok())
+        return fail("{}", status.message().as_string());
+    return {};
+}
+
+// One image of a checkpoint as a document entry. Checks on the way that
+// the JSON gives back the same payload, which fails only for messages this
+// cryo cannot represent completely (fields of a newer cryo).
+Result<std::string> image_entry(const Checkpoint& checkpoint, const std::string& name, image::ImageKind kind)
+{
+    auto message = new_message(kind);
+    std::string bytes = TRY(checkpoint.read_bytes(name, image::kMaxPayloadSize + sizeof(image::FileHeader)));
+    TRY_CTX(image::decode_image(bytes, kind, *message), "{}", checkpoint.path(name));
+    std::string json = TRY_CTX(message_to_json(*message), "{}", checkpoint.path(name));
+
+    auto again = new_message(kind);
+    std::string payload;
+    if (!json_to_message(json, *again) || !again->SerializeToString(&payload)
+        || payload != std::string_view(bytes).substr(sizeof(image::FileHeader)))
+        fmt::print(stderr, "cryo decode: warning: {} does not survive the JSON round trip (fields unknown to this cryo?); "
+                           "encoding the document will not give the same file\n",
+                   checkpoint.path(name));
+    return fmt::format("    {{\n      \"name\": {},\n      \"kind\": {},\n      \"version\": {},\n      \"message\": {}\n    }}",
+                       json_string(name), json_string(json_kind_name(kind)), image::kFormatVersion,
+                       indented(json, "      "));
+}
+
+struct ParsedImage {
+    std::string name;
+    image::ImageKind kind;
+    std::unique_ptr<pb::Message> message;
+};
+
+const pb::Value* field(const pb::Struct& object, const std::string& key)
+{
+    auto it = object.fields().find(key);
+    return it == object.fields().end() ? nullptr : &it->second;
+}
+
+Result<ParsedImage> parse_entry(const pb::Value& value, size_t index)
+{
+    if (value.kind_case() != pb::Value::kStructValue)
+        return fail("images[{}]: not an object", index);
+    const auto& object = value.struct_value();
+    const auto* name = field(object, "name");
+    const auto* kind_name = field(object, "kind");
+    const auto* version = field(object, "version");
+    const auto* message_value = field(object, "message");
+    if (!name || name->kind_case() != pb::Value::kStringValue)
+        return fail("images[{}]: no \"name\" string", index);
+    std::string where = fmt::format("images[{}] ({})", index, name->string_value());
+    if (!image::is_safe_image_name(name->string_value()))
+        return fail("{}: not a valid image file name", where);
+    if (!kind_name || kind_name->kind_case() != pb::Value::kStringValue)
+        return fail("{}: no \"kind\" string", where);
+    auto kind = kind_from_json_name(kind_name->string_value());
+    if (!kind)
+        return fail("{}: unknown kind \"{}\"", where, kind_name->string_value());
+    if (metadata_kind(name->string_value()) != kind)
+        return fail("{}: a file of this name cannot hold a {} image", where, kind_name->string_value());
+    if (!version || version->kind_case() != pb::Value::kNumberValue)
+        return fail("{}: no \"version\" number", where);
+    if (version->number_value() != image::kFormatVersion)
+        return fail("{}: format version {} is not supported (this cryo writes version {})", where,
+                    version->number_value(), image::kFormatVersion);
+    if (!message_value || message_value->kind_case() != pb::Value::kStructValue)
+        return fail("{}: no \"message\" object", where);
+    std::string json;
+    auto status = pb::util::MessageToJsonString(*message_value, &json);
+    if (!status.ok())
+        return fail("{}: {}", where, status.message().as_string());
+    ParsedImage parsed { name->string_value(), *kind, new_message(*kind) };
+    TRY_CTX(json_to_message(json, *parsed.message), "{}: message", where);
+    return parsed;
+}
+
+Result<std::vector<ParsedImage>> parse_document(std::string_view document)
+{
+    pb::Struct root;
+    pb::util::JsonParseOptions options;
+    auto status = pb::util::JsonStringToMessage(pb::StringPiece(document.data(), document.size()), &root, options);
+    if (!status.ok())
+        return fail("not a JSON document: {}", status.message().as_string());
+    const auto* version = field(root, "cryo_json");
+    if (!version || version->kind_case() != pb::Value::kNumberValue || version->number_value() != kDocumentVersion)
+        return fail("not a cryo JSON document (\"cryo_json\": {} expected)", kDocumentVersion);
+    const auto* images = field(root, "images");
+    if (!images || images->kind_case() != pb::Value::kListValue)
+        return fail("no \"images\" list");
+    std::vector<ParsedImage> parsed;
+    std::set<std::string> names;
+    for (int i = 0; i < images->list_value().values_size(); ++i) {
+        auto entry = TRY(parse_entry(images->list_value().values(i), static_cast<size_t>(i)));
+        if (!names.insert(entry.name).second)
+            return fail("images[{}]: {} is in the document twice", i, entry.name);
+        parsed.push_back(std::move(entry));
+    }
+    return parsed;
+}
+
+Result<std::string> read_input(const std::string& input)
+{
+    UniqueFd owned;
+    int fd = STDIN_FILENO;
+    if (!input.empty() && input != "-") {
+        owned = TRY(open_file(input, O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+        struct stat st;
+        if (::fstat(owned.get(), &st) < 0)
+            return fail_errno(fmt::format("stat {}", input));
+        if (!S_ISREG(st.st_mode))
+            return fail("{} is not a regular file", input);
+        fd = owned.get();
+    }
+    std::string what = input.empty() || input == "-" ? "standard input" : input;
+    std::string text;
+    char buffer[1 << 16];
+    for (;;) {
+        ssize_t got = ::read(fd, buffer, sizeof(buffer));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return fail_errno(fmt::format("read {}", what));
+        if (got == 0)
+            break;
+        if (text.size() + static_cast<size_t>(got) > kMaxDocumentSize)
+            return fail("{} is larger than any document of a checkpoint ({} bytes)", what, kMaxDocumentSize);
+        text.append(buffer, static_cast<size_t>(got));
+    }
+    return text;
+}
+
+Result<void> write_atomically(int dir_fd, const std::string& directory, const std::string& name, std::string_view bytes)
+{
+    std::string temporary = name + ".tmp";
+    {
+        UniqueFd fd = TRY(open_file_at(dir_fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (::fchmod(fd.get(), 0600) < 0)
+            return fail_errno(fmt::format("chmod {}/{}", directory, temporary));
+        TRY(write_all(fd.get(), bytes, fmt::format("{}/{}", directory, temporary)));
+        if (::fsync(fd.get()) < 0)
+            return fail_errno(fmt::format("fsync {}/{}", directory, temporary));
+    }
+    if (::renameat(dir_fd, temporary.c_str(), dir_fd, name.c_str()) < 0)
+        return fail_errno(fmt::format("rename {}/{} to {}", directory, temporary, name));
+    return {};
+}
+
+// A file the manifest lists and encode does not write must already be in
+// the directory, as the manifest describes it.
+Result<void> check_kept_file(int dir_fd, const std::string& directory, const image::ManifestFile& file, Verify verify)
+{
+    std::string path = fmt::format("{}/{}", directory, file.name());
+    if (!image::is_safe_image_name(file.name()))
+        return fail("the manifest lists an invalid file name '{}'", file.name());
+    auto fd = open_file_at(dir_fd, file.name(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (!fd)
+        return fail("{}: listed in the manifest but not there ({}); the JSON document holds no page data: "
+                    "encode into the checkpoint's directory or a copy of it",
+                    path, fd.error().message());
+    struct stat st;
+    if (::fstat(fd->get(), &st) < 0)
+        return fail_errno(fmt::format("stat {}", path));
+    if (!S_ISREG(st.st_mode))
+        return fail("{} is not a regular file", path);
+    if (static_cast<uint64_t>(st.st_size) != file.size())
+        return fail("{}: size is {} bytes, the manifest says {}", path, st.st_size, file.size());
+    if (verify == Verify::Skip)
+        return {};
+    std::vector<std::byte> buffer(1 << 20);
+    XXH3_state_t* state = XXH3_createState();
+    XXH3_64bits_reset(state);
+    for (uint64_t offset = 0; offset < file.size();) {
+        size_t chunk = std::min<uint64_t>(buffer.size(), file.size() - offset);
+        auto read = pread_exact(fd->get(), std::span(buffer.data(), chunk), offset, path);
+        if (!read) {
+            XXH3_freeState(state);
+            return std::unexpected(read.error());
+        }
+        XXH3_64bits_update(state, buffer.data(), chunk);
+        offset += chunk;
+    }
+    uint64_t digest = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    if (digest != file.xxh3())
+        return fail("{}: checksum mismatch with the manifest (corrupted)", path);
+    return {};
+}
+
+} // namespace
+
+Result<std::string> decode_to_json(const DecodeOptions& options)
+{
+    auto checkpoint = TRY(Checkpoint::open(options.directory, options.verify));
+    std::vector<std::string> entries;
+    std::vector<std::string> raw;
+    std::string manifest_name(image::kManifestName);
+    if (!options.image.empty() && options.image != manifest_name && !checkpoint.has_file(options.image))
+        return fail("{}: no such image in the checkpoint", checkpoint.path(options.image));
+    for (const auto& name : checkpoint.files()) {
+        if (!options.image.empty() && name != options.image)
+            continue;
+        auto kind = metadata_kind(name);
+        if (kind) {
+            entries.push_back(TRY(image_entry(checkpoint, name, *kind)));
+            continue;
+        }
+        if (!options.image.empty())
+            return fail("{}: not a metadata image (page files stay raw)", checkpoint.path(name));
+        std::string record = fmt::format("    {{ \"name\": {}", json_string(name));
+        if (checkpoint.manifest())
+            for (const auto& file : checkpoint.manifest()->files())
+                if (file.name() == name)
+                    record += fmt::format(", \"size\": \"{}\", \"xxh3\": \"{}\"", file.size(), file.xxh3());
+        raw.push_back(record + " }");
+    }
+    if (!checkpoint.manifest() && options.image == manifest_name)
+        return fail("{}: no readable manifest to decode", checkpoint.path(manifest_name));
+    if (!checkpoint.manifest())
+        fmt::print(stderr, "cryo decode: warning: the document has no manifest (none readable in {})\n", options.directory);
+    else if (options.image.empty() || options.image == manifest_name)
+        entries.push_back(TRY(image_entry(checkpoint, manifest_name, image::ImageKind::Manifest)));
+    std::string document = fmt::format("{{\n  \"cryo_json\": {},\n  \"checkpoint\": {},\n  \"images\": [\n",
+                                       kDocumentVersion, json_string(options.directory));
+    for (size_t i = 0; i < entries.size(); ++i)
+        document += entries[i] + (i + 1 < entries.size() ? ",\n" : "\n");
+    document += "  ],\n  \"raw_files\": [\n";
+    for (size_t i = 0; i < raw.size(); ++i)
+        document += raw[i] + (i + 1 < raw.size() ? ",\n" : "\n");
+    document += "  ]\n}\n";
+    return document;
+}
+
+Result<void> run_decode(const DecodeOptions& options)
+{
+    std::string document = TRY(decode_to_json(options));
+    if (options.output.empty() || options.output == "-")
+        return write_all(STDOUT_FILENO, document, "standard output");
+    // The document holds registers, file contents and queued data: 0600 like
+    // the images themselves.
+    UniqueFd fd = TRY(open_file(options.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    TRY(write_all(fd.get(), document, options.output));
+    return {};
+}
+
+Result<std::vector<EncodedImage>> encode_from_json(std::string_view document)
+{
+    auto parsed = TRY(parse_document(document));
+    std::vector<EncodedImage> encoded;
+    for (const auto& image : parsed) {
+        std::string bytes = TRY_CTX(image::encode_image(image.kind, *image.message), "{}", image.name);
+        if (bytes.size() - sizeof(image::FileHeader) > image::kMaxPayloadSize)
+            return fail("{}: {} bytes, more than a reader accepts", image.name, bytes.size());
+        encoded.push_back({ image.name, image.kind, std::move(bytes) });
+    }
+    return encoded;
+}
+
+Result<void> run_encode(const EncodeOptions& options)
+{
+    std::string document = TRY(read_input(options.input));
+    auto images = TRY_CTX(encode_from_json(document), "{}", options.input.empty() ? "standard input" : options.input);
+
+    if (::mkdir(options.directory.c_str(), 0700) < 0 && errno != EEXIST)
+        return fail_errno(fmt::format("create {}", options.directory));
+    UniqueFd dir = TRY(open_file(options.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    std::string manifest_name(image::kManifestName);
+
+    // The manifest: the document's, or the directory's when the document
+    // holds only some images.
+    image::Manifest manifest;
+    auto in_document = std::ranges::find(images, manifest_name, &EncodedImage::name);
+    if (in_document != images.end()) {
+        TRY(image::decode_image(in_document->bytes, image::ImageKind::Manifest, manifest));
+        images.erase(in_document);
+    } else {
+        auto reader = TRY_CTX(image::ImageReader::open(options.directory),
+                              "the document has no manifest and neither has the directory");
+        manifest = reader.manifest();
+    }
+
+    // Everything is checked before the directory is changed.
+    std::map<std::string, const EncodedImage*> written;
+    for (const auto& image : images)
+        written[image.name] = &image;
+    std::set<std::string> listed;
+    for (const auto& file : manifest.files()) {
+        if (file.name() == manifest_name || !listed.insert(file.name()).second)
+            return fail("the manifest lists {} twice or lists itself", file.name());
+        if (!written.contains(file.name()))
+            TRY(check_kept_file(dir.get(), options.directory, file, options.verify));
+    }
+
+    // A half-written directory must never look complete: the manifest goes
+    // first and comes back last.
+    if (::unlinkat(dir.get(), manifest_name.c_str(), 0) < 0 && errno != ENOENT)
+        return fail_errno(fmt::format("remove {}/{}", options.directory, manifest_name));
+    for (const auto& image : images)
+        TRY(write_atomically(dir.get(), options.directory, image.name, image.bytes));
+    for (auto& file : *manifest.mutable_files()) {
+        auto it = written.find(file.name());
+        if (it == written.end())
+            continue;
+        file.set_size(it->second->bytes.size());
+        file.set_xxh3(XXH3_64bits(it->second->bytes.data(), it->second->bytes.size()));
+        written.erase(it);
+    }
+    for (const auto& image : images) {
+        if (!written.contains(image.name))
+            continue;
+        auto* file = manifest.add_files();
+        file->set_name(image.name);
+        file->set_size(image.bytes.size());
+        file->set_xxh3(XXH3_64bits(image.bytes.data(), image.bytes.size()));
+    }
+    std::string bytes = TRY(image::encode_image(image::ImageKind::Manifest, manifest));
+    TRY(write_atomically(dir.get(), options.directory, manifest_name, bytes));
+    if (::fsync(dir.get()) < 0)
+        return fail_errno(fmt::format("fsync {}", options.directory));
+    return {};
+}
+
+} // namespace cryo::inspect
