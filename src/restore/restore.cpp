@@ -98,6 +98,7 @@ struct RestoreContext {
     std::optional<NewTree> created;
     std::deque<MorphedProcess> morphed;     // stable addresses
     mem::MemoryRestoreStats memory_stats;
+    std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
 };
 
 Result<void> open_and_verify(RestoreContext& context)
@@ -268,13 +269,38 @@ Result<void> plan_and_create(RestoreContext& context)
     return {};
 }
 
+// The open file at fd `fd` of `holder` (a process of the tree), copied into
+// `process` by injected pidfd_open() + pidfd_getfd(); nothing when
+// `process` cannot see `holder` or the kernel refuses.
+std::optional<uint64_t> take_pidfd_from(const RestoreContext& context, const ProcessImages& process, pid_t holder, int fd,
+                                        ptrace::Injector& injector)
+{
+    size_t level = static_cast<size_t>(process.entry.ns_pids_size()) - 1;
+    for (const auto& other : context.processes) {
+        if (other.entry.pid() != holder || static_cast<size_t>(other.entry.ns_pids_size()) <= level)
+            continue;
+        auto holder_fd = injector.call("pidfd_open of the holder", SYS_pidfd_open,
+                                       static_cast<uint64_t>(other.entry.ns_pids(static_cast<int>(level))), 0);
+        if (!holder_fd)
+            return std::nullopt;
+        auto copy = injector.call("pidfd_getfd", SYS_pidfd_getfd, *holder_fd, static_cast<uint64_t>(fd), 0);
+        (void)injector.call("close", SYS_close, *holder_fd);
+        if (!copy)
+            return std::nullopt;
+        return *copy;
+    }
+    return std::nullopt;
+}
+
 // pidfds to processes of the tree: fds::open_files() left a placeholder at
 // their numbers, since their targets did not exist yet; now the whole tree
-// does, and the process opens them itself (one open file per pidfd of the
-// image, shared by its fds that shared it).
-Result<void> restore_pidfds(const RestoreContext& context, const ProcessImages& process, ptrace::Injector& injector)
+// does. The first process (parents come first) that has a given pidfd opens
+// it itself by an injected pidfd_open(); the others take that same open
+// file from it with pidfd_getfd(), as fork() had shared it, or open their
+// own if they cannot see that process.
+Result<void> restore_pidfds(RestoreContext& context, const ProcessImages& process, ptrace::Injector& injector)
 {
-    std::map<uint32_t, int> opened;   // file id -> the fd number that has it
+    std::map<uint32_t, int> opened;   // file id -> the fd number that has it here
     for (const auto& entry : process.fd_table.fds()) {
         const auto& file = context.files.files(static_cast<int>(entry.file_id()) - 1);
         if (file.kind() != image::FILE_KIND_PIDFD || !file.external().empty() || file.pidfd().dead())
@@ -285,12 +311,20 @@ Result<void> restore_pidfds(const RestoreContext& context, const ProcessImages& 
                               static_cast<uint64_t>(entry.fd()), fd_flags));
             continue;
         }
-        pid_t target = TRY_CTX(fds::live_pidfd_target(file, context.tree, process.entry.pid()), "fd {} (pidfd)", entry.fd());
-        uint64_t flags = (file.flags() & O_NONBLOCK) | (file.pidfd().thread() ? O_EXCL : 0);
-        auto pidfd = TRY_CTX(injector.call("pidfd_open", SYS_pidfd_open, static_cast<uint64_t>(target), flags),
-                             "fd {} (pidfd to pid {})", entry.fd(), target);
-        TRY(injector.call("dup3 pidfd", SYS_dup3, pidfd, static_cast<uint64_t>(entry.fd()), fd_flags));
-        TRY(injector.call("close", SYS_close, pidfd));
+        auto holder = context.pidfd_holders.find(entry.file_id());
+        std::optional<uint64_t> pidfd;
+        if (holder != context.pidfd_holders.end())
+            pidfd = take_pidfd_from(context, process, holder->second.first, holder->second.second, injector);
+        if (!pidfd) {
+            pid_t target = TRY_CTX(fds::live_pidfd_target(file, context.tree, process.entry.pid()), "fd {} (pidfd)",
+                                   entry.fd());
+            uint64_t flags = (file.flags() & O_NONBLOCK) | (file.pidfd().thread() ? O_EXCL : 0);
+            pidfd = TRY_CTX(injector.call("pidfd_open", SYS_pidfd_open, static_cast<uint64_t>(target), flags),
+                            "fd {} (pidfd to pid {})", entry.fd(), target);
+            context.pidfd_holders.emplace(entry.file_id(), std::pair(process.entry.pid(), entry.fd()));
+        }
+        TRY(injector.call("dup3 pidfd", SYS_dup3, *pidfd, static_cast<uint64_t>(entry.fd()), fd_flags));
+        TRY(injector.call("close", SYS_close, *pidfd));
         opened[entry.file_id()] = entry.fd();
     }
     return {};

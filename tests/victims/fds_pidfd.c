@@ -176,6 +176,28 @@ int main(int argc, char **argv)
     if (outside)
         place(pidfd_open(getppid(), 0), PARENT);
 
+    /* A child that inherited every pidfd: after the restore they must
+     * still be the parent's open files, not copies. */
+    int sharer_go[2];
+    if (pipe(sharer_go))
+        return 2;
+    pid_t sharer = fork();
+    if (sharer == 0) {
+        close(sharer_go[1]);
+        char byte;
+        while (read(sharer_go[0], &byte, 1) < 0 && errno == EINTR) {}
+        pid_t parent = getppid();
+        int numbers[] = { LIVE, LIVE_NONBLOCK, EXITED, KILLED, SELF_THREAD, OTHER_THREAD, ZOMBIE };
+        int failed = 0;
+        for (unsigned i = 0; i < sizeof(numbers) / sizeof(numbers[0]); ++i)
+            if (syscall(SYS_kcmp, parent, getpid(), KCMP_FILE, numbers[i], numbers[i]) != 0) {
+                victim_say("FAIL: fd %d is no longer the open file the parent has", numbers[i]);
+                failed = 1;
+            }
+        _exit(failed);
+    }
+    close(sharer_go[0]);
+
     victim_ready();
     victim_wait();
 
@@ -220,6 +242,12 @@ int main(int argc, char **argv)
     memset(&info, 0, sizeof(info));
     victim_check(waitid(P_PIDFD, ZOMBIE, &info, WEXITED) == 0, "waitid on the zombie's pidfd: %s", strerror(errno));
     victim_check(info.si_pid == zombie && info.si_status == 5, "zombie: pid %d status %d", info.si_pid, info.si_status);
+
+    if (write(sharer_go[1], "x", 1) != 1)
+        victim_check(0, "cannot release the child sharing the pidfds");
+    int sharer_status = 0;
+    victim_check(waitpid(sharer, &sharer_status, 0) == sharer && WIFEXITED(sharer_status) && WEXITSTATUS(sharer_status) == 0,
+                 "the child sharing the pidfds found copies (status %d)", sharer_status);
 
     if (write(thread_go[1], "x", 1) != 1 || pthread_join(thread, NULL))
         victim_check(0, "cannot join the thread");
