@@ -129,6 +129,9 @@ int main(int argc, char** argv)
     bool no_file_check = false;
     restore->add_flag("--no-file-check", no_file_check,
                       "Restore even if a mapped or read-only open file changed since the dump");
+    bool skip_cpu_check = false;
+    restore->add_flag("--skip-cpu-check", skip_cpu_check,
+                      "Restore even on a CPU that lacks a feature the checkpoint's CPU had");
     restore->add_flag("--display-stats", restore_options.display_stats, "Print the time of each phase and the page counts");
     restore->add_flag("-j,--shell-job", restore_options.shell_job,
                       "Give the restored tree cryo's terminal in place of the terminal it had");
@@ -217,6 +220,7 @@ int main(int argc, char** argv)
     }
     if (restore->parsed()) {
         restore_options.check_files = !no_file_check;
+        restore_options.check_cpu = !skip_cpu_check;
         auto result = cryo::restore::run_restore(restore_options);
         return result ? *result : report(result.error(), "restore");
     }

@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "core.pb.h"
+#include "check/cpu.h"
 #include "dump/collect_core.h"
 #include "dump/freeze.h"
 #include "dump/tree.h"
@@ -181,6 +182,7 @@ Result<void> commit_images(DumpContext& context)
         manifest.set_kernel_release(host.release);
     }
     manifest.set_root_pid(context.options.pid);
+    *manifest.mutable_cpu() = check::current_cpu_features();
     return context.writer->commit(std::move(manifest));
 }
 

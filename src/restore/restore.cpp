@@ -31,6 +31,7 @@
 #include "base/syscalls.h"
 #include "core.pb.h"
 #include "fds.pb.h"
+#include "check/cpu.h"
 #include "fds/fd_table.h"
 #include "fds/file_kind.h"
 #include "fds/file_identity.h"
@@ -105,6 +106,9 @@ Result<void> open_and_verify(RestoreContext& context)
 {
     context.reader.emplace(TRY(image::ImageReader::open(context.options.directory)));
     TRY(context.reader->verify());
+    // Checkpoints older than the CPU record have none to compare.
+    if (context.options.check_cpu && context.reader->manifest().has_cpu())
+        TRY(check::compare_cpu_features(context.reader->manifest().cpu(), check::current_cpu_features()));
     return {};
 }
 

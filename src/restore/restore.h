@@ -18,6 +18,7 @@ struct RestoreOptions {
     std::vector<std::string> inherit_fds;
     bool check_files { true };   // refuse open or mapped files changed since the dump
     bool display_stats { false }; // print the time of each phase when done
+    bool check_cpu { true };      // refuse a CPU that lacks a feature the checkpoint's had
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without
