@@ -23,9 +23,9 @@ namespace cryo::fds {
 
 namespace {
 
-const std::array<const FileKind*, 15>& kinds()
+const std::array<const FileKind*, 16>& kinds()
 {
-    static const std::array<const FileKind*, 15> table {
+    static const std::array<const FileKind*, 16> table {
         &regular_file_kind(),
         &char_device_kind(),
         &directory_kind(),
@@ -41,6 +41,7 @@ const std::array<const FileKind*, 15>& kinds()
         &fanotify_kind(),
         &pidfd_kind(),
         &pty_kind(),
+        &secret_memory_kind(),
     };
     return table;
 }

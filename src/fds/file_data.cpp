@@ -1,6 +1,7 @@
 // Reading and writing the content of files whose data goes into the image
 // (deleted files, memfds): as extents found with SEEK_DATA/SEEK_HOLE, so
-// holes cost nothing in the image and stay holes on restore.
+// holes cost nothing in the image and stay holes on restore. (memfd_secret
+// files keep extents too, read their own way: fds/secret_memory.cpp.)
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,12 +13,13 @@ namespace cryo::fds {
 
 namespace {
 
-// All the memfd and deleted-file data of one image: files.img is refused by
-// the reader past image::kMaxPayloadSize (256 MiB), and also holds pipe and
-// socket data.
+// All the memfd, deleted-file and memfd_secret data of one image: files.img
+// is refused by the reader past image::kMaxPayloadSize (256 MiB), and also
+// holds pipe and socket data.
 constexpr uint64_t kImageDataBudget = 192ull << 20;
 
-// Bytes of file content (memfds and deleted files) already in `table`.
+// Bytes of file content (memfds, deleted files, memfd_secret files)
+// already in `table`.
 uint64_t data_in_table(const image::FileTable& table)
 {
     uint64_t total = 0;
@@ -27,6 +29,9 @@ uint64_t data_in_table(const image::FileTable& table)
     for (const auto& file : table.files())
         if (file.has_ghost())
             for (const auto& extent : file.ghost().extents())
+                total += extent.data().size();
+        else if (file.has_secret_memory())
+            for (const auto& extent : file.secret_memory().extents())
                 total += extent.data().size();
     return total;
 }
@@ -38,7 +43,6 @@ std::string mebibytes(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_
 Result<void> save_file_data(const FdFacts& facts, uint64_t size, uint64_t limit, const std::string& what,
                             const image::FileTable& table, google::protobuf::RepeatedPtrField<image::DataExtent>& extents)
 {
-    uint64_t before = data_in_table(table);
     auto readable = TRY(readable_copy(facts));
     uint64_t bytes = 0;
     google::protobuf::RepeatedPtrField<image::DataExtent> read;
@@ -48,11 +52,18 @@ Result<void> save_file_data(const FdFacts& facts, uint64_t size, uint64_t limit,
         extent->set_offset(offset);
         extent->set_data(std::move(data));
     }
+    TRY(check_file_data_budget(table, bytes, what));
+    extents = std::move(read);
+    return {};
+}
+
+Result<void> check_file_data_budget(const image::FileTable& table, uint64_t bytes, const std::string& what)
+{
+    uint64_t before = data_in_table(table);
     if (before + bytes > kImageDataBudget)
         return fail("{} has {} of data; with the {} of memfds and deleted files before it, the image would pass "
                     "its limit of {} of file data",
                     what, mebibytes(bytes), mebibytes(before), mebibytes(kImageDataBudget));
-    extents = std::move(read);
     return {};
 }
 

@@ -82,6 +82,7 @@ const FileKind& inotify_kind();
 const FileKind& fanotify_kind();
 const FileKind& pidfd_kind();
 const FileKind& pty_kind();
+const FileKind& secret_memory_kind();
 
 // epoll: target fd numbers resolved to open-file ids once the process's
 // whole table is known (dump), and the registrations made again inside the
@@ -113,6 +114,11 @@ Result<std::vector<std::pair<uint64_t, std::string>>> read_extents(int fd, uint6
 // files.img too big to read back. `what` names the file ("memfd x").
 Result<void> save_file_data(const FdFacts& facts, uint64_t size, uint64_t limit, const std::string& what,
                             const image::FileTable& table, google::protobuf::RepeatedPtrField<image::DataExtent>& extents);
+
+// Refuses `bytes` more of file data when, with the memfd, deleted-file and
+// memfd_secret data already in `table`, files.img would be too big to read
+// back (save_file_data() checks this itself).
+Result<void> check_file_data_budget(const image::FileTable& table, uint64_t bytes, const std::string& what);
 
 // Writes extents back at their offsets.
 Result<void> write_extents(int fd, const google::protobuf::RepeatedPtrField<image::DataExtent>& extents,

@@ -27,7 +27,6 @@
 // only mapped keeps its content in a page file (mem/unlinked_files.h).
 #include <fcntl.h>
 #include <limits.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -42,8 +41,6 @@ namespace {
 
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 constexpr std::string_view kTemporarySuffix = ".cryo-ghost-XXXXXX";
-// memfd_secret(2) files look deleted too ("/secretmem (deleted)").
-constexpr long kSecretMemMagic = 0x5345434d;   // SECRETMEM_MAGIC
 // The first open file of the deleted file `inode` at `path` other than
 // `except`: the one that carries its data.
 const image::OpenFile* first_open_file(const image::FileTable& table, uint64_t inode, const std::string& path,
@@ -75,16 +72,15 @@ public:
 
     bool recognises(const FdFacts& facts) const override
     {
+        // memfd_secret(2) files look deleted too ("/secretmem (deleted)"),
+        // and are a kind of their own (secret_memory.cpp).
         return S_ISREG(facts.stat.st_mode) && facts.link.starts_with('/') && facts.link.ends_with(kDeletedSuffix)
-            && !facts.link.starts_with("/memfd:");
+            && !facts.link.starts_with("/memfd:") && !is_secret_memory(facts.local_fd, facts.link);
     }
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const override
     {
         std::string path = facts.link.substr(0, facts.link.size() - kDeletedSuffix.size());
-        struct statfs filesystem {};
-        if (::fstatfs(facts.local_fd, &filesystem) == 0 && filesystem.f_type == kSecretMemMagic)
-            return fail("not supported yet: {} is memfd_secret(2) memory, not a deleted file", facts.link);
         auto* ghost = file.mutable_ghost();
         *ghost = TRY(describe_deleted_file(facts.stat, path));
         if (first_open_file(table, ghost->inode(), path, file.id()))

@@ -1,7 +1,8 @@
 // memfds and deleted files outside the descriptor table: the halves of
 // memfd.cpp and ghost.cpp that the memory mappings of such files use too
 // (mem/unlinked_files.h), so that a file that is both open and mapped, or
-// only mapped, is described, checked and made again the same way.
+// only mapped, is described, checked and made again the same way. (A
+// memfd_secret file is made by mem/secret_memory.h for both.)
 //
 // Their content does not always come from files.img (a file that is only
 // mapped keeps it in a page file), so the creators take the step that writes
@@ -38,5 +39,10 @@ Result<image::GhostFile> describe_deleted_file(const struct stat& stat, const st
 // Restore: the deleted file made again in its directory and unlinked at
 // once, held open, its content written by `write_content`, then its mode.
 Result<UniqueFd> create_deleted_file(const image::GhostFile& saved, const ContentWriter& write_content);
+
+// Whether the open file `fd` is memfd_secret(2) memory: by the magic number
+// of its filesystem, or when fstatfs fails by its /proc/PID/fd link `link`
+// ("/secretmem (deleted)", which looks like a deleted file).
+bool is_secret_memory(int fd, const std::string& link);
 
 } // namespace cryo::fds

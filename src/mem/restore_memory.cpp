@@ -370,7 +370,10 @@ Result<void> finish_vmas(const AddressSpaceRestore& restore)
                 spdlog::warn("pid {}: {} on {:#x}-{:#x} failed: {}", restore.pid, advice.name, vma.start(), vma.end(),
                              std::strerror(static_cast<int>(-result)));
         }
-        if (vma.locked()) {
+        // The kernel marks every mapping of memfd_secret memory locked
+        // itself and refuses mlock() on it; the restored one, inherited from
+        // cryo's, is unmarked like a forked child's.
+        if (vma.locked() && vma.kind() != image::VMA_KIND_SECRET) {
             long result = TRY(injector.raw(SYS_mlock, { vma.start(), length, 0, 0, 0, 0 }));
             if (result < 0)
                 spdlog::warn("pid {}: mlock {:#x}-{:#x} failed: {}", restore.pid, vma.start(), vma.end(),

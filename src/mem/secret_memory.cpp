@@ -85,6 +85,44 @@ Result<UniqueFd> copy_out_secret_memory(ptrace::Tracee& leader, const std::vecto
     return copy;
 }
 
+Result<void> read_secret_file(int fd, uint64_t size, const SecretRunVisitor& visit)
+{
+    uint64_t end = (size + kPageSize - 1) & ~(kPageSize - 1);
+    uint64_t window = 8ull << 20;
+    std::vector<unsigned char> present;
+    for (uint64_t offset = 0; offset < end;) {
+        uint64_t length = std::min(window, end - offset);
+        void* mapping = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset));
+        if (mapping == MAP_FAILED) {
+            // Over RLIMIT_MEMLOCK: smaller windows, down to one page.
+            if (errno == EAGAIN && window > kPageSize) {
+                window /= 2;
+                continue;
+            }
+            return fail_errno(fmt::format("mmap {} bytes of the memfd_secret file at offset {} in cryo", length, offset));
+        }
+        ScopeGuard unmap([&] { ::munmap(mapping, length); });
+        present.assign(length / kPageSize, 0);
+        if (::mincore(mapping, length, present.data()) < 0)
+            return fail_errno("mincore on cryo's mapping of the memfd_secret file");
+        const auto* bytes = static_cast<const std::byte*>(mapping);
+        for (uint64_t page = 0; page < present.size();) {
+            if (!(present[page] & 1)) {
+                ++page;
+                continue;
+            }
+            uint64_t first = page;
+            while (page < present.size() && (present[page] & 1))
+                ++page;
+            uint64_t run_start = offset + first * kPageSize;
+            uint64_t run_end = std::min(offset + page * kPageSize, size);
+            TRY(visit(run_start, std::span(bytes + first * kPageSize, run_end - run_start)));
+        }
+        offset += length;
+    }
+    return {};
+}
+
 Result<UniqueFd> create_secret_file(uint64_t size, const std::function<Result<void>(std::byte* mapping)>& fill)
 {
     long fd = ::syscall(__NR_memfd_secret, O_CLOEXEC);

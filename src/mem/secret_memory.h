@@ -12,6 +12,15 @@
 // pidfd_getfd(). The thread gets its registers and signal mask back
 // whatever happens.
 //
+// A descriptor of the file is a better way in: any process that has the
+// file open may map it (the kernel checks nothing else), and cryo has a
+// copy of the target's descriptor from pidfd_getfd(). So a memfd_secret
+// file that a descriptor of the tree holds is read by cryo itself, through a
+// mapping of its own, whether or not the tree maps it (read_secret_file()):
+// mincore() on that mapping tells which pages the file has (they are in its
+// page cache whether or not some mapping has them present), so only those
+// are touched, and no page is added to the file.
+//
 // On restore cryo makes the file again with memfd_secret() in itself and
 // fills it through a mapping of its own (secret pages are readable by the
 // processes that map them, and cryo is one of them for a moment).
@@ -20,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "base/error.h"
@@ -39,6 +49,14 @@ struct SecretPiece {
 // and returns cryo's own descriptor of that memfd; the process's copy is
 // closed again.
 Result<UniqueFd> copy_out_secret_memory(ptrace::Tracee& leader, const std::vector<SecretPiece>& pieces);
+
+// Visits the pages the memfd_secret file `fd` (of `size` bytes) has, as
+// runs of whole pages in ascending order (the last may end at `size`),
+// through mappings of it in cryo of at most a few MiB each (a mapping of
+// secret memory counts against RLIMIT_MEMLOCK). Pages the file never had
+// (holes) are left out and not created.
+using SecretRunVisitor = std::function<Result<void>(uint64_t offset, std::span<const std::byte> bytes)>;
+Result<void> read_secret_file(int fd, uint64_t size, const SecretRunVisitor& visit);
 
 // A new memfd_secret file of `size` bytes; `fill` writes its content
 // through a mapping of the whole file in cryo.

@@ -152,7 +152,7 @@ bool matches(const UnlinkedFileKey& key, const image::OpenFile& file)
     case UnlinkedKind::DeletedFile:
         return file.has_ghost() && file.ghost().inode() == key.inode && file.ghost().path() == key.path;
     case UnlinkedKind::Secret:
-        return false;   // an open memfd_secret descriptor is refused
+        return file.has_secret_memory() && file.secret_memory().inode() == key.inode;
     }
     return false;
 }
@@ -258,7 +258,13 @@ Result<void> UnlinkedFileDump::dump_secrets(ptrace::Tracee& leader, std::vector<
                                             image::OutputFile& pages)
 {
     pid_t pid = leader.tid();
-    if (std::ranges::none_of(vmas, [](const auto& vma) { return vma.kind() == image::VMA_KIND_SECRET; }))
+    // A file a descriptor of the tree holds is in files.img already, all of
+    // it (fds/secret_memory.cpp): its mappings only refer to it.
+    auto held_open = [&](const image::Vma& vma) {
+        auto key = UnlinkedFileKey::of(vma);
+        return std::ranges::any_of(m_files->files(), [&](const auto& file) { return matches(key, file); });
+    };
+    if (std::ranges::none_of(vmas, [&](const auto& vma) { return vma.kind() == image::VMA_KIND_SECRET && !held_open(vma); }))
         return {};
     // Which pages each mapping saves: those present here that no mapping
     // before it (in this process or an earlier one) saved.
@@ -266,7 +272,7 @@ Result<void> UnlinkedFileDump::dump_secrets(ptrace::Tracee& leader, std::vector<
     std::vector<std::pair<image::Vma*, std::vector<SecretPiece>>> carriers;
     std::vector<SecretPiece> all_pieces;
     for (auto& vma : vmas) {
-        if (vma.kind() != image::VMA_KIND_SECRET)
+        if (vma.kind() != image::VMA_KIND_SECRET || held_open(vma))
             continue;
         auto key = UnlinkedFileKey::of(vma);
         auto pieces = TRY_CTX(new_secret_pieces(pagemap.get(), vma, m_secret_pages[key.inode]), "{}", describe(vma));

@@ -22,12 +22,14 @@
 // still bounded by --ghost-limit, as for open deleted files; a memfd's is
 // not, like shared anonymous memory.
 //
-// memfd_secret memory can be read only by the processes that map it: each
-// process copies the present pages of its secret mappings out itself, by
-// injected calls (mem/secret_memory.h), and each page of a secret file is
+// memfd_secret memory that a descriptor of the tree holds is read whole by
+// cryo through its copy of the descriptor and kept in files.img
+// (fds/secret_memory.cpp); its mappings only refer to it, like a memfd's.
+// Without a descriptor it can be read only by the processes that map it:
+// each process copies the present pages of its secret mappings out itself,
+// by injected calls (mem/secret_memory.h), and each page of a secret file is
 // saved once for the tree, by the first mapping that has it; pages no
-// mapping has present come back as zeros. An open memfd_secret descriptor
-// is refused (by the open-file kinds).
+// mapping has present come back as zeros.
 //
 // Restore: before the tree exists, cryo takes each file from the open files
 // (so an fd and the mappings share it) or makes it again from the page files

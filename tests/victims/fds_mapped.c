@@ -28,9 +28,7 @@
  * "bigdeleted"  a mapped deleted file with 65 MiB of data (over --ghost-limit);
  * "futurewrite" a memfd sealed F_SEAL_FUTURE_WRITE with a writable shared
  *               mapping;
- * "sysv"        a System V shared memory segment;
- * "secretfd"    memfd_secret(2) memory whose fd is still open (if the
- *               kernel has memfd_secret; else the victim says SKIP).
+ * "sysv"        a System V shared memory segment.
  * With "big": a 100 MiB memfd, only mapped, with data all through (more than
  * an open memfd may hold in files.img): restored through the page file.
  * With "secret": memfd_secret(2) memory (SKIP without it), fd closed, 4
@@ -38,7 +36,8 @@
  * in the child, and at offset 0 for 2 pages in the parent only. The parent
  * wrote file page 1 (through both of its mappings), the child alone file
  * page 3; page 2 was never touched. After the restore both see everything,
- * page 2 reads as zeros, and writes go from one to the other. */
+ * page 2 reads as zeros, and writes go from one to the other. (memfd_secret
+ * descriptors kept open: victim fds_secret.) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -223,17 +222,6 @@ static int refused_case(const char *mode, const char *log)
         shmctl(id, IPC_RMID, NULL);
         if (memory == (void *)-1)
             return 2;
-    } else if (strcmp(mode, "secretfd") == 0) {
-        int fd = (int)syscall(SYS_memfd_secret, 0);
-        if (fd < 0) {
-            victim_say("SKIP: memfd_secret: %s", strerror(errno));
-            victim_ready();
-            victim_wait();
-            return victim_finish();
-        }
-        if (ftruncate(fd, PAGE) < 0)
-            return 2;
-        memory = map(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     } else {
         return 2;
     }
