@@ -63,6 +63,12 @@ std::string describe_file(const image::OpenFile& file)
                            file.pty().window_size().cols(), file.pty().packet_mode() ? ", packet mode" : "",
                            file.pty().locked() ? ", locked" : "",
                            file.pty().session() ? fmt::format(", terminal of session {}", file.pty().session()) : "");
+    case image::FILE_KIND_PIDFD:
+        if (file.pidfd().dead())
+            return fmt::format("pidfd of a process that had died (wait status {:#x})", file.pidfd().exit_status());
+        return fmt::format("pidfd of {} {}", file.pidfd().thread() ? "thread" : "pid", file.pidfd().pid());
+    case image::FILE_KIND_SECRET_MEMORY:
+        return fmt::format("memfd_secret ({} bytes)", file.secret_memory().size());
     default:
         return fmt::format("{} (flags {:o})", image::FileKind_Name(file.kind()), file.flags());
     }
