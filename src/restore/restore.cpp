@@ -27,6 +27,8 @@
 #include <optional>
 #include <vector>
 
+#include "base/fault.h"
+#include "base/kill.h"
 #include "base/scope_guard.h"
 #include "base/syscalls.h"
 #include "core.pb.h"
@@ -38,6 +40,7 @@
 #include "image/writer.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
+#include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
 #include "restore/process_state.h"
@@ -77,9 +80,18 @@ struct MorphedProcess {
     ~MorphedProcess()
     {
         // Never detach a thread of a half-built process: the tree is killed.
-        for (auto& thread : threads)
-            if (thread.owned)
-                thread.owned->release();
+        // The threads cryo created are its tracees, whose deaths only cryo
+        // can collect: kill the process now and collect them, or its leader
+        // could never be reaped (NewTree waits for it).
+        bool killed = false;
+        for (auto& thread : threads) {
+            if (!thread.owned || thread.owned->tid() <= 0)
+                continue;   // the leader (NewTree's), or detached: released
+            if (!std::exchange(killed, true))
+                kill_quietly(pid);
+            while (::waitpid(thread.owned->tid(), nullptr, __WALL) < 0 && errno == EINTR) { }
+            thread.owned->release();
+        }
     }
 };
 
@@ -493,6 +505,7 @@ double milliseconds_since(Clock::time_point start)
 template <typename Pass>
 Result<void> timed(image::RestoreStats& stats, const char* name, Pass&& pass)
 {
+    TRY(fault::step([&] { return fmt::format("phase {}", name); }));
     auto start = Clock::now();
     auto result = pass();
     auto* phase = stats.add_phases();
@@ -526,11 +539,33 @@ void save_restore_stats(const std::string& directory, const image::RestoreStats&
         spdlog::debug("the restore statistics were not saved in {}", directory);
 }
 
+// After a failed restore: processes of the tree that died after their
+// parent (the zombies of the image, children reported to cryo as their
+// tracer, helpers) come to cryo, the sub-reaper, as zombies. Reap them, and
+// kill what is somehow still alive, so that nothing of the tree outlives
+// cryo, not even a zombie. Every child cryo has then is of this restore.
+void reap_leftovers()
+{
+    for (int round = 0; round < 500; ++round) {
+        while (::waitpid(-1, nullptr, WNOHANG | __WALL) > 0) { }
+        auto children = proc::list_process_children(::getpid());
+        if (!children || children->empty())
+            return;
+        for (pid_t child : *children)
+            kill_quietly(child);
+        ::usleep(10'000);
+    }
+    spdlog::warn("processes of the failed restore are still there");
+}
+
 } // namespace
 
 Result<int> run_restore(const RestoreOptions& options)
 {
     auto started = Clock::now();
+    // Runs after `context` is gone (its NewTree killed the tree), unless the
+    // tree was released.
+    ScopeGuard reap_on_failure([] { reap_leftovers(); });
     RestoreContext context { .options = options };
     image::RestoreStats stats;
     // Orphans of a failed restore come back to cryo, which reaps them.
@@ -571,6 +606,7 @@ Result<int> run_restore(const RestoreOptions& options)
     }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
+    reap_on_failure.dismiss();
     pid_t root = context.created->root();
     // cryo's copies of the tree's files go now: a foreground restore must
     // not keep a pipe's write end or a pty master open while it waits.
