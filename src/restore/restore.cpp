@@ -25,6 +25,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "base/fault.h"
@@ -539,20 +540,30 @@ void save_restore_stats(const std::string& directory, const image::RestoreStats&
         spdlog::debug("the restore statistics were not saved in {}", directory);
 }
 
-// After a failed restore: processes of the tree that died after their
-// parent (the zombies of the image, children reported to cryo as their
-// tracer, helpers) come to cryo, the sub-reaper, as zombies. Reap them, and
-// kill what is somehow still alive, so that nothing of the tree outlives
-// cryo, not even a zombie. Every child cryo has then is of this restore.
-void reap_leftovers()
+// After a failed restore, once NewTree killed the tree: processes of it
+// that died after their parent (the image's zombies, children whose death
+// cryo collected as their tracer, helpers) came to cryo, the sub-reaper, as
+// zombies. Reap them (and kill any still alive), so that nothing of the tree
+// outlives cryo, not even a zombie. Only pids of the plan are touched.
+void reap_leftovers(const RestoreContext& context)
 {
+    std::set<pid_t> planned;
+    for (const auto& process : context.processes)
+        planned.insert(process.entry.pid());
+    for (const auto& helper : context.helpers)
+        planned.insert(helper.pid());
     for (int round = 0; round < 500; ++round) {
-        while (::waitpid(-1, nullptr, WNOHANG | __WALL) > 0) { }
         auto children = proc::list_process_children(::getpid());
-        if (!children || children->empty())
-            return;
-        for (pid_t child : *children)
+        bool left = false;
+        for (pid_t child : children ? *children : std::vector<pid_t> {}) {
+            if (!planned.contains(child))
+                continue;
             kill_quietly(child);
+            if (::waitpid(child, nullptr, WNOHANG | __WALL) != child)
+                left = true;
+        }
+        if (!left)
+            return;
         ::usleep(10'000);
     }
     spdlog::warn("processes of the failed restore are still there");
@@ -563,10 +574,15 @@ void reap_leftovers()
 Result<int> run_restore(const RestoreOptions& options)
 {
     auto started = Clock::now();
-    // Runs after `context` is gone (its NewTree killed the tree), unless the
-    // tree was released.
-    ScopeGuard reap_on_failure([] { reap_leftovers(); });
     RestoreContext context { .options = options };
+    // Unless the tree is released: kill it (MorphedProcess collects the
+    // threads cryo created, NewTree kills and reaps the processes), then
+    // reap what came back to cryo.
+    ScopeGuard clean_up_on_failure([&] {
+        context.morphed.clear();
+        context.created.reset();
+        reap_leftovers(context);
+    });
     image::RestoreStats stats;
     // Orphans of a failed restore come back to cryo, which reaps them.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -606,7 +622,7 @@ Result<int> run_restore(const RestoreOptions& options)
     }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
-    reap_on_failure.dismiss();
+    clean_up_on_failure.dismiss();
     pid_t root = context.created->root();
     // cryo's copies of the tree's files go now: a foreground restore must
     // not keep a pipe's write end or a pty master open while it waits.

@@ -252,7 +252,7 @@ static void *sleeping(void *argument)
     thread_tids[2] = gettid();
     thread_ready[2] = 1;
     while (!finishing) {
-        struct timespec nap = { 0, 50 * 1000 * 1000 };
+        struct timespec nap = { 0, 5 * 1000 * 1000 };
         int result = nanosleep(&nap, NULL);
         victim_check(result == 0 || errno == EINTR, "sleeping thread: nanosleep failed with errno %d", errno);
         if (result != 0 && errno != EINTR)
@@ -409,7 +409,9 @@ int main(int argc, char **argv)
     victim_check(getpid() == root, "pid %d, was %d", getpid(), root);
     unsigned long counted = counter;
     int slept = sleeps_done;
-    usleep(200000);
+    /* Both threads must go on (given up to 5 s on a busy machine). */
+    for (int i = 0; i < 500 && (counter <= counted || sleeps_done <= slept); ++i)
+        usleep(10000);
     victim_check(counter > counted, "the counting thread stopped");
     victim_check(sleeps_done > slept, "the sleeping thread stopped");
     finishing = 1;
