@@ -1,7 +1,7 @@
 // See collect_core.h. The injected calls need a little memory in the target
-// for their results: the first call maps a scratch page there and the last
-// one unmaps it, so the memory map that is dumped afterwards is the
-// process's own.
+// for their results: a few bytes of its stack below the red zone, put back
+// afterwards (see ScratchArea), so the memory that is dumped afterwards is
+// the process's own and nothing is left if cryo dies midway.
 #include "dump/collect_core.h"
 
 #include <fcntl.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "base/scope_guard.h"
@@ -53,6 +54,52 @@ Result<uint64_t> find_syscall_gadget(pid_t pid, const ptrace::RemoteMemory& memo
     }
     return fail("not supported yet: pid {} has no vDSO to run injected system calls from", pid);
 }
+
+// Where the injected calls leave their results: 256 bytes of the leader's
+// stack below its red zone, where the kernel itself would write a signal
+// frame (so the program keeps nothing there), their old content put back
+// afterwards. Unlike a mapped page this leaves nothing behind if cryo dies
+// (is killed) midway. A stack without room for it (or not writable and
+// private) gets a scratch page mapped and unmapped by injected calls.
+class ScratchArea {
+public:
+    static Result<ScratchArea> take(pid_t pid, ptrace::Injector& injector, const ptrace::RemoteMemory& memory)
+    {
+        constexpr uint64_t kRedZone = 128;
+        uint64_t rsp = injector.saved_registers().rsp;
+        uint64_t start = (rsp - kRedZone - kBytes) & ~uint64_t { 15 };
+        for (const auto& map : TRY(proc::read_maps(pid))) {
+            if (map.start > start || rsp > map.end || rsp < kRedZone + kBytes + 16)
+                continue;
+            if (!map.read || !map.write || map.shared)
+                break;
+            ScratchArea area(start, false);
+            TRY(memory.read(start, area.m_saved));
+            return area;
+        }
+        uint64_t page = TRY(injector.call("mmap scratch page", SYS_mmap, 0, kPageSize, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0));
+        return ScratchArea(page, true);
+    }
+
+    Result<void> give_back(ptrace::Injector& injector, const ptrace::RemoteMemory& memory)
+    {
+        if (m_mapped) {
+            TRY(injector.call("munmap scratch page", SYS_munmap, m_address, kPageSize));
+            return {};
+        }
+        return memory.write(m_address, m_saved);
+    }
+
+    uint64_t address() const { return m_address; }
+
+private:
+    static constexpr uint64_t kBytes = 256;
+    ScratchArea(uint64_t address, bool mapped) : m_address(address), m_mapped(mapped) { }
+    uint64_t m_address;
+    bool m_mapped;
+    std::array<std::byte, kBytes> m_saved {};
+};
 
 Result<std::vector<image::PendingSignal>> peek_pending(pid_t tid, bool shared)
 {
@@ -370,9 +417,9 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     // Whatever happens below, the thread gets its registers and mask back.
     ScopeGuard put_back([&] { (void)injector.restore_thread(); });
 
-    uint64_t scratch = TRY(injector.call("mmap scratch page", SYS_mmap, 0, kPageSize, PROT_READ | PROT_WRITE,
-                                         MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0));
-    ScopeGuard unmap_scratch([&] { (void)injector.raw(SYS_munmap, { scratch, kPageSize, 0, 0, 0, 0 }); });
+    auto scratch_area = TRY_CTX(ScratchArea::take(pid, injector, memory), "pid {}", pid);
+    uint64_t scratch = scratch_area.address();
+    ScopeGuard give_back_scratch([&] { (void)scratch_area.give_back(injector, memory); });
 
     for (auto& thread : process.threads()) {
         auto* thread_core = core.add_threads();
@@ -396,8 +443,8 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     TRY_CTX(collect_process_by_injection(injector, memory, scratch, core, mm), "pid {}", pid);
     TRY_CTX(collect_posix_timers(pid, injector, memory, scratch, core), "pid {}: POSIX timers", pid);
 
-    unmap_scratch.dismiss();
-    TRY_CTX(injector.call("munmap scratch page", SYS_munmap, scratch, kPageSize), "pid {}", pid);
+    give_back_scratch.dismiss();
+    TRY_CTX(scratch_area.give_back(injector, memory), "pid {}", pid);
     put_back.dismiss();
     TRY_CTX(injector.restore_thread(), "pid {}", pid);
     return {};

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <optional>
 
+#include "base/fault.h"
 #include "core.pb.h"
 #include "check/cpu.h"
 #include "dump/collect_core.h"
@@ -68,6 +69,7 @@ double milliseconds_since(Clock::time_point start)
 template <typename Pass>
 Result<void> timed(DumpContext& context, const char* name, Pass&& pass)
 {
+    TRY(fault::step([&] { return fmt::format("phase {}", name); }));
     auto start = Clock::now();
     auto result = pass();
     auto* phase = context.stats.add_phases();

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "base/fault.h"
+
 namespace cryo::image {
 
 Result<void> decode_image(std::string_view bytes, ImageKind kind, google::protobuf::Message& message)
@@ -139,6 +141,7 @@ Result<void> ImageReader::verify() const
 Result<void> ImageReader::read_message(const std::string& name, ImageKind kind,
                                        google::protobuf::Message& message) const
 {
+    TRY(fault::step([&] { return "read " + name; }));
     std::string path = fmt::format("{}/{}", m_directory, name);
     if (!m_files.contains(name))
         return fail("{}: not listed in the manifest", path);
@@ -150,6 +153,7 @@ Result<void> ImageReader::read_message(const std::string& name, ImageKind kind,
 
 Result<UniqueFd> ImageReader::open_raw(const std::string& name) const
 {
+    TRY(fault::step([&] { return "open " + name; }));
     std::string path = fmt::format("{}/{}", m_directory, name);
     auto it = m_files.find(name);
     if (it == m_files.end())

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/fault.h"
+
 namespace cryo::image {
 
 OutputFile::OutputFile(std::string name, UniqueFd fd)
@@ -108,6 +110,7 @@ Result<OutputFile> ImageWriter::create_file(const std::string& name)
         return fail("image file name '{}' is reserved", name);
     if (std::ranges::find(m_created, name) != m_created.end())
         return fail("image file {} is written twice", name);
+    TRY(fault::step([&] { return "create " + name; }));
     UniqueFd fd = TRY(open_file_at(m_dir.get(), name, O_WRONLY | O_CREAT | O_TRUNC, 0600));
     m_created.push_back(name);
     // The file may have existed with other permissions.
@@ -118,6 +121,7 @@ Result<OutputFile> ImageWriter::create_file(const std::string& name)
 
 Result<void> ImageWriter::finish_file(OutputFile&& file)
 {
+    TRY(fault::step([&] { return "finish " + file.name(); }));
     if (m_sync == SyncMode::Fsync && ::fdatasync(file.fd()) < 0)
         return fail_errno(fmt::format("fsync {}", file.name()));
     ManifestFile record;
@@ -160,6 +164,7 @@ Result<void> ImageWriter::commit(Manifest manifest)
         if (m_sync == SyncMode::Fsync && ::fsync(fd.get()) < 0)
             return fail_errno(fmt::format("fsync {}", temporary));
     }
+    TRY(fault::step([&] { return "commit " + std::string(kManifestName); }));
     if (::renameat(m_dir.get(), temporary.c_str(), m_dir.get(), std::string(kManifestName).c_str()) < 0)
         return fail_errno(fmt::format("rename {} to {}", temporary, kManifestName));
     m_created.back() = std::string(kManifestName);

@@ -9,6 +9,9 @@
 
 #include <cstring>
 
+#include "base/fault.h"
+#include "base/scope_guard.h"
+
 namespace cryo::ptrace {
 
 namespace {
@@ -54,12 +57,46 @@ Result<Injector> Injector::create(Tracee& tracee, uint64_t gadget, Gadget kind)
     Injector injector(tracee, gadget, kind);
     injector.m_saved = TRY(tracee.registers());
     injector.m_saved_mask = TRY(tracee.signal_mask());
-    TRY(tracee.set_signal_mask(kAllSignals));
+    // A restorer is killed if cryo fails or dies: its signals stay blocked
+    // for as long as cryo drives it. A thread being dumped gets its mask
+    // back after every call (see put_back()).
+    if (kind == Gadget::SyscallThenTrap)
+        TRY(tracee.set_signal_mask(kAllSignals));
     return injector;
 }
 
-Result<void> Injector::load(long number, const std::array<uint64_t, 6>& args, uint64_t rip)
+namespace {
+
+// Names for the calls made through raw(), for the fault switch's steps.
+std::string syscall_name(long number)
 {
+    switch (number) {
+    case SYS_rt_sigaction: return "rt_sigaction";
+    case SYS_munmap: return "munmap";
+    case SYS_close: return "close";
+    case SYS_madvise: return "madvise";
+    case SYS_mlock: return "mlock";
+    case SYS_sched_setaffinity: return "sched_setaffinity";
+    case SYS_setpriority: return "setpriority";
+    case SYS_setfsuid: return "setfsuid";
+    case SYS_setfsgid: return "setfsgid";
+    case SYS_prctl: return "prctl";
+    case SYS_clone3: return "clone3";
+    default: return fmt::format("syscall {}", number);
+    }
+}
+
+} // namespace
+
+Result<void> Injector::load(long number, const std::array<uint64_t, 6>& args, uint64_t rip, std::string_view name)
+{
+    // A step of the fault switch: the call fails (or cryo stalls) before
+    // anything of it is done to the thread, as a failed resume would.
+    TRY(fault::step([&] { return fmt::format("syscall {} in thread {}", name, m_tracee->tid()); }));
+    // A thread being dumped must not take a signal in the middle of a call
+    // (it would turn into a signal-delivery stop): block them just for it.
+    if (m_kind == Gadget::SyscallOnly)
+        TRY(m_tracee->set_signal_mask(kAllSignals));
     Registers registers = m_saved;
     registers.rip = rip;
     registers.rax = static_cast<uint64_t>(number);
@@ -73,13 +110,26 @@ Result<void> Injector::load(long number, const std::array<uint64_t, 6>& args, ui
     return m_tracee->set_registers(registers);
 }
 
+Result<void> Injector::put_back()
+{
+    if (m_kind != Gadget::SyscallOnly)
+        return {};
+    TRY(m_tracee->set_registers(m_saved));
+    return m_tracee->set_signal_mask(m_saved_mask);
+}
+
 Result<long> Injector::raw(long number, std::array<uint64_t, 6> args)
 {
-    if (m_kind == Gadget::SyscallOnly)
-        return call_to_exit_stop(number, args);
+    return run(number, args, syscall_name(number));
+}
 
-    TRY(load(number, args, m_gadget));
+Result<long> Injector::run(long number, const std::array<uint64_t, 6>& args, std::string_view name)
+{
+    if (m_kind == Gadget::SyscallOnly)
+        return exit_stop_call(number, args, name);
+
     m_left_event_stop = true;
+    TRY(load(number, args, m_gadget, name));
     auto stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
     if (stop.kind != StopKind::SignalStop || stop.signal != SIGTRAP)
         return fail("thread {}: injected syscall {} ended in an unexpected stop (status {:#x})",
@@ -94,8 +144,19 @@ Result<long> Injector::raw(long number, std::array<uint64_t, 6> args)
 
 Result<long> Injector::call_to_exit_stop(long number, std::array<uint64_t, 6> args)
 {
-    TRY(load(number, args, m_gadget));
+    return exit_stop_call(number, args, syscall_name(number));
+}
+
+// On dump, between two calls the thread holds its own registers and signal
+// mask again, in a syscall-exit stop: if cryo dies there (killed), the
+// kernel detaches the thread, which then resumes exactly as from the stop
+// cryo found it in (the pending syscall restart included). Only while one
+// call runs does it hold injected registers and a full signal mask.
+Result<long> Injector::exit_stop_call(long number, const std::array<uint64_t, 6>& args, std::string_view name)
+{
     m_left_event_stop = true;
+    ScopeGuard put_back_on_error([&] { (void)put_back(); });
+    TRY(load(number, args, m_gadget, name));
     for (int stage = 0; stage < 2; ++stage) {
         auto stop = TRY(m_tracee->resume_and_wait(PTRACE_SYSCALL));
         if (stop.kind != StopKind::SyscallStop)
@@ -103,6 +164,8 @@ Result<long> Injector::call_to_exit_stop(long number, std::array<uint64_t, 6> ar
                         m_tracee->tid(), number, stop.raw);
     }
     auto registers = TRY(m_tracee->registers());
+    put_back_on_error.dismiss();
+    TRY(put_back());
     ++m_calls;
     return static_cast<long>(registers.rax);
 }
@@ -111,8 +174,8 @@ Result<pid_t> Injector::call_clone_thread(uint64_t clone_args, uint64_t size)
 {
     if (m_kind != Gadget::SyscallThenTrap)
         return fail("thread {}: threads can only be created through a trampoline", m_tracee->tid());
-    TRY(load(SYS_clone3, { clone_args, size, 0, 0, 0, 0 }, m_gadget));
     m_left_event_stop = true;
+    TRY(load(SYS_clone3, { clone_args, size, 0, 0, 0, 0 }, m_gadget, "clone3 (thread)"));
     auto stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
     if ((stop.raw >> 16) != PTRACE_EVENT_CLONE) {
         auto registers = TRY(m_tracee->registers());
@@ -134,7 +197,7 @@ Result<pid_t> Injector::call_clone_thread(uint64_t clone_args, uint64_t size)
 Result<uint64_t> Injector::call(std::string_view name, long number, uint64_t a1, uint64_t a2,
                                 uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6)
 {
-    long result = TRY(raw(number, { a1, a2, a3, a4, a5, a6 }));
+    long result = TRY(run(number, { a1, a2, a3, a4, a5, a6 }, name));
     if (result < 0 && result > -4096)
         return fail_errno(fmt::format("injected {} in thread {}", name, m_tracee->tid()), static_cast<int>(-result));
     return static_cast<uint64_t>(result);

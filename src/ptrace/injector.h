@@ -15,7 +15,10 @@
 //
 // While injecting, every signal is blocked through PTRACE_SETSIGMASK (a
 // pending signal would otherwise turn into a delivery stop and be lost) and
-// orig_rax is -1 so the kernel never "restarts" the borrowed call.
+// orig_rax is -1 so the kernel never "restarts" the borrowed call. On dump
+// the thread gets its own registers and mask back after every call, so that
+// if cryo dies (is killed) between two calls the kernel's detach lets it run
+// on exactly as it was; only during one call (microseconds) is it not.
 #pragma once
 
 #include <sys/types.h>
@@ -69,7 +72,12 @@ public:
 
 private:
     Injector(Tracee& tracee, uint64_t gadget, Gadget kind) : m_tracee(&tracee), m_gadget(gadget), m_kind(kind) { }
-    Result<void> load(long number, const std::array<uint64_t, 6>& args, uint64_t rip);
+    // Loads the call's registers; a step of the fault switch (base/fault.h).
+    Result<void> load(long number, const std::array<uint64_t, 6>& args, uint64_t rip, std::string_view name);
+    Result<long> run(long number, const std::array<uint64_t, 6>& args, std::string_view name);
+    Result<long> exit_stop_call(long number, const std::array<uint64_t, 6>& args, std::string_view name);
+    // Dump only: the saved registers and signal mask back after each call.
+    Result<void> put_back();
 
     Tracee* m_tracee;
     uint64_t m_gadget;

@@ -25,8 +25,11 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
+#include "base/fault.h"
+#include "base/kill.h"
 #include "base/scope_guard.h"
 #include "base/syscalls.h"
 #include "core.pb.h"
@@ -39,6 +42,7 @@
 #include "image/writer.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
+#include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
 #include "restore/process_state.h"
@@ -78,9 +82,18 @@ struct MorphedProcess {
     ~MorphedProcess()
     {
         // Never detach a thread of a half-built process: the tree is killed.
-        for (auto& thread : threads)
-            if (thread.owned)
-                thread.owned->release();
+        // The threads cryo created are its tracees, whose deaths only cryo
+        // can collect: kill the process now and collect them, or its leader
+        // could never be reaped (NewTree waits for it).
+        bool killed = false;
+        for (auto& thread : threads) {
+            if (!thread.owned || thread.owned->tid() <= 0)
+                continue;   // the leader (NewTree's), or detached: released
+            if (!std::exchange(killed, true))
+                kill_quietly(pid);
+            while (::waitpid(thread.owned->tid(), nullptr, __WALL) < 0 && errno == EINTR) { }
+            thread.owned->release();
+        }
     }
 };
 
@@ -497,6 +510,7 @@ double milliseconds_since(Clock::time_point start)
 template <typename Pass>
 Result<void> timed(image::RestoreStats& stats, const char* name, Pass&& pass)
 {
+    TRY(fault::step([&] { return fmt::format("phase {}", name); }));
     auto start = Clock::now();
     auto result = pass();
     auto* phase = stats.add_phases();
@@ -530,12 +544,49 @@ void save_restore_stats(const std::string& directory, const image::RestoreStats&
         spdlog::debug("the restore statistics were not saved in {}", directory);
 }
 
+// After a failed restore, once NewTree killed the tree: processes of it
+// that died after their parent (the image's zombies, children whose death
+// cryo collected as their tracer, helpers) came to cryo, the sub-reaper, as
+// zombies. Reap them (and kill any still alive), so that nothing of the tree
+// outlives cryo, not even a zombie. Only pids of the plan are touched.
+void reap_leftovers(const RestoreContext& context)
+{
+    std::set<pid_t> planned;
+    for (const auto& process : context.processes)
+        planned.insert(process.entry.pid());
+    for (const auto& helper : context.helpers)
+        planned.insert(helper.pid());
+    for (int round = 0; round < 500; ++round) {
+        auto children = proc::list_process_children(::getpid());
+        bool left = false;
+        for (pid_t child : children ? *children : std::vector<pid_t> {}) {
+            if (!planned.contains(child))
+                continue;
+            kill_quietly(child);
+            if (::waitpid(child, nullptr, WNOHANG | __WALL) != child)
+                left = true;
+        }
+        if (!left)
+            return;
+        ::usleep(10'000);
+    }
+    spdlog::warn("processes of the failed restore are still there");
+}
+
 } // namespace
 
 Result<int> run_restore(const RestoreOptions& options)
 {
     auto started = Clock::now();
     RestoreContext context { .options = options };
+    // Unless the tree is released: kill it (MorphedProcess collects the
+    // threads cryo created, NewTree kills and reaps the processes), then
+    // reap what came back to cryo.
+    ScopeGuard clean_up_on_failure([&] {
+        context.morphed.clear();
+        context.created.reset();
+        reap_leftovers(context);
+    });
     image::RestoreStats stats;
     // Orphans of a failed restore come back to cryo, which reaps them.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -575,6 +626,7 @@ Result<int> run_restore(const RestoreOptions& options)
     }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
+    clean_up_on_failure.dismiss();
     pid_t root = context.created->root();
     // cryo's copies of the tree's files go now: a foreground restore must
     // not keep a pipe's write end or a pty master open while it waits.
