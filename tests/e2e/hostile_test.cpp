@@ -485,4 +485,54 @@ TEST(HostileHeader, AbsurdSizesAndValuesAreRefused)
     release_and_expect_pass(session, checkpoint.root);
 }
 
+// tree.img edited with a pid listed twice (the drawn tree would loop), and
+// with a chain of 20000 zombies, each the parent of the next (show drew the
+// tree recursively: a deep enough chain overflowed its stack).
+TEST(HostileTree, RepeatedPidsAndDeepChainsAreHandled)
+{
+    Session session;
+    Checkpoint checkpoint = make_checkpoint(session, "tree", "images");
+    std::string path = checkpoint.images + "/tree.img";
+    std::string pristine = read_file(path);
+    std::string pristine_manifest = read_file(checkpoint.images + "/manifest.img");
+    auto entry = [](uint64_t pid, uint64_t ppid) {
+        return "{ \"pid\": " + std::to_string(pid) + ", \"ppid\": " + std::to_string(ppid)
+            + ", \"state\": \"PROCESS_STATE_ZOMBIE\" }";
+    };
+    // After the root's entry (the first; its last field is own_ns_pgid),
+    // so that the root stays first as restore wants it.
+    auto insert_processes = [&](const std::string& entries) {
+        return [entries](const std::string& json) {
+            size_t at = json.find("\"own_ns_pgid\"", json.find("\"processes\": ["));
+            at = at == std::string::npos ? at : json.find('}', at);
+            return at == std::string::npos ? json : json.substr(0, at + 1) + ", " + entries + json.substr(at + 1);
+        };
+    };
+
+    ASSERT_NO_FATAL_FAILURE(edit_image(session, checkpoint.images, "tree.img",
+                                       insert_processes(entry(checkpoint.root, checkpoint.root))));
+    std::string what = "tree.img with pid " + std::to_string(checkpoint.root) + " twice";
+    expect_restore_refused(session, checkpoint, "tree.img", what);
+    auto show = run_cryo(session, { "show", checkpoint.images });
+    EXPECT_EQ(show.exit_code, 1) << context("show, " + what, show);
+    EXPECT_NE(show.output.find("tree.img: pid " + std::to_string(checkpoint.root) + " is listed twice"), std::string::npos)
+        << context("show, " + what, show);
+    write_bytes(path, pristine);
+    write_bytes(checkpoint.images + "/manifest.img", pristine_manifest);
+
+    // Pids above any pid_max: never those of a real process.
+    std::string chain;
+    for (uint64_t i = 0; i < 20000; ++i)
+        chain += (i ? ", " : "") + entry(5000000 + i, i == 0 ? static_cast<uint64_t>(checkpoint.root) : 5000000 + i - 1);
+    ASSERT_NO_FATAL_FAILURE(edit_image(session, checkpoint.images, "tree.img", insert_processes(chain)));
+    what = "tree.img with a chain of 20000 zombies";
+    show = run_cryo(session, { "show", checkpoint.images, "--tree" });
+    EXPECT_EQ(show.exit_code, 0) << context("show, " + what, show).substr(0, 4096);
+    EXPECT_NE(show.output.find("5019999"), std::string::npos) << context("show, " + what, show).substr(0, 4096);
+    auto decode = run_cryo(session, { "decode", "-D", checkpoint.images, "-o", session.dir().file("chain.json") });
+    EXPECT_EQ(decode.exit_code, 0) << context("decode, " + what, decode);
+    write_bytes(path, pristine);
+    write_bytes(checkpoint.images + "/manifest.img", pristine_manifest);
+}
+
 } // namespace cryo::e2e
