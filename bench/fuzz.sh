@@ -42,26 +42,31 @@ build="$repo/build"
 build_fuzz="$repo/build-fuzz"
 out="$build_fuzz/fuzz-out"
 
+# Build output is shown only when a build fails.
+build_log="$(mktemp "${TMPDIR:-/tmp}/cryo-fuzz-build.XXXXXX")"
+quiet() { "$@" >"$build_log" 2>&1 || { cat "$build_log" >&2; rm -f "$build_log"; exit 1; }; }
+
 # The normal build: cryo and the victims, to make checkpoints.
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
-    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    quiet cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
-cmake --build "$build" >/dev/null
+quiet cmake --build "$build"
 
 # The fuzz build.
-compiler_dir=""
+clangxx=""
 for cxx in clang++-16 clang++-17 clang++-18 clang++-19; do
-    if command -v "$cxx" >/dev/null; then compiler_dir="$cxx"; break; fi
+    if command -v "$cxx" >/dev/null; then clangxx="$cxx"; break; fi
 done
 if [[ ! -f "$build_fuzz/CMakeCache.txt" ]]; then
-    if [[ -z "$compiler_dir" ]]; then
+    if [[ -z "$clangxx" ]]; then
         echo "fuzz: no clang++-16 (or newer) found: apt-get install clang-16 libclang-rt-16-dev (scripts/setup does)" >&2
         exit 1
     fi
-    CC="${compiler_dir/clang++/clang}" CXX="$compiler_dir" \
-        cmake -S "$repo" -B "$build_fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRYO_FUZZ=ON >/dev/null
+    quiet env CC="${clangxx/clang++/clang}" CXX="$clangxx" \
+        cmake -S "$repo" -B "$build_fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRYO_FUZZ=ON
 fi
-cmake --build "$build_fuzz" --target cryo_fuzz >/dev/null
+quiet cmake --build "$build_fuzz" --target cryo_fuzz
+rm -f "$build_log"
 
 all_targets=(fuzz_image_tree fuzz_image_core fuzz_image_mm fuzz_image_pagemap fuzz_image_fds fuzz_image_files
              fuzz_image_manifest fuzz_image_stats fuzz_checkpoint_dir fuzz_page_map fuzz_json_encode)
