@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -103,7 +104,12 @@ uint64_t ImageReader::file_size(const std::string& name) const
 
 Result<void> ImageReader::verify() const
 {
-    std::vector<std::byte> buffer(1 << 20);
+    // Files are read in pieces of at most 1 MiB; a checkpoint of small
+    // files gets a buffer no larger than its largest file.
+    uint64_t largest = 0;
+    for (const ManifestFile& file : m_manifest.files())
+        largest = std::max(largest, file.size());
+    std::vector<std::byte> buffer(static_cast<size_t>(std::min<uint64_t>(largest, 1 << 20)));
     for (const ManifestFile& file : m_manifest.files()) {
         std::string path = fmt::format("{}/{}", m_directory, file.name());
         auto fd = open_file_at(m_dir.get(), file.name(), kImageOpenFlags);

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "base/syscalls.h"
+#include "image/validate.h"
 #include "tree.pb.h"
 
 namespace cryo::inspect {
@@ -380,16 +381,9 @@ Result<ProcessMemory> ProcessMemory::load(const Checkpoint& checkpoint, int pid)
 
     ProcessMemory result;
     result.m_pid = pid;
-    for (const auto& vma : memory.vmas()) {
-        if (vma.start() >= vma.end() || vma.start() % kPageSize || vma.end() % kPageSize)
-            return fail("{}: invalid mapping {:#x}-{:#x}", mm_path, vma.start(), vma.end());
-        result.m_vmas.push_back(vma);
-    }
+    TRY_CTX(image::check_mappings(memory), "{}", mm_path);
+    result.m_vmas.assign(memory.vmas().begin(), memory.vmas().end());
     std::ranges::sort(result.m_vmas, {}, &image::Vma::start);
-    for (size_t i = 1; i < result.m_vmas.size(); ++i)
-        if (result.m_vmas[i].start() < result.m_vmas[i - 1].end())
-            return fail("{}: mappings {:#x}-{:#x} and {:#x}-{:#x} overlap", mm_path, result.m_vmas[i - 1].start(),
-                        result.m_vmas[i - 1].end(), result.m_vmas[i].start(), result.m_vmas[i].end());
 
     uint64_t page_file_size = 0;
     if (page_map.runs_size() > 0) {
@@ -399,23 +393,12 @@ Result<ProcessMemory> ProcessMemory::load(const Checkpoint& checkpoint, int pid)
             return fail("{}: names an invalid page file '{}'", pagemap_path, page_map.page_file());
         result.m_page_file = TRY(checkpoint.open_raw(page_map.page_file(), page_file_size));
     }
-    for (int i = 0; i < page_map.runs_size(); ++i) {
-        const auto& run = page_map.runs(i);
-        std::string what = fmt::format("{}: run {} ({:#x}, {} pages at offset {:#x})", pagemap_path, i, run.address(),
-                                       run.page_count(), run.file_offset());
-        if (run.address() % kPageSize || run.page_count() == 0 || run.address() >= kAddressLimit
-            || run.page_count() > (kAddressLimit - run.address()) / kPageSize)
-            return fail("{}: not a valid range of pages", what);
-        uint64_t bytes = run.page_count() * kPageSize;
-        if (run.file_offset() > page_file_size || bytes > page_file_size - run.file_offset())
-            return fail("{}: lies beyond the end of {} ({} bytes; truncated?)", what, result.m_page_file_path, page_file_size);
-        result.m_runs.push_back({ run.address(), run.address() + bytes, run.file_offset() });
-    }
+    // The same checks as restore's (image/validate.h), against the page
+    // file's actual size.
+    TRY_CTX(image::check_page_map(page_map, result.m_page_file_path, page_file_size), "{}", pagemap_path);
+    for (const auto& run : page_map.runs())
+        result.m_runs.push_back({ run.address(), run.address() + run.page_count() * kPageSize, run.file_offset() });
     std::ranges::sort(result.m_runs, {}, &Run::address);
-    for (size_t i = 1; i < result.m_runs.size(); ++i)
-        if (result.m_runs[i].address < result.m_runs[i - 1].end)
-            return fail("{}: runs at {:#x} and {:#x} overlap", pagemap_path, result.m_runs[i - 1].address,
-                        result.m_runs[i].address);
     return result;
 }
 

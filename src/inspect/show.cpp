@@ -16,6 +16,7 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "core.pb.h"
 #include "fds.pb.h"
@@ -176,6 +177,12 @@ Result<report::Report> build_report(const ShowOptions& options)
     checkpoint->set_root_pid(manifest.root_pid());
 
     auto tree = TRY(reader.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
+    // A pid listed twice would make the drawn tree loop (restore refuses
+    // it as well).
+    std::set<int> pids;
+    for (const auto& entry : tree.processes())
+        if (!pids.insert(entry.pid()).second)
+            return fail("{}/{}: pid {} is listed twice", options.directory, image::kTreeName, entry.pid());
     auto files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
     std::map<uint32_t, const image::OpenFile*> files_by_id;
     for (const auto& file : files.files())
@@ -240,22 +247,40 @@ void print_tree(const report::Report& report)
     for (const auto& process : report.processes())
         children[listed.contains(process.ppid()) ? process.ppid() : 0].push_back(&process);
     fmt::print("tree:\n");
-    std::function<void(const report::Process&, const std::string&, bool, bool)> draw
-        = [&](const report::Process& process, const std::string& prefix, bool last, bool top) {
-              std::string branch = top ? "" : (last ? "└─ " : "├─ ");
-              std::string command = process.cmdline_size() ? joined(process.cmdline()) : process.comm();
-              if (command.size() > 60)
-                  command = command.substr(0, 57) + "...";
-              fmt::print("  {}{}{} {}  [{}] pgid {} sid {}{}{}\n", prefix, branch, process.pid(), command, process.comm(),
-                         process.pgid(), process.sid(),
-                         process.threads_size() > 1 ? fmt::format("  {} threads", process.threads_size()) : "",
-                         process.state() == "zombie" ? fmt::format("  (zombie, status {:#x})", process.exit_status()) : "");
-              const auto& mine = children[process.pid()];
-              for (size_t i = 0; i < mine.size(); ++i)
-                  draw(*mine[i], top ? prefix : prefix + (last ? "   " : "│  "), i + 1 == mine.size(), false);
-          };
-    for (const auto* root : children[0])
-        draw(*root, "", true, true);
+    // Depth first, with a stack of its own: a hostile tree.img may chain a
+    // million zombies. Pids are unique (build_report), so no cycle is
+    // reachable from a root. Past kMaxIndent levels the indentation stops
+    // growing, so the output stays linear in the number of processes.
+    constexpr size_t kMaxIndent = 32;
+    struct Pending {
+        const report::Process* process;
+        std::string prefix;
+        size_t depth;
+        bool last;
+        bool top;
+    };
+    std::vector<Pending> stack;
+    const auto& roots = children[0];
+    for (size_t i = roots.size(); i-- > 0;)
+        stack.push_back({ roots[i], "", 0, true, true });
+    while (!stack.empty()) {
+        Pending pending = std::move(stack.back());
+        stack.pop_back();
+        const auto& process = *pending.process;
+        std::string branch = pending.top ? "" : (pending.last ? "└─ " : "├─ ");
+        std::string command = process.cmdline_size() ? joined(process.cmdline()) : process.comm();
+        if (command.size() > 60)
+            command = command.substr(0, 57) + "...";
+        fmt::print("  {}{}{} {}  [{}] pgid {} sid {}{}{}\n", pending.prefix, branch, process.pid(), command, process.comm(),
+                   process.pgid(), process.sid(),
+                   process.threads_size() > 1 ? fmt::format("  {} threads", process.threads_size()) : "",
+                   process.state() == "zombie" ? fmt::format("  (zombie, status {:#x})", process.exit_status()) : "");
+        std::string prefix = pending.top || pending.depth >= kMaxIndent ? pending.prefix
+                                                                           : pending.prefix + (pending.last ? "   " : "│  ");
+        const auto& mine = children[process.pid()];
+        for (size_t i = mine.size(); i-- > 0;)
+            stack.push_back({ mine[i], prefix, pending.depth + 1, i + 1 == mine.size(), false });
+    }
 }
 
 void print_process(const report::Process& process, const ShowOptions& options)

@@ -39,6 +39,7 @@
 #include "fds/file_kind.h"
 #include "fds/file_identity.h"
 #include "image/reader.h"
+#include "image/validate.h"
 #include "image/writer.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
@@ -137,6 +138,15 @@ Result<void> read_process(const image::ImageReader& reader, ProcessImages& proce
     if (process.page_map.page_file() != image::pages_name(pid))
         return fail("{}: unexpected page file name '{}'", image::pagemap_name(pid), process.page_map.page_file());
     process.page_file = TRY(reader.open_raw(process.page_map.page_file()));
+    // Memory is filled run by run with preadv() into the new process: a run
+    // outside the page file or its mappings is refused while nothing exists.
+    std::string mm_path = fmt::format("{}/{}", reader.directory(), image::memory_name(pid));
+    std::string pagemap_path = fmt::format("{}/{}", reader.directory(), image::pagemap_name(pid));
+    TRY_CTX(image::check_mappings(process.memory), "{}", mm_path);
+    TRY_CTX(image::check_page_map(process.page_map, process.page_map.page_file(),
+                                 reader.file_size(process.page_map.page_file())),
+            "{}", pagemap_path);
+    TRY_CTX(image::check_runs_in_mappings(process.page_map, process.memory), "{}", pagemap_path);
     return {};
 }
 

@@ -1,0 +1,84 @@
+// See validate.h.
+#include "image/validate.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "base/syscalls.h"
+
+namespace cryo::image {
+
+namespace {
+
+using Range = std::pair<uint64_t, uint64_t>;   // [first, second)
+
+std::vector<Range> sorted_mappings(const MemoryImage& memory)
+{
+    std::vector<Range> ranges;
+    ranges.reserve(static_cast<size_t>(memory.vmas_size()));
+    for (const auto& vma : memory.vmas())
+        ranges.emplace_back(vma.start(), vma.end());
+    std::ranges::sort(ranges);
+    return ranges;
+}
+
+std::string describe_run(int index, const PageRun& run)
+{
+    return fmt::format("run {} ({:#x}, {} pages at offset {:#x})", index, run.address(), run.page_count(),
+                       run.file_offset());
+}
+
+} // namespace
+
+Result<void> check_mappings(const MemoryImage& memory)
+{
+    for (const auto& vma : memory.vmas())
+        if (vma.start() >= vma.end() || vma.start() % kPageSize || vma.end() % kPageSize)
+            return fail("invalid mapping {:#x}-{:#x}", vma.start(), vma.end());
+    auto ranges = sorted_mappings(memory);
+    for (size_t i = 1; i < ranges.size(); ++i)
+        if (ranges[i].first < ranges[i - 1].second)
+            return fail("mappings {:#x}-{:#x} and {:#x}-{:#x} overlap", ranges[i - 1].first, ranges[i - 1].second,
+                        ranges[i].first, ranges[i].second);
+    return {};
+}
+
+Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint64_t page_file_size)
+{
+    std::vector<std::pair<Range, int>> runs;
+    runs.reserve(static_cast<size_t>(map.runs_size()));
+    for (int i = 0; i < map.runs_size(); ++i) {
+        const auto& run = map.runs(i);
+        if (run.address() % kPageSize || run.page_count() == 0 || run.address() >= kUserAddressLimit
+            || run.page_count() > (kUserAddressLimit - run.address()) / kPageSize)
+            return fail("{}: not a valid range of pages", describe_run(i, run));
+        uint64_t bytes = run.page_count() * kPageSize;
+        if (run.file_offset() > page_file_size || bytes > page_file_size - run.file_offset())
+            return fail("{}: lies beyond the end of {} ({} bytes; truncated?)", describe_run(i, run), page_file,
+                        page_file_size);
+        runs.push_back({ { run.address(), run.address() + bytes }, i });
+    }
+    std::ranges::sort(runs);
+    for (size_t i = 1; i < runs.size(); ++i)
+        if (runs[i].first.first < runs[i - 1].first.second)
+            return fail("runs {} at {:#x} and {} at {:#x} overlap", runs[i - 1].second, runs[i - 1].first.first,
+                        runs[i].second, runs[i].first.first);
+    return {};
+}
+
+Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memory)
+{
+    auto ranges = sorted_mappings(memory);
+    for (int i = 0; i < map.runs_size(); ++i) {
+        const auto& run = map.runs(i);
+        uint64_t end = run.address() + run.page_count() * kPageSize;
+        // The last mapping that starts at or before the run.
+        auto after = std::ranges::upper_bound(ranges, run.address(), {}, &Range::first);
+        if (after == ranges.begin() || end > std::prev(after)->second)
+            return fail("{}: not inside one mapping of the memory image", describe_run(i, run));
+    }
+    return {};
+}
+
+} // namespace cryo::image

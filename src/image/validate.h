@@ -1,0 +1,39 @@
+// Checks of what the memory images claim, made before anything trusts them.
+//
+// A page map is a list of runs (address, page count, offset in the page
+// file). Restore reads each run into the new process with preadv(), and
+// `cryo mem`/`cryo diff` read them into fixed buffers; both call these
+// checks first, so a hostile page map is refused before any process exists
+// or any read is made: no run outside the page file, no arithmetic that
+// wraps, no overlap between runs, no mapping that ends before it starts.
+// Nothing here allocates in proportion to a number read from a file.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "base/error.h"
+#include "mm.pb.h"
+
+namespace cryo::image {
+
+// Past the largest user address of x86_64 with 5-level paging. The
+// [vsyscall] page (0xffffffffff600000) lies above it and is a mapping like
+// any other, but no run may be there: it holds no stored pages.
+inline constexpr uint64_t kUserAddressLimit = 1ull << 57;
+
+// Every mapping of `memory`: page-aligned start < end, and no two overlap.
+Result<void> check_mappings(const MemoryImage& memory);
+
+// Every run of `map`: page-aligned address, at least one page, below
+// kUserAddressLimit without wrapping, inside [0, page_file_size) of the page
+// file (named `page_file` in errors); no two runs overlap. Errors name the run ("run 3 (0x7f..., 2 pages
+// at offset 0x2000): ...").
+Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint64_t page_file_size);
+
+// Every run of `map` lies inside one mapping of `memory` (the dump stores
+// only pages of mappings, run by run within a mapping). Call after
+// check_mappings() and check_page_map().
+Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memory);
+
+} // namespace cryo::image

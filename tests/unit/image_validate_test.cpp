@@ -1,0 +1,81 @@
+// Tests of image/validate.h: the checks restore and `cryo mem` make on
+// memory maps and page maps before reading memory through them.
+#include <gtest/gtest.h>
+
+#include "image/validate.h"
+
+namespace cryo::image {
+namespace {
+
+MemoryImage mappings(std::initializer_list<std::pair<uint64_t, uint64_t>> ranges)
+{
+    MemoryImage memory;
+    for (auto [start, end] : ranges) {
+        auto* vma = memory.add_vmas();
+        vma->set_start(start);
+        vma->set_end(end);
+    }
+    return memory;
+}
+
+PageMap runs(std::initializer_list<std::array<uint64_t, 3>> list)
+{
+    PageMap map;
+    for (auto [address, pages, offset] : list) {
+        auto* run = map.add_runs();
+        run->set_address(address);
+        run->set_page_count(pages);
+        run->set_file_offset(offset);
+    }
+    return map;
+}
+
+std::string error_of(const Result<void>& result) { return result ? "" : result.error().message(); }
+
+TEST(ImageValidate, MappingsMustBeAlignedOrderedAndDisjoint)
+{
+    EXPECT_TRUE(check_mappings(mappings({ { 0x2000, 0x4000 }, { 0x1000, 0x2000 }, { 0xffffffffff600000, 0xffffffffff601000 } })));
+    EXPECT_NE(error_of(check_mappings(mappings({ { 0x2000, 0x2000 } }))).find("invalid mapping"), std::string::npos);
+    EXPECT_NE(error_of(check_mappings(mappings({ { 0x3000, 0x1000 } }))).find("invalid mapping"), std::string::npos);
+    EXPECT_NE(error_of(check_mappings(mappings({ { 0x1001, 0x2000 } }))).find("invalid mapping"), std::string::npos);
+    EXPECT_NE(error_of(check_mappings(mappings({ { 0x1000, 0x3000 }, { 0x2000, 0x4000 } }))).find("overlap"),
+              std::string::npos);
+}
+
+TEST(ImageValidate, RunsMustStayInsideThePageFileWithoutWrapping)
+{
+    EXPECT_TRUE(check_page_map(runs({ { 0x1000, 2, 0 }, { 0x8000, 1, 8192 } }), "pages-1.img", 12288));
+    EXPECT_TRUE(check_page_map(runs({}), "pages-1.img", 0));
+    struct Case {
+        std::array<uint64_t, 3> run;
+        const char* error;
+    };
+    for (const auto& bad : { Case { { 0x1000, 4, 0 }, "lies beyond the end of pages-1.img (12288 bytes" },
+                             Case { { 0x1000, 1, 12288 }, "lies beyond the end of" },
+                             Case { { 0x1000, 1, ~0ull - 4095 }, "lies beyond the end of" },
+                             Case { { 0x1000, 1ull << 52, 0 }, "not a valid range of pages" },
+                             Case { { 0x1000, ~0ull, 0 }, "not a valid range of pages" },
+                             Case { { 0x1000, 0, 0 }, "not a valid range of pages" },
+                             Case { { 0x1800, 1, 0 }, "not a valid range of pages" },
+                             Case { { kUserAddressLimit, 1, 0 }, "not a valid range of pages" },
+                             Case { { ~0ull - 4095, 1, 0 }, "not a valid range of pages" } }) {
+        auto error = error_of(check_page_map(runs({ { 0x10000, 1, 0 }, bad.run }), "pages-1.img", 12288));
+        EXPECT_NE(error.find("run 1 ("), std::string::npos) << error;
+        EXPECT_NE(error.find(bad.error), std::string::npos) << error;
+    }
+    auto overlap = error_of(check_page_map(runs({ { 0x3000, 1, 0 }, { 0x1000, 3, 4096 } }), "pages-1.img", 16384));
+    EXPECT_NE(overlap.find("overlap"), std::string::npos) << overlap;
+}
+
+TEST(ImageValidate, RunsMustLieInsideOneMapping)
+{
+    auto memory = mappings({ { 0x1000, 0x3000 }, { 0x3000, 0x5000 }, { 0x8000, 0x9000 } });
+    EXPECT_TRUE(check_runs_in_mappings(runs({ { 0x1000, 2, 0 }, { 0x3000, 2, 0 }, { 0x8000, 1, 0 } }), memory));
+    for (auto run : { std::array<uint64_t, 3> { 0x0, 1, 0 }, { 0x2000, 2, 0 }, { 0x5000, 1, 0 }, { 0x8000, 2, 0 } }) {
+        auto error = error_of(check_runs_in_mappings(runs({ run }), memory));
+        EXPECT_NE(error.find("not inside one mapping"), std::string::npos) << std::hex << run[0] << ": " << error;
+    }
+}
+
+} // namespace
+} // namespace cryo::image
