@@ -1,29 +1,47 @@
 #!/usr/bin/env bash
-# How long `cryo dump` and `cryo restore` take for a process holding N MiB of
-# resident, incompressible anonymous memory (cryo-bench-memhog), next to the
-# time the same disk needs to simply write (with fsync) and read N MiB
-# sequentially in the same directory. See bench/README.md.
+# How long `cryo dump` and `cryo restore` take for a set of workloads, next
+# to what the same machine needs without cryo. See bench/README.md.
 #
-#     sudo bench/dump_restore.sh [--sizes "256 1024 4096"] [--dir DIR]
+#     sudo bench/dump_restore.sh [--workloads "mem256 mem1024 ..."] [--runs N] [--dir DIR]
 #
-# The page cache is dropped before each timed read (cryo restore and the
-# baseline read) when /proc/sys/vm/drop_caches is writable, so both read from
-# the disk; the table says whether it was. On any failure the script reports
-# it, kills the memhog it started (by PID, and only after checking that the
-# PID still runs memhog) and removes its temporary directory.
+# Workloads (default: all of them but mem4096 when memory is short):
+#   memN        cryo-bench-memhog with N MiB of resident random memory;
+#               baselines: writing the same N MiB from memory to a file
+#               (fdatasync, the faster of O_DIRECT and buffered), and reading
+#               the page file into freshly mapped memory (cold page cache).
+#   sparse      memhog with 256 MiB, a 1 TiB PROT_NONE reservation and a
+#               64 GiB untouched read-write mapping; baseline: mem256's cryo
+#               times (so the ratio is the cost of the empty address space).
+#   counter     the `counter` test victim (a few MiB): absolute times, and
+#               cryo's own total from --display-stats.
+#   treeN       memhog 0 MiB with N processes (each 1 MiB, 16 fds on
+#               /dev/null); baseline: tree1, and the note gives the cost per
+#               extra process.
+#   threadsN    memhog 0 MiB with N threads; baseline: threads1, and the cost
+#               per extra thread.
+# Each workload runs --runs times (default 3) and the median is printed.
+# The page cache is dropped before every timed read of a memN workload.
+# On any failure the script reports it, kills what it started (by process
+# group, after checking it runs a benchmark victim) and removes its
+# temporary directory.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${CRYO_BUILD_DIR:-$repo/build}"
 cryo="$build/src/cryo"
 memhog="$build/bench/cryo-bench-memhog"
-sizes="256 1024 4096"
+plainio="$build/bench/cryo-bench-plainio"
+counter="$build/tests/victims/victim_counter"
+workloads=""
+runs=3
 base_dir="${TMPDIR:-/var/tmp}"
 
-usage() { echo "usage: bench/dump_restore.sh [--sizes \"256 1024 4096\"] [--dir DIR]"; }
+usage() { echo "usage: bench/dump_restore.sh [--workloads \"mem256 mem1024 mem4096 sparse counter tree1 tree10 tree100 threads1 threads64\"] [--runs N] [--dir DIR]"; }
 while (($#)); do
     case "$1" in
-        --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; sizes="$2"; shift 2 ;;
+        --workloads) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; workloads="$2"; shift 2 ;;
+        --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; workloads="$(for s in $2; do echo -n "mem$s "; done)"; shift 2 ;;
+        --runs) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; runs="$2"; shift 2 ;;
         --dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; base_dir="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -31,125 +49,207 @@ while (($#)); do
 done
 
 die() { echo "bench: $*" >&2; exit 1; }
-for binary in "$cryo" "$memhog"; do
+for binary in "$cryo" "$memhog" "$plainio" "$counter"; do
     [[ -x "$binary" ]] || die "$binary is missing: build first with scripts/setup --no-demo"
 done
 [[ -d "$base_dir" ]] || die "--dir $base_dir is not a directory"
+available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+if [[ -z "$workloads" ]]; then
+    workloads="mem256 mem1024"
+    ((available_mib > 4096 + 1024)) && workloads+=" mem4096"
+    workloads+=" sparse counter tree1 tree10 tree100 threads1 threads64"
+fi
 
 work="$(mktemp -d "$base_dir/cryo-bench.XXXXXX")"
-live=""   # the PID our memhog runs as right now
+live=""   # process group of the victim running right now
 
-is_memhog() {
-    local pid="$1"
-    [[ "$pid" =~ ^[0-9]+$ ]] && ((pid > 1)) &&
-        [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$(readlink -f "$memhog")" ]]
+is_victim() {
+    local pid="$1" exe
+    [[ "$pid" =~ ^[0-9]+$ ]] && ((pid > 1)) || return 1
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 1
+    [[ "$exe" == "$(readlink -f "$memhog")" || "$exe" == "$(readlink -f "$counter")" ]]
 }
 
-# Until the PID is gone, or is a zombie (its memory is freed by then).
+# Until the PID is gone (reaped: the restore needs it free).
 wait_gone() {
-    for _ in $(seq 100); do
-        [[ -d "/proc/$1" && "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]] || return 0
-        sleep 0.05
+    for _ in $(seq 400); do
+        [[ -d "/proc/$1" ]] || return 0
+        sleep 0.02
     done
 }
 
-stop_memhog() {
+# Kills the victim's process group (memhog makes its own session), or the
+# process alone when it leads no group.
+stop_victim() {
     local pid="$live"
     live=""
-    is_memhog "$pid" || return 0
-    kill -KILL "$pid" 2>/dev/null || true
+    is_victim "$pid" || return 0
+    if [[ "$(ps -o pgid= -p "$pid" | tr -d ' ')" == "$pid" ]]; then
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    else
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
     wait_gone "$pid"
 }
 
 cleanup() {
-    stop_memhog
-    # Interrupted right after a restore, before its PID was taken over.
+    stop_victim
     if [[ -s "$work/pid" ]]; then
         live=$(cat "$work/pid")
-        stop_memhog
+        stop_victim
     fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+now_ns() { date +%s%N; }
+ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
 
-caches="warm"
 drop_caches() {
     sync
-    if echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then caches="dropped"; else caches="warm"; fi
+    echo 3 2>/dev/null >/proc/sys/vm/drop_caches || true
 }
 
-available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
-echo "cryo dump/restore vs. sequential write/read, in $base_dir ($(df -T "$base_dir" | awk 'NR == 2 { print $2 }')), kernel $(uname -r)"
-printf "%9s | %8s %8s %6s | %8s %8s %6s | %9s | %s\n" \
-    "size MiB" "dump ms" "write ms" "ratio" "rest. ms" "read ms" "ratio" "image MiB" "page cache before reads"
-
-for size in $sizes; do
-    [[ "$size" =~ ^[1-9][0-9]*$ ]] || die "--sizes: '$size' is not a number of MiB"
-    if ((size + 512 > available_mib)); then
-        printf "%9s | skipped: needs about %d MiB of free memory, %d available\n" "$size" $((size + 512)) "$available_mib"
-        continue
+# Starts a victim (arguments: the command) as a child of this shell (which
+# reaps it, so its pid is free again for the restore), waits for READY in
+# its log and sets `live` to its pid.
+start_victim() {
+    local log="$work/victim.log"
+    rm -f "$log"
+    if [[ "$1" == "$counter" ]]; then
+        "$@" "$log" </dev/null >/dev/null 2>&1 &
+    else
+        "$@" </dev/null >"$log" 2>&1 &
     fi
-    images="$work/images-$size"
-    log="$work/memhog-$size.log"
-
-    # Not a job of this script: bash still reaps it, without a "Killed" notice.
-    "$memhog" "$size" </dev/null >"$log" 2>&1 &
-    pid=$!
-    live=$pid
+    local pid=$!
     disown "$pid"
-    for _ in $(seq $((300 + size / 4))); do
-        grep -q READY "$log" && break
-        is_memhog "$pid" || die "memhog ($size MiB) exited before it was ready: $(cat "$log")"
-        sleep 0.1
+    live=$pid
+    for _ in $(seq 3000); do
+        grep -q READY "$log" 2>/dev/null && break
+        [[ -d "/proc/$pid" ]] || die "victim '$*' exited before it was ready: $(cat "$log" 2>/dev/null)"
+        sleep 0.02
     done
-    grep -q READY "$log" || die "memhog ($size MiB) was not ready in time"
+    grep -q READY "$log" || die "victim '$*' was not ready in time"
+}
 
-    start=$(now_ms)
-    "$cryo" dump -t "$pid" -D "$images" 2>"$work/dump.err" ||
-        die "cryo dump of the $size MiB memhog failed: $(cat "$work/dump.err")"
-    dump_ms=$(( $(now_ms) - start ))
-    is_memhog "$pid" && die "memhog $pid still runs after cryo dump"
+# One dump and restore of the command's victim. Sets dump_ms, dump_total,
+# restore_ms, restore_total and images (the directory, kept for baselines).
+# $1: drop the page cache before the restore (1) or not (0).
+dump_and_restore() {
+    local drop="$1"
+    shift
+    local pid start
+    start_victim "$@"
+    pid=$live
+    images="$work/images"
+    rm -rf "$images"
+    # Every process of the tree (memhog leads its own process group): their
+    # pids must be free again before the restore.
+    local tree_pids
+    tree_pids=$(ps -o pid= -g "$pid" 2>/dev/null || true)
+    start=$(now_ns)
+    "$cryo" dump -t "$pid" -D "$images" --display-stats >"$work/dump.out" 2>"$work/dump.err" ||
+        die "cryo dump of '$*' failed: $(cat "$work/dump.err")"
+    dump_ms=$(ms_since "$start")
+    dump_total=$(awk '$1 == "total" { print $2 }' "$work/dump.out")
+    is_victim "$pid" && die "victim $pid still runs after cryo dump"
     live=""
-    wait_gone "$pid"   # its PID must be free again for the restore
-    image_mib=$(du -sm "$images" | cut -f1)
-    # shellcheck disable=SC2012  # plain image names; the page file is the biggest
-    pages="$images/$(ls -S "$images" | head -n 1)"
-
-    # Baseline write: the same bytes, from the page cache to a new file,
-    # fsynced; through the page cache and with O_DIRECT (as cryo writes
-    # pages where it can); the faster of the two is the baseline.
-    cat "$pages" >/dev/null
-    write_ms=""
-    for flags in "conv=fsync" "oflag=direct conv=fsync"; do
-        start=$(now_ms)
-        # shellcheck disable=SC2086
-        dd if="$pages" of="$work/baseline" bs=4M $flags status=none
-        elapsed=$(( $(now_ms) - start ))
-        [[ -z "$write_ms" || "$elapsed" -lt "$write_ms" ]] && write_ms=$elapsed
-        rm -f "$work/baseline"
-    done
-
-    drop_caches
-    start=$(now_ms)
-    "$cryo" restore -D "$images" -d --pidfile "$work/pid" 2>"$work/restore.err" ||
-        die "cryo restore of the $size MiB memhog failed: $(cat "$work/restore.err")"
-    restore_ms=$(( $(now_ms) - start ))
+    for member in $pid $tree_pids; do wait_gone "$member"; done
+    ((drop)) && drop_caches
+    start=$(now_ns)
+    "$cryo" restore -D "$images" -d --pidfile "$work/pid" --display-stats >"$work/restore.out" 2>"$work/restore.err" ||
+        die "cryo restore of '$*' failed: $(cat "$work/restore.err")"
+    restore_ms=$(ms_since "$start")
+    restore_total=$(awk '$1 == "total" { print $2 }' "$work/restore.out")
+    local restored
     restored=$(cat "$work/pid" 2>/dev/null || true)
     rm -f "$work/pid"
-    is_memhog "$restored" || die "after cryo restore the pidfile holds '$restored', which is not a running memhog"
+    is_victim "$restored" || die "after cryo restore the pidfile holds '$restored', which is not a running victim"
     live=$restored
-    stop_memhog
+    stop_victim
+}
 
-    # Baseline read: the page file itself, sequentially.
-    drop_caches
-    start=$(now_ms)
-    dd if="$pages" of=/dev/null bs=4M status=none
-    read_ms=$(( $(now_ms) - start ))
-    rm -rf "$images"
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
-    awk -v s="$size" -v d="$dump_ms" -v w="$write_ms" -v r="$restore_ms" -v rd="$read_ms" -v i="$image_mib" -v c="$caches" \
-        'BEGIN { printf "%9d | %8d %8d %6.2f | %8d %8d %6.2f | %9d | %s\n", s, d, w, d / (w ? w : 1), r, rd, r / (rd ? rd : 1), i, c }'
+# Medians of the last workload: d (dump wall), dt (dump total), r, rt.
+measure() {
+    local drop="$1"
+    shift
+    local ds="" dts="" rs="" rts=""
+    for _ in $(seq "$runs"); do
+        dump_and_restore "$drop" "$@"
+        ds+=" $dump_ms"; dts+=" $dump_total"; rs+=" $restore_ms"; rts+=" $restore_total"
+    done
+    d=$(echo "$ds" | median); dt=$(echo "$dts" | median); r=$(echo "$rs" | median); rt=$(echo "$rts" | median)
+}
+
+declare -A unit_dump unit_restore   # tree1 / threads1 figures, for the per-unit notes
+row() {   # workload dump total dump-base restore total restore-base note
+    printf "%-10s | %8s %8s %8s %6s | %8s %8s %8s %6s | %s\n" "$1" "$2" "$3" "$4" "$(ratio "$2" "$4")" \
+        "$5" "$6" "$7" "$(ratio "$5" "$7")" "$8"
+}
+
+echo "cryo dump/restore against plain I/O, in $base_dir ($(df -T "$base_dir" | awk 'NR == 2 { print $2 }')), kernel $(uname -r), $(nproc) CPUs, median of $runs"
+echo "ms: wall time of the command; 'stats' is cryo's own total (--display-stats); base: see bench/README.md"
+printf "%-10s | %8s %8s %8s %6s | %8s %8s %8s %6s | %s\n" workload dump stats base ratio restore stats base ratio note
+
+for workload in $workloads; do
+    case "$workload" in
+        mem[0-9]*)
+            size=${workload#mem}
+            if ((size + 1024 > available_mib)); then
+                echo "$workload: skipped, needs about $((size + 1024)) MiB of free memory, $available_mib available"
+                continue
+            fi
+            ws="" rds=""
+            ds="" dts="" rs="" rts=""
+            for _ in $(seq "$runs"); do
+                dump_and_restore 1 "$memhog" "$size"
+                ds+=" $dump_ms"; dts+=" $dump_total"; rs+=" $restore_ms"; rts+=" $restore_total"
+                pages="$images/$(ls -S "$images" | head -n 1)"
+                best=""
+                for mode in direct buffered; do
+                    elapsed=$("$plainio" write "$work/baseline" "$size" "$mode")
+                    rm -f "$work/baseline"
+                    [[ -z "$best" || "$elapsed" -lt "$best" ]] && best=$elapsed
+                done
+                ws+=" $best"
+                drop_caches
+                rds+=" $("$plainio" read "$pages")"
+                rm -rf "$images"
+            done
+            d=$(echo "$ds" | median); dt=$(echo "$dts" | median); r=$(echo "$rs" | median); rt=$(echo "$rts" | median)
+            row "$workload" "$d" "$dt" "$(echo "$ws" | median)" "$r" "$rt" "$(echo "$rds" | median)" "base: plain write / read into fresh memory"
+            ;;
+        sparse)
+            measure 0 "$memhog" 256
+            dense_d=$d dense_r=$r
+            measure 0 "$memhog" 256 --reserve 1024 --untouched 64
+            row sparse "$d" "$dt" "$dense_d" "$r" "$rt" "$dense_r" "base: the same 256 MiB without the 1 TiB + 64 GiB"
+            ;;
+        counter)
+            measure 0 "$counter"
+            row counter "$d" "$dt" - "$r" "$rt" - "target: well under 10 ms each"
+            ;;
+        tree[0-9]*|threads[0-9]*)
+            n=${workload##*[a-z]}
+            family=${workload%%[0-9]*}
+            option=--children
+            [[ "$family" == threads ]] && option=--threads
+            measure 0 "$memhog" 0 "$option" "$n" --fds 16
+            if ((n == 1)); then
+                unit_dump[$family]=$d unit_restore[$family]=$r
+                row "$workload" "$d" "$dt" - "$r" "$rt" - "the base of ${family}N"
+            elif [[ -n "${unit_dump[$family]:-}" ]]; then
+                note=$(awk -v d="$d" -v r="$r" -v d1="${unit_dump[$family]}" -v r1="${unit_restore[$family]}" -v n="$n" -v f="${family%s}" \
+                    'BEGIN { printf "per extra %s: dump %.2f ms, restore %.2f ms", f == "tree" ? "process" : "thread", (d - d1) / (n - 1), (r - r1) / (n - 1) }')
+                row "$workload" "$d" "$dt" "${unit_dump[$family]}" "$r" "$rt" "${unit_restore[$family]}" "$note"
+            else
+                row "$workload" "$d" "$dt" - "$r" "$rt" - "run ${family}1 first for the per-unit cost"
+            fi
+            ;;
+        *) die "unknown workload '$workload'" ;;
+    esac
 done

@@ -193,7 +193,7 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
             continue;
         }
         uint64_t length = vma.end() - vma.start();
-        int flags = MAP_FIXED;
+        int flags = MAP_FIXED | (vma.no_reserve() ? MAP_NORESERVE : 0);
         uint64_t fd = static_cast<uint64_t>(-1);
         uint64_t offset = 0;
         switch (vma.kind()) {

@@ -22,7 +22,7 @@ struct AdviceFlag {
 };
 
 // VmFlags letters (Documentation/filesystems/proc.rst) for the state cryo
-// carries over.
+// carries over (advice, and MAP_NORESERVE).
 constexpr AdviceFlag kAdviceFlags[] = {
     { "gd", &image::Vma::set_grows_down },
     { "dc", &image::Vma::set_dont_fork },
@@ -32,6 +32,7 @@ constexpr AdviceFlag kAdviceFlags[] = {
     { "dd", &image::Vma::set_dont_dump },
     { "mg", &image::Vma::set_mergeable },
     { "lo", &image::Vma::set_locked },
+    { "nr", &image::Vma::set_no_reserve },
 };
 
 } // namespace
