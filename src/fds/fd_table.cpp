@@ -115,17 +115,32 @@ int kcmp_files(pid_t pid1, int fd1, pid_t pid2, int fd2)
 
 } // namespace
 
-Result<uint32_t> FileRegistry::find_shared(pid_t pid, int fd, dev_t device, ino_t inode) const
+Result<uint32_t> FileRegistry::find_shared(pid_t pid, int fd, dev_t device, ino_t inode, size_t& position) const
 {
-    for (const auto& known : m_known) {
-        if (known.device != device || known.inode != inode)
-            continue;
+    position = 0;
+    auto same_file = m_known.find({ device, inode });
+    if (same_file == m_known.end())
+        return 0u;
+    const auto& known_files = same_file->second;
+    size_t low = 0;
+    size_t high = known_files.size();
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        const auto& known = known_files[middle];
+        // 0: the same open file; 1: the known one orders first; 2: after.
         int order = kcmp_files(known.pid, known.fd, pid, fd);
         if (order < 0)
             return fail_errno(fmt::format("kcmp fd {} of pid {} with fd {} of pid {}", known.fd, known.pid, fd, pid));
         if (order == 0)
             return known.id;
+        if (order == 1)
+            low = middle + 1;
+        else if (order == 2)
+            high = middle;
+        else
+            return fail("kcmp fd {} of pid {} with fd {} of pid {}: no order ({})", known.fd, known.pid, fd, pid, order);
     }
+    position = low;
     return 0u;
 }
 
@@ -153,7 +168,8 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         entry->set_fd(fd);
         entry->set_close_on_exec((facts.info.flags & O_CLOEXEC) != 0);
 
-        uint32_t id = TRY_CTX(find_shared(pid, fd, facts.stat.st_dev, facts.stat.st_ino), "fd {}", fd);
+        size_t position = 0;
+        uint32_t id = TRY_CTX(find_shared(pid, fd, facts.stat.st_dev, facts.stat.st_ino, position), "fd {}", fd);
         if (id != 0) {
             entry->set_file_id(id);
             continue;
@@ -180,7 +196,9 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         else
             TRY_CTX(kind->dump(facts, *file, m_files), "fd {} ({})", fd, kind->name());
         entry->set_file_id(id);
-        m_known.push_back({ pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });
+        auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
+        known_files.insert(known_files.begin() + static_cast<std::ptrdiff_t>(position),
+                           Known { pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });
         if (file->kind() == image::FILE_KIND_EPOLL)
             epolls.push_back(file->id());
     }
@@ -318,9 +336,17 @@ Result<void> install_fds(const image::FdTable& table, const image::FileTable& fi
         needed.insert(*fd);
     for (const auto& [id, fd] : copies)
         needed.insert(fd.get());
-    for (int fd : TRY(proc::list_own_fds()))
-        if (!needed.contains(fd))
-            ::close(fd);
+    // By ranges, not by listing /proc/self/fd: the restorer inherited every
+    // file of the tree, and listing them in every process was quadratic in
+    // the tree's size (100 processes with 16 fds each: 0.4 s of getdents).
+    unsigned first = 0;
+    for (int fd : needed) {
+        if (static_cast<unsigned>(fd) > first && ::close_range(first, static_cast<unsigned>(fd) - 1, 0) < 0)
+            return fail_errno("close_range");
+        first = static_cast<unsigned>(fd) + 1;
+    }
+    if (::close_range(first, ~0u, 0) < 0)
+        return fail_errno("close_range");
 
     for (const auto& entry : table.fds()) {
         int source = copies.at(entry.file_id()).get();

@@ -48,11 +48,18 @@ private:
         dev_t device;
         ino_t inode;
     };
-    Result<uint32_t> find_shared(pid_t pid, int fd, dev_t device, ino_t inode) const;
+    // The id of the open file `fd` of `pid` shares, or 0 and where it goes
+    // in its list of known files.
+    Result<uint32_t> find_shared(pid_t pid, int fd, dev_t device, ino_t inode, size_t& position) const;
 
     uint64_t m_ghost_limit;
     std::map<std::string, bool> m_externals;   // id -> seen
-    std::vector<Known> m_known;
+    // The open files seen so far, by device and inode, each list sorted by
+    // kcmp's order of the kernel's open files (a total order), so finding
+    // an fd's open file is a binary search: a scan of every known file made
+    // a tree of 100 processes with 16 fds on one file take 1.3 million kcmp
+    // calls (2 s).
+    std::map<std::pair<dev_t, ino_t>, std::vector<Known>> m_known;
     image::FileTable m_files;
 };
 
