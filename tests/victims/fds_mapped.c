@@ -66,30 +66,6 @@
 #define PAGE 4096
 #define BIG_SIZE (100 << 20)
 
-static char pattern_byte(long offset, int salt) { return (char)('A' + (offset / 7 + salt) % 26); }
-
-static void fill(char *buffer, size_t size, long offset, int salt)
-{
-    for (size_t i = 0; i < size; ++i)
-        buffer[i] = pattern_byte(offset + (long)i, salt);
-}
-
-static int has_pattern(const char *memory, size_t size, long offset, int salt)
-{
-    for (size_t i = 0; i < size; ++i)
-        if (memory[i] != pattern_byte(offset + (long)i, salt))
-            return 0;
-    return 1;
-}
-
-static int all_zero(const char *memory, size_t size)
-{
-    for (size_t i = 0; i < size; ++i)
-        if (memory[i])
-            return 0;
-    return 1;
-}
-
 static int new_memfd(const char *name, size_t size, unsigned flags)
 {
     int fd = memfd_create(name, flags);
@@ -241,12 +217,12 @@ static int big_case(void)
     char *memory = map(NULL, BIG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     for (size_t i = 0; i < BIG_SIZE; i += PAGE)
-        fill(memory + i, 64, (long)i, 9);
+        victim_fill(memory + i, 64, (long)i, 9);
     victim_ready();
     victim_wait();
     int ok = 1;
     for (size_t i = 0; ok && i < BIG_SIZE; i += PAGE)
-        ok = has_pattern(memory + i, 64, (long)i, 9) && all_zero(memory + i + 64, PAGE - 64);
+        ok = victim_has_pattern(memory + i, 64, (long)i, 9) && victim_all_zero(memory + i + 64, PAGE - 64);
     victim_check(ok, "the big memfd's content changed");
     check_map(memory, "rw-s", 0, "/memfd:cryo-big-mapped (deleted)", "big memfd");
     return victim_finish();
@@ -266,19 +242,19 @@ static int secret_case(void)
     char *secret = map(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, PAGE);
     char *second = map(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
-    fill(secret, PAGE, PAGE, 8);   /* file page 1 */
+    victim_fill(secret, PAGE, PAGE, 8);   /* file page 1 */
     int to_child[2], to_parent[2];
     if (pipe(to_child) < 0 || pipe(to_parent) < 0)
         return 2;
     pid_t child = fork();
     if (child == 0) {
-        fill(secret + 2 * PAGE, PAGE, 3 * PAGE, 8);   /* file page 3, only here */
+        victim_fill(secret + 2 * PAGE, PAGE, 3 * PAGE, 8);   /* file page 3, only here */
         sync_write(to_parent[1]);
         sync_read(to_child[0]);
         check_map(secret, "rw-s", PAGE, "/secretmem (deleted)", "child: secret");
         victim_check(memcmp(secret, "parent", 6) == 0, "child: the parent's write to the secret memory is not here");
-        victim_check(all_zero(secret + PAGE, PAGE), "child: the untouched secret page is not zeros");
-        victim_check(has_pattern(secret + 2 * PAGE, PAGE, 3 * PAGE, 8), "child: its own secret page");
+        victim_check(victim_all_zero(secret + PAGE, PAGE), "child: the untouched secret page is not zeros");
+        victim_check(victim_has_pattern(secret + 2 * PAGE, PAGE, 3 * PAGE, 8), "child: its own secret page");
         memcpy(secret + 2 * PAGE, "child", 5);
         sync_write(to_parent[1]);
         _exit(victim_failures() ? 1 : 0);
@@ -288,9 +264,9 @@ static int secret_case(void)
     victim_wait();
     check_map(secret, "rw-s", PAGE, "/secretmem (deleted)", "secret");
     check_map(second, "rw-s", 0, "/secretmem (deleted)", "secret, second mapping");
-    victim_check(has_pattern(secret, PAGE, PAGE, 8) && has_pattern(second + PAGE, PAGE, PAGE, 8), "secret: file page 1");
-    victim_check(all_zero(second, PAGE) && all_zero(secret + PAGE, PAGE), "secret: the untouched pages are not zeros");
-    victim_check(has_pattern(secret + 2 * PAGE, PAGE, 3 * PAGE, 8), "secret: the page only the child had");
+    victim_check(victim_has_pattern(secret, PAGE, PAGE, 8) && victim_has_pattern(second + PAGE, PAGE, PAGE, 8), "secret: file page 1");
+    victim_check(victim_all_zero(second, PAGE) && victim_all_zero(secret + PAGE, PAGE), "secret: the untouched pages are not zeros");
+    victim_check(victim_has_pattern(secret + 2 * PAGE, PAGE, 3 * PAGE, 8), "secret: the page only the child had");
     victim_check(mapped_inode(secret) == mapped_inode(second), "secret: the two mappings are not one file");
     memcpy(second + PAGE, "parent", 6);
     victim_check(memcmp(secret, "parent", 6) == 0, "secret: the two mappings are not one file");
@@ -323,7 +299,7 @@ int main(int argc, char **argv)
     if (shared_fd < 0)
         return 2;
     for (int i = 0; i < 4; ++i) {
-        fill(page, PAGE, (long)i * PAGE, 1);
+        victim_fill(page, PAGE, (long)i * PAGE, 1);
         if (pwrite(shared_fd, page, PAGE, (off_t)i * PAGE) != PAGE)
             return 2;
     }
@@ -334,8 +310,8 @@ int main(int argc, char **argv)
     if (fd < 0)
         return 2;
     char *maponly = map(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    fill(maponly, PAGE, 0, 2);
-    fill(maponly + 2 * PAGE, PAGE, 2 * PAGE, 2);
+    victim_fill(maponly, PAGE, 0, 2);
+    victim_fill(maponly + 2 * PAGE, PAGE, 2 * PAGE, 2);
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
         return 2;
     close(fd);
@@ -350,7 +326,7 @@ int main(int argc, char **argv)
 
     /* cryo-private: MAP_PRIVATE with page 1 changed, r-x, and read-only shared. */
     fd = new_memfd("cryo-private", 2 * PAGE, 0);
-    fill(page, 2 * PAGE, 0, 3);
+    victim_fill(page, 2 * PAGE, 0, 3);
     if (fd < 0 || pwrite(fd, page, 2 * PAGE, 0) != 2 * PAGE)
         return 2;
     char *private_rw = map(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
@@ -361,7 +337,7 @@ int main(int argc, char **argv)
     char *shared_ro = map(NULL, 2 * PAGE, PROT_READ, MAP_SHARED, read_only, 0);
     close(read_only);
     close(fd);
-    fill(private_rw + PAGE, PAGE, PAGE, 4);
+    victim_fill(private_rw + PAGE, PAGE, PAGE, 4);
 
     /* cryo-jit: read-write and read+exec views of the same pages. */
     fd = new_memfd("cryo-jit", PAGE, 0);
@@ -372,18 +348,18 @@ int main(int argc, char **argv)
 
     /* A file deleted while mapped, shared and private. */
     fd = open(deleted_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    fill(page, 2 * PAGE, 0, 5);
+    victim_fill(page, 2 * PAGE, 0, 5);
     if (fd < 0 || fchmod(fd, 0640) < 0 || pwrite(fd, page, 2 * PAGE, 0) != 2 * PAGE)
         return 2;
     char *deleted_shared = map(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     char *deleted_private = map(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     close(fd);
     unlink(deleted_path);
-    fill(deleted_private + PAGE, PAGE, PAGE, 6);
+    victim_fill(deleted_private + PAGE, PAGE, PAGE, 6);
 
     /* A deleted file kept open and mapped. */
     int open_fd = open(open_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    fill(page, PAGE, 0, 7);
+    victim_fill(page, PAGE, 0, 7);
     if (open_fd < 0 || pwrite(open_fd, page, PAGE, 0) != PAGE)
         return 2;
     char *open_mapping = map(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, open_fd, 0);
@@ -417,7 +393,7 @@ int main(int argc, char **argv)
     /* cryo-shared. */
     struct stat st;
     check_map(shared, "rw-s", PAGE, "/memfd:cryo-shared (deleted)", "cryo-shared");
-    victim_check(has_pattern(shared, 3 * PAGE, PAGE, 1), "cryo-shared: content");
+    victim_check(victim_has_pattern(shared, 3 * PAGE, PAGE, 1), "cryo-shared: content");
     /* (fstat before the check: the arguments of a call are evaluated in no
      * particular order, the message's could be read before the fstat.) */
     int stat_result = fstat(shared_fd, &st);
@@ -432,8 +408,8 @@ int main(int argc, char **argv)
 
     /* cryo-maponly. */
     check_map(maponly, "rw-s", 0, "/memfd:cryo-maponly (deleted)", "cryo-maponly");
-    victim_check(has_pattern(maponly, PAGE, 0, 2) && all_zero(maponly + PAGE, PAGE)
-                     && has_pattern(maponly + 2 * PAGE, PAGE, 2 * PAGE, 2),
+    victim_check(victim_has_pattern(maponly, PAGE, 0, 2) && victim_all_zero(maponly + PAGE, PAGE)
+                     && victim_has_pattern(maponly + 2 * PAGE, PAGE, 2 * PAGE, 2),
                  "cryo-maponly: content");
     int maponly_fd = open_mapped(maponly, 3 * PAGE);
     stat_result = fstat(maponly_fd, &st);
@@ -454,10 +430,10 @@ int main(int argc, char **argv)
     check_map(private_rw, "rw-p", 0, "/memfd:cryo-private (deleted)", "cryo-private read-write");
     check_map(private_rx, "r-xp", 0, "/memfd:cryo-private (deleted)", "cryo-private read+exec");
     check_map(shared_ro, "r--s", 0, "/memfd:cryo-private (deleted)", "cryo-private read-only shared");
-    victim_check(has_pattern(private_rw, PAGE, 0, 3) && has_pattern(private_rw + PAGE, PAGE, PAGE, 4),
+    victim_check(victim_has_pattern(private_rw, PAGE, 0, 3) && victim_has_pattern(private_rw + PAGE, PAGE, PAGE, 4),
                  "cryo-private: the private mapping's content");
-    victim_check(has_pattern(private_rx, 2 * PAGE, 0, 3), "cryo-private: the read+exec mapping's content");
-    victim_check(has_pattern(shared_ro, 2 * PAGE, 0, 3), "cryo-private: the memfd's content (the private change leaked?)");
+    victim_check(victim_has_pattern(private_rx, 2 * PAGE, 0, 3), "cryo-private: the read+exec mapping's content");
+    victim_check(victim_has_pattern(shared_ro, 2 * PAGE, 0, 3), "cryo-private: the memfd's content (the private change leaked?)");
     victim_check(mapped_inode(private_rw) == mapped_inode(shared_ro) && mapped_inode(private_rx) == mapped_inode(shared_ro),
                  "cryo-private: the three mappings are not of one memfd");
     victim_check(mprotect(shared_ro, 2 * PAGE, PROT_READ | PROT_WRITE) < 0 && errno == EACCES,
@@ -474,8 +450,8 @@ int main(int argc, char **argv)
     /* The deleted files. */
     check_map(deleted_shared, "rw-s", 0, deleted_name, "deleted file, shared");
     check_map(deleted_private, "rw-p", 0, deleted_name, "deleted file, private");
-    victim_check(has_pattern(deleted_shared, 2 * PAGE, 0, 5), "deleted file: shared content");
-    victim_check(has_pattern(deleted_private, PAGE, 0, 5) && has_pattern(deleted_private + PAGE, PAGE, PAGE, 6),
+    victim_check(victim_has_pattern(deleted_shared, 2 * PAGE, 0, 5), "deleted file: shared content");
+    victim_check(victim_has_pattern(deleted_private, PAGE, 0, 5) && victim_has_pattern(deleted_private + PAGE, PAGE, PAGE, 6),
                  "deleted file: private content");
     deleted_shared[10] = '!';
     victim_check(deleted_private[10] == '!', "deleted file: the private mapping's clean page is not the file's");
@@ -487,7 +463,7 @@ int main(int argc, char **argv)
     victim_check(access(deleted_path, F_OK) < 0, "deleted file: it has a name again");
 
     check_map(open_mapping, "rw-s", 0, open_name, "deleted file kept open");
-    victim_check(has_pattern(open_mapping, PAGE, 0, 7), "deleted file kept open: content");
+    victim_check(victim_has_pattern(open_mapping, PAGE, 0, 7), "deleted file kept open: content");
     memcpy(open_mapping, "mapped", 6);
     victim_check(pread(open_fd, page, 6, 0) == 6 && memcmp(page, "mapped", 6) == 0,
                  "deleted file kept open: a write through the mapping is not seen through the fd");

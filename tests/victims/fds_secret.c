@@ -47,30 +47,6 @@
 #define UNMAPPED_MAPPING (3 * PAGE)
 #define BIG_SIZE (65 << 20)
 
-static char pattern_byte(long offset, int salt) { return (char)('A' + (offset / 7 + salt) % 26); }
-
-static void fill(char *buffer, size_t size, long offset, int salt)
-{
-    for (size_t i = 0; i < size; ++i)
-        buffer[i] = pattern_byte(offset + (long)i, salt);
-}
-
-static int has_pattern(const char *memory, size_t size, long offset, int salt)
-{
-    for (size_t i = 0; i < size; ++i)
-        if (memory[i] != pattern_byte(offset + (long)i, salt))
-            return 0;
-    return 1;
-}
-
-static int all_zero(const char *memory, size_t size)
-{
-    for (size_t i = 0; i < size; ++i)
-        if (memory[i])
-            return 0;
-    return 1;
-}
-
 static int new_secret(unsigned flags, size_t size)
 {
     int fd = (int)syscall(SYS_memfd_secret, flags);
@@ -211,7 +187,7 @@ static void child_checks(int kept_fd, char *kept, int unmapped_fd, int empty_fd)
 {
     check_one_file("child: kept", kept_fd, kept, KEPT_SIZE);
     victim_check(memcmp(kept + PAGE, "parent", 6) == 0, "child: kept: the parent's write is not here");
-    victim_check(has_pattern(kept + 3 * PAGE, PAGE, 3 * PAGE, 3), "child: kept: its own page");
+    victim_check(victim_has_pattern(kept + 3 * PAGE, PAGE, 3 * PAGE, 3), "child: kept: its own page");
     char *remapped = map_fd(kept_fd, KEPT_SIZE);
     if (remapped) {
         victim_check(memcmp(remapped + PAGE, "parent", 6) == 0,
@@ -248,13 +224,13 @@ int main(int argc, char **argv)
     int empty_fd = new_secret(O_CLOEXEC, 0);
     if (!kept || unmapped_fd < 0 || empty_fd < 0 || fcntl(unmapped_fd, F_SETFL, O_NONBLOCK) < 0)
         return 2;
-    fill(kept, PAGE, 0, 1);
-    fill(kept + 2 * PAGE, PAGE, 2 * PAGE, 1);
+    victim_fill(kept, PAGE, 0, 1);
+    victim_fill(kept + 2 * PAGE, PAGE, 2 * PAGE, 1);
     char *unmapped = map_fd(unmapped_fd, UNMAPPED_MAPPING);
     if (!unmapped)
         return 2;
-    fill(unmapped, PAGE, 0, 2);
-    fill(unmapped + 2 * PAGE, 100, 2 * PAGE, 2);
+    victim_fill(unmapped, PAGE, 0, 2);
+    victim_fill(unmapped + 2 * PAGE, 100, 2 * PAGE, 2);
     munmap(unmapped, UNMAPPED_MAPPING);
 
     int to_child[2], to_parent[2];
@@ -262,7 +238,7 @@ int main(int argc, char **argv)
         return 2;
     pid_t child = fork();
     if (child == 0) {
-        fill(kept + 3 * PAGE, PAGE, 3 * PAGE, 3);   /* file page 3, only here */
+        victim_fill(kept + 3 * PAGE, PAGE, 3 * PAGE, 3);   /* file page 3, only here */
         sync_write(to_parent[1]);
         sync_read(to_child[0]);
         child_checks(kept_fd, kept, unmapped_fd, empty_fd);
@@ -278,9 +254,9 @@ int main(int argc, char **argv)
     resident(kept_fd, KEPT_SIZE, pages);
     victim_check(strcmp(pages, "1011") == 0, "kept: resident pages %s, expected 1011 (page 1 is a hole)", pages);
     check_one_file("kept", kept_fd, kept, KEPT_SIZE);
-    victim_check(has_pattern(kept, PAGE, 0, 1) && has_pattern(kept + 2 * PAGE, PAGE, 2 * PAGE, 1), "kept: content");
-    victim_check(all_zero(kept + PAGE, PAGE), "kept: the untouched page is not zeros");
-    victim_check(has_pattern(kept + 3 * PAGE, PAGE, 3 * PAGE, 3), "kept: the page only the child wrote");
+    victim_check(victim_has_pattern(kept, PAGE, 0, 1) && victim_has_pattern(kept + 2 * PAGE, PAGE, 2 * PAGE, 1), "kept: content");
+    victim_check(victim_all_zero(kept + PAGE, PAGE), "kept: the untouched page is not zeros");
+    victim_check(victim_has_pattern(kept + 3 * PAGE, PAGE, 3 * PAGE, 3), "kept: the page only the child wrote");
     int fd_flags = fcntl(kept_fd, F_GETFD);
     victim_check(fd_flags == FD_CLOEXEC, "kept: fd flags %#x, expected FD_CLOEXEC", fd_flags);
     int status_flags = fcntl(kept_fd, F_GETFL);
@@ -316,10 +292,10 @@ int main(int argc, char **argv)
     victim_check(strcmp(pages, "101") == 0, "unmapped: resident pages %s, expected 101 (page 1 is a hole)", pages);
     unmapped = map_fd(unmapped_fd, UNMAPPED_MAPPING);
     if (unmapped) {
-        victim_check(has_pattern(unmapped, PAGE, 0, 2), "unmapped: page 0");
-        victim_check(all_zero(unmapped + PAGE, PAGE), "unmapped: the untouched page is not zeros");
-        victim_check(has_pattern(unmapped + 2 * PAGE, 100, 2 * PAGE, 2), "unmapped: the data of its last page");
-        victim_check(all_zero(unmapped + 2 * PAGE + 100, PAGE - 100), "unmapped: past its end, not zeros");
+        victim_check(victim_has_pattern(unmapped, PAGE, 0, 2), "unmapped: page 0");
+        victim_check(victim_all_zero(unmapped + PAGE, PAGE), "unmapped: the untouched page is not zeros");
+        victim_check(victim_has_pattern(unmapped + 2 * PAGE, 100, 2 * PAGE, 2), "unmapped: the data of its last page");
+        victim_check(victim_all_zero(unmapped + 2 * PAGE + 100, PAGE - 100), "unmapped: past its end, not zeros");
         memcpy(unmapped + PAGE, "parent-u", 8);
         munmap(unmapped, UNMAPPED_MAPPING);
     }

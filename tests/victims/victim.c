@@ -123,3 +123,27 @@ void victim_fdinfo_lines(int fd, const char *prefix, char *out, size_t size)
         strncat(out, "\n", size - strlen(out) - 1);
     }
 }
+
+char victim_pattern_byte(long offset, int salt) { return (char)('A' + (offset / 7 + salt) % 26); }
+
+void victim_fill(char *buffer, size_t size, long offset, int salt)
+{
+    for (size_t i = 0; i < size; ++i)
+        buffer[i] = victim_pattern_byte(offset + (long)i, salt);
+}
+
+int victim_has_pattern(const char *memory, size_t size, long offset, int salt)
+{
+    for (size_t i = 0; i < size; ++i)
+        if (memory[i] != victim_pattern_byte(offset + (long)i, salt))
+            return 0;
+    return 1;
+}
+
+int victim_all_zero(const char *memory, size_t size)
+{
+    for (size_t i = 0; i < size; ++i)
+        if (memory[i])
+            return 0;
+    return 1;
+}

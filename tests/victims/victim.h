@@ -30,5 +30,12 @@ int victim_failures(void);
  * watches of an inotify fd), sorted and joined with newlines into `out`,
  * to compare a descriptor's state before and after a restore. */
 void victim_fdinfo_lines(int fd, const char *prefix, char *out, size_t size);
+/* A recognisable byte pattern that depends on the offset and a salt:
+ * victim_fill() writes it, victim_has_pattern() checks it;
+ * victim_all_zero() checks for zeros (a hole, an untouched page). */
+char victim_pattern_byte(long offset, int salt);
+void victim_fill(char *buffer, size_t size, long offset, int salt);
+int victim_has_pattern(const char *memory, size_t size, long offset, int salt);
+int victim_all_zero(const char *memory, size_t size);
 /* Writes PASS or FAIL and returns the exit code. */
 int victim_finish(void);
