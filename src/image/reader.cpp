@@ -1,5 +1,7 @@
 #include "image/reader.h"
 
+#include <memory>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -102,6 +104,19 @@ uint64_t ImageReader::file_size(const std::string& name) const
     return it == m_files.end() ? 0 : it->second->size();
 }
 
+Result<uint64_t> file_xxh3(int fd, uint64_t size, std::span<std::byte> buffer, const std::string& path)
+{
+    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
+    XXH3_64bits_reset(state.get());
+    for (uint64_t offset = 0; offset < size;) {
+        size_t chunk = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
+        TRY(pread_exact(fd, buffer.subspan(0, chunk), offset, path));
+        XXH3_64bits_update(state.get(), buffer.data(), chunk);
+        offset += chunk;
+    }
+    return XXH3_64bits_digest(state.get());
+}
+
 Result<void> ImageReader::verify() const
 {
     // Files are read in pieces of at most 1 MiB; a checkpoint of small
@@ -123,22 +138,7 @@ Result<void> ImageReader::verify() const
         if (static_cast<uint64_t>(st.st_size) != file.size())
             return fail("{}: size is {} bytes, the manifest says {} (truncated or replaced)", path,
                         st.st_size, file.size());
-        XXH3_state_t* state = XXH3_createState();
-        XXH3_64bits_reset(state);
-        uint64_t offset = 0;
-        while (offset < file.size()) {
-            size_t chunk = std::min<uint64_t>(buffer.size(), file.size() - offset);
-            auto read = pread_exact(fd->get(), std::span(buffer.data(), chunk), offset, path);
-            if (!read) {
-                XXH3_freeState(state);
-                return std::unexpected(read.error());
-            }
-            XXH3_64bits_update(state, buffer.data(), chunk);
-            offset += chunk;
-        }
-        uint64_t digest = XXH3_64bits_digest(state);
-        XXH3_freeState(state);
-        if (digest != file.xxh3())
+        if (TRY(file_xxh3(fd->get(), file.size(), buffer, path)) != file.xxh3())
             return fail("{}: checksum mismatch (corrupted)", path);
     }
     return {};

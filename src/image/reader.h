@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <span>
 #include <string>
 
 #include <google/protobuf/message.h>
@@ -53,6 +54,10 @@ private:
     Manifest m_manifest;
     std::map<std::string, const ManifestFile*> m_files;
 };
+
+// XXH3-64 of the first `size` bytes of `fd`, read through `buffer` (which
+// must not be empty); `path` names the file in errors.
+Result<uint64_t> file_xxh3(int fd, uint64_t size, std::span<std::byte> buffer, const std::string& path);
 
 // Parses header + payload of a metadata file held in memory.
 Result<void> decode_image(std::string_view bytes, ImageKind kind, google::protobuf::Message& message);

@@ -252,21 +252,8 @@ Result<void> check_kept_file(int dir_fd, const std::string& directory, const ima
         return fail("{}: size is {} bytes, the manifest says {}", path, st.st_size, file.size());
     if (verify == Verify::Skip)
         return {};
-    std::vector<std::byte> buffer(1 << 20);
-    XXH3_state_t* state = XXH3_createState();
-    XXH3_64bits_reset(state);
-    for (uint64_t offset = 0; offset < file.size();) {
-        size_t chunk = std::min<uint64_t>(buffer.size(), file.size() - offset);
-        auto read = pread_exact(fd->get(), std::span(buffer.data(), chunk), offset, path);
-        if (!read) {
-            XXH3_freeState(state);
-            return std::unexpected(read.error());
-        }
-        XXH3_64bits_update(state, buffer.data(), chunk);
-        offset += chunk;
-    }
-    uint64_t digest = XXH3_64bits_digest(state);
-    XXH3_freeState(state);
+    std::vector<std::byte> buffer(static_cast<size_t>(std::clamp<uint64_t>(file.size(), 1, 1 << 20)));
+    uint64_t digest = TRY(image::file_xxh3(fd->get(), file.size(), buffer, path));
     if (digest != file.xxh3())
         return fail("{}: checksum mismatch with the manifest (corrupted)", path);
     return {};
