@@ -12,6 +12,7 @@
 #include "fds.pb.h"
 #include "image/reader.h"
 #include "mm.pb.h"
+#include "stats.pb.h"
 #include "tree.pb.h"
 
 namespace cryo::inspect {
@@ -26,16 +27,27 @@ struct KindName {
     std::string_view json;
     std::string_view prefix;   // "core-" for per-process files, else the whole name
     bool per_process;
+    std::unique_ptr<google::protobuf::Message> (*make)();
 };
 
+template <typename Message>
+std::unique_ptr<google::protobuf::Message> make()
+{
+    return std::make_unique<Message>();
+}
+
+// Every kind of metadata file; the two statistics files share a header kind
+// and differ by name.
 constexpr KindName kKinds[] = {
-    { image::ImageKind::Manifest, "manifest", image::kManifestName, false },
-    { image::ImageKind::Tree, "tree", image::kTreeName, false },
-    { image::ImageKind::FileTable, "files", image::kFileTableName, false },
-    { image::ImageKind::Core, "core", "core-", true },
-    { image::ImageKind::Memory, "mm", "mm-", true },
-    { image::ImageKind::PageMap, "pagemap", "pagemap-", true },
-    { image::ImageKind::FdTable, "fds", "fds-", true },
+    { image::ImageKind::Manifest, "manifest", image::kManifestName, false, make<image::Manifest> },
+    { image::ImageKind::Tree, "tree", image::kTreeName, false, make<image::ProcessTree> },
+    { image::ImageKind::FileTable, "files", image::kFileTableName, false, make<image::FileTable> },
+    { image::ImageKind::Stats, "stats-dump", image::kDumpStatsName, false, make<image::DumpStats> },
+    { image::ImageKind::Stats, "stats-restore", image::kRestoreStatsName, false, make<image::RestoreStats> },
+    { image::ImageKind::Core, "core", "core-", true, make<image::ProcessCore> },
+    { image::ImageKind::Memory, "mm", "mm-", true, make<image::MemoryImage> },
+    { image::ImageKind::PageMap, "pagemap", "pagemap-", true, make<image::PageMap> },
+    { image::ImageKind::FdTable, "fds", "fds-", true, make<image::FdTable> },
 };
 
 bool is_pid_suffix(std::string_view rest)
@@ -72,46 +84,41 @@ Result<std::vector<std::string>> list_directory(int dir_fd, const std::string& d
     return names;
 }
 
-} // namespace
-
-std::optional<image::ImageKind> metadata_kind(std::string_view name)
+const KindName* find_kind(std::string_view name)
 {
     for (const auto& kind : kKinds) {
         if (!kind.per_process && name == kind.prefix)
-            return kind.kind;
+            return &kind;
         if (kind.per_process && name.starts_with(kind.prefix) && is_pid_suffix(name.substr(kind.prefix.size())))
-            return kind.kind;
-    }
-    return std::nullopt;
-}
-
-std::unique_ptr<google::protobuf::Message> new_message(image::ImageKind kind)
-{
-    switch (kind) {
-    case image::ImageKind::Manifest: return std::make_unique<image::Manifest>();
-    case image::ImageKind::Tree: return std::make_unique<image::ProcessTree>();
-    case image::ImageKind::Core: return std::make_unique<image::ProcessCore>();
-    case image::ImageKind::Memory: return std::make_unique<image::MemoryImage>();
-    case image::ImageKind::PageMap: return std::make_unique<image::PageMap>();
-    case image::ImageKind::FdTable: return std::make_unique<image::FdTable>();
-    case image::ImageKind::FileTable: return std::make_unique<image::FileTable>();
-    case image::ImageKind::Stats: return nullptr;
+            return &kind;
     }
     return nullptr;
 }
 
-std::string_view json_kind_name(image::ImageKind kind)
+} // namespace
+
+std::optional<image::ImageKind> metadata_kind(std::string_view name)
 {
-    for (const auto& entry : kKinds)
-        if (entry.kind == kind)
-            return entry.json;
-    return "unknown";
+    const auto* kind = find_kind(name);
+    return kind ? std::optional(kind->kind) : std::nullopt;
 }
 
-std::optional<image::ImageKind> kind_from_json_name(std::string_view name)
+std::unique_ptr<google::protobuf::Message> new_message(std::string_view name)
+{
+    const auto* kind = find_kind(name);
+    return kind ? kind->make() : nullptr;
+}
+
+std::string_view json_kind_name(std::string_view name)
+{
+    const auto* kind = find_kind(name);
+    return kind ? kind->json : std::string_view();
+}
+
+std::optional<image::ImageKind> kind_from_json_name(std::string_view json_name)
 {
     for (const auto& entry : kKinds)
-        if (entry.json == name)
+        if (entry.json == json_name)
             return entry.kind;
     return std::nullopt;
 }

@@ -29,14 +29,18 @@ namespace cryo::inspect {
 
 enum class Verify { Checksums, Skip };
 
-// The kind of metadata a file name holds ("tree.img", "core-12.img", ...),
-// or nothing for page files and names cryo does not know.
+// The kind of metadata a file name holds ("tree.img", "core-12.img",
+// "stats-dump.img", ...), or nothing for page files and names cryo does not
+// know. Both statistics files have the header kind Stats.
 std::optional<image::ImageKind> metadata_kind(std::string_view name);
-// A new, empty message of the type a metadata kind holds.
-std::unique_ptr<google::protobuf::Message> new_message(image::ImageKind kind);
-// The short name of a kind used in JSON documents ("tree", "core", ...) and back.
-std::string_view json_kind_name(image::ImageKind kind);
-std::optional<image::ImageKind> kind_from_json_name(std::string_view name);
+// A new, empty message of the type the metadata file `name` holds (nullptr
+// for a name metadata_kind() does not know).
+std::unique_ptr<google::protobuf::Message> new_message(std::string_view name);
+// The short name used in JSON documents for what the file `name` holds
+// ("tree", "core", "stats-dump", ...; empty for an unknown name), and the
+// header kind of such a short name.
+std::string_view json_kind_name(std::string_view name);
+std::optional<image::ImageKind> kind_from_json_name(std::string_view json_name);
 
 class Checkpoint {
 public:

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -94,12 +95,12 @@ Result<void> json_to_message(const std::string& json, pb::Message& message)
 // cryo cannot represent completely (fields of a newer cryo).
 Result<std::string> image_entry(const Checkpoint& checkpoint, const std::string& name, image::ImageKind kind)
 {
-    auto message = new_message(kind);
+    auto message = new_message(name);
     std::string bytes = TRY(checkpoint.read_bytes(name, image::kMaxPayloadSize + sizeof(image::FileHeader)));
     TRY_CTX(image::decode_image(bytes, kind, *message), "{}", checkpoint.path(name));
     std::string json = TRY_CTX(message_to_json(*message), "{}", checkpoint.path(name));
 
-    auto again = new_message(kind);
+    auto again = new_message(name);
     std::string payload;
     if (!json_to_message(json, *again) || !again->SerializeToString(&payload)
         || payload != std::string_view(bytes).substr(sizeof(image::FileHeader)))
@@ -107,7 +108,7 @@ Result<std::string> image_entry(const Checkpoint& checkpoint, const std::string&
                            "encoding the document will not give the same file\n",
                    checkpoint.path(name));
     return fmt::format("    {{\n      \"name\": {},\n      \"kind\": {},\n      \"version\": {},\n      \"message\": {}\n    }}",
-                       json_string(name), json_string(json_kind_name(kind)), image::kFormatVersion,
+                       json_string(name), json_string(json_kind_name(name)), image::kFormatVersion,
                        indented(json, "      "));
 }
 
@@ -142,7 +143,7 @@ Result<ParsedImage> parse_entry(const pb::Value& value, size_t index)
     auto kind = kind_from_json_name(kind_name->string_value());
     if (!kind)
         return fail("{}: unknown kind \"{}\"", where, kind_name->string_value());
-    if (metadata_kind(name->string_value()) != kind)
+    if (json_kind_name(name->string_value()) != kind_name->string_value())
         return fail("{}: a file of this name cannot hold a {} image", where, kind_name->string_value());
     if (!version || version->kind_case() != pb::Value::kNumberValue)
         return fail("{}: no \"version\" number", where);
@@ -155,7 +156,7 @@ Result<ParsedImage> parse_entry(const pb::Value& value, size_t index)
     auto status = pb::util::MessageToJsonString(*message_value, &json);
     if (!status.ok())
         return fail("{}: {}", where, status.message().as_string());
-    ParsedImage parsed { name->string_value(), *kind, new_message(*kind) };
+    ParsedImage parsed { name->string_value(), *kind, new_message(name->string_value()) };
     TRY_CTX(json_to_message(json, *parsed.message), "{}: message", where);
     return parsed;
 }
@@ -267,9 +268,16 @@ Result<std::string> decode_to_json(const DecodeOptions& options)
     std::vector<std::string> entries;
     std::vector<std::string> raw;
     std::string manifest_name(image::kManifestName);
-    if (!options.image.empty() && options.image != manifest_name && !checkpoint.has_file(options.image))
+    std::vector<std::string> names = checkpoint.files();
+    // The statistics of the last restore are written after the manifest and
+    // are not listed in it; the document holds them when they are there.
+    std::string restore_stats(image::kRestoreStatsName);
+    std::error_code error;
+    if (checkpoint.manifest() && std::filesystem::is_regular_file(std::filesystem::symlink_status(checkpoint.path(restore_stats), error)))
+        names.push_back(restore_stats);
+    if (!options.image.empty() && options.image != manifest_name && std::ranges::find(names, options.image) == names.end())
         return fail("{}: no such image in the checkpoint", checkpoint.path(options.image));
-    for (const auto& name : checkpoint.files()) {
+    for (const auto& name : names) {
         if (!options.image.empty() && name != options.image)
             continue;
         auto kind = metadata_kind(name);
@@ -378,7 +386,8 @@ Result<void> run_encode(const EncodeOptions& options)
         written.erase(it);
     }
     for (const auto& image : images) {
-        if (!written.contains(image.name))
+        // Written by restore after the manifest, never listed in it.
+        if (!written.contains(image.name) || image.name == image::kRestoreStatsName)
             continue;
         auto* file = manifest.add_files();
         file->set_name(image.name);
