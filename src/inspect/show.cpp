@@ -68,6 +68,8 @@ std::string describe_file(const image::OpenFile& file)
         if (file.pidfd().dead())
             return fmt::format("pidfd of a process that had died (wait status {:#x})", file.pidfd().exit_status());
         return fmt::format("pidfd of {} {}", file.pidfd().thread() ? "thread" : "pid", file.pidfd().pid());
+    case image::FILE_KIND_MEMFD:
+        return fmt::format("memfd:{} (pos {}, flags {:o})", file.memfd().name(), file.position(), file.flags());
     case image::FILE_KIND_SECRET_MEMORY:
         return fmt::format("memfd_secret ({} bytes)", file.secret_memory().size());
     default:
