@@ -499,7 +499,9 @@ std::vector<FeatureResult> probe_features()
     results.push_back(run("TCP_REPAIR", optional, tcp_repair));
     results.push_back(run("time namespaces", optional, time_namespace));
     results.push_back(run("soft-dirty bits", optional, soft_dirty));
+    // Without root, these two are what cryo needs (README, "Without root").
     results.push_back(run("CAP_CHECKPOINT_RESTORE", optional, [] { return capability(CAP_CHECKPOINT_RESTORE); }));
+    results.push_back(run("CAP_SYS_PTRACE", optional, [] { return capability(CAP_SYS_PTRACE); }));
     results.push_back(run("CAP_SYS_RESOURCE", optional, [] { return capability(CAP_SYS_RESOURCE); }));
     return results;
 }

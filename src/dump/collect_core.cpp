@@ -140,6 +140,9 @@ Result<void> collect_seccomp_filters(pid_t tid, image::ThreadCore& core)
         if (count < 0) {
             if (errno == ENOENT)
                 break;
+            // The kernel lets only CAP_SYS_ADMIN read filters.
+            if (errno == EACCES)
+                return fail("thread {} has seccomp filters; reading them needs CAP_SYS_ADMIN (run cryo as root)", tid);
             return fail_errno(fmt::format("ptrace(SECCOMP_GET_FILTER) thread {} filter {}", tid, index));
         }
         std::string program(static_cast<size_t>(count) * kInstructionSize, '\0');

@@ -46,6 +46,7 @@
 #include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
+#include "restore/privilege.h"
 #include "restore/process_state.h"
 #include "restore/restorer.h"
 #include "restore/threads.h"
@@ -184,6 +185,16 @@ Result<void> read_images(RestoreContext& context)
         }
     }
     TRY(fds::check_pidfd_targets(context.files, tables, context.tree));
+    return {};
+}
+
+// Who runs cryo decides what the restored processes may be given (see
+// privilege.h): a hostile image is refused while nothing exists.
+Result<void> check_privileges(const RestoreContext& context)
+{
+    auto caller = TRY(current_caller());
+    for (const auto& process : context.processes)
+        TRY(check_process_privileges(caller, process.entry, process.alive() ? &process.core : nullptr));
     return {};
 }
 
@@ -549,7 +560,7 @@ void save_restore_stats(const std::string& directory, const image::RestoreStats&
 {
     auto bytes = image::encode_image(image::ImageKind::Stats, stats);
     std::string path = directory + "/" + std::string(image::kRestoreStatsName);
-    auto fd = bytes ? open_file(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : Result<UniqueFd>();
+    auto fd = bytes ? open_file(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : Result<UniqueFd>();
     if (!bytes || !fd || !write_all(fd->get(), *bytes, path))
         spdlog::debug("the restore statistics were not saved in {}", directory);
 }
@@ -604,6 +615,8 @@ Result<int> run_restore(const RestoreOptions& options)
     // Refuse a damaged checkpoint before anything is created.
     TRY(timed(stats, "verify", [&] { return open_and_verify(context); }));
     TRY(timed(stats, "read images", [&] { return read_images(context); }));
+    // Credentials and privileged steps next, before any file is opened.
+    TRY(timed(stats, "check privileges", [&] { return check_privileges(context); }));
     // Files next: a missing file is a clear error while nothing exists yet.
     // Files the processes map must be the ones they mapped.
     TRY(timed(stats, "open files", [&]() -> Result<void> {
