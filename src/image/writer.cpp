@@ -79,6 +79,39 @@ void ImageWriter::remove_created_files()
         ::rmdir(m_directory.c_str());
 }
 
+namespace {
+
+// A new file, owned by the caller and 0600 whatever umask says: a file of
+// that name left by someone else (or a symlink) is replaced, never written
+// through, so its owner cannot read the images.
+Result<UniqueFd> create_private_file(int dir_fd, const std::string& name)
+{
+    if (::unlinkat(dir_fd, name.c_str(), 0) < 0 && errno != ENOENT)
+        return fail_errno(fmt::format("remove old {}", name));
+    UniqueFd fd = TRY(open_file_at(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+    if (::fchmod(fd.get(), 0600) < 0)
+        return fail_errno(fmt::format("chmod {}", name));
+    return fd;
+}
+
+// An existing image directory must be the caller's and writable by nobody
+// else, or another user could swap the images between dump and restore.
+Result<void> check_directory_owner(int dir_fd, const std::string& directory)
+{
+    struct stat st;
+    if (::fstat(dir_fd, &st) < 0)
+        return fail_errno(fmt::format("stat {}", directory));
+    if (st.st_uid != ::geteuid())
+        return fail("image directory {} is owned by uid {}, not by the user running cryo (uid {})", directory, st.st_uid,
+                    ::geteuid());
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return fail("image directory {} is writable by other users (mode {:o}); use a directory only its owner can write",
+                    directory, st.st_mode & 07777);
+    return {};
+}
+
+} // namespace
+
 Result<ImageWriter> ImageWriter::create(const std::string& directory, SyncMode sync)
 {
     bool created = false;
@@ -87,6 +120,8 @@ Result<ImageWriter> ImageWriter::create(const std::string& directory, SyncMode s
     else if (errno != EEXIST)
         return fail_errno(fmt::format("create image directory {}", directory));
     UniqueFd dir = TRY(open_file(directory, O_RDONLY | O_DIRECTORY));
+    if (!created)
+        TRY(check_directory_owner(dir.get(), directory));
     // An older checkpoint in the same directory is about to be overwritten
     // file by file: drop its manifest first so that the mix never looks
     // complete.
@@ -111,11 +146,8 @@ Result<OutputFile> ImageWriter::create_file(const std::string& name)
     if (std::ranges::find(m_created, name) != m_created.end())
         return fail("image file {} is written twice", name);
     TRY(fault::step([&] { return "create " + name; }));
-    UniqueFd fd = TRY(open_file_at(m_dir.get(), name, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+    UniqueFd fd = TRY(create_private_file(m_dir.get(), name));
     m_created.push_back(name);
-    // The file may have existed with other permissions.
-    if (::fchmod(fd.get(), 0600) < 0)
-        return fail_errno(fmt::format("chmod {}", name));
     return OutputFile(name, std::move(fd));
 }
 
@@ -158,7 +190,7 @@ Result<void> ImageWriter::commit(Manifest manifest)
 
     std::string temporary = std::string(kManifestName) + ".tmp";
     {
-        UniqueFd fd = TRY(open_file_at(m_dir.get(), temporary, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+        UniqueFd fd = TRY(create_private_file(m_dir.get(), temporary));
         m_created.push_back(temporary);
         TRY(write_all(fd.get(), bytes, temporary));
         if (m_sync == SyncMode::Fsync && ::fsync(fd.get()) < 0)
