@@ -186,7 +186,9 @@ void Session::kill_remaining_children()
 
 pid_t Session::start_victim(const std::string& name, const std::vector<std::string>& args, bool new_pid_namespace)
 {
-    std::vector<std::string> argv { std::string(CRYO_VICTIM_DIR) + "/victim_" + name, log_path() };
+    std::vector<std::string> argv = m_launcher.victim_prefix;
+    argv.push_back(std::string(CRYO_VICTIM_DIR) + "/victim_" + name);
+    argv.push_back(log_path());
     argv.insert(argv.end(), args.begin(), args.end());
     std::string output = log_path();
     pid_t pid;
@@ -239,7 +241,8 @@ CommandResult Session::cryo(const std::vector<std::string>& args, int fd3)
 
 pid_t Session::start_cryo(const std::vector<std::string>& args, const std::string& output_file, int fd3)
 {
-    std::vector<std::string> argv { CRYO_BINARY };
+    std::vector<std::string> argv = m_launcher.cryo_prefix;
+    argv.push_back(m_launcher.cryo_binary);
     argv.insert(argv.end(), args.begin(), args.end());
     pid_t pid = ::fork();
     if (pid == 0)

@@ -41,6 +41,15 @@ private:
     std::string m_path;
 };
 
+// How victims and cryo are started: directly, as root, unless a test (the
+// rootless ones) puts a command in front (setpriv switching to its user)
+// and names its own copy of cryo.
+struct Launcher {
+    std::vector<std::string> victim_prefix;
+    std::vector<std::string> cryo_prefix;
+    std::string cryo_binary { CRYO_BINARY };
+};
+
 // One test's processes and files.
 class Session {
 public:
@@ -48,6 +57,7 @@ public:
     ~Session();
 
     const TempDir& dir() const { return m_dir; }
+    void set_launcher(Launcher launcher) { m_launcher = std::move(launcher); }
     std::string log_path() const { return m_dir.file("victim.log"); }
 
     // Starts tests/victims/victim_NAME with the log as stdout/stderr; with
@@ -87,6 +97,7 @@ private:
     void reap_available();
     void kill_remaining_children();
     TempDir m_dir;
+    Launcher m_launcher;
     std::set<pid_t> m_tracked;
     std::map<pid_t, int> m_exit_status;   // of processes reaped by the loops here
 };
