@@ -21,6 +21,7 @@
 #include "core.pb.h"
 #include "check/cpu.h"
 #include "dump/collect_core.h"
+#include "dump/ownership.h"
 #include "dump/freeze.h"
 #include "dump/tree.h"
 #include "fds.pb.h"
@@ -238,8 +239,11 @@ Result<void> run_dump(const DumpOptions& options)
     auto started = Clock::now();
     DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit, options.externals) };
 
-    // Refuse what can never be dumped before touching anything.
+    // Refuse what can never be dumped before touching anything; without
+    // root, another user's process too (dump/ownership.h).
     TRY(check_target(context));
+    auto caller = TRY(proc::current_caller());
+    TRY(check_owned_by_caller(caller, options.pid));
     // Freeze the whole tree first: from here on nothing changes under us,
     // and dropping `context.tree` on any error lets every process run on.
     auto frozen = Clock::now();
@@ -247,6 +251,8 @@ Result<void> run_dump(const DumpOptions& options)
         context.tree.emplace(TRY(FrozenTree::freeze(options.pid)));
         return {};
     }));
+    for (auto& process : context.tree->processes())
+        TRY(check_owned_by_caller(caller, process.pid()));
     context.processes.resize(context.tree->processes().size());
     // Descriptors next: an unsupported one is the likeliest refusal, and
     // finding it costs nothing yet.

@@ -21,40 +21,18 @@
 // half-way through the restore.
 #pragma once
 
-#include <sys/types.h>
-
-#include <cstdint>
-#include <vector>
-
 #include "base/error.h"
+#include "proc/caller.h"
 #include "core.pb.h"
 #include "tree.pb.h"
 
 namespace cryo::restore {
 
-// The identity and capabilities of the process running cryo.
-struct Caller {
-    bool root { false };   // real and effective uid 0: the image's credentials are given as they are
-    uid_t uids[3] {};      // real, effective, saved
-    gid_t gids[3] {};
-    std::vector<gid_t> groups;   // sorted
-    uint64_t cap_effective { 0 };
-    uint64_t cap_permitted { 0 };
-    uint64_t cap_inheritable { 0 };
-    uint64_t cap_ambient { 0 };
-    uint64_t cap_bounding { 0 };
-    uint32_t securebits { 0 };
-
-    bool has(int capability) const { return cap_effective & (1ull << capability); }
-};
-
-Result<Caller> current_caller();
-
 // Refuses a process of the image whose restore would give it credentials the
 // caller does not have, or that needs a capability the caller lacks. The
 // error names the process, the field and what would be needed. `alive` is
 // the process's core image, nullptr for a zombie.
-Result<void> check_process_privileges(const Caller& caller, const image::ProcessEntry& entry,
+Result<void> check_process_privileges(const proc::Caller& caller, const image::ProcessEntry& entry,
                                       const image::ProcessCore* alive);
 
 } // namespace cryo::restore

@@ -192,7 +192,7 @@ Result<void> read_images(RestoreContext& context)
 // privilege.h): a hostile image is refused while nothing exists.
 Result<void> check_privileges(const RestoreContext& context)
 {
-    auto caller = TRY(current_caller());
+    auto caller = TRY(proc::current_caller());
     for (const auto& process : context.processes)
         TRY(check_process_privileges(caller, process.entry, process.alive() ? &process.core : nullptr));
     return {};

@@ -215,6 +215,27 @@ TEST(RootlessRefused, SeccompFiltersNeedRootToBeRead)
     release_and_expect_pass(session, pid);
 }
 
+// A process of another user (root's, here) is not dumped, although cryo's
+// CAP_SYS_PTRACE would let it trace it.
+TEST(RootlessRefused, OtherUsersProcessesAreNotDumped)
+{
+    UserSession setup;
+    ASSERT_NO_FATAL_FAILURE(start_as_user(setup, Grant::FileCapabilities, "counter"));
+    auto& [user, session, pid] = setup;
+    session.set_launcher({ {}, user.as_user(), session.dir().file("cryo") });
+    pid_t roots = session.start_victim("counter");
+    ASSERT_TRUE(session.wait_for_log("READY", 2)) << session.diagnostics();
+    auto result = session.cryo({ "dump", "-t", std::to_string(roots), "-D", session.dir().file("images") });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("runs as uid 0/0/0/0 gid 0/0/0/0: without root cryo dumps only processes of the user "
+                                 "running it"),
+              std::string::npos)
+        << result.output;
+    EXPECT_FALSE(file_exists(session.dir().file("images/manifest.img")));
+    release_and_expect_pass(session, roots);
+    release_and_expect_pass(session, pid);
+}
+
 namespace {
 
 pb::Value parse(const std::string& json)
