@@ -317,6 +317,13 @@ std::vector<HostileEdit> hostile_edits()
           "dropping from it needs CAP_SETPCAP" },
         { "securebits", [](pb::Value& document, pid_t pid, const Session&) { credentials(document, pid)["securebits"].set_number_value(1); },
           "setting them needs CAP_SETPCAP" },
+        { "seccomp without no_new_privs", [](pb::Value& document, pid_t pid, const Session&) {
+              auto& core = *image_message(document, "core-" + std::to_string(pid) + ".img");
+              auto& thread = *core["threads"].mutable_list_value()->mutable_values(0)->mutable_struct_value()->mutable_fields();
+              thread["seccomp_filters"].mutable_list_value()->add_values()->set_string_value("BgAAAAAA/38=");   // RET ALLOW
+              credentials(document, pid)["no_new_privs"].set_bool_value(false);
+          },
+          "seccomp filters in a process without no_new_privs need CAP_SYS_ADMIN" },
         { "PID namespace", [](pb::Value& document, pid_t pid, const Session&) {
               auto& tree = *image_message(document, "tree.img");
               auto& first = *tree["processes"].mutable_list_value()->mutable_values(0)->mutable_struct_value()->mutable_fields();
