@@ -104,7 +104,9 @@ Result<void> check_directory_owner(int dir_fd, const std::string& directory)
     if (st.st_uid != ::geteuid())
         return fail("image directory {} is owned by uid {}, not by the user running cryo (uid {})", directory, st.st_uid,
                     ::geteuid());
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
+    // Group-writable is fine when the group is the caller's own (umask 002
+    // with a group per user).
+    if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != ::getegid()))
         return fail("image directory {} is writable by other users (mode {:o}); use a directory only its owner can write",
                     directory, st.st_mode & 07777);
     return {};

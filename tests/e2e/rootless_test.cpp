@@ -397,7 +397,7 @@ TEST(RootlessHostile, ImagesAskingForMoreThanTheUserHasAreRefused)
 }
 
 // An image directory someone else could write is refused before the tree
-// is touched: the victim runs on.
+// is touched: the victim runs on. The user's own group may write it.
 TEST(RootlessHostile, ImageDirectoryOthersCanWriteIsRefused)
 {
     UserSession setup;
@@ -418,6 +418,13 @@ TEST(RootlessHostile, ImageDirectoryOthersCanWriteIsRefused)
     EXPECT_EQ(result.exit_code, 1);
     EXPECT_NE(result.output.find("is owned by uid 0, not by the user running cryo"), std::string::npos) << result.output;
     EXPECT_TRUE(std::filesystem::is_empty(shared));
+
+    // Writable by the user's own group only (umask 002): accepted.
+    std::string own_group = session.dir().file("own-group");
+    ASSERT_EQ(::mkdir(own_group.c_str(), 0700), 0);
+    ASSERT_EQ(::chown(own_group.c_str(), user.uid(), user.gid()), 0);
+    ASSERT_EQ(::chmod(own_group.c_str(), 0770), 0);
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, own_group, true));
     release_and_expect_pass(session, pid);
 }
 
