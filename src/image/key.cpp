@@ -15,17 +15,6 @@ namespace cryo::image {
 
 namespace {
 
-int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 std::unexpected<Error> not_a_key(const std::string& path, uint64_t size)
 {
     return fail("key file {}: {} bytes, not a key: a key file holds 32 raw bytes or 64 hex digits (and an optional "
@@ -76,8 +65,8 @@ Result<Key> Key::load(const std::string& path)
         digits.remove_suffix(1);
     bool hex = digits.size() == 2 * kKeySize;
     for (size_t i = 0; hex && i < kKeySize; ++i) {
-        int high = hex_digit(digits[2 * i]);
-        int low = hex_digit(digits[2 * i + 1]);
+        int high = OPENSSL_hexchar2int(static_cast<unsigned char>(digits[2 * i]));
+        int low = OPENSSL_hexchar2int(static_cast<unsigned char>(digits[2 * i + 1]));
         hex = high >= 0 && low >= 0;
         key.m_bytes[i] = static_cast<std::byte>(high * 16 + low);
     }

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -28,22 +27,11 @@ namespace {
 
 constexpr const char* kSecret = "CRYO-CRYPT-SECRET-5a8c31f0";
 
-void write_text(const std::string& path, const std::string& text)
-{
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-}
-
 std::string make_key(Session& session, const std::string& name, char fill)
 {
     std::string path = session.dir().file(name);
-    write_text(path, std::string(32, fill));
+    write_file(path, std::string(32, fill));
     return path;
-}
-
-void copy_directory(const std::string& from, const std::string& to)
-{
-    std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
 }
 
 std::string pages_of(const std::string& images, pid_t pid)
@@ -72,7 +60,7 @@ void flip_byte(const std::string& path, size_t offset)
     std::string bytes = read_file(path);
     ASSERT_LT(offset, bytes.size()) << path;
     bytes[offset] ^= 0x04;
-    write_text(path, bytes);
+    write_file(path, bytes);
 }
 
 } // namespace
@@ -158,7 +146,7 @@ TEST(Crypt, WrongKeysAndTamperedFilesAreRefusedBeforeAnythingStarts)
     expect_restore_refused(session, pid, images, {}, { "encrypted", "--key KEYFILE" });
     expect_restore_refused(session, pid, images, { "--key", other_key }, { "manifest.img", "another key" });
     expect_restore_refused(session, pid, plain, { "--key", key }, { "not encrypted", "key was given" });
-    write_text(session.dir().file("short-key"), "0123456789abcdef\n");
+    write_file(session.dir().file("short-key"), "0123456789abcdef\n");
     expect_restore_refused(session, pid, images, { "--key", session.dir().file("short-key") },
                            { "short-key", "32 raw bytes or 64 hex digits" });
 
@@ -198,7 +186,7 @@ TEST(Crypt, WrongKeysAndTamperedFilesAreRefusedBeforeAnythingStarts)
         SCOPED_TRACE(damage.what);
         std::string copy = session.dir().file("damaged");
         std::filesystem::remove_all(copy);
-        copy_directory(images, copy);
+        std::filesystem::copy(images, copy, std::filesystem::copy_options::recursive);
         damage.apply(copy);
         expect_restore_refused(session, pid, copy, { "--key", key }, damage.expected);
         auto shown = session.cryo({ "show", copy, "--key", key });
