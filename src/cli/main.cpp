@@ -248,6 +248,10 @@ int main(int argc, char** argv)
         auto key = load_key(encrypt_key);
         if (!key)
             return report(key.error(), "dump");
+        if (dump_options.compression_level < 0 || dump_options.compression_level > cryo::image::kMaxCompressionLevel)
+            return report(cryo::Error::make("--compress={}: the level must be 1 to {} (0: no compression)", dump_options.compression_level,
+                                            cryo::image::kMaxCompressionLevel),
+                          "dump");
         dump_options.encrypt_key = std::move(*key);
         dump_options.sync = !no_sync;
         if (!ghost_limit.empty()) {

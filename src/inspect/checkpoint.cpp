@@ -239,7 +239,7 @@ Result<UniqueFd> Checkpoint::open_raw(const std::string& name, uint64_t& size) c
     if (!file && m_key)   // no manifest: a sealed file says so in its header
         return TRY_CTX(image::decode_to_memfd(fd.get(), stored_size, name, nullptr, keys, size), "{}", path(name));
     size = stored_size;
-    return fd;
+    return std::move(fd);   // a structured binding is not moved implicitly
 }
 
 } // namespace cryo::inspect
