@@ -229,4 +229,26 @@ TEST(Crypt, DecodeAndEncodeWithTheKey)
     release_and_expect_pass(session, pid);
 }
 
+namespace {
+class Transformed : public testing::TestWithParam<std::string> { };
+} // namespace
+
+// Other victims through a compressed and encrypted checkpoint: a tree with
+// children and a zombie, threads, copy-on-write memory (filled by the
+// parent's restorer from the decoded page file before it forks), mapped
+// memfds and deleted files (whose content travels in the page file) and
+// every kind of memory.
+TEST_P(Transformed, VictimRestoresFromACompressedEncryptedCheckpoint)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    std::string key = make_key(session, "key", 'v');
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, { "--compress", "--encrypt", key }));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--key", key }));
+    release_and_expect_pass(session, pid);
+}
+
+INSTANTIATE_TEST_SUITE_P(Victims, Transformed, testing::Values("tree", "threads", "cow", "fds_mapped", "memory"));
+
 } // namespace cryo::e2e
