@@ -262,7 +262,8 @@ Result<void> run_dump(const DumpOptions& options)
     TRY(timed(context, "registers and state", [&] { return collect_cores(context); }));
     // Only now create the directory: a refusal above leaves nothing behind.
     context.writer.emplace(TRY(image::ImageWriter::create(
-        options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
+        options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync,
+        { .compression_level = options.compression_level, .key = options.encrypt_key })));
     TRY(timed(context, "memory", [&] { return write_memory(context); }));
     TRY(timed(context, "metadata", [&] { return write_metadata(context); }));
     TRY(write_stats(context, started, frozen));

@@ -4,11 +4,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
+#include "image/key.h"
 #include "stats.pb.h"
 
 namespace cryo::dump {
@@ -21,6 +23,8 @@ struct DumpOptions {
     uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
     std::vector<std::string> externals;    // --external: open files outside the tree on purpose
     bool display_stats { false };          // print the statistics table when done
+    int compression_level { 0 };           // --compress: zstd level of the page files (0: none)
+    std::optional<image::Key> encrypt_key; // --encrypt: seal every file with this key
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

@@ -498,7 +498,7 @@ Result<std::vector<MemoryMatch>> search_memory(const ProcessMemory& memory, std:
 
 Result<void> run_mem(const MemOptions& options)
 {
-    auto checkpoint = TRY(Checkpoint::open(options.directory, options.verify));
+    auto checkpoint = TRY(Checkpoint::open(options.directory, options.verify, options.key ? &*options.key : nullptr));
     if (!options.search.empty() && !options.search_hex.empty())
         return fail("--search and --search-hex exclude each other");
     if (!options.search.empty() || !options.search_hex.empty()) {

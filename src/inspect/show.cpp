@@ -161,7 +161,7 @@ Result<void> fill_process(const image::ImageReader& reader, const image::Process
 Result<report::Report> build_report(const ShowOptions& options)
 {
     report::Report report;
-    auto reader = TRY(image::ImageReader::open(options.directory));
+    auto reader = TRY(image::ImageReader::open(options.directory, options.key ? &*options.key : nullptr));
     TRY(reader.verify());
     const auto& manifest = reader.manifest();
     auto* checkpoint = report.mutable_checkpoint();

@@ -72,8 +72,9 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
     size_t filled = 0;
     // Page data is written once and not read back by the dump: bypass the
     // page cache where the filesystem allows it (every write is whole,
-    // aligned pages from a page-aligned buffer).
-    if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0)
+    // aligned pages from a page-aligned buffer). Not when the file is
+    // compressed or encrypted: what reaches it is then neither.
+    if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0 && pages.is_raw())
         (void)::fcntl(pages.fd(), F_SETFL, flags | O_DIRECT);
 
     auto flush = [&]() -> Result<void> {

@@ -119,7 +119,8 @@ struct RestoreContext {
 
 Result<void> open_and_verify(RestoreContext& context)
 {
-    context.reader.emplace(TRY(image::ImageReader::open(context.options.directory)));
+    context.reader.emplace(TRY(image::ImageReader::open(context.options.directory,
+                                                        context.options.key ? &*context.options.key : nullptr)));
     TRY(context.reader->verify());
     // Checkpoints older than the CPU record have none to compare.
     if (context.options.check_cpu && context.reader->manifest().has_cpu())
@@ -302,6 +303,10 @@ Result<void> plan_and_create(RestoreContext& context)
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();
     context.created.emplace(TRY(NewTree::create(plan)));
+    // Every process inherited its page file: cryo's copies can go (a decoded
+    // page file is a memfd whose memory is freed once the last copy closes).
+    for (auto& process : context.processes)
+        process.page_file.reset();
     // The groups exist and every member joined: the helpers can go.
     context.created->kill_helpers(plan);
     return {};

@@ -94,6 +94,12 @@ std::string read_file(const std::string& path)
     return text.str();
 }
 
+void write_file(const std::string& path, const std::string& text)
+{
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+}
+
 bool process_exists(pid_t pid) { return pid > 0 && file_exists("/proc/" + std::to_string(pid)); }
 
 std::vector<pid_t> children_of_self() { return children_of(::getpid()); }

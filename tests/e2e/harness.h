@@ -104,6 +104,8 @@ private:
 
 bool file_exists(const std::string& path);
 std::string read_file(const std::string& path);
+// Replaces the file at `path` with `text`.
+void write_file(const std::string& path, const std::string& text);
 bool process_exists(pid_t pid);
 // The live children of the harness (its own and those handed to it as the
 // sub-reaper), from /proc/self/task/*/children.
