@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -234,6 +235,7 @@ CommandResult Session::cryo(const std::vector<std::string>& args, int fd3)
     if (status)
         result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
     result.output = read_file(output);
+    result.peak_rss_kb = m_last_cryo_peak_rss_kb = status ? m_last_waited_peak_rss_kb : 0;
     return result;
 }
 
@@ -267,9 +269,12 @@ std::optional<int> Session::wait_for_exit(pid_t pid, std::chrono::seconds timeou
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         int status = 0;
-        pid_t done = ::waitpid(-1, &status, WNOHANG | __WALL);
-        if (done == pid)
+        struct rusage usage {};
+        pid_t done = ::wait4(-1, &status, WNOHANG | __WALL, &usage);
+        if (done == pid) {
+            m_last_waited_peak_rss_kb = usage.ru_maxrss;
             return status;
+        }
         if (done > 0) {
             m_exit_status[done] = status;
             continue;
