@@ -18,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #ifndef CRYO_BINARY
 #error "CRYO_BINARY must name the cryo executable"
 #endif
@@ -236,6 +238,11 @@ CommandResult Session::cryo(const std::vector<std::string>& args, int fd3)
         result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
     result.output = read_file(output);
     result.peak_rss_kb = m_last_cryo_peak_rss_kb = status ? m_last_waited_peak_rss_kb : 0;
+    // In a sanitizer build (scripts/sanitize) any report fails the test,
+    // also from a run that was meant to fail with some exit code.
+    for (const char* marker : { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:" })
+        if (result.output.find(marker) != std::string::npos)
+            ADD_FAILURE() << "sanitizer report from cryo " << args.front() << ":\n" << result.output;
     return result;
 }
 
