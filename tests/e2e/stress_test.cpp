@@ -122,6 +122,7 @@ TEST(Stress, RestoredTreeDumpsAgain)
             std::printf("stress: cycle %d: %.1f ms (dump %.1f ms, restore %.1f ms), cryo peak RSS dump %ld KiB, "
                         "restore %ld KiB\n",
                         number, cycle.total_ms, cycle.dump_ms, cycle.restore_ms, cycle.dump_rss_kb, cycle.restore_rss_kb);
+        std::fflush(stdout);   // progress while ctest -V shows it
     }
     ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
     EXPECT_NE(session.log().find("ROUNDS " + std::to_string(wanted)), std::string::npos) << session.diagnostics();
