@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "check/features.h"
+#include "cli/leak_check.h"
 #include "dump/dump.h"
 #include "image/compress.h"
 #include "image/key.h"
@@ -104,7 +105,7 @@ std::vector<std::string> expand_verbosity(int argc, char** argv)
     return args;
 }
 
-int main(int argc, char** argv)
+int run_command(int argc, char** argv)
 {
     CLI::App app { "cryo: checkpoint and restore Linux process trees", "cryo" };
     app.require_subcommand(1);
@@ -321,4 +322,20 @@ int main(int argc, char** argv)
         return result ? 0 : report(result.error(), "diff");
     }
     return run_check();
+}
+
+int main(int argc, char** argv)
+{
+    auto leak_check = cryo::cli::LeakCheck::from_environment();
+    int status = run_command(argc, argv);
+    if (leak_check) {
+        // The log file is the one descriptor meant to live until exit.
+        spdlog::shutdown();
+        if (auto leaks = leak_check->leaks(); !leaks.empty()) {
+            fmt::print(stderr, "cryo: error: CRYO_CHECK_LEAKS: descriptors leaked (exit status {} becomes 1):\n{}",
+                       status, leaks);
+            return 1;
+        }
+    }
+    return status;
 }

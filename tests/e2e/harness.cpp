@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #ifndef CRYO_BINARY
 #error "CRYO_BINARY must name the cryo executable"
@@ -242,6 +245,12 @@ CommandResult Session::cryo(const std::vector<std::string>& args, int fd3)
     if (status)
         result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
     result.output = read_file(output);
+    result.peak_rss_kb = m_last_cryo_peak_rss_kb = status ? m_last_waited_peak_rss_kb : 0;
+    // In a sanitizer build (scripts/sanitize) any report fails the test,
+    // also from a run that was meant to fail with some exit code.
+    for (const char* marker : { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:" })
+        if (result.output.find(marker) != std::string::npos)
+            ADD_FAILURE() << "sanitizer report from cryo " << args.front() << ":\n" << result.output;
     return result;
 }
 
@@ -276,9 +285,12 @@ std::optional<int> Session::wait_for_exit(pid_t pid, std::chrono::seconds timeou
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         int status = 0;
-        pid_t done = ::waitpid(-1, &status, WNOHANG | __WALL);
-        if (done == pid)
+        struct rusage usage {};
+        pid_t done = ::wait4(-1, &status, WNOHANG | __WALL, &usage);
+        if (done == pid) {
+            m_last_waited_peak_rss_kb = usage.ru_maxrss;
             return status;
+        }
         if (done > 0) {
             m_exit_status[done] = status;
             continue;

@@ -25,6 +25,7 @@ bool send_signal(pid_t pid, int signal);
 struct CommandResult {
     int exit_code { -1 };
     std::string output;   // stdout and stderr together
+    long peak_rss_kb { 0 };  // of cryo (and the children it waited for), from wait4
 };
 
 // A temporary directory, removed with everything in it.
@@ -80,6 +81,9 @@ public:
     // reaped earlier (while waiting for another one) and not seen alive again
     // since gives the status it had then.
     std::optional<int> wait_for_exit(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(60));
+    // The peak RSS (ru_maxrss, KiB) of the last `cryo` run by cryo(), as
+    // wait4 reported it (for steps that do not return the CommandResult).
+    long last_cryo_peak_rss_kb() const { return m_last_cryo_peak_rss_kb; }
     // Waits until every listed pid is gone from /proc (reaping as it goes).
     bool wait_until_gone(const std::vector<pid_t>& pids, std::chrono::seconds timeout = std::chrono::seconds(20));
     // The pids of the live processes of a checkpoint (from core-PID.img names).
@@ -100,6 +104,8 @@ private:
     Launcher m_launcher;
     std::set<pid_t> m_tracked;
     std::map<pid_t, int> m_exit_status;   // of processes reaped by the loops here
+    long m_last_waited_peak_rss_kb { 0 };  // ru_maxrss of the process wait_for_exit() returned
+    long m_last_cryo_peak_rss_kb { 0 };
 };
 
 bool file_exists(const std::string& path);
