@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -21,6 +22,12 @@ struct DumpOptions {
     uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
     std::vector<std::string> externals;    // --external: open files outside the tree on purpose
     bool display_stats { false };          // print the statistics table when done
+    // Incremental dumps (dump/incremental.h): the previous checkpoint,
+    // relative to `directory`; --track-mem keeps tracking writes for a next
+    // dump (with leave_running).
+    std::string prev_images_dir;
+    bool track_mem { false };
+    std::chrono::seconds tracker_timeout { 600 };
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills
