@@ -126,8 +126,13 @@ Result<std::optional<std::string>> uses_userfaultfd(pid_t pid, bool own_uffd_reg
     }
     if (error)
         return fail("list {}: {}", directory, error.message());
+    // Later rounds: a registration needs a userfaultfd, which the program
+    // would hold (seen above); reading smaps walks every page table, which
+    // is frozen time, so it is done only when tracking starts.
+    if (own_uffd_registered)
+        return std::optional<std::string>();
     for (const auto& map : TRY(proc::read_smaps(pid))) {
-        bool registered = map.has_flag("um") || map.has_flag("ui") || (!own_uffd_registered && map.has_flag("uw"));
+        bool registered = map.has_flag("um") || map.has_flag("ui") || map.has_flag("uw");
         if (registered)
             return std::optional(fmt::format("pid {}: mapping {:#x}-{:#x} is registered with a userfaultfd", pid,
                                              map.map.start, map.map.end));

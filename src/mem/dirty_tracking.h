@@ -73,9 +73,9 @@ private:
 bool trackable(const image::Vma& vma);
 
 // Why the process cannot be tracked because it uses userfaultfd itself
-// (an open userfaultfd, or a VMA registered with one), or nullopt.
-// `own_uffd_registered`: VMAs registered in write-protect mode are cryo's
-// own (a later round), so only other modes count.
+// (an open userfaultfd, or, when tracking starts, a VMA registered with
+// one), or nullopt. `own_uffd_registered`: a later round, where cryo's own
+// registrations exist; only the descriptors are looked at then.
 Result<std::optional<std::string>> uses_userfaultfd(pid_t pid, bool own_uffd_registered);
 
 // For `cryo check`: a write to a tracked page is seen and a page left alone
