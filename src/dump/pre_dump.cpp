@@ -39,6 +39,7 @@ struct PreDumpContext {
     const PreDumpOptions& options;
     std::optional<IncrementalDump> incremental;
     std::optional<FrozenTree> tree;
+    image::ProcessTree tree_image;   // kept when the tree runs again
     std::optional<image::ImageWriter> writer;
     std::vector<ProcessMemory> processes;
     image::DumpStats stats;
@@ -58,7 +59,6 @@ Result<void> plan_memory(PreDumpContext& context)
         process.memory.set_pid(pid);
         for (auto& vma : vmas)
             *process.memory.add_vmas() = std::move(vma);
-        process.pages.emplace(TRY(context.writer->create_file(image::pages_name(pid))));
         context.stats.set_vmas(context.stats.vmas() + static_cast<uint32_t>(vmas.size()));
     }
     return {};
@@ -67,7 +67,7 @@ Result<void> plan_memory(PreDumpContext& context)
 Result<void> write_metadata(PreDumpContext& context)
 {
     auto& writer = *context.writer;
-    TRY(writer.write_message(std::string(image::kTreeName), image::ImageKind::Tree, context.tree->tree()));
+    TRY(writer.write_message(std::string(image::kTreeName), image::ImageKind::Tree, context.tree_image));
     for (const auto& process : context.processes) {
         TRY(writer.write_message(image::memory_name(process.pid), image::ImageKind::Memory, process.memory));
         TRY(writer.write_message(image::pagemap_name(process.pid), image::ImageKind::PageMap, process.page_map));
@@ -79,6 +79,7 @@ Result<void> write_metadata(PreDumpContext& context)
 Result<void> copy_memory(PreDumpContext& context)
 {
     for (auto& process : context.processes) {
+        process.pages.emplace(TRY(context.writer->create_file(image::pages_name(process.pid))));
         TRY(mem::copy_planned_pages(process.pid, process.plan, *process.pages, mem::Target::Running));
         context.stats.set_page_bytes(context.stats.page_bytes() + process.pages->size());
         TRY(context.writer->finish_file(std::move(*process.pages)));
@@ -98,22 +99,26 @@ Result<void> run_pre_dump(const PreDumpOptions& options)
     context.incremental.emplace(TRY(IncrementalDump::prepare(
         { .directory = options.directory, .parent = options.prev_images_dir, .track = true, .pre_dump = true })));
 
+    context.writer.emplace(TRY(image::ImageWriter::create(
+        options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
+
+    // Frozen only for what needs the tree to stand still.
     auto frozen = Clock::now();
     context.tree.emplace(TRY(FrozenTree::freeze(options.pid)));
     // Arm the tracking before the pages are chosen: every write from now
     // on is seen by the next round.
     TRY(context.incremental->arm(*context.tree));
-    context.writer.emplace(TRY(image::ImageWriter::create(
-        options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
     TRY(plan_memory(context));
-    TRY(write_metadata(context));
-    auto manifest = describe_checkpoint(options.pid);
-    // The tracker takes the userfaultfds for the next round.
-    TRY(context.incremental->finish(manifest, options.tracker_timeout));
-    context.stats.set_processes(static_cast<uint32_t>(context.tree->tree().processes_size()));
-    // Everything that needs the tree still is decided: let it run.
+    context.tree_image = context.tree->tree();
     context.tree.reset();
     context.stats.set_frozen_ms(milliseconds_since(frozen));
+
+    // The tree runs again. The tracker takes the userfaultfds for the next
+    // round (cryo held them meanwhile: nothing was lost).
+    auto manifest = describe_checkpoint(options.pid);
+    TRY(context.incremental->finish(manifest, options.tracker_timeout));
+    context.stats.set_processes(static_cast<uint32_t>(context.tree_image.processes_size()));
+    TRY(write_metadata(context));
 
     TRY(copy_memory(context));
     context.stats.set_pages_stored(context.stats.page_bytes() / 4096);
