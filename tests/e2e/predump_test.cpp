@@ -103,6 +103,41 @@ TEST(PreDump, ChainOfThreeThenIncrementalDump)
     release_and_expect_pass(session, pid);
 }
 
+// A dump that keeps tracking (--leave-running --track-mem) is a parent too.
+TEST(PreDump, DumpWithTrackMemIsAParent)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    std::string first = session.dir().file("full");
+    std::string last = session.dir().file("final");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, first, true, { "--track-mem" }));
+    EXPECT_EQ(trackers().size(), 1u) << session.diagnostics();
+    std::this_thread::sleep_for(100ms);
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../full" }));
+    EXPECT_LT(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
+    expect_no_tracker_left(session);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
+    release_and_expect_pass(session, pid);
+}
+
+// Trees, threads and memory shared copy-on-write between parent and child
+// (restored by inheritance, mem/cow.h) through a pre-dump and its dump.
+TEST(PreDump, TreesThreadsAndCopyOnWrite)
+{
+    for (const char* victim : { "cow", "tree", "threads", "memory" }) {
+        SCOPED_TRACE(victim);
+        Session session;
+        pid_t pid = start_and_wait_ready(session, victim);
+        std::string first = session.dir().file("pre");
+        std::string last = session.dir().file("final");
+        pre_dump(session, pid, first);
+        ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
+        expect_no_tracker_left(session);
+        ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
+        release_and_expect_pass(session, pid);
+    }
+}
+
 // Layout changes after the pre-dump: nothing may come from the parent that
 // the process no longer has the same way.
 TEST(PreDump, LayoutChangesBetweenPreDumpAndDump)
