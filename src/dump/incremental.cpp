@@ -57,6 +57,9 @@ Result<IncrementalDump> IncrementalDump::prepare(const IncrementalOptions& optio
     dump.m_parent_manifest_xxh3 = TRY(image::manifest_checksum(path));
     spdlog::debug("parent checkpoint {} ({} above it)", path, depth);
     // The tracker is taken over only now that the parent is known good.
+    if (parent.manifest().tracker().socket().empty())
+        spdlog::warn("{} was made without tracking writes (a dump without --track-mem): memory is stored in full",
+                     path);
     for (auto& taken : TRY(mem::take_over_tracker(parent.manifest().tracker())))
         dump.m_taken_over[taken.pid] = std::move(taken.uffd);
     dump.m_parent.emplace(std::move(parent));
