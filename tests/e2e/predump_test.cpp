@@ -228,6 +228,7 @@ TEST(PreDump, DamagedOrMissingParentIsRefused)
     std::string last = session.dir().file("final");
     pre_dump(session, pid, first);
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
+    expect_no_tracker_left(session);
     std::string pages = first + "/pages-" + std::to_string(pid) + ".img";
     {
         std::fstream file(pages, std::ios::in | std::ios::out | std::ios::binary);
