@@ -93,7 +93,11 @@ Result<ProcessTracking> ProcessTracking::create(pid_t pid, int pidfd, ptrace::In
     // into the page too), so the restriction loses nothing here.
     uint64_t fd = TRY(injector.call("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
     auto copy = pidfd_getfd(pidfd, static_cast<int>(fd));
+    // The program must not be left with a userfaultfd it never made: one
+    // more try if the first close fails.
     auto closed = injector.call("close userfaultfd", SYS_close, fd);
+    if (!closed)
+        closed = injector.call("close userfaultfd", SYS_close, fd);
     auto uffd = TRY_CTX(std::move(copy), "pid {}: taking its new userfaultfd", pid);
     TRY(std::move(closed));
     TRY_CTX(enable_wp_async(uffd.get()), "pid {}", pid);

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -244,6 +246,57 @@ TEST(PreDump, DamagedOrMissingParentIsRefused)
     EXPECT_NE(missing.exit_code, 0);
     EXPECT_NE(missing.output.find("parent checkpoint ../pre"), std::string::npos) << missing.output;
     EXPECT_FALSE(process_exists(pid));
+}
+
+// Every step of a pre-dump made to fail (src/base/fault.h): the pre-dump
+// fails, leaves no checkpoint and no tracker, the victim keeps no
+// userfaultfd, and it passes its checks.
+TEST(PreDump, EveryFailedPreDumpLeavesTheTreeAsItWas)
+{
+    std::vector<std::pair<int, std::string>> steps;
+    {
+        Session session;
+        pid_t pid = start_and_wait_ready(session, "predump");
+        ::setenv("CRYO_FAULT_LIST", "1", 1);
+        auto result = pre_dump(session, pid, session.dir().file("list"));
+        ::unsetenv("CRYO_FAULT_LIST");
+        std::regex line("^cryo: step ([0-9]+): (.*)$");
+        std::istringstream lines(result.output);
+        for (std::string text; std::getline(lines, text);)
+            if (std::smatch match; std::regex_match(text, match, line))
+                steps.push_back({ std::stoi(match[1]), match[2] });
+        ASSERT_TRUE(send_signal(trackers().at(0), SIGKILL));
+    }
+    ASSERT_GT(steps.size(), 3u);
+    for (const auto& [step, name] : steps) {
+        SCOPED_TRACE("pre-dump with a fault at step " + std::to_string(step) + " (" + name + ")");
+        // A failed close of the target's userfaultfd is tried once more:
+        // that pre-dump succeeds.
+        bool retried = name.starts_with("syscall close userfaultfd");
+        Session session;
+        pid_t pid = start_and_wait_ready(session, "predump");
+        std::string images = session.dir().file("images");
+        ::setenv("CRYO_FAULT_AT", std::to_string(step).c_str(), 1);
+        auto result = session.cryo({ "pre-dump", "-t", std::to_string(pid), "-D", images });
+        ::unsetenv("CRYO_FAULT_AT");
+        if (retried) {
+            EXPECT_EQ(result.exit_code, 0) << result.output;
+            auto found = trackers();
+            ASSERT_EQ(found.size(), 1u) << session.diagnostics();
+            ASSERT_TRUE(send_signal(found[0], SIGKILL));
+        } else {
+            EXPECT_EQ(result.exit_code, 1) << result.output;
+            EXPECT_NE(result.output.find("injected fault at step " + std::to_string(step)), std::string::npos)
+                << result.output;
+            EXPECT_FALSE(file_exists(images + "/manifest.img"));
+        }
+        expect_no_tracker_left(session);
+        for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+            EXPECT_NE(std::filesystem::read_symlink(entry.path()).string(), "anon_inode:[userfaultfd]") << entry.path();
+        release_and_expect_pass(session, pid);
+        if (HasFailure())
+            break;
+    }
 }
 
 } // namespace cryo::e2e
