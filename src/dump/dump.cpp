@@ -128,7 +128,8 @@ Result<void> write_memory(DumpContext& context)
         images.page_map.set_page_file(image::pages_name(pid));
         if (context.incremental) {
             auto plan = TRY(context.incremental->plan(pid, vmas, pages.size(), images.page_map));
-            TRY(mem::copy_planned_pages(pid, plan, pages, mem::Target::Frozen));
+            TRY(mem::copy_planned_pages(pid, plan, pages,
+                                        context.options.leave_running ? mem::Target::Frozen : mem::Target::FrozenToBeKilled));
         } else {
             TRY(mem::dump_pages(pid, vmas, pages, images.page_map));
         }

@@ -2,6 +2,7 @@
 #include "mem/incremental.h"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -175,6 +176,41 @@ Result<PagePlan> plan_pages(pid_t pid, std::vector<image::Vma>& vmas, const Incr
     return plan;
 }
 
+namespace {
+
+// Reads the copies into `out` with process_vm_readv() calls
+// of up to IOV_MAX stretches; what one call does not read completely is
+// read again through /proc/PID/mem.
+Result<void> read_scattered(pid_t pid, int mem_fd, std::span<const PageCopy> copies, std::byte* out)
+{
+    constexpr size_t kMaxIovecs = 1024;
+    std::vector<iovec> local;
+    std::vector<iovec> remote;
+    for (size_t first = 0; first < copies.size(); first += kMaxIovecs) {
+        auto batch = copies.subspan(first, std::min(kMaxIovecs, copies.size() - first));
+        local.clear();
+        remote.clear();
+        size_t bytes = 0;
+        std::byte* start = out;
+        for (const auto& copy : batch) {
+            local.push_back({ out, copy.length });
+            remote.push_back({ reinterpret_cast<void*>(copy.address), copy.length });
+            out += copy.length;
+            bytes += copy.length;
+        }
+        ssize_t got = ::process_vm_readv(pid, local.data(), local.size(), remote.data(), remote.size(), 0);
+        if (got == static_cast<ssize_t>(bytes))
+            continue;
+        for (const auto& copy : batch) {
+            TRY(pread_exact(mem_fd, std::span(start, copy.length), copy.address, fmt::format("memory of pid {}", pid)));
+            start += copy.length;
+        }
+    }
+    return {};
+}
+
+} // namespace
+
 Result<void> copy_planned_pages(pid_t pid, const PagePlan& plan, image::OutputFile& pages, Target target)
 {
     auto memory = TRY(open_file(fmt::format("/proc/{}/mem", pid), O_RDONLY | O_CLOEXEC));
@@ -184,6 +220,24 @@ Result<void> copy_planned_pages(pid_t pid, const PagePlan& plan, image::OutputFi
     if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0)
         (void)::fcntl(pages.fd(), F_SETFL, flags | O_DIRECT);
     size_t filled = 0;
+    if (target == Target::FrozenToBeKilled) {
+        // Stretches that fit in the buffer, in batches.
+        std::span<const PageCopy> copies(plan.copies);
+        while (!copies.empty()) {
+            size_t count = 0;
+            size_t bytes = 0;
+            while (count < copies.size() && bytes + copies[count].length <= buffer.size())
+                bytes += copies[count++].length;
+            if (count == 0)
+                break;   // a stretch larger than the buffer: the loop below
+            TRY(read_scattered(pid, memory.get(), copies.first(count), buffer.data()));
+            TRY(pages.write(std::span(buffer.data(), bytes)));
+            copies = copies.subspan(count);
+        }
+        PagePlan rest;
+        rest.copies.assign(copies.begin(), copies.end());
+        return copy_planned_pages(pid, rest, pages, Target::Frozen);
+    }
     auto what = fmt::format("memory of pid {}", pid);
     for (const auto& copy : plan.copies) {
         for (uint64_t done = 0; done < copy.length;) {

@@ -62,12 +62,20 @@ struct PagePlan {
 Result<PagePlan> plan_pages(pid_t pid, std::vector<image::Vma>& vmas, const IncrementalSource& source,
                             uint64_t base_offset, image::PageMap& map);
 
-enum class Target { Frozen, Running };
+enum class Target {
+    Running,            // pre-dump: the tree runs again
+    Frozen,             // dump --leave-running: it will run on
+    FrozenToBeKilled,   // dump: killed once the images are written
+};
 
 // Copies the planned pages into `pages`. With Target::Running a stretch
 // that cannot be read any more (unmapped meanwhile, or the process exited)
 // is written as zeros: it cannot be taken from this checkpoint later, since
-// its pages are then either not present or not tracked.
+// its pages are then either not present or not tracked. Memory is read
+// through /proc/PID/mem, one call per stretch; only for a tree about to be
+// killed are scattered pages read by process_vm_readv(), up to 1024 per
+// call: it pins the pages, which unshares pages shared copy-on-write, a
+// cost only for a tree that runs on (see dump_pages.cpp).
 Result<void> copy_planned_pages(pid_t pid, const PagePlan& plan, image::OutputFile& pages, Target target);
 
 } // namespace cryo::mem
