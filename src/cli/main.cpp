@@ -17,6 +17,7 @@
 #include "dump/dump.h"
 #include "image/compress.h"
 #include "image/key.h"
+#include "dump/pre_dump.h"
 #include "inspect/codec.h"
 #include "inspect/diff.h"
 #include "inspect/memory.h"
@@ -137,10 +138,34 @@ int run_command(int argc, char** argv)
     dump->add_option("--encrypt", encrypt_key,
                      "KEYFILE - encrypt and authenticate every file of the checkpoint (AES-256-GCM) with this key: "
                      "32 raw bytes or 64 hex digits (make one with: head -c 32 /dev/urandom > KEYFILE)");
+    dump->add_option("--prev-images-dir", dump_options.prev_images_dir,
+                     "The previous checkpoint (a pre-dump), relative to the images directory: pages not written "
+                     "since are left there instead of being stored again");
+    dump->add_flag("--track-mem", dump_options.track_mem,
+                   "With --leave-running: keep tracking written pages for a later dump with --prev-images-dir");
+    int64_t dump_tracker_timeout = 600;
+    dump->add_option("--tracker-timeout", dump_tracker_timeout,
+                     "With --track-mem: seconds the tracking is kept for the next dump (default 600)");
     bool shell_job = false;
     dump->add_flag("-j,--shell-job", shell_job,
                    "Accepted for criu compatibility: terminals are always dumped by path");
     add_common_options(*dump, common);
+
+    cryo::dump::PreDumpOptions pre_dump_options;
+    auto* pre_dump = app.add_subcommand("pre-dump", "Copy a tree's memory while it runs, for a later incremental dump");
+    pre_dump->add_option("-t,--tree", pre_dump_options.pid, "PID of the root of the tree")->required();
+    pre_dump->add_option("-D,--images-dir", pre_dump_options.directory, "Directory for the image files")->required();
+    pre_dump->add_option("--prev-images-dir", pre_dump_options.prev_images_dir,
+                         "The previous pre-dump, relative to the images directory");
+    int64_t pre_dump_tracker_timeout = 600;
+    pre_dump->add_option("--tracker-timeout", pre_dump_tracker_timeout,
+                         "Seconds the write tracking is kept for the next dump (default 600)");
+    bool pre_dump_no_sync = false;
+    pre_dump->add_flag("--no-sync", pre_dump_no_sync, "Do not fsync the image files");
+    pre_dump->add_flag("--display-stats", pre_dump_options.display_stats, "Print the frozen time and page counts");
+    bool pre_dump_track_mem = false;
+    pre_dump->add_flag("--track-mem", pre_dump_track_mem, "Accepted for criu compatibility: pre-dump always tracks");
+    add_common_options(*pre_dump, common);
 
     cryo::restore::RestoreOptions restore_options;
     auto* restore = app.add_subcommand("restore", "Restore a process tree from a directory");
@@ -261,8 +286,15 @@ int run_command(int argc, char** argv)
                 return report(bytes.error(), "dump");
             dump_options.ghost_limit = *bytes;
         }
+        dump_options.tracker_timeout = std::chrono::seconds(dump_tracker_timeout);
         auto result = cryo::dump::run_dump(dump_options);
         return result ? 0 : report(result.error(), "dump");
+    }
+    if (pre_dump->parsed()) {
+        pre_dump_options.sync = !pre_dump_no_sync;
+        pre_dump_options.tracker_timeout = std::chrono::seconds(pre_dump_tracker_timeout);
+        auto result = cryo::dump::run_pre_dump(pre_dump_options);
+        return result ? 0 : report(result.error(), "pre-dump");
     }
     if (restore->parsed()) {
         auto key = load_key(restore_key);

@@ -38,8 +38,8 @@ using ptrace::KernelSigaction;
 using ptrace::kSignalCount;
 using ptrace::kSiginfoSize;
 
-// Where in the target a `syscall` instruction can be borrowed: its vDSO has
-// several (the fallbacks of clock_gettime and friends).
+} // namespace
+
 Result<uint64_t> find_syscall_gadget(pid_t pid, const ptrace::RemoteMemory& memory)
 {
     for (const auto& map : TRY(proc::read_maps(pid))) {
@@ -54,6 +54,8 @@ Result<uint64_t> find_syscall_gadget(pid_t pid, const ptrace::RemoteMemory& memo
     }
     return fail("not supported yet: pid {} has no vDSO to run injected system calls from", pid);
 }
+
+namespace {
 
 // Where the injected calls leave their results: 256 bytes of the leader's
 // stack below its red zone, where the kernel itself would write a signal

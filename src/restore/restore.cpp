@@ -38,6 +38,7 @@
 #include "fds/fd_table.h"
 #include "fds/file_kind.h"
 #include "fds/file_identity.h"
+#include "image/chain.h"
 #include "image/reader.h"
 #include "image/validate.h"
 #include "image/writer.h"
@@ -65,6 +66,7 @@ struct ProcessImages {
     image::PageMap page_map;
     image::FdTable fd_table;
     UniqueFd page_file;
+    image::AncestorPageFiles ancestor_page_files;   // incremental checkpoints
     bool alive() const { return entry.state() == image::PROCESS_STATE_ALIVE; }
 };
 
@@ -102,6 +104,7 @@ struct MorphedProcess {
 struct RestoreContext {
     const RestoreOptions& options;
     std::optional<image::ImageReader> reader;
+    std::optional<image::ParentChain> chain;   // checkpoints the pages may come from
     image::ProcessTree tree;
     image::FileTable files;
     std::map<uint32_t, UniqueFd> opened_files;
@@ -122,13 +125,18 @@ Result<void> open_and_verify(RestoreContext& context)
     context.reader.emplace(TRY(image::ImageReader::open(context.options.directory,
                                                         context.options.key ? &*context.options.key : nullptr)));
     TRY(context.reader->verify());
+    if (context.reader->manifest().pre_dump())
+        return fail("{} is a pre-dump: it holds memory only; restore the dump made with --prev-images-dir instead",
+                    context.options.directory);
+    // Incremental checkpoints: every parent verified too, before anything.
+    context.chain.emplace(TRY(image::ParentChain::open(context.options.directory, context.reader->manifest())));
     // Checkpoints older than the CPU record have none to compare.
     if (context.options.check_cpu && context.reader->manifest().has_cpu())
         TRY(check::compare_cpu_features(context.reader->manifest().cpu(), check::current_cpu_features()));
     return {};
 }
 
-Result<void> read_process(const image::ImageReader& reader, ProcessImages& process)
+Result<void> read_process(const image::ImageReader& reader, const image::ParentChain& chain, ProcessImages& process)
 {
     pid_t pid = process.entry.pid();
     process.core = TRY(reader.read<image::ProcessCore>(image::core_name(pid), image::ImageKind::Core));
@@ -145,8 +153,9 @@ Result<void> read_process(const image::ImageReader& reader, ProcessImages& proce
     std::string mm_path = fmt::format("{}/{}", reader.directory(), image::memory_name(pid));
     std::string pagemap_path = fmt::format("{}/{}", reader.directory(), image::pagemap_name(pid));
     TRY_CTX(image::check_mappings(process.memory), "{}", mm_path);
+    process.ancestor_page_files = TRY(image::open_ancestor_page_files(chain, process.page_map, pid));
     TRY_CTX(image::check_page_map(process.page_map, process.page_map.page_file(),
-                                 reader.file_size(process.page_map.page_file())),
+                                 reader.file_size(process.page_map.page_file()), process.ancestor_page_files.sizes),
             "{}", pagemap_path);
     TRY_CTX(image::check_runs_in_mappings(process.page_map, process.memory), "{}", pagemap_path);
     return {};
@@ -168,7 +177,7 @@ Result<void> read_images(RestoreContext& context)
         auto& process = context.processes.emplace_back();
         process.entry = entry;
         if (process.alive())
-            TRY(read_process(reader, process));
+            TRY(read_process(reader, *context.chain, process));
     }
     context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
     // Every fd refers to an open file of files.img (found by id - 1), and
@@ -291,6 +300,8 @@ Result<void> plan_and_create(RestoreContext& context)
             entry.memory = &process.memory;
             entry.page_map = &process.page_map;
             entry.page_fd = process.page_file.get();
+            for (const auto& file : process.ancestor_page_files.files)
+                entry.ancestor_page_fds.push_back(file.get());
         }
         if (process.entry.ppid() != 0) {
             entry.parent = static_cast<int>(index.at(process.entry.ppid()));
@@ -402,6 +413,7 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     address_space.trampoline_size = kTrampolineSize;
     address_space.temporary_slot = context.trampoline + kTemporarySlotOffset;
     address_space.page_fd = member.child_page_fd;
+    address_space.ancestor_page_fds = member.child_ancestor_page_fds;
     address_space.image = &process.memory;
     address_space.page_map = &process.page_map;
     address_space.shared_objects = &context.shared_objects;
@@ -420,6 +432,9 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     context.memory_stats.bytes += stats.bytes;
     context.memory_stats.preadv_calls += stats.preadv_calls;
     TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(member.child_page_fd)));
+    for (int fd : member.child_ancestor_page_fds)
+        if (fd >= 0)
+            TRY(injector.call("close ancestor page file", SYS_close, static_cast<uint64_t>(fd)));
     TRY(injector.call("close report pipe", SYS_close, static_cast<uint64_t>(member.child_report_fd)));
 
     StateRestore state { .pid = pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
