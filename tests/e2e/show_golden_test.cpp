@@ -21,6 +21,12 @@ struct GoldenCase {
     std::string golden;   // name of the text golden; the JSON one adds ".json"
 };
 
+// Keeps the discovered test names short (ctest shows the printed parameter).
+void PrintTo(const GoldenCase& golden_case, std::ostream* out)
+{
+    *out << golden_case.golden;
+}
+
 class ShowGolden : public testing::TestWithParam<GoldenCase> { };
 
 } // namespace
