@@ -172,6 +172,7 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         uint32_t id = TRY_CTX(find_shared(pid, fd, facts.stat.st_dev, facts.stat.st_ino, position), "fd {}", fd);
         if (id != 0) {
             entry->set_file_id(id);
+            TRY_CTX(m_locks.dump_fd_locks(pid, fd, id, facts.info, table), "file locks");
             continue;
         }
 
@@ -196,6 +197,7 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         else
             TRY_CTX(kind->dump(facts, *file, m_files), "fd {} ({})", fd, kind->name());
         entry->set_file_id(id);
+        TRY_CTX(m_locks.dump_fd_locks(pid, fd, id, facts.info, table), "file locks");
         auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
         known_files.insert(known_files.begin() + static_cast<std::ptrdiff_t>(position),
                            Known { pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });

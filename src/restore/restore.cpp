@@ -36,6 +36,7 @@
 #include "fds.pb.h"
 #include "check/cpu.h"
 #include "fds/fd_table.h"
+#include "fds/locks.h"
 #include "fds/file_kind.h"
 #include "fds/file_identity.h"
 #include "image/reader.h"
@@ -445,6 +446,8 @@ Result<void> finish_process(RestoreContext& context, ProcessImages& process, Mor
     auto& injector = *threads.front().injector;
     TRY_CTX(restore_pidfds(context, process, injector), "pidfds");
     ptrace::ScratchArea scratch(*morphed.memory, context.trampoline + kTrampolineCodeSize, kScratchSize);
+    // File locks once no more fds are closed (a close drops POSIX locks).
+    TRY_CTX(fds::restore_locks(process.fd_table, context.files, injector, scratch), "file locks");
     StateRestore state { .pid = morphed.pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
     for (auto& thread : threads) {
         StateRestore thread_state = state;
