@@ -21,6 +21,7 @@
 #include "core.pb.h"
 #include "check/cpu.h"
 #include "dump/collect_core.h"
+#include "dump/namespaces.h"
 #include "dump/ownership.h"
 #include "dump/freeze.h"
 #include "dump/tree.h"
@@ -251,8 +252,10 @@ Result<void> run_dump(const DumpOptions& options)
         context.tree.emplace(TRY(FrozenTree::freeze(options.pid)));
         return {};
     }));
-    for (auto& process : context.tree->processes())
+    for (auto& process : context.tree->processes()) {
         TRY(check_owned_by_caller(caller, process.pid()));
+        TRY(check_namespaces(process.pid()));   // only PID namespaces come back
+    }
     context.processes.resize(context.tree->processes().size());
     // Descriptors next: an unsupported one is the likeliest refusal, and
     // finding it costs nothing yet.

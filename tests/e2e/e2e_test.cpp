@@ -238,6 +238,13 @@ TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
     expect_dump_refused("socket", {}, {}, { "fd 10: IPv4 UDP socket (socket:[", "]) is not supported (if it is outside the tree on purpose, dump with --external socket:[" });
 }
 
+// Only PID namespaces are restored: a process in another UTS namespace
+// would come back with cryo's hostname.
+TEST(Errors, ProcessInAnotherNamespaceIsRefused)
+{
+    expect_dump_refused("namespaces", {}, {}, { "is in another UTS (hostname) namespace (uts:[", "only PID namespaces are restored" });
+}
+
 TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)
 {
     Session session;
