@@ -17,6 +17,7 @@
 
 #include "base/syscalls.h"
 #include "fds/file_kind.h"
+#include "fds/owner.h"
 #include "proc/task.h"
 
 namespace cryo::fds {
@@ -194,8 +195,10 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         // (a named peer can be connected to again).
         if (facts.declared_external && file->kind() != image::FILE_KIND_UNIX_SOCKET)
             file->set_external(facts.link);
-        else
+        else {
             TRY_CTX(kind->dump(facts, *file, m_files), "fd {} ({})", fd, kind->name());
+            TRY_CTX(dump_owner(facts.local_fd, *file), "fd {} ({})", fd, kind->name());
+        }
         entry->set_file_id(id);
         TRY_CTX(m_locks.dump_fd_locks(pid, fd, id, facts.info, table), "file locks");
         auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
