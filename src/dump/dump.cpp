@@ -256,6 +256,11 @@ Result<void> run_dump(const DumpOptions& options)
         TRY(check_owned_by_caller(caller, process.pid()));
         TRY(check_namespaces(process.pid()));   // only PID namespaces come back
     }
+    // Each restored process gets its own fd table, fs, handlers and memory.
+    std::vector<pid_t> pids;
+    for (auto& process : context.tree->processes())
+        pids.push_back(process.pid());
+    TRY(check_shared_with_parents(pids));
     context.processes.resize(context.tree->processes().size());
     // Descriptors next: an unsupported one is the likeliest refusal, and
     // finding it costs nothing yet.

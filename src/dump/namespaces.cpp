@@ -1,12 +1,19 @@
-// Refuses processes in namespaces cryo does not restore (see namespaces.h).
+// Refuses processes in namespaces cryo does not restore, or sharing
+// resources with their parent (see namespaces.h).
 #include "dump/namespaces.h"
 
+#include <linux/kcmp.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <array>
+#include <set>
 #include <string_view>
 
 #include <fmt/format.h>
+
+#include "proc/stat.h"
 
 namespace cryo::dump {
 
@@ -44,6 +51,46 @@ Result<void> check_namespaces(pid_t pid)
             return fail("pid {}: it is in another {} namespace ({}:[{}]) than cryo ({}:[{}]): only PID namespaces are "
                         "restored yet, the restore would put it in cryo's",
                         pid, kind.name, kind.file, target.st_ino, kind.file, own.st_ino);
+    }
+    return {};
+}
+
+namespace {
+
+Result<void> check_shared_with_parent(pid_t pid, pid_t parent)
+{
+    struct Shared {
+        int type;
+        std::string_view what;
+        std::string_view flag;
+    };
+    constexpr std::array<Shared, 4> kShared { {
+        { KCMP_VM, "its memory", "CLONE_VM (vfork)" },
+        { KCMP_FILES, "its file descriptor table", "CLONE_FILES" },
+        { KCMP_FS, "its working directory, root and umask", "CLONE_FS" },
+        { KCMP_SIGHAND, "its signal handlers", "CLONE_SIGHAND" },
+    } };
+    for (const auto& shared : kShared) {
+        long order = ::syscall(SYS_kcmp, pid, parent, shared.type, 0, 0);
+        if (order < 0)
+            return fail_errno(fmt::format("pid {}: kcmp with its parent {}", pid, parent));
+        if (order == 0)
+            return fail("pid {}: it shares {} with its parent {} (clone with {} but not CLONE_THREAD): not supported, the "
+                        "restore would give each its own copy",
+                        pid, shared.what, parent, shared.flag);
+    }
+    return {};
+}
+
+} // namespace
+
+Result<void> check_shared_with_parents(const std::vector<pid_t>& pids)
+{
+    std::set<pid_t> tree(pids.begin(), pids.end());
+    for (pid_t pid : pids) {
+        pid_t parent = TRY(proc::read_stat(pid)).ppid;
+        if (tree.contains(parent))
+            TRY(check_shared_with_parent(pid, parent));
     }
     return {};
 }

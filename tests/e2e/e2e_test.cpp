@@ -245,6 +245,13 @@ TEST(Errors, ProcessInAnotherNamespaceIsRefused)
     expect_dump_refused("namespaces", {}, {}, { "is in another UTS (hostname) namespace (uts:[", "only PID namespaces are restored" });
 }
 
+// A child that shares its parent's fd table (clone(CLONE_FILES), not a
+// thread) would get a table of its own.
+TEST(Errors, ChildSharingTheFdTableIsRefused)
+{
+    expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares its file descriptor table with its parent", "CLONE_FILES" });
+}
+
 TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)
 {
     Session session;
