@@ -7,6 +7,7 @@
 #include <linux/kcmp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -84,6 +85,10 @@ std::string describe_socket(int fd)
     return family + "socket";
 }
 
+// statfs() f_type of the mqueue file system (MQUEUE_MAGIC, missing from
+// older headers).
+constexpr long kMessageQueueMagic = 0x19800202;
+
 // A readable name for a descriptor no kind recognises, for the error.
 std::string describe_unsupported(const FdFacts& facts)
 {
@@ -100,6 +105,8 @@ std::string describe_unsupported(const FdFacts& facts)
     }
     if (link.starts_with("/memfd:"))
         return "memfd";
+    if (struct statfs filesystem {}; ::fstatfs(facts.local_fd, &filesystem) == 0 && filesystem.f_type == kMessageQueueMagic)
+        return "POSIX message queue (" + link + ")";
     if (link.ends_with(" (deleted)"))
         return "deleted file (" + link + ")";
     if (S_ISFIFO(facts.stat.st_mode))
@@ -177,8 +184,11 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
             continue;
         }
 
+        // A POSIX message queue looks like a (deleted) regular file.
+        struct statfs filesystem {};
+        bool message_queue = ::fstatfs(local.get(), &filesystem) == 0 && filesystem.f_type == kMessageQueueMagic;
         auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
-        const FileKind* kind = found == kinds().end() ? nullptr : *found;
+        const FileKind* kind = found == kinds().end() || message_queue ? nullptr : *found;
         if (!kind && !facts.declared_external)
             return fail("fd {}: {} is not supported (if it is outside the tree on purpose, dump with --external {} "
                         "and restore with --inherit-fd fd[N]:{})",

@@ -247,6 +247,11 @@ TEST(Errors, ProcessInAnotherNamespaceIsRefused)
 
 // A child that shares its parent's fd table (clone(CLONE_FILES), not a
 // thread) would get a table of its own.
+TEST(Errors, MessageQueueIsRefused)
+{
+    expect_dump_refused("namespaces", { "mqueue" }, {}, { "POSIX message queue (/cryo-victim-", "is not supported" });
+}
+
 TEST(Errors, ChildSharingTheFdTableIsRefused)
 {
     expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares its file descriptor table with its parent", "CLONE_FILES" });
