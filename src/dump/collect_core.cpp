@@ -359,6 +359,10 @@ Result<void> collect_identity(pid_t pid, image::ProcessCore& core)
     core.set_personality(static_cast<uint32_t>(std::stoul(personality, nullptr, 16)));
     core.set_cwd(TRY(read_link(fmt::format("/proc/{}/cwd", pid))));
     core.set_root(TRY(read_link(fmt::format("/proc/{}/root", pid))));
+    // Restore enters them by path: a deleted one would fail it after the dump.
+    for (const auto& [what, path] : { std::pair { "working", core.cwd() }, std::pair { "root", core.root() } })
+        if (path.ends_with(" (deleted)"))
+            return fail("its {} directory {} was deleted: not supported", what, path);
 
     cpu_set_t cpus;
     CPU_ZERO(&cpus);

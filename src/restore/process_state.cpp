@@ -320,6 +320,11 @@ Result<void> restore_process_state(const StateRestore& restore)
 {
     TRY_CTX(restore_sigactions(restore), "signal handlers");
     TRY(restore_process_settings(restore));
+    // The root directory now that no file is opened by path any more (the
+    // working directory, set by the restorer, stays where it is).
+    const auto& root = restore.core->root();
+    if (!root.empty() && root != "/")
+        TRY_CTX(restore.injector->call("chroot", SYS_chroot, TRY(restore.scratch->put_string(root))), "root {}", root);
     return {};
 }
 

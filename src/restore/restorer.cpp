@@ -243,8 +243,10 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     for (size_t child : creation_order(plan, process))
         TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized));
     TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, { &report_fd, &page_fd }), "files");
-    if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
-        return fail_errno(fmt::format("chroot {}", core.root()));
+    // The path was read from outside, relative to cryo's root. The root
+    // itself changes last, by an injected chroot() once memory is back
+    // (restore_process_state): mapped files are opened by their paths in
+    // cryo's root too.
     if (!core.cwd().empty() && ::chdir(core.cwd().c_str()) < 0)
         return fail_errno(fmt::format("chdir {}", core.cwd()));
     ::umask(core.umask());
