@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstring>
 #include <ranges>
@@ -55,6 +57,9 @@ Result<void> apply_limits(const image::ProcessCore& core)
         // Raising a hard limit needs CAP_SYS_RESOURCE, which cryo may lack:
         // keep the current hard limit then, and the soft one within it.
         if (wanted.rlim_max > current.rlim_max && ::setrlimit(resource, &wanted) < 0) {
+            spdlog::warn("pid {}: resource limit {}: hard limit {} lowered to cryo's own {} (raising it needs "
+                         "CAP_SYS_RESOURCE)",
+                         core.pid(), saved.resource(), wanted.rlim_max, current.rlim_max);
             wanted.rlim_max = current.rlim_max;
             wanted.rlim_cur = std::min(wanted.rlim_cur, wanted.rlim_max);
         }
