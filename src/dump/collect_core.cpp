@@ -155,6 +155,24 @@ Result<void> collect_seccomp_filters(pid_t tid, image::ThreadCore& core)
     return {};
 }
 
+// The scheduling policy and static priority, read from outside.
+// SCHED_DEADLINE's runtime, deadline and period would need sched_getattr and
+// a way to admit them again: refused.
+Result<void> collect_scheduling(pid_t tid, image::ThreadCore& core)
+{
+    int policy = ::sched_getscheduler(tid);
+    if (policy < 0)
+        return fail_errno(fmt::format("sched_getscheduler thread {}", tid));
+    if ((policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE)
+        return fail("thread {}: the SCHED_DEADLINE scheduling policy is not supported", tid);
+    struct sched_param param {};
+    if (::sched_getparam(tid, &param) < 0)
+        return fail_errno(fmt::format("sched_getparam thread {}", tid));
+    core.set_sched_policy(policy);
+    core.set_sched_priority(param.sched_priority);
+    return {};
+}
+
 Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& injector, image::ThreadCore& core)
 {
     pid_t tid = thread.tid();
@@ -194,6 +212,7 @@ Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& inje
         core.add_ns_tids(ns_tid);
     if (status.seccomp_mode == 2)
         TRY(collect_seccomp_filters(tid, core));
+    TRY(collect_scheduling(tid, core));
     return {};
 }
 
@@ -342,6 +361,10 @@ Result<void> collect_identity(pid_t pid, image::ProcessCore& core)
     core.set_personality(static_cast<uint32_t>(std::stoul(personality, nullptr, 16)));
     core.set_cwd(TRY(read_link(fmt::format("/proc/{}/cwd", pid))));
     core.set_root(TRY(read_link(fmt::format("/proc/{}/root", pid))));
+    // Restore enters them by path: a deleted one would fail it after the dump.
+    for (const auto& [what, path] : { std::pair { "working", core.cwd() }, std::pair { "root", core.root() } })
+        if (path.ends_with(" (deleted)"))
+            return fail("its {} directory {} was deleted: not supported", what, path);
 
     cpu_set_t cpus;
     CPU_ZERO(&cpus);

@@ -19,6 +19,7 @@
 #include "base/fault.h"
 #include "core.pb.h"
 #include "dump/collect_core.h"
+#include "dump/namespaces.h"
 #include "dump/ownership.h"
 #include "dump/freeze.h"
 #include "dump/incremental.h"
@@ -265,8 +266,15 @@ Result<void> run_dump(const DumpOptions& options)
         context.tree.emplace(TRY(FrozenTree::freeze(options.pid)));
         return {};
     }));
-    for (auto& process : context.tree->processes())
+    for (auto& process : context.tree->processes()) {
         TRY(check_owned_by_caller(caller, process.pid()));
+        TRY(check_namespaces(process.pid()));   // only PID namespaces come back
+    }
+    // Each restored process gets its own fd table, fs, handlers and memory.
+    std::vector<pid_t> pids;
+    for (auto& process : context.tree->processes())
+        pids.push_back(process.pid());
+    TRY(check_shared_with_parents(pids));
     context.processes.resize(context.tree->processes().size());
     // Write tracking: taken over from the parent's tracker, or armed now.
     if (context.incremental)

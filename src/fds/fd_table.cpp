@@ -7,6 +7,7 @@
 #include <linux/kcmp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 
 #include "base/syscalls.h"
 #include "fds/file_kind.h"
+#include "fds/owner.h"
 #include "proc/task.h"
 
 namespace cryo::fds {
@@ -83,6 +85,10 @@ std::string describe_socket(int fd)
     return family + "socket";
 }
 
+// statfs() f_type of the mqueue file system (MQUEUE_MAGIC, missing from
+// older headers).
+constexpr long kMessageQueueMagic = 0x19800202;
+
 // A readable name for a descriptor no kind recognises, for the error.
 std::string describe_unsupported(const FdFacts& facts)
 {
@@ -99,6 +105,8 @@ std::string describe_unsupported(const FdFacts& facts)
     }
     if (link.starts_with("/memfd:"))
         return "memfd";
+    if (struct statfs filesystem {}; ::fstatfs(facts.local_fd, &filesystem) == 0 && filesystem.f_type == kMessageQueueMagic)
+        return "POSIX message queue (" + link + ")";
     if (link.ends_with(" (deleted)"))
         return "deleted file (" + link + ")";
     if (S_ISFIFO(facts.stat.st_mode))
@@ -172,11 +180,15 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         uint32_t id = TRY_CTX(find_shared(pid, fd, facts.stat.st_dev, facts.stat.st_ino, position), "fd {}", fd);
         if (id != 0) {
             entry->set_file_id(id);
+            TRY_CTX(m_locks.dump_fd_locks(pid, fd, id, facts.info, table), "file locks");
             continue;
         }
 
+        // A POSIX message queue looks like a (deleted) regular file.
+        struct statfs filesystem {};
+        bool message_queue = ::fstatfs(local.get(), &filesystem) == 0 && filesystem.f_type == kMessageQueueMagic;
         auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
-        const FileKind* kind = found == kinds().end() ? nullptr : *found;
+        const FileKind* kind = found == kinds().end() || message_queue ? nullptr : *found;
         if (!kind && !facts.declared_external)
             return fail("fd {}: {} is not supported (if it is outside the tree on purpose, dump with --external {} "
                         "and restore with --inherit-fd fd[N]:{})",
@@ -193,9 +205,12 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         // (a named peer can be connected to again).
         if (facts.declared_external && file->kind() != image::FILE_KIND_UNIX_SOCKET)
             file->set_external(facts.link);
-        else
+        else {
             TRY_CTX(kind->dump(facts, *file, m_files), "fd {} ({})", fd, kind->name());
+            TRY_CTX(dump_owner(facts.local_fd, *file), "fd {} ({})", fd, kind->name());
+        }
         entry->set_file_id(id);
+        TRY_CTX(m_locks.dump_fd_locks(pid, fd, id, facts.info, table), "file locks");
         auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
         known_files.insert(known_files.begin() + static_cast<std::ptrdiff_t>(position),
                            Known { pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });

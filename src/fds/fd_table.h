@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "fds.pb.h"
+#include "fds/locks.h"
 
 namespace cryo::fds {
 
@@ -61,6 +62,7 @@ private:
     // calls (2 s).
     std::map<std::pair<dev_t, ino_t>, std::vector<Known>> m_known;
     image::FileTable m_files;
+    LockRegistry m_locks;   // file locks recorded so far (fds/locks.h)
 };
 
 // Restore side, in cryo before any process exists: opens every file of the

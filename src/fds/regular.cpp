@@ -61,7 +61,10 @@ const FileKind& regular_file_kind()
 int reopen_flags(uint32_t dumped_flags)
 {
     int flags = static_cast<int>(dumped_flags);
-    flags &= ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+    // O_ASYNC given to open() shows in F_GETFL but signal-driven I/O then
+    // never starts, not even after F_SETFL turns it off and on again: it is
+    // left out here and set by the process itself (fds/owner.h).
+    flags &= ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_ASYNC);
     return flags | O_CLOEXEC;
 }
 

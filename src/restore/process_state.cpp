@@ -74,6 +74,14 @@ Result<void> restore_thread_state(const StateRestore& restore, const image::Thre
                       thread.robust_list_length() ? thread.robust_list_length() : 24));
     TRY(injector.call("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, TRY(scratch.put_string(thread.comm()))));
     TRY(injector.call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, static_cast<uint64_t>(thread.pdeath_signal())));
+    // Another policy than SCHED_OTHER (SCHED_BATCH, SCHED_IDLE, real-time),
+    // with its priority and SCHED_RESET_ON_FORK.
+    if (thread.sched_policy() != SCHED_OTHER) {
+        struct sched_param param {};
+        param.sched_priority = thread.sched_priority();
+        TRY(injector.call("sched_setscheduler", SYS_sched_setscheduler, 0, static_cast<uint64_t>(thread.sched_policy()),
+                          TRY(scratch.put_value(param))));
+    }
     if (thread.has_rseq())
         TRY(injector.call("rseq register", __NR_rseq, thread.rseq().address(), thread.rseq().size(), 0,
                           thread.rseq().signature()));
@@ -312,6 +320,11 @@ Result<void> restore_process_state(const StateRestore& restore)
 {
     TRY_CTX(restore_sigactions(restore), "signal handlers");
     TRY(restore_process_settings(restore));
+    // The root directory now that no file is opened by path any more (the
+    // working directory, set by the restorer, stays where it is).
+    const auto& root = restore.core->root();
+    if (!root.empty() && root != "/")
+        TRY_CTX(restore.injector->call("chroot", SYS_chroot, TRY(restore.scratch->put_string(root))), "root {}", root);
     return {};
 }
 

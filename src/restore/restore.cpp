@@ -36,6 +36,8 @@
 #include "fds.pb.h"
 #include "check/cpu.h"
 #include "fds/fd_table.h"
+#include "fds/locks.h"
+#include "fds/owner.h"
 #include "fds/file_kind.h"
 #include "fds/file_identity.h"
 #include "image/chain.h"
@@ -108,6 +110,7 @@ struct RestoreContext {
     image::ProcessTree tree;
     image::FileTable files;
     std::map<uint32_t, UniqueFd> opened_files;
+    std::set<uint32_t> async_files;   // O_ASYNC switched on again (fds/owner.h)
     std::vector<ProcessImages> processes;   // parents before children
     std::deque<image::ProcessEntry> helpers;   // made up for groups whose leader is gone
     std::map<pid_t, std::vector<pid_t>> helpers_by_parent;
@@ -465,6 +468,10 @@ Result<void> finish_process(RestoreContext& context, ProcessImages& process, Mor
     auto& injector = *threads.front().injector;
     TRY_CTX(restore_pidfds(context, process, injector), "pidfds");
     ptrace::ScratchArea scratch(*morphed.memory, context.trampoline + kTrampolineCodeSize, kScratchSize);
+    // O_ASYNC by the process itself, so signals name its fd (si_fd).
+    TRY_CTX(fds::restore_async(process.fd_table, context.files, context.async_files, injector), "O_ASYNC");
+    // File locks once no more fds are closed (a close drops POSIX locks).
+    TRY_CTX(fds::restore_locks(process.fd_table, context.files, injector, scratch), "file locks");
     StateRestore state { .pid = morphed.pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
     for (auto& thread : threads) {
         StateRestore thread_state = state;
@@ -660,6 +667,8 @@ Result<int> run_restore(const RestoreOptions& options)
         return {};
     }));
     TRY(timed(stats, "pidfds, credentials, seccomp", [&]() -> Result<void> {
+        // Owners of open files (F_SETOWN_EX) are processes of the tree: all exist now.
+        TRY_CTX(fds::restore_owners(context.files, context.opened_files), "file owners");
         // context.morphed holds the live processes in the same order.
         auto morphed = context.morphed.begin();
         for (auto& process : context.processes)

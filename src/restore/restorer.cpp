@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstring>
 #include <ranges>
@@ -57,6 +59,9 @@ Result<void> apply_limits(const image::ProcessCore& core)
         // Raising a hard limit needs CAP_SYS_RESOURCE, which cryo may lack:
         // keep the current hard limit then, and the soft one within it.
         if (wanted.rlim_max > current.rlim_max && ::setrlimit(resource, &wanted) < 0) {
+            spdlog::warn("pid {}: resource limit {}: hard limit {} lowered to cryo's own {} (raising it needs "
+                         "CAP_SYS_RESOURCE)",
+                         core.pid(), saved.resource(), wanted.rlim_max, current.rlim_max);
             wanted.rlim_max = current.rlim_max;
             wanted.rlim_cur = std::min(wanted.rlim_cur, wanted.rlim_max);
         }
@@ -251,8 +256,10 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
         if (fd >= 0)
             keep.push_back(&fd);
     TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, std::move(keep)), "files");
-    if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
-        return fail_errno(fmt::format("chroot {}", core.root()));
+    // The path was read from outside, relative to cryo's root. The root
+    // itself changes last, by an injected chroot() once memory is back
+    // (restore_process_state): mapped files are opened by their paths in
+    // cryo's root too.
     if (!core.cwd().empty() && ::chdir(core.cwd().c_str()) < 0)
         return fail_errno(fmt::format("chdir {}", core.cwd()));
     ::umask(core.umask());

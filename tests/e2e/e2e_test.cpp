@@ -46,7 +46,7 @@ const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
     { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
-    { "fds_timers" }, { "fds_pidfd" },
+    { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "fds_owner" }, { "chroot" }, { "futex" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
@@ -93,7 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenario
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
                          testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" }, Scenario { "timers" },
                                          Scenario { "tree" }, Scenario { "pidns", { "nested" }, true },
-                                         Scenario { "fds_pidfd" }),
+                                         Scenario { "fds_pidfd" }, Scenario { "file_locks" }, Scenario { "chroot" }, Scenario { "futex" }),
                          scenario_name);
 
 namespace {
@@ -236,6 +236,25 @@ TEST(Errors, RestoreWhilePidIsTakenNamesItAndLeavesTheOriginal)
 TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
 {
     expect_dump_refused("socket", {}, {}, { "fd 10: IPv4 UDP socket (socket:[", "]) is not supported (if it is outside the tree on purpose, dump with --external socket:[" });
+}
+
+// Only PID namespaces are restored: a process in another UTS namespace
+// would come back with cryo's hostname.
+TEST(Errors, ProcessInAnotherNamespaceIsRefused)
+{
+    expect_dump_refused("namespaces", {}, {}, { "is in another UTS (hostname) namespace (uts:[", "only PID namespaces are restored" });
+}
+
+// A child that shares its parent's fd table (clone(CLONE_FILES), not a
+// thread) would get a table of its own.
+TEST(Errors, MessageQueueIsRefused)
+{
+    expect_dump_refused("namespaces", { "mqueue" }, {}, { "POSIX message queue (/cryo-victim-", "is not supported" });
+}
+
+TEST(Errors, ChildSharingTheFdTableIsRefused)
+{
+    expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares its file descriptor table with its parent", "CLONE_FILES" });
 }
 
 TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)
