@@ -7,7 +7,7 @@
 #include <sys/uio.h>
 
 #include "base/syscalls.h"
-#include "mem/copy_buffer.h"
+#include "mem/page_writer.h"
 #include "mem/vmas.h"
 
 namespace cryo::mem {
@@ -15,7 +15,8 @@ namespace cryo::mem {
 namespace {
 
 constexpr size_t kScanBatch = 1024;            // regions per PAGEMAP_SCAN call
-constexpr size_t kCopyBuffer = 16ull << 20;    // bytes per write to the page file
+constexpr size_t kCopyBuffer = 8ull << 20;     // bytes per write to the page file
+constexpr size_t kCopyBuffers = 3;              // one filling, one writing, one ready
 
 // Memory is read through /proc/PID/mem, not process_vm_readv(): the latter
 // pins the pages (FOLL_PIN), and pinning a page shared copy-on-write with
@@ -68,20 +69,17 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
 {
     auto pagemap = TRY(open_file(fmt::format("/proc/{}/pagemap", pid), O_RDONLY | O_CLOEXEC));
     auto memory = TRY(open_file(fmt::format("/proc/{}/mem", pid), O_RDONLY | O_CLOEXEC));
-    auto buffer = TRY(CopyBuffer::create(kCopyBuffer));
-    size_t filled = 0;
     // Page data is written once and not read back by the dump: bypass the
     // page cache where the filesystem allows it (every write is whole,
     // aligned pages from a page-aligned buffer).
     if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0)
         (void)::fcntl(pages.fd(), F_SETFL, flags | O_DIRECT);
-
-    auto flush = [&]() -> Result<void> {
-        if (filled > 0)
-            TRY(pages.write(std::span(buffer.data(), filled)));
-        filled = 0;
-        return {};
-    };
+    // Reading the memory (this thread) and writing the file (the writer's)
+    // overlap.
+    auto writer = TRY(PageFileWriter::start(pages, kCopyBuffer, kCopyBuffers));
+    uint64_t offset = pages.size();   // of the next byte handed to the writer
+    std::span<std::byte> buffer = TRY(writer->take());
+    size_t filled = 0;
 
     for (auto& vma : vmas) {
         if (!stores_pages(vma))
@@ -92,21 +90,25 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
             auto* run = map.add_runs();
             run->set_address(range.start);
             run->set_page_count((range.end - range.start) / kPageSize);
-            run->set_file_offset(pages.size() + filled);
+            run->set_file_offset(offset + filled);
             for (uint64_t address = range.start; address < range.end;) {
                 size_t chunk = std::min<uint64_t>(range.end - address, buffer.size() - filled);
-                TRY(copy_memory(pid, memory.get(), address, std::span(buffer.data() + filled, chunk)));
+                TRY(copy_memory(pid, memory.get(), address, buffer.subspan(filled, chunk)));
                 filled += chunk;
                 address += chunk;
-                if (filled == buffer.size())
-                    TRY(flush());
+                if (filled == buffer.size()) {
+                    writer->submit(filled);
+                    offset += filled;
+                    filled = 0;
+                    buffer = TRY(writer->take());
+                }
             }
             stored += range.end - range.start;
         }
         vma.set_stored_bytes(stored);
     }
-    TRY(flush());
-    return {};
+    writer->submit(filled);
+    return writer->finish();
 }
 
 } // namespace cryo::mem
