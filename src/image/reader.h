@@ -7,6 +7,7 @@
 // only read files the manifest lists. Every error names the file.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -24,8 +25,9 @@ class ImageReader {
 public:
     static Result<ImageReader> open(const std::string& directory);
 
-    // Checks size and checksum of every file the manifest lists.
-    Result<void> verify() const;
+    // Checks size and checksum of every file the manifest lists (of those
+    // `include` accepts, when given).
+    Result<void> verify(const std::function<bool(const std::string&)>& include = {}) const;
 
     Result<void> read_message(const std::string& name, ImageKind kind,
                               google::protobuf::Message& message) const;
@@ -41,6 +43,8 @@ public:
     Result<UniqueFd> open_raw(const std::string& name) const;
     bool has_file(const std::string& name) const { return m_files.contains(name); }
     uint64_t file_size(const std::string& name) const;
+    // The manifest's record of a file; null when it is not listed.
+    const ManifestFile* listed(const std::string& name) const;
 
     const Manifest& manifest() const { return m_manifest; }
     const std::string& directory() const { return m_directory; }

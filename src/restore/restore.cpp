@@ -112,14 +112,19 @@ struct RestoreContext {
     mem::UnlinkedFileWindows unlinked_files;   // mapped memfds, deleted and secret files
     std::optional<NewTree> created;
     std::deque<MorphedProcess> morphed;     // stable addresses
+    mem::Prefill prefill;                   // memory loaded while verifying page files
     mem::MemoryRestoreStats memory_stats;
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
 };
 
+bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
+
+// Metadata files only: the page files are verified as they are loaded
+// (load_pages), once the page maps say where their bytes go.
 Result<void> open_and_verify(RestoreContext& context)
 {
     context.reader.emplace(TRY(image::ImageReader::open(context.options.directory)));
-    TRY(context.reader->verify());
+    TRY(context.reader->verify([](const std::string& name) { return !is_page_file(name); }));
     // Checkpoints older than the CPU record have none to compare.
     if (context.options.check_cpu && context.reader->manifest().has_cpu())
         TRY(check::compare_cpu_features(context.reader->manifest().cpu(), check::current_cpu_features()));
@@ -185,6 +190,46 @@ Result<void> read_images(RestoreContext& context)
     }
     TRY(fds::check_pidfd_targets(context.files, tables, context.tree));
     return {};
+}
+
+// Private anonymous VMAs whose pages cryo can load before the tree exists
+// (mem/prefill.h): not stacks, not shared copy-on-write with the parent or
+// with a child (mem/cow.h puts those in place).
+std::set<std::pair<pid_t, uint64_t>> shared_with_children(const RestoreContext& context)
+{
+    std::set<std::pair<pid_t, uint64_t>> shared;   // parent pid, VMA start
+    for (const auto& process : context.processes)
+        for (const auto& vma : process.memory.vmas())
+            if (vma.shares_with_parent())
+                shared.insert({ process.entry.ppid(), vma.start() });
+    return shared;
+}
+
+// Verifies every page file, loading the memory it can on the way.
+Result<void> load_pages(RestoreContext& context)
+{
+    const auto& reader = *context.reader;
+    auto shared = shared_with_children(context);
+    std::set<std::string> verified;
+    for (size_t index = 0; index < context.processes.size(); ++index) {
+        const auto& process = context.processes[index];
+        if (!process.alive())
+            continue;
+        const std::string& name = process.page_map.page_file();
+        const image::ManifestFile* record = reader.listed(name);
+        if (!record)
+            return fail("{}/{}: not listed in the manifest", reader.directory(), name);
+        mem::Prefill::PageFile file { process.page_file.get(), fmt::format("{}/{}", reader.directory(), name),
+                                      record->size(), record->xxh3() };
+        pid_t pid = process.entry.pid();
+        TRY(context.prefill.load(index, file, process.memory, process.page_map, [&](const image::Vma& vma) {
+            return vma.kind() == image::VMA_KIND_ANONYMOUS && vma.stored_bytes() > 0 && !vma.grows_down()
+                && !vma.shares_with_parent() && !shared.contains({ pid, vma.start() });
+        }));
+        verified.insert(name);
+    }
+    // A page file no process reads is verified all the same.
+    return reader.verify([&](const std::string& name) { return is_page_file(name) && !verified.contains(name); });
 }
 
 // Maps, in cryo, every shared anonymous memory object of the tree at an
@@ -290,7 +335,14 @@ Result<void> plan_and_create(RestoreContext& context)
     plan.files = &context.files;
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();
+    plan.prefilled = context.prefill.vmas();
     context.created.emplace(TRY(NewTree::create(plan)));
+    // Every process has its loaded memory now: cryo's side goes, so that
+    // the first write of the restored program finds the page its own.
+    for (const auto& vma : context.prefill.vmas())
+        context.created->member(context.processes[vma.process].entry.pid()).materialized.push_back(vma.start);
+    context.memory_stats.bytes += context.prefill.bytes();
+    context.prefill.unmap();
     // The groups exist and every member joined: the helpers can go.
     context.created->kill_helpers(plan);
     return {};
@@ -604,6 +656,8 @@ Result<int> run_restore(const RestoreOptions& options)
     // Refuse a damaged checkpoint before anything is created.
     TRY(timed(stats, "verify", [&] { return open_and_verify(context); }));
     TRY(timed(stats, "read images", [&] { return read_images(context); }));
+    // The page files are verified as they are read into memory.
+    TRY(timed(stats, "verify and load pages", [&] { return load_pages(context); }));
     // Files next: a missing file is a clear error while nothing exists yet.
     // Files the processes map must be the ones they mapped.
     TRY(timed(stats, "open files", [&]() -> Result<void> {

@@ -164,6 +164,35 @@ std::vector<size_t> creation_order(const TreePlan& plan, const ProcessPlan& proc
 Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
                              const std::vector<uint64_t>& parent_materialized);
 
+bool in_subtree(const TreePlan& plan, size_t process, size_t root)
+{
+    for (int at = static_cast<int>(process); at >= 0; at = plan.processes[static_cast<size_t>(at)].parent)
+        if (static_cast<size_t>(at) == root)
+            return true;
+    return false;
+}
+
+// The memory cryo loaded (TreePlan::prefilled), as a new process inherits
+// it from its parent: the ranges of the parent's subtree, each still mapped
+// exactly as loaded (a restorer maps nothing over them while they are
+// there). Unmaps those of the parent itself and of the other branches.
+void unmap_prefilled_of_others(const TreePlan& plan, size_t index)
+{
+    int parent = plan.processes[index].parent;
+    for (const auto& vma : plan.prefilled)
+        if ((parent < 0 || in_subtree(plan, vma.process, static_cast<size_t>(parent)))
+            && !in_subtree(plan, vma.process, index))
+            ::munmap(reinterpret_cast<void*>(vma.start), vma.end - vma.start);
+}
+
+// Once its children exist: unmaps what it held for them.
+void unmap_prefilled_of_descendants(const TreePlan& plan, size_t index)
+{
+    for (const auto& vma : plan.prefilled)
+        if (vma.process != index && in_subtree(plan, vma.process, index))
+            ::munmap(reinterpret_cast<void*>(vma.start), vma.end - vma.start);
+}
+
 Result<void> read_runs(int page_fd, const image::PageMap& map, uint64_t start, uint64_t end, bool skip_same_as_parent)
 {
     for (const auto& run : map.runs()) {
@@ -242,6 +271,7 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     materialized = materialize_shared_memory(plan, index, parent_materialized);
     for (size_t child : creation_order(plan, process))
         TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized));
+    unmap_prefilled_of_descendants(plan, index);
     TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, { &report_fd, &page_fd }), "files");
     if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
         return fail_errno(fmt::format("chroot {}", core.root()));
@@ -258,6 +288,7 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
                                const std::vector<uint64_t>& parent_materialized)
 {
     const auto& process = plan.processes[index];
+    unmap_prefilled_of_others(plan, index);
     SetupReport report;
     report.pid = process.entry->pid();
     int page_fd = process.page_fd;

@@ -27,6 +27,7 @@
 #include "base/fd.h"
 #include "core.pb.h"
 #include "fds.pb.h"
+#include "mem/prefill.h"
 #include "ptrace/tracee.h"
 #include "mm.pb.h"
 #include "tree.pb.h"
@@ -63,6 +64,10 @@ struct TreePlan {
     const image::FileTable* files { nullptr };
     std::map<uint32_t, int> opened_files;           // file id -> descriptor in cryo
     uint64_t trampoline { 0 };
+    // Memory cryo loaded at its final address (mem/prefill.h): each process
+    // inherits its parent's by clone, unmaps at once what is not its own or
+    // its descendants', and after creating its children what is not its own.
+    std::vector<mem::PrefilledVma> prefilled;
 };
 
 // The created tree, every live process traced by cryo and stopped. Until

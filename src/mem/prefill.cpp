@@ -1,0 +1,132 @@
+// Loading page files into cryo's memory while verifying them; see prefill.h.
+#include "mem/prefill.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "base/fd.h"
+#include "mem/copy_buffer.h"
+
+namespace cryo::mem {
+
+namespace {
+
+#ifndef MADV_POPULATE_WRITE
+constexpr int MADV_POPULATE_WRITE = 23;
+#endif
+
+// Read and hashed in pieces of this size: large enough for few calls, small
+// enough to be hashed while still in the cache.
+constexpr uint64_t kPiece = 4ull << 20;
+constexpr uint64_t kPageSize = 4096;
+
+struct Hasher {
+    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state { XXH3_createState(), &XXH3_freeState };
+    Hasher() { XXH3_64bits_reset(state.get()); }
+    void add(const std::byte* data, size_t size) { XXH3_64bits_update(state.get(), data, size); }
+    uint64_t digest() const { return XXH3_64bits_digest(state.get()); }
+};
+
+// Hashes bytes [from, to) of the file through `buffer`.
+Result<void> hash_through(const Prefill::PageFile& file, uint64_t from, uint64_t to, CopyBuffer& buffer, Hasher& hasher)
+{
+    for (uint64_t offset = from; offset < to;) {
+        size_t chunk = static_cast<size_t>(std::min<uint64_t>(buffer.size(), to - offset));
+        TRY(pread_exact(file.fd, std::span(buffer.data(), chunk), offset, file.path));
+        hasher.add(buffer.data(), chunk);
+        offset += chunk;
+    }
+    return {};
+}
+
+// Reads a run into its place in cryo's memory, piece by piece: populate,
+// read, hash.
+Result<void> load_run(const Prefill::PageFile& file, const image::PageRun& run, Hasher& hasher)
+{
+    uint64_t length = run.page_count() * kPageSize;
+    for (uint64_t done = 0; done < length;) {
+        uint64_t chunk = std::min(kPiece, length - done);
+        auto* target = reinterpret_cast<std::byte*>(run.address() + done);
+        // Best effort: without it (before Linux 5.14) the read faults the
+        // pages in itself.
+        (void)::madvise(target, chunk, MADV_POPULATE_WRITE);
+        TRY(pread_exact(file.fd, std::span(target, chunk), run.file_offset() + done, file.path));
+        hasher.add(target, chunk);
+        done += chunk;
+    }
+    return {};
+}
+
+} // namespace
+
+void Prefill::unmap()
+{
+    for (const auto& vma : m_vmas)
+        ::munmap(reinterpret_cast<void*>(vma.start), vma.end - vma.start);
+    m_vmas.clear();
+}
+
+Result<void> Prefill::load_candidates(size_t process, const PageFile& file, const std::vector<const image::Vma*>& candidates,
+                                      const image::PageMap& map)
+{
+    (void)::posix_fadvise(file.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    std::vector<const image::PageRun*> runs;
+    for (const auto& run : map.runs())
+        runs.push_back(&run);
+    std::ranges::sort(runs, {}, &image::PageRun::file_offset);
+    bool overlapping = false;
+    for (size_t i = 1; i < runs.size(); ++i)
+        overlapping = overlapping
+            || runs[i - 1]->file_offset() + runs[i - 1]->page_count() * kPageSize > runs[i]->file_offset();
+
+    // Cryo's own copies of the candidates whose range is free here.
+    size_t first = m_vmas.size();
+    for (const image::Vma* vma : overlapping ? std::vector<const image::Vma*> {} : candidates) {
+        void* address = reinterpret_cast<void*>(vma->start());
+        size_t length = vma->end() - vma->start();
+        int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | (vma->no_reserve() ? MAP_NORESERVE : 0);
+        void* mapped = ::mmap(address, length, PROT_READ | PROT_WRITE, flags, -1, 0);
+        if (mapped == MAP_FAILED)
+            continue;
+        if (mapped != address) {   // a kernel without MAP_FIXED_NOREPLACE
+            ::munmap(mapped, length);
+            continue;
+        }
+        m_vmas.push_back({ process, vma->start(), vma->end() });
+        // Huge pages are chosen at the first touch: the advice comes first.
+        if (vma->hugepage())
+            (void)::madvise(address, length, MADV_HUGEPAGE);
+    }
+    // Sorted by start (the image lists VMAs in address order, but a hostile
+    // one need not), for a binary search per run.
+    std::vector<PrefilledVma> mine(m_vmas.begin() + static_cast<std::ptrdiff_t>(first), m_vmas.end());
+    std::ranges::sort(mine, {}, &PrefilledVma::start);
+    auto loaded = [&](const image::PageRun& run) {
+        auto after = std::ranges::upper_bound(mine, run.address(), {}, &PrefilledVma::start);
+        return after != mine.begin() && run.address() < std::prev(after)->end;
+    };
+
+    // One pass over the file in order: runs of loaded VMAs land in place,
+    // everything else only goes through the hash.
+    auto buffer = TRY(CopyBuffer::create(kPiece));
+    Hasher hasher;
+    uint64_t position = 0;
+    for (const image::PageRun* run : runs) {
+        if (!loaded(*run))
+            continue;
+        TRY(hash_through(file, position, run->file_offset(), buffer, hasher));
+        TRY(load_run(file, *run, hasher));
+        m_bytes += run->page_count() * kPageSize;
+        position = run->file_offset() + run->page_count() * kPageSize;
+    }
+    TRY(hash_through(file, position, file.size, buffer, hasher));
+    if (hasher.digest() != file.xxh3)
+        return fail("{}: checksum mismatch (corrupted)", file.path);
+    return {};
+}
+
+} // namespace cryo::mem
