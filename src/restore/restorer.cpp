@@ -24,6 +24,7 @@
 #include "fds/pty.h"
 #include "proc/stat.h"
 #include "proc/status.h"
+#include "ptrace/injector.h"
 
 namespace cryo::restore {
 
@@ -42,7 +43,6 @@ struct SetupReport {
 };
 static_assert(sizeof(SetupReport) < PIPE_BUF);
 
-constexpr unsigned char kTrampolineCode[] = { 0x0f, 0x05, 0xcc };  // syscall; int3
 
 Result<void> apply_limits(const image::ProcessCore& core)
 {
@@ -72,7 +72,8 @@ Result<void> map_trampoline(uint64_t address)
         return fail_errno(fmt::format("mmap trampoline at {:#x}", address));
     if (mapped != reinterpret_cast<void*>(address))
         return fail("mmap trampoline: got {} instead of {:#x}", mapped, address);
-    std::memcpy(mapped, kTrampolineCode, sizeof(kTrampolineCode));
+    auto code = ptrace::trampoline_code();
+    std::memcpy(mapped, code.data(), code.size());
     if (::mprotect(mapped, kTrampolineCodeSize, PROT_READ | PROT_EXEC) < 0)
         return fail_errno("mprotect trampoline");
     return {};
