@@ -1,9 +1,9 @@
 // Writing a checkpoint directory.
 //
 // Files are created 0600 (they hold process memory and may hold secrets) and
-// hashed while they are written. commit() writes the manifest under a
-// temporary name, makes everything durable with one syncfs() of the image
-// directory's filesystem, then renames the manifest into place and fsyncs the
+// hashed while they are written; their writeback starts as each is
+// finished. commit() fdatasyncs them all in one pass, writes the manifest
+// under a temporary name (fdatasync), renames it into place and fsyncs the
 // directory: once it is there, every file it lists is on disk, and a
 // directory without a manifest is never mistaken for a checkpoint. A writer
 // dropped without commit() removes every file it created, so a failed dump
