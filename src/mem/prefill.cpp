@@ -6,7 +6,11 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "base/fd.h"
 #include "mem/copy_buffer.h"
@@ -24,28 +28,96 @@ constexpr int MADV_POPULATE_WRITE = 23;
 constexpr uint64_t kPiece = 4ull << 20;
 constexpr uint64_t kPageSize = 4096;
 
-struct Hasher {
-    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state { XXH3_createState(), &XXH3_freeState };
-    Hasher() { XXH3_64bits_reset(state.get()); }
-    void add(const std::byte* data, size_t size) { XXH3_64bits_update(state.get(), data, size); }
-    uint64_t digest() const { return XXH3_64bits_digest(state.get()); }
+// XXH3 of the page file, on a second thread: pieces already in place are
+// hashed while the next ones are read (add_later); bytes in a reused buffer
+// are hashed at once, in order, once the queue is done (add_now).
+class BackgroundHasher {
+public:
+    BackgroundHasher() : m_thread([this] { run(); }) { }
+    ~BackgroundHasher()
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stopping = true;
+        }
+        m_changed.notify_all();
+        m_thread.join();
+    }
+    void add_later(const std::byte* data, size_t size)
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            m_queue.emplace_back(data, size);
+        }
+        m_changed.notify_all();
+    }
+    void add_now(const std::byte* data, size_t size)
+    {
+        wait_idle();
+        XXH3_64bits_update(m_state.get(), data, size);
+    }
+    uint64_t digest()
+    {
+        wait_idle();
+        return XXH3_64bits_digest(m_state.get());
+    }
+
+private:
+    void wait_idle()
+    {
+        std::unique_lock lock(m_mutex);
+        m_changed.wait(lock, [&] { return m_queue.empty() && !m_busy; });
+    }
+    void run()
+    {
+        std::unique_lock lock(m_mutex);
+        for (;;) {
+            m_changed.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
+            if (m_queue.empty())
+                return;
+            auto [data, size] = m_queue.front();
+            m_queue.pop_front();
+            m_busy = true;
+            lock.unlock();
+            XXH3_64bits_update(m_state.get(), data, size);
+            lock.lock();
+            m_busy = false;
+            m_changed.notify_all();
+        }
+    }
+
+    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> m_state { make_state() };
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<std::pair<const std::byte*, size_t>> m_queue;
+    bool m_busy { false };
+    bool m_stopping { false };
+    std::thread m_thread;   // last: started once the rest exists
+
+    static std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> make_state()
+    {
+        std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
+        XXH3_64bits_reset(state.get());
+        return state;
+    }
 };
 
 // Hashes bytes [from, to) of the file through `buffer`.
-Result<void> hash_through(const Prefill::PageFile& file, uint64_t from, uint64_t to, CopyBuffer& buffer, Hasher& hasher)
+Result<void> hash_through(const Prefill::PageFile& file, uint64_t from, uint64_t to, CopyBuffer& buffer,
+                          BackgroundHasher& hasher)
 {
     for (uint64_t offset = from; offset < to;) {
         size_t chunk = static_cast<size_t>(std::min<uint64_t>(buffer.size(), to - offset));
         TRY(pread_exact(file.fd, std::span(buffer.data(), chunk), offset, file.path));
-        hasher.add(buffer.data(), chunk);
+        hasher.add_now(buffer.data(), chunk);
         offset += chunk;
     }
     return {};
 }
 
 // Reads a run into its place in cryo's memory, piece by piece: populate,
-// read, hash.
-Result<void> load_run(const Prefill::PageFile& file, const image::PageRun& run, Hasher& hasher)
+// read, hand to the hasher.
+Result<void> load_run(const Prefill::PageFile& file, const image::PageRun& run, BackgroundHasher& hasher)
 {
     uint64_t length = run.page_count() * kPageSize;
     for (uint64_t done = 0; done < length;) {
@@ -55,7 +127,7 @@ Result<void> load_run(const Prefill::PageFile& file, const image::PageRun& run, 
         // pages in itself.
         (void)::madvise(target, chunk, MADV_POPULATE_WRITE);
         TRY(pread_exact(file.fd, std::span(target, chunk), run.file_offset() + done, file.path));
-        hasher.add(target, chunk);
+        hasher.add_later(target, chunk);
         done += chunk;
     }
     return {};
@@ -113,7 +185,7 @@ Result<void> Prefill::load_candidates(size_t process, const PageFile& file, cons
     // One pass over the file in order: runs of loaded VMAs land in place,
     // everything else only goes through the hash.
     auto buffer = TRY(CopyBuffer::create(kPiece));
-    Hasher hasher;
+    BackgroundHasher hasher;
     uint64_t position = 0;
     for (const image::PageRun* run : runs) {
         if (!loaded(*run))
