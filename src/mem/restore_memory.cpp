@@ -179,19 +179,22 @@ Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std
         return {};
 
     uint64_t base = std::ranges::min(current | std::views::values, {}, &Range::start).start;
-    auto move = [&](uint64_t from, uint64_t size, uint64_t to) -> Result<void> {
-        if (from == to)
-            return {};
-        uint64_t result = TRY(restore.injector->call("mremap vdso/vvar", SYS_mremap, from, size, size,
-                                                     MREMAP_MAYMOVE | MREMAP_FIXED, to));
-        if (result != to)
-            return fail("mremap moved vdso/vvar to {:#x} instead of {:#x}", result, to);
-        return {};
+    // Both rounds in one batch: the calls run in order.
+    std::vector<QueuedCall> moves;
+    auto move = [&](uint64_t from, uint64_t size, uint64_t to) {
+        if (from != to)
+            moves.push_back({ .call = { SYS_mremap, { from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to, 0 },
+                                        "mremap vdso/vvar" } });
     };
     for (const auto& [kind, range] : current)
-        TRY(move(range.start, range.end - range.start, restore.temporary_slot + (range.start - base)));
+        move(range.start, range.end - range.start, restore.temporary_slot + (range.start - base));
     for (const auto& [kind, range] : current)
-        TRY(move(restore.temporary_slot + (range.start - base), range.end - range.start, wanted.at(kind).start));
+        move(restore.temporary_slot + (range.start - base), range.end - range.start, wanted.at(kind).start);
+    auto results = TRY(run_queued(restore, moves));
+    for (size_t i = 0; i < moves.size(); ++i)
+        if (static_cast<uint64_t>(results[i]) != moves[i].call.args[4])
+            return fail("mremap moved vdso/vvar to {:#x} instead of {:#x}", static_cast<uint64_t>(results[i]),
+                        moves[i].call.args[4]);
     return {};
 }
 
