@@ -186,6 +186,18 @@ void unmap_prefilled_of_others(const TreePlan& plan, size_t index)
             ::munmap(reinterpret_cast<void*>(vma.start), vma.end - vma.start);
 }
 
+// Before cloning `child`: of the loaded memory this process holds (its own
+// and its descendants'), only `child`'s branch is inherited, so that the
+// clone copies no page tables the child would unmap at once (with a
+// hundred children, each would otherwise copy those of all of them).
+void inherit_prefilled_only_by(const TreePlan& plan, size_t index, size_t child)
+{
+    for (const auto& vma : plan.prefilled)
+        if (in_subtree(plan, vma.process, index))
+            ::madvise(reinterpret_cast<void*>(vma.start), vma.end - vma.start,
+                      in_subtree(plan, vma.process, child) ? MADV_DOFORK : MADV_DONTFORK);
+}
+
 // Once its children exist: unmaps what it held for them.
 void unmap_prefilled_of_descendants(const TreePlan& plan, size_t index)
 {
@@ -270,9 +282,12 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     const auto& process = plan.processes[index];
     const auto& core = *process.core;
     materialized = materialize_shared_memory(plan, index, parent_materialized);
-    for (size_t child : creation_order(plan, process))
+    for (size_t child : creation_order(plan, process)) {
+        inherit_prefilled_only_by(plan, index, child);
         TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized));
+    }
     unmap_prefilled_of_descendants(plan, index);
+    inherit_prefilled_only_by(plan, index, index);   // its own: forkable again, as mapped
     TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, { &report_fd, &page_fd }), "files");
     if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
         return fail_errno(fmt::format("chroot {}", core.root()));

@@ -65,8 +65,9 @@ struct TreePlan {
     std::map<uint32_t, int> opened_files;           // file id -> descriptor in cryo
     uint64_t trampoline { 0 };
     // Memory cryo loaded at its final address (mem/prefill.h): each process
-    // inherits its parent's by clone, unmaps at once what is not its own or
-    // its descendants', and after creating its children what is not its own.
+    // inherits by clone the part of it that belongs to its own branch of the
+    // tree (the rest is MADV_DONTFORK while it is cloned), unmaps at once
+    // anything else, and after creating its children what is not its own.
     std::vector<mem::PrefilledVma> prefilled;
 };
 
