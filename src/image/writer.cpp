@@ -122,9 +122,7 @@ Result<OutputFile> ImageWriter::create_file(const std::string& name)
 Result<void> ImageWriter::finish_file(OutputFile&& file)
 {
     TRY(fault::step([&] { return "finish " + file.name(); }));
-    // Writeback starts now, in the background; commit() waits for it.
-    if (m_sync == SyncMode::Fsync && ::sync_file_range(file.fd(), 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
-        return fail_errno(fmt::format("sync_file_range {}", file.name()));
+    // Not synced one by one: commit() makes all of them durable at once.
     ManifestFile record;
     record.set_name(file.name());
     record.set_size(file.size());
@@ -157,17 +155,29 @@ Result<void> ImageWriter::commit(Manifest manifest)
         *manifest.add_files() = record;
     std::string bytes = TRY(encode_image(ImageKind::Manifest, manifest));
 
-    // Every file durable, in one pass once all of them were written: their
-    // writeback was started as each was finished, so the blocks of all of
-    // them were allocated in the same journal transaction, which the first
-    // fdatasync() commits; the others only wait for their data. (syncfs()
-    // would also write whatever else is dirty on the filesystem.)
-    if (m_sync == SyncMode::Fsync) {
+    // Every file durable at once. Up to kSyncEachFiles files: writeback of
+    // all of them is started first, so their blocks are allocated in one
+    // journal transaction, which the first fdatasync() commits; the others
+    // only wait for their data, but each still flushes the disk's cache.
+    // Past that, one syncfs() (one flush) is cheaper, although it also
+    // writes whatever other programs left dirty on the filesystem (measured
+    // on a busy machine: a 7-file dump waited 135 ms for that, a 500-file
+    // one 300 ms for its fdatasyncs). The kernel reports failed writeback to
+    // both (syncfs: Linux 5.8).
+    constexpr size_t kSyncEachFiles = 32;
+    if (m_sync == SyncMode::Fsync && m_records.size() > kSyncEachFiles) {
+        if (::syncfs(m_dir.get()) < 0)
+            return fail_errno(fmt::format("syncfs {}", m_directory));
+    } else if (m_sync == SyncMode::Fsync) {
+        std::vector<UniqueFd> files;
         for (const ManifestFile& record : m_records) {
-            UniqueFd file = TRY(open_file_at(m_dir.get(), record.name(), O_RDONLY | O_CLOEXEC));
-            if (::fdatasync(file.get()) < 0)
-                return fail_errno(fmt::format("fsync {}", record.name()));
+            files.push_back(TRY(open_file_at(m_dir.get(), record.name(), O_RDONLY | O_CLOEXEC)));
+            if (::sync_file_range(files.back().get(), 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
+                return fail_errno(fmt::format("sync_file_range {}", record.name()));
         }
+        for (size_t i = 0; i < files.size(); ++i)
+            if (::fdatasync(files[i].get()) < 0)
+                return fail_errno(fmt::format("fsync {}", m_records[i].name()));
     }
     std::string temporary = std::string(kManifestName) + ".tmp";
     {

@@ -1,13 +1,13 @@
 // Writing a checkpoint directory.
 //
 // Files are created 0600 (they hold process memory and may hold secrets) and
-// hashed while they are written; their writeback starts as each is
-// finished. commit() fdatasyncs them all in one pass, writes the manifest
-// under a temporary name (fdatasync), renames it into place and fsyncs the
-// directory: once it is there, every file it lists is on disk, and a
-// directory without a manifest is never mistaken for a checkpoint. A writer
-// dropped without commit() removes every file it created, so a failed dump
-// leaves no half image behind.
+// hashed while they are written. commit() makes them all durable at once
+// (fdatasync of each after starting the writeback of all, or one syncfs()
+// for many files), writes the manifest under a temporary name (fdatasync),
+// renames it into place and fsyncs the directory: once it is there, every
+// file it lists is on disk, and a directory without a manifest is never
+// mistaken for a checkpoint. A writer dropped without commit() removes every
+// file it created, so a failed dump leaves no half image behind.
 #pragma once
 
 #include <xxhash.h>
