@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 
 #include "base/fd.h"
 #include "mem/copy_buffer.h"
+#include "proc/maps.h"
 
 namespace cryo::mem {
 
@@ -133,6 +135,22 @@ Result<void> load_run(const Prefill::PageFile& file, const image::PageRun& run, 
     return {};
 }
 
+// The range cryo's own stack may grow into: no memory is loaded there.
+std::pair<uint64_t, uint64_t> stack_reserve()
+{
+    rlimit limit {};
+    uint64_t room = 8ull << 20;
+    if (::getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+        room = std::max<uint64_t>(room, limit.rlim_cur);
+    else if (limit.rlim_cur == RLIM_INFINITY)
+        room = 1ull << 30;
+    auto maps = proc::read_maps(::getpid());
+    for (const auto& map : maps ? *maps : std::vector<proc::MapsEntry> {})
+        if (map.path == "[stack]")
+            return { map.end > room ? map.end - room : 0, map.end };
+    return { 0, 0 };
+}
+
 } // namespace
 
 void Prefill::unmap()
@@ -157,7 +175,10 @@ Result<void> Prefill::load_candidates(size_t process, const PageFile& file, cons
 
     // Cryo's own copies of the candidates whose range is free here.
     size_t first = m_vmas.size();
+    auto [stack_low, stack_high] = stack_reserve();
     for (const image::Vma* vma : overlapping ? std::vector<const image::Vma*> {} : candidates) {
+        if (vma->start() < stack_high && vma->end() > stack_low)
+            continue;
         void* address = reinterpret_cast<void*>(vma->start());
         size_t length = vma->end() - vma->start();
         int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | (vma->no_reserve() ? MAP_NORESERVE : 0);

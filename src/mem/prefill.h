@@ -19,10 +19,11 @@
 // the file outside those VMAs (other mappings, memfd contents) are hashed
 // through a buffer and read into the process later, as before.
 //
-// A VMA is left to the ordinary path when its range is taken in cryo, when
-// it grows down (a stack), when it is shared copy-on-write with a parent or
-// a child (mem/cow.h handles those), and every VMA of a process whose runs
-// overlap in the page file (no valid dump writes that).
+// A VMA is left to the ordinary path when its range is taken in cryo or lies
+// where cryo's stack may grow, when it grows down (a stack), when it is
+// shared copy-on-write with a parent or a child (mem/cow.h handles those),
+// and every VMA of a process whose runs overlap in the page file (no valid
+// dump writes that).
 #pragma once
 
 #include <sys/types.h>
