@@ -69,7 +69,7 @@ quiet cmake --build "$build_fuzz" --target cryo_fuzz
 rm -f "$build_log"
 
 all_targets=(fuzz_image_tree fuzz_image_core fuzz_image_mm fuzz_image_pagemap fuzz_image_fds fuzz_image_files
-             fuzz_image_manifest fuzz_image_stats fuzz_checkpoint_dir fuzz_page_map fuzz_json_encode)
+             fuzz_image_manifest fuzz_image_stats fuzz_checkpoint_dir fuzz_page_map fuzz_json_encode fuzz_transform)
 if [[ -n "$targets" ]]; then
     read -r -a selected <<<"$targets"
 else

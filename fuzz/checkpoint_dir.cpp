@@ -73,7 +73,7 @@ void read_with_image_reader(const std::string& directory)
     bool verified = reader->verify().has_value();
     for (const auto& file : reader->manifest().files()) {
         if (auto kind = inspect::metadata_kind(file.name())) {
-            auto message = inspect::new_message(*kind);
+            auto message = inspect::new_message(file.name());
             (void)reader->read_message(file.name(), *kind, *message);
         } else {
             (void)reader->open_raw(file.name());

@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     if (!images)
         return 0;
     for (const auto& image : *images) {
-        auto message = cryo::inspect::new_message(image.kind);
+        auto message = cryo::inspect::new_message(image.name);
         if (!message || !cryo::image::decode_image(image.bytes, image.kind, *message))
             std::abort();
     }

@@ -44,6 +44,7 @@
 #include "base/kill.h"
 #include "base/scope_guard.h"
 #include "base/syscalls.h"
+#include "mem/dirty_tracking.h"
 #include "proc/maps.h"
 
 #ifndef UFFD_FEATURE_WP_ASYNC
@@ -499,7 +500,10 @@ std::vector<FeatureResult> probe_features()
     results.push_back(run("TCP_REPAIR", optional, tcp_repair));
     results.push_back(run("time namespaces", optional, time_namespace));
     results.push_back(run("soft-dirty bits", optional, soft_dirty));
+    // Without root, these two are what cryo needs (README, "Without root").
+    results.push_back(run("dirty-page tracking (pre-dump)", optional, [] { return in_child(mem::probe_dirty_tracking); }));
     results.push_back(run("CAP_CHECKPOINT_RESTORE", optional, [] { return capability(CAP_CHECKPOINT_RESTORE); }));
+    results.push_back(run("CAP_SYS_PTRACE", optional, [] { return capability(CAP_SYS_PTRACE); }));
     results.push_back(run("CAP_SYS_RESOURCE", optional, [] { return capability(CAP_SYS_RESOURCE); }));
     return results;
 }

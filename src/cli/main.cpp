@@ -13,7 +13,11 @@
 
 #include "base/log.h"
 #include "check/features.h"
+#include "cli/leak_check.h"
 #include "dump/dump.h"
+#include "image/compress.h"
+#include "image/key.h"
+#include "dump/pre_dump.h"
 #include "inspect/codec.h"
 #include "inspect/diff.h"
 #include "inspect/memory.h"
@@ -31,6 +35,19 @@ void add_common_options(CLI::App& command, CommonOptions& common)
 {
     command.add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
     command.add_option("-o,--log-file", common.log_file, "Write the log to this file");
+}
+
+// --key KEYFILE on every command that reads a checkpoint: the same name and
+// meaning everywhere.
+constexpr const char* kKeyHelp = "KEYFILE - the key of an encrypted checkpoint (32 raw bytes or 64 hex digits); "
+                                 "a key given for a checkpoint that is not encrypted is refused";
+
+// Loads the key file named by an option, if it was given.
+cryo::Result<std::optional<cryo::image::Key>> load_key(const std::string& path)
+{
+    if (path.empty())
+        return std::nullopt;
+    return TRY(cryo::image::Key::load(path));
 }
 
 int report(const cryo::Error& error, std::string_view command)
@@ -89,7 +106,7 @@ std::vector<std::string> expand_verbosity(int argc, char** argv)
     return args;
 }
 
-int main(int argc, char** argv)
+int run_command(int argc, char** argv)
 {
     CLI::App app { "cryo: checkpoint and restore Linux process trees", "cryo" };
     app.require_subcommand(1);
@@ -113,10 +130,42 @@ int main(int argc, char** argv)
                      "(a unix socket whose peer is outside: restore connects to the peer's name again), pipe:[INODE] "
                      "or a path (not saved: restore needs --inherit-fd fd[N]:ID)");
     dump->add_flag("--display-stats", dump_options.display_stats, "Print the time of each phase and the page counts");
+    dump->add_flag(fmt::format("--compress{{{}}}", cryo::image::kDefaultCompressionLevel), dump_options.compression_level,
+                   fmt::format("Compress the page data with zstd (multi-threaded); --compress=LEVEL chooses the level "
+                               "(1-{}, default {})",
+                               cryo::image::kMaxCompressionLevel, cryo::image::kDefaultCompressionLevel));
+    std::string encrypt_key;
+    dump->add_option("--encrypt", encrypt_key,
+                     "KEYFILE - encrypt and authenticate every file of the checkpoint (AES-256-GCM) with this key: "
+                     "32 raw bytes or 64 hex digits (make one with: head -c 32 /dev/urandom > KEYFILE)");
+    dump->add_option("--prev-images-dir", dump_options.prev_images_dir,
+                     "The previous checkpoint (a pre-dump), relative to the images directory: pages not written "
+                     "since are left there instead of being stored again");
+    dump->add_flag("--track-mem", dump_options.track_mem,
+                   "With --leave-running: keep tracking written pages for a later dump with --prev-images-dir");
+    int64_t dump_tracker_timeout = 600;
+    dump->add_option("--tracker-timeout", dump_tracker_timeout,
+                     "With --track-mem: seconds the tracking is kept for the next dump (default 600)");
     bool shell_job = false;
     dump->add_flag("-j,--shell-job", shell_job,
                    "Accepted for criu compatibility: terminals are always dumped by path");
     add_common_options(*dump, common);
+
+    cryo::dump::PreDumpOptions pre_dump_options;
+    auto* pre_dump = app.add_subcommand("pre-dump", "Copy a tree's memory while it runs, for a later incremental dump");
+    pre_dump->add_option("-t,--tree", pre_dump_options.pid, "PID of the root of the tree")->required();
+    pre_dump->add_option("-D,--images-dir", pre_dump_options.directory, "Directory for the image files")->required();
+    pre_dump->add_option("--prev-images-dir", pre_dump_options.prev_images_dir,
+                         "The previous pre-dump, relative to the images directory");
+    int64_t pre_dump_tracker_timeout = 600;
+    pre_dump->add_option("--tracker-timeout", pre_dump_tracker_timeout,
+                         "Seconds the write tracking is kept for the next dump (default 600)");
+    bool pre_dump_no_sync = false;
+    pre_dump->add_flag("--no-sync", pre_dump_no_sync, "Do not fsync the image files");
+    pre_dump->add_flag("--display-stats", pre_dump_options.display_stats, "Print the frozen time and page counts");
+    bool pre_dump_track_mem = false;
+    pre_dump->add_flag("--track-mem", pre_dump_track_mem, "Accepted for criu compatibility: pre-dump always tracks");
+    add_common_options(*pre_dump, common);
 
     cryo::restore::RestoreOptions restore_options;
     auto* restore = app.add_subcommand("restore", "Restore a process tree from a directory");
@@ -135,6 +184,8 @@ int main(int argc, char** argv)
     restore->add_flag("--display-stats", restore_options.display_stats, "Print the time of each phase and the page counts");
     restore->add_flag("-j,--shell-job", restore_options.shell_job,
                       "Give the restored tree cryo's terminal in place of the terminal it had");
+    std::string restore_key;
+    restore->add_option("--key", restore_key, kKeyHelp);
     add_common_options(*restore, common);
 
     cryo::inspect::ShowOptions show_options;
@@ -147,6 +198,8 @@ int main(int argc, char** argv)
     show->add_flag("--memory", show_options.memory, "Memory map of each process");
     show->add_flag("--stats", show_options.stats, "Statistics of the dump and of the last restore");
     show->add_flag("--env", show_options.environment, "Each process's environment (at dump time)");
+    std::string show_key;
+    show->add_option("--key", show_key, kKeyHelp);
     add_common_options(*show, common);
 
     // decode/encode/mem/diff read untrusted files; --no-verify skips the
@@ -159,6 +212,8 @@ int main(int argc, char** argv)
     decode->add_option("--image", decode_options.image, "Only this image (file name, e.g. core-12.img)");
     decode->add_option("-o,--output", decode_options.output, "Write the document here (mode 0600) instead of stdout");
     decode->add_flag("--no-verify", decode_no_verify, "Do not check the manifest's checksums (damaged checkpoints)");
+    std::string decode_key;
+    decode->add_option("--key", decode_key, kKeyHelp);
     decode->add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
     decode->add_option("--log-file", common.log_file, "Write the log to this file");
 
@@ -169,6 +224,10 @@ int main(int argc, char** argv)
     encode->add_option("-D,--images-dir,directory", encode_options.directory,
                        "The checkpoint directory (its page files stay; the manifest is rewritten)")->required();
     encode->add_flag("--no-verify", encode_no_verify, "Do not checksum the files encode keeps (page files)");
+    std::string encode_key;
+    encode->add_option("--key", encode_key,
+                       "KEYFILE - the key of an encrypted checkpoint: the images are sealed again with it (required "
+                       "when the manifest says the checkpoint is encrypted, refused otherwise)");
     encode->add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
     encode->add_option("--log-file", common.log_file, "Write the log to this file");
 
@@ -185,6 +244,8 @@ int main(int argc, char** argv)
     mem->add_option("--extract", mem_options.extract, "Write the region to this file instead of printing it");
     mem->add_option("--max-matches", mem_options.max_matches, "Stop after this many matches (default 1000)");
     mem->add_flag("--no-verify", mem_no_verify, "Do not check the manifest's checksums (damaged checkpoints)");
+    std::string mem_key;
+    mem->add_option("--key", mem_key, kKeyHelp);
     add_common_options(*mem, common);
 
     cryo::inspect::DiffOptions diff_options;
@@ -193,6 +254,8 @@ int main(int argc, char** argv)
     diff->add_option("before", diff_options.before, "The older checkpoint")->required();
     diff->add_option("after", diff_options.after, "The newer checkpoint")->required();
     diff->add_flag("--no-verify", diff_no_verify, "Do not check the manifests' checksums (damaged checkpoints)");
+    std::string diff_key;
+    diff->add_option("--key", diff_key, "KEYFILE - the key of both checkpoints, when they are encrypted");
     add_common_options(*diff, common);
 
     auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
@@ -208,6 +271,14 @@ int main(int argc, char** argv)
         return report(logging.error(), app.get_subcommands().front()->get_name());
 
     if (dump->parsed()) {
+        auto key = load_key(encrypt_key);
+        if (!key)
+            return report(key.error(), "dump");
+        if (dump_options.compression_level < 0 || dump_options.compression_level > cryo::image::kMaxCompressionLevel)
+            return report(cryo::Error::make("--compress={}: the level must be 1 to {} (0: no compression)", dump_options.compression_level,
+                                            cryo::image::kMaxCompressionLevel),
+                          "dump");
+        dump_options.encrypt_key = std::move(*key);
         dump_options.sync = !no_sync;
         if (!ghost_limit.empty()) {
             auto bytes = parse_size(ghost_limit);
@@ -215,31 +286,58 @@ int main(int argc, char** argv)
                 return report(bytes.error(), "dump");
             dump_options.ghost_limit = *bytes;
         }
+        dump_options.tracker_timeout = std::chrono::seconds(dump_tracker_timeout);
         auto result = cryo::dump::run_dump(dump_options);
         return result ? 0 : report(result.error(), "dump");
     }
+    if (pre_dump->parsed()) {
+        pre_dump_options.sync = !pre_dump_no_sync;
+        pre_dump_options.tracker_timeout = std::chrono::seconds(pre_dump_tracker_timeout);
+        auto result = cryo::dump::run_pre_dump(pre_dump_options);
+        return result ? 0 : report(result.error(), "pre-dump");
+    }
     if (restore->parsed()) {
+        auto key = load_key(restore_key);
+        if (!key)
+            return report(key.error(), "restore");
+        restore_options.key = std::move(*key);
         restore_options.check_files = !no_file_check;
         restore_options.check_cpu = !skip_cpu_check;
         auto result = cryo::restore::run_restore(restore_options);
         return result ? *result : report(result.error(), "restore");
     }
     if (show->parsed()) {
+        auto key = load_key(show_key);
+        if (!key)
+            return report(key.error(), "show");
+        show_options.key = std::move(*key);
         auto result = cryo::inspect::run_show(show_options);
         return result ? 0 : report(result.error(), "show");
     }
     auto verify = [](bool skip) { return skip ? cryo::inspect::Verify::Skip : cryo::inspect::Verify::Checksums; };
     if (decode->parsed()) {
+        auto key = load_key(decode_key);
+        if (!key)
+            return report(key.error(), "decode");
+        decode_options.key = std::move(*key);
         decode_options.verify = verify(decode_no_verify);
         auto result = cryo::inspect::run_decode(decode_options);
         return result ? 0 : report(result.error(), "decode");
     }
     if (encode->parsed()) {
+        auto key = load_key(encode_key);
+        if (!key)
+            return report(key.error(), "encode");
+        encode_options.key = std::move(*key);
         encode_options.verify = verify(encode_no_verify);
         auto result = cryo::inspect::run_encode(encode_options);
         return result ? 0 : report(result.error(), "encode");
     }
     if (mem->parsed()) {
+        auto key = load_key(mem_key);
+        if (!key)
+            return report(key.error(), "mem");
+        mem_options.key = std::move(*key);
         mem_options.verify = verify(mem_no_verify);
         if (mem_pid_option->count() > 0)
             mem_options.pid = mem_pid;
@@ -247,9 +345,29 @@ int main(int argc, char** argv)
         return result ? 0 : report(result.error(), "mem");
     }
     if (diff->parsed()) {
+        auto key = load_key(diff_key);
+        if (!key)
+            return report(key.error(), "diff");
+        diff_options.key = std::move(*key);
         diff_options.verify = verify(diff_no_verify);
         auto result = cryo::inspect::run_diff(diff_options);
         return result ? 0 : report(result.error(), "diff");
     }
     return run_check();
+}
+
+int main(int argc, char** argv)
+{
+    auto leak_check = cryo::cli::LeakCheck::from_environment();
+    int status = run_command(argc, argv);
+    if (leak_check) {
+        // The log file is the one descriptor meant to live until exit.
+        spdlog::shutdown();
+        if (auto leaks = leak_check->leaks(); !leaks.empty()) {
+            fmt::print(stderr, "cryo: error: CRYO_CHECK_LEAKS: descriptors leaked (exit status {} becomes 1):\n{}",
+                       status, leaks);
+            return 1;
+        }
+    }
+    return status;
 }

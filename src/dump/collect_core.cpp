@@ -38,8 +38,8 @@ using ptrace::KernelSigaction;
 using ptrace::kSignalCount;
 using ptrace::kSiginfoSize;
 
-// Where in the target a `syscall` instruction can be borrowed: its vDSO has
-// several (the fallbacks of clock_gettime and friends).
+} // namespace
+
 Result<uint64_t> find_syscall_gadget(pid_t pid, const ptrace::RemoteMemory& memory)
 {
     for (const auto& map : TRY(proc::read_maps(pid))) {
@@ -54,6 +54,8 @@ Result<uint64_t> find_syscall_gadget(pid_t pid, const ptrace::RemoteMemory& memo
     }
     return fail("not supported yet: pid {} has no vDSO to run injected system calls from", pid);
 }
+
+namespace {
 
 // Where the injected calls leave their results: 256 bytes of the leader's
 // stack below its red zone, where the kernel itself would write a signal
@@ -140,6 +142,9 @@ Result<void> collect_seccomp_filters(pid_t tid, image::ThreadCore& core)
         if (count < 0) {
             if (errno == ENOENT)
                 break;
+            // The kernel lets only CAP_SYS_ADMIN read filters.
+            if (errno == EACCES)
+                return fail("thread {} has seccomp filters; reading them needs CAP_SYS_ADMIN (run cryo as root)", tid);
             return fail_errno(fmt::format("ptrace(SECCOMP_GET_FILTER) thread {} filter {}", tid, index));
         }
         std::string program(static_cast<size_t>(count) * kInstructionSize, '\0');

@@ -9,8 +9,13 @@
 #include "core.pb.h"
 #include "dump/freeze.h"
 #include "mm.pb.h"
+#include "ptrace/injector.h"
 
 namespace cryo::dump {
+
+// Where in the target a `syscall` instruction can be borrowed for injected
+// calls: its vDSO has several (the fallbacks of clock_gettime and friends).
+Result<uint64_t> find_syscall_gadget(pid_t pid, const ptrace::RemoteMemory& memory);
 
 // Fills `core` and the brk/mm fields of `mm` (those from /proc/PID/stat,
 // the auxv, the exe). Leaves the process exactly as it found it.

@@ -8,7 +8,6 @@
 // the running process or a complete checkpoint, never neither.
 #include "dump/dump.h"
 
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,9 +18,11 @@
 
 #include "base/fault.h"
 #include "core.pb.h"
-#include "check/cpu.h"
 #include "dump/collect_core.h"
+#include "dump/ownership.h"
 #include "dump/freeze.h"
+#include "dump/incremental.h"
+#include "dump/manifest.h"
 #include "dump/tree.h"
 #include "fds.pb.h"
 #include "fds/fd_table.h"
@@ -52,6 +53,7 @@ struct DumpContext {
     std::optional<FrozenTree> tree;
     std::vector<ProcessImages> processes;   // in the order of tree->processes()
     fds::FileRegistry files;
+    std::optional<IncrementalDump> incremental;   // --prev-images-dir / --track-mem
     std::optional<image::ImageWriter> writer;
     uint64_t page_bytes { 0 };
     size_t vma_count { 0 };
@@ -125,7 +127,13 @@ Result<void> write_memory(DumpContext& context)
         auto pages = TRY(context.writer->create_file(image::pages_name(pid)));
         images.page_map.set_pid(pid);
         images.page_map.set_page_file(image::pages_name(pid));
-        TRY(mem::dump_pages(pid, vmas, pages, images.page_map));
+        if (context.incremental) {
+            auto plan = TRY(context.incremental->plan(pid, vmas, pages.size(), images.page_map));
+            TRY(mem::copy_planned_pages(pid, plan, pages,
+                                        context.options.leave_running ? mem::Target::Frozen : mem::Target::FrozenToBeKilled));
+        } else {
+            TRY(mem::dump_pages(pid, vmas, pages, images.page_map));
+        }
         TRY_CTX(unlinked_files.dump_process(processes[i].leader(), vmas, pages), "pid {}", pid);
         context.page_bytes += pages.size();
         TRY(context.writer->finish_file(std::move(pages)));
@@ -173,19 +181,13 @@ Result<void> write_metadata(DumpContext& context)
 
 Result<void> commit_images(DumpContext& context)
 {
-    image::Manifest manifest;
-    manifest.set_tool_version(CRYO_VERSION);
-    timespec now {};
-    ::clock_gettime(CLOCK_REALTIME, &now);
-    manifest.set_created_unix_ns(static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + now.tv_nsec);
-    utsname host {};
-    if (::uname(&host) == 0) {
-        manifest.set_hostname(host.nodename);
-        manifest.set_kernel_release(host.release);
-    }
-    manifest.set_root_pid(context.options.pid);
-    *manifest.mutable_cpu() = check::current_cpu_features();
-    return context.writer->commit(std::move(manifest));
+    auto manifest = describe_checkpoint(context.options.pid);
+    if (context.incremental)
+        TRY(context.incremental->finish(manifest, context.options.tracker_timeout));
+    TRY(context.writer->commit(std::move(manifest)));
+    if (context.incremental)
+        context.incremental->committed();
+    return {};
 }
 
 // The statistics of this dump, written as the last file before the
@@ -204,7 +206,10 @@ Result<void> write_stats(DumpContext& context, Clock::time_point started, Clock:
     stats.set_open_files(static_cast<uint32_t>(context.files.files().files_size()));
     stats.set_page_bytes(context.page_bytes);
     stats.set_pages_stored(context.page_bytes / 4096);
-    stats.set_pages_skipped(stats.pages_scanned() - std::min(stats.pages_scanned(), stats.pages_stored()));
+    if (context.incremental)
+        stats.set_pages_in_parent(context.incremental->parent_bytes() / 4096);
+    uint64_t kept = stats.pages_stored() + stats.pages_in_parent();
+    stats.set_pages_skipped(stats.pages_scanned() - std::min(stats.pages_scanned(), kept));
     stats.set_metadata_bytes(context.writer->total_bytes() - context.page_bytes);
     return context.writer->write_message(std::string(image::kDumpStatsName), image::ImageKind::Stats, stats);
 }
@@ -224,6 +229,8 @@ std::string format_dump_stats(const image::DumpStats& stats)
     text += fmt::format("{:<28}{:>12}\n", "open files", stats.open_files());
     text += fmt::format("{:<28}{:>12}\n", "pages scanned", stats.pages_scanned());
     text += fmt::format("{:<28}{:>12}\n", "pages stored", stats.pages_stored());
+    if (stats.pages_in_parent() > 0)
+        text += fmt::format("{:<28}{:>12}\n", "pages in parent", stats.pages_in_parent());
     text += fmt::format("{:<28}{:>12}\n", "pages skipped", stats.pages_skipped());
     text += fmt::format("{:<28}{:>12.1f}\n", "page data (MiB)", static_cast<double>(stats.page_bytes()) / (1 << 20));
     text += fmt::format("{:<28}{:>12.1f}\n", "metadata (KiB)", static_cast<double>(stats.metadata_bytes()) / 1024);
@@ -238,8 +245,19 @@ Result<void> run_dump(const DumpOptions& options)
     auto started = Clock::now();
     DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit, options.externals) };
 
-    // Refuse what can never be dumped before touching anything.
+    // Refuse what can never be dumped before touching anything; without
+    // root, another user's process too (dump/ownership.h).
     TRY(check_target(context));
+    if ((options.compression_level != 0 || options.encrypt_key) && (!options.prev_images_dir.empty() || options.track_mem))
+        return fail("--compress and --encrypt cannot be combined with --prev-images-dir or --track-mem yet: "
+                    "incremental checkpoints are stored plain");
+    auto caller = TRY(proc::current_caller());
+    TRY(check_owned_by_caller(caller, options.pid));
+    // The parent checkpoint and its tracker, before the tree is frozen.
+    if (!options.prev_images_dir.empty() || options.track_mem)
+        context.incremental.emplace(TRY(IncrementalDump::prepare({ .directory = options.directory,
+                                                                   .parent = options.prev_images_dir,
+                                                                   .track = options.track_mem && options.leave_running })));
     // Freeze the whole tree first: from here on nothing changes under us,
     // and dropping `context.tree` on any error lets every process run on.
     auto frozen = Clock::now();
@@ -247,7 +265,12 @@ Result<void> run_dump(const DumpOptions& options)
         context.tree.emplace(TRY(FrozenTree::freeze(options.pid)));
         return {};
     }));
+    for (auto& process : context.tree->processes())
+        TRY(check_owned_by_caller(caller, process.pid()));
     context.processes.resize(context.tree->processes().size());
+    // Write tracking: taken over from the parent's tracker, or armed now.
+    if (context.incremental)
+        TRY(timed(context, "dirty tracking", [&] { return context.incremental->arm(*context.tree); }));
     // Descriptors next: an unsupported one is the likeliest refusal, and
     // finding it costs nothing yet.
     TRY(timed(context, "open files", [&] { return collect_files(context); }));
@@ -256,7 +279,8 @@ Result<void> run_dump(const DumpOptions& options)
     TRY(timed(context, "registers and state", [&] { return collect_cores(context); }));
     // Only now create the directory: a refusal above leaves nothing behind.
     context.writer.emplace(TRY(image::ImageWriter::create(
-        options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
+        options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync,
+        { .compression_level = options.compression_level, .key = options.encrypt_key })));
     TRY(timed(context, "memory", [&] { return write_memory(context); }));
     TRY(timed(context, "metadata", [&] { return write_metadata(context); }));
     TRY(write_stats(context, started, frozen));

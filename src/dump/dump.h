@@ -3,12 +3,15 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
+#include "image/key.h"
 #include "stats.pb.h"
 
 namespace cryo::dump {
@@ -21,6 +24,14 @@ struct DumpOptions {
     uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
     std::vector<std::string> externals;    // --external: open files outside the tree on purpose
     bool display_stats { false };          // print the statistics table when done
+    int compression_level { 0 };           // --compress: zstd level of the page files (0: none)
+    std::optional<image::Key> encrypt_key; // --encrypt: seal every file with this key
+    // Incremental dumps (dump/incremental.h): the previous checkpoint,
+    // relative to `directory`; --track-mem keeps tracking writes for a next
+    // dump (with leave_running).
+    std::string prev_images_dir;
+    bool track_mem { false };
+    std::chrono::seconds tracker_timeout { 600 };
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

@@ -147,7 +147,8 @@ SocketInfo parse_diag(const nlmsghdr* header)
             break;
         case UNIX_DIAG_ICONS:
             info.pending.resize(size / sizeof(uint32_t));
-            std::memcpy(info.pending.data(), data, info.pending.size() * sizeof(uint32_t));
+            if (!info.pending.empty())   // memcpy to the null data() of an empty vector is undefined
+                std::memcpy(info.pending.data(), data, info.pending.size() * sizeof(uint32_t));
             break;
         default:
             break;

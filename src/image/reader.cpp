@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/fault.h"
+#include "image/transform.h"
 
 namespace cryo::image {
 
@@ -48,7 +49,9 @@ namespace {
 // still check S_ISREG after opening.
 constexpr int kImageOpenFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
 
-Result<std::string> read_bounded(int dir, const std::string& name, uint64_t limit)
+// Opens a file of the directory for reading: a regular file of at most
+// `limit` bytes. Returns it with its size.
+Result<std::pair<UniqueFd, uint64_t>> open_bounded(int dir, const std::string& name, uint64_t limit)
 {
     UniqueFd fd = TRY(open_file_at(dir, name, kImageOpenFlags));
     struct stat st;
@@ -58,12 +61,78 @@ Result<std::string> read_bounded(int dir, const std::string& name, uint64_t limi
         return fail("{} is not a regular file", name);
     if (static_cast<uint64_t>(st.st_size) > limit)
         return fail("{} is {} bytes, larger than any valid image ({} bytes)", name, st.st_size, limit);
-    std::string bytes(static_cast<size_t>(st.st_size), '\0');
-    TRY(pread_exact(fd.get(), std::as_writable_bytes(std::span(bytes.data(), bytes.size())), 0, name));
-    return bytes;
+    return std::pair { std::move(fd), static_cast<uint64_t>(st.st_size) };
+}
+
+// A sealed metadata file is larger than its content by its header and one
+// tag per chunk.
+uint64_t stored_limit(uint64_t content_limit)
+{
+    return content_limit + sizeof(SealHeader) + (content_limit / kSealMinChunkSize + 1) * kSealTagSize;
 }
 
 } // namespace
+
+Result<Manifest> read_manifest(int dir_fd, const std::string& directory, const Key* key,
+                               std::optional<CheckpointId>& checkpoint_id, std::string* content)
+{
+    std::string name(kManifestName);
+    std::string path = fmt::format("{}/{}", directory, name);
+    uint64_t limit = kMaxPayloadSize + sizeof(FileHeader);
+    auto [fd, size] = TRY_CTX(open_bounded(dir_fd, name, stored_limit(limit)), "{}", directory);
+    std::array<std::byte, sizeof(kSealMagic)> prefix {};
+    if (size >= prefix.size())
+        TRY(pread_exact(fd.get(), prefix, 0, path));
+    bool sealed = looks_sealed(prefix);
+    if (sealed && !key)
+        return fail("{}: the checkpoint is encrypted: give its key with --key KEYFILE", directory);
+    if (!sealed && key)
+        return fail("{}: the checkpoint is not encrypted, but a key was given: refusing it (an unencrypted checkpoint "
+                    "may have been put in place of an encrypted one; read it without --key if it is yours)",
+                    directory);
+    std::string bytes;
+    Manifest manifest;
+    if (sealed) {
+        SealHeader header = TRY_CTX(read_seal_header(fd.get(), size), "{}", path);
+        checkpoint_id = header_checkpoint_id(header);
+        ReadKeys keys { key, &*checkpoint_id };
+        bytes = TRY_CTX(decode_to_string(fd.get(), size, name, nullptr, keys, limit), "{}", path);
+    } else {
+        if (size > limit)
+            return fail("{} is {} bytes, larger than any valid image ({} bytes)", path, size, limit);
+        bytes.resize(size);
+        TRY(pread_exact(fd.get(), std::as_writable_bytes(std::span(bytes.data(), bytes.size())), 0, path));
+    }
+    TRY_CTX(decode_image(bytes, ImageKind::Manifest, manifest), "{}", path);
+    if (manifest.format_version() != kFormatVersion)
+        return fail("{}: format version {} is not supported", path, manifest.format_version());
+    if (sealed != manifest.has_encryption())
+        return fail("{}: {} (tampered)", path,
+                    sealed ? "sealed, but does not describe an encrypted checkpoint"
+                           : "describes an encrypted checkpoint but is not sealed");
+    if (sealed) {
+        const auto& encryption = manifest.encryption();
+        if (encryption.cipher() != kSealCipher)
+            return fail("{}: cipher '{}' is not supported", path, encryption.cipher());
+        if (encryption.checkpoint_id().size() != checkpoint_id->size()
+            || std::memcmp(encryption.checkpoint_id().data(), checkpoint_id->data(), checkpoint_id->size()) != 0)
+            return fail("{}: its checkpoint id differs from its sealed header's (tampered)", path);
+    }
+    std::map<std::string, int> seen;
+    for (const ManifestFile& file : manifest.files()) {
+        if (!is_safe_image_name(file.name()) || file.name() == name)
+            return fail("{}: lists an invalid file name '{}'", path, file.name());
+        if (seen[file.name()]++)
+            return fail("{}: lists {} twice", path, file.name());
+        if (sealed && file.seal_salt().size() != sizeof(SealSalt))
+            return fail("{}: lists {} as not sealed in an encrypted checkpoint (tampered)", path, file.name());
+        if (!sealed && !file.seal_salt().empty())
+            return fail("{}: lists {} as sealed in a checkpoint that is not encrypted", path, file.name());
+    }
+    if (content)
+        *content = std::move(bytes);
+    return manifest;
+}
 
 ImageReader::ImageReader(std::string directory, UniqueFd dir, Manifest manifest)
     : m_directory(std::move(directory))
@@ -74,34 +143,31 @@ ImageReader::ImageReader(std::string directory, UniqueFd dir, Manifest manifest)
         m_files[file.name()] = &file;
 }
 
-Result<ImageReader> ImageReader::open(const std::string& directory)
+Result<ImageReader> ImageReader::open(const std::string& directory, const Key* key)
 {
     UniqueFd dir = TRY(open_file(directory, O_RDONLY | O_DIRECTORY));
     std::string manifest_name(kManifestName);
     if (::faccessat(dir.get(), manifest_name.c_str(), F_OK, 0) < 0 && errno == ENOENT)
         return fail("{}: not a complete checkpoint: {} is missing (the dump did not finish?)",
                     directory, manifest_name);
-    std::string bytes = TRY_CTX(read_bounded(dir.get(), manifest_name, kMaxPayloadSize + sizeof(FileHeader)),
-                                "{}", directory);
-    Manifest manifest;
-    TRY_CTX(decode_image(bytes, ImageKind::Manifest, manifest), "{}/{}", directory, manifest_name);
-    if (manifest.format_version() != kFormatVersion)
-        return fail("{}/{}: format version {} is not supported", directory, manifest_name,
-                    manifest.format_version());
-    std::map<std::string, int> seen;
-    for (const ManifestFile& file : manifest.files()) {
-        if (!is_safe_image_name(file.name()) || file.name() == manifest_name)
-            return fail("{}/{}: lists an invalid file name '{}'", directory, manifest_name, file.name());
-        if (seen[file.name()]++)
-            return fail("{}/{}: lists {} twice", directory, manifest_name, file.name());
-    }
-    return ImageReader(directory, std::move(dir), std::move(manifest));
+    std::optional<CheckpointId> checkpoint_id;
+    Manifest manifest = TRY(read_manifest(dir.get(), directory, key, checkpoint_id));
+    ImageReader reader(directory, std::move(dir), std::move(manifest));
+    if (key)
+        reader.m_key.emplace(*key);
+    reader.m_checkpoint_id = checkpoint_id;
+    return reader;
+}
+
+ReadKeys ImageReader::keys() const
+{
+    return { m_key ? &*m_key : nullptr, m_checkpoint_id ? &*m_checkpoint_id : nullptr };
 }
 
 uint64_t ImageReader::file_size(const std::string& name) const
 {
     auto it = m_files.find(name);
-    return it == m_files.end() ? 0 : it->second->size();
+    return it == m_files.end() ? 0 : content_size(*it->second);
 }
 
 Result<uint64_t> file_xxh3(int fd, uint64_t size, std::span<std::byte> buffer, const std::string& path)
@@ -148,8 +214,36 @@ Result<void> ImageReader::verify(const std::function<bool(const std::string&)>& 
                         st.st_size, file.size());
         if (TRY(file_xxh3(fd->get(), file.size(), buffer, path)) != file.xxh3())
             return fail("{}: checksum mismatch (corrupted)", path);
+        if (m_checkpoint_id)
+            TRY_CTX(check_seal_header(fd->get(), file), "{}", path);
     }
     return {};
+}
+
+Result<void> ImageReader::check_seal_header(int fd, const ManifestFile& file) const
+{
+    SealHeader header = TRY(read_seal_header(fd, file.size()));
+    if (header_checkpoint_id(header) != *m_checkpoint_id)
+        return fail("belongs to another checkpoint: swapped in?");
+    if (std::memcmp(header.salt, file.seal_salt().data(), sizeof(header.salt)) != 0)
+        return fail("is not the version of the file the manifest lists: replaced?");
+    return {};
+}
+
+Result<std::string> ImageReader::read_content(const std::string& name, uint64_t limit) const
+{
+    std::string path = fmt::format("{}/{}", m_directory, name);
+    auto it = m_files.find(name);
+    if (it == m_files.end())
+        return fail("{}: not listed in the manifest", path);
+    auto [fd, size] = TRY_CTX(open_bounded(m_dir.get(), name, is_transformed(*it->second) ? stored_limit(limit) : limit),
+                              "{}", m_directory);
+    if (!is_transformed(*it->second)) {
+        std::string bytes(static_cast<size_t>(size), '\0');
+        TRY(pread_exact(fd.get(), std::as_writable_bytes(std::span(bytes.data(), bytes.size())), 0, path));
+        return bytes;
+    }
+    return TRY_CTX(decode_to_string(fd.get(), size, name, it->second, keys(), limit), "{}", path);
 }
 
 Result<void> ImageReader::read_message(const std::string& name, ImageKind kind,
@@ -159,8 +253,7 @@ Result<void> ImageReader::read_message(const std::string& name, ImageKind kind,
     std::string path = fmt::format("{}/{}", m_directory, name);
     if (!m_files.contains(name))
         return fail("{}: not listed in the manifest", path);
-    std::string bytes = TRY_CTX(read_bounded(m_dir.get(), name, kMaxPayloadSize + sizeof(FileHeader)),
-                                "{}", m_directory);
+    std::string bytes = TRY(read_content(name, kMaxPayloadSize + sizeof(FileHeader)));
     TRY_CTX(decode_image(bytes, kind, message), "{}", path);
     return {};
 }
@@ -180,6 +273,9 @@ Result<UniqueFd> ImageReader::open_raw(const std::string& name) const
         return fail("{} is not a regular file", path);
     if (static_cast<uint64_t>(st.st_size) != it->second->size())
         return fail("{}: size is {} bytes, the manifest says {}", path, st.st_size, it->second->size());
+    uint64_t decoded_size = 0;
+    if (is_transformed(*it->second))
+        return TRY_CTX(decode_to_memfd(fd.get(), it->second->size(), name, it->second, keys(), decoded_size), "{}", path);
     return fd;
 }
 

@@ -44,7 +44,8 @@ Result<void> check_mappings(const MemoryImage& memory)
     return {};
 }
 
-Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint64_t page_file_size)
+Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint64_t page_file_size,
+                            std::span<const uint64_t> ancestor_sizes)
 {
     std::vector<std::pair<Range, int>> runs;
     runs.reserve(static_cast<size_t>(map.runs_size()));
@@ -54,9 +55,13 @@ Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint
             || run.page_count() > (kUserAddressLimit - run.address()) / kPageSize)
             return fail("{}: not a valid range of pages", describe_run(i, run));
         uint64_t bytes = run.page_count() * kPageSize;
-        if (run.file_offset() > page_file_size || bytes > page_file_size - run.file_offset())
-            return fail("{}: lies beyond the end of {} ({} bytes; truncated?)", describe_run(i, run), page_file,
-                        page_file_size);
+        if (run.ancestor() > ancestor_sizes.size())
+            return fail("{}: refers to ancestor checkpoint {}, but {} of them are known", describe_run(i, run),
+                        run.ancestor(), ancestor_sizes.size());
+        uint64_t size = run.ancestor() == 0 ? page_file_size : ancestor_sizes[run.ancestor() - 1];
+        if (run.file_offset() > size || bytes > size - run.file_offset())
+            return fail("{}: lies beyond the end of {}{} ({} bytes; truncated?)", describe_run(i, run), page_file,
+                        run.ancestor() == 0 ? "" : fmt::format(" of ancestor checkpoint {}", run.ancestor()), size);
         runs.push_back({ { run.address(), run.address() + bytes }, i });
     }
     std::ranges::sort(runs);

@@ -9,6 +9,8 @@
 // Nothing here allocates in proportion to a number read from a file.
 #pragma once
 
+#include <span>
+
 #include <cstdint>
 #include <string_view>
 
@@ -29,7 +31,11 @@ Result<void> check_mappings(const MemoryImage& memory);
 // kUserAddressLimit without wrapping, inside [0, page_file_size) of the page
 // file (named `page_file` in errors); no two runs overlap. Errors name the run ("run 3 (0x7f..., 2 pages
 // at offset 0x2000): ...").
-Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint64_t page_file_size);
+// A run with `ancestor` N > 0 (incremental checkpoints) is checked against
+// ancestor_sizes[N - 1] instead, the size of pages-PID.img of the Nth
+// checkpoint up the chain; with fewer ancestors known it is refused.
+Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint64_t page_file_size,
+                            std::span<const uint64_t> ancestor_sizes = {});
 
 // Every run of `map` lies inside one mapping of `memory` (the dump stores
 // only pages of mappings, run by run within a mapping). Call after

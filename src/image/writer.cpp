@@ -11,18 +11,45 @@
 
 namespace cryo::image {
 
-OutputFile::OutputFile(std::string name, UniqueFd fd)
-    : m_name(std::move(name))
-    , m_fd(std::move(fd))
-    , m_hash(XXH3_createState())
+// The file as stored: its descriptor, and the size and checksum of what
+// reached it.
+struct OutputFile::Stored {
+    struct HashStateDeleter {
+        void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
+    };
+    std::string name;
+    UniqueFd fd;
+    uint64_t size { 0 };
+    std::unique_ptr<XXH3_state_t, HashStateDeleter> hash { XXH3_createState() };
+
+    Result<void> append(std::span<const std::byte> data)
+    {
+        TRY(write_all(fd.get(), data, name));
+        XXH3_64bits_update(hash.get(), data.data(), data.size());
+        size += data.size();
+        return {};
+    }
+};
+
+OutputFile::OutputFile(std::unique_ptr<Stored> stored, std::unique_ptr<FileEncoder> encoder)
+    : m_stored(std::move(stored))
+    , m_encoder(std::move(encoder))
 {
-    XXH3_64bits_reset(m_hash.get());
 }
+
+OutputFile::OutputFile(OutputFile&&) noexcept = default;
+OutputFile& OutputFile::operator=(OutputFile&&) noexcept = default;
+OutputFile::~OutputFile() = default;
+
+int OutputFile::fd() const { return m_stored->fd.get(); }
+const std::string& OutputFile::name() const { return m_stored->name; }
 
 Result<void> OutputFile::write(std::span<const std::byte> data)
 {
-    TRY(write_all(m_fd.get(), data, m_name));
-    XXH3_64bits_update(m_hash.get(), data.data(), data.size());
+    if (m_encoder)
+        TRY(m_encoder->write(data));
+    else
+        TRY(m_stored->append(data));
     m_size += data.size();
     return {};
 }
@@ -59,6 +86,8 @@ ImageWriter::ImageWriter(ImageWriter&& other) noexcept
     , m_committed(std::exchange(other.m_committed, true))
     , m_created(std::move(other.m_created))
     , m_records(std::move(other.m_records))
+    , m_transforms(std::move(other.m_transforms))
+    , m_checkpoint_id(other.m_checkpoint_id)
 {
 }
 
@@ -79,14 +108,54 @@ void ImageWriter::remove_created_files()
         ::rmdir(m_directory.c_str());
 }
 
-Result<ImageWriter> ImageWriter::create(const std::string& directory, SyncMode sync)
+namespace {
+
+// A new file, owned by the caller and 0600 whatever umask says: a file of
+// that name left by someone else (or a symlink) is replaced, never written
+// through, so its owner cannot read the images.
+Result<UniqueFd> create_private_file(int dir_fd, const std::string& name)
 {
+    if (::unlinkat(dir_fd, name.c_str(), 0) < 0 && errno != ENOENT)
+        return fail_errno(fmt::format("remove old {}", name));
+    UniqueFd fd = TRY(open_file_at(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+    if (::fchmod(fd.get(), 0600) < 0)
+        return fail_errno(fmt::format("chmod {}", name));
+    return fd;
+}
+
+// An existing image directory must be the caller's and writable by nobody
+// else, or another user could swap the images between dump and restore.
+Result<void> check_directory_owner(int dir_fd, const std::string& directory)
+{
+    struct stat st;
+    if (::fstat(dir_fd, &st) < 0)
+        return fail_errno(fmt::format("stat {}", directory));
+    if (st.st_uid != ::geteuid())
+        return fail("image directory {} is owned by uid {}, not by the user running cryo (uid {})", directory, st.st_uid,
+                    ::geteuid());
+    // Group-writable is fine when the group is the caller's own (umask 002
+    // with a group per user).
+    if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != ::getegid()))
+        return fail("image directory {} is writable by other users (mode {:o}); use a directory only its owner can write",
+                    directory, st.st_mode & 07777);
+    return {};
+}
+
+} // namespace
+
+Result<ImageWriter> ImageWriter::create(const std::string& directory, SyncMode sync, WriteTransforms transforms)
+{
+    if (transforms.compression_level < 0 || transforms.compression_level > kMaxCompressionLevel)
+        return fail("compression level {} is out of range (1 to {})", transforms.compression_level,
+                    kMaxCompressionLevel);
     bool created = false;
     if (::mkdir(directory.c_str(), 0700) == 0)
         created = true;
     else if (errno != EEXIST)
         return fail_errno(fmt::format("create image directory {}", directory));
     UniqueFd dir = TRY(open_file(directory, O_RDONLY | O_DIRECTORY));
+    if (!created)
+        TRY(check_directory_owner(dir.get(), directory));
     // An older checkpoint in the same directory is about to be overwritten
     // file by file: drop its manifest first so that the mix never looks
     // complete.
@@ -96,10 +165,20 @@ Result<ImageWriter> ImageWriter::create(const std::string& directory, SyncMode s
     } else if (errno != ENOENT) {
         return fail_errno(fmt::format("remove old {}/{}", directory, kManifestName));
     }
-    return ImageWriter(directory, std::move(dir), sync, created);
+    ImageWriter writer(directory, std::move(dir), sync, created);
+    // A random id for this checkpoint: every sealed file is bound to it.
+    if (transforms.key)
+        TRY(random_bytes(writer.m_checkpoint_id));
+    writer.m_transforms = std::move(transforms);
+    return writer;
 }
 
 Result<OutputFile> ImageWriter::create_file(const std::string& name)
+{
+    return create_file_of(name, Content::PageData);
+}
+
+Result<OutputFile> ImageWriter::create_file_of(const std::string& name, Content content)
 {
     if (!is_safe_image_name(name))
         return fail("invalid image file name '{}'", name);
@@ -111,12 +190,17 @@ Result<OutputFile> ImageWriter::create_file(const std::string& name)
     if (std::ranges::find(m_created, name) != m_created.end())
         return fail("image file {} is written twice", name);
     TRY(fault::step([&] { return "create " + name; }));
-    UniqueFd fd = TRY(open_file_at(m_dir.get(), name, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+    UniqueFd fd = TRY(create_private_file(m_dir.get(), name));
     m_created.push_back(name);
-    // The file may have existed with other permissions.
-    if (::fchmod(fd.get(), 0600) < 0)
-        return fail_errno(fmt::format("chmod {}", name));
-    return OutputFile(name, std::move(fd));
+    auto stored = std::make_unique<OutputFile::Stored>();
+    stored->name = name;
+    stored->fd = std::move(fd);
+    XXH3_64bits_reset(stored->hash.get());
+    std::unique_ptr<FileEncoder> encoder;
+    if (FileEncoder::needed(m_transforms, content))
+        encoder = TRY(FileEncoder::create(m_transforms, m_checkpoint_id, content, name,
+                                          [raw = stored.get()](std::span<const std::byte> bytes) { return raw->append(bytes); }));
+    return OutputFile(std::move(stored), std::move(encoder));
 }
 
 Result<void> ImageWriter::finish_file(OutputFile&& file)
@@ -124,9 +208,13 @@ Result<void> ImageWriter::finish_file(OutputFile&& file)
     TRY(fault::step([&] { return "finish " + file.name(); }));
     // Not synced one by one: commit() makes all of them durable at once.
     ManifestFile record;
+    if (file.m_encoder) {
+        TRY(file.m_encoder->finish(record));
+        record.set_content_size(file.size());
+    }
     record.set_name(file.name());
-    record.set_size(file.size());
-    record.set_xxh3(XXH3_64bits_digest(file.m_hash.get()));
+    record.set_size(file.m_stored->size);
+    record.set_xxh3(XXH3_64bits_digest(file.m_stored->hash.get()));
     m_records.push_back(std::move(record));
     return {};
 }
@@ -135,7 +223,7 @@ Result<void> ImageWriter::write_message(const std::string& name, ImageKind kind,
                                         const google::protobuf::Message& message)
 {
     std::string bytes = TRY(encode_image(kind, message));
-    OutputFile file = TRY(create_file(name));
+    OutputFile file = TRY(create_file_of(name, Content::Metadata));
     TRY(file.write(std::as_bytes(std::span(bytes.data(), bytes.size()))));
     return finish_file(std::move(file));
 }
@@ -144,7 +232,7 @@ uint64_t ImageWriter::total_bytes() const
 {
     uint64_t total = 0;
     for (const ManifestFile& record : m_records)
-        total += record.size();
+        total += content_size(record);
     return total;
 }
 
@@ -153,7 +241,17 @@ Result<void> ImageWriter::commit(Manifest manifest)
     manifest.set_format_version(kFormatVersion);
     for (const ManifestFile& record : m_records)
         *manifest.add_files() = record;
+    if (m_transforms.key) {
+        auto* encryption = manifest.mutable_encryption();
+        encryption->set_cipher(std::string(kSealCipher));
+        encryption->set_checkpoint_id(m_checkpoint_id.data(), m_checkpoint_id.size());
+        encryption->set_chunk_size(kSealChunkSize);
+    }
     std::string bytes = TRY(encode_image(ImageKind::Manifest, manifest));
+    // The manifest of an encrypted checkpoint is sealed like every file, so
+    // nobody can read or change it (nor drop its encryption) without the key.
+    if (m_transforms.key)
+        bytes = TRY(seal_bytes(*m_transforms.key, m_checkpoint_id, std::string(kManifestName), bytes)).bytes;
 
     // Every file durable at once. Up to kSyncEachFiles files: writeback of
     // all of them is started first, so their blocks are allocated in one
@@ -181,7 +279,7 @@ Result<void> ImageWriter::commit(Manifest manifest)
     }
     std::string temporary = std::string(kManifestName) + ".tmp";
     {
-        UniqueFd fd = TRY(open_file_at(m_dir.get(), temporary, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+        UniqueFd fd = TRY(create_private_file(m_dir.get(), temporary));
         m_created.push_back(temporary);
         TRY(write_all(fd.get(), bytes, temporary));
         if (m_sync == SyncMode::Fsync && ::fdatasync(fd.get()) < 0)

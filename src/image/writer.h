@@ -8,6 +8,10 @@
 // file it lists is on disk, and a directory without a manifest is never
 // mistaken for a checkpoint. A writer dropped without commit() removes every
 // file it created, so a failed dump leaves no half image behind.
+//
+// With transforms (image/transform.h) page files are compressed and every
+// file is sealed as it is written; the manifest then records what was done
+// and, for an encrypted checkpoint, is sealed itself.
 #pragma once
 
 #include <xxhash.h>
@@ -22,6 +26,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "image/format.h"
+#include "image/transform.h"
 #include "manifest.pb.h"
 
 namespace cryo::image {
@@ -31,31 +36,39 @@ enum class SyncMode { Fsync, NoSync };
 // One file being written: appends bytes, keeps their size and checksum.
 class OutputFile {
 public:
+    OutputFile(OutputFile&&) noexcept;
+    OutputFile& operator=(OutputFile&&) noexcept;
+    ~OutputFile();
+
     Result<void> write(std::span<const std::byte> data);
+    // Bytes written so far: offsets in the content, which is what readers
+    // see (the stored file differs when it is transformed).
     uint64_t size() const { return m_size; }
-    int fd() const { return m_fd.get(); }
-    const std::string& name() const { return m_name; }
+    int fd() const;
+    const std::string& name() const;
+    // The bytes written go to the file as they are (no compression, no
+    // encryption): only then may a caller write to fd() itself or change
+    // how it is written (O_DIRECT).
+    bool is_raw() const { return !m_encoder; }
 
 private:
     friend class ImageWriter;
-    struct HashStateDeleter {
-        void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
-    };
-    OutputFile(std::string name, UniqueFd fd);
+    struct Stored;
+    OutputFile(std::unique_ptr<Stored> stored, std::unique_ptr<FileEncoder> encoder);
 
-    std::string m_name;
-    UniqueFd m_fd;
+    std::unique_ptr<Stored> m_stored;   // on the heap: the encoder writes to it
+    std::unique_ptr<FileEncoder> m_encoder;
     uint64_t m_size { 0 };
-    std::unique_ptr<XXH3_state_t, HashStateDeleter> m_hash;
 };
 
 class ImageWriter {
 public:
-    static Result<ImageWriter> create(const std::string& directory, SyncMode sync);
+    static Result<ImageWriter> create(const std::string& directory, SyncMode sync, WriteTransforms transforms = {});
     ImageWriter(ImageWriter&&) noexcept;
     ImageWriter& operator=(ImageWriter&&) = delete;
     ~ImageWriter();
 
+    // A page file (compressed when the transforms say so).
     Result<OutputFile> create_file(const std::string& name);
     // Flushes the file and records it for the manifest.
     Result<void> finish_file(OutputFile&& file);
@@ -72,6 +85,7 @@ public:
 private:
     ImageWriter(std::string directory, UniqueFd dir, SyncMode sync, bool created_directory);
     void remove_created_files();
+    Result<OutputFile> create_file_of(const std::string& name, Content content);
 
     std::string m_directory;
     UniqueFd m_dir;
@@ -80,6 +94,8 @@ private:
     bool m_committed { false };
     std::vector<std::string> m_created;
     std::vector<ManifestFile> m_records;
+    WriteTransforms m_transforms;
+    CheckpointId m_checkpoint_id {};
 };
 
 // Serializes `message` behind a header of the given kind.

@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "core.pb.h"
 #include "fds.pb.h"
 #include "image/reader.h"
+#include "image/transform.h"
 #include "mm.pb.h"
+#include "stats.pb.h"
 #include "tree.pb.h"
 
 namespace cryo::inspect {
@@ -26,16 +29,27 @@ struct KindName {
     std::string_view json;
     std::string_view prefix;   // "core-" for per-process files, else the whole name
     bool per_process;
+    std::unique_ptr<google::protobuf::Message> (*make)();
 };
 
+template <typename Message>
+std::unique_ptr<google::protobuf::Message> make()
+{
+    return std::make_unique<Message>();
+}
+
+// Every kind of metadata file; the two statistics files share a header kind
+// and differ by name.
 constexpr KindName kKinds[] = {
-    { image::ImageKind::Manifest, "manifest", image::kManifestName, false },
-    { image::ImageKind::Tree, "tree", image::kTreeName, false },
-    { image::ImageKind::FileTable, "files", image::kFileTableName, false },
-    { image::ImageKind::Core, "core", "core-", true },
-    { image::ImageKind::Memory, "mm", "mm-", true },
-    { image::ImageKind::PageMap, "pagemap", "pagemap-", true },
-    { image::ImageKind::FdTable, "fds", "fds-", true },
+    { image::ImageKind::Manifest, "manifest", image::kManifestName, false, make<image::Manifest> },
+    { image::ImageKind::Tree, "tree", image::kTreeName, false, make<image::ProcessTree> },
+    { image::ImageKind::FileTable, "files", image::kFileTableName, false, make<image::FileTable> },
+    { image::ImageKind::Stats, "stats-dump", image::kDumpStatsName, false, make<image::DumpStats> },
+    { image::ImageKind::Stats, "stats-restore", image::kRestoreStatsName, false, make<image::RestoreStats> },
+    { image::ImageKind::Core, "core", "core-", true, make<image::ProcessCore> },
+    { image::ImageKind::Memory, "mm", "mm-", true, make<image::MemoryImage> },
+    { image::ImageKind::PageMap, "pagemap", "pagemap-", true, make<image::PageMap> },
+    { image::ImageKind::FdTable, "fds", "fds-", true, make<image::FdTable> },
 };
 
 bool is_pid_suffix(std::string_view rest)
@@ -72,46 +86,41 @@ Result<std::vector<std::string>> list_directory(int dir_fd, const std::string& d
     return names;
 }
 
-} // namespace
-
-std::optional<image::ImageKind> metadata_kind(std::string_view name)
+const KindName* find_kind(std::string_view name)
 {
     for (const auto& kind : kKinds) {
         if (!kind.per_process && name == kind.prefix)
-            return kind.kind;
+            return &kind;
         if (kind.per_process && name.starts_with(kind.prefix) && is_pid_suffix(name.substr(kind.prefix.size())))
-            return kind.kind;
-    }
-    return std::nullopt;
-}
-
-std::unique_ptr<google::protobuf::Message> new_message(image::ImageKind kind)
-{
-    switch (kind) {
-    case image::ImageKind::Manifest: return std::make_unique<image::Manifest>();
-    case image::ImageKind::Tree: return std::make_unique<image::ProcessTree>();
-    case image::ImageKind::Core: return std::make_unique<image::ProcessCore>();
-    case image::ImageKind::Memory: return std::make_unique<image::MemoryImage>();
-    case image::ImageKind::PageMap: return std::make_unique<image::PageMap>();
-    case image::ImageKind::FdTable: return std::make_unique<image::FdTable>();
-    case image::ImageKind::FileTable: return std::make_unique<image::FileTable>();
-    case image::ImageKind::Stats: return nullptr;
+            return &kind;
     }
     return nullptr;
 }
 
-std::string_view json_kind_name(image::ImageKind kind)
+} // namespace
+
+std::optional<image::ImageKind> metadata_kind(std::string_view name)
 {
-    for (const auto& entry : kKinds)
-        if (entry.kind == kind)
-            return entry.json;
-    return "unknown";
+    const auto* kind = find_kind(name);
+    return kind ? std::optional(kind->kind) : std::nullopt;
 }
 
-std::optional<image::ImageKind> kind_from_json_name(std::string_view name)
+std::unique_ptr<google::protobuf::Message> new_message(std::string_view name)
+{
+    const auto* kind = find_kind(name);
+    return kind ? kind->make() : nullptr;
+}
+
+std::string_view json_kind_name(std::string_view name)
+{
+    const auto* kind = find_kind(name);
+    return kind ? kind->json : std::string_view();
+}
+
+std::optional<image::ImageKind> kind_from_json_name(std::string_view json_name)
 {
     for (const auto& entry : kKinds)
-        if (entry.json == name)
+        if (entry.json == json_name)
             return entry.kind;
     return std::nullopt;
 }
@@ -125,38 +134,53 @@ Checkpoint::Checkpoint(std::string directory, UniqueFd dir, std::optional<image:
 {
 }
 
-Result<Checkpoint> Checkpoint::open(const std::string& directory, Verify verify)
+Result<Checkpoint> Checkpoint::open(const std::string& directory, Verify verify, const image::Key* key)
 {
-    if (verify == Verify::Checksums) {
-        auto reader = TRY(image::ImageReader::open(directory));
-        TRY(reader.verify());
+    auto from_reader = [&](const image::ImageReader& reader) -> Result<Checkpoint> {
         std::vector<std::string> files;
         for (const auto& file : reader.manifest().files())
             files.push_back(file.name());
-        UniqueFd dir = TRY(open_file(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        return Checkpoint(directory, std::move(dir), reader.manifest(), std::move(files));
+        UniqueFd dir = TRY(cryo::open_file(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        Checkpoint checkpoint(directory, std::move(dir), reader.manifest(), std::move(files));
+        if (key)
+            checkpoint.m_key.emplace(*key);
+        if (reader.manifest().has_encryption()) {
+            image::CheckpointId id;
+            std::memcpy(id.data(), reader.manifest().encryption().checkpoint_id().data(), id.size());
+            checkpoint.m_checkpoint_id = id;
+        }
+        return checkpoint;
+    };
+    if (verify == Verify::Checksums) {
+        auto reader = TRY(image::ImageReader::open(directory, key));
+        TRY(reader.verify());
+        return from_reader(reader);
     }
-    UniqueFd dir = TRY(open_file(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    auto reader = image::ImageReader::open(directory);
-    if (reader) {
-        std::vector<std::string> files;
-        for (const auto& file : reader->manifest().files())
-            files.push_back(file.name());
-        return Checkpoint(directory, std::move(dir), reader->manifest(), std::move(files));
-    }
+    UniqueFd dir = TRY(cryo::open_file(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    auto reader = image::ImageReader::open(directory, key);
+    if (reader)
+        return from_reader(*reader);
     // Forensics of a checkpoint without a usable manifest: take what is there.
     fmt::print(stderr, "cryo: warning: {}; reading the files found in {} unverified\n", reader.error().message(),
                directory);
     auto files = TRY(list_directory(dir.get(), directory));
-    return Checkpoint(directory, std::move(dir), std::nullopt, std::move(files));
+    Checkpoint checkpoint(directory, std::move(dir), std::nullopt, std::move(files));
+    if (key)
+        checkpoint.m_key.emplace(*key);
+    return checkpoint;
 }
 
-bool Checkpoint::has_file(const std::string& name) const
+const image::ManifestFile* Checkpoint::record(const std::string& name) const
 {
-    return std::ranges::find(m_files, name) != m_files.end();
+    if (!m_manifest)
+        return nullptr;
+    for (const auto& file : m_manifest->files())
+        if (file.name() == name)
+            return &file;
+    return nullptr;
 }
 
-Result<std::string> Checkpoint::read_bytes(const std::string& name, uint64_t limit) const
+Result<std::pair<UniqueFd, uint64_t>> Checkpoint::open_file(const std::string& name) const
 {
     if (!image::is_safe_image_name(name))
         return fail("{}/{}: not a valid image file name", m_directory, name);
@@ -166,9 +190,31 @@ Result<std::string> Checkpoint::read_bytes(const std::string& name, uint64_t lim
         return fail_errno(fmt::format("stat {}", path(name)));
     if (!S_ISREG(st.st_mode))
         return fail("{} is not a regular file", path(name));
-    if (static_cast<uint64_t>(st.st_size) > limit)
-        return fail("{} is {} bytes, larger than any valid image ({} bytes)", path(name), st.st_size, limit);
-    std::string bytes(static_cast<size_t>(st.st_size), '\0');
+    return std::pair { std::move(fd), static_cast<uint64_t>(st.st_size) };
+}
+
+bool Checkpoint::has_file(const std::string& name) const
+{
+    return std::ranges::find(m_files, name) != m_files.end();
+}
+
+Result<std::string> Checkpoint::read_bytes(const std::string& name, uint64_t limit) const
+{
+    auto [fd, size] = TRY(open_file(name));
+    image::ReadKeys keys { m_key ? &*m_key : nullptr, m_checkpoint_id ? &*m_checkpoint_id : nullptr };
+    // The manifest is read as the image reader reads it (sealed or not).
+    if (name == image::kManifestName && m_manifest) {
+        std::optional<image::CheckpointId> id;
+        std::string bytes;
+        TRY(image::read_manifest(m_dir.get(), m_directory, keys.key, id, &bytes));
+        return bytes;
+    }
+    const auto* file = record(name);
+    if (m_key || (file && image::is_transformed(*file)))
+        return TRY_CTX(image::decode_to_string(fd.get(), size, name, file, keys, limit), "{}", path(name));
+    if (size > limit)
+        return fail("{} is {} bytes, larger than any valid image ({} bytes)", path(name), size, limit);
+    std::string bytes(static_cast<size_t>(size), '\0');
     TRY(pread_exact(fd.get(), std::as_writable_bytes(std::span(bytes.data(), bytes.size())), 0, path(name)));
     return bytes;
 }
@@ -189,14 +235,18 @@ Result<UniqueFd> Checkpoint::open_raw(const std::string& name, uint64_t& size) c
         return fail("{}/{}: not a valid image file name", m_directory, name);
     if (!has_file(name))
         return fail("{}: not in the checkpoint{}", path(name), m_manifest ? " (not listed in the manifest)" : "");
-    UniqueFd fd = TRY_CTX(open_file_at(m_dir.get(), name, kOpenFlags), "{}", m_directory);
-    struct stat st;
-    if (::fstat(fd.get(), &st) < 0)
-        return fail_errno(fmt::format("stat {}", path(name)));
-    if (!S_ISREG(st.st_mode))
-        return fail("{} is not a regular file", path(name));
-    size = static_cast<uint64_t>(st.st_size);
-    return fd;
+    auto [fd, stored_size] = TRY(open_file(name));
+    image::ReadKeys keys { m_key ? &*m_key : nullptr, m_checkpoint_id ? &*m_checkpoint_id : nullptr };
+    const auto* file = record(name);
+    if (file && image::is_transformed(*file)) {
+        if (stored_size != file->size())
+            return fail("{}: size is {} bytes, the manifest says {}", path(name), stored_size, file->size());
+        return TRY_CTX(image::decode_to_memfd(fd.get(), stored_size, name, file, keys, size), "{}", path(name));
+    }
+    if (!file && m_key)   // no manifest: a sealed file says so in its header
+        return TRY_CTX(image::decode_to_memfd(fd.get(), stored_size, name, nullptr, keys, size), "{}", path(name));
+    size = stored_size;
+    return std::move(fd);   // a structured binding is not moved implicitly
 }
 
 } // namespace cryo::inspect

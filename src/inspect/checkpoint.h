@@ -11,6 +11,11 @@
 // (magic, kind, version, size, payload checksum) before it is parsed, every
 // read is bounded, and a file is opened without following symlinks and
 // without blocking on a FIFO. Every error names the file.
+//
+// An encrypted checkpoint needs its key (the commands' --key): every file is
+// then authenticated and decrypted as it is read, and page files that are
+// compressed or sealed are decoded into a memfd by open_raw(). Without a
+// manifest (Verify::Skip), a sealed file is recognised by its header.
 #pragma once
 
 #include <memory>
@@ -23,24 +28,30 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "image/format.h"
+#include "image/key.h"
+#include "image/seal.h"
 #include "manifest.pb.h"
 
 namespace cryo::inspect {
 
 enum class Verify { Checksums, Skip };
 
-// The kind of metadata a file name holds ("tree.img", "core-12.img", ...),
-// or nothing for page files and names cryo does not know.
+// The kind of metadata a file name holds ("tree.img", "core-12.img",
+// "stats-dump.img", ...), or nothing for page files and names cryo does not
+// know. Both statistics files have the header kind Stats.
 std::optional<image::ImageKind> metadata_kind(std::string_view name);
-// A new, empty message of the type a metadata kind holds.
-std::unique_ptr<google::protobuf::Message> new_message(image::ImageKind kind);
-// The short name of a kind used in JSON documents ("tree", "core", ...) and back.
-std::string_view json_kind_name(image::ImageKind kind);
-std::optional<image::ImageKind> kind_from_json_name(std::string_view name);
+// A new, empty message of the type the metadata file `name` holds (nullptr
+// for a name metadata_kind() does not know).
+std::unique_ptr<google::protobuf::Message> new_message(std::string_view name);
+// The short name used in JSON documents for what the file `name` holds
+// ("tree", "core", "stats-dump", ...; empty for an unknown name), and the
+// header kind of such a short name.
+std::string_view json_kind_name(std::string_view name);
+std::optional<image::ImageKind> kind_from_json_name(std::string_view json_name);
 
 class Checkpoint {
 public:
-    static Result<Checkpoint> open(const std::string& directory, Verify verify);
+    static Result<Checkpoint> open(const std::string& directory, Verify verify, const image::Key* key = nullptr);
 
     const std::string& directory() const { return m_directory; }
     // The manifest, unless it was missing or unreadable under Verify::Skip.
@@ -51,7 +62,7 @@ public:
     bool has_file(const std::string& name) const;
     std::string path(const std::string& name) const { return m_directory + "/" + name; }
 
-    // The whole file, refused when larger than `limit`.
+    // The whole content of a file (decoded), refused when larger than `limit`.
     Result<std::string> read_bytes(const std::string& name, uint64_t limit) const;
     Result<void> read_message(const std::string& name, image::ImageKind kind, google::protobuf::Message& message) const;
     template <typename Message>
@@ -61,17 +72,23 @@ public:
         TRY(read_message(name, kind, message));
         return message;
     }
-    // Opens a raw file (a page file) for bounded reads; `size` is its size.
+    // Opens a raw file (a page file) for bounded reads; `size` is its size
+    // (of the content: a transformed file is decoded into a memfd).
     Result<UniqueFd> open_raw(const std::string& name, uint64_t& size) const;
 
 private:
     Checkpoint(std::string directory, UniqueFd dir, std::optional<image::Manifest> manifest,
                std::vector<std::string> files);
+    // The manifest's record of a file, if there is a manifest and it lists it.
+    const image::ManifestFile* record(const std::string& name) const;
+    Result<std::pair<UniqueFd, uint64_t>> open_file(const std::string& name) const;
 
     std::string m_directory;
     UniqueFd m_dir;
     std::optional<image::Manifest> m_manifest;
     std::vector<std::string> m_files;
+    std::optional<image::Key> m_key;
+    std::optional<image::CheckpointId> m_checkpoint_id;
 };
 
 } // namespace cryo::inspect

@@ -10,6 +10,8 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -17,6 +19,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "image/reader.h"
+#include "image/transform.h"
 #include "image/writer.h"
 
 namespace cryo::inspect {
@@ -94,12 +97,12 @@ Result<void> json_to_message(const std::string& json, pb::Message& message)
 // cryo cannot represent completely (fields of a newer cryo).
 Result<std::string> image_entry(const Checkpoint& checkpoint, const std::string& name, image::ImageKind kind)
 {
-    auto message = new_message(kind);
+    auto message = new_message(name);
     std::string bytes = TRY(checkpoint.read_bytes(name, image::kMaxPayloadSize + sizeof(image::FileHeader)));
     TRY_CTX(image::decode_image(bytes, kind, *message), "{}", checkpoint.path(name));
     std::string json = TRY_CTX(message_to_json(*message), "{}", checkpoint.path(name));
 
-    auto again = new_message(kind);
+    auto again = new_message(name);
     std::string payload;
     if (!json_to_message(json, *again) || !again->SerializeToString(&payload)
         || payload != std::string_view(bytes).substr(sizeof(image::FileHeader)))
@@ -107,7 +110,7 @@ Result<std::string> image_entry(const Checkpoint& checkpoint, const std::string&
                            "encoding the document will not give the same file\n",
                    checkpoint.path(name));
     return fmt::format("    {{\n      \"name\": {},\n      \"kind\": {},\n      \"version\": {},\n      \"message\": {}\n    }}",
-                       json_string(name), json_string(json_kind_name(kind)), image::kFormatVersion,
+                       json_string(name), json_string(json_kind_name(name)), image::kFormatVersion,
                        indented(json, "      "));
 }
 
@@ -142,7 +145,7 @@ Result<ParsedImage> parse_entry(const pb::Value& value, size_t index)
     auto kind = kind_from_json_name(kind_name->string_value());
     if (!kind)
         return fail("{}: unknown kind \"{}\"", where, kind_name->string_value());
-    if (metadata_kind(name->string_value()) != kind)
+    if (json_kind_name(name->string_value()) != kind_name->string_value())
         return fail("{}: a file of this name cannot hold a {} image", where, kind_name->string_value());
     if (!version || version->kind_case() != pb::Value::kNumberValue)
         return fail("{}: no \"version\" number", where);
@@ -155,7 +158,7 @@ Result<ParsedImage> parse_entry(const pb::Value& value, size_t index)
     auto status = pb::util::MessageToJsonString(*message_value, &json);
     if (!status.ok())
         return fail("{}: {}", where, status.message().as_string());
-    ParsedImage parsed { name->string_value(), *kind, new_message(*kind) };
+    ParsedImage parsed { name->string_value(), *kind, new_message(name->string_value()) };
     TRY_CTX(json_to_message(json, *parsed.message), "{}: message", where);
     return parsed;
 }
@@ -231,9 +234,37 @@ Result<void> write_atomically(int dir_fd, const std::string& directory, const st
     return {};
 }
 
+// How encode stores images: as they are, or sealed again under the
+// checkpoint's id when the checkpoint is encrypted.
+struct EncodeSealing {
+    const image::Key* key { nullptr };
+    image::CheckpointId checkpoint_id {};
+};
+
+Result<EncodeSealing> encode_sealing(const image::Manifest& manifest, const std::optional<image::Key>& key)
+{
+    if (!manifest.has_encryption()) {
+        if (key)
+            return fail("a key was given (--key), but the document's manifest describes a checkpoint that is not encrypted");
+        return EncodeSealing {};
+    }
+    if (!key)
+        return fail("the document's manifest describes an encrypted checkpoint: give its key with --key KEYFILE "
+                    "(the images are sealed again with it)");
+    EncodeSealing sealing { &*key };
+    const auto& id = manifest.encryption().checkpoint_id();
+    if (manifest.encryption().cipher() != image::kSealCipher || id.size() != sealing.checkpoint_id.size())
+        return fail("the manifest's encryption (cipher '{}', id of {} bytes) is not one this cryo writes",
+                    manifest.encryption().cipher(), id.size());
+    std::memcpy(sealing.checkpoint_id.data(), id.data(), id.size());
+    return sealing;
+}
+
 // A file the manifest lists and encode does not write must already be in
-// the directory, as the manifest describes it.
-Result<void> check_kept_file(int dir_fd, const std::string& directory, const image::ManifestFile& file, Verify verify)
+// the directory, as the manifest describes it (in an encrypted checkpoint:
+// sealed for it, and authenticated unless --no-verify).
+Result<void> check_kept_file(int dir_fd, const std::string& directory, const image::ManifestFile& file, Verify verify,
+                             const EncodeSealing& sealing)
 {
     std::string path = fmt::format("{}/{}", directory, file.name());
     if (!image::is_safe_image_name(file.name()))
@@ -256,20 +287,53 @@ Result<void> check_kept_file(int dir_fd, const std::string& directory, const ima
     uint64_t digest = TRY(image::file_xxh3(fd->get(), file.size(), buffer, path));
     if (digest != file.xxh3())
         return fail("{}: checksum mismatch with the manifest (corrupted)", path);
+    if (sealing.key) {
+        image::ReadKeys keys { sealing.key, &sealing.checkpoint_id };
+        TRY_CTX(image::decode_file(fd->get(), file.size(), file.name(), &file, keys,
+                                   [](std::span<const std::byte>) -> Result<void> { return {}; }),
+                "{}", path);
+    }
     return {};
+}
+
+// The bytes to store for an image, and its manifest record.
+Result<std::string> stored_image(const EncodeSealing& sealing, const std::string& name, const std::string& bytes,
+                                 image::ManifestFile& record)
+{
+    record.set_name(name);
+    record.clear_compression();
+    record.clear_seal_salt();
+    record.clear_content_size();
+    std::string stored = bytes;
+    if (sealing.key) {
+        auto sealed = TRY(image::seal_bytes(*sealing.key, sealing.checkpoint_id, name, bytes));
+        stored = std::move(sealed.bytes);
+        record.set_seal_salt(sealed.salt.data(), sealed.salt.size());
+        record.set_content_size(bytes.size());
+    }
+    record.set_size(stored.size());
+    record.set_xxh3(XXH3_64bits(stored.data(), stored.size()));
+    return stored;
 }
 
 } // namespace
 
 Result<std::string> decode_to_json(const DecodeOptions& options)
 {
-    auto checkpoint = TRY(Checkpoint::open(options.directory, options.verify));
+    auto checkpoint = TRY(Checkpoint::open(options.directory, options.verify, options.key ? &*options.key : nullptr));
     std::vector<std::string> entries;
     std::vector<std::string> raw;
     std::string manifest_name(image::kManifestName);
-    if (!options.image.empty() && options.image != manifest_name && !checkpoint.has_file(options.image))
+    std::vector<std::string> names = checkpoint.files();
+    // The statistics of the last restore are written after the manifest and
+    // are not listed in it; the document holds them when they are there.
+    std::string restore_stats(image::kRestoreStatsName);
+    std::error_code error;
+    if (checkpoint.manifest() && std::filesystem::is_regular_file(std::filesystem::symlink_status(checkpoint.path(restore_stats), error)))
+        names.push_back(restore_stats);
+    if (!options.image.empty() && options.image != manifest_name && std::ranges::find(names, options.image) == names.end())
         return fail("{}: no such image in the checkpoint", checkpoint.path(options.image));
-    for (const auto& name : checkpoint.files()) {
+    for (const auto& name : names) {
         if (!options.image.empty() && name != options.image)
             continue;
         auto kind = metadata_kind(name);
@@ -346,12 +410,13 @@ Result<void> run_encode(const EncodeOptions& options)
         TRY(image::decode_image(in_document->bytes, image::ImageKind::Manifest, manifest));
         images.erase(in_document);
     } else {
-        auto reader = TRY_CTX(image::ImageReader::open(options.directory),
+        auto reader = TRY_CTX(image::ImageReader::open(options.directory, options.key ? &*options.key : nullptr),
                               "the document has no manifest and neither has the directory");
         manifest = reader.manifest();
     }
 
     // Everything is checked before the directory is changed.
+    auto sealing = TRY(encode_sealing(manifest, options.key));
     std::map<std::string, const EncodedImage*> written;
     for (const auto& image : images)
         written[image.name] = &image;
@@ -360,7 +425,18 @@ Result<void> run_encode(const EncodeOptions& options)
         if (file.name() == manifest_name || !listed.insert(file.name()).second)
             return fail("the manifest lists {} twice or lists itself", file.name());
         if (!written.contains(file.name()))
-            TRY(check_kept_file(dir.get(), options.directory, file, options.verify));
+            TRY(check_kept_file(dir.get(), options.directory, file, options.verify, sealing));
+    }
+    std::map<std::string, std::pair<std::string, image::ManifestFile>> stored;
+    for (const auto& image : images) {
+        image::ManifestFile record;
+        if (image.name == image::kRestoreStatsName) {
+            // Restore writes it in clear, outside the manifest: so does encode.
+            stored[image.name] = { image.bytes, std::move(record) };
+            continue;
+        }
+        std::string bytes = TRY_CTX(stored_image(sealing, image.name, image.bytes, record), "{}", image.name);
+        stored[image.name] = { std::move(bytes), std::move(record) };
     }
 
     // A half-written directory must never look complete: the manifest goes
@@ -368,24 +444,21 @@ Result<void> run_encode(const EncodeOptions& options)
     if (::unlinkat(dir.get(), manifest_name.c_str(), 0) < 0 && errno != ENOENT)
         return fail_errno(fmt::format("remove {}/{}", options.directory, manifest_name));
     for (const auto& image : images)
-        TRY(write_atomically(dir.get(), options.directory, image.name, image.bytes));
+        TRY(write_atomically(dir.get(), options.directory, image.name, stored.at(image.name).first));
     for (auto& file : *manifest.mutable_files()) {
         auto it = written.find(file.name());
         if (it == written.end())
             continue;
-        file.set_size(it->second->bytes.size());
-        file.set_xxh3(XXH3_64bits(it->second->bytes.data(), it->second->bytes.size()));
+        file = stored.at(file.name()).second;
         written.erase(it);
     }
-    for (const auto& image : images) {
-        if (!written.contains(image.name))
-            continue;
-        auto* file = manifest.add_files();
-        file->set_name(image.name);
-        file->set_size(image.bytes.size());
-        file->set_xxh3(XXH3_64bits(image.bytes.data(), image.bytes.size()));
-    }
+    for (const auto& image : images)
+        // stats-restore.img is written by restore after the manifest, never listed in it.
+        if (written.contains(image.name) && image.name != image::kRestoreStatsName)
+            *manifest.add_files() = stored.at(image.name).second;
     std::string bytes = TRY(image::encode_image(image::ImageKind::Manifest, manifest));
+    if (sealing.key)
+        bytes = TRY(image::seal_bytes(*sealing.key, sealing.checkpoint_id, manifest_name, bytes)).bytes;
     TRY(write_atomically(dir.get(), options.directory, manifest_name, bytes));
     if (::fsync(dir.get()) < 0)
         return fail_errno(fmt::format("fsync {}", options.directory));

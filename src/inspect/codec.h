@@ -28,6 +28,7 @@
 // target directory as the manifest describes them, and are checked first.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "base/error.h"
@@ -40,12 +41,16 @@ struct DecodeOptions {
     std::string image;    // one image only (its file name); empty: all
     std::string output;   // empty or "-": stdout
     Verify verify { Verify::Checksums };
+    std::optional<image::Key> key;   // --key: of an encrypted checkpoint
 };
 
 struct EncodeOptions {
     std::string input;    // empty or "-": stdin
     std::string directory;
     Verify verify { Verify::Checksums };   // of the files encode does not write
+    // --key: the images of an encrypted checkpoint are sealed again with it
+    // (same checkpoint id, fresh salts); the files kept are authenticated.
+    std::optional<image::Key> key;
 };
 
 // The JSON document of a checkpoint (all images, or only options.image).

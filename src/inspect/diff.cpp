@@ -235,8 +235,8 @@ Result<Side> load_side(const Checkpoint& checkpoint, image::FileTable& storage)
 
 Result<void> run_diff(const DiffOptions& options)
 {
-    auto before = TRY(Checkpoint::open(options.before, options.verify));
-    auto after = TRY(Checkpoint::open(options.after, options.verify));
+    auto before = TRY(Checkpoint::open(options.before, options.verify, options.key ? &*options.key : nullptr));
+    auto after = TRY(Checkpoint::open(options.after, options.verify, options.key ? &*options.key : nullptr));
     auto old_tree = TRY(before.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
     auto new_tree = TRY(after.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
     image::FileTable old_files, new_files;

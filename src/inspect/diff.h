@@ -10,6 +10,7 @@
 // neither image) counts as equal.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "base/error.h"
@@ -21,6 +22,7 @@ struct DiffOptions {
     std::string before;
     std::string after;
     Verify verify { Verify::Checksums };
+    std::optional<image::Key> key;   // --key: of encrypted checkpoints (one key for both)
 };
 
 Result<void> run_diff(const DiffOptions& options);

@@ -393,6 +393,11 @@ Result<ProcessMemory> ProcessMemory::load(const Checkpoint& checkpoint, int pid)
             return fail("{}: names an invalid page file '{}'", pagemap_path, page_map.page_file());
         result.m_page_file = TRY(checkpoint.open_raw(page_map.page_file(), page_file_size));
     }
+    for (const auto& run : page_map.runs())
+        if (run.ancestor() != 0)
+            return fail("{}: the pages at {:#x} are stored in an earlier checkpoint of the incremental chain "
+                        "(ancestor {}): cryo mem does not read through chains yet", pagemap_path, run.address(),
+                        run.ancestor());
     // The same checks as restore's (image/validate.h), against the page
     // file's actual size.
     TRY_CTX(image::check_page_map(page_map, result.m_page_file_path, page_file_size), "{}", pagemap_path);
@@ -498,7 +503,7 @@ Result<std::vector<MemoryMatch>> search_memory(const ProcessMemory& memory, std:
 
 Result<void> run_mem(const MemOptions& options)
 {
-    auto checkpoint = TRY(Checkpoint::open(options.directory, options.verify));
+    auto checkpoint = TRY(Checkpoint::open(options.directory, options.verify, options.key ? &*options.key : nullptr));
     if (!options.search.empty() && !options.search_hex.empty())
         return fail("--search and --search-hex exclude each other");
     if (!options.search.empty() || !options.search_hex.empty()) {

@@ -124,6 +124,7 @@ struct MemOptions {
     std::string extract;
     size_t max_matches { 1000 };
     Verify verify { Verify::Checksums };
+    std::optional<image::Key> key;   // --key: of an encrypted checkpoint
 };
 Result<void> run_mem(const MemOptions& options);
 

@@ -68,6 +68,8 @@ std::string describe_file(const image::OpenFile& file)
         if (file.pidfd().dead())
             return fmt::format("pidfd of a process that had died (wait status {:#x})", file.pidfd().exit_status());
         return fmt::format("pidfd of {} {}", file.pidfd().thread() ? "thread" : "pid", file.pidfd().pid());
+    case image::FILE_KIND_MEMFD:
+        return fmt::format("memfd:{} (pos {}, flags {:o})", file.memfd().name(), file.position(), file.flags());
     case image::FILE_KIND_SECRET_MEMORY:
         return fmt::format("memfd_secret ({} bytes)", file.secret_memory().size());
     default:
@@ -159,7 +161,7 @@ Result<void> fill_process(const image::ImageReader& reader, const image::Process
 Result<report::Report> build_report(const ShowOptions& options)
 {
     report::Report report;
-    auto reader = TRY(image::ImageReader::open(options.directory));
+    auto reader = TRY(image::ImageReader::open(options.directory, options.key ? &*options.key : nullptr));
     TRY(reader.verify());
     const auto& manifest = reader.manifest();
     auto* checkpoint = report.mutable_checkpoint();
@@ -175,6 +177,11 @@ Result<report::Report> build_report(const ShowOptions& options)
         checkpoint->set_total_bytes(checkpoint->total_bytes() + file.size());
     checkpoint->set_checksums_verified(true);
     checkpoint->set_root_pid(manifest.root_pid());
+    checkpoint->set_parent(manifest.parent());
+    checkpoint->set_pre_dump(manifest.pre_dump());
+    // A pre-dump holds memory only: no processes to describe.
+    if (manifest.pre_dump())
+        return report;
 
     auto tree = TRY(reader.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
     // A pid listed twice would make the drawn tree loop (restore refuses
@@ -361,8 +368,15 @@ Result<void> run_show(const ShowOptions& options)
     fmt::print("checkpoint {}: format {}, cryo {}, host {}, kernel {}, taken {}\n", checkpoint.directory(),
                checkpoint.format_version(), checkpoint.tool_version(), checkpoint.hostname(), checkpoint.kernel_release(),
                checkpoint.created());
-    fmt::print("{} files, {:.1f} MiB, checksums verified\n\n", checkpoint.file_count(),
+    fmt::print("{} files, {:.1f} MiB, checksums verified\n", checkpoint.file_count(),
                static_cast<double>(checkpoint.total_bytes()) / (1 << 20));
+    if (checkpoint.pre_dump())
+        fmt::print("a pre-dump (memory only): the parent of a later dump, not restorable itself\n");
+    if (!checkpoint.parent().empty())
+        fmt::print("incremental: pages not written since are in the parent checkpoint {}\n", checkpoint.parent());
+    fmt::print("\n");
+    if (checkpoint.pre_dump())
+        return {};
     if (!sections || options.tree)
         print_tree(report);
     if (!sections || options.files || options.memory || options.environment)

@@ -3,9 +3,11 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 
 #include "base/error.h"
+#include "image/key.h"
 
 namespace cryo::inspect {
 
@@ -19,6 +21,7 @@ struct ShowOptions {
     bool memory { false };
     bool stats { false };
     bool environment { false };      // also each process's environment
+    std::optional<image::Key> key;   // --key: of an encrypted checkpoint
 };
 
 // Verifies the checkpoint and prints the process tree, each process's

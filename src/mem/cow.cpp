@@ -75,6 +75,7 @@ Result<void> mark_shared_with_parent(pid_t child, pid_t parent, image::MemoryIma
             piece->set_address(run.address() + page * kPageSize);
             piece->set_page_count(end - page);
             piece->set_file_offset(run.file_offset() + page * kPageSize);
+            piece->set_ancestor(run.ancestor());
             piece->set_same_as_parent(state);
             if (state)
                 vma->set_shares_with_parent(true);

@@ -108,8 +108,9 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
     auto memory = TRY(open_file(fmt::format("/proc/{}/mem", pid), O_RDONLY | O_CLOEXEC));
     // Page data is written once and not read back by the dump: bypass the
     // page cache where the filesystem allows it (every write is whole,
-    // aligned pages from a page-aligned buffer).
-    if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0)
+    // aligned pages from a page-aligned buffer). Not when the file is
+    // compressed or encrypted: what reaches it is then neither.
+    if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0 && pages.is_raw())
         (void)::fcntl(pages.fd(), F_SETFL, flags | O_DIRECT);
     // Reading the memory (this thread) and writing the file (the writer's)
     // overlap.

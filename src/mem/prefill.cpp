@@ -164,9 +164,18 @@ Result<void> Prefill::load_candidates(size_t process, const PageFile& file, cons
                                       const image::PageMap& map)
 {
     (void)::posix_fadvise(file.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    // Only the runs stored in this file: those of an incremental checkpoint
+    // that are in an ancestor's file (PageRun.ancestor) are loaded later,
+    // from that file, and no VMA that holds one is loaded here.
     std::vector<const image::PageRun*> runs;
-    for (const auto& run : map.runs())
-        runs.push_back(&run);
+    std::vector<uint64_t> elsewhere;   // addresses of the runs in an ancestor's file
+    for (const auto& run : map.runs()) {
+        if (run.ancestor() == 0)
+            runs.push_back(&run);
+        else
+            elsewhere.push_back(run.address());
+    }
+    std::ranges::sort(elsewhere);
     std::ranges::sort(runs, {}, &image::PageRun::file_offset);
     bool overlapping = false;
     for (size_t i = 1; i < runs.size(); ++i)
@@ -178,6 +187,10 @@ Result<void> Prefill::load_candidates(size_t process, const PageFile& file, cons
     auto [stack_low, stack_high] = stack_reserve();
     for (const image::Vma* vma : overlapping ? std::vector<const image::Vma*> {} : candidates) {
         if (vma->start() < stack_high && vma->end() > stack_low)
+            continue;
+        // A run lies within one VMA (image::check_runs_in_mappings).
+        auto ancestor_run = std::ranges::lower_bound(elsewhere, vma->start());
+        if (ancestor_run != elsewhere.end() && *ancestor_run < vma->end())
             continue;
         void* address = reinterpret_cast<void*>(vma->start());
         size_t length = vma->end() - vma->start();

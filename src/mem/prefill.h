@@ -22,8 +22,11 @@
 // A VMA is left to the ordinary path when its range is taken in cryo or lies
 // where cryo's stack may grow, when it grows down (a stack), when it is
 // shared copy-on-write with a parent or a child (mem/cow.h handles those),
-// and every VMA of a process whose runs overlap in the page file (no valid
-// dump writes that).
+// when one of its runs is in an ancestor's page file (an incremental
+// checkpoint, image/chain.h), and every VMA of a process whose own runs
+// overlap in the page file (no valid dump writes that). Transformed page
+// files (compressed or sealed) are not loaded here at all: their checksum
+// covers the stored bytes, which are verified as stored (restore/restore.cpp).
 #pragma once
 
 #include <sys/types.h>

@@ -342,6 +342,7 @@ Result<MemoryRestoreStats> fill_pages(const AddressSpaceRestore& restore)
 {
     MemoryRestoreStats stats;
     std::vector<iovec> iovecs;
+    int batch_fd = restore.page_fd;
     uint64_t batch_offset = 0;
     uint64_t batch_bytes = 0;
 
@@ -349,7 +350,7 @@ Result<MemoryRestoreStats> fill_pages(const AddressSpaceRestore& restore)
         if (iovecs.empty())
             return {};
         uint64_t array = TRY(restore.scratch->put(std::as_bytes(std::span(iovecs))));
-        uint64_t done = TRY(restore.injector->call("preadv page file", SYS_preadv, static_cast<uint64_t>(restore.page_fd),
+        uint64_t done = TRY(restore.injector->call("preadv page file", SYS_preadv, static_cast<uint64_t>(batch_fd),
                                                    array, iovecs.size(), batch_offset, 0));
         if (done != batch_bytes)
             return fail("page file: read {} of {} bytes at offset {}", done, batch_bytes, batch_offset);
@@ -368,10 +369,13 @@ Result<MemoryRestoreStats> fill_pages(const AddressSpaceRestore& restore)
         uint64_t address = run.address();
         uint64_t offset = run.file_offset();
         uint64_t remaining = run.page_count() * kPageSize;
+        // Incremental checkpoints: runs in an ancestor's page file.
+        int fd = run.ancestor() == 0 ? restore.page_fd : restore.ancestor_page_fds.at(run.ancestor() - 1);
         while (remaining > 0) {
-            if (!iovecs.empty() && (batch_offset + batch_bytes != offset || iovecs.size() == kMaxIovecs
+            if (!iovecs.empty() && (batch_fd != fd || batch_offset + batch_bytes != offset || iovecs.size() == kMaxIovecs
                                     || batch_bytes >= kMaxPreadvBytes))
                 TRY(flush());
+            batch_fd = fd;
             if (iovecs.empty())
                 batch_offset = offset;
             uint64_t chunk = std::min(remaining, kMaxPreadvBytes - batch_bytes);

@@ -43,6 +43,9 @@ struct AddressSpaceRestore {
     uint64_t trampoline_size { 0 };
     uint64_t temporary_slot { 0 };    // where [vvar]/[vdso] pass through
     int page_fd { -1 };               // the page file, as numbered in the child
+    // Incremental checkpoints: the page files of the ancestors, [N - 1] for
+    // runs with ancestor N, as numbered in the child.
+    std::vector<int> ancestor_page_fds;
     const image::MemoryImage* image { nullptr };
     const image::PageMap* page_map { nullptr };
     const std::map<uint64_t, SharedObject>* shared_objects { nullptr };  // by shmem_id

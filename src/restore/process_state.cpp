@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <span>
 #include <vector>
@@ -205,6 +206,18 @@ Result<void> restore_itimers(const StateRestore& restore)
 
 namespace {
 
+// The supplementary groups of the image are cryo's (which a new process
+// inherited).
+bool same_groups(const image::Credentials& saved)
+{
+    std::vector<gid_t> groups(static_cast<size_t>(std::max(::getgroups(0, nullptr), 0)));
+    ::getgroups(static_cast<int>(groups.size()), groups.data());
+    std::ranges::sort(groups);
+    std::vector<gid_t> wanted(saved.groups().begin(), saved.groups().end());
+    std::ranges::sort(wanted);
+    return groups == wanted;
+}
+
 bool same_credentials(const image::Credentials& saved)
 {
     uid_t ruid, euid, suid;
@@ -217,9 +230,7 @@ bool same_credentials(const image::Credentials& saved)
         return false;
     if (saved.gids(0) != rgid || saved.gids(1) != egid || saved.gids(2) != sgid)
         return false;
-    std::vector<gid_t> groups(static_cast<size_t>(std::max(::getgroups(0, nullptr), 0)));
-    ::getgroups(static_cast<int>(groups.size()), groups.data());
-    if (!std::equal(groups.begin(), groups.end(), saved.groups().begin(), saved.groups().end()))
+    if (!same_groups(saved))
         return false;
     __user_cap_header_struct header { _LINUX_CAPABILITY_VERSION_3, 0 };
     __user_cap_data_struct data[2] {};
@@ -243,18 +254,23 @@ Result<void> restore_credentials(const StateRestore& restore)
     const auto& scratch = *restore.scratch;
 
     // Bounding set first: dropping from it needs CAP_SETPCAP, which the
-    // process may be about to lose.
+    // process may be about to lose. The process has cryo's bounding set;
+    // only what is in it can be dropped (and a cryo without root may lack
+    // CAP_SETPCAP, which check_process_privileges() made sure is not needed).
     int last_cap = 40;
     if (auto text = read_text_file("/proc/sys/kernel/cap_last_cap"))
         last_cap = std::stoi(*text);
     for (int cap = 0; cap <= last_cap; ++cap)
-        if (!(saved.cap_bounding() & (1ull << cap)))
+        if (!(saved.cap_bounding() & (1ull << cap)) && ::prctl(PR_CAPBSET_READ, cap) == 1)
             TRY(injector.call("prctl(PR_CAPBSET_DROP)", SYS_prctl, PR_CAPBSET_DROP, static_cast<uint64_t>(cap)));
     // Keep the permitted set across the uid change; capset() below sets it.
     TRY(injector.call("prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 1));
+    // setgroups() needs CAP_SETGID even to set the same groups again.
     std::vector<gid_t> groups(saved.groups().begin(), saved.groups().end());
-    uint64_t groups_address = TRY(scratch.put(std::as_bytes(std::span(groups))));
-    TRY(injector.call("setgroups", SYS_setgroups, groups.size(), groups_address));
+    if (!same_groups(saved)) {
+        uint64_t groups_address = TRY(scratch.put(std::as_bytes(std::span(groups))));
+        TRY(injector.call("setgroups", SYS_setgroups, groups.size(), groups_address));
+    }
     TRY(injector.call("setresgid", SYS_setresgid, saved.gids(0), saved.gids(1), saved.gids(2)));
     TRY(injector.call("setresuid", SYS_setresuid, saved.uids(0), saved.uids(1), saved.uids(2)));
     if (saved.uids_size() > 3)

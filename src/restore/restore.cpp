@@ -38,6 +38,8 @@
 #include "fds/fd_table.h"
 #include "fds/file_kind.h"
 #include "fds/file_identity.h"
+#include "image/chain.h"
+#include "image/transform.h"
 #include "image/reader.h"
 #include "image/validate.h"
 #include "image/writer.h"
@@ -46,6 +48,7 @@
 #include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
+#include "restore/privilege.h"
 #include "restore/process_state.h"
 #include "restore/restorer.h"
 #include "restore/threads.h"
@@ -64,6 +67,7 @@ struct ProcessImages {
     image::PageMap page_map;
     image::FdTable fd_table;
     UniqueFd page_file;
+    image::AncestorPageFiles ancestor_page_files;   // incremental checkpoints
     bool alive() const { return entry.state() == image::PROCESS_STATE_ALIVE; }
 };
 
@@ -101,6 +105,7 @@ struct MorphedProcess {
 struct RestoreContext {
     const RestoreOptions& options;
     std::optional<image::ImageReader> reader;
+    std::optional<image::ParentChain> chain;   // checkpoints the pages may come from
     image::ProcessTree tree;
     image::FileTable files;
     std::map<uint32_t, UniqueFd> opened_files;
@@ -119,19 +124,36 @@ struct RestoreContext {
 
 bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
 
-// Metadata files only: the page files are verified as they are loaded
-// (load_pages), once the page maps say where their bytes go.
+// A page file that load_pages() verifies while it loads memory from it: not
+// a compressed or sealed one, whose checksum covers the bytes as stored
+// (page_file is then the decoded, authenticated memfd; its memory is loaded
+// as usual once the processes exist).
+bool loads_ahead(const image::ImageReader& reader, const std::string& name)
+{
+    const image::ManifestFile* record = reader.listed(name);
+    return !reader.encrypted() && record && !image::is_transformed(*record);
+}
+
+// Metadata files and transformed page files: the others are verified as
+// they are loaded (load_pages), once the page maps say where their bytes go.
 Result<void> open_and_verify(RestoreContext& context)
 {
-    context.reader.emplace(TRY(image::ImageReader::open(context.options.directory)));
-    TRY(context.reader->verify([](const std::string& name) { return !is_page_file(name); }));
+    context.reader.emplace(TRY(image::ImageReader::open(context.options.directory,
+                                                        context.options.key ? &*context.options.key : nullptr)));
+    const auto& reader = *context.reader;
+    TRY(reader.verify([&](const std::string& name) { return !is_page_file(name) || !loads_ahead(reader, name); }));
+    if (context.reader->manifest().pre_dump())
+        return fail("{} is a pre-dump: it holds memory only; restore the dump made with --prev-images-dir instead",
+                    context.options.directory);
+    // Incremental checkpoints: every parent verified too, before anything.
+    context.chain.emplace(TRY(image::ParentChain::open(context.options.directory, context.reader->manifest())));
     // Checkpoints older than the CPU record have none to compare.
     if (context.options.check_cpu && context.reader->manifest().has_cpu())
         TRY(check::compare_cpu_features(context.reader->manifest().cpu(), check::current_cpu_features()));
     return {};
 }
 
-Result<void> read_process(const image::ImageReader& reader, ProcessImages& process)
+Result<void> read_process(const image::ImageReader& reader, const image::ParentChain& chain, ProcessImages& process)
 {
     pid_t pid = process.entry.pid();
     process.core = TRY(reader.read<image::ProcessCore>(image::core_name(pid), image::ImageKind::Core));
@@ -148,8 +170,9 @@ Result<void> read_process(const image::ImageReader& reader, ProcessImages& proce
     std::string mm_path = fmt::format("{}/{}", reader.directory(), image::memory_name(pid));
     std::string pagemap_path = fmt::format("{}/{}", reader.directory(), image::pagemap_name(pid));
     TRY_CTX(image::check_mappings(process.memory), "{}", mm_path);
+    process.ancestor_page_files = TRY(image::open_ancestor_page_files(chain, process.page_map, pid));
     TRY_CTX(image::check_page_map(process.page_map, process.page_map.page_file(),
-                                 reader.file_size(process.page_map.page_file())),
+                                 reader.file_size(process.page_map.page_file()), process.ancestor_page_files.sizes),
             "{}", pagemap_path);
     TRY_CTX(image::check_runs_in_mappings(process.page_map, process.memory), "{}", pagemap_path);
     return {};
@@ -171,7 +194,7 @@ Result<void> read_images(RestoreContext& context)
         auto& process = context.processes.emplace_back();
         process.entry = entry;
         if (process.alive())
-            TRY(read_process(reader, process));
+            TRY(read_process(reader, *context.chain, process));
     }
     context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
     // Every fd refers to an open file of files.img (found by id - 1), and
@@ -192,6 +215,16 @@ Result<void> read_images(RestoreContext& context)
     return {};
 }
 
+// Who runs cryo decides what the restored processes may be given (see
+// privilege.h): a hostile image is refused while nothing exists.
+Result<void> check_privileges(const RestoreContext& context)
+{
+    auto caller = TRY(proc::current_caller());
+    for (const auto& process : context.processes)
+        TRY(check_process_privileges(caller, process.entry, process.alive() ? &process.core : nullptr));
+    return {};
+}
+
 // Private anonymous VMAs whose pages cryo can load before the tree exists
 // (mem/prefill.h): not stacks, not shared copy-on-write with the parent or
 // with a child (mem/cow.h puts those in place).
@@ -205,7 +238,8 @@ std::set<std::pair<pid_t, uint64_t>> shared_with_children(const RestoreContext& 
     return shared;
 }
 
-// Verifies every page file, loading the memory it can on the way.
+// Verifies every page file left to it (loads_ahead), loading the memory it
+// can on the way.
 Result<void> load_pages(RestoreContext& context)
 {
     const auto& reader = *context.reader;
@@ -219,6 +253,8 @@ Result<void> load_pages(RestoreContext& context)
         const image::ManifestFile* record = reader.listed(name);
         if (!record)
             return fail("{}/{}: not listed in the manifest", reader.directory(), name);
+        if (!loads_ahead(reader, name))
+            continue;   // verified by open_and_verify()
         mem::Prefill::PageFile file { process.page_file.get(), fmt::format("{}/{}", reader.directory(), name),
                                       record->size(), record->xxh3() };
         pid_t pid = process.entry.pid();
@@ -229,7 +265,9 @@ Result<void> load_pages(RestoreContext& context)
         verified.insert(name);
     }
     // A page file no process reads is verified all the same.
-    return reader.verify([&](const std::string& name) { return is_page_file(name) && !verified.contains(name); });
+    return reader.verify([&](const std::string& name) {
+        return is_page_file(name) && loads_ahead(reader, name) && !verified.contains(name);
+    });
 }
 
 // Maps, in cryo, every shared anonymous memory object of the tree at an
@@ -324,6 +362,8 @@ Result<void> plan_and_create(RestoreContext& context)
             entry.memory = &process.memory;
             entry.page_map = &process.page_map;
             entry.page_fd = process.page_file.get();
+            for (const auto& file : process.ancestor_page_files.files)
+                entry.ancestor_page_fds.push_back(file.get());
         }
         if (process.entry.ppid() != 0) {
             entry.parent = static_cast<int>(index.at(process.entry.ppid()));
@@ -343,6 +383,10 @@ Result<void> plan_and_create(RestoreContext& context)
         context.created->member(context.processes[vma.process].entry.pid()).materialized.push_back(vma.start);
     context.memory_stats.bytes += context.prefill.bytes();
     context.prefill.unmap();
+    // Every process inherited its page file: cryo's copies can go (a decoded
+    // page file is a memfd whose memory is freed once the last copy closes).
+    for (auto& process : context.processes)
+        process.page_file.reset();
     // The groups exist and every member joined: the helpers can go.
     context.created->kill_helpers(plan);
     return {};
@@ -438,6 +482,7 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     address_space.trampoline_size = kTrampolineSize;
     address_space.temporary_slot = context.trampoline + kTemporarySlotOffset;
     address_space.page_fd = member.child_page_fd;
+    address_space.ancestor_page_fds = member.child_ancestor_page_fds;
     address_space.image = &process.memory;
     address_space.page_map = &process.page_map;
     address_space.shared_objects = &context.shared_objects;
@@ -456,6 +501,9 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     context.memory_stats.bytes += stats.bytes;
     context.memory_stats.preadv_calls += stats.preadv_calls;
     TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(member.child_page_fd)));
+    for (int fd : member.child_ancestor_page_fds)
+        if (fd >= 0)
+            TRY(injector.call("close ancestor page file", SYS_close, static_cast<uint64_t>(fd)));
     TRY(injector.call("close report pipe", SYS_close, static_cast<uint64_t>(member.child_report_fd)));
 
     StateRestore state { .pid = pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
@@ -601,7 +649,7 @@ void save_restore_stats(const std::string& directory, const image::RestoreStats&
 {
     auto bytes = image::encode_image(image::ImageKind::Stats, stats);
     std::string path = directory + "/" + std::string(image::kRestoreStatsName);
-    auto fd = bytes ? open_file(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : Result<UniqueFd>();
+    auto fd = bytes ? open_file(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : Result<UniqueFd>();
     if (!bytes || !fd || !write_all(fd->get(), *bytes, path))
         spdlog::debug("the restore statistics were not saved in {}", directory);
 }
@@ -656,6 +704,8 @@ Result<int> run_restore(const RestoreOptions& options)
     // Refuse a damaged checkpoint before anything is created.
     TRY(timed(stats, "verify", [&] { return open_and_verify(context); }));
     TRY(timed(stats, "read images", [&] { return read_images(context); }));
+    // Credentials and privileged steps next, before any file is opened.
+    TRY(timed(stats, "check privileges", [&] { return check_privileges(context); }));
     // The page files are verified as they are read into memory.
     TRY(timed(stats, "verify and load pages", [&] { return load_pages(context); }));
     // Files next: a missing file is a clear error while nothing exists yet.

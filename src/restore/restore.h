@@ -1,10 +1,12 @@
 // `cryo restore`: bring a checkpointed process tree back to life.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
+#include "image/key.h"
 
 namespace cryo::restore {
 
@@ -19,6 +21,7 @@ struct RestoreOptions {
     bool check_files { true };   // refuse open or mapped files changed since the dump
     bool display_stats { false }; // print the time of each phase when done
     bool check_cpu { true };      // refuse a CPU that lacks a feature the checkpoint's had
+    std::optional<image::Key> key; // --key: of an encrypted checkpoint
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without

@@ -22,6 +22,7 @@
 #include "base/syscalls.h"
 #include "fds/fd_table.h"
 #include "fds/pty.h"
+#include "image/chain.h"
 #include "proc/stat.h"
 #include "proc/status.h"
 #include "ptrace/injector.h"
@@ -37,6 +38,7 @@ struct SetupReport {
     int error { 0 };      // errno-like code; 0 on success
     int page_fd { -1 };
     int report_fd { -1 };
+    int ancestor_page_fds[image::kMaxChainDepth] {};
     int materialized_count { 0 };
     uint64_t materialized[256] {};
     char message[1024] {};
@@ -206,12 +208,14 @@ void unmap_prefilled_of_descendants(const TreePlan& plan, size_t index)
             ::munmap(reinterpret_cast<void*>(vma.start), vma.end - vma.start);
 }
 
-Result<void> read_runs(int page_fd, const image::PageMap& map, uint64_t start, uint64_t end, bool skip_same_as_parent)
+Result<void> read_runs(const ProcessPlan& process, uint64_t start, uint64_t end, bool skip_same_as_parent)
 {
-    for (const auto& run : map.runs()) {
+    for (const auto& run : process.page_map->runs()) {
         uint64_t run_end = run.address() + run.page_count() * kPageSize;
         if (run.address() < start || run_end > end || (skip_same_as_parent && run.same_as_parent()))
             continue;
+        // Incremental checkpoints: the run's pages may be in an ancestor's file.
+        int page_fd = run.ancestor() == 0 ? process.page_fd : process.ancestor_page_fds.at(run.ancestor() - 1);
         TRY(pread_exact(page_fd, std::span(reinterpret_cast<std::byte*>(run.address()), run_end - run.address()),
                         run.file_offset(), "page file"));
     }
@@ -257,7 +261,7 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
                         ::madvise(reinterpret_cast<void*>(page), kPageSize, MADV_DONTNEED);
                 }
             }
-            if (!read_runs(process.page_fd, *process.page_map, vma.start(), vma.end(), true))
+            if (!read_runs(process, vma.start(), vma.end(), true))
                 continue;
         } else {
             void* mapped = ::mmap(address, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -266,7 +270,7 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
                     ::munmap(mapped, length);
                 continue;
             }
-            if (!read_runs(process.page_fd, *process.page_map, vma.start(), vma.end(), false)) {
+            if (!read_runs(process, vma.start(), vma.end(), false)) {
                 ::munmap(address, length);
                 continue;
             }
@@ -276,7 +280,7 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
     return materialized;
 }
 
-Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd,
+Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd, std::vector<int>& ancestor_page_fds,
                     const std::vector<uint64_t>& parent_materialized, std::vector<uint64_t>& materialized)
 {
     const auto& process = plan.processes[index];
@@ -288,7 +292,11 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     }
     unmap_prefilled_of_descendants(plan, index);
     inherit_prefilled_only_by(plan, index, index);   // its own: forkable again, as mapped
-    TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, { &report_fd, &page_fd }), "files");
+    std::vector<int*> keep { &report_fd, &page_fd };
+    for (int& fd : ancestor_page_fds)
+        if (fd >= 0)
+            keep.push_back(&fd);
+    TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, std::move(keep)), "files");
     if (!core.root().empty() && core.root() != "/" && ::chroot(core.root().c_str()) < 0)
         return fail_errno(fmt::format("chroot {}", core.root()));
     if (!core.cwd().empty() && ::chdir(core.cwd().c_str()) < 0)
@@ -308,6 +316,7 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     SetupReport report;
     report.pid = process.entry->pid();
     int page_fd = process.page_fd;
+    std::vector<int> ancestor_page_fds = process.ancestor_page_fds;
     auto result = join_session_and_group(*process.entry);
     if (result)
         result = restore_controlling_terminal(plan, *process.entry);
@@ -325,7 +334,7 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
         become_zombie(*process.entry);
     std::vector<uint64_t> materialized;
     if (result)
-        result = set_up(plan, index, report_fd, page_fd, parent_materialized, materialized);
+        result = set_up(plan, index, report_fd, page_fd, ancestor_page_fds, parent_materialized, materialized);
     report.materialized_count = static_cast<int>(materialized.size());
     std::copy(materialized.begin(), materialized.end(), report.materialized);
     if (!result) {
@@ -334,6 +343,8 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
         std::memcpy(report.message, message.data(), std::min(message.size(), sizeof(report.message) - 1));
     }
     report.page_fd = page_fd;
+    for (size_t i = 0; i < std::size(report.ancestor_page_fds); ++i)
+        report.ancestor_page_fds[i] = i < ancestor_page_fds.size() ? ancestor_page_fds[i] : -1;
     report.report_fd = report_fd;
     ssize_t written = ::write(report_fd, &report, sizeof(report));
     if (report.error != 0 || written != sizeof(report))
@@ -413,6 +424,7 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
     size_t live = static_cast<size_t>(std::ranges::count_if(plan.processes, [](const auto& p) { return p.core; }));
     std::map<pid_t, std::pair<int, int>> page_fds;   // pid -> page file, report pipe
     std::map<pid_t, std::vector<uint64_t>> materialized;
+    std::map<pid_t, std::vector<int>> ancestor_page_fds;
     while (page_fds.size() < live) {
         SetupReport report;
         ssize_t got = ::read(report_read.get(), &report, sizeof(report));
@@ -424,6 +436,7 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
             return fail("{}", report.message);
         page_fds[report.pid] = { report.page_fd, report.report_fd };
         materialized[report.pid].assign(report.materialized, report.materialized + report.materialized_count);
+        ancestor_page_fds[report.pid].assign(std::begin(report.ancestor_page_fds), std::end(report.ancestor_page_fds));
     }
 
     for (const auto& process : plan.processes) {
@@ -433,7 +446,8 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
         if (::ptrace(PTRACE_SEIZE, pid, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) < 0)
             return fail_errno(fmt::format("ptrace(SEIZE) new pid {}", pid));
         auto member = std::make_unique<Member>(Member { pid, ptrace::Tracee::adopt(pid), page_fds.at(pid).first,
-                                                                 page_fds.at(pid).second, materialized[pid] });
+                                                                 page_fds.at(pid).second, ancestor_page_fds[pid],
+                                                                 materialized[pid] });
         TRY(member->tracee.interrupt());
         for (;;) {
             auto stop = TRY(member->tracee.wait_stop());

@@ -51,6 +51,9 @@ struct ProcessPlan {
     const image::MemoryImage* memory { nullptr };   // null for a zombie
     const image::PageMap* page_map { nullptr };     // null for a zombie
     int page_fd { -1 };                             // open in cryo, inherited
+    // Incremental checkpoints: pages-PID.img of the Nth checkpoint up the
+    // chain at [N - 1] (-1 where no run refers to it), inherited likewise.
+    std::vector<int> ancestor_page_fds;
     int parent { -1 };                              // index of the parent, -1 for the root
     std::vector<size_t> children;                   // indexes into TreePlan::processes
     // A temporary helper, not in the image: it only holds a process group
@@ -85,6 +88,7 @@ public:
         ptrace::Tracee tracee;
         int child_page_fd;     // the page file's number inside the process
         int child_report_fd;   // the report pipe's number inside the process
+        std::vector<int> child_ancestor_page_fds;   // as ProcessPlan::ancestor_page_fds, inside the process
         // Starts of the private VMAs the process's restorer already filled
         // with their final content, for its children to inherit.
         std::vector<uint64_t> materialized;

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #ifndef CRYO_BINARY
 #error "CRYO_BINARY must name the cryo executable"
@@ -92,6 +95,12 @@ std::string read_file(const std::string& path)
     std::stringstream text;
     text << in.rdbuf();
     return text.str();
+}
+
+void write_file(const std::string& path, const std::string& text)
+{
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
 }
 
 bool process_exists(pid_t pid) { return pid > 0 && file_exists("/proc/" + std::to_string(pid)); }
@@ -186,7 +195,9 @@ void Session::kill_remaining_children()
 
 pid_t Session::start_victim(const std::string& name, const std::vector<std::string>& args, bool new_pid_namespace)
 {
-    std::vector<std::string> argv { std::string(CRYO_VICTIM_DIR) + "/victim_" + name, log_path() };
+    std::vector<std::string> argv = m_launcher.victim_prefix;
+    argv.push_back(std::string(CRYO_VICTIM_DIR) + "/victim_" + name);
+    argv.push_back(log_path());
     argv.insert(argv.end(), args.begin(), args.end());
     std::string output = log_path();
     pid_t pid;
@@ -234,12 +245,19 @@ CommandResult Session::cryo(const std::vector<std::string>& args, int fd3)
     if (status)
         result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
     result.output = read_file(output);
+    result.peak_rss_kb = m_last_cryo_peak_rss_kb = status ? m_last_waited_peak_rss_kb : 0;
+    // In a sanitizer build (scripts/sanitize) any report fails the test,
+    // also from a run that was meant to fail with some exit code.
+    for (const char* marker : { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:" })
+        if (result.output.find(marker) != std::string::npos)
+            ADD_FAILURE() << "sanitizer report from cryo " << args.front() << ":\n" << result.output;
     return result;
 }
 
 pid_t Session::start_cryo(const std::vector<std::string>& args, const std::string& output_file, int fd3)
 {
-    std::vector<std::string> argv { CRYO_BINARY };
+    std::vector<std::string> argv = m_launcher.cryo_prefix;
+    argv.push_back(m_launcher.cryo_binary);
     argv.insert(argv.end(), args.begin(), args.end());
     pid_t pid = ::fork();
     if (pid == 0)
@@ -267,9 +285,12 @@ std::optional<int> Session::wait_for_exit(pid_t pid, std::chrono::seconds timeou
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         int status = 0;
-        pid_t done = ::waitpid(-1, &status, WNOHANG | __WALL);
-        if (done == pid)
+        struct rusage usage {};
+        pid_t done = ::wait4(-1, &status, WNOHANG | __WALL, &usage);
+        if (done == pid) {
+            m_last_waited_peak_rss_kb = usage.ru_maxrss;
             return status;
+        }
         if (done > 0) {
             m_exit_status[done] = status;
             continue;

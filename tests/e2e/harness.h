@@ -25,6 +25,7 @@ bool send_signal(pid_t pid, int signal);
 struct CommandResult {
     int exit_code { -1 };
     std::string output;   // stdout and stderr together
+    long peak_rss_kb { 0 };  // of cryo (and the children it waited for), from wait4
 };
 
 // A temporary directory, removed with everything in it.
@@ -41,6 +42,15 @@ private:
     std::string m_path;
 };
 
+// How victims and cryo are started: directly, as root, unless a test (the
+// rootless ones) puts a command in front (setpriv switching to its user)
+// and names its own copy of cryo.
+struct Launcher {
+    std::vector<std::string> victim_prefix;
+    std::vector<std::string> cryo_prefix;
+    std::string cryo_binary { CRYO_BINARY };
+};
+
 // One test's processes and files.
 class Session {
 public:
@@ -48,6 +58,7 @@ public:
     ~Session();
 
     const TempDir& dir() const { return m_dir; }
+    void set_launcher(Launcher launcher) { m_launcher = std::move(launcher); }
     std::string log_path() const { return m_dir.file("victim.log"); }
 
     // Starts tests/victims/victim_NAME with the log as stdout/stderr; with
@@ -70,6 +81,9 @@ public:
     // reaped earlier (while waiting for another one) and not seen alive again
     // since gives the status it had then.
     std::optional<int> wait_for_exit(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(60));
+    // The peak RSS (ru_maxrss, KiB) of the last `cryo` run by cryo(), as
+    // wait4 reported it (for steps that do not return the CommandResult).
+    long last_cryo_peak_rss_kb() const { return m_last_cryo_peak_rss_kb; }
     // Waits until every listed pid is gone from /proc (reaping as it goes).
     bool wait_until_gone(const std::vector<pid_t>& pids, std::chrono::seconds timeout = std::chrono::seconds(20));
     // The pids of the live processes of a checkpoint (from core-PID.img names).
@@ -87,12 +101,17 @@ private:
     void reap_available();
     void kill_remaining_children();
     TempDir m_dir;
+    Launcher m_launcher;
     std::set<pid_t> m_tracked;
     std::map<pid_t, int> m_exit_status;   // of processes reaped by the loops here
+    long m_last_waited_peak_rss_kb { 0 };  // ru_maxrss of the process wait_for_exit() returned
+    long m_last_cryo_peak_rss_kb { 0 };
 };
 
 bool file_exists(const std::string& path);
 std::string read_file(const std::string& path);
+// Replaces the file at `path` with `text`.
+void write_file(const std::string& path, const std::string& text);
 bool process_exists(pid_t pid);
 // The live children of the harness (its own and those handed to it as the
 // sub-reaper), from /proc/self/task/*/children.

@@ -1,6 +1,8 @@
 // End-to-end tests of the inspection commands on real checkpoints:
-// decode -> encode gives back byte-identical files for every image kind (a
-// tree with children, threads, pipes, unix sockets, memfds) and the
+// decode -> encode gives back byte-identical files for every image kind
+// (manifest, tree, core, mm, pagemap, fds, files, stats-dump and, once
+// restored, stats-restore; a tree with children, threads, pipes, unix
+// sockets, memfds) and the
 // re-encoded checkpoint restores; a value edited in the JSON (an open
 // file's path) takes effect after restore; `cryo mem` finds the secret the
 // `secret` victim planted across a page boundary, at the address it logged,
@@ -50,6 +52,13 @@ void expect_same_files(const std::string& expected, const std::string& actual)
     EXPECT_EQ(count, static_cast<size_t>(std::distance(std::filesystem::directory_iterator(actual), {})));
 }
 
+// The document holds an image of each of these kinds.
+void expect_kinds(const std::string& document, const std::vector<std::string>& kinds)
+{
+    for (const auto& kind : kinds)
+        EXPECT_NE(document.find("\"kind\": \"" + kind + "\""), std::string::npos) << kind;
+}
+
 std::string fmt_address(pid_t pid, uint64_t address)
 {
     char text[64];
@@ -85,9 +94,7 @@ TEST_P(RoundTrip, DecodeEncodeIsByteExactAndRestores)
     struct stat st {};
     ASSERT_EQ(::stat(json.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
-    for (const char* kind : { "\"kind\": \"tree\"", "\"kind\": \"core\"", "\"kind\": \"mm\"", "\"kind\": \"pagemap\"",
-                              "\"kind\": \"fds\"", "\"kind\": \"files\"", "\"kind\": \"manifest\"" })
-        EXPECT_NE(read_file(json).find(kind), std::string::npos) << kind;
+    expect_kinds(read_file(json), { "tree", "core", "mm", "pagemap", "fds", "files", "stats-dump", "manifest" });
 
     std::string copy = session.dir().file("encoded");
     copy_directory(images, copy);
@@ -102,6 +109,19 @@ TEST_P(RoundTrip, DecodeEncodeIsByteExactAndRestores)
 
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, copy));
     release_and_expect_pass(session, pid);
+
+    // The restore left its statistics beside the images: now every kind of
+    // image is there, and the round trip gives them all back.
+    std::string restored_json = session.dir().file("restored.json");
+    auto again = session.cryo({ "decode", "-D", copy, "-o", restored_json });
+    ASSERT_EQ(again.exit_code, 0) << again.output;
+    expect_kinds(read_file(restored_json), { "tree", "core", "mm", "pagemap", "fds", "files", "stats-dump", "stats-restore",
+                                             "manifest" });
+    std::string second = session.dir().file("encoded-again");
+    copy_directory(copy, second);
+    auto reencoded = session.cryo({ "encode", "-i", restored_json, "-D", second });
+    ASSERT_EQ(reencoded.exit_code, 0) << reencoded.output;
+    expect_same_files(copy, second);
 }
 
 INSTANTIATE_TEST_SUITE_P(Victims, RoundTrip, testing::Values("tree", "threads", "pipes", "unix", "fds_memfd", "files"));

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -53,9 +54,43 @@ TEST(InspectCodec, RoundTripIsByteExact)
     std::string json = decode(dir / "cp");
     auto images = encode_from_json(json);
     ASSERT_TRUE(images) << images.error().message();
-    EXPECT_EQ(images->size(), 7u);   // tree, core, mm, pagemap, fds, files, manifest
-    for (const auto& image : *images)
+    std::set<std::string> kinds;
+    for (const auto& image : *images) {
         EXPECT_EQ(image.bytes, read_whole(dir / "cp/" + image.name)) << image.name;
+        kinds.insert(std::string(json_kind_name(image.name)));
+    }
+    // Every kind of metadata image there is.
+    EXPECT_EQ(kinds, (std::set<std::string> { "manifest", "tree", "core", "mm", "pagemap", "fds", "files", "stats-dump",
+                                              "stats-restore" }));
+    EXPECT_EQ(images->size(), 9u);
+}
+
+// The restore statistics go back to their file but stay out of the
+// manifest, as restore writes them.
+TEST(InspectCodec, RestoreStatisticsStayOutsideTheManifest)
+{
+    TempDir dir;
+    ASSERT_TRUE(test::write_sample_checkpoint(dir / "cp"));
+    std::string before = read_whole(dir / "cp/stats-restore.img");
+    auto one = decode_to_json({ dir / "cp", "stats-restore.img", "", Verify::Checksums });
+    ASSERT_TRUE(one) << one.error().message();
+    EXPECT_NE(one->find("\"kind\": \"stats-restore\""), std::string::npos) << *one;
+    EXPECT_NE(one->find("\"page_reads\": \"2\""), std::string::npos) << *one;
+    write_whole(dir / "all.json", decode(dir / "cp"));
+    std::filesystem::remove(dir / "cp/stats-restore.img");
+    auto result = run_encode({ dir / "all.json", dir / "cp", Verify::Checksums });
+    ASSERT_TRUE(result) << result.error().message();
+    EXPECT_EQ(read_whole(dir / "cp/stats-restore.img"), before);
+    auto reader = image::ImageReader::open(dir / "cp");
+    ASSERT_TRUE(reader && reader->verify());
+    EXPECT_FALSE(reader->has_file("stats-restore.img"));
+    EXPECT_TRUE(reader->has_file("stats-dump.img"));
+    // A name that cannot hold the kind the document says.
+    std::string json = read_whole(dir / "all.json");
+    auto at = json.find("\"kind\": \"stats-dump\"");
+    ASSERT_NE(at, std::string::npos);
+    json.replace(at, 20, "\"kind\": \"stats-restore\"");
+    expect_error(encode_from_json(json), "(stats-dump.img): a file of this name cannot hold a stats-restore image");
 }
 
 TEST(InspectCodec, DocumentShowsHeadersDefaultsAndRawFiles)

@@ -1,4 +1,6 @@
-// A small but complete checkpoint for the inspect unit tests: a tree of two
+// A small but complete checkpoint for the inspect unit tests, with a file of
+// every image kind (the restore statistics outside the manifest, as a
+// restore leaves them): a tree of two
 // processes (one a zombie), a core with a thread whose registers, XSAVE
 // bytes and an empty-but-present alternate stack must survive JSON, open
 // files of several kinds (a oneof each, bytes in a memfd and a socket
@@ -7,6 +9,7 @@
 #pragma once
 
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +18,7 @@
 #include "image/format.h"
 #include "image/writer.h"
 #include "mm.pb.h"
+#include "stats.pb.h"
 #include "tree.pb.h"
 
 namespace cryo::test {
@@ -141,11 +145,26 @@ inline Result<void> write_sample_checkpoint(const std::string& directory)
     extent->set_data(std::string("\377\0binary", 8));
     TRY(writer.write_message(std::string(kFileTableName), ImageKind::FileTable, files));
 
+    DumpStats dump_stats;
+    auto* phase = dump_stats.add_phases();
+    phase->set_name("freeze");
+    phase->set_ms(0.25);
+    dump_stats.set_pages_stored(4);
+    TRY(writer.write_message(std::string(kDumpStatsName), ImageKind::Stats, dump_stats));
+
     Manifest manifest;
     manifest.set_tool_version("test");
     manifest.set_root_pid(kSamplePid);
     manifest.set_created_unix_ns(1234567890123456789ull);
-    return writer.commit(std::move(manifest));
+    TRY(writer.commit(std::move(manifest)));
+
+    // What a restore leaves behind, outside the manifest.
+    RestoreStats restore_stats;
+    restore_stats.set_total_ms(12.5);
+    restore_stats.set_page_reads(2);
+    std::string bytes = TRY(encode_image(ImageKind::Stats, restore_stats));
+    std::ofstream(directory + "/" + std::string(kRestoreStatsName), std::ios::binary) << bytes;
+    return {};
 }
 
 } // namespace cryo::test

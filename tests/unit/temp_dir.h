@@ -7,7 +7,10 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include <gtest/gtest.h>
@@ -40,5 +43,19 @@ public:
 private:
     std::string m_path;
 };
+
+// A whole file's bytes (empty when it cannot be read), and a file replaced
+// by `bytes`.
+inline std::string read_whole_file(const std::string& path)
+{
+    std::ifstream stream(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(stream), {});
+}
+
+inline void write_whole_file(const std::string& path, std::string_view bytes)
+{
+    std::ofstream stream(path, std::ios::binary | std::ios::trunc);
+    stream.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
 
 } // namespace cryo::test

@@ -1,0 +1,75 @@
+// See chain.h.
+#include "image/chain.h"
+
+#include <fcntl.h>
+
+#include <filesystem>
+
+#include <xxhash.h>
+
+namespace cryo::image {
+
+std::string resolve_parent(const std::string& directory, const std::string& parent)
+{
+    // Lexically: the directory of a dump in progress may not exist yet
+    // ("DIR2/../DIR1" must work before DIR2 is created).
+    return (std::filesystem::path(directory) / parent).lexically_normal().string();
+}
+
+Result<uint64_t> manifest_checksum(const std::string& directory)
+{
+    auto path = fmt::format("{}/{}", directory, kManifestName);
+    auto file = TRY(open_file(path, O_RDONLY | O_CLOEXEC));
+    auto bytes = TRY(read_all(file.get(), path));
+    return XXH3_64bits(bytes.data(), bytes.size());
+}
+
+Result<ParentChain> ParentChain::open(const std::string& directory, const Manifest& manifest)
+{
+    ParentChain chain;
+    chain.m_readers.reserve(kMaxChainDepth);   // child_manifest points into it
+    std::string child = directory;
+    const Manifest* child_manifest = &manifest;
+    while (!child_manifest->parent().empty()) {
+        if (chain.m_readers.size() == kMaxChainDepth)
+            return fail("{}: the chain of parent checkpoints is longer than {} (a cycle?)", directory, kMaxChainDepth);
+        auto path = resolve_parent(child, child_manifest->parent());
+        auto checksum = TRY_CTX(manifest_checksum(path), "{}: parent checkpoint {}", child, child_manifest->parent());
+        if (checksum != child_manifest->parent_manifest_xxh3())
+            return fail("{}: parent checkpoint {} changed since this checkpoint was made (its manifest differs): "
+                        "refusing to mix pages of different checkpoints", child, path);
+        auto reader = TRY_CTX(ImageReader::open(path), "{}: parent checkpoint", child);
+        TRY_CTX(reader.verify(), "{}: parent checkpoint", child);
+        chain.m_readers.push_back(std::move(reader));
+        child = path;
+        child_manifest = &chain.m_readers.back().manifest();
+    }
+    return chain;
+}
+
+Result<AncestorPageFiles> open_ancestor_page_files(const ParentChain& chain, const PageMap& map, int pid)
+{
+    AncestorPageFiles result;
+    for (const auto& run : map.runs()) {
+        size_t ancestor = run.ancestor();
+        if (ancestor == 0 || ancestor > chain.depth())
+            continue;
+        if (result.files.size() < ancestor) {
+            result.files.resize(ancestor);
+            result.sizes.resize(ancestor);
+        }
+        if (result.files[ancestor - 1])
+            continue;
+        const auto& reader = chain.ancestor(ancestor);
+        auto name = pages_name(pid);
+        if (!reader.has_file(name))
+            return fail("{}: pid {} has pages in ancestor checkpoint {} ({}), which has no {}", pagemap_name(pid), pid,
+                        ancestor, reader.directory(), name);
+        result.files[ancestor - 1] = TRY(reader.open_raw(name));
+        result.sizes[ancestor - 1] = reader.file_size(name);
+    }
+    // Runs beyond the chain: refused by check_page_map() with these sizes.
+    return result;
+}
+
+} // namespace cryo::image

@@ -1,0 +1,58 @@
+// The chain of checkpoints behind an incremental one.
+//
+// `cryo pre-dump` and `cryo dump --prev-images-dir` write checkpoints whose
+// page maps may say "these pages are in the page file of the Nth
+// checkpoint up the chain" (PageRun.ancestor) instead of storing them
+// again. Each manifest names its parent by a path relative to its own
+// directory and records the XXH3-64 of the parent's manifest file as it
+// was, so a parent that was replaced or rewritten since is refused. Every
+// ancestor is opened and fully verified (every file's size and checksum)
+// before anything is restored from the chain.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "image/reader.h"
+#include "manifest.pb.h"
+#include "mm.pb.h"
+
+namespace cryo::image {
+
+// A chain longer than this is refused (and a cycle is caught by it).
+inline constexpr size_t kMaxChainDepth = 32;
+
+class ParentChain {
+public:
+    // Opens and verifies every ancestor of the checkpoint in `directory`
+    // whose manifest is `manifest` (none when it has no parent).
+    static Result<ParentChain> open(const std::string& directory, const Manifest& manifest);
+
+    // How many ancestors there are.
+    size_t depth() const { return m_readers.size(); }
+    // The Nth ancestor, N >= 1 (1 is the parent).
+    const ImageReader& ancestor(size_t n) const { return m_readers.at(n - 1); }
+
+private:
+    std::vector<ImageReader> m_readers;
+};
+
+// The page files of the ancestors that the runs of one process's page map
+// refer to: [N - 1] for ancestor N (an invalid fd and size 0 where no run
+// refers to it). An ancestor beyond the chain is left out, so
+// check_page_map() refuses the run.
+struct AncestorPageFiles {
+    std::vector<UniqueFd> files;
+    std::vector<uint64_t> sizes;
+};
+Result<AncestorPageFiles> open_ancestor_page_files(const ParentChain& chain, const PageMap& map, int pid);
+
+// `parent` (as a manifest or --prev-images-dir gives it: relative to
+// `directory`, or absolute) as a path usable from here.
+std::string resolve_parent(const std::string& directory, const std::string& parent);
+
+// The XXH3-64 of the manifest file of the checkpoint in `directory`.
+Result<uint64_t> manifest_checksum(const std::string& directory);
+
+} // namespace cryo::image
