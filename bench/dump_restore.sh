@@ -153,6 +153,7 @@ dump_and_restore() {
         die "cryo dump of '$*' failed: $(cat "$work/dump.err")"
     dump_ms=$(ms_since "$start")
     dump_total=$(awk '$1 == "total" { print $2 }' "$work/dump.out")
+    dump_frozen=$(awk '$1 == "frozen" && $2 == "for" { print $3 }' "$work/dump.out")
     is_victim "$pid" && die "victim $pid still runs after cryo dump"
     live=""
     for member in $pid $tree_pids; do wait_gone "$member"; done
@@ -173,27 +174,30 @@ dump_and_restore() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
-# Medians of the last workload: d (dump wall), dt (dump total), r, rt.
+# Medians of the last workload: d (dump wall), dt (dump total), f (frozen),
+# r, rt.
 measure() {
     local drop="$1"
     shift
-    local ds="" dts="" rs="" rts=""
+    local ds="" dts="" fs="" rs="" rts=""
     for _ in $(seq "$runs"); do
         dump_and_restore "$drop" "$@"
-        ds+=" $dump_ms"; dts+=" $dump_total"; rs+=" $restore_ms"; rts+=" $restore_total"
+        ds+=" $dump_ms"; dts+=" $dump_total"; fs+=" $dump_frozen"; rs+=" $restore_ms"; rts+=" $restore_total"
     done
-    d=$(echo "$ds" | median); dt=$(echo "$dts" | median); r=$(echo "$rs" | median); rt=$(echo "$rts" | median)
+    d=$(echo "$ds" | median); dt=$(echo "$dts" | median); f=$(echo "$fs" | median)
+    r=$(echo "$rs" | median); rt=$(echo "$rts" | median)
 }
 
 declare -A unit_dump unit_restore   # tree1 / threads1 figures, for the per-unit notes
-row() {   # workload dump total dump-base restore total restore-base note
-    printf "%-10s | %8s %8s %8s %6s | %8s %8s %8s %6s | %s\n" "$1" "$2" "$3" "$4" "$(ratio "$2" "$4")" \
-        "$5" "$6" "$7" "$(ratio "$5" "$7")" "$8"
+row() {   # workload dump total dump-base frozen restore total restore-base note
+    printf "%-10s | %8s %8s %8s %6s %8s | %8s %8s %8s %6s | %s\n" "$1" "$2" "$3" "$4" "$(ratio "$2" "$4")" "$5" \
+        "$6" "$7" "$8" "$(ratio "$6" "$8")" "$9"
 }
 
 echo "cryo dump/restore against plain I/O, in $base_dir ($(df -T "$base_dir" | awk 'NR == 2 { print $2 }')), kernel $(uname -r), $(nproc) CPUs, median of $runs"
-echo "ms: wall time of the command; 'stats' is cryo's own total (--display-stats); base: see bench/README.md"
-printf "%-10s | %8s %8s %8s %6s | %8s %8s %8s %6s | %s\n" workload dump stats base ratio restore stats base ratio note
+echo "ms: wall time of the command; 'stats' is cryo's own total (--display-stats); frozen: how long the dumped"
+echo "tree was stopped (freeze to kill, --display-stats); base: see bench/README.md"
+printf "%-10s | %8s %8s %8s %6s %8s | %8s %8s %8s %6s | %s\n" workload dump stats base ratio frozen restore stats base ratio note
 
 for workload in $workloads; do
     case "$workload" in
@@ -204,10 +208,10 @@ for workload in $workloads; do
                 continue
             fi
             ws="" rds=""
-            ds="" dts="" rs="" rts=""
+            ds="" dts="" fs="" rs="" rts=""
             for _ in $(seq "$runs"); do
                 dump_and_restore 1 "$memhog" "$size"
-                ds+=" $dump_ms"; dts+=" $dump_total"; rs+=" $restore_ms"; rts+=" $restore_total"
+                ds+=" $dump_ms"; dts+=" $dump_total"; fs+=" $dump_frozen"; rs+=" $restore_ms"; rts+=" $restore_total"
                 pages="$images/$(ls -S "$images" | head -n 1)"
                 best=""
                 for mode in direct buffered; do
@@ -220,18 +224,19 @@ for workload in $workloads; do
                 rds+=" $("$plainio" read "$pages")"
                 rm -rf "$images"
             done
-            d=$(echo "$ds" | median); dt=$(echo "$dts" | median); r=$(echo "$rs" | median); rt=$(echo "$rts" | median)
-            row "$workload" "$d" "$dt" "$(echo "$ws" | median)" "$r" "$rt" "$(echo "$rds" | median)" "base: plain write / read into fresh memory"
+            d=$(echo "$ds" | median); dt=$(echo "$dts" | median); f=$(echo "$fs" | median)
+            r=$(echo "$rs" | median); rt=$(echo "$rts" | median)
+            row "$workload" "$d" "$dt" "$(echo "$ws" | median)" "$f" "$r" "$rt" "$(echo "$rds" | median)" "base: plain write / read into fresh memory"
             ;;
         sparse)
             measure 0 "$memhog" 256
             dense_d=$d dense_r=$r
             measure 0 "$memhog" 256 --reserve 1024 --untouched 64
-            row sparse "$d" "$dt" "$dense_d" "$r" "$rt" "$dense_r" "base: the same 256 MiB without the 1 TiB + 64 GiB"
+            row sparse "$d" "$dt" "$dense_d" "$f" "$r" "$rt" "$dense_r" "base: the same 256 MiB without the 1 TiB + 64 GiB"
             ;;
         counter)
             measure 0 "$counter"
-            row counter "$d" "$dt" - "$r" "$rt" - "target: well under 10 ms each"
+            row counter "$d" "$dt" - "$f" "$r" "$rt" - "target: well under 10 ms each"
             ;;
         tree[0-9]*|threads[0-9]*)
             n=${workload##*[a-z]}
@@ -241,13 +246,13 @@ for workload in $workloads; do
             measure 0 "$memhog" 0 "$option" "$n" --fds 16
             if ((n == 1)); then
                 unit_dump[$family]=$d unit_restore[$family]=$r
-                row "$workload" "$d" "$dt" - "$r" "$rt" - "the base of ${family}N"
+                row "$workload" "$d" "$dt" - "$f" "$r" "$rt" - "the base of ${family}N"
             elif [[ -n "${unit_dump[$family]:-}" ]]; then
                 note=$(awk -v d="$d" -v r="$r" -v d1="${unit_dump[$family]}" -v r1="${unit_restore[$family]}" -v n="$n" -v f="${family%s}" \
                     'BEGIN { printf "per extra %s: dump %.2f ms, restore %.2f ms", f == "tree" ? "process" : "thread", (d - d1) / (n - 1), (r - r1) / (n - 1) }')
-                row "$workload" "$d" "$dt" "${unit_dump[$family]}" "$r" "$rt" "${unit_restore[$family]}" "$note"
+                row "$workload" "$d" "$dt" "${unit_dump[$family]}" "$f" "$r" "$rt" "${unit_restore[$family]}" "$note"
             else
-                row "$workload" "$d" "$dt" - "$r" "$rt" - "run ${family}1 first for the per-unit cost"
+                row "$workload" "$d" "$dt" - "$f" "$r" "$rt" - "run ${family}1 first for the per-unit cost"
             fi
             ;;
         *) die "unknown workload '$workload'" ;;

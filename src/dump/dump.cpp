@@ -293,13 +293,16 @@ Result<void> run_dump(const DumpOptions& options)
     TRY(timed(context, "metadata", [&] { return write_metadata(context); }));
     TRY(write_stats(context, started, frozen));
     // The manifest makes the checkpoint complete; only after it is on disk
-    // may the tree go away.
-    TRY(commit_images(context));
+    // may the tree go away. (The statistics file, written before, cannot
+    // hold this phase; --display-stats shows it.)
+    TRY(timed(context, "commit", [&] { return commit_images(context); }));
 
     if (options.leave_running)
         context.tree.reset();   // detaches: every process runs on
     else
         TRY(context.tree->kill());
+    context.stats.set_frozen_ms(milliseconds_since(frozen));
+    context.stats.set_total_ms(milliseconds_since(started));
 
     spdlog::info("dumped the tree of pid {} ({} processes) into {}: {} VMAs, {} MiB of pages, {:.1f} ms", options.pid,
                  context.processes.size(), options.directory, context.vma_count, context.page_bytes >> 20,

@@ -183,7 +183,13 @@ Result<uint64_t> file_xxh3(int fd, uint64_t size, std::span<std::byte> buffer, c
     return XXH3_64bits_digest(state.get());
 }
 
-Result<void> ImageReader::verify() const
+const ManifestFile* ImageReader::listed(const std::string& name) const
+{
+    auto it = m_files.find(name);
+    return it == m_files.end() ? nullptr : it->second;
+}
+
+Result<void> ImageReader::verify(const std::function<bool(const std::string&)>& include) const
 {
     // Files are read in pieces of at most 1 MiB; a checkpoint of small
     // files gets a buffer no larger than its largest file.
@@ -192,6 +198,8 @@ Result<void> ImageReader::verify() const
         largest = std::max(largest, file.size());
     std::vector<std::byte> buffer(static_cast<size_t>(std::min<uint64_t>(largest, 1 << 20)));
     for (const ManifestFile& file : m_manifest.files()) {
+        if (include && !include(file.name()))
+            continue;
         std::string path = fmt::format("{}/{}", m_directory, file.name());
         auto fd = open_file_at(m_dir.get(), file.name(), kImageOpenFlags);
         if (!fd)

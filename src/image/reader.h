@@ -14,6 +14,7 @@
 // open_raw(), so callers see their content exactly as for a plain file.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -35,10 +36,11 @@ class ImageReader {
 public:
     static Result<ImageReader> open(const std::string& directory, const Key* key = nullptr);
 
-    // Checks size and checksum of every file the manifest lists (as stored),
-    // and that each sealed file belongs to this checkpoint and is the version
-    // the manifest lists. Content is authenticated when it is read.
-    Result<void> verify() const;
+    // Checks size and checksum of every file the manifest lists (as stored;
+    // of those `include` accepts, when given), and that each sealed file
+    // belongs to this checkpoint and is the version the manifest lists.
+    // Content is authenticated when it is read.
+    Result<void> verify(const std::function<bool(const std::string&)>& include = {}) const;
 
     Result<void> read_message(const std::string& name, ImageKind kind,
                               google::protobuf::Message& message) const;
@@ -56,6 +58,8 @@ public:
     bool has_file(const std::string& name) const { return m_files.contains(name); }
     // The size of a file's content (once decoded).
     uint64_t file_size(const std::string& name) const;
+    // The manifest's record of a file; null when it is not listed.
+    const ManifestFile* listed(const std::string& name) const;
     // The whole content of a listed file, decoded; refused beyond `limit`.
     Result<std::string> read_content(const std::string& name, uint64_t limit) const;
     bool encrypted() const { return m_checkpoint_id.has_value(); }

@@ -206,13 +206,12 @@ Result<OutputFile> ImageWriter::create_file_of(const std::string& name, Content 
 Result<void> ImageWriter::finish_file(OutputFile&& file)
 {
     TRY(fault::step([&] { return "finish " + file.name(); }));
+    // Not synced one by one: commit() makes all of them durable at once.
     ManifestFile record;
     if (file.m_encoder) {
         TRY(file.m_encoder->finish(record));
         record.set_content_size(file.size());
     }
-    if (m_sync == SyncMode::Fsync && ::fdatasync(file.fd()) < 0)
-        return fail_errno(fmt::format("fsync {}", file.name()));
     record.set_name(file.name());
     record.set_size(file.m_stored->size);
     record.set_xxh3(XXH3_64bits_digest(file.m_stored->hash.get()));
@@ -254,12 +253,36 @@ Result<void> ImageWriter::commit(Manifest manifest)
     if (m_transforms.key)
         bytes = TRY(seal_bytes(*m_transforms.key, m_checkpoint_id, std::string(kManifestName), bytes)).bytes;
 
+    // Every file durable at once. Up to kSyncEachFiles files: writeback of
+    // all of them is started first, so their blocks are allocated in one
+    // journal transaction, which the first fdatasync() commits; the others
+    // only wait for their data, but each still flushes the disk's cache.
+    // Past that, one syncfs() (one flush) is cheaper, although it also
+    // writes whatever other programs left dirty on the filesystem (measured
+    // on a busy machine: a 7-file dump waited 135 ms for that, a 500-file
+    // one 300 ms for its fdatasyncs). The kernel reports failed writeback to
+    // both (syncfs: Linux 5.8).
+    constexpr size_t kSyncEachFiles = 32;
+    if (m_sync == SyncMode::Fsync && m_records.size() > kSyncEachFiles) {
+        if (::syncfs(m_dir.get()) < 0)
+            return fail_errno(fmt::format("syncfs {}", m_directory));
+    } else if (m_sync == SyncMode::Fsync) {
+        std::vector<UniqueFd> files;
+        for (const ManifestFile& record : m_records) {
+            files.push_back(TRY(open_file_at(m_dir.get(), record.name(), O_RDONLY | O_CLOEXEC)));
+            if (::sync_file_range(files.back().get(), 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
+                return fail_errno(fmt::format("sync_file_range {}", record.name()));
+        }
+        for (size_t i = 0; i < files.size(); ++i)
+            if (::fdatasync(files[i].get()) < 0)
+                return fail_errno(fmt::format("fsync {}", m_records[i].name()));
+    }
     std::string temporary = std::string(kManifestName) + ".tmp";
     {
         UniqueFd fd = TRY(create_private_file(m_dir.get(), temporary));
         m_created.push_back(temporary);
         TRY(write_all(fd.get(), bytes, temporary));
-        if (m_sync == SyncMode::Fsync && ::fsync(fd.get()) < 0)
+        if (m_sync == SyncMode::Fsync && ::fdatasync(fd.get()) < 0)
             return fail_errno(fmt::format("fsync {}", temporary));
     }
     TRY(fault::step([&] { return "commit " + std::string(kManifestName); }));

@@ -1,11 +1,13 @@
 // Writing a checkpoint directory.
 //
 // Files are created 0600 (they hold process memory and may hold secrets) and
-// hashed while they are written. commit() fsyncs them and writes the manifest
-// last, atomically (temporary name, fsync, rename, fsync of the directory):
-// a directory without a manifest is never mistaken for a checkpoint. A writer
-// dropped without commit() removes every file it created, so a failed dump
-// leaves no half image behind.
+// hashed while they are written. commit() makes them all durable at once
+// (fdatasync of each after starting the writeback of all, or one syncfs()
+// for many files), writes the manifest under a temporary name (fdatasync),
+// renames it into place and fsyncs the directory: once it is there, every
+// file it lists is on disk, and a directory without a manifest is never
+// mistaken for a checkpoint. A writer dropped without commit() removes every
+// file it created, so a failed dump leaves no half image behind.
 //
 // With transforms (image/transform.h) page files are compressed and every
 // file is sealed as it is written; the manifest then records what was done

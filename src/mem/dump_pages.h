@@ -7,8 +7,9 @@
 // from the file) nor the shared zero page (never written: restore gives zeros
 // anyway). Pages that were never touched are simply not there, so a large
 // reserved but untouched mapping costs nothing. The content is read through
-// /proc/PID/mem, which also reaches read-only and PROT_NONE pages, into a
-// large buffer and appended to the page file, whose runs the page map lists.
+// /proc/PID/mem, which also reaches read-only and PROT_NONE pages, into
+// large buffers that a second thread appends to the page file (the reads
+// and the writes overlap, see page_writer.h); the page map lists the runs.
 #pragma once
 
 #include <sys/types.h>

@@ -72,6 +72,45 @@ const image::Vma* vma_at(const AddressSpaceRestore& restore, uint64_t address)
     return nullptr;
 }
 
+// Calls queued to run together in the trampoline (ptrace/injector.h): one
+// ptrace round trip for up to kBatchCalls of them instead of one each.
+constexpr size_t kBatchCalls = 512;   // 32 KiB of table in the scratch area
+
+struct QueuedCall {
+    ptrace::BatchCall call;
+    std::string context;   // prepended to its error, if any
+    bool warn_only { false };
+};
+
+Result<std::vector<long>> run_queued(const AddressSpaceRestore& restore, const std::vector<QueuedCall>& queued)
+{
+    std::vector<long> results;
+    for (size_t first = 0; first < queued.size(); first += kBatchCalls) {
+        std::vector<ptrace::BatchCall> calls;
+        for (size_t i = first; i < std::min(queued.size(), first + kBatchCalls); ++i)
+            calls.push_back(queued[i].call);
+        auto done = TRY(restore.injector->batch(calls, *restore.scratch, 0));
+        results.insert(results.end(), done.begin(), done.end());
+    }
+    for (size_t i = 0; i < queued.size(); ++i) {
+        long result = results[i];
+        if (result >= 0 || result <= -4096)
+            continue;
+        const auto& call = queued[i];
+        if (call.warn_only) {
+            spdlog::warn("pid {}: {}: {} failed: {}", restore.pid, call.context, call.call.name,
+                         std::strerror(static_cast<int>(-result)));
+            continue;
+        }
+        Error error = Error::from_errno(fmt::format("injected {} in thread {}", call.call.name, restore.pid),
+                                        static_cast<int>(-result));
+        if (!call.context.empty())
+            error.add_context(call.context);
+        return fail(std::move(error));
+    }
+    return results;
+}
+
 Result<void> unregister_rseq(const AddressSpaceRestore& restore)
 {
     RseqConfiguration rseq {};
@@ -100,14 +139,19 @@ Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std
         if (special_kind(map.path))
             keep.push_back({ map.start, map.end });
     std::ranges::sort(keep, {}, &Range::start);
+    std::vector<QueuedCall> calls;
+    auto unmap = [&](uint64_t start, uint64_t end) {
+        calls.push_back({ .call = { SYS_munmap, { start, end - start, 0, 0, 0, 0 }, "munmap" } });
+    };
     uint64_t cursor = 0;
     for (const auto& kept : keep) {
         if (kept.start > cursor)
-            TRY(restore.injector->call("munmap", SYS_munmap, cursor, kept.start - cursor));
+            unmap(cursor, kept.start);
         cursor = std::max(cursor, kept.end);
     }
     if (cursor < kTaskSize)
-        TRY(restore.injector->call("munmap", SYS_munmap, cursor, kTaskSize - cursor));
+        unmap(cursor, kTaskSize);
+    TRY(run_queued(restore, calls));
     return {};
 }
 
@@ -135,19 +179,22 @@ Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std
         return {};
 
     uint64_t base = std::ranges::min(current | std::views::values, {}, &Range::start).start;
-    auto move = [&](uint64_t from, uint64_t size, uint64_t to) -> Result<void> {
-        if (from == to)
-            return {};
-        uint64_t result = TRY(restore.injector->call("mremap vdso/vvar", SYS_mremap, from, size, size,
-                                                     MREMAP_MAYMOVE | MREMAP_FIXED, to));
-        if (result != to)
-            return fail("mremap moved vdso/vvar to {:#x} instead of {:#x}", result, to);
-        return {};
+    // Both rounds in one batch: the calls run in order.
+    std::vector<QueuedCall> moves;
+    auto move = [&](uint64_t from, uint64_t size, uint64_t to) {
+        if (from != to)
+            moves.push_back({ .call = { SYS_mremap, { from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to, 0 },
+                                        "mremap vdso/vvar" } });
     };
     for (const auto& [kind, range] : current)
-        TRY(move(range.start, range.end - range.start, restore.temporary_slot + (range.start - base)));
+        move(range.start, range.end - range.start, restore.temporary_slot + (range.start - base));
     for (const auto& [kind, range] : current)
-        TRY(move(restore.temporary_slot + (range.start - base), range.end - range.start, wanted.at(kind).start));
+        move(restore.temporary_slot + (range.start - base), range.end - range.start, wanted.at(kind).start);
+    auto results = TRY(run_queued(restore, moves));
+    for (size_t i = 0; i < moves.size(); ++i)
+        if (static_cast<uint64_t>(results[i]) != moves[i].call.args[4])
+            return fail("mremap moved vdso/vvar to {:#x} instead of {:#x}", static_cast<uint64_t>(results[i]),
+                        moves[i].call.args[4]);
     return {};
 }
 
@@ -184,6 +231,7 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
 {
     auto& injector = *restore.injector;
     std::map<std::pair<std::string, int>, uint64_t> open_files;
+    std::vector<QueuedCall> mmaps;   // run together once every file is open
 
     for (const auto& vma : restore.image->vmas()) {
         if (is_special(vma) || kept(restore, vma))
@@ -230,25 +278,29 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
         default:
             return fail("mapping {:#x}-{:#x}: unknown kind {}", vma.start(), vma.end(), static_cast<int>(vma.kind()));
         }
-        uint64_t mapped = TRY_CTX(injector.call("mmap", SYS_mmap, vma.start(), length,
-                                                static_cast<uint64_t>(map_protection(vma)),
-                                                static_cast<uint64_t>(flags), fd, offset),
-                                  "mapping {:#x}-{:#x} ({})", vma.start(), vma.end(), vma.path());
-        if (mapped != vma.start())
-            return fail("mapping {:#x}-{:#x} landed at {:#x}", vma.start(), vma.end(), mapped);
+        // MAP_FIXED: a result other than the address is an error code.
+        std::string context = fmt::format("mapping {:#x}-{:#x} ({})", vma.start(), vma.end(), vma.path());
+        mmaps.push_back({ .call = { SYS_mmap, { vma.start(), length, static_cast<uint64_t>(map_protection(vma)),
+                                                static_cast<uint64_t>(flags), fd, offset }, "mmap" },
+                          .context = context });
         // Huge pages are chosen when the memory is first touched, so the
         // advice must come before the fill.
         if (vma.hugepage())
-            TRY(injector.call("madvise(MADV_HUGEPAGE)", SYS_madvise, vma.start(), length, MADV_HUGEPAGE));
+            mmaps.push_back({ .call = { SYS_madvise, { vma.start(), length, MADV_HUGEPAGE, 0, 0, 0 },
+                                        "madvise(MADV_HUGEPAGE)" } });
     }
     for (const auto& [key, fd] : open_files)
-        TRY(injector.call("close", SYS_close, fd));
+        mmaps.push_back({ .call = { SYS_close, { fd, 0, 0, 0, 0, 0 }, "close" } });
     // What is left of the shared objects was not mapped by this process.
     for (const auto& [id, object] : *restore.shared_objects)
-        TRY(injector.call("munmap", SYS_munmap, object.address, object.size));
+        mmaps.push_back({ .call = { SYS_munmap, { object.address, object.size, 0, 0, 0, 0 }, "munmap" } });
     if (restore.unlinked_files)
         for (const auto& window : restore.unlinked_files->ranges())
-            TRY(injector.call("munmap", SYS_munmap, window.start, window.end - window.start));
+            mmaps.push_back({ .call = { SYS_munmap, { window.start, window.end - window.start, 0, 0, 0, 0 }, "munmap" } });
+    auto results = TRY(run_queued(restore, mmaps));
+    for (size_t i = 0; i < mmaps.size(); ++i)
+        if (mmaps[i].call.number == SYS_mmap && static_cast<uint64_t>(results[i]) != mmaps[i].call.args[0])
+            return fail("{} landed at {:#x}", mmaps[i].context, static_cast<uint64_t>(results[i]));
     return {};
 }
 
@@ -355,35 +407,32 @@ constexpr Advice kAdvice[] = {
 
 Result<void> finish_vmas(const AddressSpaceRestore& restore)
 {
-    auto& injector = *restore.injector;
+    std::vector<QueuedCall> calls;
     for (const auto& vma : restore.image->vmas()) {
         if (is_special(vma))
             continue;
         uint64_t length = vma.end() - vma.start();
+        std::string range = fmt::format("mapping {:#x}-{:#x}", vma.start(), vma.end());
         // Shared memory, memfds, deleted files and memory prepared by a
         // restorer arrive with the protection they were prepared with.
         if (map_protection(vma) != static_cast<int>(vma.prot()) || vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS
             || maps_unlinked_file(vma) || kept(restore, vma))
-            TRY_CTX(injector.call("mprotect", SYS_mprotect, vma.start(), length, vma.prot()),
-                    "mapping {:#x}-{:#x}", vma.start(), vma.end());
-        for (const auto& advice : kAdvice) {
-            if (!(vma.*advice.has)())
-                continue;
-            long result = TRY(injector.raw(SYS_madvise, { vma.start(), length, static_cast<uint64_t>(advice.advice), 0, 0, 0 }));
-            if (result < 0)
-                spdlog::warn("pid {}: {} on {:#x}-{:#x} failed: {}", restore.pid, advice.name, vma.start(), vma.end(),
-                             std::strerror(static_cast<int>(-result)));
-        }
+            calls.push_back({ .call = { SYS_mprotect, { vma.start(), length, vma.prot(), 0, 0, 0 }, "mprotect" },
+                              .context = range });
+        for (const auto& advice : kAdvice)
+            if ((vma.*advice.has)())
+                calls.push_back({ .call = { SYS_madvise, { vma.start(), length, static_cast<uint64_t>(advice.advice), 0, 0, 0 },
+                                            "madvise" },
+                                  .context = fmt::format("{} on {:#x}-{:#x}", advice.name, vma.start(), vma.end()),
+                                  .warn_only = true });
         // The kernel marks every mapping of memfd_secret memory locked
         // itself and refuses mlock() on it; the restored one, inherited from
         // cryo's, is unmarked like a forked child's.
-        if (vma.locked() && vma.kind() != image::VMA_KIND_SECRET) {
-            long result = TRY(injector.raw(SYS_mlock, { vma.start(), length, 0, 0, 0, 0 }));
-            if (result < 0)
-                spdlog::warn("pid {}: mlock {:#x}-{:#x} failed: {}", restore.pid, vma.start(), vma.end(),
-                             std::strerror(static_cast<int>(-result)));
-        }
+        if (vma.locked() && vma.kind() != image::VMA_KIND_SECRET)
+            calls.push_back({ .call = { SYS_mlock, { vma.start(), length, 0, 0, 0, 0 }, "mlock" }, .context = range,
+                              .warn_only = true });
     }
+    TRY(run_queued(restore, calls));
     return {};
 }
 

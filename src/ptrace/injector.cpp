@@ -142,6 +142,74 @@ Result<long> Injector::run(long number, const std::array<uint64_t, 6>& args, std
     return static_cast<long>(registers.rax);
 }
 
+namespace {
+
+// `syscall; int3`, then at kBatchEntry, with r12 pointing at a table of
+// 64-byte entries (number, six arguments, result) and r13 their count:
+//     loop: test r13, r13; je done
+//           mov rax, [r12]; mov rdi, [r12+8]; mov rsi, [r12+16]
+//           mov rdx, [r12+24]; mov r10, [r12+32]; mov r8, [r12+40]
+//           mov r9, [r12+48]; syscall; mov [r12+56], rax
+//           add r12, 64; dec r13; jmp loop
+//     done: int3
+constexpr unsigned char kTrampolineCode[] = {
+    0x0f, 0x05, 0xcc, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90,
+    0x4d, 0x85, 0xed, 0x74, 0x32, 0x49, 0x8b, 0x04, 0x24, 0x49, 0x8b, 0x7c, 0x24, 0x08, 0x49, 0x8b,
+    0x74, 0x24, 0x10, 0x49, 0x8b, 0x54, 0x24, 0x18, 0x4d, 0x8b, 0x54, 0x24, 0x20, 0x4d, 0x8b, 0x44,
+    0x24, 0x28, 0x4d, 0x8b, 0x4c, 0x24, 0x30, 0x0f, 0x05, 0x49, 0x89, 0x44, 0x24, 0x38, 0x49, 0x83,
+    0xc4, 0x40, 0x49, 0xff, 0xcd, 0xeb, 0xc9, 0xcc,
+};
+constexpr uint64_t kBatchEnd = sizeof(kTrampolineCode);   // just past the int3
+static_assert(kTrampolineCode[kBatchEntry] == 0x4d);
+
+struct BatchEntry {
+    uint64_t number;
+    std::array<uint64_t, 6> args;
+    int64_t result;
+};
+static_assert(sizeof(BatchEntry) == 64);
+
+} // namespace
+
+std::span<const unsigned char> trampoline_code() { return kTrampolineCode; }
+
+Result<std::vector<long>> Injector::batch(std::span<const BatchCall> calls, const ScratchArea& scratch, uint64_t table_offset)
+{
+    if (m_kind != Gadget::SyscallThenTrap)
+        return fail("thread {}: batches of calls need the restore trampoline", m_tracee->tid());
+    if (calls.empty())
+        return std::vector<long> {};
+    // Each call is a step of the fault switch, as when made one by one.
+    for (const auto& call : calls)
+        TRY(fault::step([&] { return fmt::format("syscall {} in thread {}", call.name, m_tracee->tid()); }));
+    std::vector<BatchEntry> table;
+    for (const auto& call : calls)
+        table.push_back({ static_cast<uint64_t>(call.number), call.args, -ENOSYS });
+    uint64_t address = TRY(scratch.put(std::as_bytes(std::span(table)), table_offset));
+
+    m_left_event_stop = true;
+    Registers registers = m_saved;
+    registers.rip = m_gadget + kBatchEntry;
+    registers.orig_rax = static_cast<uint64_t>(-1);
+    registers.r12 = address;
+    registers.r13 = table.size();
+    TRY(m_tracee->set_registers(registers));
+    auto stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
+    if (stop.kind != StopKind::SignalStop || stop.signal != SIGTRAP)
+        return fail("thread {}: a batch of {} injected calls ended in an unexpected stop (status {:#x})",
+                    m_tracee->tid(), calls.size(), stop.raw);
+    registers = TRY(m_tracee->registers());
+    if (registers.rip != m_gadget + kBatchEnd)
+        return fail("thread {}: a batch of injected calls stopped at {:#x}, not at its end", m_tracee->tid(),
+                    registers.rip);
+    TRY(scratch.get(std::as_writable_bytes(std::span(table)), table_offset));
+    std::vector<long> results;
+    for (const auto& entry : table)
+        results.push_back(static_cast<long>(entry.result));
+    m_calls += static_cast<int>(calls.size());
+    return results;
+}
+
 Result<long> Injector::call_to_exit_stop(long number, std::array<uint64_t, 6> args)
 {
     return exit_stop_call(number, args, syscall_name(number));
@@ -248,6 +316,13 @@ Result<uint64_t> ScratchArea::put(std::span<const std::byte> data, uint64_t offs
         return fail("{} bytes do not fit in the {}-byte scratch area", offset + data.size(), m_size);
     TRY(m_memory->write(m_address + offset, data));
     return m_address + offset;
+}
+
+Result<void> ScratchArea::get(std::span<std::byte> out, uint64_t offset) const
+{
+    if (offset + out.size() > m_size)
+        return fail("{} bytes do not fit in the {}-byte scratch area", offset + out.size(), m_size);
+    return m_memory->read(m_address + offset, out);
 }
 
 Result<uint64_t> ScratchArea::put_string(std::string_view text, uint64_t offset) const

@@ -28,6 +28,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -38,6 +39,22 @@ namespace cryo::ptrace {
 enum class Gadget {
     SyscallThenTrap,  // `syscall; int3` at the address (restore trampoline)
     SyscallOnly,      // a bare `syscall` (found in the vDSO on dump)
+};
+
+// The code of the restore trampoline: `syscall; int3` at its start and, at
+// kBatchEntry, a loop that runs a table of calls in one go (Injector::batch):
+// a ptrace round trip costs far more than a system call, and restoring one
+// process's signal handlers alone takes 62 calls.
+inline constexpr uint64_t kBatchEntry = 16;
+std::span<const unsigned char> trampoline_code();
+
+class ScratchArea;
+
+// One call of a batch and, once run, its raw result (-errno on failure).
+struct BatchCall {
+    long number;
+    std::array<uint64_t, 6> args;
+    std::string_view name;   // for errors and the fault switch's steps
 };
 
 class Injector {
@@ -52,6 +69,9 @@ public:
     // Runs it and turns a -errno result into an error naming `name`.
     Result<uint64_t> call(std::string_view name, long number, uint64_t a1 = 0, uint64_t a2 = 0,
                           uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+    // Runs every call in one trampoline run (restore only), the table at
+    // `table_offset` in `scratch`; returns their raw results in order.
+    Result<std::vector<long>> batch(std::span<const BatchCall> calls, const ScratchArea& scratch, uint64_t table_offset);
     // Runs a clone3() that creates a thread, with PTRACE_O_TRACECLONE set
     // on the tracee: the new thread starts traced and stopped. Returns its
     // tid once both have stopped.
@@ -133,6 +153,7 @@ public:
     }
     template <typename T>
     Result<T> get_value(uint64_t offset = 0) const { return m_memory->read_value<T>(m_address + offset); }
+    Result<void> get(std::span<std::byte> out, uint64_t offset) const;
     uint64_t address() const { return m_address; }
     uint64_t size() const { return m_size; }
 

@@ -36,17 +36,31 @@ Result<void> restore_sigactions(const StateRestore& restore)
     for (const auto& action : restore.core->sigactions())
         if (action.signal() >= 1 && action.signal() <= kSignalCount)
             actions[action.signal()] = &action;
+    // Every signal in one batch (62 calls): the actions first in the
+    // scratch area, then the table of calls.
+    std::vector<KernelSigaction> values;
+    std::vector<int> signals;
     for (int signal = 1; signal <= kSignalCount; ++signal) {
         if (signal == SIGKILL || signal == SIGSTOP)
             continue;
         KernelSigaction action {};
-        if (const auto* saved = actions[signal]) {
+        if (const auto* saved = actions[signal])
             action = { saved->handler(), saved->flags(), saved->restorer(), saved->mask() };
-        }
-        uint64_t address = TRY(restore.scratch->put_value(action));
-        long result = TRY(restore.injector->raw(SYS_rt_sigaction, { static_cast<uint64_t>(signal), address, 0, 8, 0, 0 }));
-        if (result < 0 && !(result == -EINVAL && !actions[signal]))
-            return fail_errno(fmt::format("injected rt_sigaction({})", signal), static_cast<int>(-result));
+        values.push_back(action);
+        signals.push_back(signal);
+    }
+    uint64_t base = TRY(restore.scratch->put(std::as_bytes(std::span(values))));
+    std::vector<ptrace::BatchCall> calls;
+    for (size_t i = 0; i < signals.size(); ++i)
+        calls.push_back({ SYS_rt_sigaction,
+                          { static_cast<uint64_t>(signals[i]), base + i * sizeof(KernelSigaction), 0, 8, 0, 0 },
+                          "rt_sigaction" });
+    uint64_t table_offset = (values.size() * sizeof(KernelSigaction) + 63) / 64 * 64;
+    auto results = TRY(restore.injector->batch(calls, *restore.scratch, table_offset));
+    for (size_t i = 0; i < signals.size(); ++i) {
+        int signal = signals[i];
+        if (results[i] < 0 && !(results[i] == -EINVAL && !actions[signal]))
+            return fail_errno(fmt::format("injected rt_sigaction({})", signal), static_cast<int>(-results[i]));
     }
     return {};
 }

@@ -41,6 +41,7 @@
 #include "fds/file_kind.h"
 #include "fds/file_identity.h"
 #include "image/chain.h"
+#include "image/transform.h"
 #include "image/reader.h"
 #include "image/validate.h"
 #include "image/writer.h"
@@ -119,15 +120,31 @@ struct RestoreContext {
     mem::UnlinkedFileWindows unlinked_files;   // mapped memfds, deleted and secret files
     std::optional<NewTree> created;
     std::deque<MorphedProcess> morphed;     // stable addresses
+    mem::Prefill prefill;                   // memory loaded while verifying page files
     mem::MemoryRestoreStats memory_stats;
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
 };
 
+bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
+
+// A page file that load_pages() verifies while it loads memory from it: not
+// a compressed or sealed one, whose checksum covers the bytes as stored
+// (page_file is then the decoded, authenticated memfd; its memory is loaded
+// as usual once the processes exist).
+bool loads_ahead(const image::ImageReader& reader, const std::string& name)
+{
+    const image::ManifestFile* record = reader.listed(name);
+    return !reader.encrypted() && record && !image::is_transformed(*record);
+}
+
+// Metadata files and transformed page files: the others are verified as
+// they are loaded (load_pages), once the page maps say where their bytes go.
 Result<void> open_and_verify(RestoreContext& context)
 {
     context.reader.emplace(TRY(image::ImageReader::open(context.options.directory,
                                                         context.options.key ? &*context.options.key : nullptr)));
-    TRY(context.reader->verify());
+    const auto& reader = *context.reader;
+    TRY(reader.verify([&](const std::string& name) { return !is_page_file(name) || !loads_ahead(reader, name); }));
     if (context.reader->manifest().pre_dump())
         return fail("{} is a pre-dump: it holds memory only; restore the dump made with --prev-images-dir instead",
                     context.options.directory);
@@ -209,6 +226,51 @@ Result<void> check_privileges(const RestoreContext& context)
     for (const auto& process : context.processes)
         TRY(check_process_privileges(caller, process.entry, process.alive() ? &process.core : nullptr));
     return {};
+}
+
+// Private anonymous VMAs whose pages cryo can load before the tree exists
+// (mem/prefill.h): not stacks, not shared copy-on-write with the parent or
+// with a child (mem/cow.h puts those in place).
+std::set<std::pair<pid_t, uint64_t>> shared_with_children(const RestoreContext& context)
+{
+    std::set<std::pair<pid_t, uint64_t>> shared;   // parent pid, VMA start
+    for (const auto& process : context.processes)
+        for (const auto& vma : process.memory.vmas())
+            if (vma.shares_with_parent())
+                shared.insert({ process.entry.ppid(), vma.start() });
+    return shared;
+}
+
+// Verifies every page file left to it (loads_ahead), loading the memory it
+// can on the way.
+Result<void> load_pages(RestoreContext& context)
+{
+    const auto& reader = *context.reader;
+    auto shared = shared_with_children(context);
+    std::set<std::string> verified;
+    for (size_t index = 0; index < context.processes.size(); ++index) {
+        const auto& process = context.processes[index];
+        if (!process.alive())
+            continue;
+        const std::string& name = process.page_map.page_file();
+        const image::ManifestFile* record = reader.listed(name);
+        if (!record)
+            return fail("{}/{}: not listed in the manifest", reader.directory(), name);
+        if (!loads_ahead(reader, name))
+            continue;   // verified by open_and_verify()
+        mem::Prefill::PageFile file { process.page_file.get(), fmt::format("{}/{}", reader.directory(), name),
+                                      record->size(), record->xxh3() };
+        pid_t pid = process.entry.pid();
+        TRY(context.prefill.load(index, file, process.memory, process.page_map, [&](const image::Vma& vma) {
+            return vma.kind() == image::VMA_KIND_ANONYMOUS && vma.stored_bytes() > 0 && !vma.grows_down()
+                && !vma.shares_with_parent() && !shared.contains({ pid, vma.start() });
+        }));
+        verified.insert(name);
+    }
+    // A page file no process reads is verified all the same.
+    return reader.verify([&](const std::string& name) {
+        return is_page_file(name) && loads_ahead(reader, name) && !verified.contains(name);
+    });
 }
 
 // Maps, in cryo, every shared anonymous memory object of the tree at an
@@ -316,7 +378,14 @@ Result<void> plan_and_create(RestoreContext& context)
     plan.files = &context.files;
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();
+    plan.prefilled = context.prefill.vmas();
     context.created.emplace(TRY(NewTree::create(plan)));
+    // Every process has its loaded memory now: cryo's side goes, so that
+    // the first write of the restored program finds the page its own.
+    for (const auto& vma : context.prefill.vmas())
+        context.created->member(context.processes[vma.process].entry.pid()).materialized.push_back(vma.start);
+    context.memory_stats.bytes += context.prefill.bytes();
+    context.prefill.unmap();
     // Every process inherited its page file: cryo's copies can go (a decoded
     // page file is a memfd whose memory is freed once the last copy closes).
     for (auto& process : context.processes)
@@ -644,6 +713,8 @@ Result<int> run_restore(const RestoreOptions& options)
     TRY(timed(stats, "read images", [&] { return read_images(context); }));
     // Credentials and privileged steps next, before any file is opened.
     TRY(timed(stats, "check privileges", [&] { return check_privileges(context); }));
+    // The page files are verified as they are read into memory.
+    TRY(timed(stats, "verify and load pages", [&] { return load_pages(context); }));
     // Files next: a missing file is a clear error while nothing exists yet.
     // Files the processes map must be the ones they mapped.
     TRY(timed(stats, "open files", [&]() -> Result<void> {

@@ -27,6 +27,7 @@
 #include "image/chain.h"
 #include "proc/stat.h"
 #include "proc/status.h"
+#include "ptrace/injector.h"
 
 namespace cryo::restore {
 
@@ -46,7 +47,6 @@ struct SetupReport {
 };
 static_assert(sizeof(SetupReport) < PIPE_BUF);
 
-constexpr unsigned char kTrampolineCode[] = { 0x0f, 0x05, 0xcc };  // syscall; int3
 
 Result<void> apply_limits(const image::ProcessCore& core)
 {
@@ -79,7 +79,8 @@ Result<void> map_trampoline(uint64_t address)
         return fail_errno(fmt::format("mmap trampoline at {:#x}", address));
     if (mapped != reinterpret_cast<void*>(address))
         return fail("mmap trampoline: got {} instead of {:#x}", mapped, address);
-    std::memcpy(mapped, kTrampolineCode, sizeof(kTrampolineCode));
+    auto code = ptrace::trampoline_code();
+    std::memcpy(mapped, code.data(), code.size());
     if (::mprotect(mapped, kTrampolineCodeSize, PROT_READ | PROT_EXEC) < 0)
         return fail_errno("mprotect trampoline");
     return {};
@@ -171,6 +172,47 @@ std::vector<size_t> creation_order(const TreePlan& plan, const ProcessPlan& proc
 Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
                              const std::vector<uint64_t>& parent_materialized);
 
+bool in_subtree(const TreePlan& plan, size_t process, size_t root)
+{
+    for (int at = static_cast<int>(process); at >= 0; at = plan.processes[static_cast<size_t>(at)].parent)
+        if (static_cast<size_t>(at) == root)
+            return true;
+    return false;
+}
+
+// The memory cryo loaded (TreePlan::prefilled), as a new process inherits
+// it from its parent: the ranges of the parent's subtree, each still mapped
+// exactly as loaded (a restorer maps nothing over them while they are
+// there). Unmaps those of the parent itself and of the other branches.
+void unmap_prefilled_of_others(const TreePlan& plan, size_t index)
+{
+    int parent = plan.processes[index].parent;
+    for (const auto& vma : plan.prefilled)
+        if ((parent < 0 || in_subtree(plan, vma.process, static_cast<size_t>(parent)))
+            && !in_subtree(plan, vma.process, index))
+            ::munmap(reinterpret_cast<void*>(vma.start), vma.end - vma.start);
+}
+
+// Before cloning `child`: of the loaded memory this process holds (its own
+// and its descendants'), only `child`'s branch is inherited, so that the
+// clone copies no page tables the child would unmap at once (with a
+// hundred children, each would otherwise copy those of all of them).
+void inherit_prefilled_only_by(const TreePlan& plan, size_t index, size_t child)
+{
+    for (const auto& vma : plan.prefilled)
+        if (in_subtree(plan, vma.process, index))
+            ::madvise(reinterpret_cast<void*>(vma.start), vma.end - vma.start,
+                      in_subtree(plan, vma.process, child) ? MADV_DOFORK : MADV_DONTFORK);
+}
+
+// Once its children exist: unmaps what it held for them.
+void unmap_prefilled_of_descendants(const TreePlan& plan, size_t index)
+{
+    for (const auto& vma : plan.prefilled)
+        if (vma.process != index && in_subtree(plan, vma.process, index))
+            ::munmap(reinterpret_cast<void*>(vma.start), vma.end - vma.start);
+}
+
 Result<void> read_runs(const ProcessPlan& process, uint64_t start, uint64_t end, bool skip_same_as_parent)
 {
     for (const auto& run : process.page_map->runs()) {
@@ -249,8 +291,12 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     const auto& process = plan.processes[index];
     const auto& core = *process.core;
     materialized = materialize_shared_memory(plan, index, parent_materialized);
-    for (size_t child : creation_order(plan, process))
+    for (size_t child : creation_order(plan, process)) {
+        inherit_prefilled_only_by(plan, index, child);
         TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized));
+    }
+    unmap_prefilled_of_descendants(plan, index);
+    inherit_prefilled_only_by(plan, index, index);   // its own: forkable again, as mapped
     std::vector<int*> keep { &report_fd, &page_fd };
     for (int& fd : ancestor_page_fds)
         if (fd >= 0)
@@ -273,6 +319,7 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
                                const std::vector<uint64_t>& parent_materialized)
 {
     const auto& process = plan.processes[index];
+    unmap_prefilled_of_others(plan, index);
     SetupReport report;
     report.pid = process.entry->pid();
     int page_fd = process.page_fd;

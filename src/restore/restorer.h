@@ -27,6 +27,7 @@
 #include "base/fd.h"
 #include "core.pb.h"
 #include "fds.pb.h"
+#include "mem/prefill.h"
 #include "ptrace/tracee.h"
 #include "mm.pb.h"
 #include "tree.pb.h"
@@ -66,6 +67,11 @@ struct TreePlan {
     const image::FileTable* files { nullptr };
     std::map<uint32_t, int> opened_files;           // file id -> descriptor in cryo
     uint64_t trampoline { 0 };
+    // Memory cryo loaded at its final address (mem/prefill.h): each process
+    // inherits by clone the part of it that belongs to its own branch of the
+    // tree (the rest is MADV_DONTFORK while it is cloned), unmaps at once
+    // anything else, and after creating its children what is not its own.
+    std::vector<mem::PrefilledVma> prefilled;
 };
 
 // The created tree, every live process traced by cryo and stopped. Until

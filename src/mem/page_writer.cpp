@@ -1,0 +1,93 @@
+// The page file's writer thread; see page_writer.h.
+#include "mem/page_writer.h"
+
+namespace cryo::mem {
+
+Result<std::unique_ptr<PageFileWriter>> PageFileWriter::start(image::OutputFile& file, size_t buffer_size, size_t buffers)
+{
+    std::vector<CopyBuffer> memory;
+    for (size_t i = 0; i < buffers; ++i)
+        memory.push_back(TRY(CopyBuffer::create(buffer_size)));
+    std::unique_ptr<PageFileWriter> writer(new PageFileWriter(file, std::move(memory), buffer_size));
+    writer->m_thread = std::thread([raw = writer.get()] { raw->run(); });
+    return writer;
+}
+
+PageFileWriter::PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> buffers, size_t buffer_size)
+    : m_file(file)
+    , m_buffers(std::move(buffers))
+    , m_buffer_size(buffer_size)
+{
+    for (size_t i = 0; i < m_buffers.size(); ++i)
+        m_empty.push_back(i);
+}
+
+PageFileWriter::~PageFileWriter()
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_stopping = true;
+        m_queued.clear();
+    }
+    m_changed.notify_all();
+    if (m_thread.joinable())
+        m_thread.join();
+}
+
+void PageFileWriter::run()
+{
+    std::unique_lock lock(m_mutex);
+    for (;;) {
+        m_changed.wait(lock, [&] { return m_stopping || !m_queued.empty(); });
+        if (m_queued.empty())
+            return;   // stopping, nothing left
+        auto [index, bytes] = m_queued.front();
+        m_queued.pop_front();
+        if (!m_error) {
+            m_writing = true;
+            lock.unlock();
+            auto written = m_file.write(std::span(m_buffers[index].data(), bytes));
+            lock.lock();
+            m_writing = false;
+            if (!written)
+                m_error = std::move(written.error());
+        }
+        m_empty.push_back(index);
+        m_changed.notify_all();
+    }
+}
+
+Result<std::span<std::byte>> PageFileWriter::take()
+{
+    std::unique_lock lock(m_mutex);
+    m_changed.wait(lock, [&] { return m_error || !m_empty.empty(); });
+    if (m_error)
+        return fail(*m_error);
+    m_taken = m_empty.front();
+    m_empty.pop_front();
+    return std::span(m_buffers[m_taken].data(), m_buffer_size);
+}
+
+void PageFileWriter::submit(size_t filled)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        if (filled == 0) {
+            m_empty.push_front(m_taken);
+            return;
+        }
+        m_queued.emplace_back(m_taken, filled);
+    }
+    m_changed.notify_all();
+}
+
+Result<void> PageFileWriter::finish()
+{
+    std::unique_lock lock(m_mutex);
+    m_changed.wait(lock, [&] { return m_queued.empty() && !m_writing; });
+    if (m_error)
+        return fail(*m_error);
+    return {};
+}
+
+} // namespace cryo::mem

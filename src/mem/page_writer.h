@@ -1,0 +1,66 @@
+// Writing the page file on a second thread while the first reads memory.
+//
+// A dump moves every stored page twice: from the frozen process into cryo
+// (reads of /proc/PID/mem) and from cryo into the page file (writes). Done
+// one after the other, each waits for the other; on two cores they overlap.
+// The reading thread takes an empty buffer, fills it and hands it over; the
+// writer thread appends it to the page file through OutputFile::write (so
+// the file's checksum, and any transform of the image layer, stay where they
+// are) and gives the buffer back. A few buffers of some MiB each keep both
+// busy. The first write error stops the writing: later buffers are dropped
+// and the error is returned by the next take() or by finish().
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "image/writer.h"
+#include "mem/copy_buffer.h"
+
+namespace cryo::mem {
+
+class PageFileWriter {
+public:
+    // `buffers` page-aligned buffers of `buffer_size` bytes each.
+    static Result<std::unique_ptr<PageFileWriter>> start(image::OutputFile& file, size_t buffer_size, size_t buffers);
+    PageFileWriter(const PageFileWriter&) = delete;
+    PageFileWriter& operator=(const PageFileWriter&) = delete;
+    // Stops the thread; what is still queued is dropped (the dump failed).
+    ~PageFileWriter();
+
+    // An empty buffer to fill, once the writer gave one back.
+    Result<std::span<std::byte>> take();
+    // Queues the first `filled` bytes of the buffer last taken.
+    void submit(size_t filled);
+    // Waits until every queued buffer is written; the first error if any.
+    Result<void> finish();
+
+    size_t buffer_size() const { return m_buffer_size; }
+
+private:
+    PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> buffers, size_t buffer_size);
+    void run();
+
+    image::OutputFile& m_file;
+    std::vector<CopyBuffer> m_buffers;
+    size_t m_buffer_size;
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<size_t> m_empty;                          // buffer indexes
+    std::deque<std::pair<size_t, size_t>> m_queued;     // buffer index, bytes
+    size_t m_taken { 0 };
+    bool m_writing { false };
+    bool m_stopping { false };
+    std::optional<Error> m_error;
+    std::thread m_thread;
+};
+
+} // namespace cryo::mem

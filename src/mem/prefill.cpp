@@ -1,0 +1,238 @@
+// Loading page files into cryo's memory while verifying them; see prefill.h.
+#include "mem/prefill.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "base/fd.h"
+#include "mem/copy_buffer.h"
+#include "proc/maps.h"
+
+namespace cryo::mem {
+
+namespace {
+
+#ifndef MADV_POPULATE_WRITE
+constexpr int MADV_POPULATE_WRITE = 23;
+#endif
+
+// Read and hashed in pieces of this size: large enough for few calls, small
+// enough to be hashed while still in the cache.
+constexpr uint64_t kPiece = 4ull << 20;
+constexpr uint64_t kPageSize = 4096;
+
+// XXH3 of the page file, on a second thread: pieces already in place are
+// hashed while the next ones are read (add_later); bytes in a reused buffer
+// are hashed at once, in order, once the queue is done (add_now).
+class BackgroundHasher {
+public:
+    BackgroundHasher() : m_thread([this] { run(); }) { }
+    ~BackgroundHasher()
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stopping = true;
+        }
+        m_changed.notify_all();
+        m_thread.join();
+    }
+    void add_later(const std::byte* data, size_t size)
+    {
+        {
+            std::lock_guard lock(m_mutex);
+            m_queue.emplace_back(data, size);
+        }
+        m_changed.notify_all();
+    }
+    void add_now(const std::byte* data, size_t size)
+    {
+        wait_idle();
+        XXH3_64bits_update(m_state.get(), data, size);
+    }
+    uint64_t digest()
+    {
+        wait_idle();
+        return XXH3_64bits_digest(m_state.get());
+    }
+
+private:
+    void wait_idle()
+    {
+        std::unique_lock lock(m_mutex);
+        m_changed.wait(lock, [&] { return m_queue.empty() && !m_busy; });
+    }
+    void run()
+    {
+        std::unique_lock lock(m_mutex);
+        for (;;) {
+            m_changed.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
+            if (m_queue.empty())
+                return;
+            auto [data, size] = m_queue.front();
+            m_queue.pop_front();
+            m_busy = true;
+            lock.unlock();
+            XXH3_64bits_update(m_state.get(), data, size);
+            lock.lock();
+            m_busy = false;
+            m_changed.notify_all();
+        }
+    }
+
+    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> m_state { make_state() };
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<std::pair<const std::byte*, size_t>> m_queue;
+    bool m_busy { false };
+    bool m_stopping { false };
+    std::thread m_thread;   // last: started once the rest exists
+
+    static std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> make_state()
+    {
+        std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
+        XXH3_64bits_reset(state.get());
+        return state;
+    }
+};
+
+// Hashes bytes [from, to) of the file through `buffer`.
+Result<void> hash_through(const Prefill::PageFile& file, uint64_t from, uint64_t to, CopyBuffer& buffer,
+                          BackgroundHasher& hasher)
+{
+    for (uint64_t offset = from; offset < to;) {
+        size_t chunk = static_cast<size_t>(std::min<uint64_t>(buffer.size(), to - offset));
+        TRY(pread_exact(file.fd, std::span(buffer.data(), chunk), offset, file.path));
+        hasher.add_now(buffer.data(), chunk);
+        offset += chunk;
+    }
+    return {};
+}
+
+// Reads a run into its place in cryo's memory, piece by piece: populate,
+// read, hand to the hasher.
+Result<void> load_run(const Prefill::PageFile& file, const image::PageRun& run, BackgroundHasher& hasher)
+{
+    uint64_t length = run.page_count() * kPageSize;
+    for (uint64_t done = 0; done < length;) {
+        uint64_t chunk = std::min(kPiece, length - done);
+        auto* target = reinterpret_cast<std::byte*>(run.address() + done);
+        // Best effort: without it (before Linux 5.14) the read faults the
+        // pages in itself.
+        (void)::madvise(target, chunk, MADV_POPULATE_WRITE);
+        TRY(pread_exact(file.fd, std::span(target, chunk), run.file_offset() + done, file.path));
+        hasher.add_later(target, chunk);
+        done += chunk;
+    }
+    return {};
+}
+
+// The range cryo's own stack may grow into: no memory is loaded there.
+std::pair<uint64_t, uint64_t> stack_reserve()
+{
+    rlimit limit {};
+    uint64_t room = 8ull << 20;
+    if (::getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+        room = std::max<uint64_t>(room, limit.rlim_cur);
+    else if (limit.rlim_cur == RLIM_INFINITY)
+        room = 1ull << 30;
+    auto maps = proc::read_maps(::getpid());
+    for (const auto& map : maps ? *maps : std::vector<proc::MapsEntry> {})
+        if (map.path == "[stack]")
+            return { map.end > room ? map.end - room : 0, map.end };
+    return { 0, 0 };
+}
+
+} // namespace
+
+void Prefill::unmap()
+{
+    for (const auto& vma : m_vmas)
+        ::munmap(reinterpret_cast<void*>(vma.start), vma.end - vma.start);
+    m_vmas.clear();
+}
+
+Result<void> Prefill::load_candidates(size_t process, const PageFile& file, const std::vector<const image::Vma*>& candidates,
+                                      const image::PageMap& map)
+{
+    (void)::posix_fadvise(file.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    // Only the runs stored in this file: those of an incremental checkpoint
+    // that are in an ancestor's file (PageRun.ancestor) are loaded later,
+    // from that file, and no VMA that holds one is loaded here.
+    std::vector<const image::PageRun*> runs;
+    std::vector<uint64_t> elsewhere;   // addresses of the runs in an ancestor's file
+    for (const auto& run : map.runs()) {
+        if (run.ancestor() == 0)
+            runs.push_back(&run);
+        else
+            elsewhere.push_back(run.address());
+    }
+    std::ranges::sort(elsewhere);
+    std::ranges::sort(runs, {}, &image::PageRun::file_offset);
+    bool overlapping = false;
+    for (size_t i = 1; i < runs.size(); ++i)
+        overlapping = overlapping
+            || runs[i - 1]->file_offset() + runs[i - 1]->page_count() * kPageSize > runs[i]->file_offset();
+
+    // Cryo's own copies of the candidates whose range is free here.
+    size_t first = m_vmas.size();
+    auto [stack_low, stack_high] = stack_reserve();
+    for (const image::Vma* vma : overlapping ? std::vector<const image::Vma*> {} : candidates) {
+        if (vma->start() < stack_high && vma->end() > stack_low)
+            continue;
+        // A run lies within one VMA (image::check_runs_in_mappings).
+        auto ancestor_run = std::ranges::lower_bound(elsewhere, vma->start());
+        if (ancestor_run != elsewhere.end() && *ancestor_run < vma->end())
+            continue;
+        void* address = reinterpret_cast<void*>(vma->start());
+        size_t length = vma->end() - vma->start();
+        int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | (vma->no_reserve() ? MAP_NORESERVE : 0);
+        void* mapped = ::mmap(address, length, PROT_READ | PROT_WRITE, flags, -1, 0);
+        if (mapped == MAP_FAILED)
+            continue;
+        if (mapped != address) {   // a kernel without MAP_FIXED_NOREPLACE
+            ::munmap(mapped, length);
+            continue;
+        }
+        m_vmas.push_back({ process, vma->start(), vma->end() });
+        // Huge pages are chosen at the first touch: the advice comes first.
+        if (vma->hugepage())
+            (void)::madvise(address, length, MADV_HUGEPAGE);
+    }
+    // Sorted by start (the image lists VMAs in address order, but a hostile
+    // one need not), for a binary search per run.
+    std::vector<PrefilledVma> mine(m_vmas.begin() + static_cast<std::ptrdiff_t>(first), m_vmas.end());
+    std::ranges::sort(mine, {}, &PrefilledVma::start);
+    auto loaded = [&](const image::PageRun& run) {
+        auto after = std::ranges::upper_bound(mine, run.address(), {}, &PrefilledVma::start);
+        return after != mine.begin() && run.address() < std::prev(after)->end;
+    };
+
+    // One pass over the file in order: runs of loaded VMAs land in place,
+    // everything else only goes through the hash.
+    auto buffer = TRY(CopyBuffer::create(kPiece));
+    BackgroundHasher hasher;
+    uint64_t position = 0;
+    for (const image::PageRun* run : runs) {
+        if (!loaded(*run))
+            continue;
+        TRY(hash_through(file, position, run->file_offset(), buffer, hasher));
+        TRY(load_run(file, *run, hasher));
+        m_bytes += run->page_count() * kPageSize;
+        position = run->file_offset() + run->page_count() * kPageSize;
+    }
+    TRY(hash_through(file, position, file.size, buffer, hasher));
+    if (hasher.digest() != file.xxh3)
+        return fail("{}: checksum mismatch (corrupted)", file.path);
+    return {};
+}
+
+} // namespace cryo::mem
