@@ -252,3 +252,11 @@ TEST_P(Transformed, VictimRestoresFromACompressedEncryptedCheckpoint)
 INSTANTIATE_TEST_SUITE_P(Victims, Transformed, testing::Values("tree", "threads", "cow", "fds_mapped", "memory"));
 
 } // namespace cryo::e2e
+
+// Incremental checkpoints are stored plain for now: asking for both is
+// refused before the tree is touched.
+TEST(Crypt, IncrementalDumpWithCompressionOrEncryptionIsRefused)
+{
+    cryo::e2e::expect_dump_refused("counter", {}, { "--compress", "--prev-images-dir", "../parent" },
+                        { "cannot be combined with --prev-images-dir" });
+}
