@@ -184,7 +184,7 @@ Result<void> Channel::send(FrameType type, uint32_t file, std::span<const std::b
         if (sent < 0 && errno == EINTR)
             continue;
         if (sent < 0)
-            return fail_errno(fmt::format("send {} frame to {}", frame_name(type), m_peer));
+            return fail_errno(fmt::format("send {} frame to {} (broken transfer)", frame_name(type), m_peer));
         left -= sent;
         while (sent > 0) {
             size_t step = std::min<size_t>(sent, message.msg_iov->iov_len);
