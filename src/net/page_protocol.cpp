@@ -214,10 +214,13 @@ Result<Frame> Channel::receive()
         return fail("{} does not speak the cryo page-server protocol (bad frame magic {:#x})", m_peer, header.magic);
     if (header.length > kMaxFramePayload)
         return fail("{} sent a frame of {} bytes, more than the {} allowed", m_peer, header.length, kMaxFramePayload);
-    Frame frame { .type = static_cast<FrameType>(header.type), .file = header.file };
-    frame.payload.resize(header.length);
+    // The buffer only grows: no allocation (nor zero-filling) per frame.
+    if (m_buffer.size() < header.length)
+        m_buffer.resize(header.length);
+    std::span<std::byte> payload(m_buffer.data(), header.length);
+    Frame frame { .type = static_cast<FrameType>(header.type), .file = header.file, .payload = payload };
     Mac received {};
-    if (!TRY(receive_exact(m_socket.get(), frame.payload, m_peer)) && header.length > 0)
+    if (!TRY(receive_exact(m_socket.get(), payload, m_peer)) && header.length > 0)
         return fail("{} closed the connection in the middle of a frame (broken transfer)", m_peer);
     if (!TRY(receive_exact(m_socket.get(), std::span(received.data(), tag_size()), m_peer)))
         return fail("{} closed the connection in the middle of a frame (broken transfer)", m_peer);

@@ -66,10 +66,12 @@ enum class FrameType : uint32_t {
 
 const char* frame_name(FrameType type);
 
+// A frame received; its payload lives in the channel's buffer until the
+// next receive().
 struct Frame {
     FrameType type;
     uint32_t file { 0 };
-    std::vector<std::byte> payload;
+    std::span<const std::byte> payload;
 
     std::string text() const { return { reinterpret_cast<const char*>(payload.data()), payload.size() }; }
 };
@@ -111,6 +113,7 @@ private:
     std::optional<Mac> m_session_key;
     uint64_t m_sent { 0 };
     uint64_t m_received { 0 };
+    std::vector<std::byte> m_buffer;   // the payload of the last frame received
 };
 
 // The handshake of each side (see above). With a key, both sides have
