@@ -3,7 +3,6 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <algorithm>
 
@@ -12,9 +11,6 @@
 namespace cryo::net {
 
 namespace {
-
-// A peer that stops answering must not keep a frozen tree frozen forever.
-constexpr int kSocketTimeoutSeconds = 120;
 
 Result<UniqueFd> connect_to(const std::string& address, uint16_t port)
 {
@@ -32,9 +28,7 @@ Result<UniqueFd> connect_to(const std::string& address, uint16_t port)
         UniqueFd socket(::socket(candidate->ai_family, candidate->ai_socktype | SOCK_CLOEXEC, candidate->ai_protocol));
         if (!socket)
             return fail_errno(fmt::format("page server {}: socket", where));
-        timeval timeout { .tv_sec = kSocketTimeoutSeconds, .tv_usec = 0 };
-        (void)::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-        (void)::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+        set_peer_timeout(socket.get());
         if (::connect(socket.get(), candidate->ai_addr, candidate->ai_addrlen) == 0)
             return socket;
         last_errno = errno;

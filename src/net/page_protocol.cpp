@@ -2,6 +2,7 @@
 #include "net/page_protocol.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 
 #include <cstring>
@@ -80,6 +81,8 @@ Result<bool> receive_exact(int fd, std::span<std::byte> out, const std::string& 
         ssize_t got = ::recv(fd, out.data() + done, out.size() - done, 0);
         if (got < 0 && errno == EINTR)
             continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fail("{} sent nothing for {} s (timed out)", peer, kPeerTimeoutSeconds);
         if (got < 0)
             return fail_errno(fmt::format("receive from {}", peer));
         if (got == 0) {
@@ -121,6 +124,13 @@ Result<Mac> keyed_proof(std::span<const std::byte> key, std::string_view label, 
     hmac.update(first);
     hmac.update(second);
     return hmac.finish();
+}
+
+void set_peer_timeout(int socket)
+{
+    timeval timeout { .tv_sec = kPeerTimeoutSeconds, .tv_usec = 0 };
+    (void)::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    (void)::setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
 }
 
 std::string endpoint(const std::string& address, uint16_t port)
@@ -183,6 +193,8 @@ Result<void> Channel::send(FrameType type, uint32_t file, std::span<const std::b
         ssize_t sent = ::sendmsg(m_socket.get(), &message, MSG_NOSIGNAL);
         if (sent < 0 && errno == EINTR)
             continue;
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fail("{} took nothing for {} s (timed out)", m_peer, kPeerTimeoutSeconds);
         if (sent < 0)
             return fail_errno(fmt::format("send {} frame to {} (broken transfer)", frame_name(type), m_peer));
         left -= sent;

@@ -122,6 +122,11 @@ private:
 Result<void> client_handshake(Channel& channel, const image::Key* key);
 Result<void> server_handshake(Channel& channel, const image::Key* key);
 
+// Send and receive timeouts on a connection: a peer that stops answering
+// must not keep a tree frozen, or a server busy, forever.
+inline constexpr int kPeerTimeoutSeconds = 120;
+void set_peer_timeout(int socket);
+
 // "HOST:PORT" for messages.
 std::string endpoint(const std::string& address, uint16_t port);
 

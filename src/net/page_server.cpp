@@ -194,6 +194,9 @@ Result<void> run_page_server(const PageServerOptions& options)
                 continue;
             return fail_errno("page server: accept");
         }
+        // One checkpoint at a time: a client that stops sending only holds
+        // the server for the timeout.
+        set_peer_timeout(socket.get());
         Channel channel(std::move(socket), peer_name(address));
         Session session(options, channel);
         auto result = session.run();
