@@ -77,7 +77,9 @@ private:
 
 Launcher in_namespace(const std::string& name)
 {
-    return { .cryo_prefix = { kIp, "netns", "exec", name } };
+    Launcher launcher;
+    launcher.cryo_prefix = { kIp, "netns", "exec", name };
+    return launcher;
 }
 
 // A page server in the server namespace; its output goes to DIR.out.
@@ -270,6 +272,51 @@ TEST(PageServer, ConnectionKilledMidTransfer)
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << output;
     EXPECT_NE(output.find("10.231.0.1:7411 (broken transfer)"), std::string::npos) << output;
     EXPECT_FALSE(file_exists(images + "/manifest.img"));
+    release_and_expect_pass(session, pid);
+}
+
+// The client fails half way (an injected fault as it creates files.img,
+// after the pages were sent): the server sees the connection end, keeps
+// nothing (the directory it created is gone) and says why; the victim
+// runs on.
+TEST(PageServer, ClientFailingMidTransferLeavesNothingOnTheServer)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    std::vector<std::string> args { "dump", "-t", std::to_string(pid), "--leave-running" };
+    auto options = page_server_options();
+    args.insert(args.end(), options.begin(), options.end());
+
+    // A first run lists the steps, to find the one that creates files.img.
+    std::string listed = session.dir().file("listed");
+    pid_t server = start_server(session, pair, listed);
+    ::setenv("CRYO_FAULT_LIST", "1", 1);
+    session.set_launcher(in_namespace(pair.client()));
+    auto listing = session.cryo(args);
+    session.set_launcher({});
+    ::unsetenv("CRYO_FAULT_LIST");
+    ASSERT_EQ(listing.exit_code, 0) << listing.output;
+    server_result(session, server, listed);
+    auto at = listing.output.find(": create files.img");
+    ASSERT_NE(at, std::string::npos) << listing.output;
+    auto start = listing.output.rfind("step ", at) + 5;
+    std::string step = listing.output.substr(start, at - start);
+
+    std::string images = session.dir().file("received");
+    server = start_server(session, pair, images);
+    ::setenv("CRYO_FAULT_AT", step.c_str(), 1);
+    session.set_launcher(in_namespace(pair.client()));
+    auto failed = session.cryo(args);
+    session.set_launcher({});
+    ::unsetenv("CRYO_FAULT_AT");
+    EXPECT_EQ(failed.exit_code, 1) << failed.output;
+    EXPECT_NE(failed.output.find("injected fault"), std::string::npos) << failed.output;
+    auto [code, output] = server_result(session, server, images);
+    EXPECT_EQ(code, 1) << output;
+    EXPECT_NE(output.find("closed the connection (broken transfer)"), std::string::npos) << output;
+    EXPECT_FALSE(std::filesystem::exists(images)) << "the server kept files of a broken transfer";
     release_and_expect_pass(session, pid);
 }
 
