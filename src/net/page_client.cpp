@@ -69,7 +69,7 @@ Result<uint32_t> PageClient::open(const std::string& name)
 Result<void> PageClient::append(uint32_t file, std::span<const std::byte> data)
 {
     while (!data.empty()) {
-        size_t step = std::min<size_t>(data.size(), kMaxFramePayload);
+        size_t step = std::min<size_t>(data.size(), kDataFramePayload);
         TRY(m_channel.send(FrameType::Data, file, data.first(step)));
         data = data.subspan(step);
     }

@@ -45,7 +45,10 @@ namespace cryo::net {
 inline constexpr uint32_t kProtocolVersion = 1;
 // Frames carry at most this much payload; a bigger length is refused (a
 // corrupted or hostile header must not make the receiver allocate GiBs).
-inline constexpr uint64_t kMaxFramePayload = 8u << 20;
+// The parent's page maps travel in one frame, hence more than the data
+// frames, which carry at most kDataFramePayload.
+inline constexpr uint64_t kMaxFramePayload = 64u << 20;
+inline constexpr uint64_t kDataFramePayload = 8u << 20;
 inline constexpr size_t kNonceSize = 32;
 inline constexpr size_t kMacSize = 32;
 

@@ -116,6 +116,12 @@ private:
             return fail(parent.error());
         }
         std::string bytes = parent->SerializeAsString();
+        if (bytes.size() > kMaxFramePayload) {
+            std::string reason = fmt::format("the page maps of parent {} take {} MiB, more than the {} MiB a frame holds",
+                                             request.parent(), bytes.size() >> 20, kMaxFramePayload >> 20);
+            (void)m_channel.send_text(FrameType::Error, reason);
+            return fail("{}", reason);
+        }
         return m_channel.send_text(FrameType::Ready, bytes);
     }
 
