@@ -22,6 +22,7 @@
 #include "inspect/diff.h"
 #include "inspect/memory.h"
 #include "inspect/show.h"
+#include "net/page_server.h"
 #include "restore/restore.h"
 
 namespace {
@@ -48,6 +49,42 @@ cryo::Result<std::optional<cryo::image::Key>> load_key(const std::string& path)
     if (path.empty())
         return std::nullopt;
     return TRY(cryo::image::Key::load(path));
+}
+
+// --page-server, --address, --port, --key on dump and pre-dump.
+struct PageServerFlags {
+    bool enabled { false };
+    std::string address;
+    uint16_t port { 0 };
+    std::string key;
+};
+
+void add_page_server_options(CLI::App& command, PageServerFlags& flags)
+{
+    command.add_flag("--page-server", flags.enabled,
+                     "Send every file of the checkpoint to a `cryo page-server` instead of writing -D (which is then "
+                     "not used; --prev-images-dir is resolved on the server)");
+    command.add_option("--address", flags.address, "With --page-server: the server's address");
+    command.add_option("--port", flags.port, "With --page-server: the server's port");
+    command.add_option("--key", flags.key,
+                       "With --page-server: KEYFILE shared with the server (as for --encrypt): both sides prove they "
+                       "hold it and every frame is authenticated");
+}
+
+// The page server to send to, if --page-server was given.
+cryo::Result<std::optional<cryo::net::PageServerAddress>> page_server_address(const PageServerFlags& flags,
+                                                                               const std::string& directory)
+{
+    if (!flags.enabled) {
+        if (!flags.address.empty() || flags.port != 0 || !flags.key.empty())
+            return cryo::fail("--address, --port and --key need --page-server");
+        if (directory.empty())
+            return cryo::fail("-D/--images-dir is required (or --page-server)");
+        return std::nullopt;
+    }
+    if (flags.address.empty() || flags.port == 0)
+        return cryo::fail("--page-server needs --address and --port");
+    return cryo::net::PageServerAddress { .address = flags.address, .port = flags.port, .key = TRY(load_key(flags.key)) };
 }
 
 int report(const cryo::Error& error, std::string_view command)
@@ -117,7 +154,9 @@ int run_command(int argc, char** argv)
     cryo::dump::DumpOptions dump_options;
     auto* dump = app.add_subcommand("dump", "Checkpoint a process tree into a directory");
     dump->add_option("-t,--tree", dump_options.pid, "PID of the root of the tree")->required();
-    dump->add_option("-D,--images-dir", dump_options.directory, "Directory for the image files")->required();
+    dump->add_option("-D,--images-dir", dump_options.directory, "Directory for the image files");
+    PageServerFlags dump_page_server;
+    add_page_server_options(*dump, dump_page_server);
     dump->add_flag("-R,--leave-running", dump_options.leave_running,
                    "Let the tree run on after the dump instead of killing it");
     bool no_sync = false;
@@ -154,7 +193,9 @@ int run_command(int argc, char** argv)
     cryo::dump::PreDumpOptions pre_dump_options;
     auto* pre_dump = app.add_subcommand("pre-dump", "Copy a tree's memory while it runs, for a later incremental dump");
     pre_dump->add_option("-t,--tree", pre_dump_options.pid, "PID of the root of the tree")->required();
-    pre_dump->add_option("-D,--images-dir", pre_dump_options.directory, "Directory for the image files")->required();
+    pre_dump->add_option("-D,--images-dir", pre_dump_options.directory, "Directory for the image files");
+    PageServerFlags pre_dump_page_server;
+    add_page_server_options(*pre_dump, pre_dump_page_server);
     pre_dump->add_option("--prev-images-dir", pre_dump_options.prev_images_dir,
                          "The previous pre-dump, relative to the images directory");
     int64_t pre_dump_tracker_timeout = 600;
@@ -258,6 +299,22 @@ int run_command(int argc, char** argv)
     diff->add_option("--key", diff_key, "KEYFILE - the key of both checkpoints, when they are encrypted");
     add_common_options(*diff, common);
 
+    cryo::net::PageServerOptions page_server_options;
+    auto* page_server = app.add_subcommand("page-server", "Receive checkpoints sent by dump/pre-dump --page-server");
+    page_server->add_option("-D,--images-dir", page_server_options.directory,
+                            "Directory the checkpoint is written into (a complete checkpoint, restorable from here)")
+        ->required();
+    page_server->add_option("--address", page_server_options.address, "Address to listen on (default: all)");
+    page_server->add_option("--port", page_server_options.port, "Port to listen on")->required();
+    std::string page_server_key;
+    page_server->add_option("--key", page_server_key,
+                            "KEYFILE - only clients holding this key are accepted (without it: any client, trusted "
+                            "networks only)");
+    page_server->add_flag("--once", page_server_options.once, "Exit after one checkpoint (or one failed attempt)");
+    bool page_server_no_sync = false;
+    page_server->add_flag("--no-sync", page_server_no_sync, "Do not fsync the received files");
+    add_common_options(*page_server, common);
+
     auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
     add_common_options(*check, common);
 
@@ -287,14 +344,31 @@ int run_command(int argc, char** argv)
             dump_options.ghost_limit = *bytes;
         }
         dump_options.tracker_timeout = std::chrono::seconds(dump_tracker_timeout);
+        auto server = page_server_address(dump_page_server, dump_options.directory);
+        if (!server)
+            return report(server.error(), "dump");
+        dump_options.page_server = std::move(*server);
         auto result = cryo::dump::run_dump(dump_options);
         return result ? 0 : report(result.error(), "dump");
     }
     if (pre_dump->parsed()) {
         pre_dump_options.sync = !pre_dump_no_sync;
         pre_dump_options.tracker_timeout = std::chrono::seconds(pre_dump_tracker_timeout);
+        auto server = page_server_address(pre_dump_page_server, pre_dump_options.directory);
+        if (!server)
+            return report(server.error(), "pre-dump");
+        pre_dump_options.page_server = std::move(*server);
         auto result = cryo::dump::run_pre_dump(pre_dump_options);
         return result ? 0 : report(result.error(), "pre-dump");
+    }
+    if (page_server->parsed()) {
+        auto key = load_key(page_server_key);
+        if (!key)
+            return report(key.error(), "page-server");
+        page_server_options.key = std::move(*key);
+        page_server_options.sync = !page_server_no_sync;
+        auto result = cryo::net::run_page_server(page_server_options);
+        return result ? 0 : report(result.error(), "page-server");
     }
     if (restore->parsed()) {
         auto key = load_key(restore_key);

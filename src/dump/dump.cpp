@@ -29,6 +29,7 @@
 #include "fds/fd_table.h"
 #include "fds/file_kind.h"
 #include "image/writer.h"
+#include "net/page_client.h"
 #include "mem/cow.h"
 #include "mem/dump_pages.h"
 #include "mem/unlinked_files.h"
@@ -252,13 +253,21 @@ Result<void> run_dump(const DumpOptions& options)
     if ((options.compression_level != 0 || options.encrypt_key) && (!options.prev_images_dir.empty() || options.track_mem))
         return fail("--compress and --encrypt cannot be combined with --prev-images-dir or --track-mem yet: "
                     "incremental checkpoints are stored plain");
+    if (options.encrypt_key && options.page_server)
+        return fail("--encrypt cannot be combined with --page-server yet");
     auto caller = TRY(proc::current_caller());
     TRY(check_owned_by_caller(caller, options.pid));
+    // The page server before anything is frozen: one that is not there, or
+    // holds another key, is found while the tree runs on.
+    std::unique_ptr<net::PageClient> page_server;
+    if (options.page_server)
+        page_server = TRY(net::PageClient::connect(*options.page_server, options.prev_images_dir));
     // The parent checkpoint and its tracker, before the tree is frozen.
     if (!options.prev_images_dir.empty() || options.track_mem)
         context.incremental.emplace(TRY(IncrementalDump::prepare({ .directory = options.directory,
                                                                    .parent = options.prev_images_dir,
-                                                                   .track = options.track_mem && options.leave_running })));
+                                                                   .track = options.track_mem && options.leave_running,
+                                                                   .remote_parent = page_server ? page_server->parent() : nullptr })));
     // Freeze the whole tree first: from here on nothing changes under us,
     // and dropping `context.tree` on any error lets every process run on.
     auto frozen = Clock::now();
@@ -286,8 +295,8 @@ Result<void> run_dump(const DumpOptions& options)
     // and unmap a scratch page, so this comes before the memory scan.
     TRY(timed(context, "registers and state", [&] { return collect_cores(context); }));
     // Only now create the directory: a refusal above leaves nothing behind.
-    context.writer.emplace(TRY(image::ImageWriter::create(
-        options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync,
+    context.writer.emplace(TRY(net::open_image_writer(
+        page_server, options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync,
         { .compression_level = options.compression_level, .key = options.encrypt_key })));
     TRY(timed(context, "memory", [&] { return write_memory(context); }));
     TRY(timed(context, "metadata", [&] { return write_metadata(context); }));
@@ -305,7 +314,7 @@ Result<void> run_dump(const DumpOptions& options)
     context.stats.set_total_ms(milliseconds_since(started));
 
     spdlog::info("dumped the tree of pid {} ({} processes) into {}: {} VMAs, {} MiB of pages, {:.1f} ms", options.pid,
-                 context.processes.size(), options.directory, context.vma_count, context.page_bytes >> 20,
+                 context.processes.size(), context.writer->directory(), context.vma_count, context.page_bytes >> 20,
                  milliseconds_since(started));
     if (options.display_stats)
         fmt::print("{}", format_dump_stats(context.stats));

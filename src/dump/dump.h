@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "image/key.h"
+#include "net/page_client.h"
 #include "stats.pb.h"
 
 namespace cryo::dump {
@@ -32,6 +33,8 @@ struct DumpOptions {
     std::string prev_images_dir;
     bool track_mem { false };
     std::chrono::seconds tracker_timeout { 600 };
+    // --page-server: every file goes to this server instead of `directory`.
+    std::optional<net::PageServerAddress> page_server;
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

@@ -9,6 +9,7 @@
 #include "base/syscalls.h"
 #include "dump/collect_core.h"
 #include "mem/tracker.h"
+#include "tree.pb.h"
 
 namespace cryo::dump {
 
@@ -46,20 +47,39 @@ Result<mem::ProcessTracking> create_tracking(FrozenProcess& process)
 
 } // namespace
 
+Result<image::ParentCheckpoint> load_parent(const std::string& directory, const std::string& parent)
+{
+    auto path = image::resolve_parent(directory, parent);
+    auto depth = TRY_CTX(chain_depth(path), "--prev-images-dir {}", parent);
+    auto reader = TRY_CTX(image::ImageReader::open(path), "--prev-images-dir {}", parent);
+    image::ParentCheckpoint loaded;
+    loaded.set_manifest_xxh3(TRY(image::manifest_checksum(path)));
+    loaded.set_directory(path);
+    auto tree = TRY_CTX(reader.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree),
+                        "parent checkpoint {}", path);
+    for (const auto& process : tree.processes()) {
+        if (!reader.has_file(image::pagemap_name(process.pid())))
+            continue;
+        (*loaded.mutable_page_maps())[process.pid()]
+            = TRY_CTX(reader.read<image::PageMap>(image::pagemap_name(process.pid()), image::ImageKind::PageMap),
+                      "parent checkpoint {}", path);
+    }
+    *loaded.mutable_manifest() = reader.manifest();
+    spdlog::debug("parent checkpoint {} ({} above it)", path, depth);
+    return loaded;
+}
+
 Result<IncrementalDump> IncrementalDump::prepare(const IncrementalOptions& options)
 {
     IncrementalDump dump(options);
     if (options.parent.empty())
         return dump;
-    auto path = image::resolve_parent(options.directory, options.parent);
-    auto depth = TRY_CTX(chain_depth(path), "--prev-images-dir {}", options.parent);
-    auto parent = TRY_CTX(image::ImageReader::open(path), "--prev-images-dir {}", options.parent);
-    dump.m_parent_manifest_xxh3 = TRY(image::manifest_checksum(path));
-    spdlog::debug("parent checkpoint {} ({} above it)", path, depth);
+    auto parent = options.remote_parent ? *options.remote_parent : TRY(load_parent(options.directory, options.parent));
+    dump.m_parent_manifest_xxh3 = parent.manifest_xxh3();
     // The tracker is taken over only now that the parent is known good.
     if (parent.manifest().tracker().socket().empty())
         spdlog::warn("{} was made without tracking writes (a dump without --track-mem): memory is stored in full",
-                     path);
+                     parent.directory());
     for (auto& taken : TRY(mem::take_over_tracker(parent.manifest().tracker())))
         dump.m_taken_over[taken.pid] = std::move(taken.uffd);
     dump.m_parent.emplace(std::move(parent));
@@ -98,14 +118,13 @@ Result<void> IncrementalDump::arm(FrozenTree& tree)
 Result<mem::PagePlan> IncrementalDump::plan(pid_t pid, std::vector<image::Vma>& vmas, uint64_t base_offset,
                                             image::PageMap& map)
 {
-    std::optional<image::PageMap> parent_map;
-    if (m_parent && m_parent->has_file(image::pagemap_name(pid)))
-        parent_map = TRY_CTX(m_parent->read<image::PageMap>(image::pagemap_name(pid), image::ImageKind::PageMap),
-                             "parent checkpoint {}", m_parent->directory());
+    const image::PageMap* parent_map = nullptr;
+    if (m_parent && m_parent->page_maps().contains(pid))
+        parent_map = &m_parent->page_maps().at(pid);
     mem::IncrementalSource source;
     if (auto found = m_tracking.find(pid); found != m_tracking.end())
         source.tracking = &found->second;
-    source.parent_map = parent_map ? &*parent_map : nullptr;
+    source.parent_map = parent_map;
     source.arm_untracked = m_options.track;
     auto plan = TRY(mem::plan_pages(pid, vmas, source, base_offset, map));
     m_parent_bytes += plan.parent_bytes;

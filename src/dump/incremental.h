@@ -31,6 +31,7 @@
 #include "mem/dirty_tracking.h"
 #include "mem/incremental.h"
 #include "mm.pb.h"
+#include "page_server.pb.h"
 
 namespace cryo::dump {
 
@@ -39,7 +40,14 @@ struct IncrementalOptions {
     std::string parent;           // --prev-images-dir, relative to `directory` (or absolute); may be empty
     bool track { false };         // arm tracking for a later checkpoint
     bool pre_dump { false };
+    // The parent as a page server sent it (net/page_client.h); loaded from
+    // `parent` here when null.
+    const image::ParentCheckpoint* remote_parent { nullptr };
 };
+
+// Opens and verifies the checkpoint `parent` (relative to `directory`, or
+// absolute) and its chain, and reads what an incremental dump needs of it.
+Result<image::ParentCheckpoint> load_parent(const std::string& directory, const std::string& parent);
 
 class IncrementalDump {
 public:
@@ -79,7 +87,7 @@ private:
     explicit IncrementalDump(IncrementalOptions options) : m_options(std::move(options)) { }
 
     IncrementalOptions m_options;
-    std::optional<image::ImageReader> m_parent;
+    std::optional<image::ParentCheckpoint> m_parent;
     uint64_t m_parent_manifest_xxh3 { 0 };
     std::map<pid_t, UniqueFd> m_taken_over;               // from the parent's tracker
     std::map<pid_t, mem::ProcessTracking> m_tracking;     // this dump's

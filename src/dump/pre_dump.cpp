@@ -99,12 +99,18 @@ Result<void> run_pre_dump(const PreDumpOptions& options)
     auto caller = TRY(proc::current_caller());
     TRY(check_owned_by_caller(caller, options.pid));
     PreDumpContext context { .options = options };
-    // The parent and its tracker first: nothing is frozen yet.
-    context.incremental.emplace(TRY(IncrementalDump::prepare(
-        { .directory = options.directory, .parent = options.prev_images_dir, .track = true, .pre_dump = true })));
+    // The page server, the parent and its tracker first: nothing is frozen yet.
+    std::unique_ptr<net::PageClient> page_server;
+    if (options.page_server)
+        page_server = TRY(net::PageClient::connect(*options.page_server, options.prev_images_dir));
+    context.incremental.emplace(TRY(IncrementalDump::prepare({ .directory = options.directory,
+                                                               .parent = options.prev_images_dir,
+                                                               .track = true,
+                                                               .pre_dump = true,
+                                                               .remote_parent = page_server ? page_server->parent() : nullptr })));
 
-    context.writer.emplace(TRY(image::ImageWriter::create(
-        options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
+    context.writer.emplace(TRY(net::open_image_writer(
+        page_server, options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
 
     // Frozen only for what needs the tree to stand still.
     auto frozen = Clock::now();
@@ -134,7 +140,7 @@ Result<void> run_pre_dump(const PreDumpOptions& options)
     TRY(context.writer->commit(std::move(manifest)));
     context.incremental->committed();
     spdlog::info("pre-dumped the tree of pid {} into {}: {} MiB stored, {} MiB in the parent chain, frozen {:.1f} ms",
-                 options.pid, options.directory, context.stats.page_bytes() >> 20,
+                 options.pid, context.writer->directory(), context.stats.page_bytes() >> 20,
                  context.incremental->parent_bytes() >> 20, context.stats.frozen_ms());
     if (options.display_stats)
         fmt::print("{}", format_dump_stats(context.stats));

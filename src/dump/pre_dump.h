@@ -18,6 +18,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "net/page_client.h"
 
 namespace cryo::dump {
 
@@ -28,6 +29,7 @@ struct PreDumpOptions {
     bool sync { true };
     bool display_stats { false };
     std::chrono::seconds tracker_timeout { 600 };
+    std::optional<net::PageServerAddress> page_server;   // as in DumpOptions
 };
 
 Result<void> run_pre_dump(const PreDumpOptions& options);

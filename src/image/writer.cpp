@@ -21,10 +21,15 @@ struct OutputFile::Stored {
     UniqueFd fd;
     uint64_t size { 0 };
     std::unique_ptr<XXH3_state_t, HashStateDeleter> hash { XXH3_createState() };
+    ImageSink* remote { nullptr };   // set: the bytes go there (fd is then invalid)
+    uint32_t remote_id { 0 };
 
     Result<void> append(std::span<const std::byte> data)
     {
-        TRY(write_all(fd.get(), data, name));
+        if (remote)
+            TRY(remote->append(remote_id, data));
+        else
+            TRY(write_all(fd.get(), data, name));
         XXH3_64bits_update(hash.get(), data.data(), data.size());
         size += data.size();
         return {};
@@ -88,6 +93,7 @@ ImageWriter::ImageWriter(ImageWriter&& other) noexcept
     , m_records(std::move(other.m_records))
     , m_transforms(std::move(other.m_transforms))
     , m_checkpoint_id(other.m_checkpoint_id)
+    , m_remote(std::move(other.m_remote))
 {
 }
 
@@ -173,6 +179,19 @@ Result<ImageWriter> ImageWriter::create(const std::string& directory, SyncMode s
     return writer;
 }
 
+Result<ImageWriter> ImageWriter::create_remote(std::unique_ptr<ImageSink> sink, WriteTransforms transforms)
+{
+    if (transforms.compression_level < 0 || transforms.compression_level > kMaxCompressionLevel)
+        return fail("compression level {} is out of range (1 to {})", transforms.compression_level,
+                    kMaxCompressionLevel);
+    ImageWriter writer(sink->describe(), UniqueFd(), SyncMode::NoSync, false);
+    if (transforms.key)
+        TRY(random_bytes(writer.m_checkpoint_id));
+    writer.m_transforms = std::move(transforms);
+    writer.m_remote = std::move(sink);
+    return writer;
+}
+
 Result<OutputFile> ImageWriter::create_file(const std::string& name)
 {
     return create_file_of(name, Content::PageData);
@@ -190,11 +209,15 @@ Result<OutputFile> ImageWriter::create_file_of(const std::string& name, Content 
     if (std::ranges::find(m_created, name) != m_created.end())
         return fail("image file {} is written twice", name);
     TRY(fault::step([&] { return "create " + name; }));
-    UniqueFd fd = TRY(create_private_file(m_dir.get(), name));
-    m_created.push_back(name);
     auto stored = std::make_unique<OutputFile::Stored>();
+    if (m_remote) {
+        stored->remote = m_remote.get();
+        stored->remote_id = TRY(m_remote->open(name));
+    } else {
+        stored->fd = TRY(create_private_file(m_dir.get(), name));
+    }
+    m_created.push_back(name);
     stored->name = name;
-    stored->fd = std::move(fd);
     XXH3_64bits_reset(stored->hash.get());
     std::unique_ptr<FileEncoder> encoder;
     if (FileEncoder::needed(m_transforms, content))
@@ -212,6 +235,8 @@ Result<void> ImageWriter::finish_file(OutputFile&& file)
         TRY(file.m_encoder->finish(record));
         record.set_content_size(file.size());
     }
+    if (m_remote)
+        TRY(m_remote->finish(file.m_stored->remote_id));
     record.set_name(file.name());
     record.set_size(file.m_stored->size);
     record.set_xxh3(XXH3_64bits_digest(file.m_stored->hash.get()));
@@ -253,6 +278,11 @@ Result<void> ImageWriter::commit(Manifest manifest)
     if (m_transforms.key)
         bytes = TRY(seal_bytes(*m_transforms.key, m_checkpoint_id, std::string(kManifestName), bytes)).bytes;
 
+    if (m_remote) {
+        TRY(m_remote->commit(bytes));
+        m_committed = true;
+        return {};
+    }
     // Every file durable at once. Up to kSyncEachFiles files: writeback of
     // all of them is started first, so their blocks are allocated in one
     // journal transaction, which the first fdatasync() commits; the others

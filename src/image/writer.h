@@ -26,6 +26,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "image/format.h"
+#include "image/sink.h"
 #include "image/transform.h"
 #include "manifest.pb.h"
 
@@ -64,6 +65,8 @@ private:
 class ImageWriter {
 public:
     static Result<ImageWriter> create(const std::string& directory, SyncMode sync, WriteTransforms transforms = {});
+    // Every file goes to `sink` instead of a local directory (--page-server).
+    static Result<ImageWriter> create_remote(std::unique_ptr<ImageSink> sink, WriteTransforms transforms = {});
     ImageWriter(ImageWriter&&) noexcept;
     ImageWriter& operator=(ImageWriter&&) = delete;
     ~ImageWriter();
@@ -81,6 +84,11 @@ public:
     const std::string& directory() const { return m_directory; }
     int directory_fd() const { return m_dir.get(); }
     uint64_t total_bytes() const;
+    // The files written so far, as the manifest will list them. A page
+    // server replaces them with the client's own records once it has
+    // checked that they match (same names, sizes and checksums).
+    const std::vector<ManifestFile>& records() const { return m_records; }
+    void set_records(std::vector<ManifestFile> records) { m_records = std::move(records); }
 
 private:
     ImageWriter(std::string directory, UniqueFd dir, SyncMode sync, bool created_directory);
@@ -96,6 +104,7 @@ private:
     std::vector<ManifestFile> m_records;
     WriteTransforms m_transforms;
     CheckpointId m_checkpoint_id {};
+    std::unique_ptr<ImageSink> m_remote;   // set: files go there, not to m_dir
 };
 
 // Serializes `message` behind a header of the given kind.

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Page-server throughput against a plain TCP copy of the same bytes, between
+# two network namespaces joined by a veth pair (standing for two hosts).
+# See bench/README.md.
+#
+#     sudo bench/page_server.sh [--mib N] [--runs N] [--dir DIR]
+#
+# For N MiB (default 1024) of random memory (cryo-bench-memhog):
+#   tcp copy      cryo-bench-tcpcopy: N MiB sent from memory in one
+#                 namespace, written and fdatasync()ed into a file in the
+#                 other (connect to answer);
+#   page server   `cryo dump --leave-running --page-server` run in the client
+#                 namespace, `cryo page-server --once` in the server one
+#                 (connect to committed manifest: every file written, checked
+#                 and fsynced there);
+#   ... --key     the same with a pre-shared key (every frame HMAC-SHA256).
+# Times are wall milliseconds, the median of --runs (default 3); MiB/s is N
+# over that time. The namespaces, the victim and the temporary directory are
+# removed on exit, also on failure or Ctrl-C.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${CRYO_BUILD_DIR:-$repo/build}"
+cryo="$build/src/cryo"
+memhog="$build/bench/cryo-bench-memhog"
+tcpcopy="$build/bench/cryo-bench-tcpcopy"
+mib=1024
+runs=3
+base_dir="${TMPDIR:-/var/tmp}"
+
+usage() { echo "usage: bench/page_server.sh [--mib N] [--runs N] [--dir DIR]"; }
+while (($#)); do
+    case "$1" in
+        --mib) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; mib="$2"; shift 2 ;;
+        --runs) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; runs="$2"; shift 2 ;;
+        --dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; base_dir="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
+    esac
+done
+
+die() { echo "bench: $*" >&2; exit 1; }
+for binary in "$cryo" "$memhog" "$tcpcopy"; do
+    [[ -x "$binary" ]] || die "$binary is missing: build first with scripts/setup --no-demo"
+done
+command -v ip >/dev/null || die "ip (iproute2) is missing"
+
+work="$(mktemp -d "$base_dir/cryo-bench-ps.XXXXXX")"
+server_ns="cryo-bench-ps-$$-s"
+client_ns="cryo-bench-ps-$$-c"
+address=10.232.0.1
+port=7412
+victim=""
+head -c 32 /dev/urandom >"$work/key"
+
+cleanup() {
+    if [[ -n "$victim" && "$(readlink "/proc/$victim/exe" 2>/dev/null)" == "$(readlink -f "$memhog")" ]]; then
+        kill -KILL "$victim" 2>/dev/null || true
+    fi
+    # Deleting a namespace ends the servers still listening in it only
+    # once they exit; they are started with --once or exit after one copy.
+    ip netns del "$server_ns" 2>/dev/null || true
+    ip netns del "$client_ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$server_ns"
+ip netns add "$client_ns"
+ip link add "cbps$$s" netns "$server_ns" type veth peer name "cbps$$c" netns "$client_ns"
+ip -n "$server_ns" addr add "$address/24" dev "cbps$$s"
+ip -n "$client_ns" addr add 10.232.0.2/24 dev "cbps$$c"
+ip -n "$server_ns" link set "cbps$$s" up
+ip -n "$client_ns" link set "cbps$$c" up
+
+now_ns() { date +%s%N; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# Waits until FILE holds WORD.
+wait_for() {
+    for _ in $(seq 1000); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.01
+    done
+    die "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
+}
+
+tcp_copy_ms() {
+    rm -f "$work/copy" "$work/receiver.out"
+    ip netns exec "$server_ns" "$tcpcopy" receive "$address" "$port" "$work/copy" >"$work/receiver.out" 2>&1 &
+    local receiver=$!
+    wait_for "$work/receiver.out" listening
+    ip netns exec "$client_ns" "$tcpcopy" send "$address" "$port" "$mib" || die "tcp copy failed"
+    wait "$receiver" || die "tcp receiver failed: $(cat "$work/receiver.out")"
+}
+
+page_server_ms() {
+    rm -rf "$work/images" "$work/server.out"
+    ip netns exec "$server_ns" "$cryo" page-server -D "$work/images" --address "$address" --port "$port" --once "$@" \
+        >"$work/server.out" 2>&1 &
+    local server=$!
+    wait_for "$work/server.out" listening
+    local start
+    start=$(now_ns)
+    ip netns exec "$client_ns" "$cryo" dump -t "$victim" --leave-running --page-server --address "$address" \
+        --port "$port" "$@" 2>"$work/dump.err" || die "cryo dump: $(cat "$work/dump.err")"
+    echo $(( ($(now_ns) - start) / 1000000 ))
+    wait "$server" || die "page server: $(cat "$work/server.out")"
+}
+
+"$memhog" "$mib" </dev/null >"$work/victim.log" 2>&1 &
+victim=$!
+wait_for "$work/victim.log" READY
+
+echo "page server vs plain TCP over a veth pair, $mib MiB, kernel $(uname -r), $(nproc) CPUs, median of $runs"
+echo "files written in $base_dir ($(df -T "$base_dir" | awk 'NR == 2 { print $2 }'))"
+printf "%-22s | %8s | %8s\n" "" "ms" "MiB/s"
+report() { awk -v name="$1" -v ms="$2" -v mib="$mib" 'BEGIN { printf "%-22s | %8s | %8.0f\n", name, ms, mib * 1000 / ms }'; }
+times=""
+for _ in $(seq "$runs"); do times+=" $(tcp_copy_ms)"; done
+report "tcp copy" "$(echo "$times" | median)"
+times=""
+for _ in $(seq "$runs"); do times+=" $(page_server_ms)"; done
+report "page server" "$(echo "$times" | median)"
+times=""
+for _ in $(seq "$runs"); do times+=" $(page_server_ms --key "$work/key")"; done
+report "page server --key" "$(echo "$times" | median)"

@@ -1,0 +1,136 @@
+// The wire protocol between `cryo dump/pre-dump --page-server` (the client)
+// and `cryo page-server` (the server), over one TCP connection.
+//
+// Every message is a frame: a 24-byte header (magic, type, file id, payload
+// length), the payload, and a tag over a per-direction sequence number, the
+// header and the payload. Without a key the tag is an XXH3-64 (it catches
+// corruption, truncation and reordering, not an attacker); with a key it is
+// an HMAC-SHA256 under the session key, so every frame after the handshake
+// is authenticated and cannot be forged, replayed, reordered or dropped
+// unnoticed. Payloads are not encrypted: the pages can be read on the wire
+// (dump --encrypt is not available with --page-server yet).
+//
+// The conversation:
+//   client: Hello (version, whether it has a key, client nonce)
+//   server: Challenge (server nonce, and with a key its proof:
+//           HMAC(key, "server" | client nonce | server nonce))
+//   client: Proof (HMAC(key, "client" | client nonce | server nonce))
+//   server: Welcome, or Error (wrong key); then both sides switch to the
+//           session key HMAC(key, "session" | nonces)
+//   client: Request (the parent checkpoint, if any)
+//   server: Ready (with the parent's page maps and manifest) or Error
+//   client: Open(id, name), Data(id, bytes)..., Close(id) for every file
+//   client: Commit (the encoded manifest)
+//   server: Done once every file matched the manifest and the manifest is
+//           on disk, or Error saying why.
+// Either side may send Error (a message) instead of the frame expected and
+// close: the other side reports it. A connection that ends anywhere before
+// Done leaves the server's directory without a manifest.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fd.h"
+#include "image/key.h"
+
+namespace cryo::net {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+// Frames carry at most this much payload; a bigger length is refused (a
+// corrupted or hostile header must not make the receiver allocate GiBs).
+// The parent's page maps travel in one frame, hence more than the data
+// frames, which carry at most kDataFramePayload.
+inline constexpr uint64_t kMaxFramePayload = 64u << 20;
+inline constexpr uint64_t kDataFramePayload = 8u << 20;
+inline constexpr size_t kNonceSize = 32;
+inline constexpr size_t kMacSize = 32;
+
+enum class FrameType : uint32_t {
+    Hello = 1,
+    Challenge,
+    Proof,
+    Welcome,
+    Request,
+    Ready,
+    Open,
+    Data,
+    Close,
+    Commit,
+    Done,
+    Error,
+};
+
+const char* frame_name(FrameType type);
+
+// A frame received; its payload lives in the channel's buffer until the
+// next receive().
+struct Frame {
+    FrameType type;
+    uint32_t file { 0 };
+    std::span<const std::byte> payload;
+
+    std::string text() const { return { reinterpret_cast<const char*>(payload.data()), payload.size() }; }
+};
+
+using Mac = std::array<std::byte, kMacSize>;
+using Nonce = std::array<std::byte, kNonceSize>;
+
+// HMAC-SHA256(key, label | first | second).
+Result<Mac> keyed_proof(std::span<const std::byte> key, std::string_view label, const Nonce& first,
+                        const Nonce& second);
+
+// One end of a connection: frames out and in, checked.
+class Channel {
+public:
+    Channel(UniqueFd socket, std::string peer);
+    Channel(Channel&&) noexcept;
+    ~Channel();
+
+    Result<void> send(FrameType type, uint32_t file, std::span<const std::byte> payload);
+    Result<void> send_text(FrameType type, std::string_view text);
+    // The next frame; an Error frame from the peer becomes an error here.
+    Result<Frame> receive();
+    // The next frame, which must be of this type.
+    Result<Frame> expect(FrameType type);
+
+    // From now on every frame is authenticated with this key.
+    void use_session_key(const Mac& key);
+
+    const std::string& peer() const { return m_peer; }
+    int fd() const { return m_socket.get(); }
+
+private:
+    Result<std::array<std::byte, kMacSize>> tag(uint64_t sequence, std::span<const std::byte> header,
+                                                std::span<const std::byte> payload) const;
+    size_t tag_size() const { return m_session_key ? kMacSize : sizeof(uint64_t); }
+
+    UniqueFd m_socket;
+    std::string m_peer;
+    std::optional<Mac> m_session_key;
+    uint64_t m_sent { 0 };
+    uint64_t m_received { 0 };
+    std::vector<std::byte> m_buffer;   // the payload of the last frame received
+};
+
+// The handshake of each side (see above). With a key, both sides have
+// proved that they hold it when these return, and the channel
+// authenticates every later frame with the session key.
+Result<void> client_handshake(Channel& channel, const image::Key* key);
+Result<void> server_handshake(Channel& channel, const image::Key* key);
+
+// Send and receive timeouts on a connection: a peer that stops answering
+// must not keep a tree frozen, or a server busy, forever.
+inline constexpr int kPeerTimeoutSeconds = 120;
+void set_peer_timeout(int socket);
+
+// "HOST:PORT" for messages.
+std::string endpoint(const std::string& address, uint16_t port);
+
+} // namespace cryo::net

@@ -1,0 +1,224 @@
+// See page_server.h.
+#include "net/page_server.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "dump/incremental.h"
+#include "image/reader.h"
+#include "image/writer.h"
+#include "net/page_protocol.h"
+
+namespace cryo::net {
+
+namespace {
+
+Result<UniqueFd> listen_on(const std::string& address, uint16_t port)
+{
+    std::string where = endpoint(address, port);
+    addrinfo hints {};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    addrinfo* found = nullptr;
+    std::string service = std::to_string(port);
+    if (int error = ::getaddrinfo(address.empty() ? nullptr : address.c_str(), service.c_str(), &hints, &found);
+        error != 0)
+        return fail("page server {}: cannot resolve the address: {}", where, ::gai_strerror(error));
+    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, ::freeaddrinfo);
+    UniqueFd socket(::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol));
+    if (!socket)
+        return fail_errno(fmt::format("page server {}: socket", where));
+    int on = 1;
+    (void)::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (::bind(socket.get(), found->ai_addr, found->ai_addrlen) < 0)
+        return fail_errno(fmt::format("page server: bind {}", where));
+    if (::listen(socket.get(), 4) < 0)
+        return fail_errno(fmt::format("page server: listen on {}", where));
+    return socket;
+}
+
+std::string peer_name(const sockaddr_storage& address)
+{
+    char host[NI_MAXHOST] = "?";
+    char service[NI_MAXSERV] = "?";
+    (void)::getnameinfo(reinterpret_cast<const sockaddr*>(&address), sizeof(address), host, sizeof(host), service,
+                        sizeof(service), NI_NUMERICHOST | NI_NUMERICSERV);
+    return endpoint(host, static_cast<uint16_t>(std::stoi(service)));
+}
+
+// Every file received must be in the manifest with the same size and
+// checksum, and every file of the manifest must have been received.
+Result<void> check_received(const image::Manifest& manifest, const std::vector<image::ManifestFile>& received)
+{
+    std::map<std::string, const image::ManifestFile*> by_name;
+    for (const auto& file : received)
+        by_name[file.name()] = &file;
+    for (const auto& listed : manifest.files()) {
+        auto found = by_name.find(listed.name());
+        if (found == by_name.end())
+            return fail("the manifest lists {}, which was never received", listed.name());
+        if (found->second->size() != listed.size() || found->second->xxh3() != listed.xxh3())
+            return fail("{}: received {} bytes (XXH3 {:016x}), the manifest says {} bytes (XXH3 {:016x})",
+                        listed.name(), found->second->size(), found->second->xxh3(), listed.size(), listed.xxh3());
+        by_name.erase(found);
+    }
+    if (!by_name.empty())
+        return fail("{} was received but is not in the manifest", by_name.begin()->first);
+    return {};
+}
+
+class Session {
+public:
+    Session(const PageServerOptions& options, Channel& channel) : m_options(options), m_channel(channel) { }
+
+    Result<void> run()
+    {
+        TRY(server_handshake(m_channel, m_options.key ? &*m_options.key : nullptr));
+        TRY(answer_request());
+        // Created only now: a client that cannot authenticate never touches
+        // the directory.
+        m_writer.emplace(TRY(image::ImageWriter::create(
+            m_options.directory, m_options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
+        for (;;) {
+            auto frame = TRY(m_channel.receive());
+            switch (frame.type) {
+            case FrameType::Open: TRY(open(frame)); break;
+            case FrameType::Data: TRY(TRY(file(frame))->write(frame.payload)); break;
+            case FrameType::Close: TRY(close(frame)); break;
+            case FrameType::Commit: return commit(frame);
+            default:
+                return fail("{} sent an unexpected {} frame", m_channel.peer(), frame_name(frame.type));
+            }
+        }
+    }
+
+    uint64_t received_bytes() const { return m_writer ? m_writer->total_bytes() : 0; }
+
+private:
+    Result<void> answer_request()
+    {
+        auto frame = TRY(m_channel.expect(FrameType::Request));
+        image::PageServerRequest request;
+        if (!request.ParseFromArray(frame.payload.data(), static_cast<int>(frame.payload.size())))
+            return fail("{} sent a request that cannot be decoded", m_channel.peer());
+        if (request.parent().empty())
+            return m_channel.send(FrameType::Ready, 0, {});
+        auto parent = dump::load_parent(m_options.directory, request.parent());
+        if (!parent) {
+            (void)m_channel.send_text(FrameType::Error, parent.error().message());
+            return fail(parent.error());
+        }
+        std::string bytes = parent->SerializeAsString();
+        if (bytes.size() > kMaxFramePayload) {
+            std::string reason = fmt::format("the page maps of parent {} take {} MiB, more than the {} MiB a frame holds",
+                                             request.parent(), bytes.size() >> 20, kMaxFramePayload >> 20);
+            (void)m_channel.send_text(FrameType::Error, reason);
+            return fail("{}", reason);
+        }
+        return m_channel.send_text(FrameType::Ready, bytes);
+    }
+
+    Result<void> open(const Frame& frame)
+    {
+        if (m_files.contains(frame.file))
+            return fail("{} opened file id {} twice", m_channel.peer(), frame.file);
+        m_files.emplace(frame.file, TRY(m_writer->create_file(frame.text())));
+        return {};
+    }
+
+    Result<image::OutputFile*> file(const Frame& frame)
+    {
+        auto found = m_files.find(frame.file);
+        if (found == m_files.end())
+            return fail("{} sent data for file id {}, which is not open", m_channel.peer(), frame.file);
+        return &found->second;
+    }
+
+    Result<void> close(const Frame& frame)
+    {
+        auto found = m_files.find(frame.file);
+        if (found == m_files.end())
+            return fail("{} closed file id {}, which is not open", m_channel.peer(), frame.file);
+        TRY(m_writer->finish_file(std::move(found->second)));
+        m_files.erase(found);
+        return {};
+    }
+
+    Result<void> commit(const Frame& frame)
+    {
+        auto result = check_and_commit(frame);
+        if (!result) {
+            (void)m_channel.send_text(FrameType::Error, result.error().message());
+            return result;
+        }
+        return m_channel.send(FrameType::Done, 0, {});
+    }
+
+    Result<void> check_and_commit(const Frame& frame)
+    {
+        if (!m_files.empty())
+            return fail("the manifest came while {} was still open", m_files.begin()->second.name());
+        image::Manifest manifest;
+        TRY_CTX(image::decode_image(frame.text(), image::ImageKind::Manifest, manifest),
+                "the manifest sent by {} (an encrypted checkpoint cannot be received yet)", m_channel.peer());
+        TRY(check_received(manifest, m_writer->records()));
+        // The client's records, now known to match what is on disk here,
+        // carry what only the client knows (compression, content sizes).
+        m_writer->set_records({ manifest.files().begin(), manifest.files().end() });
+        manifest.clear_files();
+        return m_writer->commit(std::move(manifest));
+    }
+
+    const PageServerOptions& m_options;
+    Channel& m_channel;
+    std::optional<image::ImageWriter> m_writer;
+    std::map<uint32_t, image::OutputFile> m_files;
+};
+
+} // namespace
+
+Result<void> run_page_server(const PageServerOptions& options)
+{
+    UniqueFd listener = TRY(listen_on(options.address, options.port));
+    // The line scripts and tests wait for before they start a dump.
+    fmt::print("cryo page-server: listening on {} for {}{}\n", endpoint(options.address, options.port),
+               options.directory, options.key ? "" : " (no --key: any client is accepted, trusted networks only)");
+    std::fflush(stdout);
+    for (;;) {
+        sockaddr_storage address {};
+        socklen_t length = sizeof(address);
+        UniqueFd socket(::accept4(listener.get(), reinterpret_cast<sockaddr*>(&address), &length, SOCK_CLOEXEC));
+        if (!socket) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return fail_errno("page server: accept");
+        }
+        // One checkpoint at a time: a client that stops sending only holds
+        // the server for the timeout.
+        set_peer_timeout(socket.get());
+        Channel channel(std::move(socket), peer_name(address));
+        Session session(options, channel);
+        auto result = session.run();
+        if (result)
+            fmt::print("cryo page-server: received a checkpoint from {} into {} ({} MiB)\n", channel.peer(),
+                       options.directory, session.received_bytes() >> 20);
+        else if (options.once)
+            return fail("page server: checkpoint from {} refused, nothing kept: {}", channel.peer(),
+                        result.error().message());
+        else
+            fmt::print(stderr, "cryo page-server: checkpoint from {} refused, nothing kept: {}\n", channel.peer(),
+                       result.error().message());
+        std::fflush(stdout);
+        if (options.once)
+            return {};
+    }
+}
+
+} // namespace cryo::net

@@ -1,0 +1,42 @@
+// `cryo page-server`: receives checkpoints sent by `cryo dump/pre-dump
+// --page-server` and writes them into its directory exactly as a local dump
+// would (files 0600, through image/writer.h).
+//
+// Unlike CRIU's page server, which receives page data only, cryo's receives
+// every file of the checkpoint, so the server's directory is a complete
+// checkpoint that `cryo restore -D DIR` uses directly. The manifest comes
+// last: the server checks every file it received (name, size, XXH3) against
+// it and only then writes it, atomically. A connection that breaks, a file
+// that does not match, or a client without the key leaves no manifest, and
+// the files of that session are removed.
+//
+// A parent checkpoint (--prev-images-dir of the sender) is resolved here,
+// against this server's directory, and its page maps are sent back so the
+// sender can store only what changed: keep a chain's checkpoints side by
+// side on the server (pre-dump into /srv/ck/1, dump into /srv/ck/2 with
+// --prev-images-dir ../1), as a local chain would be.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+#include "image/key.h"
+
+namespace cryo::net {
+
+struct PageServerOptions {
+    std::string directory;
+    std::string address;
+    uint16_t port { 0 };
+    std::optional<image::Key> key;   // without: any client is accepted (trusted networks only)
+    bool once { false };             // exit after the first checkpoint (or failed attempt)
+    bool sync { true };
+};
+
+// Listens and receives checkpoints until killed (or one, with `once`). A
+// failed session is reported and, without `once`, the server goes on.
+Result<void> run_page_server(const PageServerOptions& options);
+
+} // namespace cryo::net

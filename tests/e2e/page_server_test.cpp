@@ -1,0 +1,323 @@
+// End-to-end tests of `cryo page-server` and `--page-server` between two
+// network namespaces joined by a veth pair, standing for two hosts. Each
+// test creates its own pair of namespaces (unique names) and removes them
+// when it ends, pass or fail. The server runs in one namespace (`ip netns
+// exec`), the dump or pre-dump in the other; the victim runs here and is
+// restored from the server's directory, then verifies itself.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "steps.h"
+
+namespace cryo::e2e {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr uint16_t kPort = 7411;
+// The harness execs without a PATH search.
+constexpr const char* kIp = "/usr/sbin/ip";
+constexpr uintmax_t kRegion = 64ull << 20;   // the predump victim's region
+
+int run_ip(const std::string& command)
+{
+    return std::system((std::string(kIp) + " " + command + " >/dev/null 2>&1").c_str());
+}
+
+// Two network namespaces ("server" 10.231.0.1, "client" 10.231.0.2) joined
+// by a veth pair; both removed (with the pair) when dropped.
+class NamespacePair {
+public:
+    NamespacePair()
+        : m_server("cryo-ps-" + std::to_string(::getpid()) + "-s")
+        , m_client("cryo-ps-" + std::to_string(::getpid()) + "-c")
+    {
+        std::string server_link = "cps" + std::to_string(::getpid()) + "s";
+        std::string client_link = "cps" + std::to_string(::getpid()) + "c";
+        remove();   // left over from a crashed earlier run with this pid
+        m_ok = run_ip("netns add " + m_server) == 0 && run_ip("netns add " + m_client) == 0
+            && run_ip("link add " + server_link + " netns " + m_server + " type veth peer name " + client_link
+                           + " netns " + m_client)
+                == 0
+            && run_ip("-n " + m_server + " addr add " + server_address() + "/24 dev " + server_link) == 0
+            && run_ip("-n " + m_client + " addr add 10.231.0.2/24 dev " + client_link) == 0
+            && run_ip("-n " + m_server + " link set " + server_link + " up") == 0
+            && run_ip("-n " + m_client + " link set " + client_link + " up") == 0
+            && run_ip("-n " + m_server + " link set lo up") == 0;
+    }
+    ~NamespacePair() { remove(); }
+
+    bool ok() const { return m_ok; }
+    const std::string& server() const { return m_server; }
+    const std::string& client() const { return m_client; }
+    static std::string server_address() { return "10.231.0.1"; }
+
+private:
+    void remove()
+    {
+        run_ip("netns del " + m_server);
+        run_ip("netns del " + m_client);
+    }
+
+    std::string m_server;
+    std::string m_client;
+    bool m_ok { false };
+};
+
+Launcher in_namespace(const std::string& name)
+{
+    Launcher launcher;
+    launcher.cryo_prefix = { kIp, "netns", "exec", name };
+    return launcher;
+}
+
+// A page server in the server namespace; its output goes to DIR.out.
+// `fault_stall` stalls it at that fault step (base/fault.h).
+pid_t start_server(Session& session, const NamespacePair& pair, const std::string& directory,
+                   const std::vector<std::string>& options = {}, int fault_stall = 0)
+{
+    std::vector<std::string> args { "page-server", "-D", directory, "--address", NamespacePair::server_address(),
+                                    "--port", std::to_string(kPort), "--once" };
+    args.insert(args.end(), options.begin(), options.end());
+    session.set_launcher(in_namespace(pair.server()));
+    if (fault_stall > 0)
+        ::setenv("CRYO_FAULT_STALL_AT", std::to_string(fault_stall).c_str(), 1);
+    pid_t pid = session.start_cryo(args, directory + ".out");
+    ::unsetenv("CRYO_FAULT_STALL_AT");
+    session.set_launcher({});
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (read_file(directory + ".out").find("listening on") == std::string::npos
+           && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_NE(read_file(directory + ".out").find("listening on"), std::string::npos) << read_file(directory + ".out");
+    return pid;
+}
+
+// The page server's exit status and output once it is done.
+std::pair<int, std::string> server_result(Session& session, pid_t server, const std::string& directory)
+{
+    auto status = session.wait_for_exit(server, 30s);
+    int code = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+    return { code, read_file(directory + ".out") };
+}
+
+std::vector<std::string> page_server_options(const std::vector<std::string>& more = {})
+{
+    std::vector<std::string> options { "--page-server", "--address", NamespacePair::server_address(), "--port",
+                                       std::to_string(kPort) };
+    options.insert(options.end(), more.begin(), more.end());
+    return options;
+}
+
+std::string make_key(Session& session, const std::string& name, char fill)
+{
+    std::string path = session.dir().file(name);
+    write_file(path, std::string(64, fill));   // 64 hex digits
+    return path;
+}
+
+uintmax_t file_size(const std::string& path)
+{
+    std::error_code error;
+    auto size = std::filesystem::file_size(path, error);
+    return error ? 0 : size;
+}
+
+} // namespace
+
+// A dump sent with a key to a server in the other namespace; the server's
+// directory is a complete checkpoint that restores directly.
+TEST(PageServer, DumpSentThenRestoredFromServerDirectory)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string key = make_key(session, "key", 'a');
+    std::string images = session.dir().file("received");
+    pid_t pid = start_and_wait_ready(session, "predump");
+    pid_t server = start_server(session, pair, images, { "--key", key });
+    session.set_launcher(in_namespace(pair.client()));
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, page_server_options({ "--key", key })));
+    session.set_launcher({});
+    auto [code, output] = server_result(session, server, images);
+    EXPECT_EQ(code, 0) << output;
+    EXPECT_NE(output.find("received a checkpoint"), std::string::npos) << output;
+    EXPECT_GE(file_size(images + "/pages-" + std::to_string(pid) + ".img"), kRegion);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+// A pre-dump and the incremental dump on top of it, both sent; the parent
+// is resolved on the server (../round1 next to round2 there).
+TEST(PageServer, PreDumpThenIncrementalDumpBothSent)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string first = session.dir().file("round1");
+    std::string last = session.dir().file("round2");
+    pid_t pid = start_and_wait_ready(session, "predump");
+
+    pid_t server = start_server(session, pair, first);
+    session.set_launcher(in_namespace(pair.client()));
+    auto pre_dump = session.cryo(
+        [&] {
+            std::vector<std::string> args { "pre-dump", "-t", std::to_string(pid) };
+            auto options = page_server_options();
+            args.insert(args.end(), options.begin(), options.end());
+            return args;
+        }());
+    session.set_launcher({});
+    ASSERT_EQ(pre_dump.exit_code, 0) << pre_dump.output;
+    auto [code, output] = server_result(session, server, first);
+    ASSERT_EQ(code, 0) << output;
+    ASSERT_TRUE(file_exists(first + "/manifest.img"));
+
+    std::this_thread::sleep_for(100ms);
+    server = start_server(session, pair, last);
+    session.set_launcher(in_namespace(pair.client()));
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, page_server_options({ "--prev-images-dir", "../round1" })));
+    session.set_launcher({});
+    auto [last_code, last_output] = server_result(session, server, last);
+    EXPECT_EQ(last_code, 0) << last_output;
+    // Only what was written since the pre-dump travelled.
+    EXPECT_LT(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
+    release_and_expect_pass(session, pid);
+}
+
+// A client with another key is refused by the server, and the server is
+// refused by the client: nothing is written, the victim runs on.
+TEST(PageServer, WrongKeyIsRefused)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string images = session.dir().file("received");
+    pid_t pid = start_and_wait_ready(session, "predump");
+    pid_t server = start_server(session, pair, images, { "--key", make_key(session, "server-key", 'a') });
+    session.set_launcher(in_namespace(pair.client()));
+    std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
+    auto options = page_server_options({ "--key", make_key(session, "client-key", 'b') });
+    args.insert(args.end(), options.begin(), options.end());
+    auto result = session.cryo(args);
+    session.set_launcher({});
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    EXPECT_NE(result.output.find("wrong key"), std::string::npos) << result.output;
+    auto [code, output] = server_result(session, server, images);
+    EXPECT_EQ(code, 1) << output;
+    EXPECT_NE(output.find("wrong key"), std::string::npos) << output;
+    EXPECT_FALSE(std::filesystem::exists(images)) << "the server touched its directory for an unauthenticated client";
+    release_and_expect_pass(session, pid);
+}
+
+// Nobody listening: a clear error, and the victim was never frozen.
+TEST(PageServer, ConnectionRefused)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    session.set_launcher(in_namespace(pair.client()));
+    std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
+    auto options = page_server_options();
+    args.insert(args.end(), options.begin(), options.end());
+    auto result = session.cryo(args);
+    session.set_launcher({});
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    EXPECT_NE(result.output.find("connect to page server 10.231.0.1:7411: Connection refused"), std::string::npos)
+        << result.output;
+    release_and_expect_pass(session, pid);
+}
+
+// The server dies while the pages are on their way (it stalls as it
+// creates the first file, and is killed): the dump fails saying so, the
+// victim runs on, and the server's directory has no manifest.
+TEST(PageServer, ConnectionKilledMidTransfer)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string images = session.dir().file("received");
+    pid_t pid = start_and_wait_ready(session, "predump");
+    pid_t server = start_server(session, pair, images, {}, 1);
+    session.set_launcher(in_namespace(pair.client()));
+    std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
+    auto options = page_server_options();
+    args.insert(args.end(), options.begin(), options.end());
+    pid_t client = session.start_cryo(args, session.dir().file("dump.out"));
+    session.set_launcher({});
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (read_file(images + ".out").find("stalled at step") == std::string::npos
+           && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    ASSERT_NE(read_file(images + ".out").find("stalled at step"), std::string::npos) << read_file(images + ".out");
+    std::this_thread::sleep_for(200ms);   // the client is blocked sending pages now
+    ASSERT_TRUE(send_signal(server, SIGKILL));
+    session.wait_for_exit(server, 10s);
+    auto status = session.wait_for_exit(client, 60s);
+    ASSERT_TRUE(status.has_value());
+    std::string output = read_file(session.dir().file("dump.out"));
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << output;
+    EXPECT_NE(output.find("10.231.0.1:7411 (broken transfer)"), std::string::npos) << output;
+    EXPECT_FALSE(file_exists(images + "/manifest.img"));
+    release_and_expect_pass(session, pid);
+}
+
+// The client fails half way (an injected fault as it creates files.img,
+// after the pages were sent): the server sees the connection end, keeps
+// nothing (the directory it created is gone) and says why; the victim
+// runs on.
+TEST(PageServer, ClientFailingMidTransferLeavesNothingOnTheServer)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    std::vector<std::string> args { "dump", "-t", std::to_string(pid), "--leave-running" };
+    auto options = page_server_options();
+    args.insert(args.end(), options.begin(), options.end());
+
+    // A first run lists the steps, to find the one that creates files.img.
+    std::string listed = session.dir().file("listed");
+    pid_t server = start_server(session, pair, listed);
+    ::setenv("CRYO_FAULT_LIST", "1", 1);
+    session.set_launcher(in_namespace(pair.client()));
+    auto listing = session.cryo(args);
+    session.set_launcher({});
+    ::unsetenv("CRYO_FAULT_LIST");
+    ASSERT_EQ(listing.exit_code, 0) << listing.output;
+    server_result(session, server, listed);
+    auto at = listing.output.find(": create files.img");
+    ASSERT_NE(at, std::string::npos) << listing.output;
+    auto start = listing.output.rfind("step ", at) + 5;
+    std::string step = listing.output.substr(start, at - start);
+
+    std::string images = session.dir().file("received");
+    server = start_server(session, pair, images);
+    ::setenv("CRYO_FAULT_AT", step.c_str(), 1);
+    session.set_launcher(in_namespace(pair.client()));
+    auto failed = session.cryo(args);
+    session.set_launcher({});
+    ::unsetenv("CRYO_FAULT_AT");
+    EXPECT_EQ(failed.exit_code, 1) << failed.output;
+    EXPECT_NE(failed.output.find("injected fault"), std::string::npos) << failed.output;
+    auto [code, output] = server_result(session, server, images);
+    EXPECT_EQ(code, 1) << output;
+    EXPECT_NE(output.find("closed the connection (broken transfer)"), std::string::npos) << output;
+    EXPECT_FALSE(std::filesystem::exists(images)) << "the server kept files of a broken transfer";
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e

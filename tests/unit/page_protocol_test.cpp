@@ -1,0 +1,153 @@
+// The page-server framing and handshake (src/net/page_protocol.h) over a
+// socketpair: frames round-trip, a changed byte or a cut frame is caught,
+// the handshake accepts the same key and refuses another one (both sides
+// saying why).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <future>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "net/page_protocol.h"
+
+namespace cryo::net {
+
+namespace {
+
+std::pair<Channel, Channel> connected_pair()
+{
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    return { Channel(UniqueFd(fds[0]), "client"), Channel(UniqueFd(fds[1]), "server") };
+}
+
+image::Key key_of(char fill)
+{
+    std::array<std::byte, image::kKeySize> bytes;
+    bytes.fill(static_cast<std::byte>(fill));
+    return image::Key::from_bytes(bytes);
+}
+
+std::span<const std::byte> bytes_of(const std::string& text)
+{
+    return std::as_bytes(std::span(text.data(), text.size()));
+}
+
+// Runs both handshakes at once; returns (client result, server result).
+std::pair<Result<void>, Result<void>> handshake(Channel& client, Channel& server, const image::Key* client_key,
+                                                const image::Key* server_key)
+{
+    auto server_side = std::async(std::launch::async, [&] { return server_handshake(server, server_key); });
+    auto client_result = client_handshake(client, client_key);
+    auto server_result = server_side.get();
+    return { client_result, server_result };
+}
+
+} // namespace
+
+TEST(PageProtocol, FramesRoundTrip)
+{
+    auto [client, server] = connected_pair();
+    ASSERT_TRUE(client.send(FrameType::Data, 7, bytes_of("pages")));
+    ASSERT_TRUE(client.send(FrameType::Close, 7, {}));
+    auto data = server.receive();
+    ASSERT_TRUE(data) << data.error().message();
+    EXPECT_EQ(data->type, FrameType::Data);
+    EXPECT_EQ(data->file, 7u);
+    EXPECT_EQ(data->text(), "pages");
+    auto close = server.expect(FrameType::Close);
+    ASSERT_TRUE(close) << close.error().message();
+    EXPECT_TRUE(close->payload.empty());
+}
+
+TEST(PageProtocol, ChangedByteIsCaught)
+{
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    UniqueFd raw(fds[0]);
+    Channel server(UniqueFd(fds[1]), "server");
+    // Capture a real frame, flip one payload byte, feed it back.
+    int capture[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, capture), 0);
+    Channel sender(UniqueFd(capture[0]), "sender");
+    ASSERT_TRUE(sender.send(FrameType::Data, 1, bytes_of("0123456789")));
+    char frame[64];
+    ssize_t length = ::read(capture[1], frame, sizeof(frame));
+    ::close(capture[1]);
+    ASSERT_EQ(length, 24 + 10 + 8);
+    frame[24 + 3] ^= 1;
+    ASSERT_EQ(::write(raw.get(), frame, length), length);
+    auto received = server.receive();
+    ASSERT_FALSE(received);
+    EXPECT_NE(received.error().message().find("failed its checksum check"), std::string::npos)
+        << received.error().message();
+}
+
+TEST(PageProtocol, CutFrameIsABrokenTransfer)
+{
+    auto [client, server] = connected_pair();
+    std::string header(24, '\0');
+    uint32_t magic = 0x53505943, type = static_cast<uint32_t>(FrameType::Data);
+    uint64_t length = 100;
+    std::memcpy(header.data(), &magic, 4);
+    std::memcpy(header.data() + 4, &type, 4);
+    std::memcpy(header.data() + 16, &length, 8);
+    ASSERT_EQ(::write(client.fd(), header.data(), header.size()), 24);
+    ASSERT_EQ(::write(client.fd(), "abc", 3), 3);
+    ::shutdown(client.fd(), SHUT_WR);
+    auto received = server.receive();
+    ASSERT_FALSE(received);
+    EXPECT_NE(received.error().message().find("in the middle of a frame (broken transfer)"), std::string::npos)
+        << received.error().message();
+}
+
+TEST(PageProtocol, SameKeyAuthenticatesEveryFrame)
+{
+    auto [client, server] = connected_pair();
+    auto key = key_of('k');
+    auto [client_result, server_result] = handshake(client, server, &key, &key);
+    ASSERT_TRUE(client_result) << client_result.error().message();
+    ASSERT_TRUE(server_result) << server_result.error().message();
+    ASSERT_TRUE(client.send(FrameType::Commit, 0, bytes_of("manifest")));
+    auto commit = server.expect(FrameType::Commit);
+    ASSERT_TRUE(commit) << commit.error().message();
+    EXPECT_EQ(commit->text(), "manifest");
+}
+
+TEST(PageProtocol, WrongKeyIsRefusedByBothSides)
+{
+    auto [client, server] = connected_pair();
+    auto client_key = key_of('a');
+    auto server_key = key_of('b');
+    auto [client_result, server_result] = handshake(client, server, &client_key, &server_key);
+    ASSERT_FALSE(client_result);
+    ASSERT_FALSE(server_result);
+    EXPECT_NE(client_result.error().message().find("wrong key"), std::string::npos) << client_result.error().message();
+    EXPECT_NE(server_result.error().message().find("wrong key"), std::string::npos) << server_result.error().message();
+}
+
+TEST(PageProtocol, KeyOnOneSideOnlyIsRefused)
+{
+    auto key = key_of('k');
+    {
+        auto [client, server] = connected_pair();
+        auto [client_result, server_result] = handshake(client, server, nullptr, &key);
+        ASSERT_FALSE(client_result);
+        EXPECT_NE(client_result.error().message().find("requires a key"), std::string::npos)
+            << client_result.error().message();
+        EXPECT_FALSE(server_result);
+    }
+    {
+        auto [client, server] = connected_pair();
+        auto [client_result, server_result] = handshake(client, server, &key, nullptr);
+        ASSERT_FALSE(client_result);
+        EXPECT_NE(client_result.error().message().find("started without --key"), std::string::npos)
+            << client_result.error().message();
+        EXPECT_FALSE(server_result);
+    }
+}
+
+} // namespace cryo::net
