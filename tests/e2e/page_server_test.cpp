@@ -1,9 +1,10 @@
 // End-to-end tests of `cryo page-server` and `--page-server` between two
-// network namespaces joined by a veth pair, standing for two hosts. Each
-// test creates its own pair of namespaces (unique names) and removes them
-// when it ends, pass or fail. The server runs in one namespace (`ip netns
-// exec`), the dump or pre-dump in the other; the victim runs here and is
-// restored from the server's directory, then verifies itself.
+// network namespaces joined by a veth pair, standing for two hosts: a
+// namespace each test creates (unique name, removed when it ends, pass or
+// fail, with the pair) for the server (`ip netns exec`), and this one for
+// the victim and the dump or pre-dump (cryo dumps only processes in its own
+// namespaces). The victim is restored from the server's directory, then
+// verifies itself.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -35,43 +36,35 @@ int run_ip(const std::string& command)
     return std::system((std::string(kIp) + " " + command + " >/dev/null 2>&1").c_str());
 }
 
-// Two network namespaces ("server" 10.231.0.1, "client" 10.231.0.2) joined
-// by a veth pair; both removed (with the pair) when dropped.
+// A network namespace for the server (10.231.0.1) joined by a veth pair to
+// this one (10.231.0.2); removed, with the pair, when dropped.
 class NamespacePair {
 public:
     NamespacePair()
         : m_server("cryo-ps-" + std::to_string(::getpid()) + "-s")
-        , m_client("cryo-ps-" + std::to_string(::getpid()) + "-c")
     {
         std::string server_link = "cps" + std::to_string(::getpid()) + "s";
         std::string client_link = "cps" + std::to_string(::getpid()) + "c";
         remove();   // left over from a crashed earlier run with this pid
-        m_ok = run_ip("netns add " + m_server) == 0 && run_ip("netns add " + m_client) == 0
-            && run_ip("link add " + server_link + " netns " + m_server + " type veth peer name " + client_link
-                           + " netns " + m_client)
-                == 0
+        m_ok = run_ip("netns add " + m_server) == 0
+            && run_ip("link add " + client_link + " type veth peer name " + server_link + " netns " + m_server) == 0
             && run_ip("-n " + m_server + " addr add " + server_address() + "/24 dev " + server_link) == 0
-            && run_ip("-n " + m_client + " addr add 10.231.0.2/24 dev " + client_link) == 0
+            && run_ip("addr add 10.231.0.2/24 dev " + client_link) == 0
             && run_ip("-n " + m_server + " link set " + server_link + " up") == 0
-            && run_ip("-n " + m_client + " link set " + client_link + " up") == 0
+            && run_ip("link set " + client_link + " up") == 0
             && run_ip("-n " + m_server + " link set lo up") == 0;
     }
     ~NamespacePair() { remove(); }
 
     bool ok() const { return m_ok; }
     const std::string& server() const { return m_server; }
-    const std::string& client() const { return m_client; }
     static std::string server_address() { return "10.231.0.1"; }
 
 private:
-    void remove()
-    {
-        run_ip("netns del " + m_server);
-        run_ip("netns del " + m_client);
-    }
+    // Deleting the namespace deletes the veth pair, this end too.
+    void remove() { run_ip("netns del " + m_server); }
 
     std::string m_server;
-    std::string m_client;
     bool m_ok { false };
 };
 
@@ -147,9 +140,7 @@ TEST(PageServer, DumpSentThenRestoredFromServerDirectory)
     std::string images = session.dir().file("received");
     pid_t pid = start_and_wait_ready(session, "predump");
     pid_t server = start_server(session, pair, images, { "--key", key });
-    session.set_launcher(in_namespace(pair.client()));
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, page_server_options({ "--key", key })));
-    session.set_launcher({});
+        ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, page_server_options({ "--key", key })));
     auto [code, output] = server_result(session, server, images);
     EXPECT_EQ(code, 0) << output;
     EXPECT_NE(output.find("received a checkpoint"), std::string::npos) << output;
@@ -170,15 +161,13 @@ TEST(PageServer, PreDumpThenIncrementalDumpBothSent)
     pid_t pid = start_and_wait_ready(session, "predump");
 
     pid_t server = start_server(session, pair, first);
-    session.set_launcher(in_namespace(pair.client()));
-    auto pre_dump = session.cryo(
+        auto pre_dump = session.cryo(
         [&] {
             std::vector<std::string> args { "pre-dump", "-t", std::to_string(pid) };
             auto options = page_server_options();
             args.insert(args.end(), options.begin(), options.end());
             return args;
         }());
-    session.set_launcher({});
     ASSERT_EQ(pre_dump.exit_code, 0) << pre_dump.output;
     auto [code, output] = server_result(session, server, first);
     ASSERT_EQ(code, 0) << output;
@@ -186,9 +175,7 @@ TEST(PageServer, PreDumpThenIncrementalDumpBothSent)
 
     std::this_thread::sleep_for(100ms);
     server = start_server(session, pair, last);
-    session.set_launcher(in_namespace(pair.client()));
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, page_server_options({ "--prev-images-dir", "../round1" })));
-    session.set_launcher({});
+        ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, page_server_options({ "--prev-images-dir", "../round1" })));
     auto [last_code, last_output] = server_result(session, server, last);
     EXPECT_EQ(last_code, 0) << last_output;
     // Only what was written since the pre-dump travelled.
@@ -207,12 +194,10 @@ TEST(PageServer, WrongKeyIsRefused)
     std::string images = session.dir().file("received");
     pid_t pid = start_and_wait_ready(session, "predump");
     pid_t server = start_server(session, pair, images, { "--key", make_key(session, "server-key", 'a') });
-    session.set_launcher(in_namespace(pair.client()));
-    std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
+        std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
     auto options = page_server_options({ "--key", make_key(session, "client-key", 'b') });
     args.insert(args.end(), options.begin(), options.end());
     auto result = session.cryo(args);
-    session.set_launcher({});
     EXPECT_EQ(result.exit_code, 1) << result.output;
     EXPECT_NE(result.output.find("wrong key"), std::string::npos) << result.output;
     auto [code, output] = server_result(session, server, images);
@@ -229,12 +214,10 @@ TEST(PageServer, ConnectionRefused)
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump");
-    session.set_launcher(in_namespace(pair.client()));
-    std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
+        std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
     auto options = page_server_options();
     args.insert(args.end(), options.begin(), options.end());
     auto result = session.cryo(args);
-    session.set_launcher({});
     EXPECT_EQ(result.exit_code, 1) << result.output;
     EXPECT_NE(result.output.find("connect to page server 10.231.0.1:7411: Connection refused"), std::string::npos)
         << result.output;
@@ -252,12 +235,10 @@ TEST(PageServer, ConnectionKilledMidTransfer)
     std::string images = session.dir().file("received");
     pid_t pid = start_and_wait_ready(session, "predump");
     pid_t server = start_server(session, pair, images, {}, 1);
-    session.set_launcher(in_namespace(pair.client()));
-    std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
+        std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
     auto options = page_server_options();
     args.insert(args.end(), options.begin(), options.end());
     pid_t client = session.start_cryo(args, session.dir().file("dump.out"));
-    session.set_launcher({});
     auto deadline = std::chrono::steady_clock::now() + 20s;
     while (read_file(images + ".out").find("stalled at step") == std::string::npos
            && std::chrono::steady_clock::now() < deadline)
@@ -293,9 +274,7 @@ TEST(PageServer, ClientFailingMidTransferLeavesNothingOnTheServer)
     std::string listed = session.dir().file("listed");
     pid_t server = start_server(session, pair, listed);
     ::setenv("CRYO_FAULT_LIST", "1", 1);
-    session.set_launcher(in_namespace(pair.client()));
-    auto listing = session.cryo(args);
-    session.set_launcher({});
+        auto listing = session.cryo(args);
     ::unsetenv("CRYO_FAULT_LIST");
     ASSERT_EQ(listing.exit_code, 0) << listing.output;
     server_result(session, server, listed);
@@ -307,9 +286,7 @@ TEST(PageServer, ClientFailingMidTransferLeavesNothingOnTheServer)
     std::string images = session.dir().file("received");
     server = start_server(session, pair, images);
     ::setenv("CRYO_FAULT_AT", step.c_str(), 1);
-    session.set_launcher(in_namespace(pair.client()));
-    auto failed = session.cryo(args);
-    session.set_launcher({});
+        auto failed = session.cryo(args);
     ::unsetenv("CRYO_FAULT_AT");
     EXPECT_EQ(failed.exit_code, 1) << failed.output;
     EXPECT_NE(failed.output.find("injected fault"), std::string::npos) << failed.output;
