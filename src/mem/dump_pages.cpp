@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
+#include <algorithm>
+
 #include "base/syscalls.h"
 #include "mem/copy_buffer.h"
 #include "mem/vmas.h"
@@ -27,6 +29,18 @@ Result<void> copy_memory(pid_t pid, int mem_fd, uint64_t address, std::span<std:
 }
 
 } // namespace
+
+void append_scanned_region(std::vector<PageRange>& ranges, uint64_t start, uint64_t end)
+{
+    if (!ranges.empty())
+        start = std::max(start, ranges.back().end);
+    if (start >= end)
+        return;
+    if (!ranges.empty() && ranges.back().end == start)
+        ranges.back().end = end;
+    else
+        ranges.push_back({ start, end });
+}
 
 Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma)
 {
@@ -51,12 +65,8 @@ Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vm
         long found = ::ioctl(pagemap_fd, kPagemapScanIoctl, &args);
         if (found < 0)
             return fail_errno(fmt::format("PAGEMAP_SCAN {:#x}-{:#x}", args.start, args.end));
-        for (long i = 0; i < found; ++i) {
-            if (!ranges.empty() && ranges.back().end == regions[i].start)
-                ranges.back().end = regions[i].end;
-            else
-                ranges.push_back({ regions[i].start, regions[i].end });
-        }
+        for (long i = 0; i < found; ++i)
+            append_scanned_region(ranges, regions[i].start, regions[i].end);
         if (args.walk_end <= args.start)
             break;
         args.start = args.walk_end;

@@ -26,6 +26,12 @@ struct PageRange {
     uint64_t end;
 };
 
+// Adds a region reported by PAGEMAP_SCAN to `ranges` (ascending), merged
+// with the last one when they touch. When the output vector fills up, the
+// kernel (6.18 here) can report regions past the walk_end it returns, so
+// the next call reports them again: what is already there is left out.
+void append_scanned_region(std::vector<PageRange>& ranges, uint64_t start, uint64_t end);
+
 // The ranges of `vma` whose pages belong in the image (of shared anonymous
 // and secret memory: every page present).
 Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma);

@@ -42,6 +42,7 @@
 #include "image/reader.h"
 #include "image/validate.h"
 #include "image/writer.h"
+#include "lazy/lazy_pages.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
 #include "proc/task.h"
@@ -118,6 +119,7 @@ struct RestoreContext {
     std::deque<MorphedProcess> morphed;     // stable addresses
     mem::MemoryRestoreStats memory_stats;
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
+    std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
 };
 
 Result<void> open_and_verify(RestoreContext& context)
@@ -316,8 +318,10 @@ Result<void> plan_and_create(RestoreContext& context)
     context.created.emplace(TRY(NewTree::create(plan)));
     // Every process inherited its page file: cryo's copies can go (a decoded
     // page file is a memfd whose memory is freed once the last copy closes).
-    for (auto& process : context.processes)
-        process.page_file.reset();
+    // A lazy restore keeps them for the lazy-pages server.
+    if (!context.options.lazy_pages)
+        for (auto& process : context.processes)
+            process.page_file.reset();
     // The groups exist and every member joined: the helpers can go.
     context.created->kill_helpers(plan);
     return {};
@@ -428,9 +432,19 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
                 address_space.parent_page_map = &parent.page_map;
             }
     }
+    address_space.lazy_pages = context.options.lazy_pages;
     auto stats = TRY(mem::restore_address_space(address_space));
     context.memory_stats.bytes += stats.bytes;
     context.memory_stats.preadv_calls += stats.preadv_calls;
+    // Lazy restore: the memory left out is registered now, while the
+    // process may still create a full userfaultfd (lazy/lazy_pages.h).
+    if (!stats.lazy_vmas.empty()) {
+        std::vector<int> ancestor_fds;
+        for (const auto& file : process.ancestor_page_files.files)
+            ancestor_fds.push_back(file.get());
+        context.lazy_processes.push_back(TRY(lazy::prepare_lazy_process(
+            pid, injector, process.memory, process.page_map, stats.lazy_vmas, process.page_file.get(), ancestor_fds)));
+    }
     TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(member.child_page_fd)));
     for (int fd : member.child_ancestor_page_fds)
         if (fd >= 0)
@@ -667,6 +681,23 @@ Result<int> run_restore(const RestoreOptions& options)
                 TRY_CTX(finish_process(context, process, *morphed++), "pid {}", process.entry.pid());
         return {};
     }));
+    // Lazy restore: the server must answer faults from the first
+    // instruction on; started before the release, so that a failure to
+    // start it still kills the tree.
+    if (!context.lazy_processes.empty())
+        TRY(timed(stats, "start lazy-pages server", [&]() -> Result<void> {
+            std::vector<int> files;
+            for (const auto& process : context.processes) {
+                files.push_back(process.page_file.get());
+                for (const auto& file : process.ancestor_page_files.files)
+                    files.push_back(file.get());
+            }
+            pid_t server = TRY(lazy::spawn_lazy_server(context.lazy_processes, files, options.directory));
+            spdlog::info("lazy-pages server pid {} serves {} processes (log: {}/lazy-pages.log)", server,
+                         context.lazy_processes.size(), options.directory);
+            context.lazy_processes.clear();
+            return {};
+        }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
     clean_up_on_failure.dismiss();

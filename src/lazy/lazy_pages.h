@@ -1,0 +1,77 @@
+// Lazy (post-copy) restore: `cryo restore --lazy-pages`.
+//
+// The restored tree starts before its large private memory is there. While
+// cryo morphs a process it maps every VMA as usual but leaves the pages of
+// large private anonymous VMAs out (the rule is in mem/restore_memory.cpp:
+// at least 64 KiB, not prepared by a restorer, not locked, not PROT_NONE;
+// everything else is filled as in a normal restore). It then creates a
+// userfaultfd inside the process by an injected userfaultfd(2) (while the
+// process is still privileged and has no seccomp filter), takes it with
+// pidfd_getfd() and closes the process's copy, enables the fork, remap,
+// remove and unmap events on it and registers those VMAs in MISSING mode.
+// Nothing cryo does to the process afterwards touches that memory.
+//
+// Just before the tree is released, cryo forks the lazy-pages server
+// (lazy/server.h): twice, in its own session, so it is no member of the
+// tree and nobody's child but init's or a sub-reaper's. It holds the
+// userfaultfds and the page files and nothing else, answers each fault
+// with the pages around it and streams the rest in the background; it
+// exits once every stored page is in place or the processes are gone.
+// `cryo restore` itself returns (or, with -d, detaches) as soon as the tree
+// runs, so the time to running does not grow with the memory size.
+//
+// If the server dies early (killed), the kernel drops the registrations
+// and the pages it had not copied yet read as zeros: the program goes on
+// with wrong memory. The server therefore never throws, logs every error
+// to lazy-pages.log in the image directory, and kills a process whose pages
+// it cannot read rather than let it run on zeros.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fd.h"
+#include "mm.pb.h"
+#include "ptrace/injector.h"
+
+namespace cryo::lazy {
+
+// Pages of [address, end) that are stored at `offset` of page file `fd`.
+struct PendingPages {
+    uint64_t end { 0 };
+    int fd { -1 };
+    uint64_t offset { 0 };
+};
+
+// The memory of one process that the server still has to bring in, by
+// start address; pages outside it read as zeros.
+using PendingMap = std::map<uint64_t, PendingPages>;
+
+struct LazyProcess {
+    pid_t pid { 0 };   // 0 for a child the program forked (the event does not say)
+    UniqueFd uffd;
+    PendingMap pending;
+};
+
+// Run while `pid` is being morphed, once its address space is in place:
+// creates its userfaultfd and registers the VMAs starting at `lazy_vmas` in
+// MISSING mode. `page_fd` and `ancestor_page_fds` (incremental
+// checkpoints, [N - 1] for ancestor N) are cryo's descriptors of the page
+// files; they must stay open until the server is spawned.
+Result<LazyProcess> prepare_lazy_process(pid_t pid, ptrace::Injector& injector, const image::MemoryImage& memory,
+                                         const image::PageMap& page_map, const std::vector<uint64_t>& lazy_vmas,
+                                         int page_fd, const std::vector<int>& ancestor_page_fds);
+
+// Forks the lazy-pages server with `processes` (cryo's copies stay open,
+// the caller closes them) and the page files `files`. It logs to
+// `directory`/lazy-pages.log and its pid is written to
+// `directory`/lazy-pages.pid (both best effort). Returns its pid.
+Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::vector<int>& files,
+                                const std::string& directory);
+
+} // namespace cryo::lazy
