@@ -3,7 +3,8 @@
 // The restored tree starts before its large private memory is there. While
 // cryo morphs a process it maps every VMA as usual but leaves the pages of
 // large private anonymous VMAs out (the rule is in mem/restore_memory.cpp:
-// at least 64 KiB, not prepared by a restorer, not locked, not PROT_NONE;
+// at least 64 KiB, not prepared by a restorer, not locked, not PROT_NONE,
+// not wiped on fork;
 // everything else is filled as in a normal restore). It then creates a
 // userfaultfd inside the process by an injected userfaultfd(2) (while the
 // process is still privileged and has no seccomp filter), takes it with
@@ -30,27 +31,16 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "lazy/pending.h"
 #include "mm.pb.h"
 #include "ptrace/injector.h"
 
 namespace cryo::lazy {
-
-// Pages of [address, end) that are stored at `offset` of page file `fd`.
-struct PendingPages {
-    uint64_t end { 0 };
-    int fd { -1 };
-    uint64_t offset { 0 };
-};
-
-// The memory of one process that the server still has to bring in, by
-// start address; pages outside it read as zeros.
-using PendingMap = std::map<uint64_t, PendingPages>;
 
 struct LazyProcess {
     pid_t pid { 0 };   // 0 for a child the program forked (the event does not say)

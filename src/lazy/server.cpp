@@ -28,43 +28,11 @@ struct ServedProcess {
     pid_t pid { 0 };
     UniqueFd uffd;
     PendingMap pending;
-    std::deque<uint64_t> faults;   // pages whose copy must be tried again
+    std::deque<uint64_t> faults;   // faulting pages not answered yet
     bool gone { false };
 };
 
 uint64_t page_of(uint64_t address) { return address & ~(kPageSize - 1); }
-
-// Removes [start, end) from `pending`, splitting what straddles its ends.
-void carve(PendingMap& pending, uint64_t start, uint64_t end)
-{
-    auto it = pending.upper_bound(start);
-    if (it != pending.begin() && std::prev(it)->second.end > start)
-        --it;
-    while (it != pending.end() && it->first < end) {
-        uint64_t piece_start = it->first;
-        PendingPages piece = it->second;
-        it = pending.erase(it);
-        if (piece_start < start)
-            pending[piece_start] = { start, piece.fd, piece.offset };
-        if (piece.end > end)
-            pending[end] = { piece.end, piece.fd, piece.offset + (end - piece_start) };
-    }
-}
-
-// The pending pieces of [start, end), clipped to it.
-std::vector<std::pair<uint64_t, PendingPages>> pieces_of(const PendingMap& pending, uint64_t start, uint64_t end)
-{
-    std::vector<std::pair<uint64_t, PendingPages>> pieces;
-    auto it = pending.upper_bound(start);
-    if (it != pending.begin() && std::prev(it)->second.end > start)
-        --it;
-    for (; it != pending.end() && it->first < end; ++it) {
-        uint64_t piece_start = std::max(it->first, start);
-        pieces.push_back({ piece_start, { std::min(it->second.end, end), it->second.fd,
-                                          it->second.offset + (piece_start - it->first) } });
-    }
-    return pieces;
-}
 
 class Server {
 public:
@@ -243,15 +211,9 @@ void Server::handle(ServedProcess& process, const uffd_msg& message)
         m_forked.push_back(std::move(child));
         break;
     }
-    case UFFD_EVENT_REMAP: {
-        const auto& remap = message.arg.remap;
-        auto moved = pieces_of(process.pending, remap.from, remap.from + remap.len);
-        carve(process.pending, remap.from, remap.from + remap.len);
-        carve(process.pending, remap.to, remap.to + remap.len);
-        for (const auto& [start, piece] : moved)
-            process.pending[start - remap.from + remap.to] = { piece.end - remap.from + remap.to, piece.fd, piece.offset };
+    case UFFD_EVENT_REMAP:
+        move_range(process.pending, message.arg.remap.from, message.arg.remap.to, message.arg.remap.len);
         break;
-    }
     case UFFD_EVENT_REMOVE:
     case UFFD_EVENT_UNMAP:
         carve(process.pending, message.arg.remove.start, message.arg.remove.end);

@@ -156,13 +156,15 @@ bool needs_fill(const image::Vma& vma) { return stores_pages(vma) && vma.stored_
 // Lazy restore: which VMAs the lazy-pages server fills (lazy/lazy_pages.h).
 // Private anonymous memory of at least kLazyMinimum bytes with stored pages
 // that no restorer prepared (copy-on-write sharing, mem/cow.h), neither
-// locked (mlock() would fault every page in first) nor inaccessible.
+// locked (mlock() would fault every page in first), inaccessible nor wiped
+// on fork (a child forked before the server is done must see zeros there,
+// not the parent's pending pages).
 constexpr uint64_t kLazyMinimum = 64 * 1024;
 
 bool lazy(const AddressSpaceRestore& restore, const image::Vma& vma)
 {
     return restore.lazy_pages && vma.kind() == image::VMA_KIND_ANONYMOUS && needs_fill(vma) && !kept(restore, vma)
-        && !vma.locked() && vma.prot() != PROT_NONE && vma.end() - vma.start() >= kLazyMinimum;
+        && !vma.locked() && !vma.wipe_on_fork() && vma.prot() != PROT_NONE && vma.end() - vma.start() >= kLazyMinimum;
 }
 
 int map_protection(const image::Vma& vma)
