@@ -14,6 +14,7 @@
 #include "base/syscalls.h"
 #include "lazy/server.h"
 #include "mem/dirty_tracking.h"
+#include "mem/dump_pages.h"
 
 namespace cryo::lazy {
 
@@ -61,11 +62,42 @@ void add_pending(PendingMap& pending, const image::PageMap& page_map, uint64_t s
     }
 }
 
+// Pages of the lazy VMAs that cryo's own steps made present (as the zero
+// page, or written by the kernel) would make UFFDIO_COPY fail with EEXIST
+// and keep their wrong content: they get the image's content now, written
+// through /proc/PID/mem, and are no longer pending.
+Result<void> fill_touched_pages(LazyProcess& process, const image::MemoryImage& memory)
+{
+    using namespace page_category;
+    auto pagemap = TRY(open_file(fmt::format("/proc/{}/pagemap", process.pid), O_RDONLY | O_CLOEXEC));
+    auto process_memory = TRY(open_file(fmt::format("/proc/{}/mem", process.pid), O_RDWR | O_CLOEXEC));
+    std::vector<std::byte> page(kPageSize);
+    for (const auto& vma : memory.vmas()) {
+        if (std::ranges::count(process.lazy_vmas, vma.start()) == 0)
+            continue;
+        PagemapScanArgs args {};
+        args.start = vma.start();
+        args.end = vma.end();
+        args.category_anyof_mask = kPresent | kSwapped;
+        args.return_mask = kPresent | kSwapped;
+        for (const auto& range : TRY(mem::scan_pages(pagemap.get(), args))) {
+            for (uint64_t address = range.start; address < range.end; address += kPageSize) {
+                auto pieces = pieces_of(process.pending, address, address + kPageSize);
+                if (pieces.empty())
+                    std::ranges::fill(page, std::byte { 0 });
+                else
+                    TRY(pread_exact(pieces[0].second.fd, page, pieces[0].second.offset, "page file"));
+                TRY(pwrite_all(process_memory.get(), page, address, fmt::format("memory at {:#x}", address)));
+            }
+            carve(process.pending, range.start, range.end);
+        }
+    }
+    return {};
+}
+
 } // namespace
 
-Result<LazyProcess> prepare_lazy_process(pid_t pid, ptrace::Injector& injector, const image::MemoryImage& memory,
-                                         const image::PageMap& page_map, const std::vector<uint64_t>& lazy_vmas,
-                                         int page_fd, const std::vector<int>& ancestor_page_fds)
+Result<LazyProcess> create_lazy_process(pid_t pid, ptrace::Injector& injector, std::vector<uint64_t> lazy_vmas)
 {
     auto pidfd = TRY_CTX(pidfd_open(pid), "pid {}", pid);
     // Without UFFD_USER_MODE_ONLY: the kernel's own accesses (a read(2)
@@ -74,16 +106,25 @@ Result<LazyProcess> prepare_lazy_process(pid_t pid, ptrace::Injector& injector, 
     // here (credentials are set later).
     LazyProcess process;
     process.pid = pid;
+    process.lazy_vmas = std::move(lazy_vmas);
     process.uffd = TRY_CTX(mem::take_new_userfaultfd(pid, pidfd.get(), injector, O_CLOEXEC | O_NONBLOCK),
                            "lazy pages (needs CAP_SYS_PTRACE)");
     TRY_CTX(enable_missing_mode(process.uffd.get()), "pid {}: lazy pages", pid);
-    for (const auto& vma : memory.vmas()) {
-        if (std::ranges::count(lazy_vmas, vma.start()) == 0)
-            continue;
-        TRY_CTX(register_missing(process.uffd.get(), vma.start(), vma.end()), "pid {}: lazy pages", pid);
-        add_pending(process.pending, page_map, vma.start(), vma.end(), page_fd, ancestor_page_fds);
-    }
     return process;
+}
+
+Result<void> arm_lazy_process(LazyProcess& process, const image::MemoryImage& memory, const image::PageMap& page_map,
+                              int page_fd, const std::vector<int>& ancestor_page_fds)
+{
+    pid_t pid = process.pid;
+    for (const auto& vma : memory.vmas())
+        if (std::ranges::count(process.lazy_vmas, vma.start()) > 0)
+            add_pending(process.pending, page_map, vma.start(), vma.end(), page_fd, ancestor_page_fds);
+    TRY_CTX(fill_touched_pages(process, memory), "pid {}: lazy pages", pid);
+    for (const auto& vma : memory.vmas())
+        if (std::ranges::count(process.lazy_vmas, vma.start()) > 0)
+            TRY_CTX(register_missing(process.uffd.get(), vma.start(), vma.end()), "pid {}: lazy pages", pid);
+    return {};
 }
 
 Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::vector<int>& files,

@@ -42,21 +42,9 @@ void append_scanned_region(std::vector<PageRange>& ranges, uint64_t start, uint6
         ranges.push_back({ start, end });
 }
 
-Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma)
+Result<std::vector<PageRange>> scan_pages(int pagemap_fd, PagemapScanArgs args)
 {
-    using namespace page_category;
-    PagemapScanArgs args {};
     args.size = sizeof(args);
-    args.start = vma.start();
-    args.end = vma.end();
-    args.category_anyof_mask = kPresent | kSwapped;
-    if (vma.kind() != image::VMA_KIND_SHARED_ANONYMOUS && vma.kind() != image::VMA_KIND_SECRET) {
-        // Private memory: leave out file pages and the zero page.
-        args.category_inverted = kFile | kPfnZero;
-        args.category_mask = kFile | kPfnZero;
-    }
-    args.return_mask = kPresent | kSwapped;
-
     std::vector<PageRegion> regions(kScanBatch);
     std::vector<PageRange> ranges;
     while (args.start < args.end) {
@@ -72,6 +60,22 @@ Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vm
         args.start = args.walk_end;
     }
     return ranges;
+}
+
+Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma)
+{
+    using namespace page_category;
+    PagemapScanArgs args {};
+    args.start = vma.start();
+    args.end = vma.end();
+    args.category_anyof_mask = kPresent | kSwapped;
+    if (vma.kind() != image::VMA_KIND_SHARED_ANONYMOUS && vma.kind() != image::VMA_KIND_SECRET) {
+        // Private memory: leave out file pages and the zero page.
+        args.category_inverted = kFile | kPfnZero;
+        args.category_mask = kFile | kPfnZero;
+    }
+    args.return_mask = kPresent | kSwapped;
+    return scan_pages(pagemap_fd, args);
 }
 
 Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map)

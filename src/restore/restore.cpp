@@ -436,15 +436,10 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     auto stats = TRY(mem::restore_address_space(address_space));
     context.memory_stats.bytes += stats.bytes;
     context.memory_stats.preadv_calls += stats.preadv_calls;
-    // Lazy restore: the memory left out is registered now, while the
-    // process may still create a full userfaultfd (lazy/lazy_pages.h).
-    if (!stats.lazy_vmas.empty()) {
-        std::vector<int> ancestor_fds;
-        for (const auto& file : process.ancestor_page_files.files)
-            ancestor_fds.push_back(file.get());
-        context.lazy_processes.push_back(TRY(lazy::prepare_lazy_process(
-            pid, injector, process.memory, process.page_map, stats.lazy_vmas, process.page_file.get(), ancestor_fds)));
-    }
+    // Lazy restore: the userfaultfd is made now, while the process may
+    // still create a full one (lazy/lazy_pages.h).
+    if (!stats.lazy_vmas.empty())
+        context.lazy_processes.push_back(TRY(lazy::create_lazy_process(pid, injector, std::move(stats.lazy_vmas))));
     TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(member.child_page_fd)));
     for (int fd : member.child_ancestor_page_fds)
         if (fd >= 0)
@@ -681,16 +676,23 @@ Result<int> run_restore(const RestoreOptions& options)
                 TRY_CTX(finish_process(context, process, *morphed++), "pid {}", process.entry.pid());
         return {};
     }));
-    // Lazy restore: the server must answer faults from the first
-    // instruction on; started before the release, so that a failure to
-    // start it still kills the tree.
+    // Lazy restore: the memory left out is registered now that no step
+    // touches it any more, and the server must answer faults from the
+    // first instruction on; started before the release, so that a failure
+    // to start it still kills the tree.
     if (!context.lazy_processes.empty())
         TRY(timed(stats, "start lazy-pages server", [&]() -> Result<void> {
             std::vector<int> files;
             for (const auto& process : context.processes) {
                 files.push_back(process.page_file.get());
+                std::vector<int> ancestor_fds;
                 for (const auto& file : process.ancestor_page_files.files)
-                    files.push_back(file.get());
+                    ancestor_fds.push_back(file.get());
+                files.insert(files.end(), ancestor_fds.begin(), ancestor_fds.end());
+                for (auto& lazy : context.lazy_processes)
+                    if (lazy.pid == process.entry.pid())
+                        TRY(lazy::arm_lazy_process(lazy, process.memory, process.page_map, process.page_file.get(),
+                                                   ancestor_fds));
             }
             pid_t server = TRY(lazy::spawn_lazy_server(context.lazy_processes, files, options.directory));
             spdlog::info("lazy-pages server pid {} serves {} processes (log: {}/lazy-pages.log)", server,

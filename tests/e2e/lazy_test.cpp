@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -33,6 +34,20 @@ int eagerly_filled_mib(const std::string& restore_log)
     return std::stoi(match[1]);
 }
 
+// The lazy-pages servers that came back to this test (the sub-reaper).
+std::vector<pid_t> lazy_servers()
+{
+    std::vector<pid_t> found;
+    for (pid_t pid : children_of_self()) {
+        std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        if (name == "cryo-lazy-pages")
+            found.push_back(pid);
+    }
+    return found;
+}
+
 void expect_server_done(Session& session, const std::string& images)
 {
     ASSERT_TRUE(file_exists(images + "/lazy-pages.pid")) << session.diagnostics();
@@ -42,6 +57,7 @@ void expect_server_done(Session& session, const std::string& images)
     std::string log = read_file(images + "/lazy-pages.log");
     EXPECT_NE(log.find("done:"), std::string::npos) << log;
     EXPECT_EQ(log.find("with errors"), std::string::npos) << log;
+    EXPECT_TRUE(session.wait_until_gone(lazy_servers(), 10s)) << session.diagnostics();
 }
 
 // Dumps the victim, restores it lazily and lets it check its memory.
@@ -82,5 +98,28 @@ TEST(LazyRestore, PagesFromTheParentCheckpoint)
 {
     lazy_round_trip("random", 64, { "--prev-images-dir", "../parent", "--track-mem" }, "parent");
 }
+
+// The victims of the plain round trip (tests/e2e/e2e_test.cpp) that have
+// large private memory, threads, children sharing memory copy-on-write,
+// signals and syscalls in flight, restored lazily.
+class LazyVictims : public testing::TestWithParam<std::string> { };
+
+TEST_P(LazyVictims, RestoredLazilyVerifiesItself)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--lazy-pages" }));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    // A process with no lazy memory needs no server.
+    if (std::filesystem::exists(images + "/lazy-pages.pid"))
+        expect_server_done(session, images);
+    EXPECT_TRUE(session.wait_until_gone(lazy_servers(), 10s)) << session.diagnostics();
+}
+
+INSTANTIATE_TEST_SUITE_P(Victims, LazyVictims,
+                         testing::Values("memory", "cow", "threads", "tree", "signals", "fpu", "pipes", "timers", "seccomp",
+                                         "sigsuspend"));
 
 } // namespace cryo::e2e
