@@ -99,6 +99,42 @@ TEST(LazyRestore, PagesFromTheParentCheckpoint)
     lazy_round_trip("random", 64, { "--prev-images-dir", "../parent", "--track-mem" }, "parent");
 }
 
+// A restore that fails after the server started (an injected fault in
+// the release phase, tests/e2e/fault_test.cpp has the switch) kills the
+// tree; the server then finds its processes gone and exits.
+TEST(LazyRestore, FailedReleaseLeavesNoServerBehind)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "lazy", { "64" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::vector<std::string> restore { "restore", "-D", images, "-d", "--lazy-pages" };
+
+    // A run that lists the steps restores the victim for real.
+    ::setenv("CRYO_FAULT_LIST", "1", 1);
+    auto listed = session.cryo(restore);
+    ::unsetenv("CRYO_FAULT_LIST");
+    ASSERT_EQ(listed.exit_code, 0) << listed.output << session.diagnostics();
+    session.track(pid);
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, images);
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(listed.output, match, std::regex(R"(cryo: step (\d+): phase release)")))
+        << listed.output;
+
+    std::filesystem::remove(images + "/lazy-pages.pid");
+    ::setenv("CRYO_FAULT_AT", match[1].str().c_str(), 1);
+    auto failed = session.cryo(restore);
+    ::unsetenv("CRYO_FAULT_AT");
+    EXPECT_EQ(failed.exit_code, 1) << failed.output;
+    EXPECT_NE(failed.output.find("injected fault"), std::string::npos) << failed.output;
+    EXPECT_FALSE(process_exists(pid)) << session.diagnostics();
+    ASSERT_TRUE(file_exists(images + "/lazy-pages.pid")) << "the server was not started before the fault\n"
+                                                          << failed.output;
+    pid_t server = std::stoi(read_file(images + "/lazy-pages.pid"));
+    EXPECT_TRUE(session.wait_until_gone({ server }, 20s)) << read_file(images + "/lazy-pages.log");
+}
+
 // The victims of the plain round trip (tests/e2e/e2e_test.cpp) that have
 // large private memory, threads, children sharing memory copy-on-write,
 // signals and syscalls in flight, restored lazily.
