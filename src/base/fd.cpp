@@ -1,8 +1,10 @@
 #include "base/fd.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 
 namespace cryo {
@@ -111,6 +113,20 @@ Result<std::string> read_link(const std::string& path)
     if (n < 0)
         return fail_errno(fmt::format("readlink {}", path));
     return std::string(buffer, static_cast<size_t>(n));
+}
+
+void close_all_except(std::vector<int> keep)
+{
+    std::ranges::sort(keep);
+    unsigned next = 0;
+    for (int fd : keep) {
+        if (fd < 0)
+            continue;
+        if (static_cast<unsigned>(fd) > next)
+            ::syscall(SYS_close_range, next, static_cast<unsigned>(fd) - 1, 0);
+        next = static_cast<unsigned>(fd) + 1;
+    }
+    ::syscall(SYS_close_range, next, ~0u, 0);
 }
 
 } // namespace cryo

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -58,5 +59,9 @@ Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t offset
 
 // readlink(2) into a string.
 Result<std::string> read_link(const std::string& path);
+
+// Closes every descriptor of this process but `keep` (in a process forked to
+// run in the background, which must hold nothing else of its parent's).
+void close_all_except(std::vector<int> keep);
 
 } // namespace cryo

@@ -223,6 +223,8 @@ int run_command(int argc, char** argv)
     restore->add_flag("--skip-cpu-check", skip_cpu_check,
                       "Restore even on a CPU that lacks a feature the checkpoint's CPU had");
     restore->add_flag("--display-stats", restore_options.display_stats, "Print the time of each phase and the page counts");
+    restore->add_flag("--lazy-pages", restore_options.lazy_pages,
+                      "Start the tree before its large private memory is in place; a background server brings it in");
     restore->add_flag("-j,--shell-job", restore_options.shell_job,
                       "Give the restored tree cryo's terminal in place of the terminal it had");
     std::string restore_key;

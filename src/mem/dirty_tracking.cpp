@@ -71,12 +71,8 @@ Result<std::optional<std::vector<PageRange>>> scan_written(int pagemap_fd, uint6
             return std::optional<std::vector<PageRange>>();
         if (found < 0)
             return fail_errno(fmt::format("PAGEMAP_SCAN written pages {:#x}-{:#x}", args.start, args.end));
-        for (long i = 0; i < found; ++i) {
-            if (!written.empty() && written.back().end == regions[i].start)
-                written.back().end = regions[i].end;
-            else
-                written.push_back({ regions[i].start, regions[i].end });
-        }
+        for (long i = 0; i < found; ++i)
+            append_scanned_region(written, regions[i].start, regions[i].end);
         if (args.walk_end <= args.start)
             break;
         args.start = args.walk_end;
@@ -86,12 +82,9 @@ Result<std::optional<std::vector<PageRange>>> scan_written(int pagemap_fd, uint6
 
 } // namespace
 
-Result<ProcessTracking> ProcessTracking::create(pid_t pid, int pidfd, ptrace::Injector& injector)
+Result<UniqueFd> take_new_userfaultfd(pid_t pid, int pidfd, ptrace::Injector& injector, uint64_t flags)
 {
-    // UFFD_USER_MODE_ONLY needs no privilege; write-protect faults are
-    // resolved by the kernel in WP_ASYNC mode whoever writes (a read(2)
-    // into the page too), so the restriction loses nothing here.
-    uint64_t fd = TRY(injector.call("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
+    uint64_t fd = TRY(injector.call("userfaultfd", SYS_userfaultfd, flags));
     auto copy = pidfd_getfd(pidfd, static_cast<int>(fd));
     // The program must not be left with a userfaultfd it never made: one
     // more try if the first close fails.
@@ -100,6 +93,15 @@ Result<ProcessTracking> ProcessTracking::create(pid_t pid, int pidfd, ptrace::In
         closed = injector.call("close userfaultfd", SYS_close, fd);
     auto uffd = TRY_CTX(std::move(copy), "pid {}: taking its new userfaultfd", pid);
     TRY(std::move(closed));
+    return uffd;
+}
+
+Result<ProcessTracking> ProcessTracking::create(pid_t pid, int pidfd, ptrace::Injector& injector)
+{
+    // UFFD_USER_MODE_ONLY needs no privilege; write-protect faults are
+    // resolved by the kernel in WP_ASYNC mode whoever writes (a read(2)
+    // into the page too), so the restriction loses nothing here.
+    auto uffd = TRY(take_new_userfaultfd(pid, pidfd, injector, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
     TRY_CTX(enable_wp_async(uffd.get()), "pid {}", pid);
     return ProcessTracking(pid, std::move(uffd));
 }

@@ -66,6 +66,13 @@ private:
     UniqueFd m_uffd;
 };
 
+// Creates a userfaultfd inside the frozen process `pid` by an injected
+// userfaultfd(2) with `flags`, takes it into cryo with pidfd_getfd() and
+// closes the process's copy, so the program never sees it. The context
+// belongs to the process's mm: what cryo registers through its copy is the
+// process's memory. Used by dirty tracking and by lazy restore.
+Result<UniqueFd> take_new_userfaultfd(pid_t pid, int pidfd, ptrace::Injector& injector, uint64_t flags);
+
 // Whether writes to this VMA's pages can be tracked per process: private
 // anonymous memory and the changed pages of private file mappings. Shared
 // memory can be written through another process's page tables, so it is

@@ -66,11 +66,42 @@ struct MemoryReader {
 
 } // namespace
 
+void append_scanned_region(std::vector<PageRange>& ranges, uint64_t start, uint64_t end)
+{
+    if (!ranges.empty())
+        start = std::max(start, ranges.back().end);
+    if (start >= end)
+        return;
+    if (!ranges.empty() && ranges.back().end == start)
+        ranges.back().end = end;
+    else
+        ranges.push_back({ start, end });
+}
+
+Result<std::vector<PageRange>> scan_pages(int pagemap_fd, PagemapScanArgs args)
+{
+    args.size = sizeof(args);
+    std::vector<PageRegion> regions(kScanBatch);
+    std::vector<PageRange> ranges;
+    while (args.start < args.end) {
+        args.vec = reinterpret_cast<uint64_t>(regions.data());
+        args.vec_len = regions.size();
+        long found = ::ioctl(pagemap_fd, kPagemapScanIoctl, &args);
+        if (found < 0)
+            return fail_errno(fmt::format("PAGEMAP_SCAN {:#x}-{:#x}", args.start, args.end));
+        for (long i = 0; i < found; ++i)
+            append_scanned_region(ranges, regions[i].start, regions[i].end);
+        if (args.walk_end <= args.start)
+            break;
+        args.start = args.walk_end;
+    }
+    return ranges;
+}
+
 Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma)
 {
     using namespace page_category;
     PagemapScanArgs args {};
-    args.size = sizeof(args);
     args.start = vma.start();
     args.end = vma.end();
     args.category_anyof_mask = kPresent | kSwapped;
@@ -80,26 +111,7 @@ Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vm
         args.category_mask = kFile | kPfnZero;
     }
     args.return_mask = kPresent | kSwapped;
-
-    std::vector<PageRegion> regions(kScanBatch);
-    std::vector<PageRange> ranges;
-    while (args.start < args.end) {
-        args.vec = reinterpret_cast<uint64_t>(regions.data());
-        args.vec_len = regions.size();
-        long found = ::ioctl(pagemap_fd, kPagemapScanIoctl, &args);
-        if (found < 0)
-            return fail_errno(fmt::format("PAGEMAP_SCAN {:#x}-{:#x}", args.start, args.end));
-        for (long i = 0; i < found; ++i) {
-            if (!ranges.empty() && ranges.back().end == regions[i].start)
-                ranges.back().end = regions[i].end;
-            else
-                ranges.push_back({ regions[i].start, regions[i].end });
-        }
-        if (args.walk_end <= args.start)
-            break;
-        args.start = args.walk_end;
-    }
-    return ranges;
+    return scan_pages(pagemap_fd, args);
 }
 
 Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map)

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/syscalls.h"
 #include "image/writer.h"
 #include "mm.pb.h"
 
@@ -26,6 +27,16 @@ struct PageRange {
     uint64_t start;
     uint64_t end;
 };
+
+// Adds a region reported by PAGEMAP_SCAN to `ranges` (ascending), merged
+// with the last one when they touch. When the output vector fills up, the
+// kernel (6.18 here) can report regions past the walk_end it returns, so
+// the next call reports them again: what is already there is left out.
+void append_scanned_region(std::vector<PageRange>& ranges, uint64_t start, uint64_t end);
+
+// The ranges of [args.start, args.end) that PAGEMAP_SCAN with `args`'
+// categories reports (the vector and size fields are filled in here).
+Result<std::vector<PageRange>> scan_pages(int pagemap_fd, PagemapScanArgs args);
 
 // The ranges of `vma` whose pages belong in the image (of shared anonymous
 // and secret memory: every page present).

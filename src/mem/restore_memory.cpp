@@ -200,6 +200,20 @@ Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std
 
 bool needs_fill(const image::Vma& vma) { return stores_pages(vma) && vma.stored_bytes() > 0; }
 
+// Lazy restore: which VMAs the lazy-pages server fills (lazy/lazy_pages.h).
+// Private anonymous memory of at least kLazyMinimum bytes with stored pages
+// that no restorer prepared (copy-on-write sharing, mem/cow.h), neither
+// locked (mlock() would fault every page in first), inaccessible nor wiped
+// on fork (a child forked before the server is done must see zeros there,
+// not the parent's pending pages).
+constexpr uint64_t kLazyMinimum = 64 * 1024;
+
+bool lazy(const AddressSpaceRestore& restore, const image::Vma& vma)
+{
+    return restore.lazy_pages && vma.kind() == image::VMA_KIND_ANONYMOUS && needs_fill(vma) && !kept(restore, vma)
+        && !vma.locked() && !vma.wipe_on_fork() && vma.prot() != PROT_NONE && vma.end() - vma.start() >= kLazyMinimum;
+}
+
 int map_protection(const image::Vma& vma)
 {
     int prot = static_cast<int>(vma.prot());
@@ -362,9 +376,10 @@ Result<MemoryRestoreStats> fill_pages(const AddressSpaceRestore& restore)
     };
 
     for (const auto& run : restore.page_map->runs()) {
-        // Pages a restorer already put in place (see mem/cow.h).
+        // Pages a restorer already put in place (see mem/cow.h), and those
+        // the lazy-pages server brings in.
         if (const auto* vma = vma_at(restore, run.address());
-            vma && (materialized(restore, *vma) || (inherited(restore, *vma) && run.same_as_parent())))
+            vma && (materialized(restore, *vma) || (inherited(restore, *vma) && run.same_as_parent()) || lazy(restore, *vma)))
             continue;
         uint64_t address = run.address();
         uint64_t offset = run.file_offset();
@@ -484,6 +499,9 @@ Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& rest
     auto stats = TRY_CTX(fill_pages(restore), "filling memory");
     TRY(finish_vmas(restore));
     TRY_CTX(set_mm_fields(restore), "mm fields");
+    for (const auto& vma : restore.image->vmas())
+        if (lazy(restore, vma))
+            stats.lazy_vmas.push_back(vma.start());
     return stats;
 }
 

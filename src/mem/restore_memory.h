@@ -57,11 +57,15 @@ struct AddressSpaceRestore {
     const std::vector<uint64_t>* materialized { nullptr };
     const std::vector<uint64_t>* parent_materialized { nullptr };
     const image::PageMap* parent_page_map { nullptr };
+    // --lazy-pages: leave the pages of large private anonymous VMAs out;
+    // the lazy-pages server brings them in (lazy/lazy_pages.h).
+    bool lazy_pages { false };
 };
 
 struct MemoryRestoreStats {
     uint64_t bytes { 0 };
     int preadv_calls { 0 };
+    std::vector<uint64_t> lazy_vmas;   // starts of the VMAs left unfilled
 };
 
 Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& restore);

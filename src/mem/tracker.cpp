@@ -116,19 +116,6 @@ bool serve(int listener, std::vector<TrackedFd>& tracked)
     }
 }
 
-// Closes every descriptor of the tracker but those it needs.
-void close_others(std::vector<int> keep)
-{
-    std::ranges::sort(keep);
-    unsigned next = 0;
-    for (int fd : keep) {
-        if (static_cast<unsigned>(fd) > next)
-            ::syscall(SYS_close_range, next, static_cast<unsigned>(fd) - 1, 0);
-        next = static_cast<unsigned>(fd) + 1;
-    }
-    ::syscall(SYS_close_range, next, ~0u, 0);
-}
-
 } // namespace
 
 Result<image::DirtyTracker> spawn_tracker(std::vector<TrackedFd>& tracked, std::chrono::seconds timeout)
@@ -168,7 +155,7 @@ Result<image::DirtyTracker> spawn_tracker(std::vector<TrackedFd>& tracked, std::
             if (tracker < 0)
                 ::_exit(1);
             pid_writer.reset();
-            close_others(keep);
+            close_all_except(keep);
             run_tracker(listener.get(), tracked, timeout);
         }
         ::_exit(tracker > 0 ? 0 : 1);

@@ -45,6 +45,7 @@
 #include "image/reader.h"
 #include "image/validate.h"
 #include "image/writer.h"
+#include "lazy/lazy_pages.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
 #include "proc/task.h"
@@ -123,6 +124,7 @@ struct RestoreContext {
     mem::Prefill prefill;                   // memory loaded while verifying page files
     mem::MemoryRestoreStats memory_stats;
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
+    std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
 };
 
 bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
@@ -262,7 +264,9 @@ Result<void> load_pages(RestoreContext& context)
                                       record->size(), record->xxh3() };
         pid_t pid = process.entry.pid();
         TRY(context.prefill.load(index, file, process.memory, process.page_map, [&](const image::Vma& vma) {
-            return vma.kind() == image::VMA_KIND_ANONYMOUS && vma.stored_bytes() > 0 && !vma.grows_down()
+            // With --lazy-pages the memory is filled after the start instead.
+            return !context.options.lazy_pages && vma.kind() == image::VMA_KIND_ANONYMOUS && vma.stored_bytes() > 0
+                && !vma.grows_down()
                 && !vma.shares_with_parent() && !shared.contains({ pid, vma.start() });
         }));
         verified.insert(name);
@@ -388,8 +392,10 @@ Result<void> plan_and_create(RestoreContext& context)
     context.prefill.unmap();
     // Every process inherited its page file: cryo's copies can go (a decoded
     // page file is a memfd whose memory is freed once the last copy closes).
-    for (auto& process : context.processes)
-        process.page_file.reset();
+    // A lazy restore keeps them for the lazy-pages server.
+    if (!context.options.lazy_pages)
+        for (auto& process : context.processes)
+            process.page_file.reset();
     // The groups exist and every member joined: the helpers can go.
     context.created->kill_helpers(plan);
     return {};
@@ -500,9 +506,14 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
                 address_space.parent_page_map = &parent.page_map;
             }
     }
+    address_space.lazy_pages = context.options.lazy_pages;
     auto stats = TRY(mem::restore_address_space(address_space));
     context.memory_stats.bytes += stats.bytes;
     context.memory_stats.preadv_calls += stats.preadv_calls;
+    // Lazy restore: the userfaultfd is made now, while the process may
+    // still create a full one (lazy/lazy_pages.h).
+    if (!stats.lazy_vmas.empty())
+        context.lazy_processes.push_back(TRY(lazy::create_lazy_process(pid, injector, std::move(stats.lazy_vmas))));
     TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(member.child_page_fd)));
     for (int fd : member.child_ancestor_page_fds)
         if (fd >= 0)
@@ -747,6 +758,30 @@ Result<int> run_restore(const RestoreOptions& options)
                 TRY_CTX(finish_process(context, process, *morphed++), "pid {}", process.entry.pid());
         return {};
     }));
+    // Lazy restore: the memory left out is registered now that no step
+    // touches it any more, and the server must answer faults from the
+    // first instruction on; started before the release, so that a failure
+    // to start it still kills the tree.
+    if (!context.lazy_processes.empty())
+        TRY(timed(stats, "start lazy-pages server", [&]() -> Result<void> {
+            std::vector<int> files;
+            for (const auto& process : context.processes) {
+                files.push_back(process.page_file.get());
+                std::vector<int> ancestor_fds;
+                for (const auto& file : process.ancestor_page_files.files)
+                    ancestor_fds.push_back(file.get());
+                files.insert(files.end(), ancestor_fds.begin(), ancestor_fds.end());
+                for (auto& lazy : context.lazy_processes)
+                    if (lazy.pid == process.entry.pid())
+                        TRY(lazy::arm_lazy_process(lazy, process.memory, process.page_map, process.page_file.get(),
+                                                   ancestor_fds));
+            }
+            pid_t server = TRY(lazy::spawn_lazy_server(context.lazy_processes, files, options.directory));
+            spdlog::info("lazy-pages server pid {} serves {} processes (log: {}/lazy-pages.log)", server,
+                         context.lazy_processes.size(), options.directory);
+            context.lazy_processes.clear();
+            return {};
+        }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
     clean_up_on_failure.dismiss();

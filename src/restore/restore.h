@@ -22,6 +22,7 @@ struct RestoreOptions {
     bool display_stats { false }; // print the time of each phase when done
     bool check_cpu { true };      // refuse a CPU that lacks a feature the checkpoint's had
     std::optional<image::Key> key; // --key: of an encrypted checkpoint
+    bool lazy_pages { false };    // --lazy-pages: large private memory filled after the start (lazy/lazy_pages.h)
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without

@@ -1,0 +1,161 @@
+// End-to-end tests of lazy restore (victim lazy): `cryo restore
+// --lazy-pages` starts the victim before its memory is in place; the
+// lazy-pages server brings pages in on faults and in the background. The
+// victim checks every page in a scrambled order, from several threads at
+// once, or right after forking, munmapping, mremapping and dropping pages.
+// Every test checks that the restore itself filled almost nothing and that
+// the server is gone at the end, having logged no error.
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "steps.h"
+
+namespace cryo::e2e {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// The MiB of pages `cryo restore` filled itself, from its log line.
+int eagerly_filled_mib(const std::string& restore_log)
+{
+    std::smatch match;
+    std::regex line(R"(processes, (\d+) MiB of pages)");
+    if (!std::regex_search(restore_log, match, line))
+        return -1;
+    return std::stoi(match[1]);
+}
+
+// The lazy-pages servers that came back to this test (the sub-reaper).
+std::vector<pid_t> lazy_servers()
+{
+    std::vector<pid_t> found;
+    for (pid_t pid : children_of_self()) {
+        std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        if (name == "cryo-lazy-pages")
+            found.push_back(pid);
+    }
+    return found;
+}
+
+void expect_server_done(Session& session, const std::string& images)
+{
+    ASSERT_TRUE(file_exists(images + "/lazy-pages.pid")) << session.diagnostics();
+    pid_t server = std::stoi(read_file(images + "/lazy-pages.pid"));
+    EXPECT_TRUE(session.wait_until_gone({ server }, 60s)) << "the lazy-pages server is still there\n"
+                                                          << read_file(images + "/lazy-pages.log");
+    std::string log = read_file(images + "/lazy-pages.log");
+    EXPECT_NE(log.find("done:"), std::string::npos) << log;
+    EXPECT_EQ(log.find("with errors"), std::string::npos) << log;
+    EXPECT_TRUE(session.wait_until_gone(lazy_servers(), 10s)) << session.diagnostics();
+}
+
+// Dumps the victim, restores it lazily and lets it check its memory.
+void lazy_round_trip(const std::string& mode, int mib, const std::vector<std::string>& dump_options = {},
+                     const std::string& pre_dump_images = {})
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "lazy", { std::to_string(mib), mode });
+    std::string images = session.dir().file("images");
+    if (!pre_dump_images.empty()) {
+        auto result = session.cryo({ "pre-dump", "-t", std::to_string(pid), "-D", session.dir().file(pre_dump_images) });
+        ASSERT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
+    }
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, dump_options));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--lazy-pages" }));
+    int filled = eagerly_filled_mib(read_file(images + "-restore.log"));
+    EXPECT_GE(filled, 0) << read_file(images + "-restore.log");
+    EXPECT_LT(filled, 4) << "the restore filled the memory itself\n" << read_file(images + "-restore.log");
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, images);
+}
+
+} // namespace
+
+// 256 MiB touched in a scrambled order after the restore.
+TEST(LazyRestore, EveryPageInScrambledOrder) { lazy_round_trip("random", 256); }
+
+// Four threads fault on the same pages at once.
+TEST(LazyRestore, ThreadsTouchingMemoryConcurrently) { lazy_round_trip("threads", 128); }
+
+// fork, munmap + mmap, mremap and MADV_DONTNEED right after the restore,
+// while pages are still pending.
+TEST(LazyRestore, ForkUnmapRemapDropRightAfterRestore) { lazy_round_trip("changes", 256); }
+
+// An incremental dump on top of a pre-dump: the pages come from the
+// parent checkpoint's page file.
+TEST(LazyRestore, PagesFromTheParentCheckpoint)
+{
+    lazy_round_trip("random", 64, { "--prev-images-dir", "../parent", "--track-mem" }, "parent");
+}
+
+// A restore that fails after the server started (an injected fault in
+// the release phase, tests/e2e/fault_test.cpp has the switch) kills the
+// tree; the server then finds its processes gone and exits.
+TEST(LazyRestore, FailedReleaseLeavesNoServerBehind)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "lazy", { "64" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::vector<std::string> restore { "restore", "-D", images, "-d", "--lazy-pages" };
+
+    // A run that lists the steps restores the victim for real.
+    ::setenv("CRYO_FAULT_LIST", "1", 1);
+    auto listed = session.cryo(restore);
+    ::unsetenv("CRYO_FAULT_LIST");
+    ASSERT_EQ(listed.exit_code, 0) << listed.output << session.diagnostics();
+    session.track(pid);
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, images);
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(listed.output, match, std::regex(R"(cryo: step (\d+): phase release)")))
+        << listed.output;
+
+    std::filesystem::remove(images + "/lazy-pages.pid");
+    ::setenv("CRYO_FAULT_AT", match[1].str().c_str(), 1);
+    auto failed = session.cryo(restore);
+    ::unsetenv("CRYO_FAULT_AT");
+    EXPECT_EQ(failed.exit_code, 1) << failed.output;
+    EXPECT_NE(failed.output.find("injected fault"), std::string::npos) << failed.output;
+    EXPECT_FALSE(process_exists(pid)) << session.diagnostics();
+    ASSERT_TRUE(file_exists(images + "/lazy-pages.pid")) << "the server was not started before the fault\n"
+                                                          << failed.output;
+    pid_t server = std::stoi(read_file(images + "/lazy-pages.pid"));
+    EXPECT_TRUE(session.wait_until_gone({ server }, 20s)) << read_file(images + "/lazy-pages.log");
+}
+
+// The victims of the plain round trip (tests/e2e/e2e_test.cpp) that have
+// large private memory, threads, children sharing memory copy-on-write,
+// signals and syscalls in flight, restored lazily.
+class LazyVictims : public testing::TestWithParam<std::string> { };
+
+TEST_P(LazyVictims, RestoredLazilyVerifiesItself)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--lazy-pages" }));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    // A process with no lazy memory needs no server.
+    if (std::filesystem::exists(images + "/lazy-pages.pid"))
+        expect_server_done(session, images);
+    EXPECT_TRUE(session.wait_until_gone(lazy_servers(), 10s)) << session.diagnostics();
+}
+
+INSTANTIATE_TEST_SUITE_P(Victims, LazyVictims,
+                         testing::Values("memory", "cow", "threads", "tree", "signals", "fpu", "pipes", "timers", "seccomp",
+                                         "sigsuspend"));
+
+} // namespace cryo::e2e
