@@ -565,6 +565,24 @@ Result<void> set_final_registers(ptrace::Tracee& tracee, const image::ThreadCore
     return {};
 }
 
+// Sends each process that was in a job-control stop when dumped its stop
+// signal again. Its threads are still traced and stopped, so the signal
+// stays pending until they are detached; it is then taken untraced, on the
+// way back to user space, and stops the whole process as before (and the
+// signal is consumed: no extra pending signal remains).
+Result<void> stop_again(RestoreContext& context)
+{
+    auto morphed = context.morphed.begin();
+    for (const auto& process : context.processes) {
+        if (!process.alive())
+            continue;
+        pid_t pid = (morphed++)->pid;
+        if (int signal = process.entry.stop_signal(); signal != 0)
+            TRY_CTX(signal_process(pid, signal), "pid {}: stop it again (it was stopped when dumped)", pid);
+    }
+    return {};
+}
+
 // Points every thread at its saved registers, then lets them all go. Each
 // trampoline is unmapped by its leader's last injected call, in a
 // syscall-exit stop, so no instruction of cryo's runs in a process after it.
@@ -584,6 +602,7 @@ Result<void> release_all(RestoreContext& context)
             return fail_errno(fmt::format("pid {}: munmap of the trampoline", process.pid), static_cast<int>(-unmapped));
         TRY_CTX(set_final_registers(*leader.tracee, *leader.core), "pid {}", process.pid);
     }
+    TRY(stop_again(context));
     for (auto& process : context.morphed)
         for (auto& thread : process.threads)
             TRY(thread.tracee->detach());
