@@ -8,6 +8,7 @@
 #include <map>
 #include <ranges>
 
+#include "proc/cgroup.h"
 #include "proc/stat.h"
 #include "proc/status.h"
 #include "proc/task.h"
@@ -55,6 +56,8 @@ Result<FrozenTree> FrozenTree::freeze(pid_t root)
                 entry.set_stop_signal(frozen->stop_signal());
                 for (auto& thread : frozen->threads())
                     entry.add_tids(thread.tid());
+                entry.set_cgroup(TRY_CTX(proc::read_process_cgroup(pid, { entry.tids().begin(), entry.tids().end() }),
+                                         "pid {}", pid));
                 *tree.m_tree.add_processes() = std::move(entry);
                 for (pid_t child : TRY_CTX(proc::list_process_children(pid), "pid {}", pid))
                     pending.emplace_back(child, pid);

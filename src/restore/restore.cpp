@@ -50,6 +50,7 @@
 #include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
+#include "restore/cgroup.h"
 #include "restore/privilege.h"
 #include "restore/process_state.h"
 #include "restore/restorer.h"
@@ -123,6 +124,7 @@ struct RestoreContext {
     mem::Prefill prefill;                   // memory loaded while verifying page files
     mem::MemoryRestoreStats memory_stats;
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
+    CgroupPlan cgroups;
 };
 
 bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
@@ -747,9 +749,21 @@ Result<int> run_restore(const RestoreOptions& options)
         context.opened_files = TRY(fds::open_files(context.files, open_options));
         return {};
     }));
+    // Each cgroup is found, or made, while nothing exists yet.
+    TRY(timed(stats, "find cgroups", [&]() -> Result<void> {
+        std::vector<std::pair<pid_t, std::string>> wanted;
+        for (const auto& process : context.processes)
+            if (process.alive() && !options.skip_cgroups)
+                wanted.emplace_back(process.entry.pid(), process.entry.cgroup());
+        context.cgroups = TRY(CgroupPlan::prepare(wanted));
+        return {};
+    }));
     // Create the tree; until released, any failure kills every process of it
     // (NewTree's destructor).
     TRY(timed(stats, "create the tree", [&] { return plan_and_create(context); }));
+    // Into their cgroups before any code of theirs runs (threads come later
+    // and inherit it).
+    TRY(timed(stats, "join cgroups", [&] { return context.cgroups.apply(); }));
     TRY(timed(stats, "memory and state", [&]() -> Result<void> {
         for (auto& process : context.processes)
             if (process.alive())
