@@ -72,10 +72,12 @@ private:
     bool m_made { false };
 };
 
-// Starts the victim in `cgroup` and dumps it.
-pid_t start_in_cgroup_and_dump(Session& session, const TestCgroup& cgroup, const std::string& images)
+// Starts the victim in `cgroup` and dumps it; after restore the victim
+// expects to be in `expected` (by default `cgroup`).
+pid_t start_in_cgroup_and_dump(Session& session, const TestCgroup& cgroup, const std::string& images,
+                               const std::string& expected = {})
 {
-    pid_t pid = start_and_wait_ready(session, "cgroup", { cgroup.path() });
+    pid_t pid = start_and_wait_ready(session, "cgroup", { expected.empty() ? cgroup.path() : expected });
     cgroup.add(pid);
     EXPECT_NE(read_file("/proc/" + std::to_string(pid) + "/cgroup").find("0::" + cgroup.path() + "\n"),
               std::string::npos);
@@ -114,6 +116,26 @@ TEST(Cgroup, MissingCgroupIsCreated)
     ASSERT_TRUE(remove_cgroup(cgroup.directory()));
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
     EXPECT_NE(read_file(images + "-restore.log").find("created the missing cgroup " + cgroup.path()), std::string::npos);
+    release_and_expect_pass(session, pid);
+}
+
+// With --skip-cgroups the restored victim is in cryo's cgroup (the test's).
+TEST(Cgroup, SkipCgroupsLeavesTheTreeInCryosCgroup)
+{
+    std::string mount = cgroup2_mount();
+    if (mount.empty())
+        GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
+    TestCgroup cgroup(mount);
+    ASSERT_TRUE(cgroup.made()) << cgroup.directory();
+    std::string own = read_file("/proc/self/cgroup");
+    auto start = own.find("0::");
+    ASSERT_NE(start, std::string::npos);
+    own = own.substr(start + 3, own.find('\n', start) - start - 3);
+    Session session;
+    std::string images = session.dir().file("images");
+    pid_t pid = start_in_cgroup_and_dump(session, cgroup, images, own);
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--skip-cgroups" }));
     release_and_expect_pass(session, pid);
 }
 
