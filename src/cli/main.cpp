@@ -222,6 +222,8 @@ int run_command(int argc, char** argv)
     bool skip_cpu_check = false;
     restore->add_flag("--skip-cpu-check", skip_cpu_check,
                       "Restore even on a CPU that lacks a feature the checkpoint's CPU had");
+    restore->add_flag("--skip-cgroups", restore_options.skip_cgroups,
+                      "Leave the restored tree in cryo's cgroup instead of the cgroups it was in");
     restore->add_flag("--display-stats", restore_options.display_stats, "Print the time of each phase and the page counts");
     restore->add_flag("--lazy-pages", restore_options.lazy_pages,
                       "Start the tree before its large private memory is in place; a background server brings it in");

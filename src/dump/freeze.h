@@ -24,6 +24,9 @@ public:
     int pidfd() const { return m_pidfd.get(); }
     std::vector<ptrace::Tracee>& threads() { return m_threads; }
     ptrace::Tracee& leader() { return m_threads.front(); }
+    // The job-control stop signal the process was stopped by when frozen,
+    // 0 if it was running. Dropping the FrozenProcess leaves it stopped.
+    int stop_signal() const { return m_threads.front().group_stop_signal(); }
 
     // SIGKILLs the process and waits until it is gone.
     Result<void> kill();

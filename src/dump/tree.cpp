@@ -8,6 +8,7 @@
 #include <map>
 #include <ranges>
 
+#include "proc/cgroup.h"
 #include "proc/stat.h"
 #include "proc/status.h"
 #include "proc/task.h"
@@ -47,15 +48,16 @@ Result<FrozenTree> FrozenTree::freeze(pid_t root)
         auto [pid, ppid] = pending.front();
         pending.pop_front();
         auto stat = TRY_CTX(proc::read_stat(pid), "pid {}", pid);
-        if (stat.state == 'T')
-            return fail("not supported yet: pid {} is stopped (job control); continue it with SIGCONT first", pid);
         if (stat.state != 'Z' && stat.state != 'X') {
             auto frozen = FrozenProcess::freeze(pid);
             if (frozen) {
                 auto entry = TRY_CTX(make_entry(TRY_CTX(proc::read_stat(pid), "pid {}", pid), ppid), "pid {}", pid);
                 entry.set_state(image::PROCESS_STATE_ALIVE);
+                entry.set_stop_signal(frozen->stop_signal());
                 for (auto& thread : frozen->threads())
                     entry.add_tids(thread.tid());
+                entry.set_cgroup(TRY_CTX(proc::read_process_cgroup(pid, { entry.tids().begin(), entry.tids().end() }),
+                                         "pid {}", pid));
                 *tree.m_tree.add_processes() = std::move(entry);
                 for (pid_t child : TRY_CTX(proc::list_process_children(pid), "pid {}", pid))
                     pending.emplace_back(child, pid);

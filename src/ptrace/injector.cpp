@@ -110,6 +110,15 @@ Result<void> Injector::load(long number, const std::array<uint64_t, 6>& args, ui
     return m_tracee->set_registers(registers);
 }
 
+Result<StopStatus> Injector::resume_for_call(int request)
+{
+    for (;;) {
+        auto stop = TRY(m_tracee->resume_and_wait(request));
+        if (!is_group_stop(stop))
+            return stop;
+    }
+}
+
 Result<void> Injector::put_back()
 {
     if (m_kind != Gadget::SyscallOnly)
@@ -130,7 +139,7 @@ Result<long> Injector::run(long number, const std::array<uint64_t, 6>& args, std
 
     m_left_event_stop = true;
     TRY(load(number, args, m_gadget, name));
-    auto stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
+    auto stop = TRY(resume_for_call(PTRACE_CONT));
     if (stop.kind != StopKind::SignalStop || stop.signal != SIGTRAP)
         return fail("thread {}: injected syscall {} ended in an unexpected stop (status {:#x})",
                     m_tracee->tid(), number, stop.raw);
@@ -194,7 +203,7 @@ Result<std::vector<long>> Injector::batch(std::span<const BatchCall> calls, cons
     registers.r12 = address;
     registers.r13 = table.size();
     TRY(m_tracee->set_registers(registers));
-    auto stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
+    auto stop = TRY(resume_for_call(PTRACE_CONT));
     if (stop.kind != StopKind::SignalStop || stop.signal != SIGTRAP)
         return fail("thread {}: a batch of {} injected calls ended in an unexpected stop (status {:#x})",
                     m_tracee->tid(), calls.size(), stop.raw);
@@ -226,7 +235,7 @@ Result<long> Injector::exit_stop_call(long number, const std::array<uint64_t, 6>
     ScopeGuard put_back_on_error([&] { (void)put_back(); });
     TRY(load(number, args, m_gadget, name));
     for (int stage = 0; stage < 2; ++stage) {
-        auto stop = TRY(m_tracee->resume_and_wait(PTRACE_SYSCALL));
+        auto stop = TRY(resume_for_call(PTRACE_SYSCALL));
         if (stop.kind != StopKind::SyscallStop)
             return fail("thread {}: injected syscall {} ended in an unexpected stop (status {:#x})",
                         m_tracee->tid(), number, stop.raw);
@@ -244,7 +253,7 @@ Result<pid_t> Injector::call_clone_thread(uint64_t clone_args, uint64_t size)
         return fail("thread {}: threads can only be created through a trampoline", m_tracee->tid());
     m_left_event_stop = true;
     TRY(load(SYS_clone3, { clone_args, size, 0, 0, 0, 0 }, m_gadget, "clone3 (thread)"));
-    auto stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
+    auto stop = TRY(resume_for_call(PTRACE_CONT));
     if ((stop.raw >> 16) != PTRACE_EVENT_CLONE) {
         auto registers = TRY(m_tracee->registers());
         long result = static_cast<long>(registers.rax);
@@ -255,7 +264,7 @@ Result<pid_t> Injector::call_clone_thread(uint64_t clone_args, uint64_t size)
     unsigned long new_tid = 0;
     if (::ptrace(PTRACE_GETEVENTMSG, m_tracee->tid(), nullptr, &new_tid) < 0)
         return fail_errno(fmt::format("ptrace(GETEVENTMSG) thread {}", m_tracee->tid()));
-    stop = TRY(m_tracee->resume_and_wait(PTRACE_CONT));
+    stop = TRY(resume_for_call(PTRACE_CONT));
     if (stop.kind != StopKind::SignalStop || stop.signal != SIGTRAP)
         return fail("thread {}: injected clone3 ended in an unexpected stop (status {:#x})", m_tracee->tid(), stop.raw);
     ++m_calls;

@@ -98,6 +98,10 @@ private:
     Result<long> exit_stop_call(long number, const std::array<uint64_t, 6>& args, std::string_view name);
     // Dump only: the saved registers and signal mask back after each call.
     Result<void> put_back();
+    // Resumes the thread with `request` and waits for the stop the call
+    // ends in, resuming again past group-stop event stops: a thread seized
+    // in a job-control stop reports one more before it runs (tracee.h).
+    Result<StopStatus> resume_for_call(int request);
 
     Tracee* m_tracee;
     uint64_t m_gadget;

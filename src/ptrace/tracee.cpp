@@ -35,6 +35,13 @@ StopStatus decode_stop(int status)
     return stop;
 }
 
+bool is_group_stop(const StopStatus& stop)
+{
+    if (stop.kind != StopKind::EventStop)
+        return false;
+    return stop.signal == SIGSTOP || stop.signal == SIGTSTP || stop.signal == SIGTTIN || stop.signal == SIGTTOU;
+}
+
 Result<Tracee> Tracee::seize(pid_t tid, unsigned options)
 {
     if (::ptrace(PTRACE_SEIZE, tid, nullptr, options) < 0)
@@ -46,8 +53,11 @@ Result<Tracee> Tracee::seize(pid_t tid, unsigned options)
     // and keep waiting for the event stop we asked for.
     for (;;) {
         auto stop = TRY(tracee.wait_stop());
-        if (stop.kind == StopKind::EventStop)
+        if (stop.kind == StopKind::EventStop) {
+            if (is_group_stop(stop))
+                tracee.m_group_stop_signal = stop.signal;
             return tracee;
+        }
         if (stop.kind == StopKind::SignalStop) {
             if (::ptrace(PTRACE_CONT, tid, nullptr, stop.signal) < 0)
                 return fail_errno(fmt::format("ptrace(CONT) thread {}", tid));
@@ -60,6 +70,7 @@ Result<Tracee> Tracee::seize(pid_t tid, unsigned options)
 
 Tracee::Tracee(Tracee&& other) noexcept
     : m_tid(std::exchange(other.m_tid, -1))
+    , m_group_stop_signal(other.m_group_stop_signal)
 {
 }
 
@@ -69,6 +80,7 @@ Tracee& Tracee::operator=(Tracee&& other) noexcept
         if (m_tid > 0)
             (void)detach();
         m_tid = std::exchange(other.m_tid, -1);
+        m_group_stop_signal = other.m_group_stop_signal;
     }
     return *this;
 }

@@ -6,6 +6,13 @@
 // stop" from which registers, FPU state and signal masks can be read and
 // written. A Tracee detaches in its destructor (which resumes the thread), so
 // an error anywhere on the way up leaves the thread running as it was.
+//
+// A thread already in a job-control stop (SIGSTOP, SIGTSTP, ...) when seized
+// reports its first event stop with that stop signal instead of SIGTRAP;
+// seize() keeps it as group_stop_signal(). Such a thread, once resumed by
+// cryo, runs (ptrace overrides the group stop) but may report one more
+// group-stop event stop first; when detached, the kernel puts it back in
+// the group stop, which lasts until SIGCONT.
 #pragma once
 
 #include <sys/types.h>
@@ -44,6 +51,9 @@ public:
     ~Tracee();
 
     pid_t tid() const { return m_tid; }
+    // The signal that stopped the thread's group (job control) when it was
+    // seized, 0 if it was not stopped.
+    int group_stop_signal() const { return m_group_stop_signal; }
 
     Result<Registers> registers() const;
     Result<void> set_registers(const Registers& registers);
@@ -71,8 +81,13 @@ public:
 private:
     explicit Tracee(pid_t tid) : m_tid(tid) { }
     pid_t m_tid { -1 };
+    int m_group_stop_signal { 0 };
 };
 
 StopStatus decode_stop(int status);
+
+// Whether `stop` is an event stop reporting a job-control stop of the
+// thread's group (its signal is the stop signal, not SIGTRAP).
+bool is_group_stop(const StopStatus& stop);
 
 } // namespace cryo::ptrace

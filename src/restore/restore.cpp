@@ -51,6 +51,7 @@
 #include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
+#include "restore/cgroup.h"
 #include "restore/privilege.h"
 #include "restore/process_state.h"
 #include "restore/restorer.h"
@@ -125,6 +126,7 @@ struct RestoreContext {
     mem::MemoryRestoreStats memory_stats;
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
     std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
+    CgroupPlan cgroups;
 };
 
 bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
@@ -576,6 +578,24 @@ Result<void> set_final_registers(ptrace::Tracee& tracee, const image::ThreadCore
     return {};
 }
 
+// Sends each process that was in a job-control stop when dumped its stop
+// signal again. Its threads are still traced and stopped, so the signal
+// stays pending until they are detached; it is then taken untraced, on the
+// way back to user space, and stops the whole process as before (and the
+// signal is consumed: no extra pending signal remains).
+Result<void> stop_again(RestoreContext& context)
+{
+    auto morphed = context.morphed.begin();
+    for (const auto& process : context.processes) {
+        if (!process.alive())
+            continue;
+        pid_t pid = (morphed++)->pid;
+        if (int signal = process.entry.stop_signal(); signal != 0)
+            TRY_CTX(signal_process(pid, signal), "pid {}: stop it again (it was stopped when dumped)", pid);
+    }
+    return {};
+}
+
 // Points every thread at its saved registers, then lets them all go. Each
 // trampoline is unmapped by its leader's last injected call, in a
 // syscall-exit stop, so no instruction of cryo's runs in a process after it.
@@ -595,6 +615,7 @@ Result<void> release_all(RestoreContext& context)
             return fail_errno(fmt::format("pid {}: munmap of the trampoline", process.pid), static_cast<int>(-unmapped));
         TRY_CTX(set_final_registers(*leader.tracee, *leader.core), "pid {}", process.pid);
     }
+    TRY(stop_again(context));
     for (auto& process : context.morphed)
         for (auto& thread : process.threads)
             TRY(thread.tracee->detach());
@@ -739,9 +760,21 @@ Result<int> run_restore(const RestoreOptions& options)
         context.opened_files = TRY(fds::open_files(context.files, open_options));
         return {};
     }));
+    // Each cgroup is found, or made, while nothing exists yet.
+    TRY(timed(stats, "find cgroups", [&]() -> Result<void> {
+        std::vector<std::pair<pid_t, std::string>> wanted;
+        for (const auto& process : context.processes)
+            if (process.alive() && !options.skip_cgroups)
+                wanted.emplace_back(process.entry.pid(), process.entry.cgroup());
+        context.cgroups = TRY(CgroupPlan::prepare(wanted));
+        return {};
+    }));
     // Create the tree; until released, any failure kills every process of it
     // (NewTree's destructor).
     TRY(timed(stats, "create the tree", [&] { return plan_and_create(context); }));
+    // Into their cgroups before any code of theirs runs (threads come later
+    // and inherit it).
+    TRY(timed(stats, "join cgroups", [&] { return context.cgroups.apply(); }));
     TRY(timed(stats, "memory and state", [&]() -> Result<void> {
         for (auto& process : context.processes)
             if (process.alive())

@@ -21,6 +21,7 @@ struct RestoreOptions {
     bool check_files { true };   // refuse open or mapped files changed since the dump
     bool display_stats { false }; // print the time of each phase when done
     bool check_cpu { true };      // refuse a CPU that lacks a feature the checkpoint's had
+    bool skip_cgroups { false };  // leave the tree in cryo's cgroup (restore/cgroup.h)
     std::optional<image::Key> key; // --key: of an encrypted checkpoint
     bool lazy_pages { false };    // --lazy-pages: large private memory filled after the start (lazy/lazy_pages.h)
 };
