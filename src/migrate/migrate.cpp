@@ -1,9 +1,8 @@
 // See migrate.h.
 #include "migrate/migrate.h"
 
-#include <signal.h>
-
 #include <chrono>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -31,10 +30,13 @@ double milliseconds_since(Clock::time_point start)
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+// /proc/PID stays while the pid is taken, a zombie's too.
 void wait_until_gone(pid_t pid)
 {
     auto deadline = Clock::now() + kReapWait;
-    while (::kill(pid, 0) == 0 && Clock::now() < deadline)
+    std::string entry = fmt::format("/proc/{}", pid);
+    std::error_code error;
+    while (std::filesystem::exists(entry, error) && Clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
