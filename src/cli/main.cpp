@@ -22,6 +22,7 @@
 #include "inspect/diff.h"
 #include "inspect/memory.h"
 #include "inspect/show.h"
+#include "migrate/migrate.h"
 #include "net/page_server.h"
 #include "restore/restore.h"
 
@@ -317,7 +318,25 @@ int run_command(int argc, char** argv)
     page_server->add_flag("--once", page_server_options.once, "Exit after one checkpoint (or one failed attempt)");
     bool page_server_no_sync = false;
     page_server->add_flag("--no-sync", page_server_no_sync, "Do not fsync the received files");
+    bool page_server_restore = false;
+    page_server->add_flag("--restore", page_server_restore,
+                          "Receive a `cryo migrate`: each checkpoint into DIR/1, DIR/2, ... (DIR new or empty); restore "
+                          "the last one (detached) when the sender asks, tell it the outcome and exit");
     add_common_options(*page_server, common);
+
+    cryo::migrate::MigrateOptions migrate_options;
+    PageServerFlags migrate_destination;
+    migrate_destination.enabled = true;
+    auto* migrate = app.add_subcommand("migrate", "Move a running tree to a `cryo page-server --restore`");
+    migrate->add_option("-t,--tree", migrate_options.pid, "PID of the root of the tree")->required();
+    migrate->add_option("--address", migrate_destination.address, "The destination's address")->required();
+    migrate->add_option("--port", migrate_destination.port, "The destination's port")->required();
+    migrate->add_option("--key", migrate_destination.key, "KEYFILE shared with the destination (as for --page-server)");
+    migrate->add_option("--max-rounds", migrate_options.max_rounds,
+                        "Pre-dump rounds at most before the final dump (default 5; 0: dump at once)");
+    migrate->add_option("--dirty-threshold", migrate_options.dirty_threshold,
+                        "Dump once a pre-dump round stores fewer pages than this (default 1024)");
+    add_common_options(*migrate, common);
 
     auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
     add_common_options(*check, common);
@@ -371,8 +390,23 @@ int run_command(int argc, char** argv)
             return report(key.error(), "page-server");
         page_server_options.key = std::move(*key);
         page_server_options.sync = !page_server_no_sync;
+        if (page_server_restore && page_server_options.once)
+            return report(cryo::Error::make("--restore and --once cannot go together (--restore exits after the restore)"),
+                          "page-server");
+        if (page_server_restore)
+            page_server_options.restore = cryo::migrate::restore_received;
         auto result = cryo::net::run_page_server(page_server_options);
         return result ? 0 : report(result.error(), "page-server");
+    }
+    if (migrate->parsed()) {
+        if (migrate_options.max_rounds < 0)
+            return report(cryo::Error::make("--max-rounds {}: must be 0 or more", migrate_options.max_rounds), "migrate");
+        auto destination = page_server_address(migrate_destination, "");
+        if (!destination)
+            return report(destination.error(), "migrate");
+        migrate_options.destination = std::move(**destination);
+        auto result = cryo::migrate::run_migrate(migrate_options);
+        return result ? 0 : report(result.error(), "migrate");
     }
     if (restore->parsed()) {
         auto key = load_key(restore_key);

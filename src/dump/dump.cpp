@@ -318,6 +318,8 @@ Result<void> run_dump(const DumpOptions& options)
                  milliseconds_since(started));
     if (options.display_stats)
         fmt::print("{}", format_dump_stats(context.stats));
+    if (options.stats_out)
+        *options.stats_out = context.stats;
     return {};
 }
 

@@ -35,6 +35,7 @@ struct DumpOptions {
     std::chrono::seconds tracker_timeout { 600 };
     // --page-server: every file goes to this server instead of `directory`.
     std::optional<net::PageServerAddress> page_server;
+    image::DumpStats* stats_out { nullptr };   // filled with the statistics when done (cryo migrate)
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

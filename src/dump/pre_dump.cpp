@@ -144,6 +144,8 @@ Result<void> run_pre_dump(const PreDumpOptions& options)
                  context.incremental->parent_bytes() >> 20, context.stats.frozen_ms());
     if (options.display_stats)
         fmt::print("{}", format_dump_stats(context.stats));
+    if (options.stats_out)
+        *options.stats_out = context.stats;
     return {};
 }
 

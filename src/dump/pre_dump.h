@@ -19,6 +19,7 @@
 
 #include "base/error.h"
 #include "net/page_client.h"
+#include "stats.pb.h"
 
 namespace cryo::dump {
 
@@ -30,6 +31,7 @@ struct PreDumpOptions {
     bool display_stats { false };
     std::chrono::seconds tracker_timeout { 600 };
     std::optional<net::PageServerAddress> page_server;   // as in DumpOptions
+    image::DumpStats* stats_out { nullptr };              // as in DumpOptions
 };
 
 Result<void> run_pre_dump(const PreDumpOptions& options);

@@ -59,6 +59,17 @@ Result<std::unique_ptr<PageClient>> PageClient::connect(const PageServerAddress&
     return client;
 }
 
+Result<std::string> request_restore(const PageServerAddress& server)
+{
+    Channel channel(TRY(connect_to(server.address, server.port)), endpoint(server.address, server.port));
+    TRY(client_handshake(channel, server.key ? &*server.key : nullptr));
+    image::PageServerRequest request;
+    request.set_restore(true);
+    TRY(channel.send_text(FrameType::Request, request.SerializeAsString()));
+    auto done = TRY_CTX(channel.expect(FrameType::Done), "restore on page server {}", channel.peer());
+    return done.text();
+}
+
 Result<uint32_t> PageClient::open(const std::string& name)
 {
     uint32_t file = m_next_file++;

@@ -51,6 +51,10 @@ private:
     std::optional<image::ParentCheckpoint> m_parent;
 };
 
+// `cryo migrate`: asks a `cryo page-server --restore` to restore the last
+// checkpoint it received; returns what the server says it did.
+Result<std::string> request_restore(const PageServerAddress& server);
+
 // The writer of a dump or pre-dump: to the page server when `client` is
 // set (it is then handed over to the writer), to `directory` otherwise.
 Result<image::ImageWriter> open_image_writer(std::unique_ptr<PageClient>& client, const std::string& directory,

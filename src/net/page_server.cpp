@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -76,16 +77,27 @@ Result<void> check_received(const image::Manifest& manifest, const std::vector<i
 
 class Session {
 public:
-    Session(const PageServerOptions& options, Channel& channel) : m_options(options), m_channel(channel) { }
+    // `directory` receives the checkpoint; `last` is the one received
+    // before (with --restore), what a restore request restores.
+    Session(const PageServerOptions& options, Channel& channel, std::string directory, std::string last)
+        : m_options(options), m_channel(channel), m_directory(std::move(directory)), m_last(std::move(last))
+    {
+    }
 
     Result<void> run()
     {
         TRY(server_handshake(m_channel, m_options.key ? &*m_options.key : nullptr));
-        TRY(answer_request());
+        auto frame = TRY(m_channel.expect(FrameType::Request));
+        image::PageServerRequest request;
+        if (!request.ParseFromArray(frame.payload.data(), static_cast<int>(frame.payload.size())))
+            return fail("{} sent a request that cannot be decoded", m_channel.peer());
+        if (request.restore())
+            return restore();
+        TRY(answer_request(request));
         // Created only now: a client that cannot authenticate never touches
         // the directory.
         m_writer.emplace(TRY(image::ImageWriter::create(
-            m_options.directory, m_options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
+            m_directory, m_options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
         for (;;) {
             auto frame = TRY(m_channel.receive());
             switch (frame.type) {
@@ -99,18 +111,32 @@ public:
         }
     }
 
+    bool restore_requested() const { return m_restore_requested; }
     uint64_t received_bytes() const { return m_writer ? m_writer->total_bytes() : 0; }
 
 private:
-    Result<void> answer_request()
+    // The answer to a restore request goes back whatever it is.
+    Result<void> restore()
     {
-        auto frame = TRY(m_channel.expect(FrameType::Request));
-        image::PageServerRequest request;
-        if (!request.ParseFromArray(frame.payload.data(), static_cast<int>(frame.payload.size())))
-            return fail("{} sent a request that cannot be decoded", m_channel.peer());
+        m_restore_requested = true;
+        Result<std::string> result = fail("this page server was not started with --restore");
+        if (m_options.restore && m_last.empty())
+            result = fail("no checkpoint was received yet");
+        else if (m_options.restore)
+            result = m_options.restore(m_last);
+        if (!result) {
+            (void)m_channel.send_text(FrameType::Error, result.error().message());
+            return fail(result.error());
+        }
+        fmt::print("cryo page-server: {}\n", *result);
+        return m_channel.send_text(FrameType::Done, *result);
+    }
+
+    Result<void> answer_request(const image::PageServerRequest& request)
+    {
         if (request.parent().empty())
             return m_channel.send(FrameType::Ready, 0, {});
-        auto parent = dump::load_parent(m_options.directory, request.parent());
+        auto parent = dump::load_parent(m_directory, request.parent());
         if (!parent) {
             (void)m_channel.send_text(FrameType::Error, parent.error().message());
             return fail(parent.error());
@@ -178,15 +204,34 @@ private:
 
     const PageServerOptions& m_options;
     Channel& m_channel;
+    std::string m_directory;
+    std::string m_last;
+    bool m_restore_requested { false };
     std::optional<image::ImageWriter> m_writer;
     std::map<uint32_t, image::OutputFile> m_files;
 };
+
+// With --restore the numbered subdirectories start at 1: DIR must be new
+// or empty, so that ../N is the checkpoint the client sent as round N.
+Result<void> prepare_numbered(const std::string& directory)
+{
+    std::error_code error;
+    std::filesystem::create_directories(directory, error);
+    if (error)
+        return fail("page server: create {}: {}", directory, error.message());
+    if (!std::filesystem::is_empty(directory, error))
+        return fail("page server --restore: {} is not empty (each migration needs a new directory)", directory);
+    return {};
+}
 
 } // namespace
 
 Result<void> run_page_server(const PageServerOptions& options)
 {
+    if (options.restore)
+        TRY(prepare_numbered(options.directory));
     UniqueFd listener = TRY(listen_on(options.address, options.port));
+    int received = 0;   // with --restore: checkpoints kept, in DIR/1..DIR/received
     // The line scripts and tests wait for before they start a dump.
     fmt::print("cryo page-server: listening on {} for {}{}\n", endpoint(options.address, options.port),
                options.directory, options.key ? "" : " (no --key: any client is accepted, trusted networks only)");
@@ -204,11 +249,20 @@ Result<void> run_page_server(const PageServerOptions& options)
         // the server for the timeout.
         set_peer_timeout(socket.get());
         Channel channel(std::move(socket), peer_name(address));
-        Session session(options, channel);
+        auto numbered = [&](int number) { return fmt::format("{}/{}", options.directory, number); };
+        std::string directory = options.restore ? numbered(received + 1) : options.directory;
+        Session session(options, channel, directory, received > 0 ? numbered(received) : "");
         auto result = session.run();
+        if (session.restore_requested() && options.restore) {
+            if (!result)
+                return fail("page server: restore asked by {}: {}", channel.peer(), result.error().message());
+            return {};
+        }
+        if (result && options.restore)
+            ++received;
         if (result)
             fmt::print("cryo page-server: received a checkpoint from {} into {} ({} MiB)\n", channel.peer(),
-                       options.directory, session.received_bytes() >> 20);
+                       directory, session.received_bytes() >> 20);
         else if (options.once)
             return fail("page server: checkpoint from {} refused, nothing kept: {}", channel.peer(),
                         result.error().message());

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,12 @@ struct PageServerOptions {
     std::optional<image::Key> key;   // without: any client is accepted (trusted networks only)
     bool once { false };             // exit after the first checkpoint (or failed attempt)
     bool sync { true };
+    // --restore (the destination of `cryo migrate`, migrate/migrate.h): each
+    // checkpoint goes into its own numbered subdirectory (DIR/1, DIR/2, ...,
+    // so a chain's parents are ../N); a client's restore request restores
+    // the last one with this function, its answer or error goes back to the
+    // client, and the server exits.
+    std::function<Result<std::string>(const std::string& checkpoint)> restore;
 };
 
 // Listens and receives checkpoints until killed (or one, with `once`). A

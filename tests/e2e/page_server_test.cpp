@@ -1,9 +1,7 @@
 // End-to-end tests of `cryo page-server` and `--page-server` between two
-// network namespaces joined by a veth pair, standing for two hosts: a
-// namespace each test creates (unique name, removed when it ends, pass or
-// fail, with the pair) for the server (`ip netns exec`), and this one for
-// the victim and the dump or pre-dump (cryo dumps only processes in its own
-// namespaces). The victim is restored from the server's directory, then
+// network namespaces joined by a veth pair, standing for two hosts
+// (netns.h): the server in its own, the victim and the dump or pre-dump in
+// this one. The victim is restored from the server's directory, then
 // verifies itself.
 #include <signal.h>
 #include <stdlib.h>
@@ -18,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "netns.h"
 #include "steps.h"
 
 namespace cryo::e2e {
@@ -27,53 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr uint16_t kPort = 7411;
-// The harness execs without a PATH search.
-constexpr const char* kIp = "/usr/sbin/ip";
 constexpr uintmax_t kRegion = 64ull << 20;   // the predump victim's region
-
-int run_ip(const std::string& command)
-{
-    return std::system((std::string(kIp) + " " + command + " >/dev/null 2>&1").c_str());
-}
-
-// A network namespace for the server (10.231.0.1) joined by a veth pair to
-// this one (10.231.0.2); removed, with the pair, when dropped.
-class NamespacePair {
-public:
-    NamespacePair()
-        : m_server("cryo-ps-" + std::to_string(::getpid()) + "-s")
-    {
-        std::string server_link = "cps" + std::to_string(::getpid()) + "s";
-        std::string client_link = "cps" + std::to_string(::getpid()) + "c";
-        remove();   // left over from a crashed earlier run with this pid
-        m_ok = run_ip("netns add " + m_server) == 0
-            && run_ip("link add " + client_link + " type veth peer name " + server_link + " netns " + m_server) == 0
-            && run_ip("-n " + m_server + " addr add " + server_address() + "/24 dev " + server_link) == 0
-            && run_ip("addr add 10.231.0.2/24 dev " + client_link) == 0
-            && run_ip("-n " + m_server + " link set " + server_link + " up") == 0
-            && run_ip("link set " + client_link + " up") == 0
-            && run_ip("-n " + m_server + " link set lo up") == 0;
-    }
-    ~NamespacePair() { remove(); }
-
-    bool ok() const { return m_ok; }
-    const std::string& server() const { return m_server; }
-    static std::string server_address() { return "10.231.0.1"; }
-
-private:
-    // Deleting the namespace deletes the veth pair, this end too.
-    void remove() { run_ip("netns del " + m_server); }
-
-    std::string m_server;
-    bool m_ok { false };
-};
-
-Launcher in_namespace(const std::string& name)
-{
-    Launcher launcher;
-    launcher.cryo_prefix = { kIp, "netns", "exec", name };
-    return launcher;
-}
 
 // A page server in the server namespace; its output goes to DIR.out.
 // `fault_stall` stalls it at that fault step (base/fault.h).
@@ -83,17 +36,10 @@ pid_t start_server(Session& session, const NamespacePair& pair, const std::strin
     std::vector<std::string> args { "page-server", "-D", directory, "--address", NamespacePair::server_address(),
                                     "--port", std::to_string(kPort), "--once" };
     args.insert(args.end(), options.begin(), options.end());
-    session.set_launcher(in_namespace(pair.server()));
     if (fault_stall > 0)
         ::setenv("CRYO_FAULT_STALL_AT", std::to_string(fault_stall).c_str(), 1);
-    pid_t pid = session.start_cryo(args, directory + ".out");
+    pid_t pid = start_listening_cryo(session, pair, args, directory + ".out");
     ::unsetenv("CRYO_FAULT_STALL_AT");
-    session.set_launcher({});
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (read_file(directory + ".out").find("listening on") == std::string::npos
-           && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(10ms);
-    EXPECT_NE(read_file(directory + ".out").find("listening on"), std::string::npos) << read_file(directory + ".out");
     return pid;
 }
 

@@ -1,0 +1,111 @@
+// See migrate.h.
+#include "migrate/migrate.h"
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "dump/dump.h"
+#include "dump/pre_dump.h"
+#include "restore/restore.h"
+#include "stats.pb.h"
+
+namespace cryo::migrate {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// On one machine the restore needs the killed tree's pids free, which they
+// are once its parent has reaped the root. A parent that never reaps is
+// not waited for forever: the restore then says the pid is taken.
+constexpr auto kReapWait = std::chrono::seconds(10);
+
+double milliseconds_since(Clock::time_point start)
+{
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// /proc/PID stays while the pid is taken, a zombie's too.
+void wait_until_gone(pid_t pid)
+{
+    auto deadline = Clock::now() + kReapWait;
+    std::string entry = fmt::format("/proc/{}", pid);
+    std::error_code error;
+    while (std::filesystem::exists(entry, error) && Clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+std::string format_report(const std::vector<image::DumpStats>& rounds, double downtime_ms, double total_ms)
+{
+    std::string text = fmt::format("{:<8}{:>12}{:>14}{:>14}\n", "round", "pages", "MiB", "frozen (ms)");
+    for (size_t round = 0; round < rounds.size(); ++round) {
+        const auto& stats = rounds[round];
+        std::string name = round + 1 == rounds.size() ? "final" : std::to_string(round + 1);
+        text += fmt::format("{:<8}{:>12}{:>14.1f}{:>14.1f}\n", name, stats.pages_stored(),
+                            static_cast<double>(stats.page_bytes()) / (1 << 20), stats.frozen_ms());
+    }
+    text += fmt::format("frozen time (final dump, tree killed): {:.1f} ms\n", rounds.back().frozen_ms());
+    text += fmt::format("downtime (final dump to restored):     {:.1f} ms\n", downtime_ms);
+    text += fmt::format("total time:                            {:.1f} ms\n", total_ms);
+    return text;
+}
+
+} // namespace
+
+Result<void> run_migrate(const MigrateOptions& options)
+{
+    auto started = Clock::now();
+    std::string destination = net::endpoint(options.destination.address, options.destination.port);
+    std::vector<image::DumpStats> rounds;
+
+    // Pre-dumps while the tree runs: each round is ../N for the next.
+    auto parent = [&] { return rounds.empty() ? std::string() : fmt::format("../{}", rounds.size()); };
+    while (static_cast<int>(rounds.size()) < options.max_rounds) {
+        image::DumpStats stats;
+        TRY_CTX(dump::run_pre_dump({ .pid = options.pid,
+                                     .prev_images_dir = parent(),
+                                     .page_server = options.destination,
+                                     .stats_out = &stats }),
+                "migrate pid {} to {}: pre-dump round {} (the tree runs on)", options.pid, destination,
+                rounds.size() + 1);
+        rounds.push_back(stats);
+        spdlog::info("migrate pid {}: round {} sent {} pages", options.pid, rounds.size(), stats.pages_stored());
+        if (stats.pages_stored() < options.dirty_threshold)
+            break;
+    }
+
+    // The final dump: the tree is frozen, what changed since the last
+    // round is sent, and the tree is killed once the destination has it.
+    auto final_started = Clock::now();
+    image::DumpStats stats;
+    TRY_CTX(dump::run_dump({ .pid = options.pid,
+                             .prev_images_dir = parent(),
+                             .page_server = options.destination,
+                             .stats_out = &stats }),
+            "migrate pid {} to {}: final dump (the tree runs on)", options.pid, destination);
+    rounds.push_back(stats);
+    wait_until_gone(options.pid);
+
+    auto restored = net::request_restore(options.destination);
+    if (!restored)
+        return fail("migrate pid {} to {}: the checkpoint is complete there (round {}, its page-server directory's "
+                    "subdirectory {}), but the restore failed and the source tree is gone (it was killed to free its "
+                    "pids): run `cryo restore -D DIR/{}` on the destination: {}",
+                    options.pid, destination, rounds.size(), rounds.size(), rounds.size(), restored.error().message());
+    fmt::print("cryo migrate: pid {} migrated to {}: {}\n{}", options.pid, destination, *restored,
+               format_report(rounds, milliseconds_since(final_started), milliseconds_since(started)));
+    return {};
+}
+
+Result<std::string> restore_received(const std::string& checkpoint)
+{
+    TRY_CTX(restore::run_restore({ .directory = checkpoint, .detach = true }), "restore {}", checkpoint);
+    return fmt::format("restored the tree from {}", checkpoint);
+}
+
+} // namespace cryo::migrate

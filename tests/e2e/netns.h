@@ -1,0 +1,83 @@
+// Two network namespaces standing for two hosts, for the tests of
+// `cryo page-server` and `cryo migrate`: a namespace each test creates
+// (unique name, removed when it ends, pass or fail, with the pair) for the
+// server (`ip netns exec`), joined by a veth pair to this one, where the
+// victim and the sender run (cryo dumps only processes in its own
+// namespaces).
+#pragma once
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace cryo::e2e {
+
+// The harness execs without a PATH search.
+inline constexpr const char* kIp = "/usr/sbin/ip";
+
+inline int run_ip(const std::string& command)
+{
+    return std::system((std::string(kIp) + " " + command + " >/dev/null 2>&1").c_str());
+}
+
+// A network namespace for the server (10.231.0.1) joined by a veth pair to
+// this one (10.231.0.2); removed, with the pair, when dropped.
+class NamespacePair {
+public:
+    NamespacePair()
+        : m_server("cryo-ps-" + std::to_string(::getpid()) + "-s")
+    {
+        std::string server_link = "cps" + std::to_string(::getpid()) + "s";
+        std::string client_link = "cps" + std::to_string(::getpid()) + "c";
+        remove();   // left over from a crashed earlier run with this pid
+        m_ok = run_ip("netns add " + m_server) == 0
+            && run_ip("link add " + client_link + " type veth peer name " + server_link + " netns " + m_server) == 0
+            && run_ip("-n " + m_server + " addr add " + server_address() + "/24 dev " + server_link) == 0
+            && run_ip("addr add 10.231.0.2/24 dev " + client_link) == 0
+            && run_ip("-n " + m_server + " link set " + server_link + " up") == 0
+            && run_ip("link set " + client_link + " up") == 0
+            && run_ip("-n " + m_server + " link set lo up") == 0;
+    }
+    ~NamespacePair() { remove(); }
+    NamespacePair(const NamespacePair&) = delete;
+    NamespacePair& operator=(const NamespacePair&) = delete;
+
+    bool ok() const { return m_ok; }
+    const std::string& server() const { return m_server; }
+    static std::string server_address() { return "10.231.0.1"; }
+
+private:
+    // Deleting the namespace deletes the veth pair, this end too.
+    void remove() { run_ip("netns del " + m_server); }
+
+    std::string m_server;
+    bool m_ok { false };
+};
+
+// Starts `cryo ARGS` in the server namespace, its output in `output`, and
+// waits until it says it is listening.
+inline pid_t start_listening_cryo(Session& session, const NamespacePair& pair, const std::vector<std::string>& args,
+                                  const std::string& output)
+{
+    using namespace std::chrono_literals;
+    Launcher launcher;
+    launcher.cryo_prefix = { kIp, "netns", "exec", pair.server() };
+    session.set_launcher(launcher);
+    pid_t pid = session.start_cryo(args, output);
+    session.set_launcher({});
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (read_file(output).find("listening on") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_NE(read_file(output).find("listening on"), std::string::npos) << read_file(output);
+    return pid;
+}
+
+} // namespace cryo::e2e
