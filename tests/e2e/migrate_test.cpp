@@ -88,7 +88,7 @@ TEST(Migrate, RunningVictimMovesAndVerifiesItself)
     session.track(pid);   // the restored victim
 
     std::string report = read_file(output);
-    EXPECT_NE(report.find("migrated to 10.231.0.1:7412: restored the tree from " + destination + "/"),
+    EXPECT_NE(report.find("migrated to " + NamespacePair::server_address() + ":7412: restored the tree from " + destination + "/"),
               std::string::npos) << report;
     EXPECT_NE(report.find("final"), std::string::npos) << report;
     EXPECT_NE(report.find("total time"), std::string::npos) << report;

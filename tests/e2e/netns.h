@@ -28,21 +28,30 @@ inline int run_ip(const std::string& command)
     return std::system((std::string(kIp) + " " + command + " >/dev/null 2>&1").c_str());
 }
 
-// A network namespace for the server (10.231.0.1) joined by a veth pair to
-// this one (10.231.0.2); removed, with the pair, when dropped.
+// A network namespace for the server joined by a veth pair to this one,
+// on a subnet 10.231.N.0/24 of its own (server .1, this side .2): tests run
+// in parallel (ctest -j) and each adds an address here, so each needs its
+// own subnet. The veth end here is named after N, and link names are unique
+// in a namespace, so creating it is what claims N. Removed, with the pair,
+// when dropped. One pair at a time per test process (server_address() is
+// the current one's).
 class NamespacePair {
 public:
     NamespacePair()
         : m_server("cryo-ps-" + std::to_string(::getpid()) + "-s")
     {
-        std::string server_link = "cps" + std::to_string(::getpid()) + "s";
-        std::string client_link = "cps" + std::to_string(::getpid()) + "c";
         remove();   // left over from a crashed earlier run with this pid
-        m_ok = run_ip("netns add " + m_server) == 0
-            && run_ip("link add " + client_link + " type veth peer name " + server_link + " netns " + m_server) == 0
-            && run_ip("-n " + m_server + " addr add " + server_address() + "/24 dev " + server_link) == 0
-            && run_ip("addr add 10.231.0.2/24 dev " + client_link) == 0
-            && run_ip("-n " + m_server + " link set " + server_link + " up") == 0
+        if (run_ip("netns add " + m_server) != 0)
+            return;
+        for (int attempt = 0; attempt < 250 && s_subnet < 0; ++attempt) {
+            int subnet = (::getpid() + attempt) % 250;
+            if (run_ip("link add cryops" + std::to_string(subnet) + " type veth peer name cryops-s netns " + m_server) == 0)
+                s_subnet = subnet;
+        }
+        std::string client_link = "cryops" + std::to_string(s_subnet);
+        m_ok = s_subnet >= 0 && run_ip("-n " + m_server + " addr add " + server_address() + "/24 dev cryops-s") == 0
+            && run_ip("addr add " + client_address() + "/24 dev " + client_link) == 0
+            && run_ip("-n " + m_server + " link set cryops-s up") == 0
             && run_ip("link set " + client_link + " up") == 0
             && run_ip("-n " + m_server + " link set lo up") == 0;
     }
@@ -52,12 +61,18 @@ public:
 
     bool ok() const { return m_ok; }
     const std::string& server() const { return m_server; }
-    static std::string server_address() { return "10.231.0.1"; }
+    static std::string server_address() { return "10.231." + std::to_string(s_subnet) + ".1"; }
+    static std::string client_address() { return "10.231." + std::to_string(s_subnet) + ".2"; }
 
 private:
     // Deleting the namespace deletes the veth pair, this end too.
-    void remove() { run_ip("netns del " + m_server); }
+    void remove()
+    {
+        run_ip("netns del " + m_server);
+        s_subnet = -1;
+    }
 
+    static inline int s_subnet { -1 };
     std::string m_server;
     bool m_ok { false };
 };

@@ -165,7 +165,7 @@ TEST(PageServer, ConnectionRefused)
     args.insert(args.end(), options.begin(), options.end());
     auto result = session.cryo(args);
     EXPECT_EQ(result.exit_code, 1) << result.output;
-    EXPECT_NE(result.output.find("connect to page server 10.231.0.1:7411: Connection refused"), std::string::npos)
+    EXPECT_NE(result.output.find("connect to page server " + NamespacePair::server_address() + ":7411: Connection refused"), std::string::npos)
         << result.output;
     release_and_expect_pass(session, pid);
 }
@@ -197,7 +197,7 @@ TEST(PageServer, ConnectionKilledMidTransfer)
     ASSERT_TRUE(status.has_value());
     std::string output = read_file(session.dir().file("dump.out"));
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << output;
-    EXPECT_NE(output.find("10.231.0.1:7411 (broken transfer)"), std::string::npos) << output;
+    EXPECT_NE(output.find(NamespacePair::server_address() + ":7411 (broken transfer)"), std::string::npos) << output;
     EXPECT_FALSE(file_exists(images + "/manifest.img"));
     release_and_expect_pass(session, pid);
 }
