@@ -267,13 +267,7 @@ static void list_tids(char *out, size_t size)
         if (entry->d_name[0] != '.')
             tids[count++] = atoi(entry->d_name);
     closedir(dir);
-    for (int i = 0; i < count; ++i)
-        for (int j = i + 1; j < count; ++j)
-            if (tids[j] < tids[i]) {
-                int swap = tids[i];
-                tids[i] = tids[j];
-                tids[j] = swap;
-            }
+    victim_sort_numbers(tids, count);
     for (int i = 0; i < count; ++i) {
         size_t used = strlen(out);
         snprintf(out + used, size - used, "%d ", tids[i]);

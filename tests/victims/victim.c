@@ -192,6 +192,17 @@ void victim_read_maps(char *out, size_t size)
         memset(line, '0', (size_t)(dash - line));
 }
 
+void victim_sort_numbers(int *numbers, int count)
+{
+    for (int i = 0; i < count; ++i)
+        for (int j = i + 1; j < count; ++j)
+            if (numbers[j] < numbers[i]) {
+                int swap = numbers[i];
+                numbers[i] = numbers[j];
+                numbers[j] = swap;
+            }
+}
+
 void victim_list_fds(char *out, size_t size, int drop_inodes)
 {
     out[0] = 0;
@@ -204,13 +215,7 @@ void victim_list_fds(char *out, size_t size, int drop_inodes)
         if (entry->d_name[0] != '.' && atoi(entry->d_name) != own)
             numbers[count++] = atoi(entry->d_name);
     closedir(dir);
-    for (int i = 0; i < count; ++i)
-        for (int j = i + 1; j < count; ++j)
-            if (numbers[j] < numbers[i]) {
-                int swap = numbers[i];
-                numbers[i] = numbers[j];
-                numbers[j] = swap;
-            }
+    victim_sort_numbers(numbers, count);
     for (int i = 0; i < count; ++i) {
         char path[64], target[512];
         snprintf(path, sizeof(path), "/proc/self/fd/%d", numbers[i]);

@@ -45,6 +45,8 @@ void victim_read_text(const char *path, char *out, size_t size);
 /* /proc/self/maps with the start of "[stack]" zeroed ("[stack]" grows with
  * the deepest call so far: only its end is stable). */
 void victim_read_maps(char *out, size_t size);
+/* Sorts `count` numbers in place, smallest first. */
+void victim_sort_numbers(int *numbers, int count);
 /* "FD TARGET" lines of the process's descriptors, sorted by number; with
  * `drop_inodes` "pipe:[123]" and "socket:[123]" lose the inode number (pipes
  * and sockets are new ones after a restore). */
