@@ -55,13 +55,6 @@ CommandResult pre_dump(Session& session, pid_t pid, const std::string& images, c
     return result;
 }
 
-uintmax_t file_size(const std::string& path)
-{
-    std::error_code error;
-    auto size = std::filesystem::file_size(path, error);
-    return error ? 0 : size;
-}
-
 void expect_no_tracker_left(Session& session)
 {
     EXPECT_TRUE(session.wait_until_gone(trackers(), 10s)) << "a tracker process is left\n" << session.diagnostics();
@@ -83,17 +76,17 @@ TEST(PreDump, ChainOfThreeThenIncrementalDump)
 
     pre_dump(session, pid, images[0]);
     EXPECT_EQ(trackers().size(), 1u) << session.diagnostics();
-    EXPECT_GE(file_size(images[0] + "/pages-" + std::to_string(pid) + ".img"), kRegion);
+    EXPECT_GE(file_size(pages_file(images[0], pid)), kRegion);
     for (int i = 1; i < 3; ++i) {
         std::this_thread::sleep_for(100ms);
         pre_dump(session, pid, images[i], "../round" + std::to_string(i));
         // Only the pages written since the previous round are stored.
-        EXPECT_LT(file_size(images[i] + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
+        EXPECT_LT(file_size(pages_file(images[i], pid)), kRegion / 4);
         EXPECT_EQ(trackers().size(), 1u) << "the previous tracker must hand over and exit\n" << session.diagnostics();
     }
     std::this_thread::sleep_for(100ms);
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images[3], false, { "--prev-images-dir", "../round3", "--track-mem" }));
-    EXPECT_LT(file_size(images[3] + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
+    EXPECT_LT(file_size(pages_file(images[3], pid)), kRegion / 4);
     expect_no_tracker_left(session);
     auto show = session.cryo({ "show", images[3] });
     EXPECT_EQ(show.exit_code, 0) << show.output;
@@ -101,8 +94,7 @@ TEST(PreDump, ChainOfThreeThenIncrementalDump)
     auto mem = session.cryo({ "mem", "-D", images[3], "--search", "nothing" });
     EXPECT_NE(mem.exit_code, 0);
     EXPECT_NE(mem.output.find("does not read through chains yet"), std::string::npos) << mem.output;
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images[3]));
-    release_and_expect_pass(session, pid);
+    restore_and_expect_pass(session, pid, images[3]);
 }
 
 // A dump that keeps tracking (--leave-running --track-mem) is a parent too.
@@ -116,10 +108,9 @@ TEST(PreDump, DumpWithTrackMemIsAParent)
     EXPECT_EQ(trackers().size(), 1u) << session.diagnostics();
     std::this_thread::sleep_for(100ms);
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../full" }));
-    EXPECT_LT(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
+    EXPECT_LT(file_size(pages_file(last, pid)), kRegion / 4);
     expect_no_tracker_left(session);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // Trees, threads and memory shared copy-on-write between parent and child
@@ -135,8 +126,7 @@ TEST(PreDump, TreesThreadsAndCopyOnWrite)
         pre_dump(session, pid, first);
         ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
         expect_no_tracker_left(session);
-        ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-        release_and_expect_pass(session, pid);
+        restore_and_expect_pass(session, pid, last);
     }
 }
 
@@ -153,8 +143,7 @@ TEST(PreDump, LayoutChangesBetweenPreDumpAndDump)
     ASSERT_TRUE(session.wait_for_log("CHANGED")) << session.diagnostics();
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
     expect_no_tracker_left(session);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // A process with a userfaultfd of its own is not tracked: said once, and
@@ -173,9 +162,8 @@ TEST(PreDump, OwnUserfaultfdIsNotTracked)
     ASSERT_TRUE(send_signal(pid, SIGUSR2));
     ASSERT_TRUE(session.wait_for_log("CHANGED")) << session.diagnostics();
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
-    EXPECT_GE(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    EXPECT_GE(file_size(pages_file(last, pid)), kRegion);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // Without the tracker (gone, killed) the dump stores everything again.
@@ -192,9 +180,8 @@ TEST(PreDump, LostTrackerMeansAFullDump)
     ASSERT_TRUE(session.wait_until_gone(found));
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
     EXPECT_NE(read_file(last + "-dump.log").find("is gone: memory is stored in full"), std::string::npos);
-    EXPECT_GE(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    EXPECT_GE(file_size(pages_file(last, pid)), kRegion);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // The tracker goes away by itself when the tree exits, and after its
@@ -231,7 +218,7 @@ TEST(PreDump, DamagedOrMissingParentIsRefused)
     pre_dump(session, pid, first);
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
     expect_no_tracker_left(session);
-    std::string pages = first + "/pages-" + std::to_string(pid) + ".img";
+    std::string pages = pages_file(first, pid);
     {
         std::fstream file(pages, std::ios::in | std::ios::out | std::ios::binary);
         file.seekp(4096 * 100 + 17);
