@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -53,6 +54,15 @@ CommandResult pre_dump(Session& session, pid_t pid, const std::string& images, c
     auto result = session.cryo(args);
     EXPECT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
     return result;
+}
+
+// Pre-dumps `pid` into "pre"; returns it and "final", where its dump goes
+// (with --prev-images-dir ../pre).
+std::pair<std::string, std::string> start_chain(Session& session, pid_t pid)
+{
+    std::string first = session.dir().file("pre");
+    pre_dump(session, pid, first);
+    return { first, session.dir().file("final") };
 }
 
 void expect_no_tracker_left(Session& session)
@@ -121,9 +131,7 @@ TEST(PreDump, TreesThreadsAndCopyOnWrite)
         SCOPED_TRACE(victim);
         Session session;
         pid_t pid = start_and_wait_ready(session, victim);
-        std::string first = session.dir().file("pre");
-        std::string last = session.dir().file("final");
-        pre_dump(session, pid, first);
+        auto [first, last] = start_chain(session, pid);
         ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
         expect_no_tracker_left(session);
         restore_and_expect_pass(session, pid, last);
@@ -136,9 +144,7 @@ TEST(PreDump, LayoutChangesBetweenPreDumpAndDump)
 {
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump", { "changes" });
-    std::string first = session.dir().file("pre");
-    std::string last = session.dir().file("final");
-    pre_dump(session, pid, first);
+    auto [first, last] = start_chain(session, pid);
     ASSERT_TRUE(send_signal(pid, SIGUSR2));
     ASSERT_TRUE(session.wait_for_log("CHANGED")) << session.diagnostics();
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
@@ -152,9 +158,7 @@ TEST(PreDump, OwnUserfaultfdIsNotTracked)
 {
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump", { "uffd" });
-    std::string first = session.dir().file("pre");
-    std::string last = session.dir().file("final");
-    pre_dump(session, pid, first);
+    auto [first, last] = start_chain(session, pid);
     auto log = read_file(first + "-predump.log");
     EXPECT_NE(log.find("has a userfaultfd open"), std::string::npos) << log;
     EXPECT_NE(log.find("its memory is not tracked"), std::string::npos) << log;
@@ -171,9 +175,7 @@ TEST(PreDump, LostTrackerMeansAFullDump)
 {
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump");
-    std::string first = session.dir().file("pre");
-    std::string last = session.dir().file("final");
-    pre_dump(session, pid, first);
+    auto [first, last] = start_chain(session, pid);
     auto found = trackers();
     ASSERT_EQ(found.size(), 1u) << session.diagnostics();
     ASSERT_TRUE(send_signal(found[0], SIGKILL));
@@ -213,9 +215,7 @@ TEST(PreDump, DamagedOrMissingParentIsRefused)
 {
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump");
-    std::string first = session.dir().file("pre");
-    std::string last = session.dir().file("final");
-    pre_dump(session, pid, first);
+    auto [first, last] = start_chain(session, pid);
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
     expect_no_tracker_left(session);
     std::string pages = pages_file(first, pid);
