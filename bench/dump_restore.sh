@@ -26,111 +26,35 @@
 # temporary directory.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="${CRYO_BUILD_DIR:-$repo/build}"
-cryo="$build/src/cryo"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 memhog="$build/bench/cryo-bench-memhog"
 plainio="$build/bench/cryo-bench-plainio"
 counter="$build/tests/victims/victim_counter"
+victim_exes=("$memhog" "$counter")
 workloads=""
-runs=3
-base_dir="${TMPDIR:-/var/tmp}"
+sizes=""
 
-usage() { echo "usage: bench/dump_restore.sh [--workloads \"mem256 mem1024 mem4096 sparse counter tree1 tree10 tree100 threads1 threads64\"] [--runs N] [--dir DIR]"; }
-while (($#)); do
-    case "$1" in
-        --workloads) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; workloads="$2"; shift 2 ;;
-        --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; workloads="$(for s in $2; do echo -n "mem$s "; done)"; shift 2 ;;
-        --runs) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; runs="$2"; shift 2 ;;
-        --dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; base_dir="$2"; shift 2 ;;
-        -h|--help) usage; exit 0 ;;
-        *) usage >&2; exit 2 ;;
-    esac
-done
-
-die() { echo "bench: $*" >&2; exit 1; }
-for binary in "$cryo" "$memhog" "$plainio" "$counter"; do
-    [[ -x "$binary" ]] || die "$binary is missing: build first with scripts/setup --no-demo"
-done
-[[ -d "$base_dir" ]] || die "--dir $base_dir is not a directory"
+bench_parse "usage: bench/dump_restore.sh [--workloads \"mem256 mem1024 mem4096 sparse counter tree1 tree10 tree100 threads1 threads64\"] [--runs N] [--dir DIR]" \
+    --workloads=workloads --sizes=sizes -- "$@"
+[[ -z "$sizes" ]] || workloads="$(for s in $sizes; do echo -n "mem$s "; done)"
+bench_require "$cryo" "$memhog" "$plainio" "$counter"
 available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
 if [[ -z "$workloads" ]]; then
     workloads="mem256 mem1024"
     ((available_mib > 4096 + 1024)) && workloads+=" mem4096"
     workloads+=" sparse counter tree1 tree10 tree100 threads1 threads64"
 fi
-
-work="$(mktemp -d "$base_dir/cryo-bench.XXXXXX")"
-live=""   # process group of the victim running right now
-
-is_victim() {
-    local pid="$1" exe
-    [[ "$pid" =~ ^[0-9]+$ ]] && ((pid > 1)) || return 1
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 1
-    [[ "$exe" == "$(readlink -f "$memhog")" || "$exe" == "$(readlink -f "$counter")" ]]
-}
-
-# Until the PID is gone (reaped: the restore needs it free).
-wait_gone() {
-    for _ in $(seq 400); do
-        [[ -d "/proc/$1" ]] || return 0
-        sleep 0.02
-    done
-}
+bench_work dump
 
 # Kills the victim's process group (memhog makes its own session), or the
 # process alone when it leads no group.
-stop_victim() {
-    local pid="$live"
-    live=""
-    is_victim "$pid" || return 0
-    if [[ "$(ps -o pgid= -p "$pid" | tr -d ' ')" == "$pid" ]]; then
-        kill -KILL -- "-$pid" 2>/dev/null || true
+kill_victim() {
+    if [[ "$(ps -o pgid= -p "$1" | tr -d ' ')" == "$1" ]]; then
+        kill -KILL -- "-$1" 2>/dev/null || true
     else
-        kill -KILL "$pid" 2>/dev/null || true
+        kill -KILL "$1" 2>/dev/null || true
     fi
-    wait_gone "$pid"
-}
-
-cleanup() {
-    stop_victim
-    if [[ -s "$work/pid" ]]; then
-        live=$(cat "$work/pid")
-        stop_victim
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-now_ns() { date +%s%N; }
-ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
-
-drop_caches() {
-    sync
-    echo 3 2>/dev/null >/proc/sys/vm/drop_caches || true
-}
-
-# Starts a victim (arguments: the command) as a child of this shell (which
-# reaps it, so its pid is free again for the restore), waits for READY in
-# its log and sets `live` to its pid.
-start_victim() {
-    local log="$work/victim.log"
-    rm -f "$log"
-    if [[ "$1" == "$counter" ]]; then
-        "$@" "$log" </dev/null >/dev/null 2>&1 &
-    else
-        "$@" </dev/null >"$log" 2>&1 &
-    fi
-    local pid=$!
-    disown "$pid"
-    live=$pid
-    for _ in $(seq 3000); do
-        grep -q READY "$log" 2>/dev/null && break
-        [[ -d "/proc/$pid" ]] || die "victim '$*' exited before it was ready: $(cat "$log" 2>/dev/null)"
-        sleep 0.02
-    done
-    grep -q READY "$log" || die "victim '$*' was not ready in time"
 }
 
 # One dump and restore of the command's victim. Sets dump_ms, dump_total,
@@ -140,7 +64,11 @@ dump_and_restore() {
     local drop="$1"
     shift
     local pid start
-    start_victim "$@"
+    if [[ "$1" == "$counter" ]]; then
+        start_victim --log-arg "$@"
+    else
+        start_victim "$@"
+    fi
     pid=$live
     images="$work/images"
     rm -rf "$images"
@@ -156,7 +84,7 @@ dump_and_restore() {
     dump_frozen=$(awk '$1 == "frozen" && $2 == "for" { print $3 }' "$work/dump.out")
     is_victim "$pid" && die "victim $pid still runs after cryo dump"
     live=""
-    for member in $pid $tree_pids; do wait_gone "$member"; done
+    for member in $pid $tree_pids; do wait_gone "$member" || true; done
     ((drop)) && drop_caches
     start=$(now_ns)
     "$cryo" restore -D "$images" -d --pidfile "$work/pid" --display-stats >"$work/restore.out" 2>"$work/restore.err" ||
@@ -171,7 +99,6 @@ dump_and_restore() {
     stop_victim
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 # Medians of the last workload: d (dump wall), dt (dump total), f (frozen),
@@ -194,7 +121,7 @@ row() {   # workload dump total dump-base frozen restore total restore-base note
         "$6" "$7" "$8" "$(ratio "$6" "$8")" "$9"
 }
 
-echo "cryo dump/restore against plain I/O, in $base_dir ($(df -T "$base_dir" | awk 'NR == 2 { print $2 }')), kernel $(uname -r), $(nproc) CPUs, median of $runs"
+echo "cryo dump/restore against plain I/O, in $base_dir ($(fs_type "$base_dir")), kernel $(uname -r), $(nproc) CPUs, median of $runs"
 echo "ms: wall time of the command; 'stats' is cryo's own total (--display-stats); frozen: how long the dumped"
 echo "tree was stopped (freeze to kill, --display-stats); base: see bench/README.md"
 printf "%-10s | %8s %8s %8s %6s %8s | %8s %8s %8s %6s | %s\n" workload dump stats base ratio frozen restore stats base ratio note

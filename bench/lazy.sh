@@ -21,58 +21,21 @@
 # removes its temporary directory.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="${CRYO_BUILD_DIR:-$repo/build}"
-cryo="$build/src/cryo"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 memhog="$build/bench/cryo-bench-memhog"
+victim_exes=("$memhog")
 sizes=""
-runs=3
-base_dir="${TMPDIR:-/var/tmp}"
 
-usage() { echo "usage: bench/lazy.sh [--sizes \"256 1024 4096\"] [--runs N] [--dir DIR]"; }
-while (($#)); do
-    case "$1" in
-        --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; sizes="$2"; shift 2 ;;
-        --runs) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; runs="$2"; shift 2 ;;
-        --dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; base_dir="$2"; shift 2 ;;
-        -h|--help) usage; exit 0 ;;
-        *) usage >&2; exit 2 ;;
-    esac
-done
-
-die() { echo "bench: $*" >&2; exit 1; }
-for binary in "$cryo" "$memhog"; do
-    [[ -x "$binary" ]] || die "$binary is missing: build first"
-done
+bench_parse "usage: bench/lazy.sh [--sizes \"256 1024 4096\"] [--runs N] [--dir DIR]" --sizes=sizes -- "$@"
+bench_require "$cryo" "$memhog"
 available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
 if [[ -z "$sizes" ]]; then
     sizes="256 1024"
     ((available_mib > 2 * 4096 + 1024)) && sizes+=" 4096"
 fi
-work="$(mktemp -d "$base_dir/cryo-bench-lazy.XXXXXX")"
-live=""   # pid of the victim (original or restored) running right now
+bench_work lazy
 
-is_victim() {
-    local pid="$1" exe
-    [[ "$pid" =~ ^[0-9]+$ ]] && ((pid > 1)) || return 1
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 1
-    [[ "$exe" == "$(readlink -f "$memhog")" ]]
-}
-# Until the PID is gone (the restore needs it free).
-wait_gone() {
-    for _ in $(seq 1000); do
-        [[ -d "/proc/$1" ]] || return 0
-        sleep 0.01
-    done
-    return 1
-}
-stop_victim() {
-    local pid="$live"
-    live=""
-    is_victim "$pid" || return 0
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" || true
-}
 # The lazy-pages server of the last lazy restore, once it is done.
 wait_server() {
     local pid
@@ -85,31 +48,6 @@ wait_server() {
     done
     die "the lazy-pages server $pid did not finish in 60 s"
 }
-cleanup() {
-    stop_victim
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start_victim() {
-    local log="$work/victim.log"
-    rm -f "$log"
-    "$memhog" "$1" </dev/null >"$log" 2>&1 &
-    live=$!
-    disown "$live"
-    for _ in $(seq 6000); do
-        grep -q READY "$log" 2>/dev/null && return 0
-        [[ -d "/proc/$live" ]] || die "the victim exited before it was ready: $(cat "$log")"
-        sleep 0.02
-    done
-    die "the victim was not ready in time"
-}
-
-now_ns() { date +%s%N; }
-ms_since() { echo "$(( ($(now_ns) - $1) / 1000000 ))"; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 # One restore; prints "to-running-ms all-in-place-ms verify-ms".
 restore_once() {
     local start running pid verify
@@ -117,7 +55,7 @@ restore_once() {
     "$cryo" restore -D "$work/images" -d --pidfile "$work/pid" --display-stats "$@" >"$work/stats" \
         2>"$work/restore.err" || die "restore $* failed: $(cat "$work/restore.err")"
     running=$(ms_since "$start")
-    verify=$(awk '$1 == "verify" { print int($2) }' "$work/stats")
+    verify=$(awk '$1 == "verify" && NF == 2 { print int($2) }' "$work/stats")
     pid="$(cat "$work/pid")"
     live="$pid"
     is_victim "$pid" || die "the restored process $pid is not the victim"
@@ -129,7 +67,7 @@ restore_once() {
 printf "%-8s %12s %12s %20s %16s\n" "MiB" "plain (ms)" "lazy (ms)" "lazy - verify (ms)" "lazy full (ms)"
 for mib in $sizes; do
     rm -rf "$work/images"
-    start_victim "$mib"
+    start_victim "$memhog" "$mib"
     "$cryo" dump -t "$live" -D "$work/images" >/dev/null || die "dump of $mib MiB failed"
     wait_gone "$live" || die "the dumped victim is still there"
     live=""

@@ -19,50 +19,30 @@
 # removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="${CRYO_BUILD_DIR:-$repo/build}"
-cryo="$build/src/cryo"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 memhog="$build/bench/cryo-bench-memhog"
 tcpcopy="$build/bench/cryo-bench-tcpcopy"
+victim_exes=("$memhog")
 mib=1024
-runs=3
-base_dir="${TMPDIR:-/var/tmp}"
 
-usage() { echo "usage: bench/page_server.sh [--mib N] [--runs N] [--dir DIR]"; }
-while (($#)); do
-    case "$1" in
-        --mib) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; mib="$2"; shift 2 ;;
-        --runs) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; runs="$2"; shift 2 ;;
-        --dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; base_dir="$2"; shift 2 ;;
-        -h|--help) usage; exit 0 ;;
-        *) usage >&2; exit 2 ;;
-    esac
-done
-
-die() { echo "bench: $*" >&2; exit 1; }
-for binary in "$cryo" "$memhog" "$tcpcopy"; do
-    [[ -x "$binary" ]] || die "$binary is missing: build first with scripts/setup --no-demo"
-done
+bench_parse "usage: bench/page_server.sh [--mib N] [--runs N] [--dir DIR]" --mib=#mib -- "$@"
+bench_require "$cryo" "$memhog" "$tcpcopy"
 command -v ip >/dev/null || die "ip (iproute2) is missing"
 
-work="$(mktemp -d "$base_dir/cryo-bench-ps.XXXXXX")"
 server_ns="cryo-bench-ps-$$-s"
 address=10.232.0.1
 port=7412
-victim=""
-head -c 32 /dev/urandom >"$work/key"
 
 cleanup() {
-    if [[ -n "$victim" && "$(readlink "/proc/$victim/exe" 2>/dev/null)" == "$(readlink -f "$memhog")" ]]; then
-        kill -KILL "$victim" 2>/dev/null || true
-    fi
+    stop_victim
     # Deleting a namespace ends the servers still listening in it only
     # once they exit; they are started with --once or exit after one copy.
     ip netns del "$server_ns" 2>/dev/null || true
-    rm -rf "$work"
+    [[ -z "$work" ]] || rm -rf "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_work ps
+head -c 32 /dev/urandom >"$work/key"
 
 ip netns add "$server_ns"
 # The client side is this (the root) network namespace: cryo dumps only
@@ -72,9 +52,6 @@ ip -n "$server_ns" addr add "$address/24" dev "cbps$$s"
 ip addr add 10.232.0.2/24 dev "cbps$$c"
 ip -n "$server_ns" link set "cbps$$s" up
 ip link set "cbps$$c" up
-
-now_ns() { date +%s%N; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # Waits until FILE holds WORD.
 wait_for() {
@@ -102,18 +79,16 @@ page_server_ms() {
     wait_for "$work/server.out" listening
     local start
     start=$(now_ns)
-    "$cryo" dump -t "$victim" --leave-running --page-server --address "$address" \
+    "$cryo" dump -t "$live" --leave-running --page-server --address "$address" \
         --port "$port" "$@" 2>"$work/dump.err" || die "cryo dump: $(cat "$work/dump.err")"
     echo $(( ($(now_ns) - start) / 1000000 ))
     wait "$server" || die "page server: $(cat "$work/server.out")"
 }
 
-"$memhog" "$mib" </dev/null >"$work/victim.log" 2>&1 &
-victim=$!
-wait_for "$work/victim.log" READY
+start_victim "$memhog" "$mib"
 
 echo "page server vs plain TCP over a veth pair, $mib MiB, kernel $(uname -r), $(nproc) CPUs, median of $runs"
-echo "files written in $base_dir ($(df -T "$base_dir" | awk 'NR == 2 { print $2 }'))"
+echo "files written in $base_dir ($(fs_type "$base_dir"))"
 printf "%-22s | %8s | %8s\n" "" "ms" "MiB/s"
 report() { awk -v name="$1" -v ms="$2" -v mib="$mib" 'BEGIN { printf "%-22s | %8s | %8.0f\n", name, ms, mib * 1000 / ms }'; }
 times=""

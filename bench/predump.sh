@@ -18,64 +18,18 @@
 # runs the benchmark victim) and removes its temporary directory.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="${CRYO_BUILD_DIR:-$repo/build}"
-cryo="$build/src/cryo"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 dirtier="$build/bench/cryo-bench-dirtier"
+victim_exes=("$dirtier")
 mib=1024
 percent=1
 interval=1
-runs=3
-base_dir="${TMPDIR:-/var/tmp}"
 
-usage() { echo "usage: bench/predump.sh [--mib N] [--percent P] [--interval S] [--runs N] [--dir DIR]"; }
-while (($#)); do
-    case "$1" in
-        --mib) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; mib="$2"; shift 2 ;;
-        --percent) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; percent="$2"; shift 2 ;;
-        --interval) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; interval="$2"; shift 2 ;;
-        --runs) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }; runs="$2"; shift 2 ;;
-        --dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; base_dir="$2"; shift 2 ;;
-        -h|--help) usage; exit 0 ;;
-        *) usage >&2; exit 2 ;;
-    esac
-done
-
-die() { echo "bench: $*" >&2; exit 1; }
-for binary in "$cryo" "$dirtier"; do
-    [[ -x "$binary" ]] || die "$binary is missing: build first"
-done
-work="$(mktemp -d "$base_dir/cryo-bench-predump.XXXXXX")"
-live=""
-
-stop_victim() {
-    local pid="$live" exe
-    live=""
-    [[ "$pid" =~ ^[0-9]+$ ]] && ((pid > 1)) || return 0
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null)" || return 0
-    [[ "$exe" == "$(readlink -f "$dirtier")" ]] || return 0
-    kill -KILL "$pid" 2>/dev/null || true
-}
-cleanup() {
-    stop_victim
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start_victim() {
-    local log="$work/victim.log"
-    rm -f "$log"
-    "$dirtier" "$mib" "$percent" </dev/null >"$log" 2>&1 &
-    live=$!
-    disown "$live"
-    for _ in $(seq 3000); do
-        grep -q READY "$log" 2>/dev/null && return 0
-        [[ -d "/proc/$live" ]] || die "the victim exited before it was ready: $(cat "$log")"
-        sleep 0.02
-    done
-    die "the victim was not ready in time"
-}
+bench_parse "usage: bench/predump.sh [--mib N] [--percent P] [--interval S] [--runs N] [--dir DIR]" \
+    --mib=#mib --percent=percent --interval=interval -- "$@"
+bench_require "$cryo" "$dirtier"
+bench_work predump
 
 stat_of() { awk -v key="$1" 'index($0, key) == 1 { print $NF }' "$2"; }
 
@@ -83,7 +37,7 @@ stat_of() { awk -v key="$1" 'index($0, key) == 1 { print $NF }' "$2"; }
 one_case() {
     local rounds="$1" previous="" dir
     rm -rf "$work"/round* "$work"/final
-    start_victim
+    start_victim "$dirtier" "$mib" "$percent"
     sleep "$interval"
     for ((round = 1; round <= rounds; round++)); do
         dir="$work/round$round"
@@ -97,8 +51,6 @@ one_case() {
     live=""
     echo "$(stat_of "frozen for" "$work/stats") $(stat_of "pages stored" "$work/stats")"
 }
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "process: $mib MiB, $percent % of its pages rewritten per second, rounds ${interval} s apart, median of $runs runs"
 printf "%-22s %14s %14s\n" "case" "frozen (ms)" "pages stored"

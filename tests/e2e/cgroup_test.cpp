@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -85,55 +86,54 @@ pid_t start_in_cgroup_and_dump(Session& session, const TestCgroup& cgroup, const
     return pid;
 }
 
+// Every test gets a fresh cgroup; skipped without a cgroup v2 hierarchy.
+class Cgroup : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        std::string mount = cgroup2_mount();
+        if (mount.empty())
+            GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
+        cgroup.emplace(mount);
+        ASSERT_TRUE(cgroup->made()) << cgroup->directory();
+    }
+
+    std::optional<TestCgroup> cgroup;
+};
+
 } // namespace
 
-TEST(Cgroup, RestoredIntoItsCgroup)
+TEST_F(Cgroup, RestoredIntoItsCgroup)
 {
-    std::string mount = cgroup2_mount();
-    if (mount.empty())
-        GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
-    TestCgroup cgroup(mount);
-    ASSERT_TRUE(cgroup.made()) << cgroup.directory();
     Session session;
     std::string images = session.dir().file("images");
-    pid_t pid = start_in_cgroup_and_dump(session, cgroup, images);
+    pid_t pid = start_in_cgroup_and_dump(session, *cgroup, images);
     ASSERT_FALSE(HasFatalFailure());
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
-    release_and_expect_pass(session, pid);
+    restore_and_expect_pass(session, pid, images);
 }
 
-TEST(Cgroup, MissingCgroupIsCreated)
+TEST_F(Cgroup, MissingCgroupIsCreated)
 {
-    std::string mount = cgroup2_mount();
-    if (mount.empty())
-        GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
-    TestCgroup cgroup(mount);
-    ASSERT_TRUE(cgroup.made()) << cgroup.directory();
     Session session;
     std::string images = session.dir().file("images");
-    pid_t pid = start_in_cgroup_and_dump(session, cgroup, images);
+    pid_t pid = start_in_cgroup_and_dump(session, *cgroup, images);
     ASSERT_FALSE(HasFatalFailure());
-    ASSERT_TRUE(remove_cgroup(cgroup.directory()));
+    ASSERT_TRUE(remove_cgroup(cgroup->directory()));
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
-    EXPECT_NE(read_file(images + "-restore.log").find("created the missing cgroup " + cgroup.path()), std::string::npos);
+    EXPECT_NE(read_file(images + "-restore.log").find("created the missing cgroup " + cgroup->path()), std::string::npos);
     release_and_expect_pass(session, pid);
 }
 
 // With --skip-cgroups the restored victim is in cryo's cgroup (the test's).
-TEST(Cgroup, SkipCgroupsLeavesTheTreeInCryosCgroup)
+TEST_F(Cgroup, SkipCgroupsLeavesTheTreeInCryosCgroup)
 {
-    std::string mount = cgroup2_mount();
-    if (mount.empty())
-        GTEST_SKIP() << "no cgroup v2 hierarchy mounted";
-    TestCgroup cgroup(mount);
-    ASSERT_TRUE(cgroup.made()) << cgroup.directory();
     std::string own = read_file("/proc/self/cgroup");
     auto start = own.find("0::");
     ASSERT_NE(start, std::string::npos);
     own = own.substr(start + 3, own.find('\n', start) - start - 3);
     Session session;
     std::string images = session.dir().file("images");
-    pid_t pid = start_in_cgroup_and_dump(session, cgroup, images, own);
+    pid_t pid = start_in_cgroup_and_dump(session, *cgroup, images, own);
     ASSERT_FALSE(HasFatalFailure());
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--skip-cgroups" }));
     release_and_expect_pass(session, pid);

@@ -34,11 +34,6 @@ std::string make_key(Session& session, const std::string& name, char fill)
     return path;
 }
 
-std::string pages_of(const std::string& images, pid_t pid)
-{
-    return images + "/pages-" + std::to_string(pid) + ".img";
-}
-
 // `cryo restore` refused: exit 1, every one of `expected` in the output, and
 // the victim's pid not alive afterwards (nothing was started).
 void expect_restore_refused(Session& session, pid_t pid, const std::string& images,
@@ -73,8 +68,8 @@ TEST(Crypt, CompressedCheckpointIsMuchSmallerAndRestores)
     std::string compressed = session.dir().file("compressed");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, plain, true));
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, compressed, false, { "--compress" }));
-    auto plain_size = std::filesystem::file_size(pages_of(plain, pid));
-    auto compressed_size = std::filesystem::file_size(pages_of(compressed, pid));
+    auto plain_size = std::filesystem::file_size(pages_file(plain, pid));
+    auto compressed_size = std::filesystem::file_size(pages_file(compressed, pid));
     EXPECT_GT(plain_size, 40ull << 20);
     // 32 MiB of text almost vanish, the 8 MiB of random bytes stay.
     EXPECT_LT(compressed_size, plain_size / 3) << plain_size << " -> " << compressed_size;
@@ -119,7 +114,7 @@ TEST(Crypt, CompressedAndEncryptedCheckpointRestores)
     std::string key = make_key(session, "key", 'c');
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, { "--compress=1", "--encrypt", key }));
-    EXPECT_LT(std::filesystem::file_size(pages_of(images, pid)), 16ull << 20);
+    EXPECT_LT(std::filesystem::file_size(pages_file(images, pid)), 16ull << 20);
     for (const auto& entry : std::filesystem::directory_iterator(images))
         EXPECT_EQ(read_file(entry.path()).find(kSecret), std::string::npos) << entry.path();
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--key", key }));

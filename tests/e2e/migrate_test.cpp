@@ -50,13 +50,6 @@ pid_t start_migrate(Session& session, pid_t pid, const std::string& key, const s
                               output);
 }
 
-std::string make_key(Session& session, const std::string& name, char fill)
-{
-    std::string path = session.dir().file(name);
-    write_file(path, std::string(64, fill));   // 64 hex digits
-    return path;
-}
-
 int exit_code(Session& session, pid_t pid)
 {
     auto status = session.wait_for_exit(pid, 120s);
@@ -73,7 +66,7 @@ TEST(Migrate, RunningVictimMovesAndVerifiesItself)
     NamespacePair pair;
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
-    std::string key = make_key(session, "key", 'a');
+    std::string key = write_hex_key(session, "key", 'a');
     std::string destination = session.dir().file("destination");
     std::string output = session.dir().file("migrate.out");
     pid_t pid = start_and_wait_ready(session, "predump");
@@ -108,8 +101,8 @@ TEST(Migrate, WrongKeyLeavesTheSourceRunning)
     std::string destination = session.dir().file("destination");
     std::string output = session.dir().file("migrate.out");
     pid_t pid = start_and_wait_ready(session, "predump");
-    pid_t server = start_destination(session, pair, destination, make_key(session, "server-key", 'a'));
-    pid_t migrate = start_migrate(session, pid, make_key(session, "client-key", 'b'), output);
+    pid_t server = start_destination(session, pair, destination, write_hex_key(session, "server-key", 'a'));
+    pid_t migrate = start_migrate(session, pid, write_hex_key(session, "client-key", 'b'), output);
 
     EXPECT_EQ(exit_code(session, migrate), 1) << read_file(output);
     EXPECT_NE(read_file(output).find("wrong key"), std::string::npos) << read_file(output);
@@ -131,7 +124,7 @@ TEST(Migrate, FailedRestoreLeavesACheckpointToRestoreByHand)
     std::string step;
     {
         Session session;
-        std::string key = make_key(session, "key", 'a');
+        std::string key = write_hex_key(session, "key", 'a');
         std::string listed = session.dir().file("listed");
         pid_t pid = start_and_wait_ready(session, "predump");
         pid_t server = start_destination(session, pair, listed, key, "CRYO_FAULT_LIST=1");
@@ -149,7 +142,7 @@ TEST(Migrate, FailedRestoreLeavesACheckpointToRestoreByHand)
     }
 
     Session session;
-    std::string key = make_key(session, "key", 'a');
+    std::string key = write_hex_key(session, "key", 'a');
     std::string destination = session.dir().file("destination");
     std::string output = session.dir().file("migrate.out");
     pid_t pid = start_and_wait_ready(session, "predump");

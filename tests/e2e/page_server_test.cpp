@@ -59,18 +59,14 @@ std::vector<std::string> page_server_options(const std::vector<std::string>& mor
     return options;
 }
 
-std::string make_key(Session& session, const std::string& name, char fill)
+// `cryo VERB -t PID` sending to the page server, with `more` options.
+std::vector<std::string> page_server_command(const std::string& verb, pid_t pid,
+                                             const std::vector<std::string>& more = {})
 {
-    std::string path = session.dir().file(name);
-    write_file(path, std::string(64, fill));   // 64 hex digits
-    return path;
-}
-
-uintmax_t file_size(const std::string& path)
-{
-    std::error_code error;
-    auto size = std::filesystem::file_size(path, error);
-    return error ? 0 : size;
+    std::vector<std::string> args { verb, "-t", std::to_string(pid) };
+    auto options = page_server_options(more);
+    args.insert(args.end(), options.begin(), options.end());
+    return args;
 }
 
 } // namespace
@@ -82,17 +78,16 @@ TEST(PageServer, DumpSentThenRestoredFromServerDirectory)
     NamespacePair pair;
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
-    std::string key = make_key(session, "key", 'a');
+    std::string key = write_hex_key(session, "key", 'a');
     std::string images = session.dir().file("received");
     pid_t pid = start_and_wait_ready(session, "predump");
     pid_t server = start_server(session, pair, images, { "--key", key });
-        ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, page_server_options({ "--key", key })));
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, page_server_options({ "--key", key })));
     auto [code, output] = server_result(session, server, images);
     EXPECT_EQ(code, 0) << output;
     EXPECT_NE(output.find("received a checkpoint"), std::string::npos) << output;
-    EXPECT_GE(file_size(images + "/pages-" + std::to_string(pid) + ".img"), kRegion);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
-    release_and_expect_pass(session, pid);
+    EXPECT_GE(file_size(pages_file(images, pid)), kRegion);
+    restore_and_expect_pass(session, pid, images);
 }
 
 // A pre-dump and the incremental dump on top of it, both sent; the parent
@@ -107,13 +102,7 @@ TEST(PageServer, PreDumpThenIncrementalDumpBothSent)
     pid_t pid = start_and_wait_ready(session, "predump");
 
     pid_t server = start_server(session, pair, first);
-        auto pre_dump = session.cryo(
-        [&] {
-            std::vector<std::string> args { "pre-dump", "-t", std::to_string(pid) };
-            auto options = page_server_options();
-            args.insert(args.end(), options.begin(), options.end());
-            return args;
-        }());
+    auto pre_dump = session.cryo(page_server_command("pre-dump", pid));
     ASSERT_EQ(pre_dump.exit_code, 0) << pre_dump.output;
     auto [code, output] = server_result(session, server, first);
     ASSERT_EQ(code, 0) << output;
@@ -121,13 +110,12 @@ TEST(PageServer, PreDumpThenIncrementalDumpBothSent)
 
     std::this_thread::sleep_for(100ms);
     server = start_server(session, pair, last);
-        ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, page_server_options({ "--prev-images-dir", "../round1" })));
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, page_server_options({ "--prev-images-dir", "../round1" })));
     auto [last_code, last_output] = server_result(session, server, last);
     EXPECT_EQ(last_code, 0) << last_output;
     // Only what was written since the pre-dump travelled.
-    EXPECT_LT(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    EXPECT_LT(file_size(pages_file(last, pid)), kRegion / 4);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // A client with another key is refused by the server, and the server is
@@ -139,11 +127,8 @@ TEST(PageServer, WrongKeyIsRefused)
     Session session;
     std::string images = session.dir().file("received");
     pid_t pid = start_and_wait_ready(session, "predump");
-    pid_t server = start_server(session, pair, images, { "--key", make_key(session, "server-key", 'a') });
-        std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
-    auto options = page_server_options({ "--key", make_key(session, "client-key", 'b') });
-    args.insert(args.end(), options.begin(), options.end());
-    auto result = session.cryo(args);
+    pid_t server = start_server(session, pair, images, { "--key", write_hex_key(session, "server-key", 'a') });
+    auto result = session.cryo(page_server_command("dump", pid, { "--key", write_hex_key(session, "client-key", 'b') }));
     EXPECT_EQ(result.exit_code, 1) << result.output;
     EXPECT_NE(result.output.find("wrong key"), std::string::npos) << result.output;
     auto [code, output] = server_result(session, server, images);
@@ -160,10 +145,7 @@ TEST(PageServer, ConnectionRefused)
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump");
-        std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
-    auto options = page_server_options();
-    args.insert(args.end(), options.begin(), options.end());
-    auto result = session.cryo(args);
+    auto result = session.cryo(page_server_command("dump", pid));
     EXPECT_EQ(result.exit_code, 1) << result.output;
     EXPECT_NE(result.output.find("connect to page server " + NamespacePair::server_address() + ":7411: Connection refused"), std::string::npos)
         << result.output;
@@ -181,10 +163,7 @@ TEST(PageServer, ConnectionKilledMidTransfer)
     std::string images = session.dir().file("received");
     pid_t pid = start_and_wait_ready(session, "predump");
     pid_t server = start_server(session, pair, images, {}, 1);
-        std::vector<std::string> args { "dump", "-t", std::to_string(pid) };
-    auto options = page_server_options();
-    args.insert(args.end(), options.begin(), options.end());
-    pid_t client = session.start_cryo(args, session.dir().file("dump.out"));
+    pid_t client = session.start_cryo(page_server_command("dump", pid), session.dir().file("dump.out"));
     auto deadline = std::chrono::steady_clock::now() + 20s;
     while (read_file(images + ".out").find("stalled at step") == std::string::npos
            && std::chrono::steady_clock::now() < deadline)
@@ -212,15 +191,13 @@ TEST(PageServer, ClientFailingMidTransferLeavesNothingOnTheServer)
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump");
-    std::vector<std::string> args { "dump", "-t", std::to_string(pid), "--leave-running" };
-    auto options = page_server_options();
-    args.insert(args.end(), options.begin(), options.end());
+    auto args = page_server_command("dump", pid, { "--leave-running" });
 
     // A first run lists the steps, to find the one that creates files.img.
     std::string listed = session.dir().file("listed");
     pid_t server = start_server(session, pair, listed);
     ::setenv("CRYO_FAULT_LIST", "1", 1);
-        auto listing = session.cryo(args);
+    auto listing = session.cryo(args);
     ::unsetenv("CRYO_FAULT_LIST");
     ASSERT_EQ(listing.exit_code, 0) << listing.output;
     server_result(session, server, listed);
@@ -232,7 +209,7 @@ TEST(PageServer, ClientFailingMidTransferLeavesNothingOnTheServer)
     std::string images = session.dir().file("received");
     server = start_server(session, pair, images);
     ::setenv("CRYO_FAULT_AT", step.c_str(), 1);
-        auto failed = session.cryo(args);
+    auto failed = session.cryo(args);
     ::unsetenv("CRYO_FAULT_AT");
     EXPECT_EQ(failed.exit_code, 1) << failed.output;
     EXPECT_NE(failed.output.find("injected fault"), std::string::npos) << failed.output;

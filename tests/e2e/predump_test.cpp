@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -55,11 +56,13 @@ CommandResult pre_dump(Session& session, pid_t pid, const std::string& images, c
     return result;
 }
 
-uintmax_t file_size(const std::string& path)
+// Pre-dumps `pid` into "pre"; returns it and "final", where its dump goes
+// (with --prev-images-dir ../pre).
+std::pair<std::string, std::string> start_chain(Session& session, pid_t pid)
 {
-    std::error_code error;
-    auto size = std::filesystem::file_size(path, error);
-    return error ? 0 : size;
+    std::string first = session.dir().file("pre");
+    pre_dump(session, pid, first);
+    return { first, session.dir().file("final") };
 }
 
 void expect_no_tracker_left(Session& session)
@@ -83,17 +86,17 @@ TEST(PreDump, ChainOfThreeThenIncrementalDump)
 
     pre_dump(session, pid, images[0]);
     EXPECT_EQ(trackers().size(), 1u) << session.diagnostics();
-    EXPECT_GE(file_size(images[0] + "/pages-" + std::to_string(pid) + ".img"), kRegion);
+    EXPECT_GE(file_size(pages_file(images[0], pid)), kRegion);
     for (int i = 1; i < 3; ++i) {
         std::this_thread::sleep_for(100ms);
         pre_dump(session, pid, images[i], "../round" + std::to_string(i));
         // Only the pages written since the previous round are stored.
-        EXPECT_LT(file_size(images[i] + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
+        EXPECT_LT(file_size(pages_file(images[i], pid)), kRegion / 4);
         EXPECT_EQ(trackers().size(), 1u) << "the previous tracker must hand over and exit\n" << session.diagnostics();
     }
     std::this_thread::sleep_for(100ms);
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images[3], false, { "--prev-images-dir", "../round3", "--track-mem" }));
-    EXPECT_LT(file_size(images[3] + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
+    EXPECT_LT(file_size(pages_file(images[3], pid)), kRegion / 4);
     expect_no_tracker_left(session);
     auto show = session.cryo({ "show", images[3] });
     EXPECT_EQ(show.exit_code, 0) << show.output;
@@ -101,8 +104,7 @@ TEST(PreDump, ChainOfThreeThenIncrementalDump)
     auto mem = session.cryo({ "mem", "-D", images[3], "--search", "nothing" });
     EXPECT_NE(mem.exit_code, 0);
     EXPECT_NE(mem.output.find("does not read through chains yet"), std::string::npos) << mem.output;
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images[3]));
-    release_and_expect_pass(session, pid);
+    restore_and_expect_pass(session, pid, images[3]);
 }
 
 // A dump that keeps tracking (--leave-running --track-mem) is a parent too.
@@ -116,10 +118,9 @@ TEST(PreDump, DumpWithTrackMemIsAParent)
     EXPECT_EQ(trackers().size(), 1u) << session.diagnostics();
     std::this_thread::sleep_for(100ms);
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../full" }));
-    EXPECT_LT(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion / 4);
+    EXPECT_LT(file_size(pages_file(last, pid)), kRegion / 4);
     expect_no_tracker_left(session);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // Trees, threads and memory shared copy-on-write between parent and child
@@ -130,13 +131,10 @@ TEST(PreDump, TreesThreadsAndCopyOnWrite)
         SCOPED_TRACE(victim);
         Session session;
         pid_t pid = start_and_wait_ready(session, victim);
-        std::string first = session.dir().file("pre");
-        std::string last = session.dir().file("final");
-        pre_dump(session, pid, first);
+        auto [first, last] = start_chain(session, pid);
         ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
         expect_no_tracker_left(session);
-        ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-        release_and_expect_pass(session, pid);
+        restore_and_expect_pass(session, pid, last);
     }
 }
 
@@ -146,15 +144,12 @@ TEST(PreDump, LayoutChangesBetweenPreDumpAndDump)
 {
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump", { "changes" });
-    std::string first = session.dir().file("pre");
-    std::string last = session.dir().file("final");
-    pre_dump(session, pid, first);
+    auto [first, last] = start_chain(session, pid);
     ASSERT_TRUE(send_signal(pid, SIGUSR2));
     ASSERT_TRUE(session.wait_for_log("CHANGED")) << session.diagnostics();
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
     expect_no_tracker_left(session);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // A process with a userfaultfd of its own is not tracked: said once, and
@@ -163,9 +158,7 @@ TEST(PreDump, OwnUserfaultfdIsNotTracked)
 {
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump", { "uffd" });
-    std::string first = session.dir().file("pre");
-    std::string last = session.dir().file("final");
-    pre_dump(session, pid, first);
+    auto [first, last] = start_chain(session, pid);
     auto log = read_file(first + "-predump.log");
     EXPECT_NE(log.find("has a userfaultfd open"), std::string::npos) << log;
     EXPECT_NE(log.find("its memory is not tracked"), std::string::npos) << log;
@@ -173,9 +166,8 @@ TEST(PreDump, OwnUserfaultfdIsNotTracked)
     ASSERT_TRUE(send_signal(pid, SIGUSR2));
     ASSERT_TRUE(session.wait_for_log("CHANGED")) << session.diagnostics();
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
-    EXPECT_GE(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    EXPECT_GE(file_size(pages_file(last, pid)), kRegion);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // Without the tracker (gone, killed) the dump stores everything again.
@@ -183,18 +175,15 @@ TEST(PreDump, LostTrackerMeansAFullDump)
 {
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump");
-    std::string first = session.dir().file("pre");
-    std::string last = session.dir().file("final");
-    pre_dump(session, pid, first);
+    auto [first, last] = start_chain(session, pid);
     auto found = trackers();
     ASSERT_EQ(found.size(), 1u) << session.diagnostics();
     ASSERT_TRUE(send_signal(found[0], SIGKILL));
     ASSERT_TRUE(session.wait_until_gone(found));
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
     EXPECT_NE(read_file(last + "-dump.log").find("is gone: memory is stored in full"), std::string::npos);
-    EXPECT_GE(file_size(last + "/pages-" + std::to_string(pid) + ".img"), kRegion);
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, last));
-    release_and_expect_pass(session, pid);
+    EXPECT_GE(file_size(pages_file(last, pid)), kRegion);
+    restore_and_expect_pass(session, pid, last);
 }
 
 // The tracker goes away by itself when the tree exits, and after its
@@ -226,12 +215,10 @@ TEST(PreDump, DamagedOrMissingParentIsRefused)
 {
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump");
-    std::string first = session.dir().file("pre");
-    std::string last = session.dir().file("final");
-    pre_dump(session, pid, first);
+    auto [first, last] = start_chain(session, pid);
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
     expect_no_tracker_left(session);
-    std::string pages = first + "/pages-" + std::to_string(pid) + ".img";
+    std::string pages = pages_file(first, pid);
     {
         std::fstream file(pages, std::ios::in | std::ios::out | std::ios::binary);
         file.seekp(4096 * 100 + 17);

@@ -104,4 +104,29 @@ uintmax_t directory_size(const std::string& path)
     return total;
 }
 
+uintmax_t file_size(const std::string& path)
+{
+    std::error_code error;
+    auto size = std::filesystem::file_size(path, error);
+    return error ? 0 : size;
+}
+
+std::string pages_file(const std::string& images, pid_t pid)
+{
+    return images + "/pages-" + std::to_string(pid) + ".img";
+}
+
+std::string write_hex_key(Session& session, const std::string& name, char fill)
+{
+    std::string path = session.dir().file(name);
+    write_file(path, std::string(64, fill));
+    return path;
+}
+
+void restore_and_expect_pass(Session& session, pid_t pid, const std::string& images)
+{
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
 } // namespace cryo::e2e

@@ -27,6 +27,8 @@ void restore_detached(Session& session, pid_t pid, const std::string& images, co
 // dump() then restore_detached() with the same images.
 void dump_and_restore(Session& session, pid_t pid, const std::string& images);
 void release_and_expect_pass(Session& session, pid_t pid);
+// restore_detached() then release_and_expect_pass().
+void restore_and_expect_pass(Session& session, pid_t pid, const std::string& images);
 // Starts `victim` with `args`, runs `cryo dump` with `dump_options` added
 // and expects it to fail with every one of `expected` in its output
 // ("{log}" stands for the victim's log path) and no checkpoint written;
@@ -35,5 +37,12 @@ void expect_dump_refused(const std::string& victim, const std::vector<std::strin
                          const std::vector<std::string>& dump_options, const std::vector<std::string>& expected);
 // Bytes in the regular files under `path`.
 uintmax_t directory_size(const std::string& path);
+// Bytes in the file at `path`, 0 when there is none.
+uintmax_t file_size(const std::string& path);
+// The page file of process `pid` in `images`.
+std::string pages_file(const std::string& images, pid_t pid);
+// A key file of 64 hex digits `fill` (--key of the page server and
+// migrate) in the session's directory; returns its path.
+std::string write_hex_key(Session& session, const std::string& name, char fill);
 
 } // namespace cryo::e2e

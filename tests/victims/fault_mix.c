@@ -49,72 +49,6 @@ struct snapshot {
     char tasks[4096];
 };
 
-static void read_text(const char *path, char *out, size_t size)
-{
-    out[0] = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < size && (got = read(fd, out + used, size - used - 1)) > 0)
-        used += (size_t)got;
-    out[used] = 0;
-    close(fd);
-}
-
-/* "[stack]" grows with the deepest call so far: keep only its end. */
-static void normalise_maps(char *maps)
-{
-    char *stack = strstr(maps, "[stack]");
-    if (!stack)
-        return;
-    char *line = stack;
-    while (line > maps && line[-1] != '\n')
-        --line;
-    char *dash = strchr(line, '-');
-    if (dash && dash < stack)
-        memset(line, '0', (size_t)(dash - line));
-}
-
-/* Descriptor numbers and targets, sorted by number; in restored mode
- * without inode numbers ("pipe:[123]" becomes "pipe:"). */
-static void list_fds(char *out, size_t size)
-{
-    out[0] = 0;
-    DIR *dir = opendir("/proc/self/fd");
-    if (!dir)
-        return;
-    int numbers[256], count = 0, own = dirfd(dir);
-    struct dirent *entry;
-    while ((entry = readdir(dir)) && count < 256) {
-        int fd = atoi(entry->d_name);
-        if (entry->d_name[0] != '.' && fd != own)
-            numbers[count++] = fd;
-    }
-    for (int i = 0; i < count; ++i)
-        for (int j = i + 1; j < count; ++j)
-            if (numbers[j] < numbers[i]) {
-                int swap = numbers[i];
-                numbers[i] = numbers[j];
-                numbers[j] = swap;
-            }
-    for (int i = 0; i < count; ++i) {
-        char path[64], target[512];
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", numbers[i]);
-        ssize_t length = readlink(path, target, sizeof(target) - 1);
-        target[length > 0 ? length : 0] = 0;
-        if (restored_mode) {
-            char *bracket = strchr(target, '[');
-            if (bracket && (strncmp(target, "pipe:", 5) == 0 || strncmp(target, "socket:", 7) == 0))
-                *bracket = 0;
-        }
-        size_t used = strlen(out);
-        snprintf(out + used, size - used, "%d %s\n", numbers[i], target);
-    }
-    closedir(dir);
-}
-
 /* Per thread: its signal mask and tracer, and that it is not stopped. */
 static void list_tasks(char *out, size_t size)
 {
@@ -130,7 +64,7 @@ static void list_tasks(char *out, size_t size)
             continue;
         char path[128], status[4096];
         snprintf(path, sizeof(path), "/proc/self/task/%.16s/status", entry->d_name);
-        read_text(path, status, sizeof(status));
+        victim_read_text(path, status, sizeof(status));
         const char *blocked = strstr(status, "SigBlk:");
         const char *tracer = strstr(status, "TracerPid:");
         const char *state = strstr(status, "State:");
@@ -156,20 +90,10 @@ static void list_tasks(char *out, size_t size)
 static void take_snapshot(struct snapshot *snapshot)
 {
     /* opendir() may create the heap: the memory map comes last. */
-    list_fds(snapshot->fds, sizeof(snapshot->fds));
+    /* In restored mode pipes and sockets are new ones: compare them by kind. */
+    victim_list_fds(snapshot->fds, sizeof(snapshot->fds), restored_mode);
     list_tasks(snapshot->tasks, sizeof(snapshot->tasks));
-    read_text("/proc/self/maps", snapshot->maps, sizeof(snapshot->maps));
-    normalise_maps(snapshot->maps);
-}
-
-/* Where two texts first differ, for the failure message. */
-static const char *first_difference(const char *a, const char *b)
-{
-    while (*a && *a == *b)
-        ++a, ++b;
-    while (*a && a[-1] != '\n' && a > b - 1000)
-        --a;
-    return a;
+    victim_read_maps(snapshot->maps, sizeof(snapshot->maps));
 }
 
 static void compare_snapshot(const char *who, const struct snapshot *before)
@@ -178,9 +102,9 @@ static void compare_snapshot(const char *who, const struct snapshot *before)
     take_snapshot(&now);
     if (!restored_mode)
         victim_check(strcmp(before->maps, now.maps) == 0, "%s: memory map changed at: %.200s (now %.200s)", who,
-                     first_difference(before->maps, now.maps), first_difference(now.maps, before->maps));
+                     victim_first_difference(before->maps, now.maps), victim_first_difference(now.maps, before->maps));
     victim_check(strcmp(before->fds, now.fds) == 0, "%s: descriptors changed at: %.200s (now %.200s)", who,
-                 first_difference(before->fds, now.fds), first_difference(now.fds, before->fds));
+                 victim_first_difference(before->fds, now.fds), victim_first_difference(now.fds, before->fds));
     victim_check(strcmp(before->tasks, now.tasks) == 0, "%s: threads changed: was\n%s now\n%s", who, before->tasks,
                  now.tasks);
 }
@@ -265,20 +189,6 @@ static void *sleeping(void *argument)
 
 /* ------------------------------------------------------------ children */
 
-static int read_exactly(int fd, char *buffer, size_t size)
-{
-    size_t done = 0;
-    while (done < size) {
-        ssize_t got = read(fd, buffer + done, size - done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return 0;
-        done += (size_t)got;
-    }
-    return 1;
-}
-
 static struct snapshot own_snapshot;
 
 int main(int argc, char **argv)
@@ -336,7 +246,7 @@ int main(int argc, char **argv)
         victim_wait();
         compare_snapshot("sharing child", &own_snapshot);
         char buffer[16] = "";
-        victim_check(read_exactly(child_pipe[0], buffer, 8) && memcmp(buffer, "to-child", 8) == 0,
+        victim_check(victim_read_exactly(child_pipe[0], buffer, 8) && memcmp(buffer, "to-child", 8) == 0,
                      "sharing child read '%s'", buffer);
         for (int i = 0; i < 500 && shared[0] != 42; ++i)
             usleep(10000);
@@ -372,7 +282,7 @@ int main(int argc, char **argv)
         compare_snapshot("talking child", &own_snapshot);
         kill(grandchild, SIGUSR1);
         char buffer[16] = "";
-        victim_check(read_exactly(child_socket[1], buffer, 10) && memcmp(buffer, "over-there", 10) == 0,
+        victim_check(victim_read_exactly(child_socket[1], buffer, 10) && memcmp(buffer, "over-there", 10) == 0,
                      "talking child read '%s'", buffer);
         int status = 0;
         victim_check(waitpid(grandchild, &status, 0) == grandchild && WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -380,7 +290,7 @@ int main(int argc, char **argv)
         _exit(victim_failures() ? 1 : 0);
     }
     pid_t grandchild = 0;
-    if (!read_exactly(grandchild_pid[0], (char *)&grandchild, sizeof(grandchild)))
+    if (!victim_read_exactly(grandchild_pid[0], (char *)&grandchild, sizeof(grandchild)))
         return 2;
     close(grandchild_pid[0]);
     close(grandchild_pid[1]);
@@ -397,7 +307,7 @@ int main(int argc, char **argv)
     /* Let the descendants take their snapshots and the zombie exit. */
     char settled_bytes[3];
     siginfo_t exited;
-    if (!read_exactly(settled[0], settled_bytes, 3) || waitid(P_PID, (id_t)zombie, &exited, WEXITED | WNOWAIT))
+    if (!victim_read_exactly(settled[0], settled_bytes, 3) || waitid(P_PID, (id_t)zombie, &exited, WEXITED | WNOWAIT))
         return 2;
     take_snapshot(&own_snapshot);
     victim_say("PIDS %d %d %d %d %d %d %d %d", root, thread_tids[0], thread_tids[1], thread_tids[2], zombie, sharing,
@@ -436,7 +346,7 @@ int main(int argc, char **argv)
     victim_check(pread(memfd, buffer, sizeof(buffer), 0) == 13 && memcmp(buffer, "memfd-content", 13) == 0,
                  "memfd held '%s'", buffer);
     memset(buffer, 0, sizeof(buffer));
-    victim_check(read_exactly(socket_pair[1], buffer, 11) && memcmp(buffer, "queued-data", 11) == 0,
+    victim_check(victim_read_exactly(socket_pair[1], buffer, 11) && memcmp(buffer, "queued-data", 11) == 0,
                  "socketpair held '%s'", buffer);
     for (int i = 0; i < 64 * 4096; i += 512)
         if (pattern[i] != (char)(i / 512 + 1)) {

@@ -16,18 +16,6 @@
 
 #include "victim.h"
 
-static int read_exactly(int fd, char *buffer, size_t size)
-{
-    size_t done = 0;
-    while (done < size) {
-        ssize_t got = read(fd, buffer + done, size - done);
-        if (got <= 0)
-            return 0;
-        done += (size_t)got;
-    }
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
@@ -68,7 +56,7 @@ int main(int argc, char **argv)
             _exit(2);
         victim_wait();
         char buffer[16] = "";
-        victim_check(read_exactly(down[0], buffer, 11) && memcmp(buffer, "from-parent", 11) == 0, "child read '%s'", buffer);
+        victim_check(victim_read_exactly(down[0], buffer, 11) && memcmp(buffer, "from-parent", 11) == 0, "child read '%s'", buffer);
         victim_check(read(down[0], buffer, 1) == 0, "the pipe from the parent is not at its end");
         _exit(victim_failures() ? 1 : 0);
     }
@@ -83,20 +71,20 @@ int main(int argc, char **argv)
     kill(child, SIGUSR1);
 
     char buffer[16] = "";
-    victim_check(read_exactly(up[0], buffer, 10) && memcmp(buffer, "from-child", 10) == 0, "parent read '%s'", buffer);
-    victim_check(read_exactly(local[0], buffer, 5) && memcmp(buffer, "hello", 5) == 0, "local pipe gave '%s'", buffer);
+    victim_check(victim_read_exactly(up[0], buffer, 10) && memcmp(buffer, "from-child", 10) == 0, "parent read '%s'", buffer);
+    victim_check(victim_read_exactly(local[0], buffer, 5) && memcmp(buffer, "hello", 5) == 0, "local pipe gave '%s'", buffer);
     victim_check(read(local[0], buffer, 1) < 0, "the local pipe should be empty and non-blocking");
     victim_check(fcntl(local[0], F_GETFL) & O_NONBLOCK, "O_NONBLOCK lost");
     fcntl(local[1], F_SETFL, O_NONBLOCK);
     victim_check(fcntl(shared_end, F_GETFL) & O_NONBLOCK, "dup'ed pipe end no longer shares its flags");
-    victim_check(write(shared_end, "again", 5) == 5 && read_exactly(local[0], buffer, 5) && memcmp(buffer, "again", 5) == 0,
+    victim_check(write(shared_end, "again", 5) == 5 && victim_read_exactly(local[0], buffer, 5) && memcmp(buffer, "again", 5) == 0,
                  "the local pipe no longer works");
     victim_check(fcntl(big[0], F_GETPIPE_SZ) >= (1 << 20), "pipe size %d", fcntl(big[0], F_GETPIPE_SZ));
     static char back[300000];
-    victim_check(read_exactly(big[0], back, sizeof(back)) && memcmp(back, payload, sizeof(back)) == 0, "big pipe data changed");
+    victim_check(victim_read_exactly(big[0], back, sizeof(back)) && memcmp(back, payload, sizeof(back)) == 0, "big pipe data changed");
 
-    victim_check(read_exactly(fifo_read, buffer, 9) && memcmp(buffer, "fifo-data", 9) == 0, "FIFO gave '%s'", buffer);
-    victim_check(write(fifo_write, "more", 4) == 4 && read_exactly(fifo_read, buffer, 4) && memcmp(buffer, "more", 4) == 0,
+    victim_check(victim_read_exactly(fifo_read, buffer, 9) && memcmp(buffer, "fifo-data", 9) == 0, "FIFO gave '%s'", buffer);
+    victim_check(write(fifo_write, "more", 4) == 4 && victim_read_exactly(fifo_read, buffer, 4) && memcmp(buffer, "more", 4) == 0,
                  "the FIFO no longer works");
     struct stat fifo_stat;
     victim_check(stat(fifo_path, &fifo_stat) == 0 && S_ISFIFO(fifo_stat.st_mode), "the FIFO is gone from its path");

@@ -66,20 +66,6 @@ static void nap_ms(int milliseconds)
         ;
 }
 
-static int read_exactly(int fd, void *buffer, size_t size)
-{
-    size_t done = 0;
-    while (done < size) {
-        ssize_t got = read(fd, (char *)buffer + done, size - done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return 0;
-        done += (size_t)got;
-    }
-    return 1;
-}
-
 static int write_exactly(int fd, const void *buffer, size_t size)
 {
     size_t done = 0;
@@ -104,7 +90,7 @@ static int echo_numbers(const char *who, int in, int out)
 {
     uint64_t expected = 1, number = 0;
     for (;;) {
-        if (!read_exactly(in, &number, sizeof(number))) {
+        if (!victim_read_exactly(in, &number, sizeof(number))) {
             CHECK(0, "%s: read failed after %lu (errno %d)", who, (unsigned long)expected - 1, errno);
             return 0;
         }
@@ -225,7 +211,7 @@ static void *talk_numbers(void *argument)
             return NULL;
         }
         nap_ms(1);
-        if (!read_exactly(talk->in, &reply, sizeof(reply)) || reply != answer(number)) {
+        if (!victim_read_exactly(talk->in, &reply, sizeof(reply)) || reply != answer(number)) {
             CHECK(0, "%s thread: answer to %lu was %lu (errno %d)", talk->who, (unsigned long)number,
                   (unsigned long)reply, errno);
             return NULL;
@@ -268,69 +254,6 @@ static void *receive_datagrams(void *argument)
 
 /* ------------------------------------------------------------ snapshots */
 
-static void read_text(const char *path, char *out, size_t size)
-{
-    out[0] = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < size && (got = read(fd, out + used, size - used - 1)) > 0)
-        used += (size_t)got;
-    out[used] = 0;
-    close(fd);
-}
-
-/* "[stack]" grows with the deepest call so far: keep only its end. */
-static void read_maps(char *out, size_t size)
-{
-    read_text("/proc/self/maps", out, size);
-    char *stack = strstr(out, "[stack]");
-    if (!stack)
-        return;
-    char *line = stack;
-    while (line > out && line[-1] != '\n')
-        --line;
-    char *dash = strchr(line, '-');
-    if (dash && dash < stack)
-        memset(line, '0', (size_t)(dash - line));
-}
-
-/* Descriptor numbers and what they are, without inode numbers (pipes and
- * sockets are new ones after a restore). */
-static void list_fds(char *out, size_t size)
-{
-    out[0] = 0;
-    DIR *dir = opendir("/proc/self/fd");
-    if (!dir)
-        return;
-    int own = dirfd(dir), numbers[64], count = 0;
-    struct dirent *entry;
-    while ((entry = readdir(dir)) && count < 64)
-        if (entry->d_name[0] != '.' && atoi(entry->d_name) != own)
-            numbers[count++] = atoi(entry->d_name);
-    closedir(dir);
-    for (int i = 0; i < count; ++i)
-        for (int j = i + 1; j < count; ++j)
-            if (numbers[j] < numbers[i]) {
-                int swap = numbers[i];
-                numbers[i] = numbers[j];
-                numbers[j] = swap;
-            }
-    for (int i = 0; i < count; ++i) {
-        char path[64], target[512];
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", numbers[i]);
-        ssize_t length = readlink(path, target, sizeof(target) - 1);
-        target[length > 0 ? length : 0] = 0;
-        char *bracket = strchr(target, '[');
-        if (bracket && (strncmp(target, "pipe:", 5) == 0 || strncmp(target, "socket:", 7) == 0))
-            *bracket = 0;
-        size_t used = strlen(out);
-        snprintf(out + used, size - used, "%d %s\n", numbers[i], target);
-    }
-}
-
 /* The tids of the process, sorted, as text. */
 static void list_tids(char *out, size_t size)
 {
@@ -344,27 +267,11 @@ static void list_tids(char *out, size_t size)
         if (entry->d_name[0] != '.')
             tids[count++] = atoi(entry->d_name);
     closedir(dir);
-    for (int i = 0; i < count; ++i)
-        for (int j = i + 1; j < count; ++j)
-            if (tids[j] < tids[i]) {
-                int swap = tids[i];
-                tids[i] = tids[j];
-                tids[j] = swap;
-            }
+    victim_sort_numbers(tids, count);
     for (int i = 0; i < count; ++i) {
         size_t used = strlen(out);
         snprintf(out + used, size - used, "%d ", tids[i]);
     }
-}
-
-static const char *first_difference(const char *a, const char *b)
-{
-    const char *start = a;
-    while (*a && *a == *b)
-        ++a, ++b;
-    while (a > start && a[-1] != '\n')
-        --a;
-    return a;
 }
 
 /* ------------------------------------------------------------ checks */
@@ -390,7 +297,7 @@ static int child_of_root(pid_t child, pid_t root)
 {
     char path[64], stat[512];
     snprintf(path, sizeof(path), "/proc/%d/stat", child);
-    read_text(path, stat, sizeof(stat));
+    victim_read_text(path, stat, sizeof(stat));
     const char *end = strrchr(stat, ')');
     int parent = 0;
     return end && sscanf(end + 2, "%*c %d", &parent) == 1 && parent == root;
@@ -402,14 +309,14 @@ static void check_round(struct state *state, int round)
     CHECK(getpid() == state->root, "round %d: pid %d, was %d", round, getpid(), state->root);
     list_tids(now, sizeof(now));
     CHECK(strcmp(now, state->tids) == 0, "round %d: threads %s, were %s", round, now, state->tids);
-    list_fds(now, sizeof(now));
+    victim_list_fds(now, sizeof(now), 1);
     CHECK(strcmp(now, state->fds) == 0, "round %d: descriptors changed at: %.200s (now %.200s)", round,
-          first_difference(state->fds, now), first_difference(now, state->fds));
-    read_maps(now, sizeof(now));
+          victim_first_difference(state->fds, now), victim_first_difference(now, state->fds));
+    victim_read_maps(now, sizeof(now));
     if (round == 1)
         memcpy(state->maps, now, sizeof(state->maps));
     CHECK(strcmp(now, state->maps) == 0, "round %d: memory map changed since round 1 at: %.300s (now %.300s)", round,
-          first_difference(state->maps, now), first_difference(now, state->maps));
+          victim_first_difference(state->maps, now), victim_first_difference(now, state->maps));
 
     /* Every thread goes on (given up to 10 s on a busy machine). */
     for (int i = 0; i < 1000; ++i) {
@@ -534,7 +441,7 @@ int main(int argc, char **argv)
     siginfo_t exited;
     if (waitid(P_PID, (id_t)state.zombie, &exited, WEXITED | WNOWAIT))
         return 2;
-    list_fds(state.fds, sizeof(state.fds));
+    victim_list_fds(state.fds, sizeof(state.fds), 1);
     list_tids(state.tids, sizeof(state.tids));
     victim_say("PIDS %d %d %d %d %d %d %d", state.root, thread_tids[0], thread_tids[1], thread_tids[2], state.zombie,
                state.child_a, state.child_b);

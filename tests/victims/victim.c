@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "victim.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,4 +148,93 @@ int victim_all_zero(const char *memory, size_t size)
         if (memory[i])
             return 0;
     return 1;
+}
+
+int victim_read_exactly(int fd, void *buffer, size_t size)
+{
+    size_t done = 0;
+    while (done < size) {
+        ssize_t got = read(fd, (char *)buffer + done, size - done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return 0;
+        done += (size_t)got;
+    }
+    return 1;
+}
+
+void victim_read_text(const char *path, char *out, size_t size)
+{
+    out[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < size && (got = read(fd, out + used, size - used - 1)) > 0)
+        used += (size_t)got;
+    out[used] = 0;
+    close(fd);
+}
+
+void victim_read_maps(char *out, size_t size)
+{
+    victim_read_text("/proc/self/maps", out, size);
+    char *stack = strstr(out, "[stack]");
+    if (!stack)
+        return;
+    char *line = stack;
+    while (line > out && line[-1] != '\n')
+        --line;
+    char *dash = strchr(line, '-');
+    if (dash && dash < stack)
+        memset(line, '0', (size_t)(dash - line));
+}
+
+void victim_sort_numbers(int *numbers, int count)
+{
+    for (int i = 0; i < count; ++i)
+        for (int j = i + 1; j < count; ++j)
+            if (numbers[j] < numbers[i]) {
+                int swap = numbers[i];
+                numbers[i] = numbers[j];
+                numbers[j] = swap;
+            }
+}
+
+void victim_list_fds(char *out, size_t size, int drop_inodes)
+{
+    out[0] = 0;
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return;
+    int own = dirfd(dir), numbers[256], count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) && count < 256)
+        if (entry->d_name[0] != '.' && atoi(entry->d_name) != own)
+            numbers[count++] = atoi(entry->d_name);
+    closedir(dir);
+    victim_sort_numbers(numbers, count);
+    for (int i = 0; i < count; ++i) {
+        char path[64], target[512];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", numbers[i]);
+        ssize_t length = readlink(path, target, sizeof(target) - 1);
+        target[length > 0 ? length : 0] = 0;
+        char *bracket = strchr(target, '[');
+        if (drop_inodes && bracket && (strncmp(target, "pipe:", 5) == 0 || strncmp(target, "socket:", 7) == 0))
+            *bracket = 0;
+        size_t used = strlen(out);
+        snprintf(out + used, size - used, "%d %s\n", numbers[i], target);
+    }
+}
+
+const char *victim_first_difference(const char *a, const char *b)
+{
+    const char *start = a;
+    while (*a && *a == *b)
+        ++a, ++b;
+    while (a > start && a[-1] != '\n')
+        --a;
+    return a;
 }

@@ -37,5 +37,22 @@ char victim_pattern_byte(long offset, int salt);
 void victim_fill(char *buffer, size_t size, long offset, int salt);
 int victim_has_pattern(const char *memory, size_t size, long offset, int salt);
 int victim_all_zero(const char *memory, size_t size);
+/* Reads all of `size` bytes (retrying EINTR); 0 on an error or early EOF. */
+int victim_read_exactly(int fd, void *buffer, size_t size);
+/* The text of a (/proc) file, NUL-terminated and cut to `size`; empty if it
+ * cannot be opened. */
+void victim_read_text(const char *path, char *out, size_t size);
+/* /proc/self/maps with the start of "[stack]" zeroed ("[stack]" grows with
+ * the deepest call so far: only its end is stable). */
+void victim_read_maps(char *out, size_t size);
+/* Sorts `count` numbers in place, smallest first. */
+void victim_sort_numbers(int *numbers, int count);
+/* "FD TARGET" lines of the process's descriptors, sorted by number; with
+ * `drop_inodes` "pipe:[123]" and "socket:[123]" lose the inode number (pipes
+ * and sockets are new ones after a restore). */
+void victim_list_fds(char *out, size_t size, int drop_inodes);
+/* The start of the line where text `a` first differs from `b`, for the
+ * failure message. */
+const char *victim_first_difference(const char *a, const char *b);
 /* Writes PASS or FAIL and returns the exit code. */
 int victim_finish(void);
