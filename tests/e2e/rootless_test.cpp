@@ -80,6 +80,12 @@ private:
 
 enum class Grant { FileCapabilities, AmbientCapabilities };
 
+// Keeps the discovered test names readable (ctest shows the parameter).
+void PrintTo(Grant grant, std::ostream* out)
+{
+    *out << (grant == Grant::FileCapabilities ? "setcap" : "ambient");
+}
+
 // Makes `session` run victims and cryo as `user`, cryo with the two
 // capabilities granted the `grant` way; the session's directory becomes the
 // user's.
