@@ -85,6 +85,11 @@ dump_and_restore() {
     is_victim "$pid" && die "victim $pid still runs after cryo dump"
     live=""
     for member in $pid $tree_pids; do wait_gone "$member" || true; done
+    # The plain read (the base) reads these page files after this restore,
+    # when the VM host's own cache holds them; read them once here as well,
+    # so that both start from the same state: out of this kernel's page
+    # cache (dropped), in whatever the host keeps.
+    ((drop)) && cat "$images"/pages-*.img >/dev/null
     ((drop)) && drop_caches
     start=$(now_ns)
     "$cryo" restore -D "$images" -d --pidfile "$work/pid" --display-stats >"$work/restore.out" 2>"$work/restore.err" ||
