@@ -52,8 +52,7 @@ pid_t start_migrate(Session& session, pid_t pid, const std::string& key, const s
 
 int exit_code(Session& session, pid_t pid)
 {
-    auto status = session.wait_for_exit(pid, 120s);
-    return status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+    return wait_exit_code(session, pid, 120s);
 }
 
 } // namespace

@@ -46,8 +46,7 @@ pid_t start_server(Session& session, const NamespacePair& pair, const std::strin
 // The page server's exit status and output once it is done.
 std::pair<int, std::string> server_result(Session& session, pid_t server, const std::string& directory)
 {
-    auto status = session.wait_for_exit(server, 30s);
-    int code = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+    int code = wait_exit_code(session, server, 30s);
     return { code, read_file(directory + ".out") };
 }
 

@@ -95,6 +95,12 @@ void expect_dump_refused(const std::string& victim, const std::vector<std::strin
     release_and_expect_pass(session, pid);
 }
 
+int wait_exit_code(Session& session, pid_t pid, std::chrono::seconds timeout)
+{
+    auto status = session.wait_for_exit(pid, timeout);
+    return status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+}
+
 uintmax_t directory_size(const std::string& path)
 {
     uintmax_t total = 0;

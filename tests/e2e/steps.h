@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -37,6 +38,10 @@ void expect_dump_refused(const std::string& victim, const std::vector<std::strin
                          const std::vector<std::string>& dump_options, const std::vector<std::string>& expected);
 // Bytes in the regular files under `path`.
 uintmax_t directory_size(const std::string& path);
+// Waits up to `timeout` for a process this session started (a victim or a
+// background cryo) and returns its exit code, or -1 if it was killed by a
+// signal or is still running.
+int wait_exit_code(Session& session, pid_t pid, std::chrono::seconds timeout);
 // Bytes in the file at `path`, 0 when there is none.
 uintmax_t file_size(const std::string& path);
 // The page file of process `pid` in `images`.
