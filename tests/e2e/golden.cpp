@@ -70,8 +70,14 @@ std::string number_text(const pb::Value* value)
                                                                    : "";
 }
 
-// Pids, parents, groups, sessions and tids of the report, in its order.
-Labels pid_labels(const std::string& report_json)
+// The ids of the report: first every pid and tid in its order, then the
+// groups and sessions that are not a process of the checkpoint (a leader
+// that is gone). The group and session of the process running the test are
+// outside the checkpoint and get their own placeholders (`outer`), as does
+// 0 (a group or session outside the PID namespace); the parent of the root
+// never shows in the text and is not numbered, so the numbering does not
+// depend on where the test runs.
+Labels pid_labels(const std::string& report_json, const OuterIds& outer)
 {
     Labels labels("P");
     pb::Value report = parse_json(report_json);
@@ -79,13 +85,16 @@ Labels pid_labels(const std::string& report_json)
     if (!processes || processes->kind_case() != pb::Value::kListValue)
         return labels;
     for (const auto& process : processes->list_value().values()) {
-        for (const char* key : { "pid", "ppid", "pgid", "sid" })
-            if (std::string number = number_text(member(process, key)); !number.empty() && number != "0")
-                labels.add(number);
+        labels.add(number_text(member(process, "pid")));
         if (const auto* threads = member(process, "threads"); threads && threads->kind_case() == pb::Value::kListValue)
             for (const auto& thread : threads->list_value().values())
                 labels.add(number_text(member(thread, "tid")));
     }
+    for (const auto& process : processes->list_value().values())
+        for (const char* key : { "pgid", "sid" })
+            if (std::string number = number_text(member(process, key)); !number.empty() && number != "0"
+                && number != std::to_string(outer.group) && number != std::to_string(outer.session))
+                labels.add(number);
     return labels;
 }
 
@@ -96,7 +105,9 @@ std::string replace_each(const std::string& text, const std::regex& pattern,
     std::string out;
     auto begin = text.cbegin();
     std::smatch match;
-    while (std::regex_search(begin, text.cend(), match, pattern)) {
+    auto flags = std::regex_constants::match_default;
+    while (std::regex_search(begin, text.cend(), match, pattern, flags)) {
+        flags = std::regex_constants::match_prev_avail;   // `^` only at the real start
         out.append(begin, match[0].first);
         out += replace(match);
         begin = match[0].second;
@@ -128,7 +139,7 @@ bool is_kernel_mapping_row(const std::string& line)
     return std::regex_match(line, row);
 }
 
-std::string normalise_line(std::string line, const Labels& pids, Labels& inodes)
+std::string normalise_line(std::string line, const Labels& pids, Labels& inodes, const OuterIds& outer)
 {
     static const std::regex header(R"(^checkpoint (.*): format (\d+), cryo \S+, host \S+, kernel \S+, taken .*$)");
     static const std::regex totals(R"(^(\d+) files, [0-9.]+ MiB, checksums verified$)");
@@ -144,7 +155,10 @@ std::string normalise_line(std::string line, const Labels& pids, Labels& inodes)
     static const std::regex dump_stats(R"(^dump statistics: frozen .*$)");
     static const std::regex restore_stats(R"(^last restore: total .*$)");
     static const std::regex phase(R"(^(  \S.*\S) +[0-9.]+ ms$)");
-    static const std::regex number(R"(\b\d+\b)");
+    // Where the text prints a pid or tid: the start of a tree row, after
+    // "pgid", "sid", "process", "shared with", and in the thread list.
+    static const std::regex pid_context(R"((^  |(?:├─|└─) |pgid |sid |process |shared with |threads: |\) )(\d+)\b)");
+    static const std::regex outer_id(R"(\b(pgid|sid) (\d+)\b)");
 
     line = std::regex_replace(line, header, "checkpoint $1: format $2, cryo <VERSION>, host <HOST>, kernel <KERNEL>, taken <TIME>");
     line = std::regex_replace(line, totals, "$1 files, <MIB> MiB, checksums verified");
@@ -158,15 +172,22 @@ std::string normalise_line(std::string line, const Labels& pids, Labels& inodes)
     line = std::regex_replace(line, dump_stats, "dump statistics: <NUMBERS>");
     line = std::regex_replace(line, restore_stats, "last restore: <NUMBERS>");
     line = std::regex_replace(line, phase, "$1 <MS> ms");
+    line = replace_each(line, outer_id, [&](const std::smatch& match) {
+        bool group = match[1].str() == "pgid";
+        std::string value = match[2].str();
+        if (value == "0" || value == std::to_string(group ? outer.group : outer.session))
+            return match[1].str() + (group ? " <OUTER-PGID>" : " <OUTER-SID>");
+        return match[0].str();
+    });
     line = replace_each(line, inode, [&](const std::smatch& match) {
         if (match[2].str() == "0")
             return match[0].str();
         inodes.add(match[2].str());
         return match[1].str() + *inodes.find(match[2].str());
     });
-    return replace_each(line, number, [&](const std::smatch& match) {
-        const std::string* label = pids.find(match[0].str());
-        return label ? *label : match[0].str();
+    return replace_each(line, pid_context, [&](const std::smatch& match) {
+        const std::string* label = pids.find(match[2].str());
+        return match[1].str() + (label ? *label : match[2].str());
     });
 }
 
@@ -194,14 +215,14 @@ void walk_structure(const pb::Value& value, const std::string& path, std::set<st
 
 std::string normalise_show_text(const std::string& text, const std::string& report_json, const GoldenPaths& paths)
 {
-    Labels pids = pid_labels(report_json);
+    Labels pids = pid_labels(report_json, paths.outer);
     Labels inodes("I");
     std::string replaced = replace_all(replace_all(text, paths.temp_dir, "<TMP>"), paths.victim_dir, "<VICTIMS>");
     std::istringstream lines(replaced);
     std::string out;
     std::string line;
     while (std::getline(lines, line)) {
-        line = normalise_line(line, pids, inodes);
+        line = normalise_line(line, pids, inodes, paths.outer);
         if (!is_kernel_mapping_row(line))
             out += line + "\n";
     }

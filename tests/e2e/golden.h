@@ -12,11 +12,21 @@
 
 namespace cryo::e2e {
 
-// Paths the normalisation replaces: the test's temporary directory and the
-// directory holding the victims.
+// The process group and session of the process running the test: outside
+// the checkpoint, and different by environment (a shell's locally, 0 when
+// the test runs in a PID namespace whose leaders are outside it). Printed
+// as <OUTER-PGID> and <OUTER-SID>; -1: none.
+struct OuterIds {
+    long group = -1;
+    long session = -1;
+};
+
+// What the normalisation replaces: the test's temporary directory, the
+// directory holding the victims, the ids outside the checkpoint.
 struct GoldenPaths {
     std::string temp_dir;
     std::string victim_dir;
+    OuterIds outer {};
 };
 
 // `text` (output of `cryo show`) normalised; `report_json` is `cryo show

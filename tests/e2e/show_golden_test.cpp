@@ -6,6 +6,7 @@
 // is compared after normalisation (golden.h, golden/README.md), the JSON
 // document by its structure. CRYO_UPDATE_GOLDEN=1 rewrites the files.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "golden.h"
 #include "harness.h"
@@ -46,7 +47,7 @@ TEST_P(ShowGolden, TextAndJsonStructureMatchTheGoldenFiles)
     auto json = session.cryo({ "show", images, "--format", "json" });
     ASSERT_EQ(json.exit_code, 0) << json.output;
 
-    GoldenPaths paths { session.dir().path(), CRYO_VICTIM_DIR };
+    GoldenPaths paths { session.dir().path(), CRYO_VICTIM_DIR, { ::getpgid(0), ::getsid(0) } };
     expect_golden(param.golden + ".txt", normalise_show_text(text.output, json.output, paths));
     expect_golden(param.golden + ".json.txt", json_structure(json.output));
     release_and_expect_pass(session, pid);
@@ -82,9 +83,9 @@ TEST(ShowGoldenNormalise, ReplacesOnlyTheVolatileValues)
                        "  freeze                             0.3 ms\n";
     std::string expected = "checkpoint <TMP>/images: format 1, cryo <VERSION>, host <HOST>, kernel <KERNEL>, taken <TIME>\n"
                            "12 files, <MIB> MiB, checksums verified\n"
-                           "  <P1> <VICTIMS>/victim_x <TMP>/victim.log  [victim_x] pgid <P1> sid <P2>  2 threads\n"
-                           "  └─ <P3> <COMMAND>...  [victim_x] pgid <P1> sid <P2>\n"
-                           "  uid 0/0/0/0  gid 0/0/0/0  threads: <P1> (a) <P3> (b)\n"
+                           "  <P1> <VICTIMS>/victim_x <TMP>/victim.log  [victim_x] pgid <P1> sid <P3>  2 threads\n"
+                           "  └─ <P2> <COMMAND>...  [victim_x] pgid <P1> sid <P3>\n"
+                           "  uid 0/0/0/0  gid 0/0/0/0  threads: <P1> (a) <P2> (b)\n"
                            "  exe <VICTIMS>/victim_x  cwd <CWD>\n"
                            "  memory: <N> mappings, <SIZE> mapped, <SIZE> stored\n"
                            "    <ADDR>-<ADDR> rw-p <SIZE> <SIZE>  [stack]\n"
@@ -97,6 +98,28 @@ TEST(ShowGoldenNormalise, ReplacesOnlyTheVolatileValues)
                            "dump statistics: <NUMBERS>\n"
                            "  freeze <MS> ms\n";
     EXPECT_EQ(normalise_show_text(text, json, { "/tmp/t", "/build/victims" }), expected);
+}
+
+// The group and session the test runs in are outside the checkpoint and
+// differ by environment (a shell's locally, 0 in a PID namespace whose
+// leaders are outside it): they get their own placeholders and take no
+// number, so the numbering is the same everywhere. Only ids in a pid's
+// place are replaced: an fd or a position equal to a pid stays.
+TEST(ShowGoldenNormalise, TheOuterGroupAndSessionAreTheSameEverywhere)
+{
+    for (long outer : { 0L, 17L }) {
+        std::string id = std::to_string(outer);
+        std::string json = R"({"processes": [{"pid": 42, "ppid": 9, "pgid": )" + id + R"(, "sid": )" + id
+            + R"(, "threads": [{"tid": 42}]}, {"pid": 43, "ppid": 42, "pgid": 43, "sid": 43}]})";
+        std::string text = "  42 x  [x] pgid " + id + " sid " + id + "\n"
+                           "  └─ 43 x  [x] pgid 43 sid 43\n"
+                           "      42  file /f (pos 43, flags 2)  (shared with 43:42)\n";
+        EXPECT_EQ(normalise_show_text(text, json, { "/tmp/t", "/build/victims", { outer, outer } }),
+                  "  <P1> x  [x] pgid <OUTER-PGID> sid <OUTER-SID>\n"
+                  "  └─ <P2> x  [x] pgid <P2> sid <P2>\n"
+                  "      42  file /f (pos 43, flags 2)  (shared with <P2>:42)\n")
+            << "outer group and session " << outer;
+    }
 }
 
 TEST(ShowGoldenNormalise, JsonStructureListsEveryKeyPathOnce)
