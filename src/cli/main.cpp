@@ -39,6 +39,43 @@ void add_common_options(CLI::App& command, CommonOptions& common)
     command.add_option("-o,--log-file", common.log_file, "Write the log to this file");
 }
 
+// Options of criu that scripts pass out of habit. Most ask for something
+// cryo always does; they are accepted so those scripts run unchanged, and
+// the help says what cryo does instead.
+struct CriuCompatFlags {
+    bool ignored { false };
+    bool ext_unix_sk { false };
+    std::string manage_cgroups;
+    int64_t timeout { 0 };
+};
+
+enum class CriuSide { Dump, Restore };
+
+void add_criu_compat_options(CLI::App& command, CriuCompatFlags& flags, CriuSide side)
+{
+    bool dump = side == CriuSide::Dump;
+    command.add_flag("--file-locks", flags.ignored, "Accepted for criu compatibility: file locks are always saved");
+    command.add_flag("--link-remap", flags.ignored,
+                     "Accepted for criu compatibility: files deleted while open are always saved (up to --ghost-limit)");
+    command.add_flag("--evasive-devices", flags.ignored,
+                     "Accepted for criu compatibility: device files are opened again by their path");
+    command.add_option("--manage-cgroups", flags.manage_cgroups,
+                       dump ? "Accepted for criu compatibility: cgroup v2 membership is always saved"
+                            : "criu's cgroup mode: 'ignore' or 'none' leaves the tree in cryo's cgroup (as "
+                              "--skip-cgroups); any other mode puts each process back in its cgroup, the default")
+        ->expected(0, 1);
+    command.add_flag("--ext-unix-sk", flags.ext_unix_sk,
+                     dump ? "Every unix socket whose peer is outside the tree counts as declared with --external "
+                            "(restore connects it to the peer's name again)"
+                          : "Accepted for criu compatibility: external unix sockets are always connected again");
+    if (dump)
+        command.add_option("--timeout", flags.timeout,
+                           "Accepted for criu compatibility: the tree is frozen with ptrace, which needs no timeout");
+    else
+        command.add_flag("--restore-sibling", flags.ignored,
+                         "Accepted for criu compatibility: with -d the restored root is not cryo's child anyway");
+}
+
 // --key KEYFILE on every command that reads a checkpoint: the same name and
 // meaning everywhere.
 constexpr const char* kKeyHelp = "KEYFILE - the key of an encrypted checkpoint (32 raw bytes or 64 hex digits); "
@@ -189,6 +226,8 @@ int run_command(int argc, char** argv)
     bool shell_job = false;
     dump->add_flag("-j,--shell-job", shell_job,
                    "Accepted for criu compatibility: terminals are always dumped by path");
+    CriuCompatFlags dump_criu;
+    add_criu_compat_options(*dump, dump_criu, CriuSide::Dump);
     add_common_options(*dump, common);
 
     cryo::dump::PreDumpOptions pre_dump_options;
@@ -232,6 +271,8 @@ int run_command(int argc, char** argv)
                       "Give the restored tree cryo's terminal in place of the terminal it had");
     std::string restore_key;
     restore->add_option("--key", restore_key, kKeyHelp);
+    CriuCompatFlags restore_criu;
+    add_criu_compat_options(*restore, restore_criu, CriuSide::Restore);
     add_common_options(*restore, common);
 
     cryo::inspect::ShowOptions show_options;
@@ -360,6 +401,7 @@ int run_command(int argc, char** argv)
                           "dump");
         dump_options.encrypt_key = std::move(*key);
         dump_options.sync = !no_sync;
+        dump_options.external_unix_peers = dump_criu.ext_unix_sk;
         if (!ghost_limit.empty()) {
             auto bytes = parse_size(ghost_limit);
             if (!bytes)
@@ -415,6 +457,8 @@ int run_command(int argc, char** argv)
         restore_options.key = std::move(*key);
         restore_options.check_files = !no_file_check;
         restore_options.check_cpu = !skip_cpu_check;
+        if (restore_criu.manage_cgroups == "ignore" || restore_criu.manage_cgroups == "none")
+            restore_options.skip_cgroups = true;
         auto result = cryo::restore::run_restore(restore_options);
         return result ? *result : report(result.error(), "restore");
     }

@@ -246,6 +246,8 @@ Result<void> run_dump(const DumpOptions& options)
 {
     auto started = Clock::now();
     DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit, options.externals) };
+    if (options.external_unix_peers)
+        context.files.treat_unix_peers_as_external();
 
     // Refuse what can never be dumped before touching anything; without
     // root, another user's process too (dump/ownership.h).

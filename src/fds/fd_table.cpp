@@ -189,6 +189,8 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         bool message_queue = ::fstatfs(local.get(), &filesystem) == 0 && filesystem.f_type == kMessageQueueMagic;
         auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
         const FileKind* kind = found == kinds().end() || message_queue ? nullptr : *found;
+        if (kind == &unix_socket_kind() && m_unix_peers_external)
+            facts.declared_external = true;
         if (!kind && !facts.declared_external)
             return fail("fd {}: {} is not supported (if it is outside the tree on purpose, dump with --external {} "
                         "and restore with --inherit-fd fd[N]:{})",

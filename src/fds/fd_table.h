@@ -37,6 +37,9 @@ public:
     // naming the fd and its kind.
     Result<void> dump_process(pid_t pid, int pidfd, image::FdTable& table);
     const image::FileTable& files() const { return m_files; }
+    // `dump --ext-unix-sk` (criu's option): every unix socket whose peer
+    // is outside the tree counts as declared with --external.
+    void treat_unix_peers_as_external() { m_unix_peers_external = true; }
     // An --external id no descriptor of the tree referred to is an error
     // (most likely a typing mistake).
     Result<void> check_externals_used() const;
@@ -52,6 +55,7 @@ private:
     // The id of the open file `fd` of `pid` shares, or 0 and where it goes
     // in its list of known files.
     Result<uint32_t> find_shared(pid_t pid, int fd, dev_t device, ino_t inode, size_t& position) const;
+    bool m_unix_peers_external { false };
 
     uint64_t m_ghost_limit;
     std::map<std::string, bool> m_externals;   // id -> seen

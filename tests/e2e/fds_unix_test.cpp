@@ -183,9 +183,11 @@ TEST(FdsUnix, PeerOutsideTheTreeIsRefused)
     ::close(listener);
 }
 
-// --external: the peer had a path, so the restored socket connects to it
-// again (a new connection the outside server accepts).
-TEST(FdsUnix, ExternalPeerWithAPathIsConnectedAgain)
+// --external (or criu's --ext-unix-sk, which declares every such socket):
+// the peer had a path, so the restored socket connects to it again (a new
+// connection the outside server accepts). The criu options a script
+// passes out of habit are accepted on both sides.
+void expect_external_peer_connected_again(bool declare_all)
 {
     Session session;
     std::string path = session.dir().file("outside.sock");
@@ -194,12 +196,28 @@ TEST(FdsUnix, ExternalPeerWithAPathIsConnectedAgain)
     pid_t pid = start_and_wait_ready(session, "unix_peers", { "client", path });
     std::string id = socket_id(pid);
     std::string images = session.dir().file("images");
-    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", images, "--external", id });
+    std::vector<std::string> dump_args { "dump", "-t", std::to_string(pid), "-D", images };
+    std::vector<std::string> declare = declare_all
+        ? std::vector<std::string> { "--ext-unix-sk", "--file-locks", "--link-remap", "--manage-cgroups", "--timeout", "10" }
+        : std::vector<std::string> { "--external", id };
+    dump_args.insert(dump_args.end(), declare.begin(), declare.end());
+    auto result = session.cryo(dump_args);
     ASSERT_EQ(result.exit_code, 0) << result.output;
     ASSERT_TRUE(session.wait_until_gone({ pid }));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    std::vector<std::string> criu_habits { "--ext-unix-sk", "--file-locks", "--restore-sibling", "--manage-cgroups=soft" };
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, declare_all ? criu_habits : std::vector<std::string> {}));
     release_serve_and_expect_pass(session, pid, listener, true);
     ::close(listener);
+}
+
+TEST(FdsUnix, ExternalPeerWithAPathIsConnectedAgain)
+{
+    expect_external_peer_connected_again(false);
+}
+
+TEST(FdsUnix, ExtUnixSkDeclaresEveryPeerOutsideExternal)
+{
+    expect_external_peer_connected_again(true);
 }
 
 // --external with an unnamed peer (the victim accepted a connection from
