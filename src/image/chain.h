@@ -8,6 +8,12 @@
 // was, so a parent that was replaced or rewritten since is refused. Every
 // ancestor is opened and fully verified (every file's size and checksum)
 // before anything is restored from the chain.
+//
+// `cryo dedup` (image/dedup.h) thins out the page files of the ancestors
+// for the newest checkpoint and records that in their manifests
+// (Manifest.deduped_by): such an ancestor still serves the chain it was
+// thinned for, but cannot be restored itself nor be the parent of a new
+// dump.
 #pragma once
 
 #include <string>
@@ -47,6 +53,17 @@ struct AncestorPageFiles {
     std::vector<uint64_t> sizes;
 };
 Result<AncestorPageFiles> open_ancestor_page_files(const ParentChain& chain, const PageMap& map, int pid);
+
+// The parent of the checkpoint in `child` whose manifest is
+// `child_manifest` (which has one), as a path usable from here, once its
+// manifest is found to be the one the child recorded. Errors name the child
+// and the parent, and say so when the parent was deduplicated for another
+// checkpoint since.
+Result<std::string> checked_parent(const std::string& child, const Manifest& child_manifest);
+
+// Refuses a checkpoint that `cryo dedup` thinned out for a later one, as
+// the target of `what` ("restore", "--prev-images-dir").
+Result<void> refuse_deduped(const std::string& directory, const Manifest& manifest, std::string_view what);
 
 // `parent` (as a manifest or --prev-images-dir gives it: relative to
 // `directory`, or absolute) as a path usable from here.
