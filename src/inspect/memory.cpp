@@ -170,6 +170,11 @@ Result<void> print_hexdump(const ProcessMemory& memory, uint64_t start, uint64_t
             fmt::print("{:012x}-{:012x}  {}\n", segment.start, segment.end, describe_gap(segment));
             continue;
         }
+        if (segment.ancestor > 0) {
+            printer.flush();
+            fmt::print("{:012x}-{:012x}  stored in an earlier checkpoint of the chain: {}\n", segment.start, segment.end,
+                       memory.page_file_path(segment.ancestor));
+        }
         for (uint64_t at = segment.start; at < segment.end;) {
             size_t chunk = std::min<uint64_t>(buffer.size(), segment.end - at);
             auto piece = std::span(buffer.data(), chunk);

@@ -91,6 +91,8 @@ public:
     int pid() const { return m_pid; }
     const std::vector<image::Vma>& vmas() const { return m_vmas; }
     const std::string& page_file() const { return m_page_file_name; }
+    // The page file of this checkpoint (0) or of its Nth ancestor.
+    const std::string& page_file_path(uint32_t ancestor) const { return m_page_files.at(ancestor).path; }
     // Bytes of stored pages in this checkpoint's page file ([0]) and in
     // each ancestor's ([N] for ancestor N).
     const std::vector<uint64_t>& stored_bytes() const { return m_stored_bytes; }

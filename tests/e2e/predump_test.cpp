@@ -374,6 +374,8 @@ TEST(PreDump, InspectionFollowsTheChain)
     auto dumped = session.cryo({ "mem", "-D", last, "--addr", hex(before_page + 96), "--len", "16" });
     EXPECT_EQ(dumped.exit_code, 0) << dumped.output;
     EXPECT_NE(dumped.output.find("|CRYO-MARK-BEFORE|"), std::string::npos) << dumped.output;
+    EXPECT_NE(dumped.output.find("stored in an earlier checkpoint of the chain: " + first + "/pages-"), std::string::npos)
+        << dumped.output;
     std::string extracted = session.dir().file("marks.bin");
     auto extract = session.cryo({ "mem", "-D", last, "--addr", hex(before_page - 3 * 4096), "--len", "65536",
                                   "--extract", extracted });
