@@ -2,6 +2,7 @@
 #include "image/chain.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -51,6 +52,9 @@ Result<void> refuse_deduped(const std::string& directory, const Manifest& manife
 Result<ParentChain> ParentChain::open(const std::string& directory, const Manifest& manifest)
 {
     ParentChain chain;
+    if (struct stat st; ::stat(fmt::format("{}/{}", directory, kDedupJournalName).c_str(), &st) == 0)
+        return fail("{}: an interrupted cryo dedup left its chain half rewritten (its pages are all there): run "
+                    "`cryo dedup -D {}` again to finish it", directory, directory);
     chain.m_readers.reserve(kMaxChainDepth);   // child_manifest points into it
     std::string child = directory;
     const Manifest* child_manifest = &manifest;

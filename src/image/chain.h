@@ -26,6 +26,10 @@
 
 namespace cryo::image {
 
+// The plan of a `cryo dedup` in progress, in the newest checkpoint of the
+// chain (image/dedup.h); while it is there the chain is refused.
+inline constexpr std::string_view kDedupJournalName = "dedup-journal.img";
+
 // A chain longer than this is refused (and a cycle is caught by it).
 inline constexpr size_t kMaxChainDepth = 32;
 

@@ -12,20 +12,24 @@
 // touched (memfd and deleted-file content that a full dump keeps there is
 // not described by runs, and is left alone).
 //
-// Checksums stay true: each punched file is hashed again and its
-// ancestor's manifest rewritten with the new checksum and `deduped_by`
-// (the newest checkpoint, relative to the ancestor), oldest ancestor first,
-// each recording the new checksum of its own parent's manifest; the newest
-// checkpoint's manifest is rewritten last with its parent's. Manifests are
-// replaced atomically (temporary file, fsync, rename, fsync of the
-// directory). An ancestor so marked is refused as a restore target and as
-// the --prev-images-dir of a new dump; the newest checkpoint (and any later
-// one made on top of it) restores as before.
+// Checksums stay true: each ancestor gets a new manifest with the
+// checksums its page files will have once punched (hashed beforehand, the
+// ranges to punch read as zeros), `deduped_by` (the newest checkpoint,
+// relative to the ancestor) and the checksum of its parent's new manifest
+// (so they are made oldest first); the newest checkpoint's manifest gets
+// its parent's. An ancestor so marked is refused as a restore target and
+// as the --prev-images-dir of a new dump; the newest checkpoint (and any
+// later one made on top of it) restores as before.
 //
-// The whole chain is verified (every file's size and checksum, every
-// parent link) before anything is changed. A crash in the middle leaves a
-// chain whose checksums or links do not match: a restore then refuses it,
-// naming the checkpoint, rather than reading punched pages.
+// Order, so that an interruption loses nothing: the whole chain is
+// verified (every file's size and checksum, every parent link) and the
+// plan made; the plan (holes and new manifests) is written into the newest
+// checkpoint as dedup-journal.img (atomically, fsynced); the holes are
+// punched, then the manifests replaced (temporary file, fsync, rename,
+// fsync of the directory), oldest first, the newest last; the journal is
+// removed. While a journal is there the chain is refused with the way out:
+// `cryo dedup -D NEWEST` again, which punches the planned holes again
+// (idempotent), writes the planned manifests and verifies the whole chain.
 #pragma once
 
 #include <string>

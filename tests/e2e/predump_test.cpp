@@ -470,4 +470,57 @@ TEST(PreDump, DedupOfAThreeRoundChain)
     restore_and_expect_pass(session, pid, last);
 }
 
+// A dedup made to fail at each of its steps (src/base/fault.h) on a copy of
+// the chain: before its journal nothing changed; after it the chain is
+// refused with the way out, and cryo dedup run again finishes it; every
+// checksum then holds and the newest restores with every page right.
+TEST(PreDump, InterruptedDedupIsFinishedByRunningItAgain)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    auto [first, last] = start_chain(session, pid);
+    std::this_thread::sleep_for(100ms);
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, last, false, { "--prev-images-dir", "../pre" }));
+    expect_no_tracker_left(session);
+    auto copy_chain = [&](const std::string& name) {
+        std::string top = session.dir().file(name);
+        std::filesystem::create_directory(top);
+        std::filesystem::copy(first, top + "/pre", std::filesystem::copy_options::recursive);
+        std::filesystem::copy(last, top + "/final", std::filesystem::copy_options::recursive);
+        return top + "/final";
+    };
+    std::vector<std::pair<int, std::string>> steps;
+    {
+        std::string newest = copy_chain("list");
+        ::setenv("CRYO_FAULT_LIST", "1", 1);
+        auto listed = session.cryo({ "dedup", "-D", newest });
+        ::unsetenv("CRYO_FAULT_LIST");
+        ASSERT_EQ(listed.exit_code, 0) << listed.output;
+        std::regex line("^cryo: step ([0-9]+): (dedup .*)$");
+        std::istringstream lines(listed.output);
+        for (std::string text; std::getline(lines, text);)
+            if (std::smatch match; std::regex_match(text, match, line))
+                steps.push_back({ std::stoi(match[1]), match[2] });
+    }
+    ASSERT_EQ(steps.size(), 4u) << "punch, punched, two manifests";
+    std::string newest;
+    for (const auto& [step, name] : steps) {
+        SCOPED_TRACE("dedup with a fault at step " + std::to_string(step) + " (" + name + ")");
+        newest = copy_chain("step" + std::to_string(step));
+        ::setenv("CRYO_FAULT_AT", std::to_string(step).c_str(), 1);
+        auto failed = session.cryo({ "dedup", "-D", newest });
+        ::unsetenv("CRYO_FAULT_AT");
+        EXPECT_EQ(failed.exit_code, 1) << failed.output;
+        auto check = session.cryo({ "check", "-D", newest });
+        EXPECT_NE(check.exit_code, 0) << check.output;
+        EXPECT_NE(check.output.find("an interrupted cryo dedup"), std::string::npos) << check.output;
+        auto again = session.cryo({ "dedup", "-D", newest });
+        EXPECT_EQ(again.exit_code, 0) << again.output;
+        check = session.cryo({ "check", "-D", newest });
+        EXPECT_EQ(check.exit_code, 0) << check.output;
+        EXPECT_NE(check.output.find("deduplicated for"), std::string::npos) << check.output;
+    }
+    restore_and_expect_pass(session, pid, newest);
+}
+
 } // namespace cryo::e2e
