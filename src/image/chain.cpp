@@ -49,12 +49,18 @@ Result<void> refuse_deduped(const std::string& directory, const Manifest& manife
                 "so it cannot be the {}; use {} instead", directory, newest, what, newest);
 }
 
-Result<ParentChain> ParentChain::open(const std::string& directory, const Manifest& manifest)
+Result<void> refuse_interrupted_dedup(const std::string& directory)
 {
-    ParentChain chain;
     if (struct stat st; ::stat(fmt::format("{}/{}", directory, kDedupJournalName).c_str(), &st) == 0)
         return fail("{}: an interrupted cryo dedup left its chain half rewritten (its pages are all there): run "
                     "`cryo dedup -D {}` again to finish it", directory, directory);
+    return {};
+}
+
+Result<ParentChain> ParentChain::open(const std::string& directory, const Manifest& manifest)
+{
+    ParentChain chain;
+    TRY(refuse_interrupted_dedup(directory));
     chain.m_readers.reserve(kMaxChainDepth);   // child_manifest points into it
     std::string child = directory;
     const Manifest* child_manifest = &manifest;

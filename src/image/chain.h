@@ -69,6 +69,10 @@ Result<std::string> checked_parent(const std::string& child, const Manifest& chi
 // the target of `what` ("restore", "--prev-images-dir").
 Result<void> refuse_deduped(const std::string& directory, const Manifest& manifest, std::string_view what);
 
+// Refuses the chain of the checkpoint in `directory` while the journal of
+// an interrupted `cryo dedup` is there, saying how to finish it.
+Result<void> refuse_interrupted_dedup(const std::string& directory);
+
 // `parent` (as a manifest or --prev-images-dir gives it: relative to
 // `directory`, or absolute) as a path usable from here.
 std::string resolve_parent(const std::string& directory, const std::string& parent);

@@ -12,6 +12,8 @@ Result<std::vector<Checkpoint>> open_ancestors(const Checkpoint& checkpoint, Ver
 {
     std::vector<Checkpoint> ancestors;
     ancestors.reserve(image::kMaxChainDepth);   // `child` points into it
+    if (verify == Verify::Checksums)
+        TRY(image::refuse_interrupted_dedup(checkpoint.directory()));
     const Checkpoint* child = &checkpoint;
     while (child->manifest() && !child->manifest()->parent().empty()) {
         if (ancestors.size() == image::kMaxChainDepth)
