@@ -16,8 +16,10 @@
 #include "cli/leak_check.h"
 #include "dump/dump.h"
 #include "image/compress.h"
+#include "image/dedup.h"
 #include "image/key.h"
 #include "dump/pre_dump.h"
+#include "inspect/chain.h"
 #include "inspect/codec.h"
 #include "inspect/diff.h"
 #include "inspect/memory.h"
@@ -150,6 +152,15 @@ int run_check()
     return missing_required ? 1 : 0;
 }
 
+// --auto-dedup: the checkpoint is complete; a failure here says so.
+cryo::Result<void> auto_dedup(const std::string& directory)
+{
+    auto result = cryo::image::run_dedup(directory);
+    if (!result)
+        return cryo::fail("the checkpoint {} is complete, but --auto-dedup failed: {}", directory, result.error().message());
+    return {};
+}
+
 } // namespace
 
 // "64M"-style sizes: a number with an optional K, M or G suffix.
@@ -223,6 +234,10 @@ int run_command(int argc, char** argv)
     int64_t dump_tracker_timeout = 600;
     dump->add_option("--tracker-timeout", dump_tracker_timeout,
                      "With --track-mem: seconds the tracking is kept for the next dump (default 600)");
+    bool dump_auto_dedup = false;
+    dump->add_flag("--auto-dedup", dump_auto_dedup,
+                   "With --prev-images-dir: once the dump is complete, punch out of the ancestors' page files what it "
+                   "does not need (as cryo dedup; they can no longer be restored themselves)");
     bool shell_job = false;
     dump->add_flag("-j,--shell-job", shell_job,
                    "Accepted for criu compatibility: terminals are always dumped by path");
@@ -244,6 +259,10 @@ int run_command(int argc, char** argv)
     bool pre_dump_no_sync = false;
     pre_dump->add_flag("--no-sync", pre_dump_no_sync, "Do not fsync the image files");
     pre_dump->add_flag("--display-stats", pre_dump_options.display_stats, "Print the frozen time and page counts");
+    bool pre_dump_auto_dedup = false;
+    pre_dump->add_flag("--auto-dedup", pre_dump_auto_dedup,
+                       "With --prev-images-dir: once the pre-dump is complete, punch out of the previous rounds' page "
+                       "files what it does not need (as cryo dedup)");
     bool pre_dump_track_mem = false;
     pre_dump->add_flag("--track-mem", pre_dump_track_mem, "Accepted for criu compatibility: pre-dump always tracks");
     add_common_options(*pre_dump, common);
@@ -379,7 +398,16 @@ int run_command(int argc, char** argv)
                         "Dump once a pre-dump round stores fewer pages than this (default 1024)");
     add_common_options(*migrate, common);
 
-    auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
+    std::string dedup_directory;
+    auto* dedup = app.add_subcommand("dedup", "Free the disk the ancestors of an incremental checkpoint use for pages it "
+                                              "does not need");
+    dedup->add_option("-D,--images-dir,directory", dedup_directory, "The newest checkpoint of the chain")->required();
+    add_common_options(*dedup, common);
+
+    std::string check_directory;
+    auto* check = app.add_subcommand("check", "Report the kernel features cryo needs, or verify a checkpoint (-D)");
+    check->add_option("-D,--images-dir", check_directory,
+                      "Verify this checkpoint and every ancestor of its chain instead (files, checksums, parent links)");
     add_common_options(*check, common);
 
     auto args = expand_verbosity(argc, argv);
@@ -413,7 +441,11 @@ int run_command(int argc, char** argv)
         if (!server)
             return report(server.error(), "dump");
         dump_options.page_server = std::move(*server);
+        if (dump_auto_dedup && dump_options.page_server)
+            return report(cryo::Error::make("--auto-dedup works on local checkpoints, not with --page-server"), "dump");
         auto result = cryo::dump::run_dump(dump_options);
+        if (result && dump_auto_dedup)
+            result = auto_dedup(dump_options.directory);
         return result ? 0 : report(result.error(), "dump");
     }
     if (pre_dump->parsed()) {
@@ -423,7 +455,11 @@ int run_command(int argc, char** argv)
         if (!server)
             return report(server.error(), "pre-dump");
         pre_dump_options.page_server = std::move(*server);
+        if (pre_dump_auto_dedup && pre_dump_options.page_server)
+            return report(cryo::Error::make("--auto-dedup works on local checkpoints, not with --page-server"), "pre-dump");
         auto result = cryo::dump::run_pre_dump(pre_dump_options);
+        if (result && pre_dump_auto_dedup)
+            result = auto_dedup(pre_dump_options.directory);
         return result ? 0 : report(result.error(), "pre-dump");
     }
     if (page_server->parsed()) {
@@ -508,6 +544,14 @@ int run_command(int argc, char** argv)
         diff_options.verify = verify(diff_no_verify);
         auto result = cryo::inspect::run_diff(diff_options);
         return result ? 0 : report(result.error(), "diff");
+    }
+    if (dedup->parsed()) {
+        auto result = cryo::image::run_dedup(dedup_directory);
+        return result ? 0 : report(result.error(), "dedup");
+    }
+    if (!check_directory.empty()) {
+        auto result = cryo::inspect::run_check_chain(check_directory);
+        return result ? 0 : report(result.error(), "check");
     }
     return run_check();
 }

@@ -52,6 +52,7 @@ Result<image::ParentCheckpoint> load_parent(const std::string& directory, const 
     auto path = image::resolve_parent(directory, parent);
     auto depth = TRY_CTX(chain_depth(path), "--prev-images-dir {}", parent);
     auto reader = TRY_CTX(image::ImageReader::open(path), "--prev-images-dir {}", parent);
+    TRY_CTX(image::refuse_deduped(path, reader.manifest(), "parent of a new dump"), "--prev-images-dir");
     image::ParentCheckpoint loaded;
     loaded.set_manifest_xxh3(TRY(image::manifest_checksum(path)));
     loaded.set_directory(path);

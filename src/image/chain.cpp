@@ -2,6 +2,7 @@
 #include "image/chain.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -24,20 +25,49 @@ Result<uint64_t> manifest_checksum(const std::string& directory)
     return XXH3_64bits(bytes.data(), bytes.size());
 }
 
+Result<std::string> checked_parent(const std::string& child, const Manifest& child_manifest)
+{
+    auto path = resolve_parent(child, child_manifest.parent());
+    auto checksum = TRY_CTX(manifest_checksum(path), "{}: parent checkpoint {}", child, child_manifest.parent());
+    if (checksum == child_manifest.parent_manifest_xxh3())
+        return path;
+    // Say why when the parent says it: thinned out for another checkpoint.
+    if (auto parent = ImageReader::open(path); parent && !parent->manifest().deduped_by().empty())
+        return fail("{}: parent checkpoint {} was deduplicated for {} since this checkpoint was made (cryo dedup): "
+                    "pages this checkpoint needs may be gone from it", child, path,
+                    resolve_parent(path, parent->manifest().deduped_by()));
+    return fail("{}: parent checkpoint {} changed since this checkpoint was made (its manifest differs): "
+                "refusing to mix pages of different checkpoints", child, path);
+}
+
+Result<void> refuse_deduped(const std::string& directory, const Manifest& manifest, std::string_view what)
+{
+    if (manifest.deduped_by().empty())
+        return {};
+    auto newest = resolve_parent(directory, manifest.deduped_by());
+    return fail("{} was deduplicated for {} (cryo dedup): its page files keep only the pages that checkpoint needs, "
+                "so it cannot be the {}; use {} instead", directory, newest, what, newest);
+}
+
+Result<void> refuse_interrupted_dedup(const std::string& directory)
+{
+    if (struct stat st; ::stat(fmt::format("{}/{}", directory, kDedupJournalName).c_str(), &st) == 0)
+        return fail("{}: an interrupted cryo dedup left its chain half rewritten (its pages are all there): run "
+                    "`cryo dedup -D {}` again to finish it", directory, directory);
+    return {};
+}
+
 Result<ParentChain> ParentChain::open(const std::string& directory, const Manifest& manifest)
 {
     ParentChain chain;
+    TRY(refuse_interrupted_dedup(directory));
     chain.m_readers.reserve(kMaxChainDepth);   // child_manifest points into it
     std::string child = directory;
     const Manifest* child_manifest = &manifest;
     while (!child_manifest->parent().empty()) {
         if (chain.m_readers.size() == kMaxChainDepth)
             return fail("{}: the chain of parent checkpoints is longer than {} (a cycle?)", directory, kMaxChainDepth);
-        auto path = resolve_parent(child, child_manifest->parent());
-        auto checksum = TRY_CTX(manifest_checksum(path), "{}: parent checkpoint {}", child, child_manifest->parent());
-        if (checksum != child_manifest->parent_manifest_xxh3())
-            return fail("{}: parent checkpoint {} changed since this checkpoint was made (its manifest differs): "
-                        "refusing to mix pages of different checkpoints", child, path);
+        auto path = TRY(checked_parent(child, *child_manifest));
         auto reader = TRY_CTX(ImageReader::open(path), "{}: parent checkpoint", child);
         TRY_CTX(reader.verify(), "{}: parent checkpoint", child);
         chain.m_readers.push_back(std::move(reader));

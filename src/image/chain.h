@@ -8,6 +8,12 @@
 // was, so a parent that was replaced or rewritten since is refused. Every
 // ancestor is opened and fully verified (every file's size and checksum)
 // before anything is restored from the chain.
+//
+// `cryo dedup` (image/dedup.h) thins out the page files of the ancestors
+// for the newest checkpoint and records that in their manifests
+// (Manifest.deduped_by): such an ancestor still serves the chain it was
+// thinned for, but cannot be restored itself nor be the parent of a new
+// dump.
 #pragma once
 
 #include <string>
@@ -19,6 +25,10 @@
 #include "mm.pb.h"
 
 namespace cryo::image {
+
+// The plan of a `cryo dedup` in progress, in the newest checkpoint of the
+// chain (image/dedup.h); while it is there the chain is refused.
+inline constexpr std::string_view kDedupJournalName = "dedup-journal.img";
 
 // A chain longer than this is refused (and a cycle is caught by it).
 inline constexpr size_t kMaxChainDepth = 32;
@@ -47,6 +57,21 @@ struct AncestorPageFiles {
     std::vector<uint64_t> sizes;
 };
 Result<AncestorPageFiles> open_ancestor_page_files(const ParentChain& chain, const PageMap& map, int pid);
+
+// The parent of the checkpoint in `child` whose manifest is
+// `child_manifest` (which has one), as a path usable from here, once its
+// manifest is found to be the one the child recorded. Errors name the child
+// and the parent, and say so when the parent was deduplicated for another
+// checkpoint since.
+Result<std::string> checked_parent(const std::string& child, const Manifest& child_manifest);
+
+// Refuses a checkpoint that `cryo dedup` thinned out for a later one, as
+// the target of `what` ("restore", "--prev-images-dir").
+Result<void> refuse_deduped(const std::string& directory, const Manifest& manifest, std::string_view what);
+
+// Refuses the chain of the checkpoint in `directory` while the journal of
+// an interrupted `cryo dedup` is there, saying how to finish it.
+Result<void> refuse_interrupted_dedup(const std::string& directory);
 
 // `parent` (as a manifest or --prev-images-dir gives it: relative to
 // `directory`, or absolute) as a path usable from here.

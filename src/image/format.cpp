@@ -15,6 +15,7 @@ std::string_view kind_name(ImageKind kind)
     case ImageKind::FdTable: return "descriptor table";
     case ImageKind::FileTable: return "file table";
     case ImageKind::Stats: return "statistics";
+    case ImageKind::DedupJournal: return "dedup journal";
     }
     return "unknown";
 }

@@ -30,6 +30,7 @@ enum class ImageKind : uint32_t {
     FdTable = 0x534446,  // "FDS"
     FileTable = 0x454c4946, // "FILE"
     Stats = 0x54415453,  // "STAT"
+    DedupJournal = 0x50444544, // "DEDP"
 };
 
 std::string_view kind_name(ImageKind kind);

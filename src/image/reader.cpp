@@ -13,6 +13,7 @@
 
 #include "base/fault.h"
 #include "image/transform.h"
+#include "image/validate.h"
 
 namespace cryo::image {
 
@@ -129,6 +130,7 @@ Result<Manifest> read_manifest(int dir_fd, const std::string& directory, const K
         if (!sealed && !file.seal_salt().empty())
             return fail("{}: lists {} as sealed in a checkpoint that is not encrypted", path, file.name());
     }
+    TRY_CTX(check_chain_fields(manifest), "{}", path);
     if (content)
         *content = std::move(bytes);
     return manifest;

@@ -86,4 +86,15 @@ Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memor
     return {};
 }
 
+Result<void> check_chain_fields(const Manifest& manifest)
+{
+    constexpr size_t kMaxPath = 4096;
+    for (const auto& [field, value] : { std::pair { "parent", &manifest.parent() }, { "deduped_by", &manifest.deduped_by() } })
+        if (value->size() > kMaxPath || value->find('\0') != std::string::npos)
+            return fail("{} is not a usable path ({} bytes)", field, value->size());
+    if (!manifest.parent().empty() && manifest.parent_manifest_xxh3() == 0)
+        return fail("names parent {} without the checksum of its manifest", manifest.parent());
+    return {};
+}
+
 } // namespace cryo::image

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "manifest.pb.h"
 #include "mm.pb.h"
 
 namespace cryo::image {
@@ -41,5 +42,10 @@ Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint
 // only pages of mappings, run by run within a mapping). Call after
 // check_mappings() and check_page_map().
 Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memory);
+
+// The chain fields of a manifest: `parent` and `deduped_by` (paths
+// relative to the checkpoint) are at most 4096 bytes, without NUL bytes,
+// and a parent comes with the checksum of its manifest.
+Result<void> check_chain_fields(const Manifest& manifest);
 
 } // namespace cryo::image

@@ -325,4 +325,21 @@ Result<void> ImageWriter::commit(Manifest manifest)
     return {};
 }
 
+Result<void> write_file_atomically(int dir_fd, const std::string& directory, const std::string& name,
+                                   std::string_view bytes)
+{
+    std::string temporary = name + ".tmp";
+    {
+        UniqueFd fd = TRY(open_file_at(dir_fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (::fchmod(fd.get(), 0600) < 0)
+            return fail_errno(fmt::format("chmod {}/{}", directory, temporary));
+        TRY(write_all(fd.get(), bytes, fmt::format("{}/{}", directory, temporary)));
+        if (::fsync(fd.get()) < 0)
+            return fail_errno(fmt::format("fsync {}/{}", directory, temporary));
+    }
+    if (::renameat(dir_fd, temporary.c_str(), dir_fd, name.c_str()) < 0)
+        return fail_errno(fmt::format("rename {}/{} to {}", directory, temporary, name));
+    return {};
+}
+
 } // namespace cryo::image

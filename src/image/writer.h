@@ -107,6 +107,12 @@ private:
     std::unique_ptr<ImageSink> m_remote;   // set: files go there, not to m_dir
 };
 
+// Replaces `directory`/`name` (the directory open as `dir_fd`) with
+// `bytes`: written to a temporary name (0600, fsynced), then renamed over
+// it. The caller fsyncs the directory once it has replaced its files.
+Result<void> write_file_atomically(int dir_fd, const std::string& directory, const std::string& name,
+                                   std::string_view bytes);
+
 // Serializes `message` behind a header of the given kind.
 Result<std::string> encode_image(ImageKind kind, const google::protobuf::Message& message);
 

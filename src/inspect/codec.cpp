@@ -218,22 +218,6 @@ Result<std::string> read_input(const std::string& input)
     return text;
 }
 
-Result<void> write_atomically(int dir_fd, const std::string& directory, const std::string& name, std::string_view bytes)
-{
-    std::string temporary = name + ".tmp";
-    {
-        UniqueFd fd = TRY(open_file_at(dir_fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (::fchmod(fd.get(), 0600) < 0)
-            return fail_errno(fmt::format("chmod {}/{}", directory, temporary));
-        TRY(write_all(fd.get(), bytes, fmt::format("{}/{}", directory, temporary)));
-        if (::fsync(fd.get()) < 0)
-            return fail_errno(fmt::format("fsync {}/{}", directory, temporary));
-    }
-    if (::renameat(dir_fd, temporary.c_str(), dir_fd, name.c_str()) < 0)
-        return fail_errno(fmt::format("rename {}/{} to {}", directory, temporary, name));
-    return {};
-}
-
 // How encode stores images: as they are, or sealed again under the
 // checkpoint's id when the checkpoint is encrypted.
 struct EncodeSealing {
@@ -444,7 +428,7 @@ Result<void> run_encode(const EncodeOptions& options)
     if (::unlinkat(dir.get(), manifest_name.c_str(), 0) < 0 && errno != ENOENT)
         return fail_errno(fmt::format("remove {}/{}", options.directory, manifest_name));
     for (const auto& image : images)
-        TRY(write_atomically(dir.get(), options.directory, image.name, stored.at(image.name).first));
+        TRY(image::write_file_atomically(dir.get(), options.directory, image.name, stored.at(image.name).first));
     for (auto& file : *manifest.mutable_files()) {
         auto it = written.find(file.name());
         if (it == written.end())
@@ -459,7 +443,7 @@ Result<void> run_encode(const EncodeOptions& options)
     std::string bytes = TRY(image::encode_image(image::ImageKind::Manifest, manifest));
     if (sealing.key)
         bytes = TRY(image::seal_bytes(*sealing.key, sealing.checkpoint_id, manifest_name, bytes)).bytes;
-    TRY(write_atomically(dir.get(), options.directory, manifest_name, bytes));
+    TRY(image::write_file_atomically(dir.get(), options.directory, manifest_name, bytes));
     if (::fsync(dir.get()) < 0)
         return fail_errno(fmt::format("fsync {}", options.directory));
     return {};

@@ -9,6 +9,7 @@
 #include "base/syscalls.h"
 #include "core.pb.h"
 #include "fds.pb.h"
+#include "inspect/chain.h"
 #include "inspect/memory.h"
 #include "tree.pb.h"
 
@@ -17,6 +18,7 @@ namespace cryo::inspect {
 namespace {
 
 constexpr size_t kPagesPerBatch = 256;
+constexpr size_t kListedRanges = 8;   // differing page ranges listed per mapping
 
 struct Totals {
     int came { 0 };
@@ -62,14 +64,52 @@ std::string describe_vma(const image::Vma& vma)
 
 struct Side {
     const Checkpoint* checkpoint;
+    std::vector<Checkpoint> ancestors;   // where its pages may be (incremental checkpoints)
     std::map<uint32_t, const image::OpenFile*> files;
+    bool memory_only { false };          // a pre-dump: no open files to compare
 };
 
-Result<uint64_t> compare_pages(const ProcessMemory& before, const ProcessMemory& after, uint64_t start, uint64_t end)
+// The pages that differ: their count, and the first kListedRanges merged
+// [start, end) address ranges (only those are kept: a hostile image cannot
+// make this grow).
+class PageRanges {
+public:
+    void add(uint64_t page) { add_range(page, page + kPageSize); }
+    void add_range(uint64_t start, uint64_t end)
+    {
+        m_pages += (end - start + kPageSize - 1) / kPageSize;
+        if (m_count > 0 && m_last_end == start) {
+            if (m_count <= kListedRanges)
+                m_ranges.back().second = end;
+        } else {
+            if (++m_count <= kListedRanges)
+                m_ranges.push_back({ start, end });
+        }
+        m_last_end = end;
+    }
+    uint64_t pages() const { return m_pages; }
+    std::string text() const
+    {
+        std::string out;
+        for (size_t i = 0; i < m_ranges.size(); ++i)
+            out += fmt::format("{}{:x}-{:x}", i ? ", " : "", m_ranges[i].first, m_ranges[i].second);
+        if (m_count > kListedRanges)
+            out += fmt::format(", ... ({} ranges)", m_count);
+        return out;
+    }
+
+private:
+    std::vector<std::pair<uint64_t, uint64_t>> m_ranges;
+    uint64_t m_count { 0 };      // ranges seen
+    uint64_t m_last_end { 0 };
+    uint64_t m_pages { 0 };
+};
+
+Result<void> compare_pages(const ProcessMemory& before, const ProcessMemory& after, uint64_t start, uint64_t end,
+                           PageRanges& differ)
 {
     std::vector<std::byte> old_bytes(kPagesPerBatch * kPageSize), new_bytes(kPagesPerBatch * kPageSize);
     std::vector<bool> old_known, new_known;
-    uint64_t differ = 0;
     for (uint64_t at = start; at < end;) {
         size_t length = std::min<uint64_t>(old_bytes.size(), end - at);
         TRY(before.read(at, std::span(old_bytes.data(), length), old_known));
@@ -78,22 +118,22 @@ Result<uint64_t> compare_pages(const ProcessMemory& before, const ProcessMemory&
             size_t size = std::min<size_t>(kPageSize, length - page);
             bool old_has = old_known[page], new_has = new_known[page];
             if (old_has != new_has || (old_has && std::memcmp(old_bytes.data() + page, new_bytes.data() + page, size) != 0))
-                ++differ;
+                differ.add(at + page);
         }
         at += length;
     }
-    return differ;
+    return {};
 }
 
 // Pages are read only where at least one side stored them, so a huge
 // reserved mapping with nothing stored costs nothing.
-Result<uint64_t> differing_pages(const ProcessMemory& before, const ProcessMemory& after, uint64_t start, uint64_t end)
+Result<PageRanges> differing_pages(const ProcessMemory& before, const ProcessMemory& after, uint64_t start, uint64_t end)
 {
     using State = ProcessMemory::State;
     auto old_segments = before.segments(start, end);
     auto new_segments = after.segments(start, end);
     size_t i = 0, j = 0;
-    uint64_t differ = 0;
+    PageRanges differ;
     for (uint64_t cursor = start; cursor < end && i < old_segments.size() && j < new_segments.size();) {
         while (i < old_segments.size() && old_segments[i].end <= cursor)
             ++i;
@@ -105,19 +145,19 @@ Result<uint64_t> differing_pages(const ProcessMemory& before, const ProcessMemor
         const auto& new_segment = new_segments[j];
         uint64_t stop = std::min(old_segment.end, new_segment.end);
         if (old_segment.state == State::Stored || new_segment.state == State::Stored)
-            differ += TRY(compare_pages(before, after, cursor, stop));
+            TRY(compare_pages(before, after, cursor, stop, differ));
         else if ((old_segment.state == State::Zero) != (new_segment.state == State::Zero))
-            differ += (stop - cursor + kPageSize - 1) / kPageSize;
+            differ.add_range(cursor, stop);
         cursor = stop;
     }
     return differ;
 }
 
-Result<std::vector<std::string>> diff_memory(const Checkpoint& before, const Checkpoint& after, int pid, Totals& totals)
+Result<std::vector<std::string>> diff_memory(const Side& before, const Side& after, int pid, Totals& totals)
 {
     std::vector<std::string> lines;
-    auto old_memory = TRY(ProcessMemory::load(before, pid));
-    auto new_memory = TRY(ProcessMemory::load(after, pid));
+    auto old_memory = TRY(ProcessMemory::load(*before.checkpoint, pid, before.ancestors));
+    auto new_memory = TRY(ProcessMemory::load(*after.checkpoint, pid, after.ancestors));
     std::map<uint64_t, const image::Vma*> old_vmas, new_vmas;
     for (const auto& vma : old_memory.vmas())
         old_vmas[vma.start()] = &vma;
@@ -153,12 +193,12 @@ Result<std::vector<std::string>> diff_memory(const Checkpoint& before, const Che
             lines.push_back(fmt::format("  ~ mapping {}: {}", describe_vma(new_vma), text));
         }
         uint64_t end = std::min(old_vma->end(), new_vma.end());
-        uint64_t differ = TRY(differing_pages(old_memory, new_memory, start, end));
-        if (differ > 0) {
-            lines.push_back(fmt::format("  ~ mapping {}: {} of {} pages differ", describe_vma(new_vma), differ,
-                                        (end - start) / kPageSize));
+        auto differ = TRY(differing_pages(old_memory, new_memory, start, end));
+        if (differ.pages() > 0) {
+            lines.push_back(fmt::format("  ~ mapping {}: {} of {} pages differ: {}", describe_vma(new_vma), differ.pages(),
+                                        (end - start) / kPageSize, differ.text()));
             totals.mappings_with_page_changes++;
-            totals.pages_differ += differ;
+            totals.pages_differ += differ.pages();
         }
     }
     return lines;
@@ -222,10 +262,14 @@ std::string tid_list(const std::vector<int>& tids)
     return text;
 }
 
-Result<Side> load_side(const Checkpoint& checkpoint, image::FileTable& storage)
+Result<Side> load_side(const Checkpoint& checkpoint, Verify verify, image::FileTable& storage)
 {
+    Side side { &checkpoint, TRY(open_ancestors(checkpoint, verify)), {}, false };
+    warn_if_deduped(checkpoint);
+    side.memory_only = checkpoint.manifest() && checkpoint.manifest()->pre_dump();
+    if (side.memory_only)
+        return side;
     storage = TRY(checkpoint.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
-    Side side { &checkpoint, {} };
     for (const auto& file : storage.files())
         side.files[file.id()] = &file;
     return side;
@@ -240,8 +284,8 @@ Result<void> run_diff(const DiffOptions& options)
     auto old_tree = TRY(before.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
     auto new_tree = TRY(after.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
     image::FileTable old_files, new_files;
-    Side old_side = TRY(load_side(before, old_files));
-    Side new_side = TRY(load_side(after, new_files));
+    Side old_side = TRY(load_side(before, options.verify, old_files));
+    Side new_side = TRY(load_side(after, options.verify, new_files));
 
     std::map<int, const image::ProcessEntry*> old_processes, new_processes;
     for (const auto& entry : old_tree.processes())
@@ -250,6 +294,8 @@ Result<void> run_diff(const DiffOptions& options)
         new_processes[entry.pid()] = &entry;
 
     fmt::print("--- {}\n+++ {}\n", options.before, options.after);
+    if (old_side.memory_only || new_side.memory_only)
+        fmt::print("(a pre-dump holds memory only: open files are not compared)\n");
     Totals totals;
     for (const auto& [pid, entry] : old_processes)
         if (!new_processes.contains(pid)) {
@@ -286,10 +332,13 @@ Result<void> run_diff(const DiffOptions& options)
             lines.push_back(fmt::format("  + threads {}", tid_list(born)));
         bool alive = old_entry->state() != image::PROCESS_STATE_ZOMBIE && new_entry.state() != image::PROCESS_STATE_ZOMBIE;
         if (alive) {
-            auto memory = TRY_CTX(diff_memory(before, after, pid, totals), "pid {}", pid);
+            auto memory = TRY_CTX(diff_memory(old_side, new_side, pid, totals), "pid {}", pid);
             lines.insert(lines.end(), memory.begin(), memory.end());
-            auto files = TRY_CTX(diff_files(old_side, new_side, pid), "pid {}", pid);
-            lines.insert(lines.end(), files.begin(), files.end());
+            // A pre-dump holds memory only.
+            if (!old_side.memory_only && !new_side.memory_only) {
+                auto files = TRY_CTX(diff_files(old_side, new_side, pid), "pid {}", pid);
+                lines.insert(lines.end(), files.begin(), files.end());
+            }
         }
         if (lines.empty()) {
             fmt::print("  process {} ({}): no differences\n", pid, new_entry.comm());

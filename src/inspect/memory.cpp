@@ -13,6 +13,7 @@
 
 #include "base/syscalls.h"
 #include "image/validate.h"
+#include "inspect/chain.h"
 #include "tree.pb.h"
 
 namespace cryo::inspect {
@@ -169,10 +170,16 @@ Result<void> print_hexdump(const ProcessMemory& memory, uint64_t start, uint64_t
             fmt::print("{:012x}-{:012x}  {}\n", segment.start, segment.end, describe_gap(segment));
             continue;
         }
+        if (segment.ancestor > 0) {
+            printer.flush();
+            fmt::print("{:012x}-{:012x}  stored in an earlier checkpoint of the chain: {}\n", segment.start, segment.end,
+                       memory.page_file_path(segment.ancestor));
+        }
         for (uint64_t at = segment.start; at < segment.end;) {
             size_t chunk = std::min<uint64_t>(buffer.size(), segment.end - at);
-            TRY(memory.read_stored(segment.file_offset + (at - segment.start), std::span(buffer.data(), chunk)));
-            printer.add(at, std::span(buffer.data(), chunk));
+            auto piece = std::span(buffer.data(), chunk);
+            TRY(memory.read_stored(segment.ancestor, segment.file_offset + (at - segment.start), piece));
+            printer.add(at, piece);
             at += chunk;
         }
     }
@@ -194,7 +201,7 @@ Result<void> extract(const ProcessMemory& memory, uint64_t start, uint64_t end, 
         for (uint64_t at = segment.start; at < segment.end;) {
             size_t chunk = std::min<uint64_t>(buffer.size(), segment.end - at);
             auto piece = std::span(buffer.data(), chunk);
-            TRY(memory.read_stored(segment.file_offset + (at - segment.start), piece));
+            TRY(memory.read_stored(segment.ancestor, segment.file_offset + (at - segment.start), piece));
             TRY(pwrite_all(fd.get(), piece, at - start, output));
             at += chunk;
         }
@@ -210,7 +217,8 @@ Result<void> extract(const ProcessMemory& memory, uint64_t start, uint64_t end, 
     return {};
 }
 
-Result<void> print_matches(const Checkpoint& checkpoint, const MemOptions& options, std::span<const std::byte> pattern)
+Result<void> print_matches(const Checkpoint& checkpoint, std::span<const Checkpoint> ancestors, const MemOptions& options,
+                           std::span<const std::byte> pattern)
 {
     std::vector<int> pids;
     if (options.pid)
@@ -219,7 +227,7 @@ Result<void> print_matches(const Checkpoint& checkpoint, const MemOptions& optio
         pids = TRY(process_pids(checkpoint));
     size_t total = 0;
     for (int pid : pids) {
-        auto memory = TRY(ProcessMemory::load(checkpoint, pid));
+        auto memory = TRY(ProcessMemory::load(checkpoint, pid, ancestors));
         auto matches = TRY(search_memory(memory, pattern, options.max_matches - total));
         for (const auto& match : matches) {
             fmt::print("pid {} address {:#x} in {}\n", match.pid, match.address,
@@ -368,7 +376,7 @@ std::string_view state_text(ProcessMemory::State state)
     return "?";
 }
 
-Result<ProcessMemory> ProcessMemory::load(const Checkpoint& checkpoint, int pid)
+Result<ProcessMemory> ProcessMemory::load(const Checkpoint& checkpoint, int pid, std::span<const Checkpoint> ancestors)
 {
     std::string mm_name = image::memory_name(pid);
     std::string pagemap_name = image::pagemap_name(pid);
@@ -385,24 +393,34 @@ Result<ProcessMemory> ProcessMemory::load(const Checkpoint& checkpoint, int pid)
     result.m_vmas.assign(memory.vmas().begin(), memory.vmas().end());
     std::ranges::sort(result.m_vmas, {}, &image::Vma::start);
 
-    uint64_t page_file_size = 0;
-    if (page_map.runs_size() > 0) {
-        result.m_page_file_name = page_map.page_file();
-        result.m_page_file_path = checkpoint.path(page_map.page_file());
-        if (!image::is_safe_image_name(page_map.page_file()) || metadata_kind(page_map.page_file()))
-            return fail("{}: names an invalid page file '{}'", pagemap_path, page_map.page_file());
-        result.m_page_file = TRY(checkpoint.open_raw(page_map.page_file(), page_file_size));
+    if (page_map.runs_size() > 0 && (!image::is_safe_image_name(page_map.page_file()) || metadata_kind(page_map.page_file())))
+        return fail("{}: names an invalid page file '{}'", pagemap_path, page_map.page_file());
+    result.m_page_file_name = page_map.page_file();
+    result.m_page_files.resize(ancestors.size() + 1);
+    result.m_stored_bytes.assign(ancestors.size() + 1, 0);
+    // Each page file a run refers to, with its size: this checkpoint's, and
+    // the ancestors' of the same process (a run beyond the chain is refused
+    // below).
+    std::vector<uint64_t> sizes(ancestors.size() + 1, 0);
+    for (const auto& run : page_map.runs()) {
+        size_t ancestor = run.ancestor();
+        if (ancestor > ancestors.size() || result.m_page_files[ancestor].fd)
+            continue;
+        const Checkpoint& holder = ancestor == 0 ? checkpoint : ancestors[ancestor - 1];
+        std::string name = ancestor == 0 ? page_map.page_file() : image::pages_name(pid);
+        result.m_page_files[ancestor].path = holder.path(name);
+        result.m_page_files[ancestor].fd = TRY(holder.open_raw(name, sizes[ancestor]));
     }
-    for (const auto& run : page_map.runs())
-        if (run.ancestor() != 0)
-            return fail("{}: the pages at {:#x} are stored in an earlier checkpoint of the incremental chain "
-                        "(ancestor {}): cryo mem does not read through chains yet", pagemap_path, run.address(),
-                        run.ancestor());
+    result.m_page_files[0].path = checkpoint.path(page_map.page_file());
     // The same checks as restore's (image/validate.h), against the page
-    // file's actual size.
-    TRY_CTX(image::check_page_map(page_map, result.m_page_file_path, page_file_size), "{}", pagemap_path);
-    for (const auto& run : page_map.runs())
-        result.m_runs.push_back({ run.address(), run.address() + run.page_count() * kPageSize, run.file_offset() });
+    // files' actual sizes.
+    TRY_CTX(image::check_page_map(page_map, result.m_page_files[0].path, sizes[0], std::span(sizes).subspan(1)), "{}",
+            pagemap_path);
+    for (const auto& run : page_map.runs()) {
+        uint64_t bytes = run.page_count() * kPageSize;
+        result.m_runs.push_back({ run.address(), run.address() + bytes, run.file_offset(), run.ancestor() });
+        result.m_stored_bytes[run.ancestor()] += bytes;
+    }
     std::ranges::sort(result.m_runs, {}, &Run::address);
     return result;
 }
@@ -434,7 +452,8 @@ std::vector<ProcessMemory::Segment> ProcessMemory::segments(uint64_t start, uint
         if (run != m_runs.begin() && cursor < std::prev(run)->end) {
             const Run& inside = *std::prev(run);
             uint64_t stop = std::min(vma_stop, inside.end);
-            out.push_back({ cursor, stop, State::Stored, inside.file_offset + (cursor - inside.address), vma });
+            out.push_back({ cursor, stop, State::Stored, inside.file_offset + (cursor - inside.address), vma,
+                            inside.ancestor });
             cursor = stop;
             continue;
         }
@@ -445,9 +464,10 @@ std::vector<ProcessMemory::Segment> ProcessMemory::segments(uint64_t start, uint
     return out;
 }
 
-Result<void> ProcessMemory::read_stored(uint64_t file_offset, std::span<std::byte> out) const
+Result<void> ProcessMemory::read_stored(uint32_t ancestor, uint64_t file_offset, std::span<std::byte> out) const
 {
-    return pread_exact(m_page_file.get(), out, file_offset, m_page_file_path);
+    const PageFile& file = m_page_files.at(ancestor);
+    return pread_exact(file.fd.get(), out, file_offset, file.path);
 }
 
 Result<void> ProcessMemory::read(uint64_t address, std::span<std::byte> out, std::vector<bool>& known) const
@@ -460,7 +480,7 @@ Result<void> ProcessMemory::read(uint64_t address, std::span<std::byte> out, std
         size_t from = segment.start - address;
         size_t length = segment.end - segment.start;
         if (segment.state == State::Stored)
-            TRY(read_stored(segment.file_offset, out.subspan(from, length)));
+            TRY(read_stored(segment.ancestor, segment.file_offset, out.subspan(from, length)));
         if (segment.state == State::Stored || segment.state == State::Zero)
             std::fill(known.begin() + static_cast<std::ptrdiff_t>(from),
                       known.begin() + static_cast<std::ptrdiff_t>(from + length), true);
@@ -475,7 +495,7 @@ Result<void> ProcessMemory::for_each_stored(size_t chunk, const std::function<vo
         for (uint64_t at = run.address; at < run.end;) {
             size_t length = std::min<uint64_t>(chunk, run.end - at);
             auto piece = std::span(buffer.data(), length);
-            TRY(read_stored(run.file_offset + (at - run.address), piece));
+            TRY(read_stored(run.ancestor, run.file_offset + (at - run.address), piece));
             visit(at, piece);
             at += length;
         }
@@ -504,6 +524,8 @@ Result<std::vector<MemoryMatch>> search_memory(const ProcessMemory& memory, std:
 Result<void> run_mem(const MemOptions& options)
 {
     auto checkpoint = TRY(Checkpoint::open(options.directory, options.verify, options.key ? &*options.key : nullptr));
+    auto ancestors = TRY(open_ancestors(checkpoint, options.verify));
+    warn_if_deduped(checkpoint);
     if (!options.search.empty() && !options.search_hex.empty())
         return fail("--search and --search-hex exclude each other");
     if (!options.search.empty() || !options.search_hex.empty()) {
@@ -519,7 +541,7 @@ Result<void> run_mem(const MemOptions& options)
                 pattern.push_back(static_cast<std::byte>(c));
         if (options.max_matches == 0)
             return fail("--max-matches must be at least 1");
-        return print_matches(checkpoint, options, pattern);
+        return print_matches(checkpoint, ancestors, options, pattern);
     }
     if (options.address.empty())
         return fail("give --addr A (with --len N, --extract FILE) or --search STRING / --search-hex HEX");
@@ -533,7 +555,7 @@ Result<void> run_mem(const MemOptions& options)
             return fail("the checkpoint holds {} processes: choose one with --pid", pids.size());
         pid = pids.front();
     }
-    auto memory = TRY(ProcessMemory::load(checkpoint, pid));
+    auto memory = TRY(ProcessMemory::load(checkpoint, pid, ancestors));
     uint64_t end = 0;
     if (options.length.empty()) {
         // Without --len: from the address to the end of its mapping (the

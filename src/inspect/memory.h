@@ -6,6 +6,9 @@
 // page that is not stored was never written (or was the shared zero page)
 // and reads as zeros; a file page that is not stored is the file's content,
 // which is not in the checkpoint; [vdso]/[vvar] come from the kernel.
+// In an incremental checkpoint a run may say its pages are in the page file
+// of the Nth ancestor (PageRun.ancestor): they are read from there, through
+// the ancestors the caller opened (inspect/chain.h).
 //
 // Everything here treats the images as hostile: runs are checked against
 // the page file's size and against each other before any read, page data is
@@ -59,7 +62,8 @@ std::string protection_text(uint32_t prot, bool shared);
 
 class ProcessMemory {
 public:
-    static Result<ProcessMemory> load(const Checkpoint& checkpoint, int pid);
+    // `ancestors`: those of `checkpoint`, parent first (open_ancestors()).
+    static Result<ProcessMemory> load(const Checkpoint& checkpoint, int pid, std::span<const Checkpoint> ancestors = {});
 
     enum class State { Stored, Zero, FileContent, Kernel, Unmapped };
     struct Segment {
@@ -68,13 +72,14 @@ public:
         State state;
         uint64_t file_offset;         // Stored: where in the page file
         const image::Vma* vma;        // nullptr when Unmapped
+        uint32_t ancestor { 0 };      // Stored: in this checkpoint (0) or the Nth ancestor's page file
     };
     // [start, end) cut where the state changes (and at mapping boundaries).
     std::vector<Segment> segments(uint64_t start, uint64_t end) const;
     const image::Vma* find_vma(uint64_t address) const;
 
     // Reads stored bytes (a Stored segment's file range).
-    Result<void> read_stored(uint64_t file_offset, std::span<std::byte> out) const;
+    Result<void> read_stored(uint32_t ancestor, uint64_t file_offset, std::span<std::byte> out) const;
     // Reads [address, address+out.size()): stored bytes and zeros where
     // known; `known[i]` is false where the content is not in the image.
     Result<void> read(uint64_t address, std::span<std::byte> out, std::vector<bool>& known) const;
@@ -86,12 +91,22 @@ public:
     int pid() const { return m_pid; }
     const std::vector<image::Vma>& vmas() const { return m_vmas; }
     const std::string& page_file() const { return m_page_file_name; }
+    // The page file of this checkpoint (0) or of its Nth ancestor.
+    const std::string& page_file_path(uint32_t ancestor) const { return m_page_files.at(ancestor).path; }
+    // Bytes of stored pages in this checkpoint's page file ([0]) and in
+    // each ancestor's ([N] for ancestor N).
+    const std::vector<uint64_t>& stored_bytes() const { return m_stored_bytes; }
 
 private:
     struct Run {
         uint64_t address;
         uint64_t end;
         uint64_t file_offset;
+        uint32_t ancestor;
+    };
+    struct PageFile {
+        std::string path;
+        UniqueFd fd;   // invalid where no run refers to the file
     };
     ProcessMemory() = default;
 
@@ -99,8 +114,8 @@ private:
     std::vector<image::Vma> m_vmas;   // ascending, not overlapping
     std::vector<Run> m_runs;          // ascending, not overlapping
     std::string m_page_file_name;
-    std::string m_page_file_path;
-    UniqueFd m_page_file;
+    std::vector<PageFile> m_page_files;   // [0] this checkpoint's, [N] the Nth ancestor's
+    std::vector<uint64_t> m_stored_bytes;
 };
 
 std::string_view state_text(ProcessMemory::State state);

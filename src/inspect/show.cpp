@@ -7,7 +7,9 @@
 // open files and which other fds share them; then the dump's statistics.
 #include "inspect/show.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -20,6 +22,8 @@
 
 #include "core.pb.h"
 #include "fds.pb.h"
+#include "base/syscalls.h"
+#include "image/chain.h"
 #include "image/reader.h"
 #include "mm.pb.h"
 #include "report.pb.h"
@@ -158,6 +162,72 @@ Result<void> fill_process(const image::ImageReader& reader, const image::Process
     return {};
 }
 
+// Bytes of the page files (pages-*.img) of a checkpoint: their size, and
+// the disk they use (st_blocks: what `cryo dedup` frees).
+std::pair<uint64_t, uint64_t> page_file_bytes(const image::ImageReader& reader)
+{
+    uint64_t size = 0, disk = 0;
+    for (const auto& file : reader.manifest().files()) {
+        if (!file.name().starts_with("pages-"))
+            continue;
+        size += file.size();
+        struct stat st;
+        if (::fstatat(reader.directory_fd(), file.name().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+            disk += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+    return { size, disk };
+}
+
+// Where the memory of an incremental checkpoint is: how much of it each
+// process's page map has here and in ancestors, and each ancestor (the
+// whole chain verified as a restore verifies it; a chain that cannot be
+// used is reported, not fatal). Returns the bytes in ancestors per pid.
+Result<std::map<int, uint64_t>> add_memory_chain(const image::ImageReader& reader, report::Checkpoint& checkpoint)
+{
+    const auto& manifest = reader.manifest();
+    checkpoint.set_deduped_by(manifest.deduped_by());
+    std::map<int, uint64_t> in_ancestors;
+    std::vector<uint64_t> per_ancestor;
+    auto tree = TRY(reader.read<image::ProcessTree>(std::string(image::kTreeName), image::ImageKind::Tree));
+    for (const auto& entry : tree.processes()) {
+        if (!reader.has_file(image::pagemap_name(entry.pid())))
+            continue;
+        auto map = TRY(reader.read<image::PageMap>(image::pagemap_name(entry.pid()), image::ImageKind::PageMap));
+        for (const auto& run : map.runs()) {
+            uint64_t bytes = run.page_count() * kPageSize;
+            if (run.ancestor() == 0) {
+                checkpoint.set_pages_here_bytes(checkpoint.pages_here_bytes() + bytes);
+                continue;
+            }
+            checkpoint.set_pages_in_ancestors_bytes(checkpoint.pages_in_ancestors_bytes() + bytes);
+            in_ancestors[entry.pid()] += bytes;
+            if (per_ancestor.size() < run.ancestor())
+                per_ancestor.resize(std::min<size_t>(run.ancestor(), image::kMaxChainDepth));
+            if (run.ancestor() <= per_ancestor.size())
+                per_ancestor[run.ancestor() - 1] += bytes;
+        }
+    }
+    if (manifest.parent().empty())
+        return in_ancestors;
+    auto chain = image::ParentChain::open(reader.directory(), manifest);
+    if (!chain) {
+        checkpoint.set_chain_error(chain.error().message());
+        return in_ancestors;
+    }
+    for (size_t n = 1; n <= chain->depth(); ++n) {
+        const auto& ancestor = chain->ancestor(n);
+        auto* out = checkpoint.add_ancestors();
+        out->set_directory(ancestor.directory());
+        out->set_pre_dump(ancestor.manifest().pre_dump());
+        out->set_deduped_by(ancestor.manifest().deduped_by());
+        out->set_referenced_bytes(n <= per_ancestor.size() ? per_ancestor[n - 1] : 0);
+        auto [size, disk] = page_file_bytes(ancestor);
+        out->set_page_file_bytes(size);
+        out->set_page_file_disk_bytes(disk);
+    }
+    return in_ancestors;
+}
+
 Result<report::Report> build_report(const ShowOptions& options)
 {
     report::Report report;
@@ -179,6 +249,7 @@ Result<report::Report> build_report(const ShowOptions& options)
     checkpoint->set_root_pid(manifest.root_pid());
     checkpoint->set_parent(manifest.parent());
     checkpoint->set_pre_dump(manifest.pre_dump());
+    auto in_ancestors = TRY(add_memory_chain(reader, *checkpoint));
     // A pre-dump holds memory only: no processes to describe.
     if (manifest.pre_dump())
         return report;
@@ -212,6 +283,9 @@ Result<report::Report> build_report(const ShowOptions& options)
     }
     if (!found)
         return fail("{}: no process {} in this checkpoint", options.directory, options.pid);
+    for (auto& process : *report.mutable_processes())
+        if (auto bytes = in_ancestors.find(process.pid()); bytes != in_ancestors.end())
+            process.set_stored_in_ancestors_bytes(bytes->second);
     if (reader.has_file(std::string(image::kDumpStatsName)))
         *report.mutable_dump_stats()
             = TRY(reader.read<image::DumpStats>(std::string(image::kDumpStatsName), image::ImageKind::Stats));
@@ -310,8 +384,14 @@ void print_process(const report::Process& process, const ShowOptions& options)
             fmt::print("    {}\n", variable);
     }
     if (all || options.memory) {
-        fmt::print("  memory: {} mappings, {} mapped, {} stored\n", process.mappings_size(), size_text(process.mapped_bytes()),
-                   size_text(process.stored_bytes()));
+        fmt::print("  memory: {} mappings, {} mapped, {} stored{}\n", process.mappings_size(),
+                   size_text(process.mapped_bytes()), size_text(process.stored_bytes()),
+                   process.stored_in_ancestors_bytes() == 0
+                       ? ""
+                       : fmt::format(" ({} here, {} in ancestors)",
+                                     size_text(process.stored_bytes() - std::min(process.stored_bytes(),
+                                                                                  process.stored_in_ancestors_bytes())),
+                                     size_text(process.stored_in_ancestors_bytes())));
         fmt::print("    {:<25} {:<4} {:>8} {:>8}  {}\n", "range", "prot", "size", "stored", "backing");
         for (const auto& mapping : process.mappings())
             fmt::print("    {:012x}-{:012x} {:<4} {:>8} {:>8}  {}\n", mapping.start(), mapping.end(), mapping.protection(),
@@ -322,6 +402,27 @@ void print_process(const report::Process& process, const ShowOptions& options)
         for (const auto& fd : process.descriptors())
             fmt::print("    {:>4}{} {}{}\n", fd.fd(), fd.close_on_exec() ? "*" : " ", fd.description(),
                        fd.shared_with_size() ? fmt::format("  (shared with {})", fmt::join(fd.shared_with(), ", ")) : "");
+    }
+}
+
+// Where an incremental checkpoint's pages are, and a deduplicated one's state.
+void print_chain(const report::Checkpoint& checkpoint)
+{
+    if (!checkpoint.deduped_by().empty())
+        fmt::print("deduplicated for {} (cryo dedup): pages that checkpoint stores itself were punched out here; "
+                   "not restorable itself\n", checkpoint.deduped_by());
+    if (checkpoint.parent().empty() && !checkpoint.pre_dump())
+        return;
+    fmt::print("memory: {} stored here, {} in ancestors\n", size_text(checkpoint.pages_here_bytes()),
+               size_text(checkpoint.pages_in_ancestors_bytes()));
+    if (!checkpoint.chain_error().empty())
+        fmt::print("chain: NOT usable: {}\n", checkpoint.chain_error());
+    for (int i = 0; i < checkpoint.ancestors_size(); ++i) {
+        const auto& ancestor = checkpoint.ancestors(i);
+        fmt::print("  ancestor {} {}{}{}: {} of this checkpoint's pages; page files {} ({} on disk)\n", i + 1,
+                   ancestor.directory(), ancestor.pre_dump() ? " (pre-dump)" : "",
+                   ancestor.deduped_by().empty() ? "" : " (deduplicated)", size_text(ancestor.referenced_bytes()),
+                   size_text(ancestor.page_file_bytes()), size_text(ancestor.page_file_disk_bytes()));
     }
 }
 
@@ -374,6 +475,7 @@ Result<void> run_show(const ShowOptions& options)
         fmt::print("a pre-dump (memory only): the parent of a later dump, not restorable itself\n");
     if (!checkpoint.parent().empty())
         fmt::print("incremental: pages not written since are in the parent checkpoint {}\n", checkpoint.parent());
+    print_chain(checkpoint);
     fmt::print("\n");
     if (checkpoint.pre_dump())
         return {};

@@ -152,6 +152,7 @@ Result<void> open_and_verify(RestoreContext& context)
     if (context.reader->manifest().pre_dump())
         return fail("{} is a pre-dump: it holds memory only; restore the dump made with --prev-images-dir instead",
                     context.options.directory);
+    TRY(image::refuse_deduped(context.options.directory, context.reader->manifest(), "target of a restore"));
     // Incremental checkpoints: every parent verified too, before anything.
     context.chain.emplace(TRY(image::ParentChain::open(context.options.directory, context.reader->manifest())));
     // Checkpoints older than the CPU record have none to compare.

@@ -75,7 +75,7 @@ TEST(InspectDiff, ReportsProcessesFilesMappingsAndPages)
     ASSERT_TRUE(ok) << output;
     for (const char* part : { "- process 102", "+ process 103", "~ process 100", "- threads 101", "+ threads 104",
                               "~ fd 0: position 12345 -> 99", "~ mapping 20000-23000 rw-p /lib/sample.so: end 0x22000 -> 0x23000",
-                              "~ mapping 10000-13000 rw-p [heap]: 1 of 3 pages differ",
+                              "~ mapping 10000-13000 rw-p [heap]: 1 of 3 pages differ: 12000-13000\n",
                               "summary: 1 process(es) came, 1 went, 1 changed; 1 page(s) differ in 1 mapping(s)" })
         EXPECT_NE(output.find(part), std::string::npos) << part << "\n" << output;
 

@@ -22,6 +22,11 @@
  *   uffd     holds a userfaultfd of its own with a registered region: cryo
  *            must not track it. On SIGUSR2 it closes it ("CHANGED"),
  *            so that it can be dumped.
+ *   marks    a mapping of MARK_PAGES pages of its own holds "CRYO-MARK-BEFORE"
+ *            in page 3 from the start and, once SIGUSR2 came,
+ *            "CRYO-MARK-AFTER!" in page 9 (both at offset 96); it says
+ *            "MARKS <address of page 3> <address of page 9>" before
+ *            READY, for the inspection tests of a chain (cryo mem, diff).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +47,29 @@
 #define PAGE 4096
 #define PAGES 16384
 #define SIDE 64   /* pages of each side region */
+#define MARK_PAGES 16
+#define MARK_OFFSET 96
+/* The marks with bit 5 flipped ("cryo\rmark\rbefore" is "CRYO-MARK-BEFORE"),
+ * flipped back at run time: the pattern a test searches for must be nowhere
+ * else in memory, and the page of the executable holding constants is
+ * stored too (the relocations write it). */
+static const char mark_before[17] = "cryo\rmark\rbefore";
+static const char mark_after[17] = "cryo\rmark\rafter\x01";
+static volatile char mark_flip = 0x20;   /* volatile: not folded into the constants */
+
+static void put_mark(char *at, const char *mark)
+{
+    for (int i = 0; i < 16; ++i)
+        at[i] = (char)(mark[i] ^ mark_flip);
+}
+
+static int has_mark(const char *at, const char *mark)
+{
+    for (int i = 0; i < 16; ++i)
+        if (at[i] != (char)(mark[i] ^ mark_flip))
+            return 0;
+    return 1;
+}
 
 static char *region;
 static uint32_t *generations;
@@ -212,6 +240,16 @@ int main(int argc, char **argv)
         changes.moved = map_side(13);
         changes.split = map_side(14);
     }
+    char *marks = NULL;
+    if (strcmp(mode, "marks") == 0) {
+        /* Between two PROT_NONE pages: a mapping of its own, never merged
+         * with the region next to it. */
+        char *guarded = mmap(NULL, (MARK_PAGES + 2) * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        marks = guarded + PAGE;
+        victim_check(mprotect(marks, MARK_PAGES * PAGE, PROT_READ | PROT_WRITE) == 0, "mprotect marks");
+        put_mark(marks + 3 * PAGE + MARK_OFFSET, mark_before);
+        victim_say("MARKS %p %p", (void *)(marks + 3 * PAGE), (void *)(marks + 9 * PAGE));
+    }
     char *own = NULL;
     if (strcmp(mode, "uffd") == 0) {
         own = map_side(15);
@@ -232,6 +270,8 @@ int main(int argc, char **argv)
                 close(uffd);
                 uffd = -1;
             }
+            if (marks)
+                put_mark(marks + 9 * PAGE + MARK_OFFSET, mark_after);
             victim_say("CHANGED");
         }
         nanosleep(&pause, NULL);
@@ -242,5 +282,14 @@ int main(int argc, char **argv)
         check_changes(&changes);
     if (own)
         victim_check(side_ok(own, 0, SIDE, 15), "region registered with the victim's own userfaultfd");
+    if (marks)
+        for (int i = 0; i < MARK_PAGES; ++i) {
+            const char *page = marks + (size_t)i * PAGE;
+            const char *mark = i == 3 ? mark_before : i == 9 ? mark_after : NULL;
+            int ok = mark ? has_mark(page + MARK_OFFSET, mark) && all_zero(page, MARK_OFFSET)
+                                && all_zero(page + MARK_OFFSET + 16, PAGE - MARK_OFFSET - 16)
+                          : all_zero(page, PAGE);
+            victim_check(ok, "marks region page %d", i);
+        }
     return victim_finish();
 }
