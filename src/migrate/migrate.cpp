@@ -2,8 +2,6 @@
 #include "migrate/migrate.h"
 
 #include <chrono>
-#include <filesystem>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,24 +18,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// On one machine the restore needs the killed tree's pids free, which they
-// are once its parent has reaped the root. A parent that never reaps is
-// not waited for forever: the restore then says the pid is taken.
-constexpr auto kReapWait = std::chrono::seconds(10);
-
 double milliseconds_since(Clock::time_point start)
 {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-// /proc/PID stays while the pid is taken, a zombie's too.
-void wait_until_gone(pid_t pid)
-{
-    auto deadline = Clock::now() + kReapWait;
-    std::string entry = fmt::format("/proc/{}", pid);
-    std::error_code error;
-    while (std::filesystem::exists(entry, error) && Clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
 std::string format_report(const std::vector<image::DumpStats>& rounds, double downtime_ms, double total_ms)
@@ -49,9 +32,9 @@ std::string format_report(const std::vector<image::DumpStats>& rounds, double do
         text += fmt::format("{:<8}{:>12}{:>14.1f}{:>14.1f}\n", name, stats.pages_stored(),
                             static_cast<double>(stats.page_bytes()) / (1 << 20), stats.frozen_ms());
     }
-    text += fmt::format("frozen time (final dump, tree killed): {:.1f} ms\n", rounds.back().frozen_ms());
-    text += fmt::format("downtime (final dump to restored):     {:.1f} ms\n", downtime_ms);
-    text += fmt::format("total time:                            {:.1f} ms\n", total_ms);
+    text += fmt::format("frozen time (final dump to source killed): {:.1f} ms\n", rounds.back().frozen_ms());
+    text += fmt::format("downtime (final dump to restored):         {:.1f} ms\n", downtime_ms);
+    text += fmt::format("total time:                                {:.1f} ms\n", total_ms);
     return text;
 }
 
@@ -80,25 +63,29 @@ Result<void> run_migrate(const MigrateOptions& options)
     }
 
     // The final dump: the tree is frozen, what changed since the last
-    // round is sent, and the tree is killed once the destination has it.
+    // round is sent, and the destination restores it while the tree stays
+    // frozen here. Only once it says the restored tree runs is the source
+    // killed; if it fails (or cannot be reached, or times out) the dump
+    // lets the source run on.
     auto final_started = Clock::now();
     image::DumpStats stats;
+    std::string restored;
+    double downtime_ms = 0;
+    auto confirm = [&]() -> Result<void> {
+        restored = TRY_CTX(net::request_restore(options.destination), "the destination could not restore round {}",
+                           rounds.size() + 1);
+        downtime_ms = milliseconds_since(final_started);
+        return {};
+    };
     TRY_CTX(dump::run_dump({ .pid = options.pid,
                              .prev_images_dir = parent(),
                              .page_server = options.destination,
-                             .stats_out = &stats }),
+                             .stats_out = &stats,
+                             .before_kill = confirm }),
             "migrate pid {} to {}: final dump (the tree runs on)", options.pid, destination);
     rounds.push_back(stats);
-    wait_until_gone(options.pid);
-
-    auto restored = net::request_restore(options.destination);
-    if (!restored)
-        return fail("migrate pid {} to {}: the checkpoint is complete there (round {}, its page-server directory's "
-                    "subdirectory {}), but the restore failed and the source tree is gone (it was killed to free its "
-                    "pids): run `cryo restore -D DIR/{}` on the destination: {}",
-                    options.pid, destination, rounds.size(), rounds.size(), rounds.size(), restored.error().message());
-    fmt::print("cryo migrate: pid {} migrated to {}: {}\n{}", options.pid, destination, *restored,
-               format_report(rounds, milliseconds_since(final_started), milliseconds_since(started)));
+    fmt::print("cryo migrate: pid {} migrated to {}: {}\n{}", options.pid, destination, restored,
+               format_report(rounds, downtime_ms, milliseconds_since(started)));
     return {};
 }
 

@@ -6,17 +6,20 @@
 // ../1, ../2, ... on the destination, which keeps each round in its own
 // numbered subdirectory). Once a round stores fewer pages than the dirty
 // threshold (or the round limit is reached) the tree is frozen for the
-// final dump, which sends what changed since the last round. The tree is
-// killed once the destination has committed that checkpoint, then the
-// destination is asked to restore it and answers whether that worked.
+// final dump, which sends what changed since. The tree stays frozen while
+// the destination restores that checkpoint; once the destination answers
+// that the restored tree runs, the source is killed. If the destination
+// answers with an error, the connection breaks or it does not answer
+// within the peer timeout, the source tree runs on exactly as after
+// `dump --leave-running` and migrate fails with the destination's reason.
+// Any failure before (a pre-dump, the final dump, a wrong key, an
+// unreachable destination) leaves the tree running as well.
 //
-// The tree is killed before the restore, not after: on one machine (and
-// with the same pids on two hosts) the restored tree needs its pids free.
-// The trade-off: if the restore then fails, the source tree is already
-// gone; the checkpoint is complete on the destination and
-// `cryo restore -D DIR/N` can be run there by hand (the error says which
-// N). Any failure before the final commit (a pre-dump, the final dump, a
-// wrong key, an unreachable destination) leaves the tree running.
+// The restored tree has the same pids as the source, which stays frozen
+// until then: the destination must have pids of its own (another host, or
+// another PID namespace on this one). A destination that restored but
+// whose answer is lost (the connection breaks just then) cannot be told
+// from one that failed: the source then runs on too, and both run.
 #pragma once
 
 #include <sys/types.h>
