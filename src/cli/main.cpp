@@ -232,6 +232,12 @@ int run_command(int argc, char** argv)
                       "Give the restored tree cryo's terminal in place of the terminal it had");
     std::string restore_key;
     restore->add_option("--key", restore_key, kKeyHelp);
+    PageServerFlags restore_page_server;
+    restore->add_flag("--page-server", restore_page_server.enabled,
+                      "With --lazy-pages: fetch the checkpoint from a `cryo page-server --serve` into -D, the lazy "
+                      "pages on first touch (--key is then the page server's key)");
+    restore->add_option("--address", restore_page_server.address, "With --page-server: the server's address");
+    restore->add_option("--port", restore_page_server.port, "With --page-server: the server's port");
     add_common_options(*restore, common);
 
     cryo::inspect::ShowOptions show_options;
@@ -316,6 +322,9 @@ int run_command(int argc, char** argv)
                             "KEYFILE - only clients holding this key are accepted (without it: any client, trusted "
                             "networks only)");
     page_server->add_flag("--once", page_server_options.once, "Exit after one checkpoint (or one failed attempt)");
+    page_server->add_flag("--serve", page_server_options.serve,
+                          "Serve the checkpoint in DIR to `cryo restore --lazy-pages --page-server` on other hosts "
+                          "(files, and pages on first touch) instead of receiving");
     bool page_server_no_sync = false;
     page_server->add_flag("--no-sync", page_server_no_sync, "Do not fsync the received files");
     bool page_server_restore = false;
@@ -412,7 +421,15 @@ int run_command(int argc, char** argv)
         auto key = load_key(restore_key);
         if (!key)
             return report(key.error(), "restore");
-        restore_options.key = std::move(*key);
+        if (restore_page_server.enabled) {
+            restore_page_server.key = restore_key;
+            auto server = page_server_address(restore_page_server, restore_options.directory);
+            if (!server)
+                return report(server.error(), "restore");
+            restore_options.page_server = std::move(*server);
+        } else {
+            restore_options.key = std::move(*key);
+        }
         restore_options.check_files = !no_file_check;
         restore_options.check_cpu = !skip_cpu_check;
         auto result = cryo::restore::run_restore(restore_options);

@@ -10,8 +10,6 @@
 
 namespace cryo::net {
 
-namespace {
-
 Result<UniqueFd> connect_to(const std::string& address, uint16_t port)
 {
     std::string where = endpoint(address, port);
@@ -35,8 +33,6 @@ Result<UniqueFd> connect_to(const std::string& address, uint16_t port)
     }
     return fail_errno(fmt::format("connect to page server {}", where), last_errno);
 }
-
-} // namespace
 
 Result<std::unique_ptr<PageClient>> PageClient::connect(const PageServerAddress& server, const std::string& parent)
 {

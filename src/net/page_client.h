@@ -28,6 +28,9 @@ struct PageServerAddress {
     std::optional<image::Key> key;   // --key: mutual authentication, every frame authenticated
 };
 
+// A TCP connection to a page server, with the peer timeouts set.
+Result<UniqueFd> connect_to(const std::string& address, uint16_t port);
+
 class PageClient final : public image::ImageSink {
 public:
     // Connects and authenticates; `parent` (--prev-images-dir, resolved by

@@ -112,6 +112,7 @@ const char* frame_name(FrameType type)
     case FrameType::Commit: return "commit";
     case FrameType::Done: return "done";
     case FrameType::Error: return "error";
+    case FrameType::Fetch: return "fetch";
     }
     return "unknown";
 }
@@ -219,9 +220,17 @@ Result<void> Channel::send_text(FrameType type, std::string_view text)
 
 Result<Frame> Channel::receive()
 {
+    auto frame = TRY(receive_or_end());
+    if (!frame)
+        return fail("{} closed the connection (broken transfer)", m_peer);
+    return *frame;
+}
+
+Result<std::optional<Frame>> Channel::receive_or_end()
+{
     FrameHeader header {};
     if (!TRY(receive_exact(m_socket.get(), std::as_writable_bytes(std::span(&header, 1)), m_peer)))
-        return fail("{} closed the connection (broken transfer)", m_peer);
+        return std::nullopt;
     if (header.magic != kFrameMagic)
         return fail("{} does not speak the cryo page-server protocol (bad frame magic {:#x})", m_peer, header.magic);
     if (header.length > kMaxFramePayload)

@@ -23,6 +23,11 @@
 //   client: Commit (the encoded manifest)
 //   server: Done once every file matched the manifest and the manifest is
 //           on disk, or Error saying why.
+// A lazy restore from `cryo page-server --serve` asks for a checkpoint the
+// server has instead (Request with serve set): the server answers Ready
+// with the checkpoint's manifest file, then each Fetch (a file name and a
+// byte range of it) with Data frames holding exactly those bytes and a
+// Close, until the client closes the connection.
 // Either side may send Error (a message) instead of the frame expected and
 // close: the other side reports it. A connection that ends anywhere before
 // Done leaves the server's directory without a manifest.
@@ -65,7 +70,16 @@ enum class FrameType : uint32_t {
     Commit,
     Done,
     Error,
+    Fetch,
 };
+
+// The payload of a Fetch frame: this header, then the file's name. A
+// length of kWholeFile asks for the file from `offset` to its end.
+struct FetchHeader {
+    uint64_t offset;
+    uint64_t length;
+};
+inline constexpr uint64_t kWholeFile = ~0ull;
 
 const char* frame_name(FrameType type);
 
@@ -97,6 +111,9 @@ public:
     Result<void> send_text(FrameType type, std::string_view text);
     // The next frame; an Error frame from the peer becomes an error here.
     Result<Frame> receive();
+    // The next frame, or nothing when the peer closed the connection
+    // cleanly between two frames.
+    Result<std::optional<Frame>> receive_or_end();
     // The next frame, which must be of this type.
     Result<Frame> expect(FrameType type);
 

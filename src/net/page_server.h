@@ -15,6 +15,9 @@
 // sender can store only what changed: keep a chain's checkpoints side by
 // side on the server (pre-dump into /srv/ck/1, dump into /srv/ck/2 with
 // --prev-images-dir ../1), as a local chain would be.
+//
+// With --serve the server sends instead: a lazy restore on another host
+// fetches the metadata and the pages it needs from a checkpoint here.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +43,11 @@ struct PageServerOptions {
     // the last one with this function, its answer or error goes back to the
     // client, and the server exits.
     std::function<Result<std::string>(const std::string& checkpoint)> restore;
+    // --serve: the other way round; DIR holds a checkpoint (verified when
+    // the server starts) and the server sends it, file by file and range
+    // by range, to lazy restores on other hosts (net/page_fetch.h) until
+    // killed (or the first one ends, with `once`). It receives nothing.
+    bool serve { false };
 };
 
 // Listens and receives checkpoints until killed (or one, with `once`). A
