@@ -345,6 +345,11 @@ int run_command(int argc, char** argv)
                         "Pre-dump rounds at most before the final dump (default 5; 0: dump at once)");
     migrate->add_option("--dirty-threshold", migrate_options.dirty_threshold,
                         "Dump once a pre-dump round stores fewer pages than this (default 1024)");
+    migrate->add_flag("--lazy", migrate_options.lazy,
+                      "Post-copy: no pre-dump rounds; the destination restores at once and fetches the pages from the "
+                      "frozen source, which is killed once it has them all");
+    migrate->add_option("--work-dir", migrate_options.work_directory,
+                        "With --lazy: where the source's checkpoint is written while it is served (default /var/tmp)");
     add_common_options(*migrate, common);
 
     auto* check = app.add_subcommand("check", "Report the kernel features cryo needs");
@@ -402,8 +407,10 @@ int run_command(int argc, char** argv)
         if (page_server_restore && page_server_options.once)
             return report(cryo::Error::make("--restore and --once cannot go together (--restore exits after the restore)"),
                           "page-server");
-        if (page_server_restore)
+        if (page_server_restore) {
             page_server_options.restore = cryo::migrate::restore_received;
+            page_server_options.restore_lazily = cryo::migrate::restore_lazily;
+        }
         auto result = cryo::net::run_page_server(page_server_options);
         return result ? 0 : report(result.error(), "page-server");
     }
@@ -421,12 +428,21 @@ int run_command(int argc, char** argv)
         auto key = load_key(restore_key);
         if (!key)
             return report(key.error(), "restore");
+        std::unique_ptr<cryo::net::PageFetcher> fetcher;
         if (restore_page_server.enabled) {
             restore_page_server.key = restore_key;
             auto server = page_server_address(restore_page_server, restore_options.directory);
             if (!server)
                 return report(server.error(), "restore");
-            restore_options.page_server = std::move(*server);
+            if (!restore_options.lazy_pages)
+                return report(cryo::Error::make("--page-server needs --lazy-pages (restore what `cryo page-server` "
+                                                "received from its directory instead)"),
+                              "restore");
+            auto connected = cryo::net::PageFetcher::connect(**server);
+            if (!connected)
+                return report(connected.error(), "restore");
+            fetcher = std::move(*connected);
+            restore_options.page_server = fetcher.get();
         } else {
             restore_options.key = std::move(*key);
         }

@@ -20,4 +20,16 @@ Result<void> PageSource::read(int fd, std::span<std::byte> out, uint64_t offset)
     return fetched;
 }
 
+void PageSource::announce_running()
+{
+    if (m_fetcher && !m_broken)
+        (void)m_fetcher->announce_running();
+}
+
+void PageSource::finish(bool failed)
+{
+    if (m_fetcher && !m_broken)
+        (void)m_fetcher->finish(failed ? "the lazy-pages server could not bring in every page (see its log)" : "");
+}
+
 } // namespace cryo::lazy

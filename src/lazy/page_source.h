@@ -30,8 +30,8 @@ public:
     PageSource() = default;
     // The page server behind `fetcher`; `names` maps each local page file
     // descriptor to the name of the file there.
-    PageSource(net::PageFetcher fetcher, std::map<int, std::string> names)
-        : m_fetcher(std::move(fetcher)), m_names(std::move(names))
+    PageSource(net::PageFetcher& fetcher, std::map<int, std::string> names)
+        : m_fetcher(&fetcher), m_names(std::move(names))
     {
     }
 
@@ -40,12 +40,16 @@ public:
 
     // The connection to the page server, -1 for local files.
     int connection() const { return m_fetcher ? m_fetcher->fd() : -1; }
-    bool remote() const { return m_fetcher.has_value(); }
+    bool remote() const { return m_fetcher != nullptr; }
+    // Tells the page server the tree runs, and at the end whether every
+    // page is in place (net/page_fetch.h); nothing for local files.
+    void announce_running();
+    void finish(bool failed);
     // Fetches asked from the page server so far.
     uint64_t requests() const { return m_fetcher ? m_fetcher->requests() : 0; }
 
 private:
-    std::optional<net::PageFetcher> m_fetcher;
+    net::PageFetcher* m_fetcher { nullptr };   // the restore's, copied into the forked server
     std::map<int, std::string> m_names;
     std::optional<Error> m_broken;
 };

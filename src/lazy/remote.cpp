@@ -126,10 +126,9 @@ Result<uint64_t> fetch_page_file(net::PageFetcher& fetcher, image::ImageWriter& 
 
 } // namespace
 
-Result<RemoteCheckpoint> fetch_checkpoint(const net::PageServerAddress& server, const std::string& directory)
+Result<RemoteCheckpoint> fetch_checkpoint(net::PageFetcher& fetcher, const std::string& directory)
 {
-    RemoteCheckpoint remote { .fetcher = TRY(net::PageFetcher::connect(server)) };
-    auto& fetcher = remote.fetcher;
+    RemoteCheckpoint remote;
     image::Manifest manifest;
     TRY_CTX(image::decode_image(fetcher.manifest(), image::ImageKind::Manifest, manifest),
             "the manifest sent by page server {}", fetcher.peer());

@@ -34,13 +34,13 @@
 namespace cryo::lazy {
 
 struct RemoteCheckpoint {
-    net::PageFetcher fetcher;
     std::map<pid_t, std::set<uint64_t>> left_out;   // by pid: starts of the VMAs whose pages were not fetched
     uint64_t fetched_bytes { 0 };
 };
 
-// Fetches the checkpoint of `server` into `directory` (see above).
-Result<RemoteCheckpoint> fetch_checkpoint(const net::PageServerAddress& server, const std::string& directory);
+// Fetches the checkpoint `fetcher` is connected to into `directory` (see
+// above).
+Result<RemoteCheckpoint> fetch_checkpoint(net::PageFetcher& fetcher, const std::string& directory);
 
 // Every VMA of `pid` left out must be one the lazy-pages server fills.
 Result<void> check_left_out(const RemoteCheckpoint& remote, pid_t pid, const std::vector<uint64_t>& lazy_vmas);

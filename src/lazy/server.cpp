@@ -266,6 +266,7 @@ int Server::run()
     auto started = std::chrono::steady_clock::now();
     log("lazy-pages server pid {}: serving {} processes{}", ::getpid(), m_processes.size(),
         m_source.remote() ? " with pages from a page server" : "");
+    m_source.announce_running();
     for (;;) {
         // Let go of the processes that are complete or gone.
         std::erase_if(m_processes, [&](const ServedProcess& process) {
@@ -310,6 +311,7 @@ int Server::run()
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     log("done: {} faults, {} MiB copied in {:.1f} ms{}", m_faults, m_copied_bytes >> 20, ms,
         m_failed ? " (with errors)" : "");
+    m_source.finish(m_failed);
     return m_failed ? 1 : 0;
 }
 

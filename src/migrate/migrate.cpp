@@ -1,14 +1,20 @@
 // See migrate.h.
 #include "migrate/migrate.h"
 
+#include <stdlib.h>
+
 #include <chrono>
+#include <filesystem>
 #include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "base/scope_guard.h"
 #include "dump/dump.h"
 #include "dump/pre_dump.h"
+#include "net/page_server.h"
+#include "page_server.pb.h"
 #include "restore/restore.h"
 #include "stats.pb.h"
 
@@ -38,10 +44,69 @@ std::string format_report(const std::vector<image::DumpStats>& rounds, double do
     return text;
 }
 
+// A new directory of its own under `parent` for the source's checkpoint.
+Result<std::string> make_work_directory(const std::string& parent)
+{
+    std::string path = parent + "/cryo-migrate-XXXXXX";
+    if (!::mkdtemp(path.data()))
+        return fail_errno(fmt::format("create a work directory in {} (--work-dir)", parent));
+    return path;
+}
+
+// migrate --lazy; see migrate.h.
+Result<void> run_lazy_migrate(const MigrateOptions& options)
+{
+    auto started = Clock::now();
+    std::string destination = net::endpoint(options.destination.address, options.destination.port);
+    // Connected (and authenticated) while the tree still runs.
+    net::Channel channel = TRY_CTX(net::connect_channel(options.destination), "migrate pid {} (the tree runs on)",
+                                   options.pid);
+    std::string work = TRY(make_work_directory(options.work_directory));
+    ScopeGuard remove_work([&] {
+        std::error_code error;
+        std::filesystem::remove_all(work, error);
+    });
+    Clock::time_point final_started;
+    double running_ms = -1;
+    net::ServeStats served;
+    // With the checkpoint committed and the tree frozen: the destination
+    // restores from it and fetches its pages until it has them all.
+    auto serve = [&]() -> Result<void> {
+        auto checkpoint = TRY(net::ServedCheckpoint::open(work, net::Verify::No));
+        image::PageServerRequest request;
+        request.set_restore(true);
+        request.set_lazy(true);
+        TRY(channel.send_text(net::FrameType::Request, request.SerializeAsString()));
+        TRY(channel.send_text(net::FrameType::Ready, checkpoint.manifest()));
+        served = TRY_CTX(checkpoint.serve(channel, [&] { running_ms = milliseconds_since(final_started); }),
+                         "the destination could not restore lazily");
+        return {};
+    };
+    final_started = Clock::now();
+    image::DumpStats stats;
+    TRY_CTX(dump::run_dump({ .pid = options.pid,
+                             .directory = work,
+                             .sync = false,
+                             .stats_out = &stats,
+                             .before_kill = serve }),
+            "migrate pid {} to {}: final dump (the tree runs on)", options.pid, destination);
+    fmt::print("cryo migrate: pid {} migrated to {} (post-copy)\n", options.pid, destination);
+    fmt::print("checkpoint (final dump):                   {:.1f} MiB of pages, {:.1f} KiB of metadata\n",
+               static_cast<double>(stats.page_bytes()) / (1 << 20), static_cast<double>(stats.metadata_bytes()) / 1024);
+    fmt::print("time to running (final dump to restored):  {:.1f} ms\n", running_ms);
+    fmt::print("pages fetched by the destination:          {:.1f} MiB in {} fetches\n",
+               static_cast<double>(served.bytes) / (1 << 20), served.fetches);
+    fmt::print("frozen time (final dump to last page):     {:.1f} ms\n", stats.frozen_ms());
+    fmt::print("total time:                                {:.1f} ms\n", milliseconds_since(started));
+    return {};
+}
+
 } // namespace
 
 Result<void> run_migrate(const MigrateOptions& options)
 {
+    if (options.lazy)
+        return run_lazy_migrate(options);
     auto started = Clock::now();
     std::string destination = net::endpoint(options.destination.address, options.destination.port);
     std::vector<image::DumpStats> rounds;
@@ -93,6 +158,13 @@ Result<std::string> restore_received(const std::string& checkpoint)
 {
     TRY_CTX(restore::run_restore({ .directory = checkpoint, .detach = true }), "restore {}", checkpoint);
     return fmt::format("restored the tree from {}", checkpoint);
+}
+
+Result<std::string> restore_lazily(const std::string& checkpoint, net::PageFetcher& fetcher)
+{
+    TRY_CTX(restore::run_restore({ .directory = checkpoint, .detach = true, .lazy_pages = true, .page_server = &fetcher }),
+            "restore {} lazily", checkpoint);
+    return fmt::format("restored the tree lazily into {}", checkpoint);
 }
 
 } // namespace cryo::migrate

@@ -20,6 +20,19 @@
 // another PID namespace on this one). A destination that restored but
 // whose answer is lost (the connection breaks just then) cannot be told
 // from one that failed: the source then runs on too, and both run.
+//
+// With --lazy (post-copy) there are no pre-dump rounds: the final dump
+// writes the checkpoint into a work directory on the source (pages
+// included, not synced) and, with the tree still frozen, serves it over
+// the connection to the destination, which restores it lazily (as
+// `restore --lazy-pages --page-server`, lazy/remote.h): the restored tree
+// runs as soon as its metadata and a few pages are there, and its
+// lazy-pages server fetches the rest on first touch and in the
+// background. The source stays frozen until that server says every page
+// is in place, then is killed; if the destination fails, or the
+// connection breaks before that (the destination's tree is then killed by
+// its lazy-pages server, which cannot get its pages any more), the source
+// runs on. The work directory is removed at the end either way.
 #pragma once
 
 #include <sys/types.h>
@@ -29,6 +42,7 @@
 
 #include "base/error.h"
 #include "net/page_client.h"
+#include "net/page_fetch.h"
 
 namespace cryo::migrate {
 
@@ -37,6 +51,8 @@ struct MigrateOptions {
     net::PageServerAddress destination;
     int max_rounds { 5 };                // pre-dump rounds at most before the final dump (0: none)
     uint64_t dirty_threshold { 1024 };   // stop pre-dumping once a round stores fewer pages
+    bool lazy { false };                 // --lazy: post-copy (see above)
+    std::string work_directory { "/var/tmp" };   // --lazy: where the source's checkpoint is written
 };
 
 // Migrates the tree and prints the report (rounds, pages and bytes per
@@ -46,5 +62,9 @@ Result<void> run_migrate(const MigrateOptions& options);
 // The destination's side (page-server --restore): restores `checkpoint`
 // detached and says so.
 Result<std::string> restore_received(const std::string& checkpoint);
+
+// The destination's side of `migrate --lazy`: restores into `checkpoint`,
+// detached and lazily, what the source serves through `fetcher`.
+Result<std::string> restore_lazily(const std::string& checkpoint, net::PageFetcher& fetcher);
 
 } // namespace cryo::migrate

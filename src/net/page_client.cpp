@@ -55,10 +55,16 @@ Result<std::unique_ptr<PageClient>> PageClient::connect(const PageServerAddress&
     return client;
 }
 
-Result<std::string> request_restore(const PageServerAddress& server)
+Result<Channel> connect_channel(const PageServerAddress& server)
 {
     Channel channel(TRY(connect_to(server.address, server.port)), endpoint(server.address, server.port));
     TRY(client_handshake(channel, server.key ? &*server.key : nullptr));
+    return channel;
+}
+
+Result<std::string> request_restore(const PageServerAddress& server)
+{
+    Channel channel = TRY(connect_channel(server));
     image::PageServerRequest request;
     request.set_restore(true);
     TRY(channel.send_text(FrameType::Request, request.SerializeAsString()));

@@ -9,19 +9,41 @@
 
 namespace cryo::net {
 
-Result<PageFetcher> PageFetcher::connect(const PageServerAddress& server)
+Result<std::unique_ptr<PageFetcher>> PageFetcher::connect(const PageServerAddress& server)
 {
     UniqueFd socket = TRY(connect_to(server.address, server.port));
-    PageFetcher fetcher(Channel(std::move(socket), endpoint(server.address, server.port)));
-    TRY(client_handshake(fetcher.m_channel, server.key ? &*server.key : nullptr));
+    std::unique_ptr<PageFetcher> fetcher(new PageFetcher());
+    fetcher->m_owned.emplace(std::move(socket), endpoint(server.address, server.port));
+    fetcher->m_channel = &*fetcher->m_owned;
+    TRY(client_handshake(*fetcher->m_channel, server.key ? &*server.key : nullptr));
     image::PageServerRequest request;
     request.set_serve(true);
-    TRY(fetcher.m_channel.send_text(FrameType::Request, request.SerializeAsString()));
-    auto ready = TRY(fetcher.m_channel.expect(FrameType::Ready));
-    fetcher.m_manifest = ready.text();
-    spdlog::debug("fetching from page server {}{}", fetcher.peer(),
+    TRY(fetcher->m_channel->send_text(FrameType::Request, request.SerializeAsString()));
+    auto ready = TRY(fetcher->m_channel->expect(FrameType::Ready));
+    fetcher->m_manifest = ready.text();
+    spdlog::debug("fetching from page server {}{}", fetcher->peer(),
                   server.key ? " (authenticated)" : " (no key: trusted network only)");
     return fetcher;
+}
+
+Result<std::unique_ptr<PageFetcher>> PageFetcher::over(Channel& channel)
+{
+    std::unique_ptr<PageFetcher> fetcher(new PageFetcher());
+    fetcher->m_channel = &channel;
+    fetcher->m_manifest = TRY(channel.expect(FrameType::Ready)).text();
+    return fetcher;
+}
+
+Result<void> PageFetcher::announce_running()
+{
+    return m_channel->send_text(FrameType::Ready, "running");
+}
+
+Result<void> PageFetcher::finish(const std::string& error)
+{
+    if (error.empty())
+        return m_channel->send(FrameType::Done, 0, {});
+    return m_channel->send_text(FrameType::Error, error);
 }
 
 template <typename Take>
@@ -31,11 +53,11 @@ Result<uint64_t> PageFetcher::request(const std::string& name, uint64_t offset, 
     FetchHeader header { .offset = offset, .length = length };
     std::memcpy(payload.data(), &header, sizeof(header));
     payload += name;
-    TRY(m_channel.send_text(FrameType::Fetch, payload));
+    TRY(m_channel->send_text(FrameType::Fetch, payload));
     ++m_requests;
     uint64_t received = 0;
     for (;;) {
-        auto frame = TRY_CTX(m_channel.receive(), "fetch {} from page server {}", name, peer());
+        auto frame = TRY_CTX(m_channel->receive(), "fetch {} from page server {}", name, peer());
         if (frame.type == FrameType::Close)
             return received;
         if (frame.type != FrameType::Data)

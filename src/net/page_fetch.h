@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -20,7 +22,15 @@ namespace cryo::net {
 
 class PageFetcher {
 public:
-    static Result<PageFetcher> connect(const PageServerAddress& server);
+    // Connects, authenticates and asks the server (page-server --serve)
+    // for its checkpoint.
+    static Result<std::unique_ptr<PageFetcher>> connect(const PageServerAddress& server);
+    // On a connection where the peer serves a checkpoint of its own accord
+    // (`cryo migrate --lazy` sends its manifest in a Ready frame first);
+    // `channel` must outlive the fetcher.
+    static Result<std::unique_ptr<PageFetcher>> over(Channel& channel);
+    PageFetcher(const PageFetcher&) = delete;
+    PageFetcher& operator=(const PageFetcher&) = delete;
 
     // The manifest file of the served checkpoint, as stored there.
     const std::string& manifest() const { return m_manifest; }
@@ -28,21 +38,27 @@ public:
     Result<std::string> fetch_file(const std::string& name);
     // `out.size()` bytes of file `name` from `offset`.
     Result<void> fetch(const std::string& name, uint64_t offset, std::span<std::byte> out);
+    // Tells the server that the restored tree runs (a Ready frame), then,
+    // at the end, that every page is in place (Done) or why not (Error):
+    // `cryo migrate --lazy` keeps the source frozen until then.
+    Result<void> announce_running();
+    Result<void> finish(const std::string& error);
 
-    const std::string& peer() const { return m_channel.peer(); }
+    const std::string& peer() const { return m_channel->peer(); }
     // Fetches asked so far (files and ranges).
     uint64_t requests() const { return m_requests; }
     // The connection, which a forked lazy-pages server keeps.
-    int fd() const { return m_channel.fd(); }
+    int fd() const { return m_channel->fd(); }
 
 private:
-    explicit PageFetcher(Channel channel) : m_channel(std::move(channel)) { }
+    PageFetcher() = default;
     // Sends the request and receives Data frames up to Close; each
     // payload goes to `take`.
     template <typename Take>
     Result<uint64_t> request(const std::string& name, uint64_t offset, uint64_t length, Take&& take);
 
-    Channel m_channel;
+    std::optional<Channel> m_owned;
+    Channel* m_channel { nullptr };
     std::string m_manifest;
     uint64_t m_requests { 0 };
 };

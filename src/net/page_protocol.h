@@ -27,7 +27,11 @@
 // server has instead (Request with serve set): the server answers Ready
 // with the checkpoint's manifest file, then each Fetch (a file name and a
 // byte range of it) with Data frames holding exactly those bytes and a
-// Close, until the client closes the connection.
+// Close. The client may say Ready ("running": the restored tree runs)
+// in between, and ends with Done (every page in place) or Error.
+// `cryo migrate --lazy` turns this round: the sender of the checkpoint
+// sends Request (restore and lazy set) and Ready with its manifest, then
+// answers the Fetch frames of the page server, which restores lazily.
 // Either side may send Error (a message) instead of the frame expected and
 // close: the other side reports it. A connection that ends anywhere before
 // Done leaves the server's directory without a manifest.

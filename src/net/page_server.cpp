@@ -80,37 +80,6 @@ Result<void> check_received(const image::Manifest& manifest, const std::vector<i
     return {};
 }
 
-// The checkpoint of `page-server --serve`, checked once before the server
-// listens: every file against its manifest, and only what a lazy restore
-// can take from afar (plain files, no parent).
-struct ServedCheckpoint {
-    UniqueFd directory;
-    std::string manifest;                      // the manifest file as stored
-    std::map<std::string, uint64_t> sizes;     // the files the manifest lists
-};
-
-Result<ServedCheckpoint> open_served(const std::string& directory)
-{
-    auto reader = TRY_CTX(image::ImageReader::open(directory), "page server --serve {}", directory);
-    const auto& manifest = reader.manifest();
-    if (manifest.pre_dump())
-        return fail("page server --serve {}: a pre-dump cannot be restored", directory);
-    if (!manifest.parent().empty())
-        return fail("page server --serve {}: an incremental checkpoint (parent {}) cannot be served yet", directory,
-                    manifest.parent());
-    ServedCheckpoint served;
-    for (const auto& file : manifest.files()) {
-        if (image::is_transformed(file))
-            return fail("page server --serve {}: {} is compressed, which cannot be served yet", directory, file.name());
-        served.sizes[file.name()] = file.size();
-    }
-    TRY_CTX(reader.verify(), "page server --serve {}", directory);
-    served.directory = TRY(open_file(directory, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    auto manifest_file = TRY(open_file_at(served.directory.get(), std::string(image::kManifestName), O_RDONLY | O_CLOEXEC));
-    served.manifest = TRY(read_all(manifest_file.get(), fmt::format("{}/{}", directory, image::kManifestName)));
-    return served;
-}
-
 class Session {
 public:
     // `directory` receives the checkpoint; `last` is the one received
@@ -129,6 +98,8 @@ public:
         image::PageServerRequest request;
         if (!request.ParseFromArray(frame.payload.data(), static_cast<int>(frame.payload.size())))
             return fail("{} sent a request that cannot be decoded", m_channel.peer());
+        if (request.restore() && request.lazy())
+            return restore_lazily();
         if (request.restore())
             return restore();
         if (request.serve() != (m_served != nullptr)) {
@@ -163,51 +134,39 @@ public:
     uint64_t received_bytes() const { return m_writer ? m_writer->total_bytes() : 0; }
 
 private:
-    // --serve: the manifest, then every Fetch answered until the client
-    // closes the connection.
+    // --serve: the manifest, then every Fetch answered.
     Result<void> serve()
     {
-        TRY(m_channel.send_text(FrameType::Ready, m_served->manifest));
-        std::map<std::string, UniqueFd> opened;
-        std::vector<std::byte> buffer(kDataFramePayload);
-        for (;;) {
-            auto frame = TRY(m_channel.receive_or_end());
-            if (!frame)
-                return {};
-            if (frame->type != FrameType::Fetch || frame->payload.size() < sizeof(FetchHeader))
-                return fail("{} sent an unexpected {} frame", m_channel.peer(), frame_name(frame->type));
-            FetchHeader header {};
-            std::memcpy(&header, frame->payload.data(), sizeof(header));
-            std::string name = frame->text().substr(sizeof(header));
-            if (auto step = fault::step([&] { return fmt::format("fetch #{} ({})", m_fetches + 1, name); }); !step)
-                return refuse_fetch(step.error().message());
-            auto listed = m_served->sizes.find(name);
-            if (listed == m_served->sizes.end())
-                return refuse_fetch(fmt::format("{} is not a file of the served checkpoint", name));
-            uint64_t size = listed->second;
-            uint64_t length = header.length == kWholeFile && header.offset <= size ? size - header.offset : header.length;
-            if (header.offset > size || length > size - header.offset)
-                return refuse_fetch(fmt::format("{} bytes at {} of {} are past its end ({} bytes)", length, header.offset,
-                                                name, size));
-            auto& fd = opened[name];
-            if (!fd)
-                fd = TRY(open_file_at(m_served->directory.get(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-            for (uint64_t done = 0; done < length;) {
-                auto piece = std::span(buffer).first(std::min<uint64_t>(length - done, buffer.size()));
-                TRY(pread_exact(fd.get(), piece, header.offset + done, name));
-                TRY(m_channel.send(FrameType::Data, 0, piece));
-                done += piece.size();
-            }
-            TRY(m_channel.send(FrameType::Close, 0, {}));
-            ++m_fetches;
-            m_sent_bytes += length;
-        }
+        TRY(m_channel.send_text(FrameType::Ready, m_served->manifest()));
+        auto stats = TRY(m_served->serve(m_channel, [&] {
+            fmt::print("cryo page-server: the tree restored by {} runs\n", m_channel.peer());
+            std::fflush(stdout);
+        }));
+        m_fetches = stats.fetches;
+        m_sent_bytes = stats.bytes;
+        return {};
     }
 
-    std::unexpected<Error> refuse_fetch(const std::string& reason)
+    // cryo migrate --lazy: the client serves the checkpoint; restored
+    // lazily into the next numbered directory. Once the lazy-pages server
+    // runs, it (not this process) tells the client the outcome.
+    Result<void> restore_lazily()
+    {
+        m_restore_requested = true;
+        if (!m_options.restore_lazily)
+            return refuse_restore("this page server was not started with --restore");
+        auto fetcher = TRY(PageFetcher::over(m_channel));
+        auto result = m_options.restore_lazily(m_directory, *fetcher);
+        if (!result)
+            return refuse_restore(result.error().message());
+        fmt::print("cryo page-server: {}\n", *result);
+        return {};
+    }
+
+    std::unexpected<Error> refuse_restore(const std::string& reason)
     {
         (void)m_channel.send_text(FrameType::Error, reason);
-        return fail("{}: {}", m_channel.peer(), reason);
+        return fail("{}", reason);
     }
 
     // The answer to a restore request goes back whatever it is.
@@ -332,7 +291,7 @@ Result<void> run_page_server(const PageServerOptions& options)
         TRY(prepare_numbered(options.directory));
     std::optional<ServedCheckpoint> served;
     if (options.serve)
-        served.emplace(TRY(open_served(options.directory)));
+        served.emplace(TRY(ServedCheckpoint::open(options.directory, Verify::Checksums)));
     UniqueFd listener = TRY(listen_on(options.address, options.port));
     int received = 0;   // with --restore: checkpoints kept, in DIR/1..DIR/received
     // The line scripts and tests wait for before they start a dump.
@@ -387,6 +346,83 @@ Result<void> run_page_server(const PageServerOptions& options)
         std::fflush(stdout);
         if (options.once)
             return {};
+    }
+}
+
+Result<ServedCheckpoint> ServedCheckpoint::open(const std::string& directory, Verify verify)
+{
+    auto reader = TRY_CTX(image::ImageReader::open(directory), "serve {}", directory);
+    const auto& manifest = reader.manifest();
+    if (manifest.pre_dump())
+        return fail("serve {}: a pre-dump cannot be restored", directory);
+    if (!manifest.parent().empty())
+        return fail("serve {}: an incremental checkpoint (parent {}) cannot be served yet", directory, manifest.parent());
+    ServedCheckpoint served;
+    for (const auto& file : manifest.files()) {
+        if (image::is_transformed(file))
+            return fail("serve {}: {} is compressed, which cannot be served yet", directory, file.name());
+        served.m_sizes[file.name()] = file.size();
+    }
+    if (verify == Verify::Checksums)
+        TRY_CTX(reader.verify(), "serve {}", directory);
+    served.m_directory = TRY(open_file(directory, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    auto manifest_file = TRY(open_file_at(served.m_directory.get(), std::string(image::kManifestName), O_RDONLY | O_CLOEXEC));
+    served.m_manifest = TRY(read_all(manifest_file.get(), fmt::format("{}/{}", directory, image::kManifestName)));
+    return served;
+}
+
+namespace {
+
+std::unexpected<Error> refuse_fetch(Channel& channel, const std::string& reason)
+{
+    (void)channel.send_text(FrameType::Error, reason);
+    return fail("{}: {}", channel.peer(), reason);
+}
+
+} // namespace
+
+Result<ServeStats> ServedCheckpoint::serve(Channel& channel, const std::function<void()>& on_running) const
+{
+    ServeStats stats;
+    std::map<std::string, UniqueFd> opened;
+    std::vector<std::byte> buffer(kDataFramePayload);
+    for (;;) {
+        auto frame = TRY(channel.receive_or_end());
+        if (!frame)
+            return fail("{} closed the connection before it had every page (broken transfer)", channel.peer());
+        if (frame->type == FrameType::Done)
+            return stats;
+        if (frame->type == FrameType::Ready) {
+            on_running();
+            continue;
+        }
+        if (frame->type != FrameType::Fetch || frame->payload.size() < sizeof(FetchHeader))
+            return fail("{} sent an unexpected {} frame", channel.peer(), frame_name(frame->type));
+        FetchHeader header {};
+        std::memcpy(&header, frame->payload.data(), sizeof(header));
+        std::string name = frame->text().substr(sizeof(header));
+        if (auto step = fault::step([&] { return fmt::format("fetch #{} ({})", stats.fetches + 1, name); }); !step)
+            return refuse_fetch(channel, step.error().message());
+        auto listed = m_sizes.find(name);
+        if (listed == m_sizes.end())
+            return refuse_fetch(channel, fmt::format("{} is not a file of the served checkpoint", name));
+        uint64_t size = listed->second;
+        uint64_t length = header.length == kWholeFile && header.offset <= size ? size - header.offset : header.length;
+        if (header.offset > size || length > size - header.offset)
+            return refuse_fetch(channel, fmt::format("{} bytes at {} of {} are past its end ({} bytes)", length,
+                                                     header.offset, name, size));
+        auto& fd = opened[name];
+        if (!fd)
+            fd = TRY(open_file_at(m_directory.get(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        for (uint64_t done = 0; done < length;) {
+            auto piece = std::span(buffer).first(std::min<uint64_t>(length - done, buffer.size()));
+            TRY(pread_exact(fd.get(), piece, header.offset + done, name));
+            TRY(channel.send(FrameType::Data, 0, piece));
+            done += piece.size();
+        }
+        TRY(channel.send(FrameType::Close, 0, {}));
+        ++stats.fetches;
+        stats.bytes += length;
     }
 }
 

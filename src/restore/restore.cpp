@@ -128,6 +128,7 @@ struct RestoreContext {
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
     std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
     std::optional<lazy::RemoteCheckpoint> remote;    // --page-server: where the lazy pages are
+    bool lazy_server_started { false };   // it has the page server's connection from then on
     CgroupPlan cgroups;
 };
 
@@ -820,8 +821,8 @@ Result<int> run_restore(const RestoreOptions& options)
             for (const auto& process : context.processes)
                 if (process.alive())
                     names[process.page_file.get()] = process.page_map.page_file();
-            lazy::PageSource source = context.remote ? lazy::PageSource(std::move(context.remote->fetcher), std::move(names))
-                                                     : lazy::PageSource();
+            lazy::PageSource source = options.page_server ? lazy::PageSource(*options.page_server, std::move(names))
+                                                          : lazy::PageSource();
             for (const auto& process : context.processes) {
                 files.push_back(process.page_file.get());
                 std::vector<int> ancestor_fds;
@@ -838,11 +839,18 @@ Result<int> run_restore(const RestoreOptions& options)
                          context.lazy_processes.size(), options.directory,
                          source.remote() ? fmt::format(", after {} fetches from the page server", source.requests()) : "");
             context.lazy_processes.clear();
+            context.lazy_server_started = true;
             return {};
         }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
     clean_up_on_failure.dismiss();
+    // Nothing was left to a lazy-pages server: the page server hears from
+    // cryo that the tree runs with every page.
+    if (options.page_server && !context.lazy_server_started) {
+        (void)options.page_server->announce_running();
+        (void)options.page_server->finish("");
+    }
     pid_t root = context.created->root();
     // cryo's copies of the tree's files go now: a foreground restore must
     // not keep a pipe's write end or a pty master open while it waits.

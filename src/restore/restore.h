@@ -7,7 +7,7 @@
 
 #include "base/error.h"
 #include "image/key.h"
-#include "net/page_client.h"
+#include "net/page_fetch.h"
 
 namespace cryo::restore {
 
@@ -26,9 +26,10 @@ struct RestoreOptions {
     std::optional<image::Key> key; // --key: of an encrypted checkpoint
     bool lazy_pages { false };    // --lazy-pages: large private memory filled after the start (lazy/lazy_pages.h)
     // --page-server with --lazy-pages: the checkpoint is fetched into
-    // `directory` from a `cryo page-server --serve`, but for the pages the
-    // lazy-pages server fetches on first touch (lazy/remote.h).
-    std::optional<net::PageServerAddress> page_server;
+    // `directory` through this connection to a `cryo page-server --serve`
+    // (or to `cryo migrate --lazy`), but for the pages the lazy-pages
+    // server fetches on first touch (lazy/remote.h).
+    net::PageFetcher* page_server { nullptr };
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without

@@ -60,6 +60,23 @@ pid_t start_migrate(Session& session, pid_t pid, const std::string& key, const s
                               output);
 }
 
+// migrate --lazy, its work directory in the session's.
+pid_t start_lazy_migrate(Session& session, pid_t pid, const std::string& key, const std::string& output)
+{
+    return session.start_cryo({ "migrate", "-t", std::to_string(pid), "--address", NamespacePair::server_address(),
+                                "--port", std::to_string(kPort), "--key", key, "--lazy", "--work-dir",
+                                session.dir().path() },
+                              output);
+}
+
+bool work_directory_left(const Session& session)
+{
+    for (const auto& entry : std::filesystem::directory_iterator(session.dir().path()))
+        if (entry.path().filename().string().starts_with("cryo-migrate-"))
+            return true;
+    return false;
+}
+
 int exit_code(Session& session, pid_t pid)
 {
     return wait_exit_code(session, pid, 120s);
@@ -134,14 +151,15 @@ TEST(Migrate, WrongKeyLeavesTheSourceRunning)
 
 // The fault step (base/fault.h) of the destination's first restore phase,
 // found by a migration whose destination lists its steps.
-std::string restore_step(const NamespacePair& pair)
+std::string restore_step(const NamespacePair& pair, bool lazy = false)
 {
     Session session;
     std::string key = write_hex_key(session, "key", 'a');
     std::string listed = session.dir().file("listed");
     pid_t pid = start_and_wait_ready(session, "predump");
     pid_t server = start_destination(session, pair, listed, key, "CRYO_FAULT_LIST=1");
-    pid_t migrate = start_migrate(session, pid, key, session.dir().file("migrate.out"), "0");
+    pid_t migrate = lazy ? start_lazy_migrate(session, pid, key, session.dir().file("migrate.out"))
+                         : start_migrate(session, pid, key, session.dir().file("migrate.out"), "0");
     session.wait_for_exit(pid, 120s);
     EXPECT_EQ(exit_code(session, migrate), 0) << read_file(session.dir().file("migrate.out"));
     EXPECT_EQ(destination_exit_code(listed), 0) << read_file(listed + ".out");
@@ -211,6 +229,70 @@ TEST(Migrate, DestinationLostDuringRestoreResumesTheSource)
     std::string report = read_file(output);
     EXPECT_NE(report.find("final dump (the tree runs on)"), std::string::npos) << report;
     EXPECT_NE(report.find("broken transfer"), std::string::npos) << report;
+    ASSERT_TRUE(process_exists(pid)) << report << session.diagnostics();
+    release_and_expect_pass(session, pid);
+}
+
+// Post-copy: the destination restores at once and fetches the pages from
+// the frozen source, which is killed once the destination has them all.
+// `victim` `args` verifies itself after the move.
+void lazy_migration(const std::string& victim, const std::vector<std::string>& args)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string key = write_hex_key(session, "key", 'a');
+    std::string destination = session.dir().file("destination");
+    std::string output = session.dir().file("migrate.out");
+    pid_t pid = start_and_wait_ready(session, victim, args);
+    pid_t server = start_destination(session, pair, destination, key);
+    pid_t migrate = start_lazy_migrate(session, pid, key, output);
+
+    auto source = session.wait_for_exit(pid, 120s);
+    ASSERT_TRUE(source.has_value()) << read_file(output) << session.diagnostics();
+    EXPECT_TRUE(WIFSIGNALED(*source) && WTERMSIG(*source) == SIGKILL) << "status " << *source;
+    EXPECT_EQ(exit_code(session, migrate), 0) << read_file(output);
+    EXPECT_EQ(destination_exit_code(destination), 0) << read_file(destination + ".out");
+    std::string report = read_file(output);
+    EXPECT_NE(report.find("migrated to " + NamespacePair::server_address() + ":7412 (post-copy)"), std::string::npos)
+        << report;
+    EXPECT_NE(report.find("time to running"), std::string::npos) << report;
+    EXPECT_EQ(report.find("time to running (final dump to restored):  -1"), std::string::npos) << report;
+    EXPECT_FALSE(work_directory_left(session));
+    EXPECT_TRUE(file_exists(destination + "/1/manifest.img"));
+    std::string lazy_log = read_file(destination + "/1/lazy-pages.log");
+    EXPECT_EQ(lazy_log.find("with errors"), std::string::npos) << lazy_log;
+    release_migrated_and_expect_pass(session, server, pid);
+}
+
+TEST(Migrate, LazyCounterMovesAndVerifiesItself) { lazy_migration("counter", {}); }
+
+// 256 MiB the restored victim touches in a scrambled order, most of it
+// brought in from the source by the lazy-pages server.
+TEST(Migrate, LazyMemoryMovesAndVerifiesItself) { lazy_migration("lazy", { "256", "random" }); }
+
+// Post-copy with a destination whose restore fails: the source, frozen
+// until then, runs on.
+TEST(Migrate, LazyFailedRestoreResumesTheSource)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    std::string step = restore_step(pair, true);
+    ASSERT_FALSE(step.empty());
+
+    Session session;
+    std::string key = write_hex_key(session, "key", 'a');
+    std::string destination = session.dir().file("destination");
+    std::string output = session.dir().file("migrate.out");
+    pid_t pid = start_and_wait_ready(session, "predump");
+    start_destination(session, pair, destination, key, "CRYO_FAULT_AT=" + step);
+    pid_t migrate = start_lazy_migrate(session, pid, key, output);
+    EXPECT_EQ(exit_code(session, migrate), 1) << read_file(output);
+    EXPECT_EQ(destination_exit_code(destination), 1) << read_file(destination + ".out");
+    std::string report = read_file(output);
+    EXPECT_NE(report.find("final dump (the tree runs on)"), std::string::npos) << report;
+    EXPECT_NE(report.find("injected fault at step " + step), std::string::npos) << report;
+    EXPECT_FALSE(work_directory_left(session));
     ASSERT_TRUE(process_exists(pid)) << report << session.diagnostics();
     release_and_expect_pass(session, pid);
 }
