@@ -26,7 +26,7 @@ Result<UniqueFd> connect_to(const std::string& address, uint16_t port)
         UniqueFd socket(::socket(candidate->ai_family, candidate->ai_socktype | SOCK_CLOEXEC, candidate->ai_protocol));
         if (!socket)
             return fail_errno(fmt::format("page server {}: socket", where));
-        set_peer_timeout(socket.get());
+        set_peer_options(socket.get());
         if (::connect(socket.get(), candidate->ai_addr, candidate->ai_addrlen) == 0)
             return socket;
         last_errno = errno;

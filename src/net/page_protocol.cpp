@@ -1,6 +1,8 @@
 // See page_protocol.h.
 #include "net/page_protocol.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -127,11 +129,13 @@ Result<Mac> keyed_proof(std::span<const std::byte> key, std::string_view label, 
     return hmac.finish();
 }
 
-void set_peer_timeout(int socket)
+void set_peer_options(int socket)
 {
     timeval timeout { .tv_sec = kPeerTimeoutSeconds, .tv_usec = 0 };
     (void)::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     (void)::setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    int on = 1;
+    (void)::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
 std::string endpoint(const std::string& address, uint16_t port)

@@ -146,10 +146,13 @@ private:
 Result<void> client_handshake(Channel& channel, const image::Key* key);
 Result<void> server_handshake(Channel& channel, const image::Key* key);
 
-// Send and receive timeouts on a connection: a peer that stops answering
-// must not keep a tree frozen, or a server busy, forever.
+// Send and receive timeouts on a connection (a peer that stops answering
+// must not keep a tree frozen, or a server busy, forever), and no Nagle
+// delay: a lazy restore's fetches are small requests answered at once,
+// and a small frame held back until the previous one is acknowledged
+// costs a delayed ACK (40 ms) each.
 inline constexpr int kPeerTimeoutSeconds = 120;
-void set_peer_timeout(int socket);
+void set_peer_options(int socket);
 
 // "HOST:PORT" for messages.
 std::string endpoint(const std::string& address, uint16_t port);

@@ -309,7 +309,7 @@ Result<void> run_page_server(const PageServerOptions& options)
         }
         // One checkpoint at a time: a client that stops sending only holds
         // the server for the timeout.
-        set_peer_timeout(socket.get());
+        set_peer_options(socket.get());
         Channel channel(std::move(socket), peer_name(address));
         auto numbered = [&](int number) { return fmt::format("{}/{}", options.directory, number); };
         std::string directory = options.restore ? numbered(received + 1) : options.directory;
