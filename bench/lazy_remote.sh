@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154  # cryo, memhog, runs, sizes, work: set by bench/lazy.sh and bench/lib.sh
 # The remote modes of bench/lazy.sh, which sources this once its options are
 # parsed and $work exists. The other host is a network namespace joined to
 # this one by a veth pair; the namespace, the servers and the victims are

@@ -272,6 +272,30 @@ TEST(LazyRestore, PagesFromAPageServerOnAnotherHost)
     EXPECT_EQ(wait_exit_code(session, server, 30s), 1) << read_file(images + ".serve-failing.out");
 }
 
+// A restore holding another key than the page server's is refused before
+// anything is fetched or created; the server says why too.
+TEST(LazyRestore, PageServerWithAnotherKeyIsRefused)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "lazy", { "16" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::string fetched = session.dir().file("fetched");
+    pid_t server = start_serving(session, pair, images, write_hex_key(session, "server-key", 'c'));
+    std::vector<std::string> restore { "restore", "-D", fetched, "-d" };
+    for (const auto& option : remote_restore_options(write_hex_key(session, "client-key", 'd')))
+        restore.push_back(option);
+    auto refused = session.cryo(restore);
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find("wrong key"), std::string::npos) << refused.output;
+    EXPECT_FALSE(std::filesystem::exists(fetched));
+    EXPECT_FALSE(process_exists(pid));
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 1) << read_file(images + ".serve.out");
+    EXPECT_NE(read_file(images + ".serve.out").find("wrong key"), std::string::npos) << read_file(images + ".serve.out");
+}
+
 // A plain restore of what a lazy restore fetched is refused: the page
 // file has holes where the lazy pages were.
 TEST(LazyRestore, FetchedCheckpointIsNotRestoredWithoutItsPageServer)
