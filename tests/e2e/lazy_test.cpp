@@ -207,10 +207,11 @@ uintmax_t allocated_bytes(const std::string& path)
 // network, on first touch in a scrambled order and in the background. The
 // victim verifies every page. Then the same restore again, with the page
 // server failing the eighth fetch the lazy-pages server makes (32 MiB into
-// its stream): the victim is killed (not left with zeros) and the log says
-// why. The server starts just before the tree is released, so the kill
-// may also come while the restore releases it, which then fails: either
-// way the victim is gone.
+// its stream), then with the page server killed at that fetch (the
+// connection breaks): the victim is killed (not left with zeros) and the
+// log says why. The lazy-pages server starts just before the tree is
+// released, so the kill may also come while the restore releases it,
+// which then fails: either way the victim is gone.
 TEST(LazyRestore, PagesFromAPageServerOnAnotherHost)
 {
     NamespacePair pair;
@@ -247,29 +248,43 @@ TEST(LazyRestore, PagesFromAPageServerOnAnotherHost)
         << listing;
     std::string step = match[1];
 
-    std::filesystem::remove_all(fetched);
-    std::filesystem::remove(fetched + ".pid");
-    std::this_thread::sleep_for(100ms);
-    server = start_serving(session, pair, images, key, "CRYO_FAULT_AT=" + step, ".serve-failing.out");
-    std::vector<std::string> restore { "restore", "-D", fetched, "-d", "-v", "-o", fetched + "-restore.log" };
-    for (const auto& option : remote_restore_options(key))
-        restore.push_back(option);
-    auto restored = session.cryo(restore);
-    session.track(pid);
-    EXPECT_TRUE(restored.exit_code == 0 || restored.exit_code == 1) << restored.output;
-    if (restored.exit_code == 0)
-        send_signal(pid, SIGUSR1);
-    auto status = session.wait_for_exit(pid, 60s);
-    ASSERT_TRUE(status.has_value()) << "the victim runs on without its pages\n" << session.diagnostics();
-    EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << "status " << *status;
-    pid_t lazy_server = std::stoi(read_file(fetched + "/lazy-pages.pid"));
-    EXPECT_TRUE(session.wait_until_gone({ lazy_server }, 20s));
-    std::string log = read_file(fetched + "/lazy-pages.log");
-    EXPECT_NE(log.find("killing pid " + std::to_string(pid) + ": its memory cannot be brought in"), std::string::npos)
-        << log;
-    EXPECT_NE(log.find("injected fault at step " + step), std::string::npos) << log;
-    EXPECT_NE(log.find("with errors"), std::string::npos) << log;
-    EXPECT_EQ(wait_exit_code(session, server, 30s), 1) << read_file(images + ".serve-failing.out");
+    // The same restore with the page server failing, or stalled and then
+    // killed, at that fetch.
+    auto broken_at = [&](const std::string& fault, const std::string& output, const std::string& expected) {
+        std::filesystem::remove_all(fetched);
+        std::filesystem::remove(fetched + ".pid");
+        std::this_thread::sleep_for(100ms);
+        server = start_serving(session, pair, images, key, fault + "=" + step, output);
+        std::vector<std::string> restore { "restore", "-D", fetched, "-d", "-v", "-o", fetched + "-restore.log" };
+        for (const auto& option : remote_restore_options(key))
+            restore.push_back(option);
+        auto restored = session.cryo(restore);
+        session.track(pid);
+        EXPECT_TRUE(restored.exit_code == 0 || restored.exit_code == 1) << restored.output;
+        if (restored.exit_code == 0)
+            send_signal(pid, SIGUSR1);
+        if (fault == "CRYO_FAULT_STALL_AT") {
+            auto deadline = std::chrono::steady_clock::now() + 30s;
+            while (read_file(images + output).find("stalled at step") == std::string::npos
+                   && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(10ms);
+            ASSERT_NE(read_file(images + output).find("stalled at step"), std::string::npos) << read_file(images + output);
+            ASSERT_TRUE(send_signal(server, SIGKILL));
+        }
+        auto status = session.wait_for_exit(pid, 60s);
+        ASSERT_TRUE(status.has_value()) << "the victim runs on without its pages\n" << session.diagnostics();
+        EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << "status " << *status;
+        pid_t lazy_server = std::stoi(read_file(fetched + "/lazy-pages.pid"));
+        EXPECT_TRUE(session.wait_until_gone({ lazy_server }, 20s));
+        std::string log = read_file(fetched + "/lazy-pages.log");
+        EXPECT_NE(log.find("killing pid " + std::to_string(pid) + ": its memory cannot be brought in"),
+                  std::string::npos) << log;
+        EXPECT_NE(log.find(expected), std::string::npos) << log;
+        EXPECT_NE(log.find("with errors"), std::string::npos) << log;
+        EXPECT_NE(wait_exit_code(session, server, 30s), 0) << read_file(images + output);
+    };
+    broken_at("CRYO_FAULT_AT", ".serve-failing.out", "injected fault at step " + step);
+    broken_at("CRYO_FAULT_STALL_AT", ".serve-killed.out", "closed the connection (broken transfer)");
 }
 
 // A restore holding another key than the page server's is refused before
