@@ -287,6 +287,31 @@ TEST(LazyRestore, PagesFromAPageServerOnAnotherHost)
     broken_at("CRYO_FAULT_STALL_AT", ".serve-killed.out", "closed the connection (broken transfer)");
 }
 
+// Victims with children sharing memory copy-on-write (whose restorers
+// fill it: those pages must be fetched by the restore, not left out),
+// threads and trees, restored lazily from the page server.
+class RemoteLazyVictims : public testing::TestWithParam<std::string> { };
+
+TEST_P(RemoteLazyVictims, RestoredFromAPageServerVerifiesItself)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string key = write_hex_key(session, "key", 'c');
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::string fetched = session.dir().file("fetched");
+    pid_t server = start_serving(session, pair, images, key);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    if (std::filesystem::exists(fetched + "/lazy-pages.pid"))
+        expect_server_done(session, fetched);
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 0) << read_file(images + ".serve.out");
+}
+
+INSTANTIATE_TEST_SUITE_P(Victims, RemoteLazyVictims, testing::Values("memory", "cow", "tree", "threads"));
+
 // A restore holding another key than the page server's is refused before
 // anything is fetched or created; the server says why too.
 TEST(LazyRestore, PageServerWithAnotherKeyIsRefused)
