@@ -521,10 +521,11 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     auto stats = TRY(mem::restore_address_space(address_space));
     context.memory_stats.bytes += stats.bytes;
     context.memory_stats.preadv_calls += stats.preadv_calls;
-    // Lazy restore: the userfaultfd is made now, while the process may
-    // still create a full one (lazy/lazy_pages.h).
+    // Pages left on a page server must be the lazy-pages server's to bring.
     if (context.remote)
         TRY(lazy::check_left_out(*context.remote, pid, stats.lazy_vmas));
+    // Lazy restore: the userfaultfd is made now, while the process may
+    // still create a full one (lazy/lazy_pages.h).
     if (!stats.lazy_vmas.empty())
         context.lazy_processes.push_back(TRY(lazy::create_lazy_process(pid, injector, std::move(stats.lazy_vmas))));
     TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(member.child_page_fd)));
