@@ -2,7 +2,11 @@
 # Time to running of `cryo restore --lazy-pages` against a plain restore,
 # for processes of several sizes. See bench/README.md.
 #
-#     sudo bench/lazy.sh [--sizes "256 1024 4096"] [--runs N] [--dir DIR]
+#     sudo bench/lazy.sh [--mode local|remote|migrate] [--sizes "256 1024 4096"] [--runs N] [--dir DIR]
+#
+# --mode local (the default) is described here; --mode remote and --mode
+# migrate take the pages from another host (two network namespaces joined
+# by a veth pair) and are described at remote_mode and migrate_mode below.
 #
 # For each size, cryo-bench-memhog fills that many MiB of private memory and
 # is dumped once; then, --runs times each (median printed):
@@ -26,8 +30,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 memhog="$build/bench/cryo-bench-memhog"
 victim_exes=("$memhog")
 sizes=""
+mode=local
 
-bench_parse "usage: bench/lazy.sh [--sizes \"256 1024 4096\"] [--runs N] [--dir DIR]" --sizes=sizes -- "$@"
+bench_parse "usage: bench/lazy.sh [--mode local|remote|migrate] [--sizes \"256 1024 4096\"] [--runs N] [--dir DIR]" \
+    --sizes=sizes --mode=mode -- "$@"
+[[ "$mode" == local || "$mode" == remote || "$mode" == migrate ]] || die "--mode $mode: local, remote or migrate"
 bench_require "$cryo" "$memhog"
 available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
 if [[ -z "$sizes" ]]; then
@@ -63,6 +70,13 @@ restore_once() {
     echo "$running $(ms_since "$start") $verify"
     stop_victim
 }
+
+if [[ "$mode" != local ]]; then
+    # shellcheck source=bench/lazy_remote.sh
+    source "$(dirname "${BASH_SOURCE[0]}")/lazy_remote.sh"
+    "${mode}_mode"
+    exit 0
+fi
 
 printf "%-8s %12s %12s %20s %16s\n" "MiB" "plain (ms)" "lazy (ms)" "lazy - verify (ms)" "lazy full (ms)"
 for mib in $sizes; do

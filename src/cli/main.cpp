@@ -292,6 +292,12 @@ int run_command(int argc, char** argv)
     restore->add_option("--key", restore_key, kKeyHelp);
     CriuCompatFlags restore_criu;
     add_criu_compat_options(*restore, restore_criu, CriuSide::Restore);
+    PageServerFlags restore_page_server;
+    restore->add_flag("--page-server", restore_page_server.enabled,
+                      "With --lazy-pages: fetch the checkpoint from a `cryo page-server --serve` into -D, the lazy "
+                      "pages on first touch (--key is then the page server's key)");
+    restore->add_option("--address", restore_page_server.address, "With --page-server: the server's address");
+    restore->add_option("--port", restore_page_server.port, "With --page-server: the server's port");
     add_common_options(*restore, common);
 
     cryo::inspect::ShowOptions show_options;
@@ -376,6 +382,9 @@ int run_command(int argc, char** argv)
                             "KEYFILE - only clients holding this key are accepted (without it: any client, trusted "
                             "networks only)");
     page_server->add_flag("--once", page_server_options.once, "Exit after one checkpoint (or one failed attempt)");
+    page_server->add_flag("--serve", page_server_options.serve,
+                          "Serve the checkpoint in DIR to `cryo restore --lazy-pages --page-server` on other hosts "
+                          "(files, and pages on first touch) instead of receiving");
     bool page_server_no_sync = false;
     page_server->add_flag("--no-sync", page_server_no_sync, "Do not fsync the received files");
     bool page_server_restore = false;
@@ -396,6 +405,11 @@ int run_command(int argc, char** argv)
                         "Pre-dump rounds at most before the final dump (default 5; 0: dump at once)");
     migrate->add_option("--dirty-threshold", migrate_options.dirty_threshold,
                         "Dump once a pre-dump round stores fewer pages than this (default 1024)");
+    migrate->add_flag("--lazy", migrate_options.lazy,
+                      "Post-copy: no pre-dump rounds; the destination restores at once and fetches the pages from the "
+                      "frozen source, which is killed once it has them all");
+    migrate->add_option("--work-dir", migrate_options.work_directory,
+                        "With --lazy: where the source's checkpoint is written while it is served (default /var/tmp)");
     add_common_options(*migrate, common);
 
     std::string dedup_directory;
@@ -471,8 +485,10 @@ int run_command(int argc, char** argv)
         if (page_server_restore && page_server_options.once)
             return report(cryo::Error::make("--restore and --once cannot go together (--restore exits after the restore)"),
                           "page-server");
-        if (page_server_restore)
+        if (page_server_restore) {
             page_server_options.restore = cryo::migrate::restore_received;
+            page_server_options.restore_lazily = cryo::migrate::restore_lazily;
+        }
         auto result = cryo::net::run_page_server(page_server_options);
         return result ? 0 : report(result.error(), "page-server");
     }
@@ -490,7 +506,24 @@ int run_command(int argc, char** argv)
         auto key = load_key(restore_key);
         if (!key)
             return report(key.error(), "restore");
-        restore_options.key = std::move(*key);
+        std::unique_ptr<cryo::net::PageFetcher> fetcher;
+        if (restore_page_server.enabled) {
+            restore_page_server.key = restore_key;
+            auto server = page_server_address(restore_page_server, restore_options.directory);
+            if (!server)
+                return report(server.error(), "restore");
+            if (!restore_options.lazy_pages)
+                return report(cryo::Error::make("--page-server needs --lazy-pages (restore what `cryo page-server` "
+                                                "received from its directory instead)"),
+                              "restore");
+            auto connected = cryo::net::PageFetcher::connect(**server);
+            if (!connected)
+                return report(connected.error(), "restore");
+            fetcher = std::move(*connected);
+            restore_options.page_server = fetcher.get();
+        } else {
+            restore_options.key = std::move(*key);
+        }
         restore_options.check_files = !no_file_check;
         restore_options.check_cpu = !skip_cpu_check;
         if (restore_criu.manage_cgroups == "ignore" || restore_criu.manage_cgroups == "none")

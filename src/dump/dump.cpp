@@ -132,7 +132,9 @@ Result<void> write_memory(DumpContext& context)
         if (context.incremental) {
             auto plan = TRY(context.incremental->plan(pid, vmas, pages.size(), images.page_map));
             TRY(mem::copy_planned_pages(pid, plan, pages,
-                                        context.options.leave_running ? mem::Target::Frozen : mem::Target::FrozenToBeKilled));
+                                        context.options.leave_running || context.options.before_kill
+                                            ? mem::Target::Frozen
+                                            : mem::Target::FrozenToBeKilled));
         } else {
             TRY(mem::dump_pages(pid, vmas, pages, images.page_map));
         }
@@ -307,6 +309,10 @@ Result<void> run_dump(const DumpOptions& options)
     // may the tree go away. (The statistics file, written before, cannot
     // hold this phase; --display-stats shows it.)
     TRY(timed(context, "commit", [&] { return commit_images(context); }));
+    // cryo migrate: the destination restores while the tree is still
+    // frozen here; a failure drops `context.tree`, which lets it run on.
+    if (options.before_kill)
+        TRY(timed(context, "confirm", options.before_kill));
 
     if (options.leave_running)
         context.tree.reset();   // detaches: every process runs on

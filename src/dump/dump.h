@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -37,6 +38,12 @@ struct DumpOptions {
     // --page-server: every file goes to this server instead of `directory`.
     std::optional<net::PageServerAddress> page_server;
     image::DumpStats* stats_out { nullptr };   // filled with the statistics when done (cryo migrate)
+    // Run once the checkpoint is committed, with the tree still frozen
+    // (cryo migrate: the destination restores it meanwhile). If it fails,
+    // the tree runs on exactly as with leave_running and the dump fails
+    // with its error; if it succeeds, the tree is killed (unless
+    // leave_running).
+    std::function<Result<void>()> before_kill;
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

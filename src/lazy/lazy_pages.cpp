@@ -66,7 +66,7 @@ void add_pending(PendingMap& pending, const image::PageMap& page_map, uint64_t s
 // page, or written by the kernel) would make UFFDIO_COPY fail with EEXIST
 // and keep their wrong content: they get the image's content now, written
 // through /proc/PID/mem, and are no longer pending.
-Result<void> fill_touched_pages(LazyProcess& process, const image::MemoryImage& memory)
+Result<void> fill_touched_pages(LazyProcess& process, const image::MemoryImage& memory, PageSource& source)
 {
     using namespace page_category;
     auto pagemap = TRY(open_file(fmt::format("/proc/{}/pagemap", process.pid), O_RDONLY | O_CLOEXEC));
@@ -86,7 +86,7 @@ Result<void> fill_touched_pages(LazyProcess& process, const image::MemoryImage& 
                 if (pieces.empty())
                     std::ranges::fill(page, std::byte { 0 });
                 else
-                    TRY(pread_exact(pieces[0].second.fd, page, pieces[0].second.offset, "page file"));
+                    TRY(source.read(pieces[0].second.fd, page, pieces[0].second.offset));
                 TRY(pwrite_all(process_memory.get(), page, address, fmt::format("memory at {:#x}", address)));
             }
             carve(process.pending, range.start, range.end);
@@ -114,13 +114,13 @@ Result<LazyProcess> create_lazy_process(pid_t pid, ptrace::Injector& injector, s
 }
 
 Result<void> arm_lazy_process(LazyProcess& process, const image::MemoryImage& memory, const image::PageMap& page_map,
-                              int page_fd, const std::vector<int>& ancestor_page_fds)
+                              int page_fd, const std::vector<int>& ancestor_page_fds, PageSource& source)
 {
     pid_t pid = process.pid;
     for (const auto& vma : memory.vmas())
         if (std::ranges::count(process.lazy_vmas, vma.start()) > 0)
             add_pending(process.pending, page_map, vma.start(), vma.end(), page_fd, ancestor_page_fds);
-    TRY_CTX(fill_touched_pages(process, memory), "pid {}: lazy pages", pid);
+    TRY_CTX(fill_touched_pages(process, memory, source), "pid {}: lazy pages", pid);
     for (const auto& vma : memory.vmas())
         if (std::ranges::count(process.lazy_vmas, vma.start()) > 0)
             TRY_CTX(register_missing(process.uffd.get(), vma.start(), vma.end()), "pid {}: lazy pages", pid);
@@ -128,7 +128,7 @@ Result<void> arm_lazy_process(LazyProcess& process, const image::MemoryImage& me
 }
 
 Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::vector<int>& files,
-                                const std::string& directory)
+                                PageSource& source, const std::string& directory)
 {
     auto log = open_file(directory + "/lazy-pages.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (!log)
@@ -143,6 +143,8 @@ Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::
     for (const auto& process : processes)
         keep.push_back(process.uffd.get());
     keep.insert(keep.end(), files.begin(), files.end());
+    if (source.connection() >= 0)
+        keep.push_back(source.connection());
 
     pid_t middle = ::fork();
     if (middle < 0)
@@ -159,7 +161,7 @@ Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::
                 ::dup2(null.get(), fd);
             close_all_except(keep);
             ::prctl(PR_SET_NAME, "cryo-lazy-pages");
-            run_server(log ? log->get() : -1, processes);
+            run_server(log ? log->get() : -1, processes, source);
         }
         ::_exit(server > 0 ? 0 : 1);
     }

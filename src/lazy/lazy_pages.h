@@ -38,6 +38,7 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "lazy/page_source.h"
 #include "lazy/pending.h"
 #include "mm.pb.h"
 #include "ptrace/injector.h"
@@ -64,14 +65,17 @@ Result<LazyProcess> create_lazy_process(pid_t pid, ptrace::Injector& injector, s
 // `page_fd` and `ancestor_page_fds` (incremental checkpoints, [N - 1] for
 // ancestor N) are cryo's descriptors of the page files; they must stay
 // open until the server is spawned.
+// The pages filled now are read from `source`.
 Result<void> arm_lazy_process(LazyProcess& process, const image::MemoryImage& memory, const image::PageMap& page_map,
-                              int page_fd, const std::vector<int>& ancestor_page_fds);
+                              int page_fd, const std::vector<int>& ancestor_page_fds, PageSource& source);
 
 // Forks the lazy-pages server with `processes` (cryo's copies stay open,
-// the caller closes them) and the page files `files`. It logs to
+// the caller closes them), the page files `files` and `source` (which it
+// reads the pages from; a page server's connection is the server's from
+// then on, cryo must not use it any more). It logs to
 // `directory`/lazy-pages.log and its pid is written to
 // `directory`/lazy-pages.pid (both best effort). Returns its pid.
 Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::vector<int>& files,
-                                const std::string& directory);
+                                PageSource& source, const std::string& directory);
 
 } // namespace cryo::lazy

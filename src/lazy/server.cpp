@@ -36,7 +36,8 @@ uint64_t page_of(uint64_t address) { return address & ~(kPageSize - 1); }
 
 class Server {
 public:
-    Server(int log_fd, std::vector<LazyProcess>& processes) : m_log(log_fd), m_buffer(kStreamChunk)
+    Server(int log_fd, std::vector<LazyProcess>& processes, PageSource& source)
+        : m_log(log_fd), m_source(source), m_buffer(kStreamChunk)
     {
         for (auto& process : processes)
             m_processes.push_back({ .pid = process.pid, .uffd = std::move(process.uffd), .pending = std::move(process.pending) });
@@ -70,6 +71,7 @@ private:
     void stream_one_chunk();
 
     int m_log;
+    PageSource& m_source;
     std::vector<std::byte> m_buffer;
     std::deque<ServedProcess> m_processes;
     std::vector<ServedProcess> m_forked;   // added after the turn that saw them
@@ -96,7 +98,7 @@ CopyResult Server::copy_piece(ServedProcess& process, uint64_t start, const Pend
 {
     uint64_t length = piece.end - start;
     auto buffer = std::span(m_buffer).first(length);
-    if (auto read = pread_exact(piece.fd, buffer, piece.offset, "page file"); !read) {
+    if (auto read = m_source.read(piece.fd, buffer, piece.offset); !read) {
         log("{}: pages {:#x}-{:#x}: {}", name(process), start, piece.end, read.error().message());
         return CopyResult::Failed;
     }
@@ -262,7 +264,9 @@ void Server::stream_one_chunk()
 int Server::run()
 {
     auto started = std::chrono::steady_clock::now();
-    log("lazy-pages server pid {}: serving {} processes", ::getpid(), m_processes.size());
+    log("lazy-pages server pid {}: serving {} processes{}", ::getpid(), m_processes.size(),
+        m_source.remote() ? " with pages from a page server" : "");
+    m_source.announce_running();
     for (;;) {
         // Let go of the processes that are complete or gone.
         std::erase_if(m_processes, [&](const ServedProcess& process) {
@@ -307,16 +311,17 @@ int Server::run()
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     log("done: {} faults, {} MiB copied in {:.1f} ms{}", m_faults, m_copied_bytes >> 20, ms,
         m_failed ? " (with errors)" : "");
+    m_source.finish(m_failed);
     return m_failed ? 1 : 0;
 }
 
 } // namespace
 
-void run_server(int log_fd, std::vector<LazyProcess>& processes)
+void run_server(int log_fd, std::vector<LazyProcess>& processes, PageSource& source)
 {
     ::signal(SIGPIPE, SIG_IGN);
     ::signal(SIGHUP, SIG_IGN);
-    Server server(log_fd, processes);
+    Server server(log_fd, processes, source);
     ::_exit(server.run());
 }
 

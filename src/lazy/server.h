@@ -29,7 +29,8 @@
 
 namespace cryo::lazy {
 
-// Runs in the forked server process; never returns. Logs to `log_fd`.
-[[noreturn]] void run_server(int log_fd, std::vector<LazyProcess>& processes);
+// Runs in the forked server process; never returns. Logs to `log_fd`;
+// reads pages from `source`.
+[[noreturn]] void run_server(int log_fd, std::vector<LazyProcess>& processes, PageSource& source);
 
 } // namespace cryo::lazy

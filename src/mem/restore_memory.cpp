@@ -210,8 +210,7 @@ constexpr uint64_t kLazyMinimum = 64 * 1024;
 
 bool lazy(const AddressSpaceRestore& restore, const image::Vma& vma)
 {
-    return restore.lazy_pages && vma.kind() == image::VMA_KIND_ANONYMOUS && needs_fill(vma) && !kept(restore, vma)
-        && !vma.locked() && !vma.wipe_on_fork() && vma.prot() != PROT_NONE && vma.end() - vma.start() >= kLazyMinimum;
+    return restore.lazy_pages && lazy_candidate(vma) && !kept(restore, vma);
 }
 
 int map_protection(const image::Vma& vma)
@@ -503,6 +502,12 @@ Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& rest
         if (lazy(restore, vma))
             stats.lazy_vmas.push_back(vma.start());
     return stats;
+}
+
+bool lazy_candidate(const image::Vma& vma)
+{
+    return vma.kind() == image::VMA_KIND_ANONYMOUS && needs_fill(vma) && !vma.locked() && !vma.wipe_on_fork()
+        && vma.prot() != PROT_NONE && vma.end() - vma.start() >= kLazyMinimum;
 }
 
 Result<uint64_t> find_free_window(const image::MemoryImage& image, uint64_t size)

@@ -70,6 +70,11 @@ struct MemoryRestoreStats {
 
 Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& restore);
 
+// Whether the lazy-pages server may fill `vma` (with lazy_pages): the
+// rule without what a restorer of this restore keeps (copy-on-write
+// sharing, mem/cow.h), which is known only while the tree is built.
+bool lazy_candidate(const image::Vma& vma);
+
 // An address range of `size` bytes that is free both in cryo's own layout
 // and in the image's (for the trampoline and the shared objects).
 Result<uint64_t> find_free_window(const image::MemoryImage& image, uint64_t size);

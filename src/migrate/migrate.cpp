@@ -1,16 +1,20 @@
 // See migrate.h.
 #include "migrate/migrate.h"
 
+#include <stdlib.h>
+
 #include <chrono>
 #include <filesystem>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "base/scope_guard.h"
 #include "dump/dump.h"
 #include "dump/pre_dump.h"
+#include "net/page_server.h"
+#include "page_server.pb.h"
 #include "restore/restore.h"
 #include "stats.pb.h"
 
@@ -20,24 +24,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// On one machine the restore needs the killed tree's pids free, which they
-// are once its parent has reaped the root. A parent that never reaps is
-// not waited for forever: the restore then says the pid is taken.
-constexpr auto kReapWait = std::chrono::seconds(10);
-
 double milliseconds_since(Clock::time_point start)
 {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-// /proc/PID stays while the pid is taken, a zombie's too.
-void wait_until_gone(pid_t pid)
-{
-    auto deadline = Clock::now() + kReapWait;
-    std::string entry = fmt::format("/proc/{}", pid);
-    std::error_code error;
-    while (std::filesystem::exists(entry, error) && Clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
 std::string format_report(const std::vector<image::DumpStats>& rounds, double downtime_ms, double total_ms)
@@ -49,16 +38,75 @@ std::string format_report(const std::vector<image::DumpStats>& rounds, double do
         text += fmt::format("{:<8}{:>12}{:>14.1f}{:>14.1f}\n", name, stats.pages_stored(),
                             static_cast<double>(stats.page_bytes()) / (1 << 20), stats.frozen_ms());
     }
-    text += fmt::format("frozen time (final dump, tree killed): {:.1f} ms\n", rounds.back().frozen_ms());
-    text += fmt::format("downtime (final dump to restored):     {:.1f} ms\n", downtime_ms);
-    text += fmt::format("total time:                            {:.1f} ms\n", total_ms);
+    text += fmt::format("frozen time (final dump to source killed): {:.1f} ms\n", rounds.back().frozen_ms());
+    text += fmt::format("downtime (final dump to restored):         {:.1f} ms\n", downtime_ms);
+    text += fmt::format("total time:                                {:.1f} ms\n", total_ms);
     return text;
+}
+
+// A new directory of its own under `parent` for the source's checkpoint.
+Result<std::string> make_work_directory(const std::string& parent)
+{
+    std::string path = parent + "/cryo-migrate-XXXXXX";
+    if (!::mkdtemp(path.data()))
+        return fail_errno(fmt::format("create a work directory in {} (--work-dir)", parent));
+    return path;
+}
+
+// migrate --lazy; see migrate.h.
+Result<void> run_lazy_migrate(const MigrateOptions& options)
+{
+    auto started = Clock::now();
+    std::string destination = net::endpoint(options.destination.address, options.destination.port);
+    // Connected (and authenticated) while the tree still runs.
+    net::Channel channel = TRY_CTX(net::connect_channel(options.destination), "migrate pid {} (the tree runs on)",
+                                   options.pid);
+    std::string work = TRY(make_work_directory(options.work_directory));
+    ScopeGuard remove_work([&] {
+        std::error_code error;
+        std::filesystem::remove_all(work, error);
+    });
+    Clock::time_point final_started;
+    double running_ms = -1;
+    net::ServeStats served;
+    // With the checkpoint committed and the tree frozen: the destination
+    // restores from it and fetches its pages until it has them all.
+    auto serve = [&]() -> Result<void> {
+        auto checkpoint = TRY(net::ServedCheckpoint::open(work, net::Verify::No));
+        image::PageServerRequest request;
+        request.set_restore(true);
+        request.set_lazy(true);
+        TRY(channel.send_text(net::FrameType::Request, request.SerializeAsString()));
+        TRY(channel.send_text(net::FrameType::Ready, checkpoint.manifest()));
+        served = TRY_CTX(checkpoint.serve(channel, [&] { running_ms = milliseconds_since(final_started); }),
+                         "the destination could not restore lazily");
+        return {};
+    };
+    final_started = Clock::now();
+    image::DumpStats stats;
+    TRY_CTX(dump::run_dump({ .pid = options.pid,
+                             .directory = work,
+                             .sync = false,
+                             .stats_out = &stats,
+                             .before_kill = serve }),
+            "migrate pid {} to {}: final dump (the tree runs on)", options.pid, destination);
+    fmt::print("cryo migrate: pid {} migrated to {} (post-copy)\n", options.pid, destination);
+    fmt::print("checkpoint (final dump):                   {:.1f} MiB of pages, {:.1f} KiB of metadata\n",
+               static_cast<double>(stats.page_bytes()) / (1 << 20), static_cast<double>(stats.metadata_bytes()) / 1024);
+    fmt::print("time to running (final dump to restored):  {:.1f} ms\n", running_ms);
+    fmt::print("pages fetched by the destination:          {:.1f} MiB in {} fetches\n",
+               static_cast<double>(served.bytes) / (1 << 20), served.fetches);
+    fmt::print("frozen time (final dump to last page):     {:.1f} ms\n", stats.frozen_ms());
+    fmt::print("total time:                                {:.1f} ms\n", milliseconds_since(started));
+    return {};
 }
 
 } // namespace
 
 Result<void> run_migrate(const MigrateOptions& options)
 {
+    if (options.lazy)
+        return run_lazy_migrate(options);
     auto started = Clock::now();
     std::string destination = net::endpoint(options.destination.address, options.destination.port);
     std::vector<image::DumpStats> rounds;
@@ -80,25 +128,29 @@ Result<void> run_migrate(const MigrateOptions& options)
     }
 
     // The final dump: the tree is frozen, what changed since the last
-    // round is sent, and the tree is killed once the destination has it.
+    // round is sent, and the destination restores it while the tree stays
+    // frozen here. Only once it says the restored tree runs is the source
+    // killed; if it fails (or cannot be reached, or times out) the dump
+    // lets the source run on.
     auto final_started = Clock::now();
     image::DumpStats stats;
+    std::string restored;
+    double downtime_ms = 0;
+    auto confirm = [&]() -> Result<void> {
+        restored = TRY_CTX(net::request_restore(options.destination), "the destination could not restore round {}",
+                           rounds.size() + 1);
+        downtime_ms = milliseconds_since(final_started);
+        return {};
+    };
     TRY_CTX(dump::run_dump({ .pid = options.pid,
                              .prev_images_dir = parent(),
                              .page_server = options.destination,
-                             .stats_out = &stats }),
+                             .stats_out = &stats,
+                             .before_kill = confirm }),
             "migrate pid {} to {}: final dump (the tree runs on)", options.pid, destination);
     rounds.push_back(stats);
-    wait_until_gone(options.pid);
-
-    auto restored = net::request_restore(options.destination);
-    if (!restored)
-        return fail("migrate pid {} to {}: the checkpoint is complete there (round {}, its page-server directory's "
-                    "subdirectory {}), but the restore failed and the source tree is gone (it was killed to free its "
-                    "pids): run `cryo restore -D DIR/{}` on the destination: {}",
-                    options.pid, destination, rounds.size(), rounds.size(), rounds.size(), restored.error().message());
-    fmt::print("cryo migrate: pid {} migrated to {}: {}\n{}", options.pid, destination, *restored,
-               format_report(rounds, milliseconds_since(final_started), milliseconds_since(started)));
+    fmt::print("cryo migrate: pid {} migrated to {}: {}\n{}", options.pid, destination, restored,
+               format_report(rounds, downtime_ms, milliseconds_since(started)));
     return {};
 }
 
@@ -106,6 +158,13 @@ Result<std::string> restore_received(const std::string& checkpoint)
 {
     TRY_CTX(restore::run_restore({ .directory = checkpoint, .detach = true }), "restore {}", checkpoint);
     return fmt::format("restored the tree from {}", checkpoint);
+}
+
+Result<std::string> restore_lazily(const std::string& checkpoint, net::PageFetcher& fetcher)
+{
+    TRY_CTX(restore::run_restore({ .directory = checkpoint, .detach = true, .lazy_pages = true, .page_server = &fetcher }),
+            "restore {} lazily", checkpoint);
+    return fmt::format("restored the tree lazily into {}", checkpoint);
 }
 
 } // namespace cryo::migrate

@@ -10,8 +10,6 @@
 
 namespace cryo::net {
 
-namespace {
-
 Result<UniqueFd> connect_to(const std::string& address, uint16_t port)
 {
     std::string where = endpoint(address, port);
@@ -28,15 +26,13 @@ Result<UniqueFd> connect_to(const std::string& address, uint16_t port)
         UniqueFd socket(::socket(candidate->ai_family, candidate->ai_socktype | SOCK_CLOEXEC, candidate->ai_protocol));
         if (!socket)
             return fail_errno(fmt::format("page server {}: socket", where));
-        set_peer_timeout(socket.get());
+        set_peer_options(socket.get());
         if (::connect(socket.get(), candidate->ai_addr, candidate->ai_addrlen) == 0)
             return socket;
         last_errno = errno;
     }
     return fail_errno(fmt::format("connect to page server {}", where), last_errno);
 }
-
-} // namespace
 
 Result<std::unique_ptr<PageClient>> PageClient::connect(const PageServerAddress& server, const std::string& parent)
 {
@@ -59,10 +55,16 @@ Result<std::unique_ptr<PageClient>> PageClient::connect(const PageServerAddress&
     return client;
 }
 
-Result<std::string> request_restore(const PageServerAddress& server)
+Result<Channel> connect_channel(const PageServerAddress& server)
 {
     Channel channel(TRY(connect_to(server.address, server.port)), endpoint(server.address, server.port));
     TRY(client_handshake(channel, server.key ? &*server.key : nullptr));
+    return channel;
+}
+
+Result<std::string> request_restore(const PageServerAddress& server)
+{
+    Channel channel = TRY(connect_channel(server));
     image::PageServerRequest request;
     request.set_restore(true);
     TRY(channel.send_text(FrameType::Request, request.SerializeAsString()));

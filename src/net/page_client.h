@@ -28,6 +28,13 @@ struct PageServerAddress {
     std::optional<image::Key> key;   // --key: mutual authentication, every frame authenticated
 };
 
+// A TCP connection to a page server, with the peer timeouts set.
+Result<UniqueFd> connect_to(const std::string& address, uint16_t port);
+
+// A connection to a page server, authenticated (the handshake of
+// page_protocol.h done).
+Result<Channel> connect_channel(const PageServerAddress& server);
+
 class PageClient final : public image::ImageSink {
 public:
     // Connects and authenticates; `parent` (--prev-images-dir, resolved by

@@ -1,6 +1,8 @@
 // See page_protocol.h.
 #include "net/page_protocol.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -112,6 +114,7 @@ const char* frame_name(FrameType type)
     case FrameType::Commit: return "commit";
     case FrameType::Done: return "done";
     case FrameType::Error: return "error";
+    case FrameType::Fetch: return "fetch";
     }
     return "unknown";
 }
@@ -126,11 +129,13 @@ Result<Mac> keyed_proof(std::span<const std::byte> key, std::string_view label, 
     return hmac.finish();
 }
 
-void set_peer_timeout(int socket)
+void set_peer_options(int socket)
 {
     timeval timeout { .tv_sec = kPeerTimeoutSeconds, .tv_usec = 0 };
     (void)::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     (void)::setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    int on = 1;
+    (void)::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
 std::string endpoint(const std::string& address, uint16_t port)
@@ -219,9 +224,17 @@ Result<void> Channel::send_text(FrameType type, std::string_view text)
 
 Result<Frame> Channel::receive()
 {
+    auto frame = TRY(receive_or_end());
+    if (!frame)
+        return fail("{} closed the connection (broken transfer)", m_peer);
+    return *frame;
+}
+
+Result<std::optional<Frame>> Channel::receive_or_end()
+{
     FrameHeader header {};
     if (!TRY(receive_exact(m_socket.get(), std::as_writable_bytes(std::span(&header, 1)), m_peer)))
-        return fail("{} closed the connection (broken transfer)", m_peer);
+        return std::nullopt;
     if (header.magic != kFrameMagic)
         return fail("{} does not speak the cryo page-server protocol (bad frame magic {:#x})", m_peer, header.magic);
     if (header.length > kMaxFramePayload)

@@ -23,6 +23,15 @@
 //   client: Commit (the encoded manifest)
 //   server: Done once every file matched the manifest and the manifest is
 //           on disk, or Error saying why.
+// A lazy restore from `cryo page-server --serve` asks for a checkpoint the
+// server has instead (Request with serve set): the server answers Ready
+// with the checkpoint's manifest file, then each Fetch (a file name and a
+// byte range of it) with Data frames holding exactly those bytes and a
+// Close. The client may say Ready ("running": the restored tree runs)
+// in between, and ends with Done (every page in place) or Error.
+// `cryo migrate --lazy` turns this round: the sender of the checkpoint
+// sends Request (restore and lazy set) and Ready with its manifest, then
+// answers the Fetch frames of the page server, which restores lazily.
 // Either side may send Error (a message) instead of the frame expected and
 // close: the other side reports it. A connection that ends anywhere before
 // Done leaves the server's directory without a manifest.
@@ -65,7 +74,16 @@ enum class FrameType : uint32_t {
     Commit,
     Done,
     Error,
+    Fetch,
 };
+
+// The payload of a Fetch frame: this header, then the file's name. A
+// length of kWholeFile asks for the file from `offset` to its end.
+struct FetchHeader {
+    uint64_t offset;
+    uint64_t length;
+};
+inline constexpr uint64_t kWholeFile = ~0ull;
 
 const char* frame_name(FrameType type);
 
@@ -97,6 +115,9 @@ public:
     Result<void> send_text(FrameType type, std::string_view text);
     // The next frame; an Error frame from the peer becomes an error here.
     Result<Frame> receive();
+    // The next frame, or nothing when the peer closed the connection
+    // cleanly between two frames.
+    Result<std::optional<Frame>> receive_or_end();
     // The next frame, which must be of this type.
     Result<Frame> expect(FrameType type);
 
@@ -125,10 +146,13 @@ private:
 Result<void> client_handshake(Channel& channel, const image::Key* key);
 Result<void> server_handshake(Channel& channel, const image::Key* key);
 
-// Send and receive timeouts on a connection: a peer that stops answering
-// must not keep a tree frozen, or a server busy, forever.
+// Send and receive timeouts on a connection (a peer that stops answering
+// must not keep a tree frozen, or a server busy, forever), and no Nagle
+// delay: a lazy restore's fetches are small requests answered at once,
+// and a small frame held back until the previous one is acknowledged
+// costs a delayed ACK (40 ms) each.
 inline constexpr int kPeerTimeoutSeconds = 120;
-void set_peer_timeout(int socket);
+void set_peer_options(int socket);
 
 // "HOST:PORT" for messages.
 std::string endpoint(const std::string& address, uint16_t port);

@@ -1,10 +1,12 @@
 // See page_server.h.
 #include "net/page_server.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -12,8 +14,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "base/fault.h"
 #include "dump/incremental.h"
+#include "image/format.h"
 #include "image/reader.h"
+#include "image/transform.h"
 #include "image/writer.h"
 #include "net/page_protocol.h"
 
@@ -79,8 +84,10 @@ class Session {
 public:
     // `directory` receives the checkpoint; `last` is the one received
     // before (with --restore), what a restore request restores.
-    Session(const PageServerOptions& options, Channel& channel, std::string directory, std::string last)
-        : m_options(options), m_channel(channel), m_directory(std::move(directory)), m_last(std::move(last))
+    Session(const PageServerOptions& options, Channel& channel, std::string directory, std::string last,
+            const ServedCheckpoint* served)
+        : m_options(options), m_channel(channel), m_directory(std::move(directory)), m_last(std::move(last)),
+          m_served(served)
     {
     }
 
@@ -91,8 +98,18 @@ public:
         image::PageServerRequest request;
         if (!request.ParseFromArray(frame.payload.data(), static_cast<int>(frame.payload.size())))
             return fail("{} sent a request that cannot be decoded", m_channel.peer());
+        if (request.restore() && request.lazy())
+            return restore_lazily();
         if (request.restore())
             return restore();
+        if (request.serve() != (m_served != nullptr)) {
+            std::string reason = m_served ? "this page server serves a checkpoint (--serve): it receives none"
+                                          : "this page server was not started with --serve";
+            (void)m_channel.send_text(FrameType::Error, reason);
+            return fail("{}: {}", m_channel.peer(), reason);
+        }
+        if (m_served)
+            return serve();
         TRY(answer_request(request));
         // Created only now: a client that cannot authenticate never touches
         // the directory.
@@ -112,9 +129,46 @@ public:
     }
 
     bool restore_requested() const { return m_restore_requested; }
+    uint64_t fetches() const { return m_fetches; }
+    uint64_t sent_bytes() const { return m_sent_bytes; }
     uint64_t received_bytes() const { return m_writer ? m_writer->total_bytes() : 0; }
 
 private:
+    // --serve: the manifest, then every Fetch answered.
+    Result<void> serve()
+    {
+        TRY(m_channel.send_text(FrameType::Ready, m_served->manifest()));
+        auto stats = TRY(m_served->serve(m_channel, [&] {
+            fmt::print("cryo page-server: the tree restored by {} runs\n", m_channel.peer());
+            std::fflush(stdout);
+        }));
+        m_fetches = stats.fetches;
+        m_sent_bytes = stats.bytes;
+        return {};
+    }
+
+    // cryo migrate --lazy: the client serves the checkpoint; restored
+    // lazily into the next numbered directory. Once the lazy-pages server
+    // runs, it (not this process) tells the client the outcome.
+    Result<void> restore_lazily()
+    {
+        m_restore_requested = true;
+        if (!m_options.restore_lazily)
+            return refuse_restore("this page server was not started with --restore");
+        auto fetcher = TRY(PageFetcher::over(m_channel));
+        auto result = m_options.restore_lazily(m_directory, *fetcher);
+        if (!result)
+            return refuse_restore(result.error().message());
+        fmt::print("cryo page-server: {}\n", *result);
+        return {};
+    }
+
+    std::unexpected<Error> refuse_restore(const std::string& reason)
+    {
+        (void)m_channel.send_text(FrameType::Error, reason);
+        return fail("{}", reason);
+    }
+
     // The answer to a restore request goes back whatever it is.
     Result<void> restore()
     {
@@ -206,6 +260,9 @@ private:
     Channel& m_channel;
     std::string m_directory;
     std::string m_last;
+    const ServedCheckpoint* m_served;
+    uint64_t m_fetches { 0 };
+    uint64_t m_sent_bytes { 0 };
     bool m_restore_requested { false };
     std::optional<image::ImageWriter> m_writer;
     std::map<uint32_t, image::OutputFile> m_files;
@@ -228,8 +285,13 @@ Result<void> prepare_numbered(const std::string& directory)
 
 Result<void> run_page_server(const PageServerOptions& options)
 {
+    if (options.restore && options.serve)
+        return fail("page server: --restore and --serve exclude each other");
     if (options.restore)
         TRY(prepare_numbered(options.directory));
+    std::optional<ServedCheckpoint> served;
+    if (options.serve)
+        served.emplace(TRY(ServedCheckpoint::open(options.directory, Verify::Checksums)));
     UniqueFd listener = TRY(listen_on(options.address, options.port));
     int received = 0;   // with --restore: checkpoints kept, in DIR/1..DIR/received
     // The line scripts and tests wait for before they start a dump.
@@ -247,12 +309,24 @@ Result<void> run_page_server(const PageServerOptions& options)
         }
         // One checkpoint at a time: a client that stops sending only holds
         // the server for the timeout.
-        set_peer_timeout(socket.get());
+        set_peer_options(socket.get());
         Channel channel(std::move(socket), peer_name(address));
         auto numbered = [&](int number) { return fmt::format("{}/{}", options.directory, number); };
         std::string directory = options.restore ? numbered(received + 1) : options.directory;
-        Session session(options, channel, directory, received > 0 ? numbered(received) : "");
+        Session session(options, channel, directory, received > 0 ? numbered(received) : "", served ? &*served : nullptr);
         auto result = session.run();
+        if (served) {
+            if (result)
+                fmt::print("cryo page-server: served {} to {}: {} fetches, {} MiB\n", options.directory, channel.peer(),
+                           session.fetches(), session.sent_bytes() >> 20);
+            else
+                fmt::print(stderr, "cryo page-server: serving {} to {} failed: {}\n", options.directory,
+                           channel.peer(), result.error().message());
+            std::fflush(stdout);
+            if (options.once)
+                return result;
+            continue;
+        }
         if (session.restore_requested() && options.restore) {
             if (!result)
                 return fail("page server: restore asked by {}: {}", channel.peer(), result.error().message());
@@ -272,6 +346,83 @@ Result<void> run_page_server(const PageServerOptions& options)
         std::fflush(stdout);
         if (options.once)
             return {};
+    }
+}
+
+Result<ServedCheckpoint> ServedCheckpoint::open(const std::string& directory, Verify verify)
+{
+    auto reader = TRY_CTX(image::ImageReader::open(directory), "serve {}", directory);
+    const auto& manifest = reader.manifest();
+    if (manifest.pre_dump())
+        return fail("serve {}: a pre-dump cannot be restored", directory);
+    if (!manifest.parent().empty())
+        return fail("serve {}: an incremental checkpoint (parent {}) cannot be served yet", directory, manifest.parent());
+    ServedCheckpoint served;
+    for (const auto& file : manifest.files()) {
+        if (image::is_transformed(file))
+            return fail("serve {}: {} is compressed, which cannot be served yet", directory, file.name());
+        served.m_sizes[file.name()] = file.size();
+    }
+    if (verify == Verify::Checksums)
+        TRY_CTX(reader.verify(), "serve {}", directory);
+    served.m_directory = TRY(open_file(directory, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    auto manifest_file = TRY(open_file_at(served.m_directory.get(), std::string(image::kManifestName), O_RDONLY | O_CLOEXEC));
+    served.m_manifest = TRY(read_all(manifest_file.get(), fmt::format("{}/{}", directory, image::kManifestName)));
+    return served;
+}
+
+namespace {
+
+std::unexpected<Error> refuse_fetch(Channel& channel, const std::string& reason)
+{
+    (void)channel.send_text(FrameType::Error, reason);
+    return fail("{}: {}", channel.peer(), reason);
+}
+
+} // namespace
+
+Result<ServeStats> ServedCheckpoint::serve(Channel& channel, const std::function<void()>& on_running) const
+{
+    ServeStats stats;
+    std::map<std::string, UniqueFd> opened;
+    std::vector<std::byte> buffer(kDataFramePayload);
+    for (;;) {
+        auto frame = TRY(channel.receive_or_end());
+        if (!frame)
+            return fail("{} closed the connection before it had every page (broken transfer)", channel.peer());
+        if (frame->type == FrameType::Done)
+            return stats;
+        if (frame->type == FrameType::Ready) {
+            on_running();
+            continue;
+        }
+        if (frame->type != FrameType::Fetch || frame->payload.size() < sizeof(FetchHeader))
+            return fail("{} sent an unexpected {} frame", channel.peer(), frame_name(frame->type));
+        FetchHeader header {};
+        std::memcpy(&header, frame->payload.data(), sizeof(header));
+        std::string name = frame->text().substr(sizeof(header));
+        if (auto step = fault::step([&] { return fmt::format("fetch #{} ({})", stats.fetches + 1, name); }); !step)
+            return refuse_fetch(channel, step.error().message());
+        auto listed = m_sizes.find(name);
+        if (listed == m_sizes.end())
+            return refuse_fetch(channel, fmt::format("{} is not a file of the served checkpoint", name));
+        uint64_t size = listed->second;
+        uint64_t length = header.length == kWholeFile && header.offset <= size ? size - header.offset : header.length;
+        if (header.offset > size || length > size - header.offset)
+            return refuse_fetch(channel, fmt::format("{} bytes at {} of {} are past its end ({} bytes)", length,
+                                                     header.offset, name, size));
+        auto& fd = opened[name];
+        if (!fd)
+            fd = TRY(open_file_at(m_directory.get(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        for (uint64_t done = 0; done < length;) {
+            auto piece = std::span(buffer).first(std::min<uint64_t>(length - done, buffer.size()));
+            TRY(pread_exact(fd.get(), piece, header.offset + done, name));
+            TRY(channel.send(FrameType::Data, 0, piece));
+            done += piece.size();
+        }
+        TRY(channel.send(FrameType::Close, 0, {}));
+        ++stats.fetches;
+        stats.bytes += length;
     }
 }
 

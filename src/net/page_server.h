@@ -15,15 +15,22 @@
 // sender can store only what changed: keep a chain's checkpoints side by
 // side on the server (pre-dump into /srv/ck/1, dump into /srv/ck/2 with
 // --prev-images-dir ../1), as a local chain would be.
+//
+// With --serve the server sends instead: a lazy restore on another host
+// fetches the metadata and the pages it needs from a checkpoint here.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "image/key.h"
+#include "net/page_fetch.h"
+#include "net/page_protocol.h"
 
 namespace cryo::net {
 
@@ -40,7 +47,46 @@ struct PageServerOptions {
     // the last one with this function, its answer or error goes back to the
     // client, and the server exits.
     std::function<Result<std::string>(const std::string& checkpoint)> restore;
+    // With --restore, for `cryo migrate --lazy`: restores lazily into
+    // `checkpoint` (DIR/N) what the client serves through `fetcher`.
+    std::function<Result<std::string>(const std::string& checkpoint, PageFetcher& fetcher)> restore_lazily;
+    // --serve: the other way round; DIR holds a checkpoint (verified when
+    // the server starts) and the server sends it, file by file and range
+    // by range, to lazy restores on other hosts (net/page_fetch.h) until
+    // killed (or the first one ends, with `once`). It receives nothing.
+    bool serve { false };
 };
+
+// A checkpoint served to lazy restores (page-server --serve, and
+// `cryo migrate --lazy` on the source).
+struct ServeStats {
+    uint64_t fetches { 0 };
+    uint64_t bytes { 0 };
+};
+
+class ServedCheckpoint {
+public:
+    enum class Verify { Checksums, No };
+    // Plain checkpoints without parent only; with Verify::Checksums every
+    // file is checked against the manifest first.
+    static Result<ServedCheckpoint> open(const std::string& directory, Verify verify);
+
+    // The manifest file as stored (the first thing a client gets, in a
+    // Ready frame).
+    const std::string& manifest() const { return m_manifest; }
+    // Answers the client's Fetch frames until it says Done (every page in
+    // place); an Error from it, a broken connection or one closed without
+    // Done is a failure. `on_running` is called when the client says the
+    // restored tree runs.
+    Result<ServeStats> serve(Channel& channel, const std::function<void()>& on_running) const;
+
+private:
+    ServedCheckpoint() = default;
+    UniqueFd m_directory;
+    std::string m_manifest;
+    std::map<std::string, uint64_t> m_sizes;   // the files the manifest lists
+};
+using Verify = ServedCheckpoint::Verify;
 
 // Listens and receives checkpoints until killed (or one, with `once`). A
 // failed session is reported and, without `once`, the server goes on.

@@ -46,6 +46,7 @@
 #include "image/validate.h"
 #include "image/writer.h"
 #include "lazy/lazy_pages.h"
+#include "lazy/remote.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
 #include "proc/task.h"
@@ -126,6 +127,8 @@ struct RestoreContext {
     mem::MemoryRestoreStats memory_stats;
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
     std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
+    std::optional<lazy::RemoteCheckpoint> remote;    // --page-server: where the lazy pages are
+    bool lazy_server_started { false };   // it has the page server's connection from then on
     CgroupPlan cgroups;
 };
 
@@ -148,7 +151,11 @@ Result<void> open_and_verify(RestoreContext& context)
     context.reader.emplace(TRY(image::ImageReader::open(context.options.directory,
                                                         context.options.key ? &*context.options.key : nullptr)));
     const auto& reader = *context.reader;
-    TRY(reader.verify([&](const std::string& name) { return !is_page_file(name) || !loads_ahead(reader, name); }));
+    // Page files fetched from a page server have holes where the lazy
+    // pages are; their bytes were checked there (lazy/remote.h).
+    TRY(reader.verify([&](const std::string& name) {
+        return !is_page_file(name) || (!context.remote && !loads_ahead(reader, name));
+    }));
     if (context.reader->manifest().pre_dump())
         return fail("{} is a pre-dump: it holds memory only; restore the dump made with --prev-images-dir instead",
                     context.options.directory);
@@ -250,6 +257,8 @@ std::set<std::pair<pid_t, uint64_t>> shared_with_children(const RestoreContext& 
 // can on the way.
 Result<void> load_pages(RestoreContext& context)
 {
+    if (context.remote)
+        return {};   // nothing to load ahead in a lazy restore, nothing to verify (see open_and_verify)
     const auto& reader = *context.reader;
     auto shared = shared_with_children(context);
     std::set<std::string> verified;
@@ -513,6 +522,9 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     auto stats = TRY(mem::restore_address_space(address_space));
     context.memory_stats.bytes += stats.bytes;
     context.memory_stats.preadv_calls += stats.preadv_calls;
+    // Pages left on a page server must be the lazy-pages server's to bring.
+    if (context.remote)
+        TRY(lazy::check_left_out(*context.remote, pid, stats.lazy_vmas));
     // Lazy restore: the userfaultfd is made now, while the process may
     // still create a full one (lazy/lazy_pages.h).
     if (!stats.lazy_vmas.empty())
@@ -741,6 +753,14 @@ Result<int> run_restore(const RestoreOptions& options)
     // Orphans of a failed restore come back to cryo, which reaps them.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
+    // From another host: the checkpoint but for its lazy pages.
+    if (options.page_server)
+        TRY(timed(stats, "fetch from page server", [&]() -> Result<void> {
+            if (!options.lazy_pages)
+                return fail("--page-server needs --lazy-pages (or restore what `cryo page-server` received)");
+            context.remote.emplace(TRY(lazy::fetch_checkpoint(*options.page_server, options.directory)));
+            return {};
+        }));
     // Refuse a damaged checkpoint before anything is created.
     TRY(timed(stats, "verify", [&] { return open_and_verify(context); }));
     TRY(timed(stats, "read images", [&] { return read_images(context); }));
@@ -799,6 +819,12 @@ Result<int> run_restore(const RestoreOptions& options)
     if (!context.lazy_processes.empty())
         TRY(timed(stats, "start lazy-pages server", [&]() -> Result<void> {
             std::vector<int> files;
+            std::map<int, std::string> names;   // page file descriptors by their name on the page server
+            for (const auto& process : context.processes)
+                if (process.alive())
+                    names[process.page_file.get()] = process.page_map.page_file();
+            lazy::PageSource source = options.page_server ? lazy::PageSource(*options.page_server, std::move(names))
+                                                          : lazy::PageSource();
             for (const auto& process : context.processes) {
                 files.push_back(process.page_file.get());
                 std::vector<int> ancestor_fds;
@@ -808,17 +834,25 @@ Result<int> run_restore(const RestoreOptions& options)
                 for (auto& lazy : context.lazy_processes)
                     if (lazy.pid == process.entry.pid())
                         TRY(lazy::arm_lazy_process(lazy, process.memory, process.page_map, process.page_file.get(),
-                                                   ancestor_fds));
+                                                   ancestor_fds, source));
             }
-            pid_t server = TRY(lazy::spawn_lazy_server(context.lazy_processes, files, options.directory));
-            spdlog::info("lazy-pages server pid {} serves {} processes (log: {}/lazy-pages.log)", server,
-                         context.lazy_processes.size(), options.directory);
+            pid_t server = TRY(lazy::spawn_lazy_server(context.lazy_processes, files, source, options.directory));
+            spdlog::info("lazy-pages server pid {} serves {} processes (log: {}/lazy-pages.log){}", server,
+                         context.lazy_processes.size(), options.directory,
+                         source.remote() ? fmt::format(", after {} fetches from the page server", source.requests()) : "");
             context.lazy_processes.clear();
+            context.lazy_server_started = true;
             return {};
         }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
     clean_up_on_failure.dismiss();
+    // Nothing was left to a lazy-pages server: the page server hears from
+    // cryo that the tree runs with every page.
+    if (options.page_server && !context.lazy_server_started) {
+        (void)options.page_server->announce_running();
+        (void)options.page_server->finish("");
+    }
     pid_t root = context.created->root();
     // cryo's copies of the tree's files go now: a foreground restore must
     // not keep a pipe's write end or a pty master open while it waits.

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "image/key.h"
+#include "net/page_fetch.h"
 
 namespace cryo::restore {
 
@@ -24,6 +25,11 @@ struct RestoreOptions {
     bool skip_cgroups { false };  // leave the tree in cryo's cgroup (restore/cgroup.h)
     std::optional<image::Key> key; // --key: of an encrypted checkpoint
     bool lazy_pages { false };    // --lazy-pages: large private memory filled after the start (lazy/lazy_pages.h)
+    // --page-server with --lazy-pages: the checkpoint is fetched into
+    // `directory` through this connection to a `cryo page-server --serve`
+    // (or to `cryo migrate --lazy`), but for the pages the lazy-pages
+    // server fetches on first touch (lazy/remote.h).
+    net::PageFetcher* page_server { nullptr };
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without

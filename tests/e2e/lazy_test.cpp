@@ -4,7 +4,12 @@
 // victim checks every page in a scrambled order, from several threads at
 // once, or right after forking, munmapping, mremapping and dropping pages.
 // Every test checks that the restore itself filled almost nothing and that
-// the server is gone at the end, having logged no error.
+// the server is gone at the end, having logged no error. The remote tests
+// take the pages from a `cryo page-server --serve` in another network
+// namespace (netns.h), standing for the host that has the checkpoint.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,10 +17,12 @@
 #include <fstream>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "netns.h"
 #include "steps.h"
 
 namespace cryo::e2e {
@@ -157,5 +164,199 @@ TEST_P(LazyVictims, RestoredLazilyVerifiesItself)
 INSTANTIATE_TEST_SUITE_P(Victims, LazyVictims,
                          testing::Values("memory", "cow", "threads", "tree", "signals", "fpu", "pipes", "timers", "seccomp",
                                          "sigsuspend"));
+
+namespace {
+
+constexpr uint16_t kServePort = 7413;
+
+// `cryo page-server --serve` of `images` in the other namespace, for one
+// lazy restore; `fault` (CRYO_FAULT_LIST=1, CRYO_FAULT_AT=K) goes to its
+// environment.
+pid_t start_serving(Session& session, const NamespacePair& pair, const std::string& images, const std::string& key,
+                    const std::string& fault = "", const std::string& output_suffix = ".serve.out")
+{
+    if (!fault.empty())
+        ::setenv(fault.substr(0, fault.find('=')).c_str(), fault.substr(fault.find('=') + 1).c_str(), 1);
+    pid_t pid = start_listening_cryo(session, pair,
+                                     { "page-server", "-D", images, "--serve", "--once", "--address",
+                                       NamespacePair::server_address(), "--port", std::to_string(kServePort), "--key",
+                                       key },
+                                     images + output_suffix);
+    if (!fault.empty())
+        ::unsetenv(fault.substr(0, fault.find('=')).c_str());
+    return pid;
+}
+
+std::vector<std::string> remote_restore_options(const std::string& key)
+{
+    return { "--lazy-pages", "--page-server", "--address", NamespacePair::server_address(), "--port",
+             std::to_string(kServePort), "--key", key };
+}
+
+// Bytes the file at `path` takes on disk (holes take none).
+uintmax_t allocated_bytes(const std::string& path)
+{
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<uintmax_t>(st.st_blocks) * 512 : 0;
+}
+
+} // namespace
+
+// The checkpoint is on the other host: restore fetches its metadata and
+// the few pages it fills itself, the lazy-pages server the rest over the
+// network, on first touch in a scrambled order and in the background. The
+// victim verifies every page. Then the same restore again, with the page
+// server failing the eighth fetch the lazy-pages server makes (32 MiB into
+// its stream), then with the page server killed at that fetch (the
+// connection breaks): the victim is killed (not left with zeros) and the
+// log says why. The lazy-pages server starts just before the tree is
+// released, so the kill may also come while the restore releases it,
+// which then fails: either way the victim is gone.
+TEST(LazyRestore, PagesFromAPageServerOnAnotherHost)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string key = write_hex_key(session, "key", 'c');
+    pid_t pid = start_and_wait_ready(session, "lazy", { "256", "random" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+
+    std::string fetched = session.dir().file("fetched");
+    pid_t server = start_serving(session, pair, images, key, "CRYO_FAULT_LIST=1");
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
+    std::string restore_log = read_file(fetched + "-restore.log");
+    int filled = eagerly_filled_mib(restore_log);
+    EXPECT_GE(filled, 0) << restore_log;
+    EXPECT_LT(filled, 4) << "the restore filled the memory itself\n" << restore_log;
+    EXPECT_LT(allocated_bytes(pages_file(fetched, pid)), 16u << 20) << "the lazy pages were fetched by the restore";
+    EXPECT_EQ(file_size(pages_file(fetched, pid)), file_size(pages_file(images, pid)));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, fetched);
+    EXPECT_NE(read_file(fetched + "/lazy-pages.log").find("with pages from a page server"), std::string::npos);
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 0) << read_file(images + ".serve.out");
+    std::string listing = read_file(images + ".serve.out");
+    EXPECT_NE(listing.find("served " + images), std::string::npos) << listing;
+
+    // The step of the eighth fetch after the restore's own.
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(restore_log, match, std::regex(R"(after (\d+) fetches from the page server)")))
+        << restore_log;
+    int failing = std::stoi(match[1]) + 8;
+    ASSERT_TRUE(std::regex_search(listing, match,
+                                  std::regex("cryo: step (\\d+): fetch #" + std::to_string(failing) + " ")))
+        << listing;
+    std::string step = match[1];
+
+    // The same restore with the page server failing, or stalled and then
+    // killed, at that fetch.
+    auto broken_at = [&](const std::string& fault, const std::string& output, const std::string& expected) {
+        std::filesystem::remove_all(fetched);
+        std::filesystem::remove(fetched + ".pid");
+        std::this_thread::sleep_for(100ms);
+        server = start_serving(session, pair, images, key, fault + "=" + step, output);
+        std::vector<std::string> restore { "restore", "-D", fetched, "-d", "-v", "-o", fetched + "-restore.log" };
+        for (const auto& option : remote_restore_options(key))
+            restore.push_back(option);
+        auto restored = session.cryo(restore);
+        session.track(pid);
+        EXPECT_TRUE(restored.exit_code == 0 || restored.exit_code == 1) << restored.output;
+        if (restored.exit_code == 0)
+            send_signal(pid, SIGUSR1);
+        if (fault == "CRYO_FAULT_STALL_AT") {
+            auto deadline = std::chrono::steady_clock::now() + 30s;
+            while (read_file(images + output).find("stalled at step") == std::string::npos
+                   && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(10ms);
+            ASSERT_NE(read_file(images + output).find("stalled at step"), std::string::npos) << read_file(images + output);
+            ASSERT_TRUE(send_signal(server, SIGKILL));
+        }
+        auto status = session.wait_for_exit(pid, 60s);
+        ASSERT_TRUE(status.has_value()) << "the victim runs on without its pages\n" << session.diagnostics();
+        EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << "status " << *status;
+        pid_t lazy_server = std::stoi(read_file(fetched + "/lazy-pages.pid"));
+        EXPECT_TRUE(session.wait_until_gone({ lazy_server }, 20s));
+        std::string log = read_file(fetched + "/lazy-pages.log");
+        EXPECT_NE(log.find("killing pid " + std::to_string(pid) + ": its memory cannot be brought in"),
+                  std::string::npos) << log;
+        EXPECT_NE(log.find(expected), std::string::npos) << log;
+        EXPECT_NE(log.find("with errors"), std::string::npos) << log;
+        EXPECT_NE(wait_exit_code(session, server, 30s), 0) << read_file(images + output);
+    };
+    broken_at("CRYO_FAULT_AT", ".serve-failing.out", "injected fault at step " + step);
+    broken_at("CRYO_FAULT_STALL_AT", ".serve-killed.out", "closed the connection (broken transfer)");
+}
+
+// Victims with children sharing memory copy-on-write (whose restorers
+// fill it: those pages must be fetched by the restore, not left out),
+// threads and trees, restored lazily from the page server.
+class RemoteLazyVictims : public testing::TestWithParam<std::string> { };
+
+TEST_P(RemoteLazyVictims, RestoredFromAPageServerVerifiesItself)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string key = write_hex_key(session, "key", 'c');
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::string fetched = session.dir().file("fetched");
+    pid_t server = start_serving(session, pair, images, key);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    if (std::filesystem::exists(fetched + "/lazy-pages.pid"))
+        expect_server_done(session, fetched);
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 0) << read_file(images + ".serve.out");
+}
+
+INSTANTIATE_TEST_SUITE_P(Victims, RemoteLazyVictims, testing::Values("memory", "cow", "tree", "threads"));
+
+// A restore holding another key than the page server's is refused before
+// anything is fetched or created; the server says why too.
+TEST(LazyRestore, PageServerWithAnotherKeyIsRefused)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "lazy", { "16" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::string fetched = session.dir().file("fetched");
+    pid_t server = start_serving(session, pair, images, write_hex_key(session, "server-key", 'c'));
+    std::vector<std::string> restore { "restore", "-D", fetched, "-d" };
+    for (const auto& option : remote_restore_options(write_hex_key(session, "client-key", 'd')))
+        restore.push_back(option);
+    auto refused = session.cryo(restore);
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find("wrong key"), std::string::npos) << refused.output;
+    EXPECT_FALSE(std::filesystem::exists(fetched));
+    EXPECT_FALSE(process_exists(pid));
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 1) << read_file(images + ".serve.out");
+    EXPECT_NE(read_file(images + ".serve.out").find("wrong key"), std::string::npos) << read_file(images + ".serve.out");
+}
+
+// A plain restore of what a lazy restore fetched is refused: the page
+// file has holes where the lazy pages were.
+TEST(LazyRestore, FetchedCheckpointIsNotRestoredWithoutItsPageServer)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string key = write_hex_key(session, "key", 'c');
+    pid_t pid = start_and_wait_ready(session, "lazy", { "16" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::string fetched = session.dir().file("fetched");
+    pid_t server = start_serving(session, pair, images, key);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, fetched);
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 0) << read_file(images + ".serve.out");
+    auto plain = session.cryo({ "restore", "-D", fetched, "-d" });
+    EXPECT_EQ(plain.exit_code, 1) << plain.output;
+    EXPECT_NE(plain.output.find("pages-" + std::to_string(pid) + ".img"), std::string::npos) << plain.output;
+    EXPECT_FALSE(process_exists(pid));
+}
 
 } // namespace cryo::e2e

@@ -1,8 +1,11 @@
 // End-to-end tests of `cryo migrate` to a `cryo page-server --restore` in
-// another network namespace (netns.h), standing for another host. The
-// predump victim writes its memory all the time, so every pre-dump round
-// has pages to send; after the migration it runs on, restored by the
-// destination with the same pid, and verifies every page itself.
+// another network namespace with its own PID namespace (netns.h), standing
+// for another host: the source tree stays frozen, its pids taken, until
+// the destination has restored it with the same pids. The predump victim
+// writes its memory all the time, so every pre-dump round has pages to
+// send; after the migration it runs on, restored by the destination with
+// the same pid (in the destination's namespace), and verifies every page
+// itself.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -10,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -35,10 +39,16 @@ pid_t start_destination(Session& session, const NamespacePair& pair, const std::
     pid_t pid = start_listening_cryo(session, pair,
                                      { "page-server", "-D", directory, "--address", NamespacePair::server_address(),
                                        "--port", std::to_string(kPort), "--key", key, "--restore" },
-                                     directory + ".out");
+                                     directory + ".out", ServerPids::Own);
     if (!fault.empty())
         ::unsetenv(fault.substr(0, fault.find('=')).c_str());
     return pid;
+}
+
+// The destination's exit code.
+int destination_exit_code(const std::string& directory)
+{
+    return own_pids_exit_code(directory + ".out", 120s);
 }
 
 pid_t start_migrate(Session& session, pid_t pid, const std::string& key, const std::string& output,
@@ -50,16 +60,47 @@ pid_t start_migrate(Session& session, pid_t pid, const std::string& key, const s
                               output);
 }
 
+// migrate --lazy, its work directory in the session's.
+pid_t start_lazy_migrate(Session& session, pid_t pid, const std::string& key, const std::string& output)
+{
+    return session.start_cryo({ "migrate", "-t", std::to_string(pid), "--address", NamespacePair::server_address(),
+                                "--port", std::to_string(kPort), "--key", key, "--lazy", "--work-dir",
+                                session.dir().path() },
+                              output);
+}
+
+bool work_directory_left(const Session& session)
+{
+    for (const auto& entry : std::filesystem::directory_iterator(session.dir().path()))
+        if (entry.path().filename().string().starts_with("cryo-migrate-"))
+            return true;
+    return false;
+}
+
 int exit_code(Session& session, pid_t pid)
 {
     return wait_exit_code(session, pid, 120s);
 }
 
+// The victim restored with pid `pid` in the destination's PID namespace
+// (`server`'s): released, it must say PASS.
+void release_migrated_and_expect_pass(Session& session, pid_t server, pid_t pid)
+{
+    auto inits = children_of(server);
+    ASSERT_EQ(inits.size(), 1u) << session.diagnostics();
+    pid_t here = pid_seen_here(inits.front(), pid);
+    ASSERT_GT(here, 1) << "no process " << pid << " in the destination's PID namespace\n" << session.diagnostics();
+    ASSERT_TRUE(send_signal(here, SIGUSR1));
+    EXPECT_TRUE(session.wait_for_log("PASS") || session.wait_for_log("FAIL", 1, 1s)) << session.diagnostics();
+    EXPECT_EQ(session.log().find("FAIL"), std::string::npos) << session.log();
+}
+
 } // namespace
 
-// Pre-dump rounds, the final dump and the restore on the destination: the
-// source victim is killed (and reaped here, which frees its pid), the
-// destination restores it with the same pid and it verifies itself.
+// Pre-dump rounds, the final dump and the restore on the destination,
+// which answers once the restored tree runs: only then is the source
+// victim killed; the restored one has the same pid there and verifies
+// itself.
 TEST(Migrate, RunningVictimMovesAndVerifiesItself)
 {
     NamespacePair pair;
@@ -76,8 +117,7 @@ TEST(Migrate, RunningVictimMovesAndVerifiesItself)
     ASSERT_TRUE(source.has_value()) << read_file(output) << session.diagnostics();
     EXPECT_TRUE(WIFSIGNALED(*source) && WTERMSIG(*source) == SIGKILL) << "status " << *source;
     EXPECT_EQ(exit_code(session, migrate), 0) << read_file(output);
-    EXPECT_EQ(exit_code(session, server), 0) << read_file(destination + ".out");
-    session.track(pid);   // the restored victim
+    EXPECT_EQ(destination_exit_code(destination), 0) << read_file(destination + ".out");
 
     std::string report = read_file(output);
     EXPECT_NE(report.find("migrated to " + NamespacePair::server_address() + ":7412: restored the tree from " + destination + "/"),
@@ -86,8 +126,7 @@ TEST(Migrate, RunningVictimMovesAndVerifiesItself)
     EXPECT_NE(report.find("total time"), std::string::npos) << report;
     EXPECT_TRUE(file_exists(destination + "/1/manifest.img"));
     EXPECT_TRUE(file_exists(destination + "/2/manifest.img"));
-    ASSERT_TRUE(process_exists(pid)) << read_file(destination + ".out") << session.diagnostics();
-    release_and_expect_pass(session, pid);
+    release_migrated_and_expect_pass(session, server, pid);
 }
 
 // A destination holding another key refuses the first round: nothing was
@@ -107,56 +146,154 @@ TEST(Migrate, WrongKeyLeavesTheSourceRunning)
     EXPECT_NE(read_file(output).find("wrong key"), std::string::npos) << read_file(output);
     EXPECT_NE(read_file(output).find("pre-dump round 1 (the tree runs on)"), std::string::npos) << read_file(output);
     EXPECT_FALSE(file_exists(destination + "/1/manifest.img"));
-    ASSERT_TRUE(send_signal(server, SIGKILL));
-    session.wait_for_exit(server, 10s);
     release_and_expect_pass(session, pid);
 }
 
+// The fault step (base/fault.h) of the destination's first restore phase,
+// found by a migration whose destination lists its steps.
+std::string restore_step(const NamespacePair& pair, bool lazy = false)
+{
+    Session session;
+    std::string key = write_hex_key(session, "key", 'a');
+    std::string listed = session.dir().file("listed");
+    pid_t pid = start_and_wait_ready(session, "predump");
+    pid_t server = start_destination(session, pair, listed, key, "CRYO_FAULT_LIST=1");
+    pid_t migrate = lazy ? start_lazy_migrate(session, pid, key, session.dir().file("migrate.out"))
+                         : start_migrate(session, pid, key, session.dir().file("migrate.out"), "0");
+    session.wait_for_exit(pid, 120s);
+    EXPECT_EQ(exit_code(session, migrate), 0) << read_file(session.dir().file("migrate.out"));
+    EXPECT_EQ(destination_exit_code(listed), 0) << read_file(listed + ".out");
+    release_migrated_and_expect_pass(session, server, pid);
+    std::string listing = read_file(listed + ".out");
+    auto at = listing.find(": phase ");
+    if (at == std::string::npos) {
+        ADD_FAILURE() << listing;
+        return "";
+    }
+    auto start = listing.rfind("step ", at) + 5;
+    return listing.substr(start, at - start);
+}
+
 // The restore on the destination fails (an injected fault at its first
-// phase; the step is found by a first migration that lists the steps):
-// the source tree is gone, as documented, the error says where the
-// checkpoint is, and restoring it from there by hand works.
-TEST(Migrate, FailedRestoreLeavesACheckpointToRestoreByHand)
+// phase): the source tree, frozen until then, runs on and verifies
+// itself; the error is the destination's.
+TEST(Migrate, FailedRestoreOnTheDestinationResumesTheSource)
 {
     NamespacePair pair;
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
-    std::string step;
-    {
-        Session session;
-        std::string key = write_hex_key(session, "key", 'a');
-        std::string listed = session.dir().file("listed");
-        pid_t pid = start_and_wait_ready(session, "predump");
-        pid_t server = start_destination(session, pair, listed, key, "CRYO_FAULT_LIST=1");
-        pid_t migrate = start_migrate(session, pid, key, session.dir().file("migrate.out"), "0");
-        session.wait_for_exit(pid, 120s);
-        ASSERT_EQ(exit_code(session, migrate), 0) << read_file(session.dir().file("migrate.out"));
-        ASSERT_EQ(exit_code(session, server), 0) << read_file(listed + ".out");
-        session.track(pid);
-        release_and_expect_pass(session, pid);
-        std::string listing = read_file(listed + ".out");
-        auto at = listing.find(": phase ");
-        ASSERT_NE(at, std::string::npos) << listing;
-        auto start = listing.rfind("step ", at) + 5;
-        step = listing.substr(start, at - start);
-    }
+    std::string step = restore_step(pair);
+    ASSERT_FALSE(step.empty());
 
     Session session;
     std::string key = write_hex_key(session, "key", 'a');
     std::string destination = session.dir().file("destination");
     std::string output = session.dir().file("migrate.out");
     pid_t pid = start_and_wait_ready(session, "predump");
-    pid_t server = start_destination(session, pair, destination, key, "CRYO_FAULT_AT=" + step);
+    start_destination(session, pair, destination, key, "CRYO_FAULT_AT=" + step);
     pid_t migrate = start_migrate(session, pid, key, output, "0");
-    auto source = session.wait_for_exit(pid, 120s);
-    ASSERT_TRUE(source.has_value()) << read_file(output);
     EXPECT_EQ(exit_code(session, migrate), 1) << read_file(output);
-    EXPECT_EQ(exit_code(session, server), 1) << read_file(destination + ".out");
+    EXPECT_EQ(destination_exit_code(destination), 1) << read_file(destination + ".out");
     std::string report = read_file(output);
-    EXPECT_NE(report.find("the restore failed and the source tree is gone"), std::string::npos) << report;
-    EXPECT_NE(report.find("cryo restore -D DIR/1"), std::string::npos) << report;
+    EXPECT_NE(report.find("final dump (the tree runs on)"), std::string::npos) << report;
+    EXPECT_NE(report.find("the destination could not restore round 1"), std::string::npos) << report;
     EXPECT_NE(report.find("injected fault at step " + step), std::string::npos) << report;
-    EXPECT_FALSE(process_exists(pid));
-    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, destination + "/1"));
+    EXPECT_TRUE(file_exists(destination + "/1/manifest.img"));
+    ASSERT_TRUE(process_exists(pid)) << report << session.diagnostics();
+    release_and_expect_pass(session, pid);
+}
+
+// The destination goes away while it restores (killed while stalled at
+// its first restore phase): the connection breaks and the source runs on.
+TEST(Migrate, DestinationLostDuringRestoreResumesTheSource)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    std::string step = restore_step(pair);
+    ASSERT_FALSE(step.empty());
+
+    Session session;
+    std::string key = write_hex_key(session, "key", 'a');
+    std::string destination = session.dir().file("destination");
+    std::string output = session.dir().file("migrate.out");
+    pid_t pid = start_and_wait_ready(session, "predump");
+    pid_t server = start_destination(session, pair, destination, key, "CRYO_FAULT_STALL_AT=" + step);
+    pid_t migrate = start_migrate(session, pid, key, output, "0");
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (read_file(destination + ".out").find("stalled at step") == std::string::npos
+           && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    ASSERT_NE(read_file(destination + ".out").find("stalled at step"), std::string::npos)
+        << read_file(output) << read_file(destination + ".out");
+    ASSERT_TRUE(send_signal(server, SIGKILL));
+    EXPECT_EQ(exit_code(session, migrate), 1) << read_file(output);
+    std::string report = read_file(output);
+    EXPECT_NE(report.find("final dump (the tree runs on)"), std::string::npos) << report;
+    EXPECT_NE(report.find("broken transfer"), std::string::npos) << report;
+    ASSERT_TRUE(process_exists(pid)) << report << session.diagnostics();
+    release_and_expect_pass(session, pid);
+}
+
+// Post-copy: the destination restores at once and fetches the pages from
+// the frozen source, which is killed once the destination has them all.
+// `victim` `args` verifies itself after the move.
+void lazy_migration(const std::string& victim, const std::vector<std::string>& args)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    std::string key = write_hex_key(session, "key", 'a');
+    std::string destination = session.dir().file("destination");
+    std::string output = session.dir().file("migrate.out");
+    pid_t pid = start_and_wait_ready(session, victim, args);
+    pid_t server = start_destination(session, pair, destination, key);
+    pid_t migrate = start_lazy_migrate(session, pid, key, output);
+
+    auto source = session.wait_for_exit(pid, 120s);
+    ASSERT_TRUE(source.has_value()) << read_file(output) << session.diagnostics();
+    EXPECT_TRUE(WIFSIGNALED(*source) && WTERMSIG(*source) == SIGKILL) << "status " << *source;
+    EXPECT_EQ(exit_code(session, migrate), 0) << read_file(output);
+    EXPECT_EQ(destination_exit_code(destination), 0) << read_file(destination + ".out");
+    std::string report = read_file(output);
+    EXPECT_NE(report.find("migrated to " + NamespacePair::server_address() + ":7412 (post-copy)"), std::string::npos)
+        << report;
+    EXPECT_NE(report.find("time to running"), std::string::npos) << report;
+    EXPECT_EQ(report.find("time to running (final dump to restored):  -1"), std::string::npos) << report;
+    EXPECT_FALSE(work_directory_left(session));
+    EXPECT_TRUE(file_exists(destination + "/1/manifest.img"));
+    std::string lazy_log = read_file(destination + "/1/lazy-pages.log");
+    EXPECT_EQ(lazy_log.find("with errors"), std::string::npos) << lazy_log;
+    release_migrated_and_expect_pass(session, server, pid);
+}
+
+TEST(Migrate, LazyCounterMovesAndVerifiesItself) { lazy_migration("counter", {}); }
+
+// 256 MiB the restored victim touches in a scrambled order, most of it
+// brought in from the source by the lazy-pages server.
+TEST(Migrate, LazyMemoryMovesAndVerifiesItself) { lazy_migration("lazy", { "256", "random" }); }
+
+// Post-copy with a destination whose restore fails: the source, frozen
+// until then, runs on.
+TEST(Migrate, LazyFailedRestoreResumesTheSource)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    std::string step = restore_step(pair, true);
+    ASSERT_FALSE(step.empty());
+
+    Session session;
+    std::string key = write_hex_key(session, "key", 'a');
+    std::string destination = session.dir().file("destination");
+    std::string output = session.dir().file("migrate.out");
+    pid_t pid = start_and_wait_ready(session, "predump");
+    start_destination(session, pair, destination, key, "CRYO_FAULT_AT=" + step);
+    pid_t migrate = start_lazy_migrate(session, pid, key, output);
+    EXPECT_EQ(exit_code(session, migrate), 1) << read_file(output);
+    EXPECT_EQ(destination_exit_code(destination), 1) << read_file(destination + ".out");
+    std::string report = read_file(output);
+    EXPECT_NE(report.find("final dump (the tree runs on)"), std::string::npos) << report;
+    EXPECT_NE(report.find("injected fault at step " + step), std::string::npos) << report;
+    EXPECT_FALSE(work_directory_left(session));
+    ASSERT_TRUE(process_exists(pid)) << report << session.diagnostics();
     release_and_expect_pass(session, pid);
 }
 

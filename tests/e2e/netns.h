@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,14 +80,27 @@ private:
     bool m_ok { false };
 };
 
+// Whether the server side has pids of its own as well: a PID namespace
+// (with its own /proc) whose init is a shell that runs cryo, writes
+// "cryo exited with N" after it and then stays, so that a tree cryo
+// restored there (the destination of `cryo migrate`, which has the source
+// tree's pids while the source still holds them here) outlives cryo. The
+// pid returned is `unshare --kill-child`'s: killing it (the session does)
+// kills that init and with it everything in the namespace.
+enum class ServerPids { Shared, Own };
+
 // Starts `cryo ARGS` in the server namespace, its output in `output`, and
 // waits until it says it is listening.
 inline pid_t start_listening_cryo(Session& session, const NamespacePair& pair, const std::vector<std::string>& args,
-                                  const std::string& output)
+                                  const std::string& output, ServerPids pids = ServerPids::Shared)
 {
     using namespace std::chrono_literals;
     Launcher launcher;
     launcher.cryo_prefix = { kIp, "netns", "exec", pair.server() };
+    if (pids == ServerPids::Own)
+        launcher.cryo_prefix.insert(launcher.cryo_prefix.end(),
+                                    { "/usr/bin/unshare", "--pid", "--kill-child", "--mount-proc", "/bin/sh", "-c",
+                                      "\"$@\"; echo \"cryo exited with $?\"; exec sleep 3600", "sh" });
     session.set_launcher(launcher);
     pid_t pid = session.start_cryo(args, output);
     session.set_launcher({});
@@ -93,6 +109,48 @@ inline pid_t start_listening_cryo(Session& session, const NamespacePair& pair, c
         std::this_thread::sleep_for(10ms);
     EXPECT_NE(read_file(output).find("listening on"), std::string::npos) << read_file(output);
     return pid;
+}
+
+// The exit code of a cryo started with ServerPids::Own, from its output;
+// -1 if it did not exit within `timeout`.
+inline int own_pids_exit_code(const std::string& output, std::chrono::seconds timeout)
+{
+    using namespace std::chrono_literals;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::smatch match;
+    std::regex line(R"(cryo exited with (\d+))");
+    for (;;) {
+        std::string text = read_file(output);
+        if (std::regex_search(text, match, line))
+            return std::stoi(match[1]);
+        if (std::chrono::steady_clock::now() >= deadline)
+            return -1;
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+// The pid, as seen here, of the process that is `pid` in the PID namespace
+// of `init` (the init of a ServerPids::Own server, as seen here); 0 if none.
+inline pid_t pid_seen_here(pid_t init, pid_t pid)
+{
+    std::error_code error;
+    auto namespace_of = [&](const std::string& process) {
+        return std::filesystem::read_symlink("/proc/" + process + "/ns/pid", error).string();
+    };
+    std::string wanted = namespace_of(std::to_string(init));
+    if (error)
+        return 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+        std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos || namespace_of(name) != wanted)
+            continue;
+        std::ifstream status(entry.path() / "status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.rfind("NSpid:", 0) == 0 && line.ends_with("\t" + std::to_string(pid)))
+                return std::stoi(name);
+    }
+    return 0;
 }
 
 } // namespace cryo::e2e

@@ -104,6 +104,33 @@ TEST(PageProtocol, CutFrameIsABrokenTransfer)
         << received.error().message();
 }
 
+// A connection closed between two frames is the end of a conversation
+// for receive_or_end() (a lazy restore that is done), but still a broken
+// transfer for receive(); closed inside a frame it is broken for both.
+TEST(PageProtocol, CleanCloseIsTheEndOnlyBetweenFrames)
+{
+    {
+        auto [client, server] = connected_pair();
+        ASSERT_TRUE(client.send(FrameType::Done, 0, {}));
+        ::shutdown(client.fd(), SHUT_WR);
+        auto done = server.receive_or_end();
+        ASSERT_TRUE(done && *done) << (done ? "" : done.error().message());
+        EXPECT_EQ((*done)->type, FrameType::Done);
+        auto end = server.receive_or_end();
+        ASSERT_TRUE(end) << end.error().message();
+        EXPECT_FALSE(*end);
+        auto strict = server.receive();
+        ASSERT_FALSE(strict);
+        EXPECT_NE(strict.error().message().find("closed the connection (broken transfer)"), std::string::npos);
+    }
+    auto [client, server] = connected_pair();
+    ASSERT_EQ(::write(client.fd(), "CYPS", 4), 4);
+    ::shutdown(client.fd(), SHUT_WR);
+    auto cut = server.receive_or_end();
+    ASSERT_FALSE(cut);
+    EXPECT_NE(cut.error().message().find("in the middle of a frame"), std::string::npos) << cut.error().message();
+}
+
 TEST(PageProtocol, SameKeyAuthenticatesEveryFrame)
 {
     auto [client, server] = connected_pair();
