@@ -35,6 +35,8 @@
 #include "mem/unlinked_files.h"
 #include "mem/vmas.h"
 #include "mm.pb.h"
+#include "ns/loginuid.h"
+#include "ns/namespaces.h"
 #include "stats.pb.h"
 #include "tree.pb.h"
 
@@ -277,8 +279,14 @@ Result<void> run_dump(const DumpOptions& options)
     }));
     for (auto& process : context.tree->processes()) {
         TRY(check_owned_by_caller(caller, process.pid()));
-        TRY(check_namespaces(process.pid()));   // only PID namespaces come back
+        TRY(check_namespaces(process.pid()));   // only PID, UTS and IPC namespaces come back
     }
+    // UTS and IPC namespaces, each read once from inside by a helper, and
+    // the login uids.
+    TRY(timed(context, "namespaces", [&]() -> Result<void> {
+        TRY(ns::record_namespaces(context.tree->mutable_tree()));
+        return ns::record_loginuids(context.tree->mutable_tree());
+    }));
     // Each restored process gets its own fd table, fs, handlers and memory.
     std::vector<pid_t> pids;
     for (auto& process : context.tree->processes())

@@ -2,10 +2,13 @@
 #include "image/validate.h"
 
 #include <algorithm>
+#include <climits>
+#include <set>
 #include <utility>
 #include <vector>
 
 #include "base/syscalls.h"
+#include "ns/ipc.h"
 
 namespace cryo::image {
 
@@ -83,6 +86,83 @@ Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memor
         if (after == ranges.begin() || end > std::prev(after)->second)
             return fail("{}: not inside one mapping of the memory image", describe_run(i, run));
     }
+    return {};
+}
+
+namespace {
+
+Result<void> check_sysv_permissions(const IpcPermissions& permissions, std::set<int>& ids, std::string_view what)
+{
+    if (permissions.id() < 0 || !ids.insert(permissions.id()).second)
+        return fail("{} id {}: negative or listed twice", what, permissions.id());
+    if (permissions.mode() > 0777)
+        return fail("{} id {}: mode {:o} is not a permission mode", what, permissions.id(), permissions.mode());
+    return {};
+}
+
+Result<void> check_ipc_namespace(const IpcNamespace& ipc)
+{
+    for (const auto& sysctl : ipc.sysctls()) {
+        if (!ns::is_ipc_sysctl(sysctl.name()))
+            return fail("sysctl '{}' is not one of an IPC namespace", sysctl.name());
+        if (sysctl.value().empty() || sysctl.value().size() > 64
+            || sysctl.value().find_first_not_of("0123456789 \t-") != std::string::npos)
+            return fail("sysctl {}: value '{}' is not a list of numbers", sysctl.name(), sysctl.value());
+    }
+    std::set<int> ids;
+    uint64_t content = 0;
+    for (const auto& segment : ipc.shared_memory()) {
+        TRY(check_sysv_permissions(segment.permissions(), ids, "shared memory segment"));
+        content += segment.content().size();
+        if (segment.size() == 0 || segment.size() > (1ull << 46) || segment.content().size() > segment.size()
+            || content > (1ull << 30))
+            return fail("shared memory segment id {}: size {} with {} bytes of content", segment.permissions().id(),
+                        segment.size(), segment.content().size());
+    }
+    ids.clear();
+    for (const auto& set : ipc.semaphores()) {
+        TRY(check_sysv_permissions(set.permissions(), ids, "semaphore set"));
+        if (set.values_size() < 1 || set.values_size() > 32000)
+            return fail("semaphore set id {}: {} semaphores", set.permissions().id(), set.values_size());
+        for (uint32_t value : set.values())
+            if (value > 32767)
+                return fail("semaphore set id {}: value {} above SEMVMX", set.permissions().id(), value);
+    }
+    ids.clear();
+    for (const auto& queue : ipc.message_queues()) {
+        TRY(check_sysv_permissions(queue.permissions(), ids, "message queue"));
+        if (queue.max_bytes() > INT_MAX)
+            return fail("message queue id {}: limit of {} bytes", queue.permissions().id(), queue.max_bytes());
+        for (const auto& message : queue.messages())
+            if (message.type() < 1 || message.text().size() > INT_MAX)
+                return fail("message queue id {}: a message of type {} and {} bytes", queue.permissions().id(),
+                            message.type(), message.text().size());
+    }
+    return {};
+}
+
+} // namespace
+
+Result<void> check_namespaces(const ProcessTree& tree)
+{
+    std::set<std::pair<int, uint64_t>> listed;
+    for (const auto& saved : tree.namespaces()) {
+        if (saved.id() == 0 || !listed.insert({ saved.kind(), saved.id() }).second)
+            return fail("namespace {}: id 0 or listed twice", saved.id());
+        if (saved.kind() == NAMESPACE_KIND_UTS) {
+            for (const auto& name : { saved.uts().hostname(), saved.uts().domainname() })
+                if (name.size() > 64 || name.find('\0') != std::string::npos)
+                    return fail("UTS namespace {}: name '{}' is longer than 64 bytes or holds a NUL", saved.id(), name);
+        } else if (saved.kind() == NAMESPACE_KIND_IPC) {
+            TRY_CTX(check_ipc_namespace(saved.ipc()), "IPC namespace {}", saved.id());
+        } else {
+            return fail("namespace {}: unknown kind {}", saved.id(), static_cast<int>(saved.kind()));
+        }
+    }
+    for (const auto& entry : tree.processes())
+        if ((entry.uts_ns() != 0 && !listed.contains({ NAMESPACE_KIND_UTS, entry.uts_ns() }))
+            || (entry.ipc_ns() != 0 && !listed.contains({ NAMESPACE_KIND_IPC, entry.ipc_ns() })))
+            return fail("pid {}: its namespace (uts {}, ipc {}) is not listed", entry.pid(), entry.uts_ns(), entry.ipc_ns());
     return {};
 }
 

@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "mm.pb.h"
+#include "tree.pb.h"
 
 namespace cryo::image {
 
@@ -41,5 +42,12 @@ Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint
 // only pages of mappings, run by run within a mapping). Call after
 // check_mappings() and check_page_map().
 Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memory);
+
+// The UTS and IPC namespaces of `tree` (proto/namespaces.proto): each
+// listed once with a known kind, every process's namespace listed, host
+// and domain names and sysctls the kernel takes (sysctl names only from
+// the IPC namespace's own files: a checkpoint never picks which /proc/sys
+// file a restore writes), System V objects within the kernel's limits.
+Result<void> check_namespaces(const ProcessTree& tree);
 
 } // namespace cryo::image

@@ -48,6 +48,7 @@
 #include "lazy/lazy_pages.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
+#include "ns/namespaces.h"
 #include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
@@ -127,6 +128,7 @@ struct RestoreContext {
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
     std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
     CgroupPlan cgroups;
+    std::optional<ns::NamespaceSet> namespaces;   // UTS and IPC namespaces, filled
 };
 
 bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
@@ -203,6 +205,7 @@ Result<void> read_images(RestoreContext& context)
         if (process.alive())
             TRY(read_process(reader, *context.chain, process));
     }
+    TRY_CTX(image::check_namespaces(context.tree), "{}", image::kTreeName);
     context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
     // Every fd refers to an open file of files.img (found by id - 1), and
     // every pidfd to a process of the tree or to a dead one.
@@ -385,6 +388,7 @@ Result<void> plan_and_create(RestoreContext& context)
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();
     plan.prefilled = context.prefill.vmas();
+    plan.namespaces = &*context.namespaces;
     context.created.emplace(TRY(NewTree::create(plan)));
     // Every process has its loaded memory now: cryo's side goes, so that
     // the first write of the restored program finds the page its own.
@@ -767,6 +771,11 @@ Result<int> run_restore(const RestoreOptions& options)
             if (process.alive() && !options.skip_cgroups)
                 wanted.emplace_back(process.entry.pid(), process.entry.cgroup());
         context.cgroups = TRY(CgroupPlan::prepare(wanted));
+        return {};
+    }));
+    // The UTS and IPC namespaces, filled before any process enters them.
+    TRY(timed(stats, "namespaces", [&]() -> Result<void> {
+        context.namespaces.emplace(TRY(ns::NamespaceSet::create(context.tree)));
         return {};
     }));
     // Create the tree; until released, any failure kills every process of it

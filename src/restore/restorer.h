@@ -28,6 +28,7 @@
 #include "core.pb.h"
 #include "fds.pb.h"
 #include "mem/prefill.h"
+#include "ns/namespaces.h"
 #include "ptrace/tracee.h"
 #include "mm.pb.h"
 #include "tree.pb.h"
@@ -72,6 +73,9 @@ struct TreePlan {
     // tree (the rest is MADV_DONTFORK while it is cloned), unmaps at once
     // anything else, and after creating its children what is not its own.
     std::vector<mem::PrefilledVma> prefilled;
+    // The UTS and IPC namespaces of the checkpoint, entered by each new
+    // process first thing (ns/namespaces.h); null when there are none.
+    const ns::NamespaceSet* namespaces { nullptr };
 };
 
 // The created tree, every live process traced by cryo and stopped. Until

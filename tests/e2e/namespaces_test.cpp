@@ -1,0 +1,37 @@
+// UTS and IPC namespaces (ns/namespaces.h): the victim builds a tree of
+// processes in new UTS and IPC namespaces, with System V objects, and
+// checks after restore that each process shares with the others what it
+// shared before and that every object came back with its id and content.
+#include <gtest/gtest.h>
+
+#include "harness.h"
+#include "steps.h"
+
+namespace cryo::e2e {
+
+TEST(Namespaces, UtsAndIpcControl)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "ipc_ns");
+    release_and_expect_pass(session, pid);
+}
+
+TEST(Namespaces, UtsAndIpcComeBackWithTheirContent)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "ipc_ns");
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, session.dir().file("images")));
+    release_and_expect_pass(session, pid);
+}
+
+// A restored tree is dumped again from its new namespaces.
+TEST(Namespaces, UtsAndIpcTwice)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "ipc_ns");
+    for (int round = 1; round <= 2; ++round)
+        ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, session.dir().file("images" + std::to_string(round))));
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e
