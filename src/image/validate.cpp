@@ -100,6 +100,21 @@ Result<void> check_sysv_permissions(const IpcPermissions& permissions, std::set<
     return {};
 }
 
+Result<void> check_segments(const google::protobuf::RepeatedPtrField<SysvSharedMemory>& segments)
+{
+    std::set<int> ids;
+    uint64_t content = 0;
+    for (const auto& segment : segments) {
+        TRY(check_sysv_permissions(segment.permissions(), ids, "shared memory segment"));
+        content += segment.content().size();
+        if (segment.size() == 0 || segment.size() > (1ull << 46) || segment.content().size() > segment.size()
+            || content > (1ull << 30))
+            return fail("shared memory segment id {}: size {} with {} bytes of content", segment.permissions().id(),
+                        segment.size(), segment.content().size());
+    }
+    return {};
+}
+
 Result<void> check_ipc_namespace(const IpcNamespace& ipc)
 {
     for (const auto& sysctl : ipc.sysctls()) {
@@ -109,17 +124,8 @@ Result<void> check_ipc_namespace(const IpcNamespace& ipc)
             || sysctl.value().find_first_not_of("0123456789 \t-") != std::string::npos)
             return fail("sysctl {}: value '{}' is not a list of numbers", sysctl.name(), sysctl.value());
     }
+    TRY(check_segments(ipc.shared_memory()));
     std::set<int> ids;
-    uint64_t content = 0;
-    for (const auto& segment : ipc.shared_memory()) {
-        TRY(check_sysv_permissions(segment.permissions(), ids, "shared memory segment"));
-        content += segment.content().size();
-        if (segment.size() == 0 || segment.size() > (1ull << 46) || segment.content().size() > segment.size()
-            || content > (1ull << 30))
-            return fail("shared memory segment id {}: size {} with {} bytes of content", segment.permissions().id(),
-                        segment.size(), segment.content().size());
-    }
-    ids.clear();
     for (const auto& set : ipc.semaphores()) {
         TRY(check_sysv_permissions(set.permissions(), ids, "semaphore set"));
         if (set.values_size() < 1 || set.values_size() > 32000)
@@ -159,10 +165,30 @@ Result<void> check_namespaces(const ProcessTree& tree)
             return fail("namespace {}: unknown kind {}", saved.id(), static_cast<int>(saved.kind()));
         }
     }
+    TRY_CTX(check_segments(tree.host_shared_memory()), "cryo's IPC namespace");
     for (const auto& entry : tree.processes())
         if ((entry.uts_ns() != 0 && !listed.contains({ NAMESPACE_KIND_UTS, entry.uts_ns() }))
             || (entry.ipc_ns() != 0 && !listed.contains({ NAMESPACE_KIND_IPC, entry.ipc_ns() })))
             return fail("pid {}: its namespace (uts {}, ipc {}) is not listed", entry.pid(), entry.uts_ns(), entry.ipc_ns());
+    return {};
+}
+
+Result<void> check_sysv_attachments(const ProcessTree& tree, const ProcessEntry& entry, const MemoryImage& memory)
+{
+    const google::protobuf::RepeatedPtrField<SysvSharedMemory>* segments = &tree.host_shared_memory();
+    for (const auto& saved : tree.namespaces())
+        if (entry.ipc_ns() != 0 && saved.kind() == NAMESPACE_KIND_IPC && saved.id() == entry.ipc_ns())
+            segments = &saved.ipc().shared_memory();
+    for (const auto& vma : memory.vmas()) {
+        if (vma.kind() != VMA_KIND_SYSV_SHM)
+            continue;
+        bool found = std::ranges::any_of(*segments, [&](const SysvSharedMemory& segment) {
+            return static_cast<uint64_t>(segment.permissions().id()) == vma.shmem_id() && segment.size() == vma.shmem_size();
+        });
+        if (!found)
+            return fail("pid {}: mapping {:#x}-{:#x} attaches System V segment {} of {} bytes, which the checkpoint does "
+                        "not hold", entry.pid(), vma.start(), vma.end(), vma.shmem_id(), vma.shmem_size());
+    }
     return {};
 }
 

@@ -50,4 +50,9 @@ Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memor
 // file a restore writes), System V objects within the kernel's limits.
 Result<void> check_namespaces(const ProcessTree& tree);
 
+// Every System V attachment of `memory` (the process `entry` of `tree`)
+// names a segment the checkpoint holds, in the process's IPC namespace,
+// of that size: never one of cryo's that the tree did not have.
+Result<void> check_sysv_attachments(const ProcessTree& tree, const ProcessEntry& entry, const MemoryImage& memory);
+
 } // namespace cryo::image

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstring>
 #include <string_view>
+#include <set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -78,19 +79,9 @@ void apply_permissions(const image::IpcPermissions& saved, ipc_perm& perm)
     perm.mode = static_cast<unsigned short>(saved.mode() & 0777);
 }
 
-Result<void> read_shared_memory(image::IpcNamespace& out)
+Result<void> read_segment(int id, const shmid_ds& status, image::SysvSharedMemory& segment, uint64_t& total)
 {
-    shm_info info {};
-    int last = ::shmctl(0, SHM_INFO, reinterpret_cast<shmid_ds*>(&info));
-    if (last < 0)
-        return fail_errno("shmctl(SHM_INFO)");
-    uint64_t total = 0;
-    for (int index = 0; index <= last; ++index) {
-        shmid_ds status {};
-        int id = ::shmctl(index, SHM_STAT_ANY, &status);
-        if (id < 0)
-            continue;   // a free slot
-        auto& segment = *out.add_shared_memory();
+    {
         save_permissions(status.shm_perm, id, *segment.mutable_permissions());
         segment.set_size(status.shm_segsz);
         segment.set_removed((status.shm_perm.mode & SHM_DEST) != 0);
@@ -113,6 +104,23 @@ Result<void> read_shared_memory(image::IpcNamespace& out)
             return fail("shared memory segment id {}: the segments hold more than {} bytes, more than a checkpoint "
                         "stores", id, kMaxContent);
         segment.set_content(bytes, used);
+    }
+    return {};
+}
+
+Result<void> read_shared_memory(image::IpcNamespace& out)
+{
+    shm_info info {};
+    int last = ::shmctl(0, SHM_INFO, reinterpret_cast<shmid_ds*>(&info));
+    if (last < 0)
+        return fail_errno("shmctl(SHM_INFO)");
+    uint64_t total = 0;
+    for (int index = 0; index <= last; ++index) {
+        shmid_ds status {};
+        int id = ::shmctl(index, SHM_STAT_ANY, &status);
+        if (id < 0)
+            continue;   // a free slot
+        TRY(read_segment(id, status, *out.add_shared_memory(), total));
     }
     return {};
 }
@@ -196,10 +204,6 @@ int create_flags(const image::IpcPermissions& saved)
 Result<void> fill_shared_memory(const image::SysvSharedMemory& saved)
 {
     const auto& perm = saved.permissions();
-    // A segment marked removed was kept only by its attachments; nobody
-    // attaches it again (attached SysV memory is refused at dump).
-    if (saved.removed())
-        return {};
     TRY(create_with_id("shared memory segment", "kernel/shm_next_id", perm,
                        [&] { return ::shmget(perm.key(), saved.size(), create_flags(perm) | 0600); }));
     if (!saved.content().empty()) {
@@ -292,6 +296,44 @@ Result<void> make_room_for_messages(const image::IpcNamespace& saved)
 }
 
 } // namespace
+
+Result<void> read_shared_memory_segments(const std::set<int>& ids, google::protobuf::RepeatedPtrField<image::SysvSharedMemory>& out)
+{
+    uint64_t total = 0;
+    for (int id : ids) {
+        shmid_ds status {};
+        if (::shmctl(id, IPC_STAT, &status) < 0)
+            return fail_errno(fmt::format("System V shared memory segment id {}: IPC_STAT", id));
+        TRY(read_segment(id, status, *out.Add(), total));
+    }
+    return {};
+}
+
+Result<bool> restore_host_segment(const image::SysvSharedMemory& saved)
+{
+    const auto& perm = saved.permissions();
+    shmid_ds status {};
+    if (::shmctl(perm.id(), IPC_STAT, &status) < 0) {
+        if (errno != EINVAL && errno != EIDRM)
+            return fail_errno(fmt::format("System V shared memory segment id {}: IPC_STAT", perm.id()));
+        TRY_CTX(fill_shared_memory(saved), "cryo's IPC namespace");
+        return true;
+    }
+    // Still there (same machine): attached again as it is now.
+    if (!saved.removed() && status.shm_perm.__key == perm.key() && status.shm_segsz == saved.size())
+        return false;
+    return fail("System V shared memory segment id {} (key {:#x}, {} bytes) cannot be made again: id {} is taken by a "
+                "segment with key {:#x} and {} bytes",
+                perm.id(), static_cast<uint32_t>(perm.key()), saved.size(), perm.id(),
+                static_cast<uint32_t>(status.shm_perm.__key), status.shm_segsz);
+}
+
+Result<void> remove_segment(int id)
+{
+    if (::shmctl(id, IPC_RMID, nullptr) < 0)
+        return fail_errno(fmt::format("System V shared memory segment id {}: IPC_RMID", id));
+    return {};
+}
 
 bool is_ipc_sysctl(std::string_view name)
 {

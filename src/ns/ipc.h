@@ -19,6 +19,9 @@
 // last. The creator is cryo (root): cuid/cgid and the times are not kept.
 #pragma once
 
+#include <set>
+#include <string_view>
+
 #include "base/error.h"
 #include "namespaces.pb.h"
 
@@ -32,6 +35,21 @@ Result<image::IpcNamespace> read_ipc_namespace();
 // creating helper exits: write_shm_rmid_forced() writes it afterwards.
 Result<void> fill_ipc_namespace(const image::IpcNamespace& saved);
 Result<void> write_shm_rmid_forced(const image::IpcNamespace& saved);
+
+// Segments of the caller's IPC namespace by id (the ones the tree
+// attached), each with its content.
+Result<void> read_shared_memory_segments(const std::set<int>& ids,
+                                         google::protobuf::RepeatedPtrField<image::SysvSharedMemory>& out);
+
+// A segment of cryo's own IPC namespace the tree attached: kept if it is
+// still there with its key and size (a restore on the same machine: the
+// content is what it is now, it may be shared with others), else made
+// again with its id, key, content and mode; an id taken by another
+// segment is an error naming both. True if it was made again.
+Result<bool> restore_host_segment(const image::SysvSharedMemory& saved);
+
+// IPC_RMID, for segments that were marked removed while still attached.
+Result<void> remove_segment(int id);
 
 // The sysctl files (under /proc/sys) that belong to an IPC namespace:
 // the only names a checkpoint may carry.

@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <set>
 #include <cstring>
 #include <functional>
 #include <string_view>
@@ -21,6 +23,7 @@
 
 #include "base/scope_guard.h"
 #include "ns/ipc.h"
+#include "proc/maps.h"
 
 namespace cryo::ns {
 
@@ -149,6 +152,21 @@ const Kind& kind_of(image::NamespaceKind kind)
     return kind == image::NAMESPACE_KIND_UTS ? kKinds[0] : kKinds[1];
 }
 
+// The System V segments of cryo's IPC namespace that processes of the tree
+// have attached (their VMAs name them /SYSVKEY, the inode is the id).
+Result<void> record_host_segments(image::ProcessTree& tree)
+{
+    std::set<int> ids;
+    for (const auto& entry : tree.processes()) {
+        if (entry.state() != image::PROCESS_STATE_ALIVE || entry.ipc_ns() != 0)
+            continue;
+        for (const auto& map : TRY_CTX(proc::read_maps(entry.pid()), "pid {}", entry.pid()))
+            if (map.shared && map.path.starts_with("/SYSV"))
+                ids.insert(static_cast<int>(map.inode));
+    }
+    return read_shared_memory_segments(ids, *tree.mutable_host_shared_memory());
+}
+
 } // namespace
 
 Result<void> record_namespaces(image::ProcessTree& tree)
@@ -179,7 +197,7 @@ Result<void> record_namespaces(image::ProcessTree& tree)
         }
         by_pid[entry.pid()] = &entry;
     }
-    return {};
+    return record_host_segments(tree);
 }
 
 std::string describe_namespace(const image::Namespace& saved, const image::ProcessTree& tree)
@@ -210,6 +228,9 @@ std::string describe_namespace(const image::Namespace& saved, const image::Proce
 Result<NamespaceSet> NamespaceSet::create(const image::ProcessTree& tree)
 {
     NamespaceSet set;
+    for (const auto& segment : tree.host_shared_memory())
+        if (TRY(restore_host_segment(segment)))
+            set.m_host_segments.push_back(segment.permissions().id());
     if (tree.namespaces_size() == 0)
         return set;
     for (const auto& kind : kKinds)
@@ -253,6 +274,37 @@ Result<void> NamespaceSet::enter(const image::ProcessEntry& entry, const image::
         int fd = wanted == 0 ? m_own.at(kind.kind).get() : m_created.at({ kind.kind, wanted }).get();
         if (::setns(fd, kind.flag) < 0)
             return fail_errno(fmt::format("enter the {} namespace {}:[{}] of the checkpoint", kind.name, kind.file, wanted));
+    }
+    return {};
+}
+
+NamespaceSet::~NamespaceSet()
+{
+    for (int id : m_host_segments)
+        (void)remove_segment(id);
+}
+
+Result<void> NamespaceSet::remove_destroyed_segments(const image::ProcessTree& tree) const
+{
+    for (const auto& segment : tree.host_shared_memory())
+        if (segment.removed())
+            TRY(remove_segment(segment.permissions().id()));
+    for (const auto& saved : tree.namespaces()) {
+        if (saved.kind() != image::NAMESPACE_KIND_IPC)
+            continue;
+        const auto& segments = saved.ipc().shared_memory();
+        if (std::ranges::none_of(segments, [](const auto& segment) { return segment.removed(); }))
+            continue;
+        int fd = m_created.at({ saved.kind(), saved.id() }).get();
+        TRY_CTX(run_helper([&]() -> Result<std::string> {
+                    if (::setns(fd, CLONE_NEWIPC) < 0)
+                        return fail_errno("setns");
+                    for (const auto& segment : segments)
+                        if (segment.removed())
+                            TRY(remove_segment(segment.permissions().id()));
+                    return std::string();
+                }),
+                "IPC namespace ipc:[{}] of the checkpoint", saved.id());
     }
     return {};
 }

@@ -21,6 +21,7 @@
 
 #include <map>
 #include <utility>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -31,7 +32,8 @@ namespace cryo::ns {
 
 // Fills ProcessEntry.uts_ns and ipc_ns of every process of `tree` (zombies
 // take their parent's) and adds each namespace that is not cryo's to
-// tree.namespaces with its content.
+// tree.namespaces with its content, and the System V segments of cryo's
+// IPC namespace the tree attached to tree.host_shared_memory.
 Result<void> record_namespaces(image::ProcessTree& tree);
 
 // One line about `saved` for `cryo show`: its content in brief and the
@@ -40,7 +42,8 @@ std::string describe_namespace(const image::Namespace& saved, const image::Proce
 
 class NamespaceSet {
 public:
-    // Creates every namespace of the checkpoint, filled.
+    // Creates every namespace of the checkpoint, filled, and the segments
+    // of tree.host_shared_memory that are not there any more.
     static Result<NamespaceSet> create(const image::ProcessTree& tree);
     NamespaceSet(NamespaceSet&&) noexcept = default;
 
@@ -49,10 +52,19 @@ public:
     // root, whose parent is cryo).
     Result<void> enter(const image::ProcessEntry& entry, const image::ProcessEntry* parent) const;
 
+    // Once every process attached its System V segments: marks removed
+    // (IPC_RMID) again those that were when dumped.
+    Result<void> remove_destroyed_segments(const image::ProcessTree& tree) const;
+    // The restore succeeded: the segments made in cryo's IPC namespace
+    // stay (dropping the set otherwise removes them).
+    void keep_segments() { m_host_segments.clear(); }
+    ~NamespaceSet();
+
 private:
     NamespaceSet() = default;
     std::map<std::pair<int, uint64_t>, UniqueFd> m_created;   // (kind, id) -> namespace
     std::map<int, UniqueFd> m_own;                            // kind -> cryo's own
+    std::vector<int> m_host_segments;   // made in cryo's IPC namespace by this restore
 };
 
 } // namespace cryo::ns

@@ -206,6 +206,8 @@ Result<void> read_images(RestoreContext& context)
             TRY(read_process(reader, *context.chain, process));
     }
     TRY_CTX(image::check_namespaces(context.tree), "{}", image::kTreeName);
+    for (const auto& process : context.processes)
+        TRY(image::check_sysv_attachments(context.tree, process.entry, process.memory));
     context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
     // Every fd refers to an open file of files.img (found by id - 1), and
     // every pidfd to a process of the tree or to a dead one.
@@ -788,7 +790,9 @@ Result<int> run_restore(const RestoreOptions& options)
         for (auto& process : context.processes)
             if (process.alive())
                 TRY_CTX(morph_process(context, process), "pid {}", process.entry.pid());
-        return {};
+        // Every System V attachment is back: segments removed while
+        // attached are marked removed again.
+        return context.namespaces->remove_destroyed_segments(context.tree);
     }));
     TRY(timed(stats, "pidfds, credentials, seccomp", [&]() -> Result<void> {
         // Owners of open files (F_SETOWN_EX) are processes of the tree: all exist now.
@@ -826,6 +830,7 @@ Result<int> run_restore(const RestoreOptions& options)
         }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
+    context.namespaces->keep_segments();
     clean_up_on_failure.dismiss();
     pid_t root = context.created->root();
     // cryo's copies of the tree's files go now: a foreground restore must

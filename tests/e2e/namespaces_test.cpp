@@ -35,3 +35,32 @@ TEST(Namespaces, UtsAndIpcTwice)
 }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+class SysvSharedMemory : public testing::TestWithParam<std::vector<std::string>> { };
+
+TEST_P(SysvSharedMemory, Control)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "shm", GetParam());
+    release_and_expect_pass(session, pid);
+}
+
+// Attachments come back at their addresses, with their protections and
+// holes, the segments with their ids, removed marks and attach counts.
+TEST_P(SysvSharedMemory, AttachmentsComeBack)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "shm", GetParam());
+    for (int round = 1; round <= 2; ++round)
+        ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, session.dir().file("images" + std::to_string(round))));
+    release_and_expect_pass(session, pid);
+}
+
+INSTANTIATE_TEST_SUITE_P(Namespaces, SysvSharedMemory,
+                         testing::Values(std::vector<std::string> {}, std::vector<std::string> { "ns" },
+                                         std::vector<std::string> { "keep" }),
+                         [](const auto& info) { return info.param.empty() ? std::string("host") : info.param[0]; });
+
+} // namespace cryo::e2e

@@ -148,5 +148,26 @@ TEST(ImageValidate, NamespacesOfAHostileTreeAreRefused)
     }
 }
 
+TEST(ImageValidate, SystemVAttachmentsNameASegmentOfTheCheckpoint)
+{
+    auto tree = tree_with_namespaces();
+    auto* host = tree.add_host_shared_memory();
+    host->mutable_permissions()->set_id(5);
+    host->set_size(8192);
+    MemoryImage memory;
+    auto* vma = memory.add_vmas();
+    vma->set_kind(VMA_KIND_SYSV_SHM);
+    vma->set_shmem_id(3);   // the namespace's segment 3
+    vma->set_shmem_size(4096);
+    EXPECT_TRUE(check_sysv_attachments(tree, tree.processes(0), memory));
+    vma->set_shmem_id(5);   // only in cryo's namespace: not the process's
+    EXPECT_NE(error_of(check_sysv_attachments(tree, tree.processes(0), memory)).find("does not hold"), std::string::npos);
+    tree.mutable_processes(0)->set_ipc_ns(0);
+    vma->set_shmem_size(8192);
+    EXPECT_TRUE(check_sysv_attachments(tree, tree.processes(0), memory));
+    vma->set_shmem_id(6);   // some other segment of the machine
+    EXPECT_NE(error_of(check_sysv_attachments(tree, tree.processes(0), memory)).find("does not hold"), std::string::npos);
+}
+
 } // namespace
 } // namespace cryo::image
