@@ -129,6 +129,7 @@ struct RestoreContext {
     std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
     CgroupPlan cgroups;
     std::optional<ns::NamespaceSet> namespaces;   // UTS and IPC namespaces, filled
+    std::optional<DeletedDirectories> deleted_directories;   // removed working directories
 };
 
 bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
@@ -391,6 +392,12 @@ Result<void> plan_and_create(RestoreContext& context)
         plan.opened_files[id] = fd.get();
     plan.prefilled = context.prefill.vmas();
     plan.namespaces = &*context.namespaces;
+    std::vector<const image::ProcessCore*> cores;
+    for (const auto& process : context.processes)
+        if (process.alive())
+            cores.push_back(&process.core);
+    context.deleted_directories.emplace(TRY(DeletedDirectories::create(cores)));
+    plan.deleted_directories = &*context.deleted_directories;
     context.created.emplace(TRY(NewTree::create(plan)));
     // Every process has its loaded memory now: cryo's side goes, so that
     // the first write of the restored program finds the page its own.

@@ -307,7 +307,7 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     // itself changes last, by an injected chroot() once memory is back
     // (restore_process_state): mapped files are opened by their paths in
     // cryo's root too.
-    if (!core.cwd().empty() && ::chdir(core.cwd().c_str()) < 0)
+    if (!core.cwd().empty() && !core.has_deleted_cwd() && ::chdir(core.cwd().c_str()) < 0)
         return fail_errno(fmt::format("chdir {}", core.cwd()));
     ::umask(core.umask());
     TRY_CTX(apply_limits(core), "resource limits");
@@ -330,6 +330,8 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     auto result = plan.namespaces ? plan.namespaces->enter(*process.entry, parent) : Result<void> {};
     if (result && process.core)
         ns::restore_loginuid(*process.entry);
+    if (result && process.core && plan.deleted_directories)
+        result = plan.deleted_directories->enter(*process.core);
     if (result)
         result = join_session_and_group(*process.entry);
     if (result)

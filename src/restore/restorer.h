@@ -29,6 +29,7 @@
 #include "fds.pb.h"
 #include "mem/prefill.h"
 #include "ns/namespaces.h"
+#include "restore/deleted_cwd.h"
 #include "ptrace/tracee.h"
 #include "mm.pb.h"
 #include "tree.pb.h"
@@ -76,6 +77,8 @@ struct TreePlan {
     // The UTS and IPC namespaces of the checkpoint, entered by each new
     // process first thing (ns/namespaces.h); null when there are none.
     const ns::NamespaceSet* namespaces { nullptr };
+    // Deleted working directories, entered by fchdir (restore/deleted_cwd.h).
+    const DeletedDirectories* deleted_directories { nullptr };
 };
 
 // The created tree, every live process traced by cryo and stopped. Until

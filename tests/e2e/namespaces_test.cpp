@@ -1,7 +1,8 @@
 // UTS and IPC namespaces (ns/namespaces.h): the victim builds a tree of
 // processes in new UTS and IPC namespaces, with System V objects, and
 // checks after restore that each process shares with the others what it
-// shared before and that every object came back with its id and content.
+// shared before and that every object came back with its id and content;
+// System V shared memory attachments; a deleted working directory.
 #include <gtest/gtest.h>
 
 #include "harness.h"
@@ -62,5 +63,25 @@ INSTANTIATE_TEST_SUITE_P(Namespaces, SysvSharedMemory,
                          testing::Values(std::vector<std::string> {}, std::vector<std::string> { "ns" },
                                          std::vector<std::string> { "keep" }),
                          [](const auto& info) { return info.param.empty() ? std::string("host") : info.param[0]; });
+
+} // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+TEST(DeletedWorkingDirectory, Control)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "cwd_deleted");
+    release_and_expect_pass(session, pid);
+}
+
+TEST(DeletedWorkingDirectory, ComesBackRemovedAndShared)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "cwd_deleted");
+    for (int round = 1; round <= 2; ++round)
+        ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, session.dir().file("images" + std::to_string(round))));
+    release_and_expect_pass(session, pid);
+}
 
 } // namespace cryo::e2e
