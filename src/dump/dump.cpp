@@ -285,6 +285,7 @@ Result<void> run_dump(const DumpOptions& options)
     // the login uids.
     TRY(timed(context, "namespaces", [&]() -> Result<void> {
         TRY(ns::record_namespaces(context.tree->mutable_tree()));
+        TRY(ns::check_semaphore_undo(context.tree->tree(), options.leave_running));
         return ns::record_loginuids(context.tree->mutable_tree());
     }));
     // Each restored process gets its own fd table, fs, handlers and memory.

@@ -85,3 +85,23 @@ TEST(DeletedWorkingDirectory, ComesBackRemovedAndShared)
 }
 
 } // namespace cryo::e2e
+
+namespace cryo::e2e {
+
+// Killing the dumped process would apply its SEM_UNDO entries to the
+// semaphores of cryo's IPC namespace: refused, the victim runs on.
+TEST(SemaphoreUndo, InCryosNamespaceIsRefused)
+{
+    expect_dump_refused("ipc_sem_undo", {}, {}, { "has System V semaphore undo entries (semop with SEM_UNDO)", "not supported" });
+}
+
+// In an IPC namespace of the tree the values were saved before the kill.
+TEST(SemaphoreUndo, InItsOwnNamespaceTheValueStays)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "ipc_sem_undo", { "ns" });
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, session.dir().file("images")));
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace cryo::e2e
