@@ -35,6 +35,7 @@
 #include "mem/unlinked_files.h"
 #include "mem/vmas.h"
 #include "mm.pb.h"
+#include "ns/ipc.h"
 #include "ns/loginuid.h"
 #include "ns/namespaces.h"
 #include "stats.pb.h"
@@ -285,7 +286,6 @@ Result<void> run_dump(const DumpOptions& options)
     // the login uids.
     TRY(timed(context, "namespaces", [&]() -> Result<void> {
         TRY(ns::record_namespaces(context.tree->mutable_tree()));
-        TRY(ns::check_semaphore_undo(context.tree->tree(), options.leave_running));
         return ns::record_loginuids(context.tree->mutable_tree());
     }));
     // Each restored process gets its own fd table, fs, handlers and memory.
@@ -315,10 +315,15 @@ Result<void> run_dump(const DumpOptions& options)
     // hold this phase; --display-stats shows it.)
     TRY(timed(context, "commit", [&] { return commit_images(context); }));
 
-    if (options.leave_running)
+    if (options.leave_running) {
         context.tree.reset();   // detaches: every process runs on
-    else
+    } else {
+        // The kill applies the tree's SEM_UNDO adjustments to the
+        // semaphores of cryo's IPC namespace: said, set by set.
+        auto semaphores = ns::read_semaphore_values();
         TRY(context.tree->kill());
+        ns::warn_changed_semaphores(semaphores);
+    }
     context.stats.set_frozen_ms(milliseconds_since(frozen));
     context.stats.set_total_ms(milliseconds_since(started));
 

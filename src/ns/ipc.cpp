@@ -16,6 +16,8 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include "base/fd.h"
 #include "base/scope_guard.h"
@@ -333,6 +335,36 @@ Result<void> remove_segment(int id)
     if (::shmctl(id, IPC_RMID, nullptr) < 0)
         return fail_errno(fmt::format("System V shared memory segment id {}: IPC_RMID", id));
     return {};
+}
+
+SemaphoreValues read_semaphore_values()
+{
+    SemaphoreValues values;
+    seminfo info {};
+    int last = ::semctl(0, 0, SEM_INFO, SemArgument { .info = &info });
+    for (int index = 0; index <= last; ++index) {
+        semid_ds status {};
+        int id = ::semctl(index, 0, SEM_STAT_ANY, SemArgument { .status = &status });
+        if (id < 0)
+            continue;
+        std::vector<unsigned short> set(status.sem_nsems);
+        if (::semctl(id, 0, GETALL, SemArgument { .values = set.data() }) == 0)
+            values[id] = std::move(set);
+    }
+    return values;
+}
+
+void warn_changed_semaphores(const SemaphoreValues& before)
+{
+    auto after = read_semaphore_values();
+    for (const auto& [id, values] : before) {
+        auto now = after.find(id);
+        if (now != after.end() && now->second != values)
+            spdlog::warn("semaphore set id {}: its values changed from {} to {} when the dumped tree was killed (the "
+                         "kernel applied its SEM_UNDO adjustments, or another process changed them): a restore on this "
+                         "machine finds the new values",
+                         id, fmt::join(values, " "), fmt::join(now->second, " "));
+    }
 }
 
 bool is_ipc_sysctl(std::string_view name)

@@ -19,7 +19,9 @@
 // last. The creator is cryo (root): cuid/cgid and the times are not kept.
 #pragma once
 
+#include <map>
 #include <set>
+#include <vector>
 #include <string_view>
 
 #include "base/error.h"
@@ -50,6 +52,19 @@ Result<bool> restore_host_segment(const image::SysvSharedMemory& saved);
 
 // IPC_RMID, for segments that were marked removed while still attached.
 Result<void> remove_segment(int id);
+
+// The values of every semaphore set of the caller's IPC namespace, by id
+// (best effort: empty where they cannot be read).
+using SemaphoreValues = std::map<int, std::vector<unsigned short>>;
+SemaphoreValues read_semaphore_values();
+
+// After the dumped tree was killed: a warning for each set whose values
+// changed since `before`. Undo entries (semop with SEM_UNDO) are not
+// visible, but the kernel applies them when the process dies, so a set
+// of cryo's namespace changes under the checkpoint: a restore on this
+// machine finds the new values (another process's semop in between shows
+// up the same way).
+void warn_changed_semaphores(const SemaphoreValues& before);
 
 // The sysctl files (under /proc/sys) that belong to an IPC namespace:
 // the only names a checkpoint may carry.

@@ -2,12 +2,10 @@
 #include "ns/namespaces.h"
 
 #include <fcntl.h>
-#include <linux/kcmp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,7 +20,6 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <spdlog/spdlog.h>
 
 #include "base/scope_guard.h"
 #include "ns/ipc.h"
@@ -226,29 +223,6 @@ std::string describe_namespace(const image::Namespace& saved, const image::Proce
                               ipc.sysctls_size());
     }
     return fmt::format("{}:[{}] {} (pids {})", kind.file, saved.id(), content, fmt::join(pids, ", "));
-}
-
-Result<void> check_semaphore_undo(const image::ProcessTree& tree, bool leave_running)
-{
-    for (const auto& entry : tree.processes()) {
-        if (entry.state() != image::PROCESS_STATE_ALIVE)
-            continue;
-        long order = ::syscall(SYS_kcmp, entry.pid(), ::getpid(), KCMP_SYSVSEM, 0, 0);
-        if (order < 0 && errno == EINVAL)
-            return {};   // a kernel without System V IPC
-        if (order < 0)
-            return fail_errno(fmt::format("pid {}: kcmp(KCMP_SYSVSEM)", entry.pid()));
-        if (order == 0)
-            continue;
-        if (entry.ipc_ns() == 0 && !leave_running)
-            return fail("pid {}: it has System V semaphore undo entries (semop with SEM_UNDO): killing it after the "
-                        "dump would apply them to the semaphores of cryo's IPC namespace, which the restored process "
-                        "would find changed; not supported (dump --leave-running leaves them to the original)",
-                        entry.pid());
-        spdlog::warn("pid {}: its System V semaphore undo entries (SEM_UNDO) are not restored: the restored process "
-                     "will not undo its semaphore operations when it exits", entry.pid());
-    }
-    return {};
 }
 
 Result<NamespaceSet> NamespaceSet::create(const image::ProcessTree& tree)

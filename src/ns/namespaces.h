@@ -40,16 +40,6 @@ Result<void> record_namespaces(image::ProcessTree& tree);
 // processes of `tree` in it.
 std::string describe_namespace(const image::Namespace& saved, const image::ProcessTree& tree);
 
-// Semaphore undo entries (semop with SEM_UNDO) of the processes of `tree`,
-// found with kcmp(KCMP_SYSVSEM) against cryo, which has none. The kernel
-// shows no more of them, and restore cannot make them again: a restored
-// process that dies leaves its adjustments in place. Worse, killing the
-// dumped process applies them to the semaphores, so a tree in cryo's IPC
-// namespace would come back with values it did not have (a lock it holds
-// released): refused, unless the dump leaves the tree running. In an IPC
-// namespace of the tree the values were saved before the kill: a warning.
-Result<void> check_semaphore_undo(const image::ProcessTree& tree, bool leave_running);
-
 class NamespaceSet {
 public:
     // Creates every namespace of the checkpoint, filled, and the segments
