@@ -81,32 +81,32 @@ void apply_permissions(const image::IpcPermissions& saved, ipc_perm& perm)
     perm.mode = static_cast<unsigned short>(saved.mode() & 0777);
 }
 
+// One segment, its bytes read through a read-only attachment; `total`
+// counts the bytes of all segments read so far.
 Result<void> read_segment(int id, const shmid_ds& status, image::SysvSharedMemory& segment, uint64_t& total)
 {
-    {
-        save_permissions(status.shm_perm, id, *segment.mutable_permissions());
-        segment.set_size(status.shm_segsz);
-        segment.set_removed((status.shm_perm.mode & SHM_DEST) != 0);
-        void* mapped = ::shmat(id, nullptr, SHM_RDONLY);
-        if (mapped == reinterpret_cast<void*>(-1))
-            return fail_errno(fmt::format("shared memory segment id {} (key {:#x}): shmat", id,
-                                          static_cast<uint32_t>(status.shm_perm.__key)));
-        ScopeGuard detach([&] { ::shmdt(mapped); });
-        // Only up to the last page that is not zero.
-        const auto* bytes = static_cast<const char*>(mapped);
-        size_t used = status.shm_segsz;
-        while (used > 0) {
-            size_t page_start = (used - 1) & ~size_t { 4095 };
-            if (std::any_of(bytes + page_start, bytes + used, [](char byte) { return byte != 0; }))
-                break;
-            used = page_start;
-        }
-        total += used;
-        if (total > kMaxContent)
-            return fail("shared memory segment id {}: the segments hold more than {} bytes, more than a checkpoint "
-                        "stores", id, kMaxContent);
-        segment.set_content(bytes, used);
+    save_permissions(status.shm_perm, id, *segment.mutable_permissions());
+    segment.set_size(status.shm_segsz);
+    segment.set_removed((status.shm_perm.mode & SHM_DEST) != 0);
+    void* mapped = ::shmat(id, nullptr, SHM_RDONLY);
+    if (mapped == reinterpret_cast<void*>(-1))
+        return fail_errno(fmt::format("shared memory segment id {} (key {:#x}): shmat", id,
+                                      static_cast<uint32_t>(status.shm_perm.__key)));
+    ScopeGuard detach([&] { ::shmdt(mapped); });
+    // Only up to the last page that is not zero.
+    const auto* bytes = static_cast<const char*>(mapped);
+    size_t used = status.shm_segsz;
+    while (used > 0) {
+        size_t page_start = (used - 1) & ~size_t { 4095 };
+        if (std::any_of(bytes + page_start, bytes + used, [](char byte) { return byte != 0; }))
+            break;
+        used = page_start;
     }
+    total += used;
+    if (total > kMaxContent)
+        return fail("shared memory segment id {}: the segments hold more than {} bytes, more than a checkpoint stores",
+                    id, kMaxContent);
+    segment.set_content(bytes, used);
     return {};
 }
 
