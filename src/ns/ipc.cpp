@@ -47,12 +47,15 @@ union SemArgument {
     seminfo* info;
 };
 
-// shm_rmid_forced comes last (see ipc.h); the *_next_id files are not
-// state but the tool restore uses, so they are not listed.
-constexpr std::array<std::string_view, 13> kSysctls { {
+// Written in this order after the objects are made; the *_next_id files
+// (restore itself uses them to make each object with its id, and the
+// kernel resets one to -1 when it is used) after those, and
+// shm_rmid_forced last of all (see ipc.h).
+constexpr std::array<std::string_view, 17> kSysctls { {
     "kernel/shmmax", "kernel/shmall", "kernel/shmmni", "kernel/msgmax", "kernel/msgmnb", "kernel/msgmni",
-    "kernel/sem", "fs/mqueue/queues_max", "fs/mqueue/msg_max", "fs/mqueue/msgsize_max", "fs/mqueue/msg_default",
-    "fs/mqueue/msgsize_default", "kernel/shm_rmid_forced",
+    "kernel/auto_msgmni", "kernel/sem", "fs/mqueue/queues_max", "fs/mqueue/msg_max", "fs/mqueue/msgsize_max",
+    "fs/mqueue/msg_default", "fs/mqueue/msgsize_default", "kernel/shm_next_id", "kernel/sem_next_id",
+    "kernel/msg_next_id", "kernel/shm_rmid_forced",
 } };
 
 constexpr uint64_t kMaxContent = 1ull << 30;   // all segments of one namespace together
@@ -402,7 +405,9 @@ Result<void> fill_ipc_namespace(const image::IpcNamespace& saved)
     for (const auto& queue : saved.message_queues())
         TRY(fill_message_queue(queue));
     for (const auto& sysctl : saved.sysctls())
-        if (sysctl.name() != "kernel/shm_rmid_forced")
+        // A *_next_id of -1 ("none chosen") is what the kernel left after
+        // the last object was made, and cannot be written.
+        if (sysctl.name() != "kernel/shm_rmid_forced" && !(sysctl.name().ends_with("_next_id") && sysctl.value() == "-1"))
             TRY_CTX(write_sysctl(sysctl.name(), sysctl.value()), "sysctl {} = {}", sysctl.name(), sysctl.value());
     return {};
 }

@@ -116,6 +116,11 @@ static int set_up_objects(void)
     if (sysctl < 0 || write(sysctl, "12345", 5) != 5)
         return -1;
     close(sysctl);
+    /* The id the next semaphore set will get (zdtm ipc_ns checks it). */
+    sysctl = open("/proc/sys/kernel/sem_next_id", O_WRONLY);
+    if (sysctl < 0 || write(sysctl, "777", 3) != 3)
+        return -1;
+    close(sysctl);
     return 0;
 }
 
@@ -170,6 +175,10 @@ static void check_objects(void)
     char text[64];
     victim_read_text("/proc/sys/kernel/msgmnb", text, sizeof(text));
     victim_check(strcmp(text, "12345\n") == 0, "kernel.msgmnb '%s'", text);
+    victim_read_text("/proc/sys/kernel/sem_next_id", text, sizeof(text));
+    victim_check(strcmp(text, "777\n") == 0, "kernel.sem_next_id '%s'", text);
+    victim_read_text("/proc/sys/kernel/shm_next_id", text, sizeof(text));
+    victim_check(strcmp(text, "-1\n") == 0, "kernel.shm_next_id '%s'", text);
 }
 
 static void wait_child(pid_t child, const char *who)
