@@ -8,6 +8,7 @@
 #include <linux/capability.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -19,6 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <string_view>
 
 #include "base/scope_guard.h"
 #include "base/syscalls.h"
@@ -361,10 +363,23 @@ Result<void> collect_identity(pid_t pid, image::ProcessCore& core)
     core.set_personality(static_cast<uint32_t>(std::stoul(personality, nullptr, 16)));
     core.set_cwd(TRY(read_link(fmt::format("/proc/{}/cwd", pid))));
     core.set_root(TRY(read_link(fmt::format("/proc/{}/root", pid))));
-    // Restore enters them by path: a deleted one would fail it after the dump.
-    for (const auto& [what, path] : { std::pair { "working", core.cwd() }, std::pair { "root", core.root() } })
-        if (path.ends_with(" (deleted)"))
-            return fail("its {} directory {} was deleted: not supported", what, path);
+    // Restore enters the root by path: a deleted one would fail it after
+    // the dump. A deleted working directory is made again, empty.
+    if (core.root().ends_with(" (deleted)"))
+        return fail("its root directory {} was deleted: not supported", core.root());
+    if (core.cwd().ends_with(" (deleted)")) {
+        struct stat status {};
+        std::string cwd_link = fmt::format("/proc/{}/cwd", pid);
+        if (::stat(cwd_link.c_str(), &status) < 0)
+            return fail_errno(fmt::format("stat {}", cwd_link));
+        auto& deleted = *core.mutable_deleted_cwd();
+        deleted.set_device(status.st_dev);
+        deleted.set_inode(status.st_ino);
+        deleted.set_mode(status.st_mode & 07777);
+        deleted.set_uid(status.st_uid);
+        deleted.set_gid(status.st_gid);
+        core.set_cwd(core.cwd().substr(0, core.cwd().size() - std::string_view(" (deleted)").size()));
+    }
 
     cpu_set_t cpus;
     CPU_ZERO(&cpus);

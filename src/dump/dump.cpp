@@ -35,6 +35,9 @@
 #include "mem/unlinked_files.h"
 #include "mem/vmas.h"
 #include "mm.pb.h"
+#include "ns/ipc.h"
+#include "ns/loginuid.h"
+#include "ns/namespaces.h"
 #include "stats.pb.h"
 #include "tree.pb.h"
 
@@ -281,8 +284,14 @@ Result<void> run_dump(const DumpOptions& options)
     }));
     for (auto& process : context.tree->processes()) {
         TRY(check_owned_by_caller(caller, process.pid()));
-        TRY(check_namespaces(process.pid()));   // only PID namespaces come back
+        TRY(check_namespaces(process.pid()));   // only PID, UTS and IPC namespaces come back
     }
+    // UTS and IPC namespaces, each read once from inside by a helper, and
+    // the login uids.
+    TRY(timed(context, "namespaces", [&]() -> Result<void> {
+        TRY(ns::record_namespaces(context.tree->mutable_tree()));
+        return ns::record_loginuids(context.tree->mutable_tree());
+    }));
     // Each restored process gets its own fd table, fs, handlers and memory.
     std::vector<pid_t> pids;
     for (auto& process : context.tree->processes())
@@ -314,10 +323,15 @@ Result<void> run_dump(const DumpOptions& options)
     if (options.before_kill)
         TRY(timed(context, "confirm", options.before_kill));
 
-    if (options.leave_running)
+    if (options.leave_running) {
         context.tree.reset();   // detaches: every process runs on
-    else
+    } else {
+        // The kill applies the tree's SEM_UNDO adjustments to the
+        // semaphores of cryo's IPC namespace: said, set by set.
+        auto semaphores = ns::read_semaphore_values();
         TRY(context.tree->kill());
+        ns::warn_changed_semaphores(semaphores);
+    }
     context.stats.set_frozen_ms(milliseconds_since(frozen));
     context.stats.set_total_ms(milliseconds_since(started));
 

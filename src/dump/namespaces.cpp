@@ -24,11 +24,9 @@ struct Kind {
     std::string_view name;
 };
 
-constexpr std::array<Kind, 7> kUnsupported { {
+constexpr std::array<Kind, 5> kUnsupported { {
     { "mnt", "mount" },
     { "net", "network" },
-    { "uts", "UTS (hostname)" },
-    { "ipc", "IPC (System V objects, POSIX message queues)" },
     { "cgroup", "cgroup" },
     { "user", "user" },
     { "time", "time" },
@@ -48,8 +46,8 @@ Result<void> check_namespaces(pid_t pid)
         if (::stat(path.c_str(), &target) < 0)
             return fail_errno(fmt::format("pid {}: stat {}", pid, path));
         if (own.st_ino != target.st_ino || own.st_dev != target.st_dev)
-            return fail("pid {}: it is in another {} namespace ({}:[{}]) than cryo ({}:[{}]): only PID namespaces are "
-                        "restored yet, the restore would put it in cryo's",
+            return fail("pid {}: it is in another {} namespace ({}:[{}]) than cryo ({}:[{}]): only PID, UTS and IPC "
+                        "namespaces are restored yet, the restore would put it in cryo's",
                         pid, kind.name, kind.file, target.st_ino, kind.file, own.st_ino);
     }
     return {};

@@ -1,11 +1,11 @@
 // Namespaces and shared process resources a dump cannot carry yet.
 //
-// cryo recreates PID namespaces (restore/restorer.cpp) but no other kind:
-// a restored process lands in cryo's own mount, network, UTS, IPC, cgroup,
-// user and time namespaces. A process that lived in another one would come
-// back silently in the wrong world (other mounts, hostname, SysV IPC
-// objects, clocks), so the dump refuses it, comparing the namespace
-// identities in /proc/PID/ns with cryo's own.
+// cryo recreates PID namespaces (restore/restorer.cpp) and UTS and IPC
+// namespaces (ns/namespaces.h) but no other kind: a restored process lands
+// in cryo's own mount, network, cgroup, user and time namespaces. A process
+// that lived in another one would come back silently in the wrong world
+// (other mounts, interfaces, clocks), so the dump refuses it, comparing
+// the namespace identities in /proc/PID/ns with cryo's own.
 #pragma once
 
 #include <sys/types.h>

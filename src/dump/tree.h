@@ -33,6 +33,7 @@ public:
     std::vector<FrozenProcess>& processes() { return m_processes; }
     // Every process, zombies included, parents before children.
     const image::ProcessTree& tree() const { return m_tree; }
+    image::ProcessTree& mutable_tree() { return m_tree; }
 
     // SIGKILLs every process and waits until all are gone.
     Result<void> kill();

@@ -2,10 +2,13 @@
 #include "image/validate.h"
 
 #include <algorithm>
+#include <climits>
+#include <set>
 #include <utility>
 #include <vector>
 
 #include "base/syscalls.h"
+#include "ns/ipc.h"
 
 namespace cryo::image {
 
@@ -94,6 +97,109 @@ Result<void> check_chain_fields(const Manifest& manifest)
             return fail("{} is not a usable path ({} bytes)", field, value->size());
     if (!manifest.parent().empty() && manifest.parent_manifest_xxh3() == 0)
         return fail("names parent {} without the checksum of its manifest", manifest.parent());
+    return {};
+}
+
+namespace {
+
+Result<void> check_sysv_permissions(const IpcPermissions& permissions, std::set<int>& ids, std::string_view what)
+{
+    if (permissions.id() < 0 || !ids.insert(permissions.id()).second)
+        return fail("{} id {}: negative or listed twice", what, permissions.id());
+    if (permissions.mode() > 0777)
+        return fail("{} id {}: mode {:o} is not a permission mode", what, permissions.id(), permissions.mode());
+    return {};
+}
+
+Result<void> check_segments(const google::protobuf::RepeatedPtrField<SysvSharedMemory>& segments)
+{
+    std::set<int> ids;
+    uint64_t content = 0;
+    for (const auto& segment : segments) {
+        TRY(check_sysv_permissions(segment.permissions(), ids, "shared memory segment"));
+        content += segment.content().size();
+        if (segment.size() == 0 || segment.size() > (1ull << 46) || segment.content().size() > segment.size()
+            || content > (1ull << 30))
+            return fail("shared memory segment id {}: size {} with {} bytes of content", segment.permissions().id(),
+                        segment.size(), segment.content().size());
+    }
+    return {};
+}
+
+Result<void> check_ipc_namespace(const IpcNamespace& ipc)
+{
+    for (const auto& sysctl : ipc.sysctls()) {
+        if (!ns::is_ipc_sysctl(sysctl.name()))
+            return fail("sysctl '{}' is not one of an IPC namespace", sysctl.name());
+        if (sysctl.value().empty() || sysctl.value().size() > 64
+            || sysctl.value().find_first_not_of("0123456789 \t-") != std::string::npos)
+            return fail("sysctl {}: value '{}' is not a list of numbers", sysctl.name(), sysctl.value());
+    }
+    TRY(check_segments(ipc.shared_memory()));
+    std::set<int> ids;
+    for (const auto& set : ipc.semaphores()) {
+        TRY(check_sysv_permissions(set.permissions(), ids, "semaphore set"));
+        if (set.values_size() < 1 || set.values_size() > 32000)
+            return fail("semaphore set id {}: {} semaphores", set.permissions().id(), set.values_size());
+        for (uint32_t value : set.values())
+            if (value > 32767)
+                return fail("semaphore set id {}: value {} above SEMVMX", set.permissions().id(), value);
+    }
+    ids.clear();
+    for (const auto& queue : ipc.message_queues()) {
+        TRY(check_sysv_permissions(queue.permissions(), ids, "message queue"));
+        if (queue.max_bytes() > INT_MAX)
+            return fail("message queue id {}: limit of {} bytes", queue.permissions().id(), queue.max_bytes());
+        for (const auto& message : queue.messages())
+            if (message.type() < 1 || message.text().size() > INT_MAX)
+                return fail("message queue id {}: a message of type {} and {} bytes", queue.permissions().id(),
+                            message.type(), message.text().size());
+    }
+    return {};
+}
+
+} // namespace
+
+Result<void> check_namespaces(const ProcessTree& tree)
+{
+    std::set<std::pair<int, uint64_t>> listed;
+    for (const auto& saved : tree.namespaces()) {
+        if (saved.id() == 0 || !listed.insert({ saved.kind(), saved.id() }).second)
+            return fail("namespace {}: id 0 or listed twice", saved.id());
+        if (saved.kind() == NAMESPACE_KIND_UTS) {
+            for (const auto& name : { saved.uts().hostname(), saved.uts().domainname() })
+                if (name.size() > 64 || name.find('\0') != std::string::npos)
+                    return fail("UTS namespace {}: name '{}' is longer than 64 bytes or holds a NUL", saved.id(), name);
+        } else if (saved.kind() == NAMESPACE_KIND_IPC) {
+            TRY_CTX(check_ipc_namespace(saved.ipc()), "IPC namespace {}", saved.id());
+        } else {
+            return fail("namespace {}: unknown kind {}", saved.id(), static_cast<int>(saved.kind()));
+        }
+    }
+    TRY_CTX(check_segments(tree.host_shared_memory()), "cryo's IPC namespace");
+    for (const auto& entry : tree.processes())
+        if ((entry.uts_ns() != 0 && !listed.contains({ NAMESPACE_KIND_UTS, entry.uts_ns() }))
+            || (entry.ipc_ns() != 0 && !listed.contains({ NAMESPACE_KIND_IPC, entry.ipc_ns() })))
+            return fail("pid {}: its namespace (uts {}, ipc {}) is not listed", entry.pid(), entry.uts_ns(), entry.ipc_ns());
+    return {};
+}
+
+Result<void> check_sysv_attachments(const ProcessTree& tree, const ProcessEntry& entry, const MemoryImage& memory)
+{
+    const google::protobuf::RepeatedPtrField<SysvSharedMemory>* segments = &tree.host_shared_memory();
+    for (const auto& saved : tree.namespaces())
+        if (entry.ipc_ns() != 0 && saved.kind() == NAMESPACE_KIND_IPC && saved.id() == entry.ipc_ns())
+            segments = &saved.ipc().shared_memory();
+    for (const auto& vma : memory.vmas()) {
+        if (vma.kind() != VMA_KIND_SYSV_SHM)
+            continue;
+        bool found = std::ranges::any_of(*segments, [&](const SysvSharedMemory& segment) {
+            return static_cast<uint64_t>(segment.permissions().id()) == vma.shmem_id() && segment.size() == vma.shmem_size();
+        });
+        if (!found)
+            return fail("pid {}: mapping {:#x}-{:#x} attaches System V segment {} of {} bytes, which the checkpoint does "
+                        "not hold", entry.pid(), vma.start(), vma.end(), vma.shmem_id(), vma.shmem_size());
+    }
     return {};
 }
 

@@ -17,6 +17,7 @@
 #include "base/error.h"
 #include "manifest.pb.h"
 #include "mm.pb.h"
+#include "tree.pb.h"
 
 namespace cryo::image {
 
@@ -47,5 +48,17 @@ Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memor
 // relative to the checkpoint) are at most 4096 bytes, without NUL bytes,
 // and a parent comes with the checksum of its manifest.
 Result<void> check_chain_fields(const Manifest& manifest);
+
+// The UTS and IPC namespaces of `tree` (proto/namespaces.proto): each
+// listed once with a known kind, every process's namespace listed, host
+// and domain names and sysctls the kernel takes (sysctl names only from
+// the IPC namespace's own files: a checkpoint never picks which /proc/sys
+// file a restore writes), System V objects within the kernel's limits.
+Result<void> check_namespaces(const ProcessTree& tree);
+
+// Every System V attachment of `memory` (the process `entry` of `tree`)
+// names a segment the checkpoint holds, in the process's IPC namespace,
+// of that size: never one of cryo's that the tree did not have.
+Result<void> check_sysv_attachments(const ProcessTree& tree, const ProcessEntry& entry, const MemoryImage& memory);
 
 } // namespace cryo::image

@@ -26,6 +26,7 @@
 #include "image/chain.h"
 #include "image/reader.h"
 #include "mm.pb.h"
+#include "ns/namespaces.h"
 #include "report.pb.h"
 #include "stats.pb.h"
 #include "tree.pb.h"
@@ -261,6 +262,8 @@ Result<report::Report> build_report(const ShowOptions& options)
     for (const auto& entry : tree.processes())
         if (!pids.insert(entry.pid()).second)
             return fail("{}/{}: pid {} is listed twice", options.directory, image::kTreeName, entry.pid());
+    for (const auto& saved : tree.namespaces())
+        report.add_namespaces(ns::describe_namespace(saved, tree));
     auto files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
     std::map<uint32_t, const image::OpenFile*> files_by_id;
     for (const auto& file : files.files())
@@ -479,8 +482,11 @@ Result<void> run_show(const ShowOptions& options)
     fmt::print("\n");
     if (checkpoint.pre_dump())
         return {};
-    if (!sections || options.tree)
+    if (!sections || options.tree) {
         print_tree(report);
+        if (report.namespaces_size() > 0)
+            fmt::print("namespaces:\n  {}\n", fmt::join(report.namespaces(), "\n  "));
+    }
     if (!sections || options.files || options.memory || options.environment)
         for (const auto& process : report.processes())
             print_process(process, options);

@@ -16,8 +16,10 @@
 #include <map>
 #include <optional>
 #include <ranges>
+#include <set>
 
 #include "base/syscalls.h"
+#include "mem/sysv_shm.h"
 #include "mem/vmas.h"
 #include "proc/maps.h"
 
@@ -245,6 +247,7 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
     auto& injector = *restore.injector;
     std::map<std::pair<std::string, int>, uint64_t> open_files;
     std::vector<QueuedCall> mmaps;   // run together once every file is open
+    std::set<uint64_t> sysv_bases;   // System V attachments made (mem/sysv_shm.h)
 
     for (const auto& vma : restore.image->vmas()) {
         if (is_special(vma) || kept(restore, vma))
@@ -270,6 +273,17 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
                                      "mapping {:#x}-{:#x} (shared memory)", vma.start(), vma.end());
             if (moved != vma.start())
                 return fail("mapping {:#x}-{:#x} landed at {:#x}", vma.start(), vma.end(), moved);
+            continue;
+        }
+        case image::VMA_KIND_SYSV_SHM: {
+            auto attachment = TRY(sysv_attachment(*restore.image, vma));
+            if (!sysv_bases.insert(attachment.base).second)
+                continue;   // attached with an earlier VMA of it
+            mmaps.push_back({ .call = { SYS_shmat, { vma.shmem_id(), attachment.base, static_cast<uint64_t>(attachment.flags),
+                                                     0, 0, 0 }, "shmat" },
+                              .context = fmt::format("System V segment {} at {:#x}", vma.shmem_id(), attachment.base) });
+            for (const auto& [start, end] : attachment.holes)
+                mmaps.push_back({ .call = { SYS_munmap, { start, end - start, 0, 0, 0, 0 }, "munmap" } });
             continue;
         }
         case image::VMA_KIND_FILE_PRIVATE:
@@ -312,7 +326,8 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
             mmaps.push_back({ .call = { SYS_munmap, { window.start, window.end - window.start, 0, 0, 0, 0 }, "munmap" } });
     auto results = TRY(run_queued(restore, mmaps));
     for (size_t i = 0; i < mmaps.size(); ++i)
-        if (mmaps[i].call.number == SYS_mmap && static_cast<uint64_t>(results[i]) != mmaps[i].call.args[0])
+        if ((mmaps[i].call.number == SYS_mmap && static_cast<uint64_t>(results[i]) != mmaps[i].call.args[0])
+            || (mmaps[i].call.number == SYS_shmat && static_cast<uint64_t>(results[i]) != mmaps[i].call.args[1]))
             return fail("{} landed at {:#x}", mmaps[i].context, static_cast<uint64_t>(results[i]));
     return {};
 }
@@ -430,6 +445,7 @@ Result<void> finish_vmas(const AddressSpaceRestore& restore)
         // Shared memory, memfds, deleted files and memory prepared by a
         // restorer arrive with the protection they were prepared with.
         if (map_protection(vma) != static_cast<int>(vma.prot()) || vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS
+            || vma.kind() == image::VMA_KIND_SYSV_SHM
             || maps_unlinked_file(vma) || kept(restore, vma))
             calls.push_back({ .call = { SYS_mprotect, { vma.start(), length, vma.prot(), 0, 0, 0 }, "mprotect" },
                               .context = range });

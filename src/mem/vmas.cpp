@@ -64,9 +64,12 @@ Result<image::Vma> classify_vma(const proc::SmapsEntry& entry)
         vma.set_kind(image::VMA_KIND_VVAR_VCLOCK);
     else if (path == "[vsyscall]")
         vma.set_kind(image::VMA_KIND_VSYSCALL);
-    else if (path.starts_with("/SYSV") && map.shared)   // its "inode" is the segment id, 0 for the first
-        return fail("not supported yet: {} is a System V shared memory mapping", where());
-    else if (map.inode == 0) {
+    else if (path.starts_with("/SYSV") && map.shared && entry.has_flag("ht"))
+        return fail("not supported yet: {} is System V shared memory in huge pages (SHM_HUGETLB)", where());
+    else if (path.starts_with("/SYSV") && map.shared) {   // its "inode" is the segment id, 0 for the first
+        vma.set_kind(image::VMA_KIND_SYSV_SHM);
+        vma.set_shmem_id(map.inode);
+    } else if (map.inode == 0) {
         if (map.shared)
             return fail("not supported yet: {} is a shared mapping without a file", where());
         vma.set_kind(image::VMA_KIND_ANONYMOUS);
@@ -99,7 +102,7 @@ Result<std::vector<image::Vma>> collect_vmas(pid_t pid)
     std::vector<image::Vma> vmas;
     for (const auto& entry : TRY(proc::read_smaps(pid))) {
         auto vma = TRY(classify_vma(entry));
-        if (vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS) {
+        if (vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS || vma.kind() == image::VMA_KIND_SYSV_SHM) {
             // The whole object may be larger than this mapping of it; its
             // size is that of the file behind map_files/.
             struct stat st {};

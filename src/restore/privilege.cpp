@@ -87,6 +87,9 @@ Result<void> check_process_privileges(const Caller& caller, const image::Process
     if (entry.ns_pids_size() > 1 && !caller.has(CAP_SYS_ADMIN))
         return fail("pid {}: it lives in a PID namespace of its own; creating one needs CAP_SYS_ADMIN (run cryo as root)",
                     pid);
+    if ((entry.uts_ns() != 0 || entry.ipc_ns() != 0) && !caller.has(CAP_SYS_ADMIN))
+        return fail("pid {}: it lives in a UTS or IPC namespace of its own; creating one needs CAP_SYS_ADMIN (run cryo "
+                    "as root)", pid);
     if (!alive)
         return {};
     const auto& core = *alive;

@@ -49,6 +49,7 @@
 #include "lazy/remote.h"
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
+#include "ns/namespaces.h"
 #include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
@@ -130,6 +131,8 @@ struct RestoreContext {
     std::optional<lazy::RemoteCheckpoint> remote;    // --page-server: where the lazy pages are
     bool lazy_server_started { false };   // it has the page server's connection from then on
     CgroupPlan cgroups;
+    std::optional<ns::NamespaceSet> namespaces;   // UTS and IPC namespaces, filled
+    std::optional<DeletedDirectories> deleted_directories;   // removed working directories
 };
 
 bool is_page_file(const std::string& name) { return name.starts_with("pages-"); }
@@ -211,6 +214,9 @@ Result<void> read_images(RestoreContext& context)
         if (process.alive())
             TRY(read_process(reader, *context.chain, process));
     }
+    TRY_CTX(image::check_namespaces(context.tree), "{}", image::kTreeName);
+    for (const auto& process : context.processes)
+        TRY(image::check_sysv_attachments(context.tree, process.entry, process.memory));
     context.files = TRY(reader.read<image::FileTable>(std::string(image::kFileTableName), image::ImageKind::FileTable));
     // Every fd refers to an open file of files.img (found by id - 1), and
     // every pidfd to a process of the tree or to a dead one.
@@ -395,6 +401,13 @@ Result<void> plan_and_create(RestoreContext& context)
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();
     plan.prefilled = context.prefill.vmas();
+    plan.namespaces = &*context.namespaces;
+    std::vector<const image::ProcessCore*> cores;
+    for (const auto& process : context.processes)
+        if (process.alive())
+            cores.push_back(&process.core);
+    context.deleted_directories.emplace(TRY(DeletedDirectories::create(cores)));
+    plan.deleted_directories = &*context.deleted_directories;
     context.created.emplace(TRY(NewTree::create(plan)));
     // Every process has its loaded memory now: cryo's side goes, so that
     // the first write of the restored program finds the page its own.
@@ -790,6 +803,11 @@ Result<int> run_restore(const RestoreOptions& options)
         context.cgroups = TRY(CgroupPlan::prepare(wanted));
         return {};
     }));
+    // The UTS and IPC namespaces, filled before any process enters them.
+    TRY(timed(stats, "namespaces", [&]() -> Result<void> {
+        context.namespaces.emplace(TRY(ns::NamespaceSet::create(context.tree)));
+        return {};
+    }));
     // Create the tree; until released, any failure kills every process of it
     // (NewTree's destructor).
     TRY(timed(stats, "create the tree", [&] { return plan_and_create(context); }));
@@ -800,7 +818,9 @@ Result<int> run_restore(const RestoreOptions& options)
         for (auto& process : context.processes)
             if (process.alive())
                 TRY_CTX(morph_process(context, process), "pid {}", process.entry.pid());
-        return {};
+        // Every System V attachment is back: segments removed while
+        // attached are marked removed again.
+        return context.namespaces->remove_destroyed_segments(context.tree);
     }));
     TRY(timed(stats, "pidfds, credentials, seccomp", [&]() -> Result<void> {
         // Owners of open files (F_SETOWN_EX) are processes of the tree: all exist now.
@@ -846,6 +866,7 @@ Result<int> run_restore(const RestoreOptions& options)
         }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
     context.created->release();
+    context.namespaces->keep_segments();
     clean_up_on_failure.dismiss();
     // Nothing was left to a lazy-pages server: the page server hears from
     // cryo that the tree runs with every page.

@@ -25,6 +25,7 @@
 #include "fds/fd_table.h"
 #include "fds/pty.h"
 #include "image/chain.h"
+#include "ns/loginuid.h"
 #include "proc/stat.h"
 #include "proc/status.h"
 #include "ptrace/injector.h"
@@ -306,7 +307,7 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     // itself changes last, by an injected chroot() once memory is back
     // (restore_process_state): mapped files are opened by their paths in
     // cryo's root too.
-    if (!core.cwd().empty() && ::chdir(core.cwd().c_str()) < 0)
+    if (!core.cwd().empty() && !core.has_deleted_cwd() && ::chdir(core.cwd().c_str()) < 0)
         return fail_errno(fmt::format("chdir {}", core.cwd()));
     ::umask(core.umask());
     TRY_CTX(apply_limits(core), "resource limits");
@@ -324,7 +325,15 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     report.pid = process.entry->pid();
     int page_fd = process.page_fd;
     std::vector<int> ancestor_page_fds = process.ancestor_page_fds;
-    auto result = join_session_and_group(*process.entry);
+    // Its UTS and IPC namespaces before anything that lives in them.
+    const image::ProcessEntry* parent = process.parent >= 0 ? plan.processes[static_cast<size_t>(process.parent)].entry : nullptr;
+    auto result = plan.namespaces ? plan.namespaces->enter(*process.entry, parent) : Result<void> {};
+    if (result && process.core)
+        ns::restore_loginuid(*process.entry);
+    if (result && process.core && plan.deleted_directories)
+        result = plan.deleted_directories->enter(*process.core);
+    if (result)
+        result = join_session_and_group(*process.entry);
     if (result)
         result = restore_controlling_terminal(plan, *process.entry);
     // The parent waits for this before it creates the next child.

@@ -28,6 +28,8 @@
 #include "core.pb.h"
 #include "fds.pb.h"
 #include "mem/prefill.h"
+#include "ns/namespaces.h"
+#include "restore/deleted_cwd.h"
 #include "ptrace/tracee.h"
 #include "mm.pb.h"
 #include "tree.pb.h"
@@ -72,6 +74,11 @@ struct TreePlan {
     // tree (the rest is MADV_DONTFORK while it is cloned), unmaps at once
     // anything else, and after creating its children what is not its own.
     std::vector<mem::PrefilledVma> prefilled;
+    // The UTS and IPC namespaces of the checkpoint, entered by each new
+    // process first thing (ns/namespaces.h); null when there are none.
+    const ns::NamespaceSet* namespaces { nullptr };
+    // Deleted working directories, entered by fchdir (restore/deleted_cwd.h).
+    const DeletedDirectories* deleted_directories { nullptr };
 };
 
 // The created tree, every live process traced by cryo and stopped. Until

@@ -238,11 +238,11 @@ TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
     expect_dump_refused("socket", {}, {}, { "fd 10: IPv4 UDP socket (socket:[", "]) is not supported (if it is outside the tree on purpose, dump with --external socket:[" });
 }
 
-// Only PID namespaces are restored: a process in another UTS namespace
-// would come back with cryo's hostname.
+// Only PID, UTS and IPC namespaces are restored: a process in another
+// mount namespace would come back with cryo's mounts.
 TEST(Errors, ProcessInAnotherNamespaceIsRefused)
 {
-    expect_dump_refused("namespaces", {}, {}, { "is in another UTS (hostname) namespace (uts:[", "only PID namespaces are restored" });
+    expect_dump_refused("namespaces", {}, {}, { "is in another mount namespace (mnt:[", "only PID, UTS and IPC namespaces are restored" });
 }
 
 // A child that shares its parent's fd table (clone(CLONE_FILES), not a

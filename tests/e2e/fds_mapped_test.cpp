@@ -97,9 +97,14 @@ TEST(FdsMapped, FutureWriteSealedWritableMappingIsRefused)
                           "F_SEAL_FUTURE_WRITE" });
 }
 
-TEST(FdsMapped, SystemVSharedMemoryIsRefused)
+// A System V segment marked removed while attached (more in
+// namespaces_test.cpp).
+TEST(FdsMapped, SystemVSharedMemoryComesBack)
 {
-    expect_dump_refused(kVictim, { "sysv" }, {}, { "not supported yet: mapping 0x", "is a System V shared memory mapping" });
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim, { "sysv" });
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, session.dir().file("images")));
+    release_and_expect_pass(session, pid);
 }
 
 // memfd_secret memory, shared by a parent and its child, mapped twice, with

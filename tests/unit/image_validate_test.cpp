@@ -2,6 +2,8 @@
 // memory maps and page maps before reading memory through them.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "image/validate.h"
 
 namespace cryo::image {
@@ -75,6 +77,96 @@ TEST(ImageValidate, RunsMustLieInsideOneMapping)
         auto error = error_of(check_runs_in_mappings(runs({ run }), memory));
         EXPECT_NE(error.find("not inside one mapping"), std::string::npos) << std::hex << run[0] << ": " << error;
     }
+}
+
+// A tree with one UTS and one IPC namespace, both valid, for the hostile
+// variants below.
+ProcessTree tree_with_namespaces()
+{
+    ProcessTree tree;
+    auto* entry = tree.add_processes();
+    entry->set_pid(100);
+    entry->set_uts_ns(7);
+    entry->set_ipc_ns(8);
+    auto* uts = tree.add_namespaces();
+    uts->set_id(7);
+    uts->set_kind(NAMESPACE_KIND_UTS);
+    uts->mutable_uts()->set_hostname("box");
+    auto* ipc = tree.add_namespaces();
+    ipc->set_id(8);
+    ipc->set_kind(NAMESPACE_KIND_IPC);
+    auto* sysctl = ipc->mutable_ipc()->add_sysctls();
+    sysctl->set_name("kernel/sem");
+    sysctl->set_value("32000\t1024000000\t500\t32000");
+    auto* segment = ipc->mutable_ipc()->add_shared_memory();
+    segment->mutable_permissions()->set_id(3);
+    segment->set_size(4096);
+    segment->set_content("abc");
+    auto* set = ipc->mutable_ipc()->add_semaphores();
+    set->add_values(1);
+    auto* queue = ipc->mutable_ipc()->add_message_queues();
+    queue->add_messages()->set_type(1);
+    return tree;
+}
+
+TEST(ImageValidate, NamespacesOfAHostileTreeAreRefused)
+{
+    EXPECT_TRUE(check_namespaces(tree_with_namespaces()));
+    struct Case {
+        std::function<void(ProcessTree&)> spoil;
+        std::string error;
+    };
+    std::vector<Case> cases {
+        { [](ProcessTree& t) { t.mutable_processes(0)->set_uts_ns(9); }, "is not listed" },
+        { [](ProcessTree& t) { t.mutable_processes(0)->set_ipc_ns(7); }, "is not listed" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->set_id(7); t.mutable_namespaces(1)->set_kind(NAMESPACE_KIND_UTS); },
+          "listed twice" },
+        { [](ProcessTree& t) { t.mutable_namespaces(0)->set_kind(static_cast<NamespaceKind>(9)); }, "unknown kind" },
+        { [](ProcessTree& t) { t.mutable_namespaces(0)->mutable_uts()->set_hostname(std::string(65, 'h')); }, "longer than 64" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->mutable_ipc()->mutable_sysctls(0)->set_name("../../etc/passwd"); },
+          "is not one of an IPC namespace" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->mutable_ipc()->mutable_sysctls(0)->set_name("kernel/core_pattern"); },
+          "is not one of an IPC namespace" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->mutable_ipc()->mutable_sysctls(0)->set_value("|/bin/sh"); },
+          "not a list of numbers" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->mutable_ipc()->mutable_shared_memory(0)->set_size(2); }, "size 2" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->mutable_ipc()->mutable_shared_memory(0)->mutable_permissions()->set_mode(04777); },
+          "not a permission mode" },
+        { [](ProcessTree& t) { *t.mutable_namespaces(1)->mutable_ipc()->add_shared_memory() = t.namespaces(1).ipc().shared_memory(0); },
+          "listed twice" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->mutable_ipc()->mutable_semaphores(0)->set_values(0, 40000); },
+          "above SEMVMX" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->mutable_ipc()->mutable_semaphores(0)->clear_values(); }, "0 semaphores" },
+        { [](ProcessTree& t) { t.mutable_namespaces(1)->mutable_ipc()->mutable_message_queues(0)->mutable_messages(0)->set_type(0); },
+          "a message of type 0" },
+    };
+    for (const auto& bad : cases) {
+        auto tree = tree_with_namespaces();
+        bad.spoil(tree);
+        auto error = error_of(check_namespaces(tree));
+        EXPECT_NE(error.find(bad.error), std::string::npos) << bad.error << ": " << error;
+    }
+}
+
+TEST(ImageValidate, SystemVAttachmentsNameASegmentOfTheCheckpoint)
+{
+    auto tree = tree_with_namespaces();
+    auto* host = tree.add_host_shared_memory();
+    host->mutable_permissions()->set_id(5);
+    host->set_size(8192);
+    MemoryImage memory;
+    auto* vma = memory.add_vmas();
+    vma->set_kind(VMA_KIND_SYSV_SHM);
+    vma->set_shmem_id(3);   // the namespace's segment 3
+    vma->set_shmem_size(4096);
+    EXPECT_TRUE(check_sysv_attachments(tree, tree.processes(0), memory));
+    vma->set_shmem_id(5);   // only in cryo's namespace: not the process's
+    EXPECT_NE(error_of(check_sysv_attachments(tree, tree.processes(0), memory)).find("does not hold"), std::string::npos);
+    tree.mutable_processes(0)->set_ipc_ns(0);
+    vma->set_shmem_size(8192);
+    EXPECT_TRUE(check_sysv_attachments(tree, tree.processes(0), memory));
+    vma->set_shmem_id(6);   // some other segment of the machine
+    EXPECT_NE(error_of(check_sysv_attachments(tree, tree.processes(0), memory)).find("does not hold"), std::string::npos);
 }
 
 } // namespace

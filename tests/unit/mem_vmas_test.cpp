@@ -2,11 +2,14 @@
 // and VmFlags lines as Linux 6.18 prints them for memfds, deleted files,
 // memfd_secret, System V shared memory and hugetlbfs.
 #include <sys/mman.h>
+#include <sys/shm.h>
 
 #include <string>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "mem/sysv_shm.h"
 #include "mem/vmas.h"
 #include "proc/maps.h"
 
@@ -96,6 +99,55 @@ TEST(ClassifyVma, FileNamedLikeAMemfd)
     EXPECT_EQ(vma->kind(), image::VMA_KIND_FILE_PRIVATE);
 }
 
+// The "inode" of System V memory is the segment id: 0 for the first.
+TEST(ClassifyVma, SystemVSharedMemoryNamesItsSegment)
+{
+    for (uint64_t id : { 0, 7 }) {
+        auto vma = classify(fmt::format("7f9f8f8d3000-7f9f8f8d5000 r--s 00001000 00:01 {} /SYSV43525931 (deleted)", id),
+                            "rd sh mr mw me ms");
+        ASSERT_TRUE(vma.has_value()) << vma.error().message();
+        EXPECT_EQ(vma->kind(), image::VMA_KIND_SYSV_SHM);
+        EXPECT_EQ(vma->shmem_id(), id);
+        EXPECT_EQ(vma->pgoff(), 0x1000u);
+        EXPECT_TRUE(vma->may_write());
+    }
+}
+
+TEST(SysvAttachment, OneShmatPerBaseWithTheHolesUnmapped)
+{
+    image::MemoryImage image;
+    auto add = [&](uint64_t start, uint64_t end, uint64_t offset, uint32_t prot, bool may_write) {
+        auto* vma = image.add_vmas();
+        vma->set_kind(image::VMA_KIND_SYSV_SHM);
+        vma->set_start(start);
+        vma->set_end(end);
+        vma->set_pgoff(offset);
+        vma->set_prot(prot);
+        vma->set_may_write(may_write);
+        vma->set_shmem_id(3);
+        vma->set_shmem_size(4 * 4096 - 100);
+        return *vma;
+    };
+    // Pages 1 and 3 of a four-page segment at 0x10000; page 0 and 2 unmapped.
+    auto first = add(0x11000, 0x12000, 0x1000, PROT_READ, false);
+    add(0x13000, 0x14000, 0x3000, PROT_READ | PROT_EXEC, false);
+    auto attachment = sysv_attachment(image, first);
+    ASSERT_TRUE(attachment.has_value()) << attachment.error().message();
+    EXPECT_EQ(attachment->base, 0x10000u);
+    EXPECT_EQ(attachment->size, 0x4000u);
+    EXPECT_EQ(attachment->flags, SHM_REMAP | SHM_RDONLY | SHM_EXEC);
+    std::vector<std::pair<uint64_t, uint64_t>> holes { { 0x10000, 0x11000 }, { 0x12000, 0x13000 } };
+    EXPECT_EQ(attachment->holes, holes);
+    // Something else in a hole would be replaced by shmat(): refused.
+    auto* other = image.add_vmas();
+    other->set_kind(image::VMA_KIND_ANONYMOUS);
+    other->set_start(0x12000);
+    other->set_end(0x13000);
+    auto refused = sysv_attachment(image, first);
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_NE(refused.error().message().find("where the process mapped something else"), std::string::npos);
+}
+
 TEST(ClassifyVma, RefusedMappingsNameThemselves)
 {
     struct Case {
@@ -104,11 +156,8 @@ TEST(ClassifyVma, RefusedMappingsNameThemselves)
         const char* message;
     };
     const Case cases[] = {
-        // The "inode" of System V memory is the segment id: 0 for the first.
-        { "7f9f8f8d3000-7f9f8f8d4000 rw-s 00000000 00:01 0 /SYSV00000000 (deleted)", "rd wr sh mr mw me ms",
-          "is a System V shared memory mapping" },
-        { "7f9f8f8d3000-7f9f8f8d4000 rw-s 00000000 00:01 7 /SYSV00000000 (deleted)", "rd wr sh mr mw me ms",
-          "is a System V shared memory mapping" },
+        { "7f0000000000-7f0000200000 rw-s 00000000 00:01 7 /SYSV00000000 (deleted)", "rd wr sh mr mw me ms ht",
+          "is System V shared memory in huge pages (SHM_HUGETLB)" },
         { "7f0000000000-7f0000200000 rw-s 00000000 00:10 77 /memfd:huge (deleted)", "rd wr sh mr mw me ms ht",
           "is hugetlbfs memory (MAP_HUGETLB or MFD_HUGETLB)" },
         { "7f0000000000-7f0000200000 rw-s 00000000 00:10 78 /anon_hugepage (deleted)", "rd wr sh mr mw me ms ht",

@@ -111,6 +111,10 @@ TEST(RestorePrivilege, RootIsGivenTheImageButStepsStillNeedTheirCapability)
     // A zombie has no core: only its namespace matters.
     auto zombie = check_process_privileges(caller, nested.entry, nullptr);
     ASSERT_FALSE(zombie);
+    Sample in_uts = users_process();
+    in_uts.entry.set_uts_ns(4026532178);
+    EXPECT_NE(refusal(caller, in_uts).find("UTS or IPC namespace of its own; creating one needs CAP_SYS_ADMIN"),
+              std::string::npos);
     Sample chrooted = users_process();
     chrooted.core.set_root("/srv");
     EXPECT_NE(refusal(caller, chrooted).find("its root directory is /srv; chroot needs CAP_SYS_CHROOT"), std::string::npos);

@@ -1,6 +1,6 @@
 /* State cryo cannot restore yet, so the dump must refuse it and leave this
- * process running: by default a UTS namespace of its own with another
- * hostname; with "clone-files" a child made by clone(CLONE_FILES), sharing
+ * process running: by default a mount namespace of its own (private
+ * mounts: a tmpfs on /mnt that no one else sees); with "clone-files" a child made by clone(CLONE_FILES), sharing
  * the fd table with this process (a descriptor it opens is ours too); with
  * "mqueue" a POSIX message queue descriptor (its name unlinked at once, so
  * nothing is left behind) holding one message. */
@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,7 +46,8 @@ int main(int argc, char **argv)
         child = clone(sharing_child, child_stack + sizeof(child_stack), CLONE_FILES | SIGCHLD, NULL);
         if (child < 0)
             return 2;
-    } else if (unshare(CLONE_NEWUTS) != 0 || sethostname("cryo-victim", 11) != 0) {
+    } else if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0
+               || mount("cryo-victim", "/mnt", "tmpfs", 0, NULL) != 0) {
         return 2;
     }
     victim_ready();
@@ -60,9 +62,9 @@ int main(int argc, char **argv)
         victim_check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
         victim_check(fcntl(77, F_GETFD) >= 0, "fd 77 the child opened is not in the shared table");
     } else {
-        char name[64] = "";
-        gethostname(name, sizeof(name));
-        victim_check(strcmp(name, "cryo-victim") == 0, "hostname '%s'", name);
+        char mounts[65536];
+        victim_read_text("/proc/self/mounts", mounts, sizeof(mounts));
+        victim_check(strstr(mounts, "cryo-victim /mnt tmpfs") != NULL, "the tmpfs on /mnt is gone");
     }
     return victim_finish();
 }
