@@ -246,6 +246,7 @@ Result<void> run_dump(const DumpOptions& options)
 {
     auto started = Clock::now();
     DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit, options.externals) };
+    context.files.set_tcp_established(options.tcp_established);
 
     // Refuse what can never be dumped before touching anything; without
     // root, another user's process too (dump/ownership.h).
@@ -306,10 +307,14 @@ Result<void> run_dump(const DumpOptions& options)
     // hold this phase; --display-stats shows it.)
     TRY(timed(context, "commit", [&] { return commit_images(context); }));
 
-    if (options.leave_running)
+    if (options.leave_running) {
+        context.files.leave_repair_mode();   // TCP connections work again
         context.tree.reset();   // detaches: every process runs on
-    else
+    } else {
+        // Still in repair mode, the connections close without a packet.
+        context.files.release_repaired_sockets();
         TRY(context.tree->kill());
+    }
     context.stats.set_frozen_ms(milliseconds_since(frozen));
     context.stats.set_total_ms(milliseconds_since(started));
 

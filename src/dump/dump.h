@@ -24,6 +24,7 @@ struct DumpOptions {
     bool sync { true };  // fsync the image files before the tree is killed
     uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
     std::vector<std::string> externals;    // --external: open files outside the tree on purpose
+    bool tcp_established { false };        // --tcp-established: checkpoint established TCP connections
     bool display_stats { false };          // print the statistics table when done
     int compression_level { 0 };           // --compress: zstd level of the page files (0: none)
     std::optional<image::Key> encrypt_key; // --encrypt: seal every file with this key

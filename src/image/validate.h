@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "fds.pb.h"
 #include "mm.pb.h"
 
 namespace cryo::image {
@@ -41,5 +42,11 @@ Result<void> check_page_map(const PageMap& map, std::string_view page_file, uint
 // only pages of mappings, run by run within a mapping). Call after
 // check_mappings() and check_page_map().
 Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memory);
+
+// Every IP socket of `files`: a known family, type and protocol, addresses
+// of the family's size, ports below 65536, TCP state and options in range,
+// queues of at most 64 MiB (and the unsent part inside the send queue),
+// datagrams no larger than an IP datagram. Errors name the file id.
+Result<void> check_inet_sockets(const FileTable& files);
 
 } // namespace cryo::image
