@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -161,11 +163,53 @@ TEST(FdsInet, RestoreNeedsTcpEstablished)
     release_and_expect_pass(session, pid);
 }
 
+// decode -> encode gives the same files.img back, and the copy restores; a
+// hostile value edited into it is refused before any process exists.
+TEST(FdsInet, DecodeEncodeAndAHostileFamily)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim, { "6", "established" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, { "--tcp-established" }));
+    std::string json = session.dir().file("images.json");
+    auto decoded = session.cryo({ "decode", "-D", images, "-o", json });
+    ASSERT_EQ(decoded.exit_code, 0) << decoded.output;
+    std::string copy = session.dir().file("copy");
+    std::filesystem::copy(images, copy, std::filesystem::copy_options::recursive);
+    auto encoded = session.cryo({ "encode", "-i", json, "-D", copy });
+    ASSERT_EQ(encoded.exit_code, 0) << encoded.output;
+    EXPECT_EQ(read_file(images + "/files.img"), read_file(copy + "/files.img"));
+
+    std::string text = read_file(json);
+    auto at = text.find("\"family\": 10,");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 13, "\"family\": 99,");
+    std::ofstream(json, std::ios::trunc) << text;
+    std::string hostile = session.dir().file("hostile");
+    std::filesystem::copy(images, hostile, std::filesystem::copy_options::recursive);
+    ASSERT_EQ(session.cryo({ "encode", "-i", json, "-D", hostile }).exit_code, 0);
+    auto refused = session.cryo({ "restore", "-D", hostile, "-d", "--tcp-established" });
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_NE(refused.output.find("(IP socket): IP socket of address family 99"), std::string::npos)
+        << refused.output;
+    EXPECT_TRUE(session.wait_until_gone({ pid }, std::chrono::seconds(1)));
+
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, copy, { "--tcp-established" }));
+    release_and_expect_pass(session, pid);
+}
+
 TEST(FdsInet, EstablishedConnectionNeedsTheOption)
 {
     expect_dump_refused(kVictim, { "4", "established" }, {},
                         { "fd 10 (IP socket): established TCP connection 127.0.0.1:", "-> 127.0.0.1:",
                           "dump with --tcp-established" });
+}
+
+TEST(FdsInet, HalfClosedConnectionIsRefused)
+{
+    expect_dump_refused(kVictim, { "4", "half-closed" }, { "--tcp-established" },
+                        { "fd 10 (IP socket): not supported yet: TCP socket 127.0.0.1:",
+                          "was shut down for writing" });
 }
 
 TEST(FdsInet, ListenerWithConnectionsNotAcceptedIsRefused)

@@ -22,6 +22,8 @@
  *   pending        a listener (fd 10) with a connection from this process
  *                  (fd 11) not accepted yet; accept() returns it after
  *   established    only a connection (fds 10, 11) with data queued both ways
+ *   half-closed    a connection (fds 10, 11) whose client (fd 10) called
+ *                  shutdown(SHUT_WR): refused by the dump
  * Every socket's addresses, state, queued data and options are checked
  * after the restore. */
 #define _GNU_SOURCE
@@ -522,6 +524,26 @@ static int run_established(void)
     return victim_finish();
 }
 
+static int run_half_closed(void)
+{
+    int listener = new_socket(SOCK_STREAM);
+    int client, server;
+    if (bind_loopback(listener) < 0 || listen(listener, 4) < 0 || connect_pair(listener, &client, &server) < 0)
+        return 2;
+    close(listener);
+    client = move_to(client, 10);
+    server = move_to(server, 11);
+    if (shutdown(client, SHUT_WR) < 0)
+        return 2;
+    victim_ready();
+    victim_wait();
+    char byte;
+    victim_check(wait_readable(server, 5000) && recv(server, &byte, 1, 0) == 0, "fd 11: no end of stream");
+    victim_check(send(server, "late", 4, MSG_NOSIGNAL) == 4, "fd 11 send: %s", strerror(errno));
+    expect_bytes(client, "late", "fd 10");
+    return victim_finish();
+}
+
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
@@ -537,6 +559,8 @@ int main(int argc, char **argv)
         return run_pending();
     if (strcmp(mode, "established") == 0)
         return run_established();
+    if (strcmp(mode, "half-closed") == 0)
+        return run_half_closed();
     victim_say("unknown mode '%s'", mode);
     return 2;
 }
