@@ -14,8 +14,8 @@
 // stays in repair mode so that killing the process sends nothing to the
 // peer. Queued UDP datagrams are peeked, one after the other, with
 // SO_PEEK_OFF, with their senders' addresses. A listener with connections
-// not accepted yet, and TCP connections that are closing or half closed,
-// are refused: cryo cannot make them again.
+// not accepted yet, TCP connections that are closing or half closed, and
+// UDP sockets with UDP_CORK set are refused: cryo cannot make them again.
 //
 // Restore: each socket is made in cryo and bound to its address again (the
 // port is free: the dumped process is gone). A listener binds with
@@ -37,6 +37,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -618,6 +619,9 @@ public:
         TRY(dump_options(fd, *socket));
         if (socket->protocol() == IPPROTO_TCP)
             return dump_tcp(facts, diag, *socket);
+        // What a corked UDP socket collected is in no queue cryo can read.
+        if (get_int(fd, IPPROTO_UDP, UDP_CORK) != 0)
+            return fail("not supported: UDP socket {} has UDP_CORK set", format_inet_address(socket->local()));
         if (socket->has_local())
             TRY(peek_datagrams(fd, *socket));
         return {};

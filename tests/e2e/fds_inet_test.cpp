@@ -212,6 +212,12 @@ TEST(FdsInet, HalfClosedConnectionIsRefused)
                           "was shut down for writing" });
 }
 
+TEST(FdsInet, CorkedUdpSocketIsRefused)
+{
+    expect_dump_refused(kVictim, { "4", "udp-cork" }, {},
+                        { "fd 10 (IP socket): not supported: UDP socket 127.0.0.1:", "has UDP_CORK set" });
+}
+
 TEST(FdsInet, ListenerWithConnectionsNotAcceptedIsRefused)
 {
     expect_dump_refused(kVictim, { "6", "pending" }, { "--tcp-established" },

@@ -24,6 +24,8 @@
  *   established    only a connection (fds 10, 11) with data queued both ways
  *   half-closed    a connection (fds 10, 11) whose client (fd 10) called
  *                  shutdown(SHUT_WR): refused by the dump
+ *   udp-cork       a UDP socket (fd 10) with UDP_CORK set and data corked:
+ *                  refused by the dump
  * Every socket's addresses, state, queued data and options are checked
  * after the restore. */
 #define _GNU_SOURCE
@@ -33,6 +35,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -544,6 +547,21 @@ static int run_half_closed(void)
     return victim_finish();
 }
 
+static int run_udp_cork(void)
+{
+    int fd = move_to(new_socket(SOCK_DGRAM), 10);
+    int on = 1;
+    if (bind_loopback(fd) < 0 || connect_port(fd, local_port(fd)) < 0
+        || setsockopt(fd, IPPROTO_UDP, UDP_CORK, &on, sizeof(on)) < 0 || send(fd, "corked", 6, 0) != 6)
+        return 2;
+    victim_ready();
+    victim_wait();
+    int off = 0;
+    setsockopt(fd, IPPROTO_UDP, UDP_CORK, &off, sizeof(off));
+    expect_bytes(fd, "corked", "fd 10 once uncorked");
+    return victim_finish();
+}
+
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
@@ -561,6 +579,8 @@ int main(int argc, char **argv)
         return run_established();
     if (strcmp(mode, "half-closed") == 0)
         return run_half_closed();
+    if (strcmp(mode, "udp-cork") == 0)
+        return run_udp_cork();
     victim_say("unknown mode '%s'", mode);
     return 2;
 }
