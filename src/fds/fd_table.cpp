@@ -260,6 +260,8 @@ std::string external_id(const image::OpenFile& file)
         return fmt::format("pipe:[{}]", file.pipe().pipe_id());
     case image::FILE_KIND_UNIX_SOCKET:
         return fmt::format("socket:[{}]", file.unix_socket().inode());
+    case image::FILE_KIND_INET_SOCKET:
+        return fmt::format("socket:[{}]", file.inet_socket().inode());
     case image::FILE_KIND_REGULAR:
     case image::FILE_KIND_DIRECTORY:
         return file.regular().path();

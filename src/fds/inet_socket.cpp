@@ -222,6 +222,34 @@ constexpr IntOption kIntOptions[] = {
     { IPPROTO_IPV6, IPV6_UNICAST_HOPS, "ttl", AF_INET6, 0 },
     { IPPROTO_IPV6, IPV6_V6ONLY, "v6only", AF_INET6, 0 },
     { IPPROTO_IPV6, IPV6_FREEBIND, "freebind", AF_INET6, 0 },
+    { SOL_SOCKET, SO_OOBINLINE, "oob_inline", 0, 0 },
+    { SOL_SOCKET, SO_TIMESTAMP_OLD, "timestamp", 0, 0 },
+    { SOL_SOCKET, SO_TIMESTAMPNS_OLD, "timestamp_ns", 0, 0 },
+    { IPPROTO_TCP, TCP_USER_TIMEOUT, "user_timeout", 0, IPPROTO_TCP },
+    { IPPROTO_TCP, TCP_DEFER_ACCEPT, "defer_accept", 0, IPPROTO_TCP },
+    { IPPROTO_TCP, TCP_NOTSENT_LOWAT, "notsent_lowat", 0, IPPROTO_TCP },
+    { IPPROTO_TCP, TCP_SYNCNT, "syn_count", 0, IPPROTO_TCP },
+    { IPPROTO_TCP, TCP_LINGER2, "fin_timeout", 0, IPPROTO_TCP },
+    { IPPROTO_TCP, TCP_FASTOPEN, "fastopen", 0, IPPROTO_TCP },
+    { IPPROTO_IP, IP_PKTINFO, "packet_info", AF_INET, 0 },
+    { IPPROTO_IP, IP_RECVERR, "receive_errors", AF_INET, 0 },
+    { IPPROTO_IP, IP_RECVTOS, "receive_tos", AF_INET, 0 },
+    { IPPROTO_IP, IP_RECVTTL, "receive_ttl", AF_INET, 0 },
+    { IPPROTO_IP, IP_MTU_DISCOVER, "mtu_discover", AF_INET, 0 },
+    { IPPROTO_IP, IP_MULTICAST_TTL, "multicast_ttl", AF_INET, IPPROTO_UDP },
+    { IPPROTO_IP, IP_MULTICAST_LOOP, "multicast_loop", AF_INET, IPPROTO_UDP },
+    { IPPROTO_IP, IP_TRANSPARENT, "transparent", AF_INET, 0 },
+    { IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, "bind_address_no_port", AF_INET, 0 },
+    { IPPROTO_IP, IP_RECVORIGDSTADDR, "receive_original_destination", AF_INET, 0 },
+    { IPPROTO_IPV6, IPV6_RECVPKTINFO, "packet_info", AF_INET6, 0 },
+    { IPPROTO_IPV6, IPV6_RECVERR, "receive_errors", AF_INET6, 0 },
+    { IPPROTO_IPV6, IPV6_RECVTCLASS, "receive_tos", AF_INET6, 0 },
+    { IPPROTO_IPV6, IPV6_RECVHOPLIMIT, "receive_ttl", AF_INET6, 0 },
+    { IPPROTO_IPV6, IPV6_MTU_DISCOVER, "mtu_discover", AF_INET6, 0 },
+    { IPPROTO_IPV6, IPV6_MULTICAST_HOPS, "multicast_ttl", AF_INET6, IPPROTO_UDP },
+    { IPPROTO_IPV6, IPV6_MULTICAST_LOOP, "multicast_loop", AF_INET6, IPPROTO_UDP },
+    { IPPROTO_IPV6, IPV6_TRANSPARENT, "transparent", AF_INET6, 0 },
+    { IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, "receive_original_destination", AF_INET6, 0 },
     // After IP_TOS, which sets the priority too.
     { SOL_SOCKET, SO_PRIORITY, "priority", 0, 0 },
 };
@@ -253,6 +281,16 @@ int load_field(const image::InetSocketOptions& options, const char* name)
     if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_UINT32)
         return static_cast<int>(reflection->GetUInt32(options, field));
     return reflection->GetInt32(options, field);
+}
+
+// An option field the dump filled: present, for one kept with its
+// presence; not 0, for the others (0 is the kernel's default for them).
+bool is_set(const image::InetSocketOptions& options, const char* name)
+{
+    const auto* field = options.GetDescriptor()->FindFieldByName(name);
+    if (field->has_presence())
+        return options.GetReflection()->HasField(options, field);
+    return load_field(options, name) != 0;
 }
 
 int get_int(int fd, int level, int name)
@@ -339,11 +377,10 @@ Result<void> apply_options(int fd, const image::InetSocket& socket)
 {
     const auto& options = socket.options();
     for (const auto& option : kIntOptions) {
-        if (!applies(option, socket))
+        if (!applies(option, socket) || !is_set(options, option.field))
             continue;
         int value = load_field(options, option.field);
-        if (value != 0)
-            TRY(set_option(fd, option.level, option.name, &value, sizeof(value), option.field));
+        TRY(set_option(fd, option.level, option.name, &value, sizeof(value), option.field));
     }
     TRY(apply_buffer_sizes(fd, options));
     if (options.linger()) {
