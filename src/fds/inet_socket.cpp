@@ -621,6 +621,17 @@ Result<void> queue_datagrams(int receiver_fd, const image::InetSocket& receiver,
     return apply_buffer_sizes(receiver_fd, receiver.options());
 }
 
+// The IP sockets open() made, with cryo's copy of each, in file order.
+std::vector<std::pair<const image::OpenFile*, int>> restored_sockets(const OpenContext& context)
+{
+    std::vector<std::pair<const image::OpenFile*, int>> sockets;
+    for (const auto& file : context.table->files())
+        if (auto found = context.shared.find(key(file.id()));
+            file.kind() == image::FILE_KIND_INET_SOCKET && found != context.shared.end())
+            sockets.emplace_back(&file, found->second.get());
+    return sockets;
+}
+
 class InetSocketKind final : public FileKind {
 public:
     std::string_view name() const override { return "IP socket"; }
@@ -688,36 +699,34 @@ public:
 
     Result<void> finish(OpenContext& context) const override
     {
-        // Every connection first: a socket out of repair mode sends, and
-        // its peer must be there to answer.
-        for (const auto& file : context.table->files()) {
-            auto found = context.shared.find(key(file.id()));
-            if (file.kind() != image::FILE_KIND_INET_SOCKET || found == context.shared.end())
-                continue;
-            const auto& socket = file.inet_socket();
-            if (!socket.has_tcp())
-                continue;
-            int fd = found->second.get();
-            TRY_CTX(net::leave_repair(fd, socket.tcp()), "file {}: TCP connection {}", file.id(), connection_text(socket));
-            // Leaving repair mode cleared SO_REUSEADDR; the buffers were
-            // grown to take the queues back.
-            if (socket.options().reuse_address())
-                TRY(set_reuse_address(fd, true));
-            TRY(apply_buffer_sizes(fd, socket.options()));
-            if (socket.shutdown_read() && ::shutdown(fd, SHUT_RD) < 0)
-                return fail_errno(fmt::format("file {}: shutdown(SHUT_RD) of {}", file.id(), connection_text(socket)));
+        auto sockets = restored_sockets(context);
+        // Every connection out of repair mode first, silently; then the
+        // window probes and the never-sent data, which must find the peer
+        // out of repair mode too.
+        for (const auto& [file, fd] : sockets)
+            if (file->inet_socket().has_tcp())
+                TRY_CTX(net::leave_repair(fd, net::RepairExit::Silent), "file {}: TCP connection {}", file->id(),
+                        connection_text(file->inet_socket()));
+        for (const auto& [file, fd] : sockets) {
+            const auto& socket = file->inet_socket();
+            if (socket.has_tcp()) {
+                TRY_CTX(net::probe_window(fd), "file {}: TCP connection {}", file->id(), connection_text(socket));
+                TRY_CTX(net::queue_unsent(fd, socket.tcp()), "file {}: TCP connection {}", file->id(),
+                        connection_text(socket));
+                // Leaving repair mode cleared SO_REUSEADDR; the buffers
+                // were grown to take the queues back.
+                if (socket.options().reuse_address())
+                    TRY(set_reuse_address(fd, true));
+                TRY(apply_buffer_sizes(fd, socket.options()));
+            }
+            if (socket.queued_size() > 0)
+                TRY_CTX(queue_datagrams(fd, socket, context), "file {}", file->id());
+            // An unconnected UDP socket is shut down all the same, with ENOTCONN.
+            if (socket.shutdown_read() && ::shutdown(fd, SHUT_RD) < 0 && errno != ENOTCONN)
+                return fail_errno(fmt::format("file {}: shutdown(SHUT_RD) of {}", file->id(), connection_text(socket)));
         }
-        for (const auto& file : context.table->files()) {
-            auto found = context.shared.find(key(file.id()));
-            if (file.kind() != image::FILE_KIND_INET_SOCKET || found == context.shared.end())
-                continue;
-            if (file.inet_socket().queued_size() > 0)
-                TRY_CTX(queue_datagrams(found->second.get(), file.inet_socket(), context), "file {}", file.id());
-            if (file.inet_socket().protocol() == IPPROTO_UDP && file.inet_socket().shutdown_read())
-                ::shutdown(found->second.get(), SHUT_RD);
-        }
-        for (const auto& file : context.table->files())
-            context.shared.erase(key(file.id()));
+        for (const auto& [file, fd] : sockets)
+            context.shared.erase(key(file->id()));
         return {};
     }
 

@@ -44,22 +44,33 @@ Result<uint32_t> queue_length(int fd, unsigned long request, const char* what)
     return static_cast<uint32_t>(value);
 }
 
-// Selects `queue` and reads its sequence number and its first `length`
-// bytes without consuming them.
-Result<uint32_t> peek_queue(int fd, int queue, uint32_t length, std::string& bytes)
+// Selects `queue` and reads its end sequence and its bytes without
+// consuming them. The program is frozen, but the kernel still works on the
+// connection: ACKs drop bytes from the head of the send queue (its end,
+// write_seq, stays) and arriving data grows the receive queue (its end
+// moves). So the end is read before and after the bytes, and the read is
+// made again when it moved.
+Result<uint32_t> peek_queue(int fd, int queue, uint64_t limit, std::string& bytes)
 {
     const char* name = queue == TCP_RECV_QUEUE ? "receive queue" : "send queue";
     TRY(set_int(fd, TCP_REPAIR_QUEUE, queue, "TCP_REPAIR_QUEUE"));
-    uint32_t sequence = TRY_CTX(get_u32(fd, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ"), "{}", name);
-    bytes.assign(length, '\0');
-    if (length == 0)
-        return sequence;
-    ssize_t got = ::recv(fd, bytes.data(), length, MSG_PEEK | MSG_DONTWAIT);
-    if (got < 0)
-        return fail_errno(fmt::format("recv(MSG_PEEK) of the {}", name));
-    if (static_cast<uint32_t>(got) != length)
-        return fail("{}: peeked {} of its {} bytes", name, got, length);
-    return sequence;
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        uint32_t before = TRY_CTX(get_u32(fd, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ"), "{}", name);
+        uint32_t length = queue == TCP_RECV_QUEUE ? TRY(queue_length(fd, SIOCINQ, "SIOCINQ"))
+                                                  : TRY(queue_length(fd, SIOCOUTQ, "SIOCOUTQ"));
+        if (length > limit)
+            return fail("{} bytes are queued in the {}, more than cryo keeps ({} MiB)", length, name, limit >> 20);
+        bytes.assign(length + 65536, '\0');
+        ssize_t got = ::recv(fd, bytes.data(), bytes.size(), MSG_PEEK | MSG_DONTWAIT);
+        if (got < 0 && errno != EAGAIN)
+            return fail_errno(fmt::format("recv(MSG_PEEK) of the {}", name));
+        uint32_t after = TRY_CTX(get_u32(fd, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ"), "{}", name);
+        if (before == after && static_cast<size_t>(std::max<ssize_t>(got, 0)) < bytes.size()) {
+            bytes.resize(static_cast<size_t>(std::max<ssize_t>(got, 0)));
+            return before;
+        }
+    }
+    return fail("the {} kept changing while it was read", name);
 }
 
 // Writes `bytes` into the selected queue, in chunks the kernel can take
@@ -125,13 +136,6 @@ void RepairedSockets::release() { m_sockets.clear(); }
 Result<image::TcpConnection> dump_connection(int fd, uint64_t queue_limit)
 {
     image::TcpConnection connection;
-    uint32_t received = TRY(queue_length(fd, SIOCINQ, "SIOCINQ"));
-    uint32_t queued = TRY(queue_length(fd, SIOCOUTQ, "SIOCOUTQ"));
-    uint32_t unsent = TRY(queue_length(fd, SIOCOUTQNSD, "SIOCOUTQNSD"));
-    if (received > queue_limit || queued > queue_limit)
-        return fail("{} bytes received and {} to send are queued, more than cryo keeps ({} MiB)", received, queued,
-                    queue_limit >> 20);
-
     // The program's peek offset would make the peek start past the head.
     int peek_offset = -1;
     socklen_t length = sizeof(peek_offset);
@@ -139,16 +143,23 @@ Result<image::TcpConnection> dump_connection(int fd, uint64_t queue_limit)
     int no_offset = -1;
     ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &no_offset, sizeof(no_offset));
     std::string bytes;
-    auto receive_seq = peek_queue(fd, TCP_RECV_QUEUE, received, bytes);
+    auto receive_seq = peek_queue(fd, TCP_RECV_QUEUE, queue_limit, bytes);
     connection.set_receive_queue(bytes);
-    auto send_seq = receive_seq ? peek_queue(fd, TCP_SEND_QUEUE, queued, bytes) : receive_seq;
+    auto send_seq = receive_seq ? peek_queue(fd, TCP_SEND_QUEUE, queue_limit, bytes) : receive_seq;
     connection.set_send_queue(bytes);
+    // Read after the send queue, it can only be smaller; which bytes count
+    // as sent matters little: the peer drops what it already has.
+    auto unsent = queue_length(fd, SIOCOUTQNSD, "SIOCOUTQNSD");
     ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &peek_offset, sizeof(peek_offset));
-    int no_queue = TCP_NO_QUEUE;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &no_queue, sizeof(no_queue));
+    // The send queue stays selected until the socket leaves repair mode:
+    // the kernel then only marks data as sent instead of sending it, so a
+    // window the peer opens during the rest of the dump does not let data
+    // out that the image counts as never sent (the peer would acknowledge
+    // bytes the restored socket has not sent, and it would ignore every
+    // acknowledgement from then on).
     connection.set_receive_seq(TRY(receive_seq));
     connection.set_send_seq(TRY(send_seq));
-    connection.set_unsent_bytes(unsent);
+    connection.set_unsent_bytes(std::min<uint32_t>(TRY(unsent), static_cast<uint32_t>(bytes.size())));
 
     tcp_info info {};
     length = sizeof(info);
@@ -178,6 +189,12 @@ Result<image::TcpConnection> dump_connection(int fd, uint64_t queue_limit)
 Result<void> prepare_connection(int fd, const image::TcpConnection& connection)
 {
     TRY(set_int(fd, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
+    // connect() sizes the segments from the MSS clamp, which would be the
+    // 536-byte default without a handshake (TCP_REPAIR_OPTIONS comes too
+    // late for that): the user MSS gives connect() the agreed one (the
+    // kernel takes at most 32767, less than loopback's 65483).
+    constexpr uint32_t kMaxUserMss = 32767;
+    TRY(set_int(fd, TCP_MAXSEG, static_cast<int>(std::min(connection.mss(), kMaxUserMss)), "TCP_MAXSEG"));
     // Refilling a queue advances its sequence: start where its bytes began.
     TRY(set_int(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE"));
     TRY(set_int(fd, TCP_QUEUE_SEQ,
@@ -229,9 +246,19 @@ Result<void> restore_connection(int fd, const image::TcpConnection& connection)
     return {};
 }
 
-Result<void> leave_repair(int fd, const image::TcpConnection& connection)
+Result<void> leave_repair(int fd, RepairExit exit)
 {
-    TRY(set_int(fd, TCP_REPAIR, TCP_REPAIR_OFF, "TCP_REPAIR"));
+    return set_int(fd, TCP_REPAIR, exit == RepairExit::Silent ? TCP_REPAIR_OFF_NO_WP : TCP_REPAIR_OFF, "TCP_REPAIR");
+}
+
+Result<void> probe_window(int fd)
+{
+    TRY(set_int(fd, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR"));
+    return set_int(fd, TCP_REPAIR, TCP_REPAIR_OFF, "TCP_REPAIR");
+}
+
+Result<void> queue_unsent(int fd, const image::TcpConnection& connection)
+{
     std::string_view unsent = connection.send_queue();
     unsent.remove_prefix(unsent.size() - std::min<size_t>(connection.unsent_bytes(), unsent.size()));
     return fill_queue(fd, unsent, "send queue (never sent)");

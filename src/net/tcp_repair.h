@@ -66,7 +66,15 @@ Result<image::TcpConnection> dump_connection(int fd, uint64_t queue_limit);
 Result<void> prepare_connection(int fd, const image::TcpConnection& connection);
 // ... then, once connected in repair mode: options, timestamp, queues, window.
 Result<void> restore_connection(int fd, const image::TcpConnection& connection);
-// Leaves repair mode and queues the data that had never been sent.
-Result<void> leave_repair(int fd, const image::TcpConnection& connection);
+// Leaves repair mode, sending a window probe (the peer answers with its
+// window) or not. Restore leaves it silently for every connection of the
+// checkpoint first, then probes each (probe_window(): repair mode on and
+// off again), so no packet reaches a peer still in repair mode; then
+// queue_unsent() writes the data that had never been sent, as ordinary
+// data.
+enum class RepairExit { Silent, WithProbe };
+Result<void> leave_repair(int fd, RepairExit exit);
+Result<void> probe_window(int fd);
+Result<void> queue_unsent(int fd, const image::TcpConnection& connection);
 
 } // namespace cryo::net

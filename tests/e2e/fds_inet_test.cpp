@@ -5,6 +5,7 @@
 // nor lost or repeated data; and the refusals.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -70,6 +71,15 @@ std::string read_up_to(int fd, size_t size)
     return data;
 }
 
+// The kernel's TCP state of `fd` (TCP_ESTABLISHED, TCP_CLOSE_WAIT once a
+// FIN came, TCP_CLOSE after a reset).
+int tcp_state(int fd)
+{
+    tcp_info info {};
+    socklen_t length = sizeof(info);
+    return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0 ? info.tcpi_state : -1;
+}
+
 } // namespace
 
 // The victim checks itself without a checkpoint, so a broken victim is told
@@ -125,11 +135,13 @@ TEST(FdsInet, PeerOutsideTheTreeKeepsItsConnection)
 
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, false, { "--tcp-established" }));
-    // The victim is gone, silently: nothing arrived, not even a FIN.
+    // The victim is gone, silently: no FIN, no reset, nothing more.
+    EXPECT_EQ(tcp_state(connection), TCP_ESTABLISHED);
     char peeked[16];
     EXPECT_EQ(::recv(connection, peeked, sizeof(peeked), MSG_PEEK | MSG_DONTWAIT), 5) << "errno " << errno;
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--tcp-established" }));
 
+    EXPECT_EQ(tcp_state(connection), TCP_ESTABLISHED);
     ASSERT_TRUE(send_signal(pid, SIGUSR1));
     EXPECT_EQ(read_up_to(connection, 10), "helloafter") << session.diagnostics();
     EXPECT_EQ(::send(connection, "bye", 3, MSG_NOSIGNAL), 3);

@@ -406,6 +406,8 @@ static int run_all(void)
     writer = move_to(writer, 15);
     reader = move_to(reader, 16);
     fcntl(writer, F_SETFL, O_NONBLOCK);
+    /* A fixed size: autotuning would still grow it after READY. */
+    set_int(writer, SOL_SOCKET, SO_SNDBUF, 1 << 20, "SO_SNDBUF");
     static char block[65536];
     long written = 0;
     for (int idle = 0; idle < 20;) {
