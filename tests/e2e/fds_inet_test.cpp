@@ -106,6 +106,23 @@ TEST(FdsInet, LeaveRunning)
     release_and_expect_pass(session, pid);
 }
 
+// A checkpoint taken with --leave-running, restored after the original
+// closed its connections: the ports are then held by TIME_WAIT, which a
+// socket in repair mode binds and connects over.
+TEST(FdsInet, RestoreOverTimeWait)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim, { "4", "established" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true, { "--tcp-established" }));
+    release_and_expect_pass(session, pid);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--tcp-established" }));
+    release_and_expect_pass(session, pid);
+    std::string log = session.log();
+    EXPECT_NE(log.find("PASS", log.find("PASS") + 4), std::string::npos) << "the restored victim did not pass:\n" << log;
+    EXPECT_EQ(log.find("FAIL"), std::string::npos) << log;
+}
+
 TEST(FdsInet, CheckpointTwice)
 {
     Session session;
