@@ -359,16 +359,25 @@ Result<void> set_timeout(int fd, int name, uint64_t microseconds, const char* wh
     return set_option(fd, SOL_SOCKET, name, &value, sizeof(value), what);
 }
 
+// A buffer size above net.core.[rw]mem_max needs the FORCE option, which
+// needs CAP_NET_ADMIN; without it the size is capped as it was for the
+// program.
+Result<void> set_buffer_size(int fd, int option, int forced, uint32_t size, const char* what)
+{
+    int value = static_cast<int>(size);
+    if (::setsockopt(fd, SOL_SOCKET, forced, &value, sizeof(value)) == 0)
+        return {};
+    if (errno != EPERM)
+        return fail_errno(fmt::format("setsockopt({})", what));
+    return set_option(fd, SOL_SOCKET, option, &value, sizeof(value), what);
+}
+
 Result<void> apply_buffer_sizes(int fd, const image::InetSocketOptions& options)
 {
-    if (options.receive_buffer() != 0) {
-        int size = static_cast<int>(options.receive_buffer());
-        TRY(set_option(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size), "SO_RCVBUFFORCE"));
-    }
-    if (options.send_buffer() != 0) {
-        int size = static_cast<int>(options.send_buffer());
-        TRY(set_option(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size), "SO_SNDBUFFORCE"));
-    }
+    if (options.receive_buffer() != 0)
+        TRY(set_buffer_size(fd, SO_RCVBUF, SO_RCVBUFFORCE, options.receive_buffer(), "SO_RCVBUF"));
+    if (options.send_buffer() != 0)
+        TRY(set_buffer_size(fd, SO_SNDBUF, SO_SNDBUFFORCE, options.send_buffer(), "SO_SNDBUF"));
     return {};
 }
 
