@@ -217,6 +217,8 @@ int run_command(int argc, char** argv)
                      "ID - an open file that is outside the tree on purpose, as /proc/PID/fd shows it: socket:[INODE] "
                      "(a unix socket whose peer is outside: restore connects to the peer's name again), pipe:[INODE] "
                      "or a path (not saved: restore needs --inherit-fd fd[N]:ID)");
+    dump->add_flag("--tcp-established", dump_options.tcp_established,
+                   "Checkpoint established TCP connections (TCP_REPAIR; the peer does not see the connection close)");
     dump->add_flag("--display-stats", dump_options.display_stats, "Print the time of each phase and the page counts");
     dump->add_flag(fmt::format("--compress{{{}}}", cryo::image::kDefaultCompressionLevel), dump_options.compression_level,
                    fmt::format("Compress the page data with zstd (multi-threaded); --compress=LEVEL chooses the level "
@@ -283,6 +285,8 @@ int run_command(int argc, char** argv)
                       "Restore even on a CPU that lacks a feature the checkpoint's CPU had");
     restore->add_flag("--skip-cgroups", restore_options.skip_cgroups,
                       "Leave the restored tree in cryo's cgroup instead of the cgroups it was in");
+    restore->add_flag("--tcp-established", restore_options.tcp_established,
+                      "Restore the established TCP connections of the checkpoint");
     restore->add_flag("--display-stats", restore_options.display_stats, "Print the time of each phase and the page counts");
     restore->add_flag("--lazy-pages", restore_options.lazy_pages,
                       "Start the tree before its large private memory is in place; a background server brings it in");

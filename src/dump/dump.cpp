@@ -253,6 +253,7 @@ Result<void> run_dump(const DumpOptions& options)
     DumpContext context { .options = options, .files = fds::FileRegistry(options.ghost_limit, options.externals) };
     if (options.external_unix_peers)
         context.files.treat_unix_peers_as_external();
+    context.files.set_tcp_established(options.tcp_established);
 
     // Refuse what can never be dumped before touching anything; without
     // root, another user's process too (dump/ownership.h).
@@ -324,8 +325,11 @@ Result<void> run_dump(const DumpOptions& options)
         TRY(timed(context, "confirm", options.before_kill));
 
     if (options.leave_running) {
+        context.files.leave_repair_mode();   // TCP connections work again
         context.tree.reset();   // detaches: every process runs on
     } else {
+        // Still in repair mode, the connections close without a packet.
+        context.files.release_repaired_sockets();
         // The kill applies the tree's SEM_UNDO adjustments to the
         // semaphores of cryo's IPC namespace: said, set by set.
         auto semaphores = ns::read_semaphore_values();

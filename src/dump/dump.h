@@ -26,6 +26,7 @@ struct DumpOptions {
     uint64_t ghost_limit { 64ull << 20 };  // most data kept for a deleted open file
     std::vector<std::string> externals;    // --external: open files outside the tree on purpose
     bool external_unix_peers { false };    // --ext-unix-sk: unix sockets with a peer outside count as --external
+    bool tcp_established { false };        // --tcp-established: checkpoint established TCP connections
     bool display_stats { false };          // print the statistics table when done
     int compression_level { 0 };           // --compress: zstd level of the page files (0: none)
     std::optional<image::Key> encrypt_key; // --encrypt: seal every file with this key

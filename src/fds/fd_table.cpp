@@ -25,9 +25,9 @@ namespace cryo::fds {
 
 namespace {
 
-const std::array<const FileKind*, 16>& kinds()
+const std::array<const FileKind*, 17>& kinds()
 {
-    static const std::array<const FileKind*, 16> table {
+    static const std::array<const FileKind*, 17> table {
         &regular_file_kind(),
         &char_device_kind(),
         &directory_kind(),
@@ -44,6 +44,7 @@ const std::array<const FileKind*, 16>& kinds()
         &pidfd_kind(),
         &pty_kind(),
         &secret_memory_kind(),
+        &inet_socket_kind(),
     };
     return table;
 }
@@ -161,6 +162,8 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         facts.pid = pid;
         facts.fd = fd;
         facts.ghost_limit = m_ghost_limit;
+        facts.tcp_established = m_tcp_established;
+        facts.repaired = &m_repaired;
         auto local = TRY_CTX(pidfd_getfd(pidfd, fd), "fd {}", fd);
         facts.local_fd = local.get();
         if (::fstat(local.get(), &facts.stat) < 0)
@@ -259,6 +262,8 @@ std::string external_id(const image::OpenFile& file)
         return fmt::format("pipe:[{}]", file.pipe().pipe_id());
     case image::FILE_KIND_UNIX_SOCKET:
         return fmt::format("socket:[{}]", file.unix_socket().inode());
+    case image::FILE_KIND_INET_SOCKET:
+        return fmt::format("socket:[{}]", file.inet_socket().inode());
     case image::FILE_KIND_REGULAR:
     case image::FILE_KIND_DIRECTORY:
         return file.regular().path();
@@ -288,7 +293,7 @@ Result<std::pair<int, std::string>> parse_inherit_fd(const std::string& text)
 Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, const OpenOptions& options)
 {
     std::map<uint32_t, UniqueFd> opened;
-    OpenContext context { .table = &files, .check_files = options.check_files };
+    OpenContext context { .table = &files, .check_files = options.check_files, .tcp_established = options.tcp_established };
     for (const auto& file : files.files()) {
         if (auto inherited = options.inherited.find(external_id(file)); inherited != options.inherited.end()) {
             int copy = ::fcntl(inherited->second, F_DUPFD_CLOEXEC, 0);
@@ -311,6 +316,8 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, c
         }
         opened.emplace(file.id(), TRY_CTX(kind->open(file, context), "file {} ({})", file.id(), kind->name()));
     }
+    for (const auto* kind : kinds())
+        TRY_CTX(kind->finish(context), "{}", kind->name());
     return opened;
 }
 

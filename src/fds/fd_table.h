@@ -19,6 +19,7 @@
 #include "base/fd.h"
 #include "fds.pb.h"
 #include "fds/locks.h"
+#include "net/tcp_repair.h"
 
 namespace cryo::fds {
 
@@ -40,6 +41,15 @@ public:
     // `dump --ext-unix-sk` (criu's option): every unix socket whose peer
     // is outside the tree counts as declared with --external.
     void treat_unix_peers_as_external() { m_unix_peers_external = true; }
+
+    // --tcp-established: established TCP connections are dumped; their
+    // sockets stay in repair mode until release_repaired_sockets() (right
+    // before the tree is killed: they close without a packet) or until
+    // leave_repair_mode() or the registry's end, which take them out of it
+    // (before the tree runs on).
+    void set_tcp_established(bool on) { m_tcp_established = on; }
+    void release_repaired_sockets() { m_repaired.release(); }
+    void leave_repair_mode() { m_repaired.leave(); }
     // An --external id no descriptor of the tree referred to is an error
     // (most likely a typing mistake).
     Result<void> check_externals_used() const;
@@ -67,6 +77,8 @@ private:
     std::map<std::pair<dev_t, ino_t>, std::vector<Known>> m_known;
     image::FileTable m_files;
     LockRegistry m_locks;   // file locks recorded so far (fds/locks.h)
+    bool m_tcp_established { false };
+    net::RepairedSockets m_repaired;
 };
 
 // Restore side, in cryo before any process exists: opens every file of the
@@ -77,6 +89,7 @@ private:
 struct OpenOptions {
     bool use_own_terminal { false };
     bool check_files { true };
+    bool tcp_established { false };   // --tcp-established
     std::map<std::string, int> inherited;
 };
 

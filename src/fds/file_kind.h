@@ -25,6 +25,10 @@
 #include "tree.pb.h"
 #include "proc/fdinfo.h"
 
+namespace cryo::net {
+class RepairedSockets;
+}
+
 namespace cryo::fds {
 
 // What cryo knows about one descriptor of the target while dumping it.
@@ -40,6 +44,10 @@ struct FdFacts {
     // external_id() gives it: "socket:[INODE]", "pipe:[INODE]", a path):
     // what it connects to lies outside the tree on purpose.
     bool declared_external { false };
+    // --tcp-established: established TCP connections are dumped, their
+    // sockets left in repair mode in `repaired` (net/tcp_repair.h).
+    bool tcp_established { false };
+    net::RepairedSockets* repaired { nullptr };
 };
 
 // State shared by the kinds while the files of a checkpoint are opened
@@ -48,6 +56,7 @@ struct FdFacts {
 struct OpenContext {
     const image::FileTable* table { nullptr };
     bool check_files { true };   // refuse files that changed since the dump
+    bool tcp_established { false };   // --tcp-established: connections may be restored
     std::map<std::string, UniqueFd> shared;
 };
 
@@ -63,6 +72,9 @@ public:
     virtual Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const = 0;
     // Opens the file again.
     virtual Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const = 0;
+    // Called once every file of the checkpoint is open, for what needs all
+    // of them to exist (TCP connections leave repair mode).
+    virtual Result<void> finish(OpenContext&) const { return {}; }
     virtual image::FileKind image_kind() const = 0;
 };
 
@@ -83,6 +95,7 @@ const FileKind& fanotify_kind();
 const FileKind& pidfd_kind();
 const FileKind& pty_kind();
 const FileKind& secret_memory_kind();
+const FileKind& inet_socket_kind();
 
 // epoll: target fd numbers resolved to open-file ids once the process's
 // whole table is known (dump), and the registrations made again inside the

@@ -1,6 +1,11 @@
 // See validate.h.
 #include "image/validate.h"
 
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <climits>
 #include <set>
@@ -160,6 +165,71 @@ Result<void> check_ipc_namespace(const IpcNamespace& ipc)
 
 } // namespace
 
+namespace {
+
+constexpr uint64_t kMaxSocketQueue = 64ull << 20;
+
+Result<void> check_inet_address(const InetAddress& address, int family, const char* what)
+{
+    size_t size = address.address().size();
+    if (!(size == 4 && family == AF_INET) && !(size == 16 && family == AF_INET6))
+        return fail("{} address of {} bytes in an {} socket", what, size, family == AF_INET ? "IPv4" : "IPv6");
+    if (address.port() > 65535)
+        return fail("{} port {} is not a port", what, address.port());
+    return {};
+}
+
+Result<void> check_tcp_connection(const TcpConnection& tcp)
+{
+    if (tcp.send_queue().size() > kMaxSocketQueue || tcp.receive_queue().size() > kMaxSocketQueue)
+        return fail("TCP queues of {} and {} bytes (at most {} MiB each)", tcp.send_queue().size(),
+                    tcp.receive_queue().size(), kMaxSocketQueue >> 20);
+    if (tcp.unsent_bytes() > tcp.send_queue().size())
+        return fail("{} unsent bytes in a send queue of {}", tcp.unsent_bytes(), tcp.send_queue().size());
+    if (tcp.mss() == 0 || tcp.mss() > 65535 || tcp.send_wscale() > 14 || tcp.receive_wscale() > 14)
+        return fail("TCP options out of range (mss {}, window scales {} and {})", tcp.mss(), tcp.send_wscale(),
+                    tcp.receive_wscale());
+    return {};
+}
+
+Result<void> check_inet_socket(const InetSocket& socket)
+{
+    if (socket.family() != AF_INET && socket.family() != AF_INET6)
+        return fail("IP socket of address family {}", socket.family());
+    if (!(socket.type() == SOCK_STREAM && socket.protocol() == IPPROTO_TCP)
+        && !(socket.type() == SOCK_DGRAM && socket.protocol() == IPPROTO_UDP))
+        return fail("IP socket of type {} and protocol {}", socket.type(), socket.protocol());
+    if (socket.has_local())
+        TRY(check_inet_address(socket.local(), socket.family(), "local"));
+    if (socket.has_peer())
+        TRY(check_inet_address(socket.peer(), socket.family(), "peer"));
+    if (socket.state() > TCP_CLOSING)
+        return fail("TCP state {}", socket.state());
+    if (socket.backlog() > 65535)
+        return fail("backlog {}", socket.backlog());
+    if (socket.options().bind_device().size() >= IFNAMSIZ)
+        return fail("device name of {} bytes", socket.options().bind_device().size());
+    if (socket.options().receive_buffer() > (1u << 30) || socket.options().send_buffer() > (1u << 30))
+        return fail("buffer sizes {} and {}", socket.options().receive_buffer(), socket.options().send_buffer());
+    if (socket.has_tcp()) {
+        if (socket.protocol() != IPPROTO_TCP || !socket.has_local() || !socket.has_peer())
+            return fail("a TCP connection without both addresses");
+        TRY(check_tcp_connection(socket.tcp()));
+    }
+    uint64_t total = 0;
+    for (const auto& datagram : socket.queued()) {
+        if (datagram.data().size() > 65535)
+            return fail("a queued datagram of {} bytes", datagram.data().size());
+        TRY_CTX(check_inet_address(datagram.sender(), socket.family(), "datagram sender"), "queued datagram");
+        total += datagram.data().size();
+    }
+    if (total > kMaxSocketQueue)
+        return fail("{} bytes of queued datagrams (at most {} MiB)", total, kMaxSocketQueue >> 20);
+    return {};
+}
+
+} // namespace
+
 Result<void> check_namespaces(const ProcessTree& tree)
 {
     std::set<std::pair<int, uint64_t>> listed;
@@ -200,6 +270,14 @@ Result<void> check_sysv_attachments(const ProcessTree& tree, const ProcessEntry&
             return fail("pid {}: mapping {:#x}-{:#x} attaches System V segment {} of {} bytes, which the checkpoint does "
                         "not hold", entry.pid(), vma.start(), vma.end(), vma.shmem_id(), vma.shmem_size());
     }
+    return {};
+}
+
+Result<void> check_inet_sockets(const FileTable& files)
+{
+    for (const auto& file : files.files())
+        if (file.has_inet_socket())
+            TRY_CTX(check_inet_socket(file.inet_socket()), "file {} (IP socket)", file.id());
     return {};
 }
 

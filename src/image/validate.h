@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "manifest.pb.h"
+#include "fds.pb.h"
 #include "mm.pb.h"
 #include "tree.pb.h"
 
@@ -60,5 +61,11 @@ Result<void> check_namespaces(const ProcessTree& tree);
 // names a segment the checkpoint holds, in the process's IPC namespace,
 // of that size: never one of cryo's that the tree did not have.
 Result<void> check_sysv_attachments(const ProcessTree& tree, const ProcessEntry& entry, const MemoryImage& memory);
+
+// Every IP socket of `files`: a known family, type and protocol, addresses
+// of the family's size, ports below 65536, TCP state and options in range,
+// queues of at most 64 MiB (and the unsent part inside the send queue),
+// datagrams no larger than an IP datagram. Errors name the file id.
+Result<void> check_inet_sockets(const FileTable& files);
 
 } // namespace cryo::image

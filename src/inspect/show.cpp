@@ -24,6 +24,7 @@
 #include "fds.pb.h"
 #include "base/syscalls.h"
 #include "image/chain.h"
+#include "fds/inet_socket.h"
 #include "image/reader.h"
 #include "mm.pb.h"
 #include "ns/namespaces.h"
@@ -77,6 +78,8 @@ std::string describe_file(const image::OpenFile& file)
         return fmt::format("memfd:{} (pos {}, flags {:o})", file.memfd().name(), file.position(), file.flags());
     case image::FILE_KIND_SECRET_MEMORY:
         return fmt::format("memfd_secret ({} bytes)", file.secret_memory().size());
+    case image::FILE_KIND_INET_SOCKET:
+        return fds::describe_inet_socket(file.inet_socket());
     default:
         return fmt::format("{} (flags {:o})", image::FileKind_Name(file.kind()), file.flags());
     }

@@ -233,6 +233,7 @@ Result<void> read_images(RestoreContext& context)
         }
     }
     TRY(fds::check_pidfd_targets(context.files, tables, context.tree));
+    TRY_CTX(image::check_inet_sockets(context.files), "{}", image::kFileTableName);
     return {};
 }
 
@@ -786,7 +787,9 @@ Result<int> run_restore(const RestoreOptions& options)
     TRY(timed(stats, "open files", [&]() -> Result<void> {
         if (options.check_files)
             TRY(check_mapped_files(context));
-        fds::OpenOptions open_options { .use_own_terminal = options.shell_job, .check_files = options.check_files };
+        fds::OpenOptions open_options { .use_own_terminal = options.shell_job,
+                                        .check_files = options.check_files,
+                                        .tcp_established = options.tcp_established };
         for (const auto& text : options.inherit_fds) {
             auto [fd, id] = TRY(fds::parse_inherit_fd(text));
             open_options.inherited[id] = fd;

@@ -20,6 +20,7 @@ struct RestoreOptions {
     // own fd N instead of being re-created.
     std::vector<std::string> inherit_fds;
     bool check_files { true };   // refuse open or mapped files changed since the dump
+    bool tcp_established { false };   // --tcp-established: restore established TCP connections
     bool display_stats { false }; // print the time of each phase when done
     bool check_cpu { true };      // refuse a CPU that lacks a feature the checkpoint's had
     bool skip_cgroups { false };  // leave the tree in cryo's cgroup (restore/cgroup.h)

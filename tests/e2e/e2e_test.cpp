@@ -235,7 +235,7 @@ TEST(Errors, RestoreWhilePidIsTakenNamesItAndLeavesTheOriginal)
 
 TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
 {
-    expect_dump_refused("socket", {}, {}, { "fd 10: IPv4 UDP socket (socket:[", "]) is not supported (if it is outside the tree on purpose, dump with --external socket:[" });
+    expect_dump_refused("socket", {}, {}, { "fd 10: IPv4 socket (socket:[", "]) is not supported (if it is outside the tree on purpose, dump with --external socket:[" });
 }
 
 // Only PID, UTS and IPC namespaces are restored: a process in another

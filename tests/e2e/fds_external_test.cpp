@@ -41,7 +41,7 @@ void expect_restore_needs(Session& session, pid_t pid, const std::string& images
 
 } // namespace
 
-// The socket victim's UDP socket (fd 10), which cryo cannot save, declared
+// The socket victim's UDP-Lite socket (fd 10), which cryo cannot save, declared
 // external; the restore gets a new UDP socket with the datagram the victim
 // expects already queued.
 TEST(FdsExternal, UdpSocketComesFromInheritFd)

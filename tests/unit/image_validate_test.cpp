@@ -1,5 +1,7 @@
 // Tests of image/validate.h: the checks restore and `cryo mem` make on
 // memory maps and page maps before reading memory through them.
+#include <functional>
+
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -167,6 +169,72 @@ TEST(ImageValidate, SystemVAttachmentsNameASegmentOfTheCheckpoint)
     EXPECT_TRUE(check_sysv_attachments(tree, tree.processes(0), memory));
     vma->set_shmem_id(6);   // some other segment of the machine
     EXPECT_NE(error_of(check_sysv_attachments(tree, tree.processes(0), memory)).find("does not hold"), std::string::npos);
+}
+
+} // namespace
+} // namespace cryo::image
+
+namespace cryo::image {
+namespace {
+
+// A valid established IPv4 TCP connection; each test breaks one thing.
+FileTable inet_connection()
+{
+    FileTable files;
+    auto* file = files.add_files();
+    file->set_id(1);
+    file->set_kind(FILE_KIND_INET_SOCKET);
+    auto* socket = file->mutable_inet_socket();
+    socket->set_family(2);     // AF_INET
+    socket->set_type(1);       // SOCK_STREAM
+    socket->set_protocol(6);   // IPPROTO_TCP
+    socket->set_state(1);      // TCP_ESTABLISHED
+    socket->mutable_local()->set_address(std::string("\x7f\0\0\x01", 4));
+    socket->mutable_local()->set_port(4000);
+    socket->mutable_peer()->set_address(std::string("\x7f\0\0\x01", 4));
+    socket->mutable_peer()->set_port(5000);
+    socket->mutable_tcp()->set_mss(65483);
+    socket->mutable_tcp()->set_send_queue("abc");
+    socket->mutable_tcp()->set_unsent_bytes(2);
+    return files;
+}
+
+std::string inet_error(const std::function<void(InetSocket&)>& edit)
+{
+    auto files = inet_connection();
+    edit(*files.mutable_files(0)->mutable_inet_socket());
+    auto result = check_inet_sockets(files);
+    return result ? "" : result.error().message();
+}
+
+TEST(ImageValidate, HostileIpSocketsAreRefused)
+{
+    EXPECT_EQ(inet_error([](InetSocket&) { }), "");
+    EXPECT_NE(inet_error([](InetSocket& s) { s.set_family(99); }).find("file 1 (IP socket): IP socket of address family 99"),
+              std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.set_protocol(17); }).find("type 1 and protocol 17"), std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.mutable_local()->set_address("12345"); }).find("local address of 5 bytes"),
+              std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.mutable_peer()->set_port(70000); }).find("peer port 70000"), std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.set_state(200); }).find("TCP state 200"), std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.mutable_tcp()->set_unsent_bytes(4); }).find("4 unsent bytes in a send queue of 3"),
+              std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.mutable_tcp()->set_send_wscale(15); }).find("TCP options out of range"),
+              std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.mutable_tcp()->set_receive_queue(std::string((64 << 20) + 1, 'x')); })
+                  .find("TCP queues"),
+              std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.clear_peer(); }).find("without both addresses"), std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) { s.mutable_options()->set_bind_device(std::string(20, 'x')); })
+                  .find("device name of 20 bytes"),
+              std::string::npos);
+    EXPECT_NE(inet_error([](InetSocket& s) {
+                  s.clear_tcp();
+                  s.set_type(2);
+                  s.set_protocol(17);
+                  s.add_queued()->set_data(std::string(70000, 'x'));
+              }).find("a queued datagram of 70000 bytes"),
+              std::string::npos);
 }
 
 } // namespace

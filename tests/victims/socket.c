@@ -1,4 +1,4 @@
-/* Holds an IPv4 UDP socket at fd 10, which cryo cannot checkpoint yet: the
+/* Holds an IPv4 UDP-Lite socket at fd 10, which cryo cannot checkpoint: the
  * dump must fail naming the fd and leave this process running untouched,
  * with a datagram it sent to itself still queued. */
 #include <netinet/in.h>
@@ -11,7 +11,7 @@ int main(int argc, char **argv)
 {
     victim_init(argc, argv);
     pid_t pid = getpid();
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE);
     if (fd < 0 || dup2(fd, 10) != 10)
         return 2;
     close(fd);
