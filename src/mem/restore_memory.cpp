@@ -72,43 +72,13 @@ const image::Vma* vma_at(const AddressSpaceRestore& restore, uint64_t address)
     return nullptr;
 }
 
-// Calls queued to run together in the trampoline (ptrace/injector.h): one
-// ptrace round trip for up to kBatchCalls of them instead of one each.
-constexpr size_t kBatchCalls = 512;   // 32 KiB of table in the scratch area
+using ptrace::QueuedCall;
 
-struct QueuedCall {
-    ptrace::BatchCall call;
-    std::string context;   // prepended to its error, if any
-    bool warn_only { false };
-};
-
+// The tables of these batches take the start of the scratch area: what
+// their calls point at lies elsewhere.
 Result<std::vector<long>> run_queued(const AddressSpaceRestore& restore, const std::vector<QueuedCall>& queued)
 {
-    std::vector<long> results;
-    for (size_t first = 0; first < queued.size(); first += kBatchCalls) {
-        std::vector<ptrace::BatchCall> calls;
-        for (size_t i = first; i < std::min(queued.size(), first + kBatchCalls); ++i)
-            calls.push_back(queued[i].call);
-        auto done = TRY(restore.injector->batch(calls, *restore.scratch, 0));
-        results.insert(results.end(), done.begin(), done.end());
-    }
-    for (size_t i = 0; i < queued.size(); ++i) {
-        long result = results[i];
-        if (result >= 0 || result <= -4096)
-            continue;
-        const auto& call = queued[i];
-        if (call.warn_only) {
-            spdlog::warn("pid {}: {}: {} failed: {}", restore.pid, call.context, call.call.name,
-                         std::strerror(static_cast<int>(-result)));
-            continue;
-        }
-        Error error = Error::from_errno(fmt::format("injected {} in thread {}", call.call.name, restore.pid),
-                                        static_cast<int>(-result));
-        if (!call.context.empty())
-            error.add_context(call.context);
-        return fail(std::move(error));
-    }
-    return results;
+    return ptrace::run_queued(*restore.injector, *restore.scratch, queued, 0);
 }
 
 Result<void> unregister_rseq(const AddressSpaceRestore& restore)
