@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstring>
 
 #include "base/scope_guard.h"
@@ -337,7 +338,13 @@ Result<void> collect_process_by_injection(ptrace::Injector& injector, const ptra
     core.set_child_subreaper(TRY(memory.read_value<int>(scratch)) != 0);
     core.set_dumpable(static_cast<int>(TRY(injector.call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE))));
     core.set_thp_disabled(TRY(injector.call("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE)) != 0);
-    core.set_timer_slack_ns(TRY(injector.call("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
+    // /proc/PID/timerslack_ns spares an injected call; reading it needs
+    // CAP_SYS_NICE, which a cryo without root may lack.
+    auto slack = read_text_file(fmt::format("/proc/{}/timerslack_ns", core.pid()));
+    if (slack && !slack->empty() && std::isdigit(static_cast<unsigned char>(slack->front())))
+        core.set_timer_slack_ns(std::stoull(*slack));
+    else
+        core.set_timer_slack_ns(TRY(injector.call("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
     core.mutable_credentials()->set_securebits(
         static_cast<uint32_t>(TRY(injector.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS))));
     mm.set_brk(TRY(injector.call("brk(0)", SYS_brk, 0)));
