@@ -114,7 +114,8 @@ Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vm
     return scan_pages(pagemap_fd, args);
 }
 
-Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map)
+Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map,
+                        PageBuffers& buffers)
 {
     auto pagemap = TRY(open_file(fmt::format("/proc/{}/pagemap", pid), O_RDONLY | O_CLOEXEC));
     auto memory = TRY(open_file(fmt::format("/proc/{}/mem", pid), O_RDONLY | O_CLOEXEC));
@@ -134,7 +135,7 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
     };
     // Reading the memory (this thread) and writing the file (the writer's)
     // overlap.
-    auto writer = TRY(PageFileWriter::start(pages, kCopyBuffer, kCopyBuffers));
+    auto writer = TRY(PageFileWriter::start(pages, kCopyBuffer, kCopyBuffers, buffers));
     uint64_t offset = pages.size();   // of the next byte handed to the writer
     std::span<std::byte> buffer = TRY(writer->take());
     size_t filled = 0;
