@@ -96,8 +96,10 @@ Result<void> queue_rseq_unregister(const AddressSpaceRestore& restore, std::vect
 }
 
 // Unmaps all of the child's memory except the trampoline and the special
-// mappings, in as few calls as there are gaps between those.
-Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps)
+// mappings, in as few calls as there are gaps between those; queued for
+// the batch of move_special_mappings().
+Result<std::vector<QueuedCall>> unmap_everything_else(const AddressSpaceRestore& restore,
+                                                      const std::vector<proc::MapsEntry>& maps)
 {
     std::vector<QueuedCall> calls;
     TRY(queue_rseq_unregister(restore, calls));
@@ -115,7 +117,8 @@ Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std
             keep.push_back({ map.start, map.end });
     std::ranges::sort(keep, {}, &Range::start);
     auto unmap = [&](uint64_t start, uint64_t end) {
-        calls.push_back({ .call = { SYS_munmap, { start, end - start, 0, 0, 0, 0 }, "munmap" } });
+        calls.push_back({ .call = { SYS_munmap, { start, end - start, 0, 0, 0, 0 }, "munmap" },
+                          .context = "unmapping restorer memory" });
     };
     uint64_t cursor = 0;
     for (const auto& kept : keep) {
@@ -125,11 +128,13 @@ Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std
     }
     if (cursor < kTaskSize)
         unmap(cursor, kTaskSize);
-    TRY(run_queued(restore, calls));
-    return {};
+    return calls;
 }
 
-Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps)
+// Runs `before` (the unmapping), then moves the vDSO and vvar pages to the
+// image's addresses, in one batch.
+Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps,
+                                   std::vector<QueuedCall> before)
 {
     std::map<image::VmaKind, Range> current;
     std::map<image::VmaKind, Range> wanted;
@@ -149,12 +154,15 @@ Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std
     if (!same_layout)
         return fail("the vDSO/vvar layout of this kernel differs from the checkpoint's: restoring on another "
                     "kernel is not supported yet");
-    if (current.empty())
+    if (current.empty()) {
+        TRY(run_queued(restore, before));
         return {};
+    }
 
     uint64_t base = std::ranges::min(current | std::views::values, {}, &Range::start).start;
-    // Both rounds in one batch: the calls run in order.
-    std::vector<QueuedCall> moves;
+    // Both rounds in the same batch: the calls run in order.
+    size_t first = before.size();
+    std::vector<QueuedCall> moves = std::move(before);
     auto move = [&](uint64_t from, uint64_t size, uint64_t to) {
         if (from != to)
             moves.push_back({ .call = { SYS_mremap, { from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to, 0 },
@@ -165,7 +173,7 @@ Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std
     for (const auto& [kind, range] : current)
         move(restore.temporary_slot + (range.start - base), range.end - range.start, wanted.at(kind).start);
     auto results = TRY(run_queued(restore, moves));
-    for (size_t i = 0; i < moves.size(); ++i)
+    for (size_t i = first; i < moves.size(); ++i)
         if (static_cast<uint64_t>(results[i]) != moves[i].call.args[4])
             return fail("mremap moved vdso/vvar to {:#x} instead of {:#x}", static_cast<uint64_t>(results[i]),
                         moves[i].call.args[4]);
@@ -510,8 +518,8 @@ Result<void> set_mm_fields(const AddressSpaceRestore& restore, uint64_t exe_fd)
 Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& restore)
 {
     auto maps = TRY(proc::read_maps(restore.pid));
-    TRY_CTX(unmap_everything_else(restore, maps), "unmapping restorer memory");
-    TRY(move_special_mappings(restore, maps));
+    auto unmapping = TRY_CTX(unmap_everything_else(restore, maps), "unmapping restorer memory");
+    TRY(move_special_mappings(restore, maps, std::move(unmapping)));
     auto open_files = TRY(open_mapped_files(restore));
     TRY(map_vmas(restore, open_files));
     auto stats = TRY_CTX(fill_pages(restore), "filling memory");
