@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstring>
 #include <string_view>
 
@@ -175,7 +176,9 @@ Result<void> collect_scheduling(pid_t tid, image::ThreadCore& core)
     return {};
 }
 
-Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& injector, image::ThreadCore& core)
+// `status`: /proc/TID/status of the thread.
+Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& injector, const proc::ProcStatus& status,
+                            image::ThreadCore& core)
 {
     pid_t tid = thread.tid();
     core.set_tid(tid);
@@ -209,7 +212,6 @@ Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& inje
     if (!comm.empty() && comm.back() == '\n')
         comm.pop_back();
     core.set_comm(comm);
-    auto status = TRY(proc::read_status(tid));
     for (pid_t ns_tid : status.ns_pid)
         core.add_ns_tids(ns_tid);
     if (status.seccomp_mode == 2)
@@ -283,12 +285,28 @@ Result<void> collect_posix_timers(pid_t pid, ptrace::Injector& injector, const p
     return {};
 }
 
+// The signals whose action must be read by an injected rt_sigaction(): the
+// caught and the ignored ones (/proc/PID/status SigCgt, SigIgn: one set
+// for all threads of a process), and SIGCHLD, whose SA_NOCLDSTOP and
+// SA_NOCLDWAIT change what the kernel does even with SIG_DFL. Any other
+// signal has SIG_DFL and is saved as the plain default: the flags, mask
+// and restorer a program may have set along with SIG_DFL are not kept
+// (restored, sigaction() reports them as 0); the kernel ignores them for
+// a default action, and a query of each signal would cost 60 injected
+// calls per process.
+uint64_t signals_to_query(const proc::ProcStatus& status)
+{
+    return status.sig_caught | status.sig_ignored | (uint64_t { 1 } << (SIGCHLD - 1));
+}
+
 // Process-wide state only the process can report.
 Result<void> collect_process_by_injection(ptrace::Injector& injector, const ptrace::RemoteMemory& memory,
-                                          uint64_t scratch, image::ProcessCore& core, image::MmFields& mm)
+                                          uint64_t scratch, const proc::ProcStatus& status,
+                                          image::ProcessCore& core, image::MmFields& mm)
 {
+    uint64_t query = signals_to_query(status);
     for (int signal = 1; signal <= kSignalCount; ++signal) {
-        if (signal == SIGKILL || signal == SIGSTOP)
+        if (signal == SIGKILL || signal == SIGSTOP || !(query & (uint64_t { 1 } << (signal - 1))))
             continue;
         long result = TRY(injector.raw(SYS_rt_sigaction, { static_cast<uint64_t>(signal), 0, scratch, 8, 0, 0 }));
         if (result == -EINVAL)
@@ -322,16 +340,21 @@ Result<void> collect_process_by_injection(ptrace::Injector& injector, const ptra
     core.set_child_subreaper(TRY(memory.read_value<int>(scratch)) != 0);
     core.set_dumpable(static_cast<int>(TRY(injector.call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE))));
     core.set_thp_disabled(TRY(injector.call("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE)) != 0);
-    core.set_timer_slack_ns(TRY(injector.call("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
+    // /proc/PID/timerslack_ns spares an injected call; reading it needs
+    // CAP_SYS_NICE, which a cryo without root may lack.
+    auto slack = read_text_file(fmt::format("/proc/{}/timerslack_ns", core.pid()));
+    if (slack && !slack->empty() && std::isdigit(static_cast<unsigned char>(slack->front())))
+        core.set_timer_slack_ns(std::stoull(*slack));
+    else
+        core.set_timer_slack_ns(TRY(injector.call("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
     core.mutable_credentials()->set_securebits(
         static_cast<uint32_t>(TRY(injector.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS))));
     mm.set_brk(TRY(injector.call("brk(0)", SYS_brk, 0)));
     return {};
 }
 
-Result<void> collect_identity(pid_t pid, image::ProcessCore& core)
+Result<void> collect_identity(pid_t pid, const proc::ProcStatus& status, image::ProcessCore& core)
 {
-    auto status = TRY(proc::read_status(pid));
     auto* credentials = core.mutable_credentials();
     for (auto uid : status.uids)
         credentials->add_uids(uid);
@@ -450,7 +473,9 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     core.set_pid(pid);
     add_strings(fmt::format("/proc/{}/cmdline", pid), *core.mutable_cmdline());
     add_strings(fmt::format("/proc/{}/environ", pid), *core.mutable_environ());
-    TRY_CTX(collect_identity(pid, core), "pid {}", pid);
+    // Read once: identity, the leader's thread state, the signals to query.
+    auto status = TRY_CTX(proc::read_status(pid), "pid {}", pid);
+    TRY_CTX(collect_identity(pid, status, core), "pid {}", pid);
     TRY_CTX(collect_mm_fields(pid, mm), "pid {}", pid);
 
     auto memory = TRY(ptrace::RemoteMemory::open(pid));
@@ -467,7 +492,7 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     for (auto& thread : process.threads()) {
         auto* thread_core = core.add_threads();
         if (&thread == &leader) {
-            TRY_CTX(collect_thread(thread, injector, *thread_core), "pid {}", pid);
+            TRY_CTX(collect_thread(thread, injector, status, *thread_core), "pid {}", pid);
             TRY_CTX(collect_thread_by_injection(injector, memory, scratch, *thread_core), "pid {}", pid);
             continue;
         }
@@ -475,7 +500,9 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
         // shared: one address space).
         auto thread_injector = TRY(ptrace::Injector::create(thread, gadget, ptrace::Gadget::SyscallOnly));
         ScopeGuard put_thread_back([&] { (void)thread_injector.restore_thread(); });
-        TRY_CTX(collect_thread(thread, thread_injector, *thread_core), "pid {} thread {}", pid, thread.tid());
+        auto thread_status = TRY_CTX(proc::read_status(thread.tid()), "pid {} thread {}", pid, thread.tid());
+        TRY_CTX(collect_thread(thread, thread_injector, thread_status, *thread_core), "pid {} thread {}", pid,
+                thread.tid());
         TRY_CTX(collect_thread_by_injection(thread_injector, memory, scratch, *thread_core), "pid {} thread {}",
                 pid, thread.tid());
         put_thread_back.dismiss();
@@ -483,7 +510,7 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     }
     for (auto& signal : TRY_CTX(peek_pending(pid, true), "pid {}", pid))
         *core.add_shared_pending() = std::move(signal);
-    TRY_CTX(collect_process_by_injection(injector, memory, scratch, core, mm), "pid {}", pid);
+    TRY_CTX(collect_process_by_injection(injector, memory, scratch, status, core, mm), "pid {}", pid);
     TRY_CTX(collect_posix_timers(pid, injector, memory, scratch, core), "pid {}: POSIX timers", pid);
 
     give_back_scratch.dismiss();

@@ -125,6 +125,7 @@ Result<void> write_memory(DumpContext& context)
     auto& processes = context.tree->processes();
     // Mapped memfds, deleted files and secret memory: saved once for the tree.
     mem::UnlinkedFileDump unlinked_files(context.files.files(), context.options.ghost_limit);
+    mem::PageBuffers page_buffers;   // reused from one process to the next
     for (size_t i = 0; i < processes.size(); ++i) {
         pid_t pid = processes[i].pid();
         auto& images = context.processes[i];
@@ -139,7 +140,7 @@ Result<void> write_memory(DumpContext& context)
                                             ? mem::Target::Frozen
                                             : mem::Target::FrozenToBeKilled));
         } else {
-            TRY(mem::dump_pages(pid, vmas, pages, images.page_map));
+            TRY(mem::dump_pages(pid, vmas, pages, images.page_map, page_buffers));
         }
         TRY_CTX(unlinked_files.dump_process(processes[i].leader(), vmas, pages), "pid {}", pid);
         context.page_bytes += pages.size();

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "base/fault.h"
 
@@ -149,6 +151,34 @@ Result<void> check_directory_owner(int dir_fd, const std::string& directory)
 
 } // namespace
 
+namespace {
+
+// fdatasync() of every file of `files` (named in `records`), on up to
+// kSyncThreads threads at once; the first failure is the error.
+Result<void> sync_side_by_side(const std::vector<UniqueFd>& files, const std::vector<ManifestFile>& records)
+{
+    constexpr size_t kSyncThreads = 8;
+    std::atomic<size_t> next { 0 };
+    std::vector<int> errors(files.size(), 0);
+    auto work = [&] {
+        for (size_t i = next++; i < files.size(); i = next++)
+            if (::fdatasync(files[i].get()) < 0)
+                errors[i] = errno;
+    };
+    {
+        std::vector<std::jthread> threads;
+        for (size_t i = 1; i < std::min(files.size(), kSyncThreads); ++i)
+            threads.emplace_back(work);
+        work();
+    }
+    for (size_t i = 0; i < files.size(); ++i)
+        if (errors[i] != 0)
+            return fail_errno(fmt::format("fsync {}", records[i].name()), errors[i]);
+    return {};
+}
+
+} // namespace
+
 Result<ImageWriter> ImageWriter::create(const std::string& directory, SyncMode sync, WriteTransforms transforms)
 {
     if (transforms.compression_level < 0 || transforms.compression_level > kMaxCompressionLevel)
@@ -286,7 +316,9 @@ Result<void> ImageWriter::commit(Manifest manifest)
     // Every file durable at once. Up to kSyncEachFiles files: writeback of
     // all of them is started first, so their blocks are allocated in one
     // journal transaction, which the first fdatasync() commits; the others
-    // only wait for their data, but each still flushes the disk's cache.
+    // only wait for their data. Each fdatasync() also flushes the disk's
+    // cache: they run side by side on a few threads, so that the block
+    // layer merges the flushes they ask for at the same time into one.
     // Past that, one syncfs() (one flush) is cheaper, although it also
     // writes whatever other programs left dirty on the filesystem (measured
     // on a busy machine: a 7-file dump waited 135 ms for that, a 500-file
@@ -303,9 +335,7 @@ Result<void> ImageWriter::commit(Manifest manifest)
             if (::sync_file_range(files.back().get(), 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
                 return fail_errno(fmt::format("sync_file_range {}", record.name()));
         }
-        for (size_t i = 0; i < files.size(); ++i)
-            if (::fdatasync(files[i].get()) < 0)
-                return fail_errno(fmt::format("fsync {}", m_records[i].name()));
+        TRY(sync_side_by_side(files, m_records));
     }
     std::string temporary = std::string(kManifestName) + ".tmp";
     {

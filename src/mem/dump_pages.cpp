@@ -114,19 +114,28 @@ Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vm
     return scan_pages(pagemap_fd, args);
 }
 
-Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map)
+Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map,
+                        PageBuffers& buffers)
 {
     auto pagemap = TRY(open_file(fmt::format("/proc/{}/pagemap", pid), O_RDONLY | O_CLOEXEC));
     auto memory = TRY(open_file(fmt::format("/proc/{}/mem", pid), O_RDONLY | O_CLOEXEC));
-    // Page data is written once and not read back by the dump: bypass the
-    // page cache where the filesystem allows it (every write is whole,
-    // aligned pages from a page-aligned buffer). Not when the file is
-    // compressed or encrypted: what reaches it is then neither.
-    if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0 && pages.is_raw())
-        (void)::fcntl(pages.fd(), F_SETFL, flags | O_DIRECT);
+    // Page data is written once and not read back by the dump: from the
+    // second buffer on, bypass the page cache where the filesystem allows
+    // it (every write is whole, aligned pages from a page-aligned buffer).
+    // Not when the file is compressed or encrypted: what reaches it is then
+    // neither. A small process's pages (less than a buffer) go through the
+    // page cache: an O_DIRECT write waits for the disk, per process, where
+    // the commit's writeback covers every small file at once.
+    auto bypass_cache = [&, done = false]() mutable {
+        if (done || !pages.is_raw())
+            return;
+        done = true;
+        if (int flags = ::fcntl(pages.fd(), F_GETFL); flags >= 0)
+            (void)::fcntl(pages.fd(), F_SETFL, flags | O_DIRECT);
+    };
     // Reading the memory (this thread) and writing the file (the writer's)
     // overlap.
-    auto writer = TRY(PageFileWriter::start(pages, kCopyBuffer, kCopyBuffers));
+    auto writer = TRY(PageFileWriter::start(pages, kCopyBuffer, kCopyBuffers, buffers));
     uint64_t offset = pages.size();   // of the next byte handed to the writer
     std::span<std::byte> buffer = TRY(writer->take());
     size_t filled = 0;
@@ -148,6 +157,7 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
                 filled += chunk;
                 address += chunk;
                 if (filled == buffer.size()) {
+                    bypass_cache();
                     writer->submit(filled);
                     offset += filled;
                     filled = 0;

@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "base/syscalls.h"
 #include "image/writer.h"
+#include "mem/page_writer.h"
 #include "mm.pb.h"
 
 namespace cryo::mem {
@@ -43,7 +44,9 @@ Result<std::vector<PageRange>> scan_pages(int pagemap_fd, PagemapScanArgs args);
 Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vma& vma);
 
 // Appends the stored pages of every VMA of `pid` to `pages`, records them in
-// `map` and sets each VMA's stored_bytes.
-Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map);
+// `map` and sets each VMA's stored_bytes. The copy buffers come from, and go
+// back to, `buffers` (one for the whole dump).
+Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map,
+                        PageBuffers& buffers);
 
 } // namespace cryo::mem

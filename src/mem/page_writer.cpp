@@ -3,18 +3,38 @@
 
 namespace cryo::mem {
 
-Result<std::unique_ptr<PageFileWriter>> PageFileWriter::start(image::OutputFile& file, size_t buffer_size, size_t buffers)
+Result<std::vector<CopyBuffer>> PageBuffers::take(size_t size, size_t count)
 {
-    std::vector<CopyBuffer> memory;
-    for (size_t i = 0; i < buffers; ++i)
-        memory.push_back(TRY(CopyBuffer::create(buffer_size)));
-    std::unique_ptr<PageFileWriter> writer(new PageFileWriter(file, std::move(memory), buffer_size));
+    std::vector<CopyBuffer> taken;
+    while (taken.size() < count && !m_spare.empty()) {
+        if (m_spare.back().size() == size)
+            taken.push_back(std::move(m_spare.back()));
+        m_spare.pop_back();
+    }
+    while (taken.size() < count)
+        taken.push_back(TRY(CopyBuffer::create(size)));
+    return taken;
+}
+
+void PageBuffers::give_back(std::vector<CopyBuffer> buffers)
+{
+    for (auto& buffer : buffers)
+        m_spare.push_back(std::move(buffer));
+}
+
+Result<std::unique_ptr<PageFileWriter>> PageFileWriter::start(image::OutputFile& file, size_t buffer_size, size_t buffers,
+                                                              PageBuffers& pool)
+{
+    auto memory = TRY(pool.take(buffer_size, buffers));
+    std::unique_ptr<PageFileWriter> writer(new PageFileWriter(file, std::move(memory), buffer_size, pool));
     writer->m_thread = std::thread([raw = writer.get()] { raw->run(); });
     return writer;
 }
 
-PageFileWriter::PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> buffers, size_t buffer_size)
+PageFileWriter::PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> buffers, size_t buffer_size,
+                               PageBuffers& pool)
     : m_file(file)
+    , m_pool(pool)
     , m_buffers(std::move(buffers))
     , m_buffer_size(buffer_size)
 {
@@ -32,6 +52,7 @@ PageFileWriter::~PageFileWriter()
     m_changed.notify_all();
     if (m_thread.joinable())
         m_thread.join();
+    m_pool.give_back(std::move(m_buffers));
 }
 
 void PageFileWriter::run()

@@ -27,10 +27,26 @@
 
 namespace cryo::mem {
 
+// Copy buffers kept from one page file to the next of the same dump: a tree
+// of a hundred processes would otherwise map, fault in (the first touch of
+// each page of a fresh buffer is a page fault in the middle of the copy)
+// and unmap its buffers a hundred times.
+class PageBuffers {
+public:
+    // `count` buffers of `size` bytes: kept ones first, new ones for the rest.
+    Result<std::vector<CopyBuffer>> take(size_t size, size_t count);
+    void give_back(std::vector<CopyBuffer> buffers);
+
+private:
+    std::vector<CopyBuffer> m_spare;
+};
+
 class PageFileWriter {
 public:
-    // `buffers` page-aligned buffers of `buffer_size` bytes each.
-    static Result<std::unique_ptr<PageFileWriter>> start(image::OutputFile& file, size_t buffer_size, size_t buffers);
+    // `buffers` page-aligned buffers of `buffer_size` bytes each, from
+    // `pool`, given back to it when the writer goes.
+    static Result<std::unique_ptr<PageFileWriter>> start(image::OutputFile& file, size_t buffer_size, size_t buffers,
+                                                         PageBuffers& pool);
     PageFileWriter(const PageFileWriter&) = delete;
     PageFileWriter& operator=(const PageFileWriter&) = delete;
     // Stops the thread; what is still queued is dropped (the dump failed).
@@ -46,10 +62,11 @@ public:
     size_t buffer_size() const { return m_buffer_size; }
 
 private:
-    PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> buffers, size_t buffer_size);
+    PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> buffers, size_t buffer_size, PageBuffers& pool);
     void run();
 
     image::OutputFile& m_file;
+    PageBuffers& m_pool;
     std::vector<CopyBuffer> m_buffers;
     size_t m_buffer_size;
     std::mutex m_mutex;

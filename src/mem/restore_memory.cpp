@@ -74,60 +74,37 @@ const image::Vma* vma_at(const AddressSpaceRestore& restore, uint64_t address)
     return nullptr;
 }
 
-// Calls queued to run together in the trampoline (ptrace/injector.h): one
-// ptrace round trip for up to kBatchCalls of them instead of one each.
-constexpr size_t kBatchCalls = 512;   // 32 KiB of table in the scratch area
+using ptrace::QueuedCall;
 
-struct QueuedCall {
-    ptrace::BatchCall call;
-    std::string context;   // prepended to its error, if any
-    bool warn_only { false };
-};
-
+// The tables of these batches take the start of the scratch area: what
+// their calls point at lies elsewhere.
 Result<std::vector<long>> run_queued(const AddressSpaceRestore& restore, const std::vector<QueuedCall>& queued)
 {
-    std::vector<long> results;
-    for (size_t first = 0; first < queued.size(); first += kBatchCalls) {
-        std::vector<ptrace::BatchCall> calls;
-        for (size_t i = first; i < std::min(queued.size(), first + kBatchCalls); ++i)
-            calls.push_back(queued[i].call);
-        auto done = TRY(restore.injector->batch(calls, *restore.scratch, 0));
-        results.insert(results.end(), done.begin(), done.end());
-    }
-    for (size_t i = 0; i < queued.size(); ++i) {
-        long result = results[i];
-        if (result >= 0 || result <= -4096)
-            continue;
-        const auto& call = queued[i];
-        if (call.warn_only) {
-            spdlog::warn("pid {}: {}: {} failed: {}", restore.pid, call.context, call.call.name,
-                         std::strerror(static_cast<int>(-result)));
-            continue;
-        }
-        Error error = Error::from_errno(fmt::format("injected {} in thread {}", call.call.name, restore.pid),
-                                        static_cast<int>(-result));
-        if (!call.context.empty())
-            error.add_context(call.context);
-        return fail(std::move(error));
-    }
-    return results;
+    return ptrace::run_queued(*restore.injector, *restore.scratch, queued, 0);
 }
 
-Result<void> unregister_rseq(const AddressSpaceRestore& restore)
+// The restorer's rseq area (glibc's, in memory about to go) is
+// unregistered first, in the same batch as the unmapping.
+Result<void> queue_rseq_unregister(const AddressSpaceRestore& restore, std::vector<QueuedCall>& calls)
 {
     RseqConfiguration rseq {};
     if (::ptrace(static_cast<__ptrace_request>(PTRACE_GET_RSEQ_CONFIGURATION), restore.pid, sizeof(rseq), &rseq) < 0)
         return fail_errno("ptrace(GET_RSEQ_CONFIGURATION)");
     if (rseq.rseq_abi_pointer != 0)
-        TRY(restore.injector->call("rseq unregister", __NR_rseq, rseq.rseq_abi_pointer, rseq.rseq_abi_size,
-                                   kRseqFlagUnregister, rseq.signature));
+        calls.push_back({ .call = { __NR_rseq, { rseq.rseq_abi_pointer, rseq.rseq_abi_size, kRseqFlagUnregister,
+                                                 rseq.signature, 0, 0 }, "rseq unregister" },
+                          .context = "rseq" });
     return {};
 }
 
 // Unmaps all of the child's memory except the trampoline and the special
-// mappings, in as few calls as there are gaps between those.
-Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps)
+// mappings, in as few calls as there are gaps between those; queued for
+// the batch of move_special_mappings().
+Result<std::vector<QueuedCall>> unmap_everything_else(const AddressSpaceRestore& restore,
+                                                      const std::vector<proc::MapsEntry>& maps)
 {
+    std::vector<QueuedCall> calls;
+    TRY(queue_rseq_unregister(restore, calls));
     std::vector<Range> keep { { restore.trampoline, restore.trampoline + restore.trampoline_size } };
     for (const auto& [id, object] : *restore.shared_objects)
         keep.push_back({ object.address, object.address + object.size });
@@ -141,9 +118,9 @@ Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std
         if (special_kind(map.path))
             keep.push_back({ map.start, map.end });
     std::ranges::sort(keep, {}, &Range::start);
-    std::vector<QueuedCall> calls;
     auto unmap = [&](uint64_t start, uint64_t end) {
-        calls.push_back({ .call = { SYS_munmap, { start, end - start, 0, 0, 0, 0 }, "munmap" } });
+        calls.push_back({ .call = { SYS_munmap, { start, end - start, 0, 0, 0, 0 }, "munmap" },
+                          .context = "unmapping restorer memory" });
     };
     uint64_t cursor = 0;
     for (const auto& kept : keep) {
@@ -153,11 +130,13 @@ Result<void> unmap_everything_else(const AddressSpaceRestore& restore, const std
     }
     if (cursor < kTaskSize)
         unmap(cursor, kTaskSize);
-    TRY(run_queued(restore, calls));
-    return {};
+    return calls;
 }
 
-Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps)
+// Runs `before` (the unmapping), then moves the vDSO and vvar pages to the
+// image's addresses, in one batch.
+Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std::vector<proc::MapsEntry>& maps,
+                                   std::vector<QueuedCall> before)
 {
     std::map<image::VmaKind, Range> current;
     std::map<image::VmaKind, Range> wanted;
@@ -177,12 +156,15 @@ Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std
     if (!same_layout)
         return fail("the vDSO/vvar layout of this kernel differs from the checkpoint's: restoring on another "
                     "kernel is not supported yet");
-    if (current.empty())
+    if (current.empty()) {
+        TRY(run_queued(restore, before));
         return {};
+    }
 
     uint64_t base = std::ranges::min(current | std::views::values, {}, &Range::start).start;
-    // Both rounds in one batch: the calls run in order.
-    std::vector<QueuedCall> moves;
+    // Both rounds in the same batch: the calls run in order.
+    size_t first = before.size();
+    std::vector<QueuedCall> moves = std::move(before);
     auto move = [&](uint64_t from, uint64_t size, uint64_t to) {
         if (from != to)
             moves.push_back({ .call = { SYS_mremap, { from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to, 0 },
@@ -193,7 +175,7 @@ Result<void> move_special_mappings(const AddressSpaceRestore& restore, const std
     for (const auto& [kind, range] : current)
         move(restore.temporary_slot + (range.start - base), range.end - range.start, wanted.at(kind).start);
     auto results = TRY(run_queued(restore, moves));
-    for (size_t i = 0; i < moves.size(); ++i)
+    for (size_t i = first; i < moves.size(); ++i)
         if (static_cast<uint64_t>(results[i]) != moves[i].call.args[4])
             return fail("mremap moved vdso/vvar to {:#x} instead of {:#x}", static_cast<uint64_t>(results[i]),
                         moves[i].call.args[4]);
@@ -242,10 +224,61 @@ Result<void> move_unlinked_file_window(const AddressSpaceRestore& restore, const
     return {};
 }
 
-Result<void> map_vmas(const AddressSpaceRestore& restore)
+// The mapped files and how each is opened (O_RDONLY, or O_RDWR for a
+// writable shared mapping).
+using MappedFileKey = std::pair<std::string, int>;
+
+MappedFileKey mapped_file_key(const image::Vma& vma)
+{
+    bool shared = vma.kind() == image::VMA_KIND_FILE_SHARED;
+    return { vma.path(), shared && (vma.prot() & PROT_WRITE) ? O_RDWR : O_RDONLY };
+}
+
+bool maps_file(const AddressSpaceRestore& restore, const image::Vma& vma)
+{
+    return !is_special(vma) && !kept(restore, vma) && !maps_unlinked_file(vma)
+        && (vma.kind() == image::VMA_KIND_FILE_PRIVATE || vma.kind() == image::VMA_KIND_FILE_SHARED);
+}
+
+MappedFileKey executable_key(const AddressSpaceRestore& restore) { return { restore.image->fields().exe_path(), O_RDONLY }; }
+
+// Opens every file the process maps, and its executable (for
+// set_mm_fields()), by injected openat()s batched together: their paths go
+// after the batch's table in the scratch area.
+Result<std::map<MappedFileKey, uint64_t>> open_mapped_files(const AddressSpaceRestore& restore)
+{
+    std::vector<MappedFileKey> wanted { executable_key(restore) };
+    for (const auto& vma : restore.image->vmas())
+        if (maps_file(restore, vma) && std::ranges::count(wanted, mapped_file_key(vma)) == 0)
+            wanted.push_back(mapped_file_key(vma));
+    std::map<MappedFileKey, uint64_t> opened;
+    for (size_t next = 0; next < wanted.size();) {
+        std::vector<QueuedCall> calls;
+        uint64_t offset = ptrace::kBatchTableSize;
+        for (; next < wanted.size() && calls.size() < ptrace::kBatchCalls; ++next) {
+            const auto& [path, mode] = wanted[next];
+            if (offset + path.size() + 1 > restore.scratch->size())
+                break;
+            uint64_t address = TRY(restore.scratch->put_string(path, offset));
+            offset += path.size() + 1;
+            calls.push_back({ .call = { SYS_openat, { static_cast<uint64_t>(AT_FDCWD), address,
+                                                      static_cast<uint64_t>(mode | O_CLOEXEC), 0, 0, 0 }, "openat" },
+                              .context = fmt::format("mapped file {}", path) });
+        }
+        if (calls.empty())
+            return fail("mapped file {}: its path does not fit in the scratch area", wanted[next].first);
+        auto results = TRY(run_queued(restore, calls));
+        for (size_t i = 0; i < calls.size(); ++i)
+            opened[wanted[next - calls.size() + i]] = static_cast<uint64_t>(results[i]);
+    }
+    return opened;
+}
+
+// `open_files`: from open_mapped_files(); all but the executable are
+// closed here.
+Result<void> map_vmas(const AddressSpaceRestore& restore, const std::map<MappedFileKey, uint64_t>& open_files)
 {
     auto& injector = *restore.injector;
-    std::map<std::pair<std::string, int>, uint64_t> open_files;
     std::vector<QueuedCall> mmaps;   // run together once every file is open
     std::set<uint64_t> sysv_bases;   // System V attachments made (mem/sysv_shm.h)
 
@@ -288,18 +321,9 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
         }
         case image::VMA_KIND_FILE_PRIVATE:
         case image::VMA_KIND_FILE_SHARED: {
-            bool shared = vma.kind() == image::VMA_KIND_FILE_SHARED;
-            int mode = shared && (vma.prot() & PROT_WRITE) ? O_RDWR : O_RDONLY;
-            auto key = std::pair(vma.path(), mode);
-            if (!open_files.contains(key)) {
-                uint64_t path = TRY(restore.scratch->put_string(vma.path()));
-                open_files[key] = TRY_CTX(injector.call("openat", SYS_openat, static_cast<uint64_t>(AT_FDCWD), path,
-                                                        static_cast<uint64_t>(mode | O_CLOEXEC)),
-                                          "mapped file {}", vma.path());
-            }
-            fd = open_files[key];
+            fd = open_files.at(mapped_file_key(vma));
             offset = vma.pgoff();
-            flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+            flags |= vma.kind() == image::VMA_KIND_FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
             break;
         }
         default:
@@ -317,7 +341,8 @@ Result<void> map_vmas(const AddressSpaceRestore& restore)
                                         "madvise(MADV_HUGEPAGE)" } });
     }
     for (const auto& [key, fd] : open_files)
-        mmaps.push_back({ .call = { SYS_close, { fd, 0, 0, 0, 0, 0 }, "close" } });
+        if (key != executable_key(restore))
+            mmaps.push_back({ .call = { SYS_close, { fd, 0, 0, 0, 0, 0 }, "close" } });
     // What is left of the shared objects was not mapped by this process.
     for (const auto& [id, object] : *restore.shared_objects)
         mmaps.push_back({ .call = { SYS_munmap, { object.address, object.size, 0, 0, 0, 0 }, "munmap" } });
@@ -466,19 +491,16 @@ Result<void> finish_vmas(const AddressSpaceRestore& restore)
     return {};
 }
 
-Result<void> set_mm_fields(const AddressSpaceRestore& restore)
+// PR_SET_MM_MAP and the close of the executable's descriptor (`exe_fd`)
+// in one batch; the structure and the auxv go after its table.
+Result<void> set_mm_fields(const AddressSpaceRestore& restore, uint64_t exe_fd)
 {
     const auto& fields = restore.image->fields();
-    auto& injector = *restore.injector;
     const auto& scratch = *restore.scratch;
 
-    uint64_t exe_path = TRY(scratch.put_string(fields.exe_path()));
-    uint64_t exe_fd = TRY_CTX(injector.call("openat", SYS_openat, static_cast<uint64_t>(AT_FDCWD), exe_path,
-                                            static_cast<uint64_t>(O_RDONLY | O_CLOEXEC)),
-                              "executable {}", fields.exe_path());
-
     std::vector<uint64_t> auxv(fields.auxv().begin(), fields.auxv().end());
-    constexpr uint64_t kAuxvOffset = 1024;
+    constexpr uint64_t kMapOffset = ptrace::kBatchTableSize;
+    constexpr uint64_t kAuxvOffset = kMapOffset + 1024;
     uint64_t auxv_address = TRY(scratch.put(std::as_bytes(std::span(auxv)), kAuxvOffset));
 
     prctl_mm_map map {};
@@ -496,9 +518,13 @@ Result<void> set_mm_fields(const AddressSpaceRestore& restore)
     map.auxv = reinterpret_cast<__u64*>(auxv_address);
     map.auxv_size = static_cast<__u32>(auxv.size() * sizeof(uint64_t));
     map.exe_fd = static_cast<__u32>(exe_fd);
-    uint64_t map_address = TRY(scratch.put_value(map));
-    TRY(injector.call("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, map_address, sizeof(map)));
-    TRY(injector.call("close", SYS_close, exe_fd));
+    static_assert(sizeof(map) <= 1024);
+    uint64_t map_address = TRY(scratch.put_value(map, kMapOffset));
+    std::vector<QueuedCall> calls;
+    calls.push_back({ .call = { SYS_prctl, { PR_SET_MM, PR_SET_MM_MAP, map_address, sizeof(map), 0, 0 },
+                                "prctl(PR_SET_MM, PR_SET_MM_MAP)" } });
+    calls.push_back({ .call = { SYS_close, { exe_fd, 0, 0, 0, 0, 0 }, "close" }, .context = "executable" });
+    TRY(run_queued(restore, calls));
     return {};
 }
 
@@ -506,14 +532,14 @@ Result<void> set_mm_fields(const AddressSpaceRestore& restore)
 
 Result<MemoryRestoreStats> restore_address_space(const AddressSpaceRestore& restore)
 {
-    TRY_CTX(unregister_rseq(restore), "rseq");
     auto maps = TRY(proc::read_maps(restore.pid));
-    TRY_CTX(unmap_everything_else(restore, maps), "unmapping restorer memory");
-    TRY(move_special_mappings(restore, maps));
-    TRY(map_vmas(restore));
+    auto unmapping = TRY_CTX(unmap_everything_else(restore, maps), "unmapping restorer memory");
+    TRY(move_special_mappings(restore, maps, std::move(unmapping)));
+    auto open_files = TRY(open_mapped_files(restore));
+    TRY(map_vmas(restore, open_files));
     auto stats = TRY_CTX(fill_pages(restore), "filling memory");
     TRY(finish_vmas(restore));
-    TRY_CTX(set_mm_fields(restore), "mm fields");
+    TRY_CTX(set_mm_fields(restore, open_files.at(executable_key(restore))), "mm fields");
     for (const auto& vma : restore.image->vmas())
         if (lazy(restore, vma))
             stats.lazy_vmas.push_back(vma.start());

@@ -7,7 +7,10 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include <spdlog/spdlog.h>
 
 #include "base/fault.h"
 #include "base/scope_guard.h"
@@ -176,7 +179,7 @@ struct BatchEntry {
     std::array<uint64_t, 6> args;
     int64_t result;
 };
-static_assert(sizeof(BatchEntry) == 64);
+static_assert(sizeof(BatchEntry) * kBatchCalls == kBatchTableSize);
 
 } // namespace
 
@@ -216,6 +219,36 @@ Result<std::vector<long>> Injector::batch(std::span<const BatchCall> calls, cons
     for (const auto& entry : table)
         results.push_back(static_cast<long>(entry.result));
     m_calls += static_cast<int>(calls.size());
+    return results;
+}
+
+Result<std::vector<long>> run_queued(Injector& injector, const ScratchArea& scratch, std::span<const QueuedCall> calls,
+                                     uint64_t table_offset)
+{
+    std::vector<long> results;
+    for (size_t first = 0; first < calls.size(); first += kBatchCalls) {
+        std::vector<BatchCall> batch;
+        for (size_t i = first; i < std::min(calls.size(), first + kBatchCalls); ++i)
+            batch.push_back(calls[i].call);
+        auto done = TRY(injector.batch(batch, scratch, table_offset));
+        results.insert(results.end(), done.begin(), done.end());
+    }
+    for (size_t i = 0; i < calls.size(); ++i) {
+        long result = results[i];
+        if (result >= 0 || result <= -4096)
+            continue;
+        const auto& call = calls[i];
+        if (call.warn_only) {
+            spdlog::warn("pid {}: {}: {} failed: {}", injector.tid(), call.context, call.call.name,
+                         std::strerror(static_cast<int>(-result)));
+            continue;
+        }
+        Error error = Error::from_errno(fmt::format("injected {} in thread {}", call.call.name, injector.tid()),
+                                        static_cast<int>(-result));
+        if (!call.context.empty())
+            error.add_context(call.context);
+        return fail(std::move(error));
+    }
     return results;
 }
 

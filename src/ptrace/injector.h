@@ -57,6 +57,18 @@ struct BatchCall {
     std::string_view name;   // for errors and the fault switch's steps
 };
 
+// A call of a batch and what its failure means (run_queued()).
+struct QueuedCall {
+    BatchCall call;
+    std::string context;        // prepended to its error or warning, if any
+    bool warn_only { false };   // a failure is logged, not an error
+};
+
+// Calls per batch of run_queued(), and the size of their table in the
+// scratch area (64 bytes a call).
+inline constexpr size_t kBatchCalls = 512;
+inline constexpr size_t kBatchTableSize = kBatchCalls * 64;
+
 class Injector {
 public:
     static Result<Injector> create(Tracee& tracee, uint64_t gadget, Gadget kind);
@@ -86,6 +98,7 @@ public:
     // if nothing had happened (including a pending syscall restart).
     Result<void> restore_thread();
 
+    pid_t tid() const { return m_tracee->tid(); }
     const Registers& saved_registers() const { return m_saved; }
     uint64_t saved_signal_mask() const { return m_saved_mask; }
     int calls() const { return m_calls; }
@@ -166,6 +179,14 @@ private:
     uint64_t m_address;
     uint64_t m_size;
 };
+
+// Runs `calls` through injector.batch(), kBatchCalls at a time, their
+// table at `table_offset` in `scratch` (the data they point at lies
+// elsewhere in it); returns the raw results. Failed warn_only calls are
+// logged; the first other failure is the error (the calls after it in its
+// batch ran too: a restore that fails is undone whole).
+Result<std::vector<long>> run_queued(Injector& injector, const ScratchArea& scratch, std::span<const QueuedCall> calls,
+                                     uint64_t table_offset);
 
 // Normalises the registers of a thread stopped inside an interrupted system
 // call so that, restored, it makes the call again (or sees EINTR where the

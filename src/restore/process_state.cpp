@@ -28,7 +28,52 @@ namespace {
 using ptrace::KernelSigaction;
 using ptrace::kSignalCount;
 
-Result<void> restore_sigactions(const StateRestore& restore)
+// Calls run together in one trampoline run (ptrace/injector.h): a ptrace
+// round trip costs far more than the calls themselves. What they point at
+// is laid out from the start of the scratch area, their table after it.
+class CallBatch {
+public:
+    explicit CallBatch(const StateRestore& restore) : m_restore(restore) { }
+
+    Result<uint64_t> put(std::span<const std::byte> data)
+    {
+        if (m_used + data.size() > table_offset())
+            return fail("{} bytes of arguments do not fit before the table of injected calls", m_used + data.size());
+        uint64_t address = TRY(m_restore.scratch->put(data, m_used));
+        m_used = (m_used + data.size() + 7) / 8 * 8;
+        return address;
+    }
+    template <typename T>
+    Result<uint64_t> put_value(const T& value) { return put(std::as_bytes(std::span(&value, 1))); }
+    Result<uint64_t> put_string(std::string_view text)
+    {
+        std::string copy(text);
+        return put(std::as_bytes(std::span(copy.c_str(), copy.size() + 1)));
+    }
+    enum class OnFailure { Fail, Warn };
+    void add(long number, std::array<uint64_t, 6> args, std::string_view name, std::string context = {},
+             OnFailure on_failure = OnFailure::Fail)
+    {
+        m_calls.push_back({ .call = { number, args, name }, .context = std::move(context),
+                            .warn_only = on_failure == OnFailure::Warn });
+    }
+    void add(ptrace::QueuedCall call) { m_calls.push_back(std::move(call)); }
+    Result<void> run()
+    {
+        TRY(ptrace::run_queued(*m_restore.injector, *m_restore.scratch, m_calls, table_offset()));
+        m_calls.clear();
+        m_used = 0;
+        return {};
+    }
+
+private:
+    uint64_t table_offset() const { return m_restore.scratch->size() - ptrace::kBatchTableSize; }
+    const StateRestore& m_restore;
+    uint64_t m_used { 0 };
+    std::vector<ptrace::QueuedCall> m_calls;
+};
+
+Result<void> queue_sigactions(const StateRestore& restore, CallBatch& batch)
 {
     // The new process inherited cryo's dispositions; every signal the image
     // does not list goes back to the default.
@@ -36,10 +81,7 @@ Result<void> restore_sigactions(const StateRestore& restore)
     for (const auto& action : restore.core->sigactions())
         if (action.signal() >= 1 && action.signal() <= kSignalCount)
             actions[action.signal()] = &action;
-    // Every signal in one batch (62 calls): the actions first in the
-    // scratch area, then the table of calls.
     std::vector<KernelSigaction> values;
-    std::vector<int> signals;
     for (int signal = 1; signal <= kSignalCount; ++signal) {
         if (signal == SIGKILL || signal == SIGSTOP)
             continue;
@@ -47,21 +89,89 @@ Result<void> restore_sigactions(const StateRestore& restore)
         if (const auto* saved = actions[signal])
             action = { saved->handler(), saved->flags(), saved->restorer(), saved->mask() };
         values.push_back(action);
-        signals.push_back(signal);
     }
-    uint64_t base = TRY(restore.scratch->put(std::as_bytes(std::span(values))));
-    std::vector<ptrace::BatchCall> calls;
-    for (size_t i = 0; i < signals.size(); ++i)
-        calls.push_back({ SYS_rt_sigaction,
-                          { static_cast<uint64_t>(signals[i]), base + i * sizeof(KernelSigaction), 0, 8, 0, 0 },
-                          "rt_sigaction" });
-    uint64_t table_offset = (values.size() * sizeof(KernelSigaction) + 63) / 64 * 64;
-    auto results = TRY(restore.injector->batch(calls, *restore.scratch, table_offset));
-    for (size_t i = 0; i < signals.size(); ++i) {
-        int signal = signals[i];
-        if (results[i] < 0 && !(results[i] == -EINVAL && !actions[signal]))
-            return fail_errno(fmt::format("injected rt_sigaction({})", signal), static_cast<int>(-results[i]));
+    uint64_t base = TRY(batch.put(std::as_bytes(std::span(values))));
+    size_t index = 0;
+    for (int signal = 1; signal <= kSignalCount; ++signal) {
+        if (signal == SIGKILL || signal == SIGSTOP)
+            continue;
+        // A number the kernel does not offer only matters when the image
+        // has an action for it.
+        batch.add(SYS_rt_sigaction, { static_cast<uint64_t>(signal), base + index++ * sizeof(KernelSigaction), 0, 8, 0, 0 },
+                  "rt_sigaction", fmt::format("signal handlers: signal {}", signal),
+                  actions[signal] ? CallBatch::OnFailure::Fail : CallBatch::OnFailure::Warn);
     }
+    return {};
+}
+
+// The thread's own state that needs no result of another call.
+Result<void> queue_thread_state(const StateRestore& restore, const image::ThreadCore& thread, CallBatch& batch)
+{
+    std::string context = fmt::format("thread {}", thread.tid());
+    stack_t stack {};
+    if (thread.has_altstack() && !(thread.altstack().flags() & SS_DISABLE)) {
+        stack.ss_sp = reinterpret_cast<void*>(thread.altstack().sp());
+        stack.ss_size = thread.altstack().size();
+        stack.ss_flags = thread.altstack().flags() & ~SS_ONSTACK;
+    } else {
+        stack.ss_flags = SS_DISABLE;
+    }
+    batch.add(SYS_sigaltstack, { TRY(batch.put_value(stack)), 0, 0, 0, 0, 0 }, "sigaltstack", context);
+    batch.add(SYS_set_tid_address, { thread.clear_child_tid(), 0, 0, 0, 0, 0 }, "set_tid_address", context);
+    batch.add(SYS_set_robust_list,
+              { thread.robust_list_head(), thread.robust_list_length() ? thread.robust_list_length() : 24, 0, 0, 0, 0 },
+              "set_robust_list", context);
+    batch.add(SYS_prctl, { PR_SET_NAME, TRY(batch.put_string(thread.comm())), 0, 0, 0, 0 }, "prctl(PR_SET_NAME)", context);
+    batch.add(SYS_prctl, { PR_SET_PDEATHSIG, static_cast<uint64_t>(thread.pdeath_signal()), 0, 0, 0, 0 },
+              "prctl(PR_SET_PDEATHSIG)", context);
+    // Another policy than SCHED_OTHER (SCHED_BATCH, SCHED_IDLE, real-time),
+    // with its priority and SCHED_RESET_ON_FORK.
+    if (thread.sched_policy() != SCHED_OTHER) {
+        struct sched_param param {};
+        param.sched_priority = thread.sched_priority();
+        batch.add(SYS_sched_setscheduler, { 0, static_cast<uint64_t>(thread.sched_policy()), TRY(batch.put_value(param)), 0, 0, 0 },
+                  "sched_setscheduler", context);
+    }
+    if (thread.has_rseq())
+        batch.add(__NR_rseq, { thread.rseq().address(), thread.rseq().size(), 0, thread.rseq().signature(), 0, 0 },
+                  "rseq register", context);
+    return {};
+}
+
+// Signals still pending at dump time are queued again, while every signal
+// is blocked (the injector blocked them); the final mask decides when they
+// are delivered, as it would have. One call each: each siginfo is 128
+// bytes, and a thread may have many.
+Result<void> queue_pending(const StateRestore& restore, const image::ThreadCore& thread)
+{
+    for (const auto& pending : thread.pending()) {
+        uint64_t info = TRY(restore.scratch->put(std::as_bytes(std::span(pending.siginfo().data(), pending.siginfo().size()))));
+        TRY(restore.injector->call("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, static_cast<uint64_t>(restore.pid),
+                                   static_cast<uint64_t>(thread.tid()), pending.signal(), info));
+    }
+    return {};
+}
+
+Result<void> queue_process_settings(const StateRestore& restore, CallBatch& batch)
+{
+    const auto& core = *restore.core;
+    batch.add(SYS_personality, { core.personality(), 0, 0, 0, 0, 0 }, "personality");
+    if (core.child_subreaper())
+        batch.add(SYS_prctl, { PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0, 0 }, "prctl(PR_SET_CHILD_SUBREAPER)");
+    if (core.dumpable() == 0 || core.dumpable() == 1)
+        batch.add(SYS_prctl, { PR_SET_DUMPABLE, static_cast<uint64_t>(core.dumpable()), 0, 0, 0, 0 }, "prctl(PR_SET_DUMPABLE)");
+    if (core.thp_disabled())
+        batch.add(SYS_prctl, { PR_SET_THP_DISABLE, 1, 0, 0, 0, 0 }, "prctl(PR_SET_THP_DISABLE)");
+    if (core.timer_slack_ns() != 0)
+        batch.add(SYS_prctl, { PR_SET_TIMERSLACK, core.timer_slack_ns(), 0, 0, 0, 0 }, "prctl(PR_SET_TIMERSLACK)");
+    if (core.cpu_affinity_size() > 0) {
+        std::vector<uint64_t> words(core.cpu_affinity().begin(), core.cpu_affinity().end());
+        uint64_t mask = TRY(batch.put(std::as_bytes(std::span(words))));
+        batch.add(SYS_sched_setaffinity, { 0, words.size() * sizeof(uint64_t), mask, 0, 0, 0 }, "sched_setaffinity",
+                  "CPU affinity not restored (CPUs missing here?)", CallBatch::OnFailure::Warn);
+    }
+    batch.add(SYS_setpriority, { PRIO_PROCESS, 0, static_cast<uint64_t>(core.nice()), 0, 0, 0 }, "setpriority",
+              fmt::format("nice value {} not restored", core.nice()), CallBatch::OnFailure::Warn);
     return {};
 }
 
@@ -69,83 +179,11 @@ Result<void> restore_sigactions(const StateRestore& restore)
 
 Result<void> restore_thread_state(const StateRestore& restore, const image::ThreadCore& thread)
 {
-    auto& injector = *restore.injector;
-    const auto& scratch = *restore.scratch;
-
-    if (thread.has_altstack() && !(thread.altstack().flags() & SS_DISABLE)) {
-        stack_t stack {};
-        stack.ss_sp = reinterpret_cast<void*>(thread.altstack().sp());
-        stack.ss_size = thread.altstack().size();
-        stack.ss_flags = thread.altstack().flags() & ~SS_ONSTACK;
-        TRY(injector.call("sigaltstack", SYS_sigaltstack, TRY(scratch.put_value(stack)), 0));
-    } else {
-        stack_t disabled {};
-        disabled.ss_flags = SS_DISABLE;
-        TRY(injector.call("sigaltstack", SYS_sigaltstack, TRY(scratch.put_value(disabled)), 0));
-    }
-    TRY(injector.call("set_tid_address", SYS_set_tid_address, thread.clear_child_tid()));
-    TRY(injector.call("set_robust_list", SYS_set_robust_list, thread.robust_list_head(),
-                      thread.robust_list_length() ? thread.robust_list_length() : 24));
-    TRY(injector.call("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, TRY(scratch.put_string(thread.comm()))));
-    TRY(injector.call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, static_cast<uint64_t>(thread.pdeath_signal())));
-    // Another policy than SCHED_OTHER (SCHED_BATCH, SCHED_IDLE, real-time),
-    // with its priority and SCHED_RESET_ON_FORK.
-    if (thread.sched_policy() != SCHED_OTHER) {
-        struct sched_param param {};
-        param.sched_priority = thread.sched_priority();
-        TRY(injector.call("sched_setscheduler", SYS_sched_setscheduler, 0, static_cast<uint64_t>(thread.sched_policy()),
-                          TRY(scratch.put_value(param))));
-    }
-    if (thread.has_rseq())
-        TRY(injector.call("rseq register", __NR_rseq, thread.rseq().address(), thread.rseq().size(), 0,
-                          thread.rseq().signature()));
-    // Signals still pending at dump time are queued again, while every
-    // signal is blocked (the injector blocked them); the final mask decides
-    // when they are delivered, as it would have.
-    for (const auto& pending : thread.pending()) {
-        uint64_t info = TRY(scratch.put(std::as_bytes(std::span(pending.siginfo().data(), pending.siginfo().size()))));
-        TRY(injector.call("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, static_cast<uint64_t>(restore.pid),
-                          static_cast<uint64_t>(thread.tid()), pending.signal(), info));
-    }
-    return {};
+    CallBatch batch(restore);
+    TRY(queue_thread_state(restore, thread, batch));
+    TRY(batch.run());
+    return queue_pending(restore, thread);
 }
-
-namespace {
-
-Result<void> restore_process_settings(const StateRestore& restore)
-{
-    auto& injector = *restore.injector;
-    const auto& core = *restore.core;
-    const auto& scratch = *restore.scratch;
-
-    for (const auto& pending : core.shared_pending()) {
-        uint64_t info = TRY(scratch.put(std::as_bytes(std::span(pending.siginfo().data(), pending.siginfo().size()))));
-        TRY(injector.call("rt_sigqueueinfo", SYS_rt_sigqueueinfo, static_cast<uint64_t>(restore.pid), pending.signal(), info));
-    }
-    TRY(injector.call("personality", SYS_personality, core.personality()));
-    if (core.child_subreaper())
-        TRY(injector.call("prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1));
-    if (core.dumpable() == 0 || core.dumpable() == 1)
-        TRY(injector.call("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, static_cast<uint64_t>(core.dumpable())));
-    if (core.thp_disabled())
-        TRY(injector.call("prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0));
-    if (core.timer_slack_ns() != 0)
-        TRY(injector.call("prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK, core.timer_slack_ns()));
-    if (core.cpu_affinity_size() > 0) {
-        std::vector<uint64_t> words(core.cpu_affinity().begin(), core.cpu_affinity().end());
-        uint64_t mask = TRY(scratch.put(std::as_bytes(std::span(words))));
-        long result = TRY(injector.raw(SYS_sched_setaffinity, { 0, words.size() * sizeof(uint64_t), mask, 0, 0, 0 }));
-        if (result < 0)
-            spdlog::warn("pid {}: CPU affinity not restored (CPUs missing here?): {}", restore.pid,
-                         std::strerror(static_cast<int>(-result)));
-    }
-    long result = TRY(injector.raw(SYS_setpriority, { PRIO_PROCESS, 0, static_cast<uint64_t>(core.nice()), 0, 0, 0 }));
-    if (result < 0)
-        spdlog::warn("pid {}: nice value {} not restored: {}", restore.pid, core.nice(), std::strerror(static_cast<int>(-result)));
-    return {};
-}
-
-} // namespace
 
 namespace {
 
@@ -330,16 +368,26 @@ Result<void> restore_seccomp(const StateRestore& restore, const image::ThreadCor
     return {};
 }
 
-Result<void> restore_process_state(const StateRestore& restore)
+Result<void> restore_process_state(const StateRestore& restore, const image::ThreadCore& leader,
+                                   std::vector<ptrace::QueuedCall> first)
 {
-    TRY_CTX(restore_sigactions(restore), "signal handlers");
-    TRY(restore_process_settings(restore));
+    CallBatch batch(restore);
+    for (auto& call : first)
+        batch.add(std::move(call));
+    TRY(queue_sigactions(restore, batch));
+    TRY(queue_process_settings(restore, batch));
     // The root directory now that no file is opened by path any more (the
     // working directory, set by the restorer, stays where it is).
     const auto& root = restore.core->root();
     if (!root.empty() && root != "/")
-        TRY_CTX(restore.injector->call("chroot", SYS_chroot, TRY(restore.scratch->put_string(root))), "root {}", root);
-    return {};
+        batch.add(SYS_chroot, { TRY(batch.put_string(root)), 0, 0, 0, 0, 0 }, "chroot", fmt::format("root {}", root));
+    TRY(queue_thread_state(restore, leader, batch));
+    TRY(batch.run());
+    for (const auto& pending : restore.core->shared_pending()) {
+        uint64_t info = TRY(restore.scratch->put(std::as_bytes(std::span(pending.siginfo().data(), pending.siginfo().size()))));
+        TRY(restore.injector->call("rt_sigqueueinfo", SYS_rt_sigqueueinfo, static_cast<uint64_t>(restore.pid), pending.signal(), info));
+    }
+    return queue_pending(restore, leader);
 }
 
 } // namespace cryo::restore

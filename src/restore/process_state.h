@@ -9,6 +9,8 @@
 #include "core.pb.h"
 #include "ptrace/injector.h"
 
+#include <vector>
+
 namespace cryo::restore {
 
 struct StateRestore {
@@ -18,10 +20,14 @@ struct StateRestore {
     const image::ProcessCore* core { nullptr };
 };
 
-// Process-wide state: signal handlers, process-directed pending signals,
-// personality, prctl() settings, scheduling. Injected in the leader.
-Result<void> restore_process_state(const StateRestore& restore);
-// One thread's own state, injected in that thread (restore.injector).
+// Process-wide state: signal handlers, personality, prctl() settings,
+// scheduling, the root, then the leader's own state (as
+// restore_thread_state()), all in one batch of calls after `first`;
+// then the pending signals. Injected in the leader.
+Result<void> restore_process_state(const StateRestore& restore, const image::ThreadCore& leader,
+                                   std::vector<ptrace::QueuedCall> first);
+// One thread's own state, injected in that thread (restore.injector): one
+// batch of calls, then its pending signals.
 Result<void> restore_thread_state(const StateRestore& restore, const image::ThreadCore& thread);
 // Interval timers and POSIX timers: as late as possible so they lose
 // little time.

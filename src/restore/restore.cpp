@@ -543,15 +543,16 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     // still create a full one (lazy/lazy_pages.h).
     if (!stats.lazy_vmas.empty())
         context.lazy_processes.push_back(TRY(lazy::create_lazy_process(pid, injector, std::move(stats.lazy_vmas))));
-    TRY(injector.call("close page file", SYS_close, static_cast<uint64_t>(member.child_page_fd)));
+    // The restorer's own descriptors go in the same batch as the state.
+    std::vector<ptrace::QueuedCall> closes;
+    closes.push_back({ .call = { SYS_close, { static_cast<uint64_t>(member.child_page_fd), 0, 0, 0, 0, 0 }, "close page file" } });
     for (int fd : member.child_ancestor_page_fds)
         if (fd >= 0)
-            TRY(injector.call("close ancestor page file", SYS_close, static_cast<uint64_t>(fd)));
-    TRY(injector.call("close report pipe", SYS_close, static_cast<uint64_t>(member.child_report_fd)));
+            closes.push_back({ .call = { SYS_close, { static_cast<uint64_t>(fd), 0, 0, 0, 0, 0 }, "close ancestor page file" } });
+    closes.push_back({ .call = { SYS_close, { static_cast<uint64_t>(member.child_report_fd), 0, 0, 0, 0, 0 }, "close report pipe" } });
 
     StateRestore state { .pid = pid, .injector = &injector, .scratch = &scratch, .core = &process.core };
-    TRY(restore_process_state(state));
-    TRY_CTX(restore_thread_state(state, process.core.threads(0)), "thread {}", pid);
+    TRY(restore_process_state(state, process.core.threads(0), std::move(closes)));
     // The other threads, created by the leader while it still has every
     // privilege (set_tid needs CAP_CHECKPOINT_RESTORE).
     for (int i = 1; i < process.core.threads_size(); ++i) {
@@ -563,7 +564,7 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
             TRY(ptrace::Injector::create(*thread.tracee, context.trampoline, ptrace::Gadget::SyscallThenTrap)));
         StateRestore thread_state = state;
         thread_state.injector = &*thread.injector;
-        TRY_CTX(restore_thread_state(thread_state, thread_core), "thread {}", thread_core.tid());
+        TRY(restore_thread_state(thread_state, thread_core));
     }
     TRY_CTX(restore_itimers(state), "interval timers");
     return {};
