@@ -271,15 +271,25 @@ TEST(LazyRestore, PagesFromAPageServerOnAnotherHost)
             ASSERT_NE(read_file(images + output).find("stalled at step"), std::string::npos) << read_file(images + output);
             ASSERT_TRUE(send_signal(server, SIGKILL));
         }
-        auto status = session.wait_for_exit(pid, 60s);
-        ASSERT_TRUE(status.has_value()) << "the victim runs on without its pages\n" << session.diagnostics();
-        EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << "status " << *status;
         pid_t lazy_server = std::stoi(read_file(fetched + "/lazy-pages.pid"));
-        EXPECT_TRUE(session.wait_until_gone({ lazy_server }, 20s));
-        std::string log = read_file(fetched + "/lazy-pages.log");
-        EXPECT_NE(log.find("killing pid " + std::to_string(pid) + ": its memory cannot be brought in"),
-                  std::string::npos) << log;
-        EXPECT_NE(log.find(expected), std::string::npos) << log;
+        std::string log;
+        if (restored.exit_code == 1) {
+            // Under load the failing fetch can come before the restore is
+            // done: the restore fails and takes the tree with it (cryo
+            // reaps it, so only its absence can be checked here).
+            EXPECT_TRUE(session.wait_until_gone({ pid }, 20s)) << "a failed restore left the victim behind";
+            EXPECT_TRUE(session.wait_until_gone({ lazy_server }, 20s));
+            log = read_file(fetched + "/lazy-pages.log");
+        } else {
+            auto status = session.wait_for_exit(pid, 60s);
+            ASSERT_TRUE(status.has_value()) << "the victim runs on without its pages\n" << session.diagnostics();
+            EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << "status " << *status;
+            EXPECT_TRUE(session.wait_until_gone({ lazy_server }, 20s));
+            log = read_file(fetched + "/lazy-pages.log");
+            EXPECT_NE(log.find("killing pid " + std::to_string(pid) + ": its memory cannot be brought in"),
+                      std::string::npos) << log;
+            EXPECT_NE(log.find(expected), std::string::npos) << log;
+        }
         EXPECT_NE(log.find("with errors"), std::string::npos) << log;
         EXPECT_NE(wait_exit_code(session, server, 30s), 0) << read_file(images + output);
     };
