@@ -253,7 +253,7 @@ bool same_credentials(const image::Credentials& saved)
 
 } // namespace
 
-Result<void> restore_credentials(const StateRestore& restore)
+Result<void> restore_credentials(const StateRestore& restore, const image::ThreadCore& thread)
 {
     const auto& saved = restore.core->credentials();
     if (same_credentials(saved))
@@ -308,6 +308,11 @@ Result<void> restore_credentials(const StateRestore& restore)
         TRY(injector.call("prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 0));
     if (saved.no_new_privs())
         TRY(injector.call("prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    // The kernel (commit_creds) reset both when the ids changed.
+    const auto& core = *restore.core;
+    if (core.dumpable() == 0 || core.dumpable() == 1)
+        TRY(injector.call("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, static_cast<uint64_t>(core.dumpable())));
+    TRY(injector.call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, static_cast<uint64_t>(thread.pdeath_signal())));
     return {};
 }
 
