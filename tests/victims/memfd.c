@@ -1,8 +1,8 @@
 /* memfd and deleted ("ghost") files: a 1 MiB memfd with data only in its
  * first and last page, sealed against growing and shrinking, shared with a
  * child (one open file: the parent's lseek moves the child's offset); a
- * deleted file with data and an offset; a 2 GiB sparse deleted file with
- * 8 KiB of data, which must stay sparse. */
+ * deleted file with data, an offset and (as root) another owner; a 2 GiB
+ * sparse deleted file with 8 KiB of data, which must stay sparse. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -48,6 +48,10 @@ int main(int argc, char **argv)
     if (ghost < 0 || write(ghost, page, PAGE) != PAGE)
         return 2;
     lseek(ghost, 1234, SEEK_SET);
+    uid_t owner = getuid() == 0 ? 4321 : getuid();
+    gid_t group = getuid() == 0 ? 8765 : getgid();
+    if (fchown(ghost, owner, group))
+        return 2;
     unlink(ghost_path);
     int sparse = open(sparse_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     memset(page, 'S', PAGE);
@@ -80,6 +84,8 @@ int main(int argc, char **argv)
     victim_check(lseek(ghost, 0, SEEK_CUR) == 1234 && read(ghost, &byte, 1) == 1 && byte == 'G', "ghost file offset/content");
     victim_check(fstat(ghost, &st) == 0 && st.st_size == PAGE && (st.st_mode & 0777) == 0640 && st.st_nlink == 0,
                  "ghost file size %ld mode %o links %ld", (long)st.st_size, st.st_mode & 0777, (long)st.st_nlink);
+    victim_check(st.st_uid == owner && st.st_gid == group, "ghost file owner %d:%d, not %d:%d", (int)st.st_uid,
+                 (int)st.st_gid, (int)owner, (int)group);
     victim_check(deleted_link(ghost) && deleted_link(sparse), "the files are not deleted any more");
     victim_check(fstat(sparse, &st) == 0 && st.st_size == (2ll << 30) && st.st_blocks * 512 < (1 << 20),
                  "sparse ghost: size %lld, %lld bytes allocated", (long long)st.st_size, (long long)st.st_blocks * 512);
