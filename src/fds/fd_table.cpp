@@ -220,7 +220,7 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
             epolls.push_back(file->id());
     }
     for (uint32_t id : epolls)
-        TRY_CTX(resolve_epoll_targets(*m_files.mutable_files(static_cast<int>(id - 1)), table), "epoll file {}", id);
+        TRY_CTX(resolve_epoll_targets(pid, *m_files.mutable_files(static_cast<int>(id - 1)), table), "epoll file {}", id);
     return {};
 }
 

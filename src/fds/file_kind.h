@@ -87,7 +87,7 @@ const FileKind& secret_memory_kind();
 // epoll: target fd numbers resolved to open-file ids once the process's
 // whole table is known (dump), and the registrations made again inside the
 // restored process once its fds are at their numbers (restore).
-Result<void> resolve_epoll_targets(image::OpenFile& epoll, const image::FdTable& table);
+Result<void> resolve_epoll_targets(pid_t pid, image::OpenFile& epoll, const image::FdTable& table);
 Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, const image::FdTable& table);
 
 // pidfds to live processes: the target of `file` as the process `owner`
