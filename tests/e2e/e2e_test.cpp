@@ -257,6 +257,13 @@ TEST(Errors, ChildSharingTheFdTableIsRefused)
     expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares its file descriptor table with its parent", "CLONE_FILES" });
 }
 
+// A parent waiting in vfork() cannot be stopped by ptrace until its child
+// execs or exits: the dump refuses at once (it used to wait forever).
+TEST(Errors, ParentInVforkIsRefusedAtOnce)
+{
+    expect_dump_refused("vfork", {}, {}, { "shares its memory (vfork() not followed by exec yet" });
+}
+
 TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)
 {
     Session session;
