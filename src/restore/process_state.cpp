@@ -280,11 +280,15 @@ Result<void> restore_credentials(const StateRestore& restore, const image::Threa
         TRY(injector.call("setgroups", SYS_setgroups, groups.size(), groups_address));
     }
     TRY(injector.call("setresgid", SYS_setresgid, saved.gids(0), saved.gids(1), saved.gids(2)));
+    // The filesystem gid while CAP_SETGID is still effective: it may be none
+    // of the three gids, and setresuid() to another user drops the
+    // effective capabilities. The filesystem uid after it, which resets it
+    // to the effective uid.
+    if (saved.gids_size() > 3)
+        TRY(injector.raw(SYS_setfsgid, { saved.gids(3), 0, 0, 0, 0, 0 }));
     TRY(injector.call("setresuid", SYS_setresuid, saved.uids(0), saved.uids(1), saved.uids(2)));
     if (saved.uids_size() > 3)
         TRY(injector.raw(SYS_setfsuid, { saved.uids(3), 0, 0, 0, 0, 0 }));
-    if (saved.gids_size() > 3)
-        TRY(injector.raw(SYS_setfsgid, { saved.gids(3), 0, 0, 0, 0, 0 }));
 
     struct {
         __user_cap_header_struct header;

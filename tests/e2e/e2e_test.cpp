@@ -46,7 +46,7 @@ const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
     { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
-    { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "fds_owner" }, { "chroot" }, { "futex" },
+    { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "ids" }, { "fds_owner" }, { "chroot" }, { "futex" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
