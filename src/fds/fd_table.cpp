@@ -208,6 +208,10 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         if (facts.declared_external && file->kind() != image::FILE_KIND_UNIX_SOCKET)
             file->set_external(facts.link);
         else {
+            if (auto same_inode = m_known.find({ facts.stat.st_dev, facts.stat.st_ino }); same_inode != m_known.end())
+                for (const auto& known : same_inode->second)
+                    if (const auto& earlier = m_files.files(static_cast<int>(known.id - 1)); earlier.has_ghost())
+                        facts.ghost_path_of_inode = earlier.ghost().path();
             TRY_CTX(kind->dump(facts, *file, m_files), "fd {} ({})", fd, kind->name());
             TRY_CTX(dump_owner(facts.local_fd, *file), "fd {} ({})", fd, kind->name());
         }

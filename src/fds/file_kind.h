@@ -40,6 +40,10 @@ struct FdFacts {
     // external_id() gives it: "socket:[INODE]", "pipe:[INODE]", a path):
     // what it connects to lies outside the tree on purpose.
     bool declared_external { false };
+    // A deleted file met before through another name (a hard link deleted
+    // too): the path its first open file was recorded with, so that both
+    // come back as one file.
+    std::string ghost_path_of_inode;
 };
 
 // State shared by the kinds while the files of a checkpoint are opened

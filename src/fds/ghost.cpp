@@ -81,7 +81,9 @@ public:
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const override
     {
-        std::string path = facts.link.substr(0, facts.link.size() - kDeletedSuffix.size());
+        std::string path = facts.ghost_path_of_inode.empty()
+            ? facts.link.substr(0, facts.link.size() - kDeletedSuffix.size())
+            : facts.ghost_path_of_inode;
         auto* ghost = file.mutable_ghost();
         *ghost = TRY(describe_deleted_file(facts.stat, path));
         if (first_open_file(table, ghost->inode(), path, file.id()))
