@@ -336,6 +336,18 @@ Result<void> collect_process_by_injection(ptrace::Injector& injector, const ptra
         saved->set_value_us(value == 0 ? 1 : value);
     }
 
+    // Asked by the process itself: prlimit() on another process needs
+    // CAP_SYS_RESOURCE when it runs as another user, which root in a
+    // container often lacks.
+    for (int resource = 0; resource < RLIM_NLIMITS; ++resource) {
+        TRY(injector.call("prlimit64", SYS_prlimit64, 0, static_cast<uint64_t>(resource), 0, scratch));
+        auto limit = TRY(memory.read_value<rlimit>(scratch));
+        auto* saved = core.add_rlimits();
+        saved->set_resource(resource);
+        saved->set_soft(limit.rlim_cur);
+        saved->set_hard(limit.rlim_max);
+    }
+
     TRY(injector.call("prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch));
     core.set_child_subreaper(TRY(memory.read_value<int>(scratch)) != 0);
     core.set_dumpable(static_cast<int>(TRY(injector.call("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE))));
@@ -371,16 +383,6 @@ Result<void> collect_identity(pid_t pid, const proc::ProcStatus& status, image::
     if (status.seccomp_mode == 1)
         return fail("not supported yet: pid {} runs in seccomp strict mode", pid);
     core.set_umask(status.umask);
-
-    for (int resource = 0; resource < RLIM_NLIMITS; ++resource) {
-        rlimit limit {};
-        if (::prlimit(pid, static_cast<__rlimit_resource>(resource), nullptr, &limit) < 0)
-            return fail_errno(fmt::format("prlimit({}) of pid {}", resource, pid));
-        auto* saved = core.add_rlimits();
-        saved->set_resource(resource);
-        saved->set_soft(limit.rlim_cur);
-        saved->set_hard(limit.rlim_max);
-    }
 
     auto personality = TRY(read_text_file(fmt::format("/proc/{}/personality", pid)));
     core.set_personality(static_cast<uint32_t>(std::stoul(personality, nullptr, 16)));

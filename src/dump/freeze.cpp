@@ -1,12 +1,16 @@
 // Seizing a process; see freeze.h.
 //
 // Threads can be created while cryo seizes the others, so the thread list is
-// read again after every round until a round finds no new thread.
+// read again after every round until a round finds no new thread. A parent
+// waiting in vfork() is refused before any seize: ptrace could not stop it.
 #include "dump/freeze.h"
 
+#include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <ranges>
@@ -32,6 +36,15 @@ Result<FrozenProcess> FrozenProcess::freeze(pid_t pid)
 {
     if (!proc::process_exists(pid))
         return fail_errno(fmt::format("pid {}", pid), ESRCH);
+    // A parent in vfork() waits for its child to exec or exit, and ptrace
+    // cannot stop it meanwhile: seizing it would wait as long. Its child
+    // shares its memory (as one made by clone(CLONE_VM) without
+    // CLONE_THREAD does, which cannot be restored either).
+    for (pid_t child : TRY_CTX(proc::list_process_children(pid), "pid {}", pid))
+        if (::syscall(SYS_kcmp, pid, child, KCMP_VM, 0, 0) == 0)
+            return fail("pid {}: its child {} shares its memory (vfork() not followed by exec yet, or clone(CLONE_VM) "
+                        "without CLONE_THREAD): not supported, the restore would give each its own copy",
+                        pid, child);
     auto pidfd = TRY_CTX(pidfd_open(pid), "pid {}", pid);
     FrozenProcess process(pid, std::move(pidfd));
 

@@ -5,17 +5,26 @@
 // fd number in the owning process, the event mask (EPOLLET, EPOLLONESHOT and
 // the like included) and the user data. After the whole descriptor table of
 // the process is known, each target fd is resolved to the id of its open
-// file (resolve_epoll_targets below).
+// file (resolve_epoll_targets below), kcmp(KCMP_EPOLL_TFD) telling which
+// descriptor holds the very file registered: a program may have closed the
+// target fd since (the registration lives on while the file does), and the
+// number may even hold another file now.
 //
 // Restore: cryo creates an empty epoll instance; the registrations are made
 // inside the restored process once every descriptor sits at its number
 // (register_epoll_targets, called by install_fds), because the kernel keys
 // a registration by (open file, fd number) and later EPOLL_CTL_MOD/DEL calls
-// by the program look it up by its own fd number. Readiness is recomputed by
-// the kernel from the files themselves.
+// by the program look it up by its own fd number; a target closed since is
+// registered through a duplicate at its old number, closed right after.
+// Readiness is recomputed by the kernel from the files themselves.
+#include <fcntl.h>
+#include <linux/kcmp.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <charconv>
+#include <map>
 
 #include "fds/file_kind.h"
 #include "proc/parse_util.h"
@@ -72,6 +81,26 @@ public:
     image::FileKind image_kind() const override { return image::FILE_KIND_EPOLL; }
 };
 
+// Whether the epoll instance at `epoll_fd` of `pid` has its registration
+// for fd number `target_fd` on the open file of `fd`: kcmp(KCMP_EPOLL_TFD)
+// asks the kernel, so a number closed and reused for another file is told
+// apart.
+// `occurrence` tells registrations under one fd number apart (the number
+// closed and reused, the new file registered too): the how-manieth of them
+// it is, in the order fdinfo lists them.
+Result<bool> holds_target(pid_t pid, int epoll_fd, int target_fd, uint32_t occurrence, int fd)
+{
+    kcmp_epoll_slot slot {};
+    slot.efd = static_cast<uint32_t>(epoll_fd);
+    slot.tfd = static_cast<uint32_t>(target_fd);
+    slot.toff = occurrence;
+    long result = ::syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, fd, &slot);
+    if (result < 0)
+        return fail_errno(fmt::format("kcmp(KCMP_EPOLL_TFD) of fd {} with the target fd {} of epoll fd {} of pid {}", fd,
+                                      target_fd, epoll_fd, pid));
+    return result == 0;
+}
+
 } // namespace
 
 const FileKind& epoll_kind()
@@ -80,14 +109,39 @@ const FileKind& epoll_kind()
     return kind;
 }
 
-Result<void> resolve_epoll_targets(image::OpenFile& epoll, const image::FdTable& table)
+Result<void> resolve_epoll_targets(pid_t pid, image::OpenFile& epoll, const image::FdTable& table)
 {
+    int epoll_fd = -1;
+    for (const auto& entry : table.fds())
+        if (entry.file_id() == epoll.id())
+            epoll_fd = entry.fd();
+    if (epoll_fd < 0)
+        return fail("no descriptor of pid {} holds it", pid);
+    std::map<int, uint32_t> seen;
     for (auto& target : *epoll.mutable_epoll()->mutable_targets()) {
+        uint32_t occurrence = seen[target.fd()]++;
+        target.set_file_id(0);
+        // The fd number first: the file the program registered is usually
+        // still there.
         for (const auto& entry : table.fds())
-            if (entry.fd() == target.fd())
+            if (entry.fd() == target.fd() && TRY(holds_target(pid, epoll_fd, target.fd(), occurrence, entry.fd())))
+                target.set_file_id(entry.file_id());
+        if (target.file_id() != 0)
+            continue;
+        for (const auto& entry : table.fds())
+            if (target.file_id() == 0 && TRY(holds_target(pid, epoll_fd, target.fd(), occurrence, entry.fd())))
                 target.set_file_id(entry.file_id());
         if (target.file_id() == 0)
-            return fail("not supported yet: epoll watches fd {}, which is no longer open", target.fd());
+            return fail("not supported yet: epoll watches fd {}, which was closed, and no descriptor of pid {} holds "
+                        "its file any more",
+                        target.fd(), pid);
+        bool number_taken = false;
+        for (const auto& entry : table.fds())
+            number_taken = number_taken || entry.fd() == target.fd();
+        if (number_taken)
+            return fail("not supported yet: epoll watches fd {}, which was closed and now holds another file",
+                        target.fd());
+        target.set_closed(true);
     }
     return {};
 }
@@ -97,16 +151,29 @@ Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, 
     for (const auto& target : epoll.epoll().targets()) {
         // Registered by the process whose fd number refers to the target;
         // a shared epoll instance is registered once (EEXIST afterwards).
-        bool here = false;
+        // A target whose fd the program closed since is registered through
+        // a duplicate at that number, closed again right after.
+        int source = -1;
         for (const auto& entry : table.fds())
-            here = here || (entry.fd() == target.fd() && entry.file_id() == target.file_id());
-        if (!here)
+            if (entry.file_id() == target.file_id() && (target.closed() || entry.fd() == target.fd()))
+                source = entry.fd();
+        if (source < 0)
             continue;
+        if (target.closed()) {
+            if (::fcntl(target.fd(), F_GETFD) >= 0)
+                return fail("epoll target fd {} (closed at dump) is taken", target.fd());
+            if (::dup2(source, target.fd()) < 0)
+                return fail_errno(fmt::format("dup2 fd {} to {} for an epoll registration", source, target.fd()));
+        }
         epoll_event event {};
         event.events = target.events();
         event.data.u64 = target.data();
-        if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, target.fd(), &event) < 0 && errno != EEXIST)
-            return fail_errno(fmt::format("epoll_ctl(ADD, fd {}, events {:#x})", target.fd(), target.events()));
+        int result = ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, target.fd(), &event);
+        int error = errno;
+        if (target.closed())
+            ::close(target.fd());
+        if (result < 0 && error != EEXIST)
+            return fail_errno(fmt::format("epoll_ctl(ADD, fd {}, events {:#x})", target.fd(), target.events()), error);
     }
     return {};
 }

@@ -211,6 +211,10 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
         if (facts.declared_external && file->kind() != image::FILE_KIND_UNIX_SOCKET)
             file->set_external(facts.link);
         else {
+            if (auto same_inode = m_known.find({ facts.stat.st_dev, facts.stat.st_ino }); same_inode != m_known.end())
+                for (const auto& known : same_inode->second)
+                    if (const auto& earlier = m_files.files(static_cast<int>(known.id - 1)); earlier.has_ghost())
+                        facts.ghost_path_of_inode = earlier.ghost().path();
             TRY_CTX(kind->dump(facts, *file, m_files), "fd {} ({})", fd, kind->name());
             TRY_CTX(dump_owner(facts.local_fd, *file), "fd {} ({})", fd, kind->name());
         }
@@ -223,7 +227,7 @@ Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& ta
             epolls.push_back(file->id());
     }
     for (uint32_t id : epolls)
-        TRY_CTX(resolve_epoll_targets(*m_files.mutable_files(static_cast<int>(id - 1)), table), "epoll file {}", id);
+        TRY_CTX(resolve_epoll_targets(pid, *m_files.mutable_files(static_cast<int>(id - 1)), table), "epoll file {}", id);
     return {};
 }
 

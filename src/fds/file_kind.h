@@ -48,6 +48,10 @@ struct FdFacts {
     // sockets left in repair mode in `repaired` (net/tcp_repair.h).
     bool tcp_established { false };
     net::RepairedSockets* repaired { nullptr };
+    // A deleted file met before through another name (a hard link deleted
+    // too): the path its first open file was recorded with, so that both
+    // come back as one file.
+    std::string ghost_path_of_inode;
 };
 
 // State shared by the kinds while the files of a checkpoint are opened
@@ -100,7 +104,7 @@ const FileKind& inet_socket_kind();
 // epoll: target fd numbers resolved to open-file ids once the process's
 // whole table is known (dump), and the registrations made again inside the
 // restored process once its fds are at their numbers (restore).
-Result<void> resolve_epoll_targets(image::OpenFile& epoll, const image::FdTable& table);
+Result<void> resolve_epoll_targets(pid_t pid, image::OpenFile& epoll, const image::FdTable& table);
 Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, const image::FdTable& table);
 
 // pidfds to live processes: the target of `file` as the process `owner`

@@ -27,6 +27,7 @@
 // only mapped keeps its content in a page file (mem/unlinked_files.h).
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -80,7 +81,9 @@ public:
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const override
     {
-        std::string path = facts.link.substr(0, facts.link.size() - kDeletedSuffix.size());
+        std::string path = facts.ghost_path_of_inode.empty()
+            ? facts.link.substr(0, facts.link.size() - kDeletedSuffix.size())
+            : facts.ghost_path_of_inode;
         auto* ghost = file.mutable_ghost();
         *ghost = TRY(describe_deleted_file(facts.stat, path));
         if (first_open_file(table, ghost->inode(), path, file.id()))
@@ -118,6 +121,8 @@ Result<image::GhostFile> describe_deleted_file(const struct stat& stat, const st
     ghost.set_size(static_cast<uint64_t>(stat.st_size));
     ghost.set_mode(stat.st_mode & 07777);
     ghost.set_inode(stat.st_ino);
+    ghost.set_uid(stat.st_uid);
+    ghost.set_gid(stat.st_gid);
     return ghost;
 }
 
@@ -136,6 +141,15 @@ Result<UniqueFd> create_deleted_file(const image::GhostFile& ghost, const Conten
     if (::ftruncate(hold.get(), static_cast<off_t>(ghost.size())) < 0)
         return fail_errno(fmt::format("ftruncate the deleted file {} to {}", path, ghost.size()));
     TRY(write_content(hold.get()));
+    // Owner before mode: a change of owner clears the set-user-ID bits. Only
+    // when it differs, so a restore without CAP_CHOWN of its own files works.
+    struct stat created_stat {};
+    if (::fstat(hold.get(), &created_stat) < 0)
+        return fail_errno(fmt::format("fstat the deleted file {}", path));
+    bool other_owner = ghost.has_uid() && ghost.has_gid()
+        && (created_stat.st_uid != ghost.uid() || created_stat.st_gid != ghost.gid());
+    if (other_owner && ::fchown(hold.get(), ghost.uid(), ghost.gid()) < 0)
+        return fail_errno(fmt::format("fchown the deleted file {} to {}:{}", path, ghost.uid(), ghost.gid()));
     if (::fchmod(hold.get(), ghost.mode()) < 0)
         return fail_errno(fmt::format("fchmod the deleted file {} to {:o}", path, ghost.mode()));
     return hold;

@@ -117,8 +117,17 @@ Result<StopStatus> Injector::resume_for_call(int request)
 {
     for (;;) {
         auto stop = TRY(m_tracee->resume_and_wait(request));
-        if (!is_group_stop(stop))
-            return stop;
+        if (is_group_stop(stop))
+            continue;
+        // A thread in a job-control stop that was sent SIGSTOP once more
+        // (kill(2) twice) keeps the second one pending; with every other
+        // signal blocked it is the one delivered as soon as the thread runs
+        // an injected call. Resuming with no signal discards it, which
+        // changes nothing the program can see: the thread stays stopped and
+        // the SIGCONT that ends the stop would discard it anyway.
+        if (stop.kind == StopKind::SignalStop && stop.signal == SIGSTOP)
+            continue;
+        return stop;
     }
 }
 

@@ -291,7 +291,7 @@ bool same_credentials(const image::Credentials& saved)
 
 } // namespace
 
-Result<void> restore_credentials(const StateRestore& restore)
+Result<void> restore_credentials(const StateRestore& restore, const image::ThreadCore& thread)
 {
     const auto& saved = restore.core->credentials();
     if (same_credentials(saved))
@@ -318,11 +318,15 @@ Result<void> restore_credentials(const StateRestore& restore)
         TRY(injector.call("setgroups", SYS_setgroups, groups.size(), groups_address));
     }
     TRY(injector.call("setresgid", SYS_setresgid, saved.gids(0), saved.gids(1), saved.gids(2)));
+    // The filesystem gid while CAP_SETGID is still effective: it may be none
+    // of the three gids, and setresuid() to another user drops the
+    // effective capabilities. The filesystem uid after it, which resets it
+    // to the effective uid.
+    if (saved.gids_size() > 3)
+        TRY(injector.raw(SYS_setfsgid, { saved.gids(3), 0, 0, 0, 0, 0 }));
     TRY(injector.call("setresuid", SYS_setresuid, saved.uids(0), saved.uids(1), saved.uids(2)));
     if (saved.uids_size() > 3)
         TRY(injector.raw(SYS_setfsuid, { saved.uids(3), 0, 0, 0, 0, 0 }));
-    if (saved.gids_size() > 3)
-        TRY(injector.raw(SYS_setfsgid, { saved.gids(3), 0, 0, 0, 0, 0 }));
 
     struct {
         __user_cap_header_struct header;
@@ -346,6 +350,11 @@ Result<void> restore_credentials(const StateRestore& restore)
         TRY(injector.call("prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 0));
     if (saved.no_new_privs())
         TRY(injector.call("prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    // The kernel (commit_creds) reset both when the ids changed.
+    const auto& core = *restore.core;
+    if (core.dumpable() == 0 || core.dumpable() == 1)
+        TRY(injector.call("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, static_cast<uint64_t>(core.dumpable())));
+    TRY(injector.call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG, static_cast<uint64_t>(thread.pdeath_signal())));
     return {};
 }
 

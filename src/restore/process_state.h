@@ -33,8 +33,10 @@ Result<void> restore_thread_state(const StateRestore& restore, const image::Thre
 // little time.
 Result<void> restore_itimers(const StateRestore& restore);
 // Credentials are per thread in Linux: injected in every thread, last,
-// because dropping privileges earlier would forbid the steps before.
-Result<void> restore_credentials(const StateRestore& restore);
+// because dropping privileges earlier would forbid the steps before. A
+// change of uid or gid resets the dumpable flag and the thread's
+// parent-death signal, which are set again after it.
+Result<void> restore_credentials(const StateRestore& restore, const image::ThreadCore& thread);
 // seccomp filters of one thread, oldest first; the very last state set (a
 // filter may forbid the calls that restore the rest).
 Result<void> restore_seccomp(const StateRestore& restore, const image::ThreadCore& thread);

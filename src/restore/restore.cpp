@@ -586,7 +586,7 @@ Result<void> finish_process(RestoreContext& context, ProcessImages& process, Mor
     for (auto& thread : threads) {
         StateRestore thread_state = state;
         thread_state.injector = &*thread.injector;
-        TRY_CTX(restore_credentials(thread_state), "thread {}: credentials", thread.core->tid());
+        TRY_CTX(restore_credentials(thread_state, *thread.core), "thread {}: credentials", thread.core->tid());
     }
     for (auto& thread : threads) {
         StateRestore thread_state = state;

@@ -46,7 +46,7 @@ const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
     { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
-    { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "fds_owner" }, { "chroot" }, { "futex" },
+    { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "ids" }, { "fds_owner" }, { "chroot" }, { "futex" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
 
@@ -255,6 +255,13 @@ TEST(Errors, MessageQueueIsRefused)
 TEST(Errors, ChildSharingTheFdTableIsRefused)
 {
     expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares its file descriptor table with its parent", "CLONE_FILES" });
+}
+
+// A parent waiting in vfork() cannot be stopped by ptrace until its child
+// execs or exits: the dump refuses at once (it used to wait forever).
+TEST(Errors, ParentInVforkIsRefusedAtOnce)
+{
+    expect_dump_refused("vfork", {}, {}, { "shares its memory (vfork() not followed by exec yet" });
 }
 
 TEST(Check, ReportsEveryFeatureAndFindsTheRequiredOnes)

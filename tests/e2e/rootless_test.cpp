@@ -6,7 +6,7 @@
 // and private. Hostile images (edited with decode/encode by the user) asking
 // for root's uid or gid, other groups, capabilities, a PID namespace, a
 // chroot or a file the user cannot open are refused before any process
-// exists.
+// exists. Root, for its part, dumps and restores that user's processes.
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -220,6 +220,38 @@ TEST(RootlessRefused, SeccompFiltersNeedRootToBeRead)
     EXPECT_FALSE(file_exists(session.dir().file("images/manifest.img")));
     release_and_expect_pass(session, pid);
 }
+
+// Root dumps and restores the processes of another user (as zdtm runs its
+// tests): what only the process may read without CAP_SYS_RESOURCE (its
+// resource limits) is asked of it, so root without that capability (a
+// container's) dumps it too; the dumpable flag and parent-death signals,
+// which the kernel resets when the restore gives the process its uid back,
+// are set again ("process_state" checks a child's parent-death signal;
+// /proc/PID belongs to the user only while the process is dumpable).
+class OtherUser : public testing::TestWithParam<std::string> { };
+
+TEST_P(OtherUser, RootDumpsAndRestoresAnotherUsersTree)
+{
+    TemporaryUser user;
+    Session session;
+    ASSERT_TRUE(user.ready());
+    ASSERT_EQ(::chown(session.dir().path().c_str(), user.uid(), user.gid()), 0);
+    std::ofstream(session.log_path()).close();
+    ASSERT_EQ(::chown(session.log_path().c_str(), user.uid(), user.gid()), 0);
+    session.set_launcher({ user.as_user(), {} });
+    pid_t pid = start_and_wait_ready(session, GetParam());
+    ASSERT_EQ(status_field(pid, "Uid"), fmt_ids(user.uid()));
+    struct stat before {};
+    ASSERT_EQ(::stat(("/proc/" + std::to_string(pid)).c_str(), &before), 0);
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, session.dir().file("images")));
+    EXPECT_EQ(status_field(pid, "Uid"), fmt_ids(user.uid()));
+    struct stat after {};
+    ASSERT_EQ(::stat(("/proc/" + std::to_string(pid)).c_str(), &after), 0);
+    EXPECT_EQ(after.st_uid, before.st_uid) << "owner of /proc/" << pid << " (dumpable flag)";
+    release_and_expect_pass(session, pid);
+}
+
+INSTANTIATE_TEST_SUITE_P(Victims, OtherUser, testing::Values("tree", "process_state"));
 
 // A process of another user (root's, here) is not dumped, although cryo's
 // CAP_SYS_PTRACE would let it trace it.

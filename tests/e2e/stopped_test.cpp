@@ -1,7 +1,7 @@
 // End-to-end tests of processes in a job-control stop when dumped (victim
-// stopped, zdtm stopped and stoppedNN): they come back stopped, with no
-// signal left pending, and run on with their state intact after SIGCONT; a
-// dump with --leave-running leaves them stopped.
+// stopped, zdtm stopped and stoppedNN, also sent SIGSTOP twice): they come
+// back stopped, with no signal left pending, and run on with their state
+// intact after SIGCONT; a dump with --leave-running leaves them stopped.
 #include <signal.h>
 #include <unistd.h>
 
@@ -59,6 +59,21 @@ TEST(Stopped, StoppedProcessComesBackStopped)
     pid_t pid = start_and_wait_ready(session, "stopped", { "self" });
     ASSERT_TRUE(send_signal(pid, SIGSTOP));
     ASSERT_TRUE(wait_until_stopped(pid)) << session.diagnostics();
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
+    expect_stopped_then_continue(session, pid);
+}
+
+// SIGSTOP sent to a process already stopped stays pending (zdtm stopped01
+// and stopped02): the dump's injected calls must not trip over it.
+TEST(Stopped, StoppedTwiceComesBackStopped)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "stopped", { "self" });
+    ASSERT_TRUE(send_signal(pid, SIGSTOP));
+    ASSERT_TRUE(wait_until_stopped(pid)) << session.diagnostics();
+    ASSERT_TRUE(send_signal(pid, SIGSTOP));
+    ASSERT_NE(status_field(pid, "ShdPnd"), "0000000000000000") << "the second SIGSTOP is not pending";
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
     expect_stopped_then_continue(session, pid);

@@ -1,8 +1,12 @@
 /* epoll: registrations on a pipe with data, an edge-triggered eventfd, a
  * writable unix socket and an empty pipe, each with its own data cookie.
  * After restore epoll_wait must report exactly the ready ones with their
- * cookies, and EPOLL_CTL_MOD/DEL must find the registrations by fd number. */
+ * cookies, and EPOLL_CTL_MOD/DEL must find the registrations by fd number.
+ * One more pipe is registered as fd 200, closed afterwards (the file lives
+ * on in the pipe's first fd, and so does the registration): after restore
+ * fd 200 is still closed and the registration reports data (zdtm epoll). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -28,6 +32,9 @@ int main(int argc, char **argv)
     int epoll = epoll_create1(EPOLL_CLOEXEC);
     if (add(epoll, full[0], EPOLLIN, 0x1111) || add(epoll, counter, EPOLLIN | EPOLLET, 0x2222)
         || add(epoll, sockets[0], EPOLLOUT, 0x3333) || add(epoll, empty[0], EPOLLIN, 0x4444))
+        return 2;
+    int closed[2];
+    if (pipe(closed) || dup2(closed[0], 200) != 200 || add(epoll, 200, EPOLLIN, 0x6666) || close(200))
         return 2;
     victim_ready();
     victim_wait();
@@ -55,5 +62,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < ready; ++i)
         seen_new += events[i].data.u64 == 0x4444;
     victim_check(seen_new == 1, "the empty pipe's registration does not report new data");
+    victim_check(fcntl(200, F_GETFD) < 0, "fd 200, closed before the dump, is open");
+    if (write(closed[1], "z", 1) != 1)
+        return 2;
+    ready = epoll_wait(epoll, events, 8, 1000);
+    int seen_closed = 0;
+    for (int i = 0; i < ready; ++i)
+        seen_closed += events[i].data.u64 == 0x6666 && (events[i].events & EPOLLIN);
+    victim_check(seen_closed == 1, "the registration of the closed fd 200 does not report new data");
     return victim_finish();
 }

@@ -1,8 +1,10 @@
 /* memfd and deleted ("ghost") files: a 1 MiB memfd with data only in its
  * first and last page, sealed against growing and shrinking, shared with a
  * child (one open file: the parent's lseek moves the child's offset); a
- * deleted file with data and an offset; a 2 GiB sparse deleted file with
- * 8 KiB of data, which must stay sparse. */
+ * deleted file with data, an offset and (as root) another owner, open a
+ * second time through a hard link deleted too (one file after restore,
+ * zdtm unlink_fstat02); a 2 GiB sparse deleted file with 8 KiB of data,
+ * which must stay sparse. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -48,7 +50,19 @@ int main(int argc, char **argv)
     if (ghost < 0 || write(ghost, page, PAGE) != PAGE)
         return 2;
     lseek(ghost, 1234, SEEK_SET);
+    uid_t owner = getuid() == 0 ? 4321 : getuid();
+    gid_t group = getuid() == 0 ? 8765 : getgid();
+    if (fchown(ghost, owner, group))
+        return 2;
+    char link_path[4300];
+    snprintf(link_path, sizeof(link_path), "%s.link", ghost_path);
+    if (link(ghost_path, link_path))
+        return 2;
+    int linked = open(link_path, O_RDONLY);
+    if (linked < 0)
+        return 2;
     unlink(ghost_path);
+    unlink(link_path);
     int sparse = open(sparse_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     memset(page, 'S', PAGE);
     if (sparse < 0 || ftruncate(sparse, 2ll << 30) || pwrite(sparse, page, PAGE, 1ll << 30) != PAGE
@@ -80,6 +94,11 @@ int main(int argc, char **argv)
     victim_check(lseek(ghost, 0, SEEK_CUR) == 1234 && read(ghost, &byte, 1) == 1 && byte == 'G', "ghost file offset/content");
     victim_check(fstat(ghost, &st) == 0 && st.st_size == PAGE && (st.st_mode & 0777) == 0640 && st.st_nlink == 0,
                  "ghost file size %ld mode %o links %ld", (long)st.st_size, st.st_mode & 0777, (long)st.st_nlink);
+    struct stat through_link;
+    victim_check(fstat(linked, &through_link) == 0 && through_link.st_ino == st.st_ino && through_link.st_dev == st.st_dev,
+                 "the deleted file and its deleted hard link are two files now");
+    victim_check(st.st_uid == owner && st.st_gid == group, "ghost file owner %d:%d, not %d:%d", (int)st.st_uid,
+                 (int)st.st_gid, (int)owner, (int)group);
     victim_check(deleted_link(ghost) && deleted_link(sparse), "the files are not deleted any more");
     victim_check(fstat(sparse, &st) == 0 && st.st_size == (2ll << 30) && st.st_blocks * 512 < (1 << 20),
                  "sparse ghost: size %lld, %lld bytes allocated", (long long)st.st_size, (long long)st.st_blocks * 512);
