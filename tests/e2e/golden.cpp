@@ -4,6 +4,7 @@
 // first appear, so which process is whose parent still shows.
 #include "golden.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -221,11 +223,28 @@ std::string normalise_show_text(const std::string& text, const std::string& repo
     std::istringstream lines(replaced);
     std::string out;
     std::string line;
+    // Rows of a memory table are sorted once normalised: where the kernel
+    // places a mapping (and so the order of the rows) can change between
+    // runs, and the addresses are gone anyway.
+    std::vector<std::string> rows;
+    auto flush_rows = [&] {
+        std::ranges::sort(rows);
+        for (const auto& row : rows)
+            out += row + "\n";
+        rows.clear();
+    };
     while (std::getline(lines, line)) {
         line = normalise_line(line, pids, inodes, paths.outer);
-        if (!is_kernel_mapping_row(line))
-            out += line + "\n";
+        if (is_kernel_mapping_row(line))
+            continue;
+        if (line.starts_with("    <ADDR>-<ADDR> ")) {
+            rows.push_back(line);
+            continue;
+        }
+        flush_rows();
+        out += line + "\n";
     }
+    flush_rows();
     return out;
 }
 

@@ -88,9 +88,9 @@ TEST(ShowGoldenNormalise, ReplacesOnlyTheVolatileValues)
                            "  uid 0/0/0/0  gid 0/0/0/0  threads: <P1> (a) <P2> (b)\n"
                            "  exe <VICTIMS>/victim_x  cwd <CWD>\n"
                            "  memory: <N> mappings, <SIZE> mapped, <SIZE> stored\n"
-                           "    <ADDR>-<ADDR> rw-p <SIZE> <SIZE>  [stack]\n"
-                           "    <ADDR>-<ADDR> r--p <SIZE> <SIZE>  <VICTIMS>/victim_x\n"
+                           "    <ADDR>-<ADDR> r--p <SIZE> <SIZE>  <VICTIMS>/victim_x\n"   // rows sorted
                            "    <ADDR>-<ADDR> rw-p       4K       4K  \n"
+                           "    <ADDR>-<ADDR> rw-p <SIZE> <SIZE>  [stack]\n"
                            "       1  file <TMP>/victim.log (pos <POS>, flags 2001)  (shared with <P1>:2)\n"
                            "      13  read end of pipe:[<I1>]\n"
                            "      15  unix socket:[<I2>] peer <I3> (1 queued messages)\n"
