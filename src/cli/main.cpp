@@ -24,6 +24,7 @@
 #include "inspect/diff.h"
 #include "inspect/memory.h"
 #include "inspect/show.h"
+#include "lazy/command.h"
 #include "migrate/migrate.h"
 #include "net/page_server.h"
 #include "restore/restore.h"
@@ -304,6 +305,22 @@ int run_command(int argc, char** argv)
     restore->add_option("--port", restore_page_server.port, "With --page-server: the server's port");
     add_common_options(*restore, common);
 
+    cryo::lazy::LazyPagesOptions lazy_pages_options;
+    PageServerFlags lazy_pages_page_server;
+    int64_t lazy_pages_timeout = 600;
+    auto* lazy_pages = app.add_subcommand("lazy-pages", "Wait for `cryo restore -D DIR --lazy-pages` (as criu "
+                                                        "lazy-pages) and follow the lazy-pages server it starts");
+    lazy_pages->add_option("-D,--images-dir", lazy_pages_options.directory, "The directory the restore uses")->required();
+    lazy_pages->add_flag("--page-server", lazy_pages_page_server.enabled,
+                         "The restore fetches the checkpoint from a `cryo page-server --serve` into -D, the lazy "
+                         "pages on first touch");
+    lazy_pages->add_option("--address", lazy_pages_page_server.address, "With --page-server: the server's address");
+    lazy_pages->add_option("--port", lazy_pages_page_server.port, "With --page-server: the server's port");
+    lazy_pages->add_option("--key", lazy_pages_page_server.key, "With --page-server: KEYFILE shared with the server");
+    lazy_pages->add_option("--timeout", lazy_pages_timeout,
+                           "Seconds to wait for the restore before giving up (default 600)");
+    add_common_options(*lazy_pages, common);
+
     cryo::inspect::ShowOptions show_options;
     auto* show = app.add_subcommand("show", "Print what a checkpoint holds: tree, memory, files");
     show->add_option("-D,--images-dir,directory", show_options.directory, "The checkpoint")->required();
@@ -506,7 +523,42 @@ int run_command(int argc, char** argv)
         auto result = cryo::migrate::run_migrate(migrate_options);
         return result ? 0 : report(result.error(), "migrate");
     }
+    if (lazy_pages->parsed()) {
+        if (auto server = page_server_address(lazy_pages_page_server, lazy_pages_options.directory); !server)
+            return report(server.error(), "lazy-pages");
+        if (lazy_pages_page_server.enabled)
+            lazy_pages_options.page_server = cryo::lazy::PageServerRequest {
+                .address = lazy_pages_page_server.address,
+                .port = lazy_pages_page_server.port,
+                .key = lazy_pages_page_server.key,
+            };
+        lazy_pages_options.timeout = std::chrono::seconds(lazy_pages_timeout);
+        auto result = cryo::lazy::run_lazy_pages(lazy_pages_options);
+        return result ? 0 : report(result.error(), "lazy-pages");
+    }
     if (restore->parsed()) {
+        // A `cryo lazy-pages` waiting for this directory (lazy/command.h):
+        // its page-server settings are the restore's.
+        std::optional<cryo::lazy::Registration> registration;
+        if (restore_options.lazy_pages && !restore_page_server.enabled) {
+            auto found = cryo::lazy::find_registration(restore_options.directory);
+            if (!found)
+                return report(found.error(), "restore");
+            registration = std::move(*found);
+        }
+        if (registration) {
+            restore_options.lazy_pages_command = registration->connection.get();
+            if (registration->page_server) {
+                if (!restore_key.empty())
+                    return report(cryo::Error::make("--key: the waiting `cryo lazy-pages` names the page server's "
+                                                    "key (give it --key there)"),
+                                  "restore");
+                restore_page_server.enabled = true;
+                restore_page_server.address = registration->page_server->address;
+                restore_page_server.port = registration->page_server->port;
+                restore_key = registration->page_server->key;
+            }
+        }
         auto key = load_key(restore_key);
         if (!key)
             return report(key.error(), "restore");

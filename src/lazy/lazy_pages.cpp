@@ -128,7 +128,7 @@ Result<void> arm_lazy_process(LazyProcess& process, const image::MemoryImage& me
 }
 
 Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::vector<int>& files,
-                                PageSource& source, const std::string& directory)
+                                PageSource& source, const std::string& directory, int report_fd)
 {
     auto log = open_file(directory + "/lazy-pages.log", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (!log)
@@ -145,6 +145,8 @@ Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::
     keep.insert(keep.end(), files.begin(), files.end());
     if (source.connection() >= 0)
         keep.push_back(source.connection());
+    if (report_fd >= 0)
+        keep.push_back(report_fd);
 
     pid_t middle = ::fork();
     if (middle < 0)
@@ -161,7 +163,7 @@ Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::
                 ::dup2(null.get(), fd);
             close_all_except(keep);
             ::prctl(PR_SET_NAME, "cryo-lazy-pages");
-            run_server(log ? log->get() : -1, processes, source);
+            run_server(log ? log->get() : -1, processes, source, report_fd);
         }
         ::_exit(server > 0 ? 0 : 1);
     }

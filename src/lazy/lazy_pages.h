@@ -74,8 +74,10 @@ Result<void> arm_lazy_process(LazyProcess& process, const image::MemoryImage& me
 // reads the pages from; a page server's connection is the server's from
 // then on, cryo must not use it any more). It logs to
 // `directory`/lazy-pages.log and its pid is written to
-// `directory`/lazy-pages.pid (both best effort). Returns its pid.
+// `directory`/lazy-pages.pid (both best effort). `report_fd`, unless -1,
+// is the connection to a waiting `cryo lazy-pages` (lazy/command.h): the
+// server keeps it and reports its exit status there. Returns its pid.
 Result<pid_t> spawn_lazy_server(std::vector<LazyProcess>& processes, const std::vector<int>& files,
-                                PageSource& source, const std::string& directory);
+                                PageSource& source, const std::string& directory, int report_fd = -1);
 
 } // namespace cryo::lazy

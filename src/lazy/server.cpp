@@ -13,6 +13,7 @@
 
 #include "base/kill.h"
 #include "base/syscalls.h"
+#include "lazy/command.h"
 
 namespace cryo::lazy {
 
@@ -317,12 +318,15 @@ int Server::run()
 
 } // namespace
 
-void run_server(int log_fd, std::vector<LazyProcess>& processes, PageSource& source)
+void run_server(int log_fd, std::vector<LazyProcess>& processes, PageSource& source, int report_fd)
 {
     ::signal(SIGPIPE, SIG_IGN);
     ::signal(SIGHUP, SIG_IGN);
     Server server(log_fd, processes, source);
-    ::_exit(server.run());
+    int status = server.run();
+    if (report_fd >= 0)
+        tell_status(report_fd, status);
+    ::_exit(status);
 }
 
 } // namespace cryo::lazy

@@ -30,7 +30,8 @@
 namespace cryo::lazy {
 
 // Runs in the forked server process; never returns. Logs to `log_fd`;
-// reads pages from `source`.
-[[noreturn]] void run_server(int log_fd, std::vector<LazyProcess>& processes, PageSource& source);
+// reads pages from `source`; writes its exit status to `report_fd` (a
+// waiting `cryo lazy-pages`, lazy/command.h) unless it is -1.
+[[noreturn]] void run_server(int log_fd, std::vector<LazyProcess>& processes, PageSource& source, int report_fd);
 
 } // namespace cryo::lazy

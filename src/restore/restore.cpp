@@ -45,6 +45,7 @@
 #include "image/reader.h"
 #include "image/validate.h"
 #include "image/writer.h"
+#include "lazy/command.h"
 #include "lazy/lazy_pages.h"
 #include "lazy/remote.h"
 #include "mem/restore_memory.h"
@@ -129,7 +130,7 @@ struct RestoreContext {
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
     std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
     std::optional<lazy::RemoteCheckpoint> remote;    // --page-server: where the lazy pages are
-    bool lazy_server_started { false };   // it has the page server's connection from then on
+    pid_t lazy_server { 0 };   // once started: it has the page server's connection from then on
     CgroupPlan cgroups;
     std::optional<ns::NamespaceSet> namespaces;   // UTS and IPC namespaces, filled
     std::optional<DeletedDirectories> deleted_directories;   // removed working directories
@@ -860,12 +861,13 @@ Result<int> run_restore(const RestoreOptions& options)
                         TRY(lazy::arm_lazy_process(lazy, process.memory, process.page_map, process.page_file.get(),
                                                    ancestor_fds, source));
             }
-            pid_t server = TRY(lazy::spawn_lazy_server(context.lazy_processes, files, source, options.directory));
+            pid_t server = TRY(lazy::spawn_lazy_server(context.lazy_processes, files, source, options.directory,
+                                                       options.lazy_pages_command));
             spdlog::info("lazy-pages server pid {} serves {} processes (log: {}/lazy-pages.log){}", server,
                          context.lazy_processes.size(), options.directory,
                          source.remote() ? fmt::format(", after {} fetches from the page server", source.requests()) : "");
             context.lazy_processes.clear();
-            context.lazy_server_started = true;
+            context.lazy_server = server;
             return {};
         }));
     TRY(timed(stats, "release", [&] { return release_all(context); }));
@@ -874,10 +876,12 @@ Result<int> run_restore(const RestoreOptions& options)
     clean_up_on_failure.dismiss();
     // Nothing was left to a lazy-pages server: the page server hears from
     // cryo that the tree runs with every page.
-    if (options.page_server && !context.lazy_server_started) {
+    if (options.page_server && context.lazy_server == 0) {
         (void)options.page_server->announce_running();
         (void)options.page_server->finish("");
     }
+    if (options.lazy_pages_command >= 0)
+        lazy::tell_restored(options.lazy_pages_command, context.lazy_server);
     pid_t root = context.created->root();
     // cryo's copies of the tree's files go now: a foreground restore must
     // not keep a pipe's write end or a pty master open while it waits.

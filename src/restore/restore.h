@@ -31,6 +31,9 @@ struct RestoreOptions {
     // (or to `cryo migrate --lazy`), but for the pages the lazy-pages
     // server fetches on first touch (lazy/remote.h).
     net::PageFetcher* page_server { nullptr };
+    // With --lazy-pages: the connection to a waiting `cryo lazy-pages`
+    // (lazy/command.h), told the server's pid once the tree runs; -1: none.
+    int lazy_pages_command { -1 };
 };
 
 // Verifies the checkpoint, recreates the tree and releases it. Without

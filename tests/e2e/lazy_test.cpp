@@ -8,7 +8,9 @@
 // take the pages from a `cryo page-server --serve` in another network
 // namespace (netns.h), standing for the host that has the checkpoint.
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -167,6 +169,124 @@ INSTANTIATE_TEST_SUITE_P(Victims, LazyVictims,
 
 namespace {
 
+// Starts `cryo lazy-pages -D DIR OPTIONS` in the background (its output in
+// DIR.lazy.out) and waits until it registered: DIR/lazy-pages.sock, 0600.
+pid_t start_lazy_pages_command(Session& session, const std::string& directory,
+                               const std::vector<std::string>& options = {})
+{
+    using namespace std::chrono_literals;
+    std::vector<std::string> args { "lazy-pages", "-D", directory, "-v" };
+    args.insert(args.end(), options.begin(), options.end());
+    pid_t command = session.start_cryo(args, directory + ".lazy.out");
+    session.track(command);
+    std::string socket = directory + "/lazy-pages.sock";
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!file_exists(socket) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    struct stat st {};
+    EXPECT_EQ(::stat(socket.c_str(), &st), 0) << read_file(directory + ".lazy.out");
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    return command;
+}
+
+// CRIU's sequence, `cryo lazy-pages -D DIR &` then `cryo restore -D DIR
+// --lazy-pages` (restore_detached): the restore finds the waiting command
+// (its log says `restore_says`), which follows the lazy-pages server the
+// restore starts and exits 0 once every page is in.
+void criu_sequence(Session& session, pid_t pid, const std::string& directory,
+                   const std::vector<std::string>& lazy_pages_options, const std::string& restore_says)
+{
+    using namespace std::chrono_literals;
+    pid_t command = start_lazy_pages_command(session, directory, lazy_pages_options);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, directory, { "--lazy-pages" }));
+    std::string restore_log = read_file(directory + "-restore.log");
+    EXPECT_NE(restore_log.find("a `cryo lazy-pages` waits for " + directory + restore_says), std::string::npos)
+        << restore_log;
+    EXPECT_FALSE(file_exists(directory + "/lazy-pages.sock")) << "the registration outlived its restore";
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, directory);
+    EXPECT_EQ(wait_exit_code(session, command, 60s), 0) << read_file(directory + ".lazy.out");
+    pid_t server = std::stoi(read_file(directory + "/lazy-pages.pid"));
+    EXPECT_NE(read_file(directory + ".lazy.out").find("lazy-pages server pid " + std::to_string(server) + " is done"),
+              std::string::npos) << read_file(directory + ".lazy.out");
+}
+
+} // namespace
+
+// The pages from the local checkpoint.
+TEST(LazyPagesCommand, CriuSequenceWithALocalDirectory)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "lazy", { "128", "random" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(criu_sequence(session, pid, images, {}, "\n"));
+}
+
+// With no restore the command gives up after --timeout, and a SIGTERM ends
+// it too; either way its registration is gone. A registration whose
+// command is gone (the socket left behind by a SIGKILL) is ignored: the
+// restore works as without one.
+TEST(LazyPagesCommand, TimeoutSignalAndStaleRegistration)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "lazy", { "16" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+
+    auto timed_out = session.cryo({ "lazy-pages", "-D", images, "--timeout", "1" });
+    EXPECT_EQ(timed_out.exit_code, 1) << timed_out.output;
+    EXPECT_NE(timed_out.output.find("no `cryo restore -D " + images + " --lazy-pages` came within 1 s"),
+              std::string::npos) << timed_out.output;
+    EXPECT_FALSE(file_exists(images + "/lazy-pages.sock"));
+
+    pid_t command = start_lazy_pages_command(session, images);
+    auto second = session.cryo({ "lazy-pages", "-D", images, "--timeout", "1" });
+    EXPECT_EQ(second.exit_code, 1) << second.output;
+    EXPECT_NE(second.output.find("another `cryo lazy-pages` is waiting"), std::string::npos) << second.output;
+    ASSERT_TRUE(send_signal(command, SIGTERM));
+    EXPECT_EQ(wait_exit_code(session, command, 20s), 1) << read_file(images + ".lazy.out");
+    EXPECT_NE(read_file(images + ".lazy.out").find("interrupted by signal"), std::string::npos)
+        << read_file(images + ".lazy.out");
+    EXPECT_FALSE(file_exists(images + "/lazy-pages.sock"));
+
+    // A stale socket: bound, never listened on, left behind.
+    int stale = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(stale, 0);
+    sockaddr_un address {};
+    address.sun_family = AF_UNIX;
+    std::string path = images + "/lazy-pages.sock";
+    ASSERT_LT(path.size(), sizeof(address.sun_path));
+    path.copy(address.sun_path, sizeof(address.sun_path) - 1);
+    EXPECT_EQ(::bind(stale, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    ::close(stale);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--lazy-pages" }));
+    EXPECT_EQ(read_file(images + "-restore.log").find("a `cryo lazy-pages` waits for"), std::string::npos)
+        << read_file(images + "-restore.log");
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, images);
+}
+
+// A restore that fails before the tree runs (here: no checkpoint in the
+// directory) ends the waiting command with an error.
+TEST(LazyPagesCommand, FailedRestoreEndsItWithAnError)
+{
+    using namespace std::chrono_literals;
+    Session session;
+    std::string empty = session.dir().file("empty");
+    std::filesystem::create_directory(empty);
+    pid_t command = start_lazy_pages_command(session, empty);
+    auto failed = session.cryo({ "restore", "-D", empty, "-d", "--lazy-pages" });
+    EXPECT_EQ(failed.exit_code, 1) << failed.output;
+    EXPECT_EQ(wait_exit_code(session, command, 20s), 1) << read_file(empty + ".lazy.out");
+    EXPECT_NE(read_file(empty + ".lazy.out").find("ended before the tree ran"), std::string::npos)
+        << read_file(empty + ".lazy.out");
+    EXPECT_FALSE(file_exists(empty + "/lazy-pages.sock"));
+}
+
+namespace {
+
 constexpr uint16_t kServePort = 7413;
 
 // `cryo page-server --serve` of `images` in the other namespace, for one
@@ -193,6 +313,28 @@ std::vector<std::string> remote_restore_options(const std::string& key)
              std::to_string(kServePort), "--key", key };
 }
 
+// A victim (`victim` ARGS) dumped into `images` and served from the other
+// namespace with `key` (start_serving, `fault` to its environment);
+// `fetched` is the directory a remote restore fetches it into.
+struct ServedCheckpoint {
+    std::string key;
+    pid_t pid { 0 };
+    std::string images;
+    std::string fetched;
+    pid_t server { 0 };
+};
+
+void dump_and_serve(Session& session, const NamespacePair& pair, const std::string& victim,
+                    const std::vector<std::string>& args, ServedCheckpoint& served, const std::string& fault = "")
+{
+    served.key = write_hex_key(session, "key", 'c');
+    served.pid = start_and_wait_ready(session, victim, args);
+    served.images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, served.pid, served.images));
+    served.fetched = session.dir().file("fetched");
+    served.server = start_serving(session, pair, served.images, served.key, fault);
+}
+
 // Bytes the file at `path` takes on disk (holes take none).
 uintmax_t allocated_bytes(const std::string& path)
 {
@@ -217,13 +359,9 @@ TEST(LazyRestore, PagesFromAPageServerOnAnotherHost)
     NamespacePair pair;
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
-    std::string key = write_hex_key(session, "key", 'c');
-    pid_t pid = start_and_wait_ready(session, "lazy", { "256", "random" });
-    std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-
-    std::string fetched = session.dir().file("fetched");
-    pid_t server = start_serving(session, pair, images, key, "CRYO_FAULT_LIST=1");
+    ServedCheckpoint served;
+    ASSERT_NO_FATAL_FAILURE(dump_and_serve(session, pair, "lazy", { "256", "random" }, served, "CRYO_FAULT_LIST=1"));
+    auto& [key, pid, images, fetched, server] = served;
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
     std::string restore_log = read_file(fetched + "-restore.log");
     int filled = eagerly_filled_mib(restore_log);
@@ -307,12 +445,9 @@ TEST_P(RemoteLazyVictims, RestoredFromAPageServerVerifiesItself)
     NamespacePair pair;
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
-    std::string key = write_hex_key(session, "key", 'c');
-    pid_t pid = start_and_wait_ready(session, GetParam());
-    std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    std::string fetched = session.dir().file("fetched");
-    pid_t server = start_serving(session, pair, images, key);
+    ServedCheckpoint served;
+    ASSERT_NO_FATAL_FAILURE(dump_and_serve(session, pair, GetParam(), {}, served));
+    auto& [key, pid, images, fetched, server] = served;
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
     ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
     if (std::filesystem::exists(fetched + "/lazy-pages.pid"))
@@ -321,6 +456,24 @@ TEST_P(RemoteLazyVictims, RestoredFromAPageServerVerifiesItself)
 }
 
 INSTANTIATE_TEST_SUITE_P(Victims, RemoteLazyVictims, testing::Values("memory", "cow", "tree", "threads"));
+
+// CRIU's sequence with pages from another host: `cryo lazy-pages -D DIR
+// --page-server --address A --port P --key K &`, then `cryo restore -D DIR
+// --lazy-pages` (no --page-server) takes the page server from it.
+TEST(LazyPagesCommand, CriuSequenceWithAPageServer)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    ServedCheckpoint served;
+    ASSERT_NO_FATAL_FAILURE(dump_and_serve(session, pair, "lazy", { "64", "random" }, served));
+    auto& [key, pid, images, fetched, server] = served;
+    auto page_server = remote_restore_options(key);
+    page_server.erase(page_server.begin());   // --lazy-pages
+    ASSERT_NO_FATAL_FAILURE(criu_sequence(session, pid, fetched, page_server, ": pages from the page server"));
+    EXPECT_NE(read_file(fetched + "/lazy-pages.log").find("with pages from a page server"), std::string::npos);
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 0) << read_file(images + ".serve.out");
+}
 
 // A restore holding another key than the page server's is refused before
 // anything is fetched or created; the server says why too.
@@ -353,12 +506,9 @@ TEST(LazyRestore, FetchedCheckpointIsNotRestoredWithoutItsPageServer)
     NamespacePair pair;
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
-    std::string key = write_hex_key(session, "key", 'c');
-    pid_t pid = start_and_wait_ready(session, "lazy", { "16" });
-    std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    std::string fetched = session.dir().file("fetched");
-    pid_t server = start_serving(session, pair, images, key);
+    ServedCheckpoint served;
+    ASSERT_NO_FATAL_FAILURE(dump_and_serve(session, pair, "lazy", { "16" }, served));
+    auto& [key, pid, images, fetched, server] = served;
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
     ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
     expect_server_done(session, fetched);
