@@ -449,6 +449,49 @@ Result<void> collect_mm_fields(pid_t pid, image::MmFields& mm)
     return {};
 }
 
+// A leader that exited while its threads run on (a zombie thread) has no
+// state to save, but the restored process is made of it: it comes first
+// (restore creates the others from it), with a live thread's state and its
+// registers at a syscall instruction of the vDSO with SYS_exit(0), every
+// signal blocked so that none reaches it on the way, and nothing a thread
+// of its own would leave behind (robust list, rseq, tid address).
+Result<void> add_exited_leader(pid_t pid, uint64_t gadget, image::ProcessCore& core)
+{
+    image::ThreadCore leader = core.threads(0);
+    leader.set_tid(pid);
+    leader.set_exited(true);
+    leader.clear_pending();
+    leader.clear_altstack();
+    leader.clear_rseq();
+    leader.set_robust_list_head(0);
+    leader.set_robust_list_length(0);
+    leader.set_clear_child_tid(0);
+    leader.set_pdeath_signal(0);
+    leader.clear_seccomp_filters();
+    leader.set_sched_policy(SCHED_OTHER);
+    leader.set_sched_priority(0);
+    leader.set_interrupted_syscall(-1);
+    leader.set_interrupted_result(0);
+    leader.set_blocked_signals(~uint64_t { 0 });
+    auto comm = TRY(read_text_file(fmt::format("/proc/{}/comm", pid)));
+    if (!comm.empty() && comm.back() == '\n')
+        comm.pop_back();
+    leader.set_comm(comm);
+    leader.clear_ns_tids();
+    for (pid_t ns_tid : TRY(proc::read_status(pid)).ns_pid)
+        leader.add_ns_tids(ns_tid);
+    auto* registers = leader.mutable_registers();
+    registers->set_rip(gadget);
+    registers->set_rax(SYS_exit);
+    registers->set_rdi(0);
+    registers->set_orig_rax(static_cast<uint64_t>(-1));
+    auto* threads = core.mutable_threads();
+    *threads->Add() = std::move(leader);
+    for (int i = threads->size() - 1; i > 0; --i)
+        threads->SwapElements(i, i - 1);
+    return {};
+}
+
 // NUL-separated strings of a /proc file (cmdline, environ), at most 64 KiB
 // of them; unreadable means none.
 void add_strings(const std::string& path, google::protobuf::RepeatedPtrField<std::string>& out)
@@ -471,17 +514,19 @@ void add_strings(const std::string& path, google::protobuf::RepeatedPtrField<std
 
 Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, image::MmFields& mm)
 {
-    pid_t pid = process.pid();
-    core.set_pid(pid);
+    core.set_pid(process.pid());
+    // /proc of the process as its first live thread sees it (the leader
+    // unless it exited); errors name the process.
+    pid_t pid = process.proc_pid();
     add_strings(fmt::format("/proc/{}/cmdline", pid), *core.mutable_cmdline());
     add_strings(fmt::format("/proc/{}/environ", pid), *core.mutable_environ());
     // Read once: identity, the leader's thread state, the signals to query.
-    auto status = TRY_CTX(proc::read_status(pid), "pid {}", pid);
-    TRY_CTX(collect_identity(pid, status, core), "pid {}", pid);
-    TRY_CTX(collect_mm_fields(pid, mm), "pid {}", pid);
+    auto status = TRY_CTX(proc::read_status(pid), "pid {}", process.pid());
+    TRY_CTX(collect_identity(pid, status, core), "pid {}", process.pid());
+    TRY_CTX(collect_mm_fields(pid, mm), "pid {}", process.pid());
 
     auto memory = TRY(ptrace::RemoteMemory::open(pid));
-    uint64_t gadget = TRY_CTX(find_syscall_gadget(pid, memory), "pid {}", pid);
+    uint64_t gadget = TRY_CTX(find_syscall_gadget(pid, memory), "pid {}", process.pid());
     auto& leader = process.leader();
     auto injector = TRY(ptrace::Injector::create(leader, gadget, ptrace::Gadget::SyscallOnly));
     // Whatever happens below, the thread gets its registers and mask back.
@@ -510,6 +555,8 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
         put_thread_back.dismiss();
         TRY_CTX(thread_injector.restore_thread(), "pid {} thread {}", pid, thread.tid());
     }
+    if (process.leader_exited())
+        TRY_CTX(add_exited_leader(process.pid(), gadget, core), "pid {}: its exited leader", process.pid());
     for (auto& signal : TRY_CTX(peek_pending(pid, true), "pid {}", pid))
         *core.add_shared_pending() = std::move(signal);
     TRY_CTX(collect_process_by_injection(injector, memory, scratch, status, core, mm), "pid {}", pid);

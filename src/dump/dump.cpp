@@ -100,7 +100,9 @@ Result<void> collect_files(DumpContext& context)
     auto& processes = context.tree->processes();
     for (size_t i = 0; i < processes.size(); ++i) {
         pid_t pid = processes[i].pid();
-        TRY_CTX(context.files.dump_process(pid, processes[i].pidfd(), context.processes[i].fd_table), "pid {}", pid);
+        TRY_CTX(context.files.dump_process(pid, processes[i].proc_pid(), processes[i].pidfd(),
+                                           context.processes[i].fd_table),
+                "pid {}", pid);
     }
     TRY(context.files.check_externals_used());
     // Only now is every open file known: which unix socket peers and pidfd
@@ -129,7 +131,8 @@ Result<void> write_memory(DumpContext& context)
     for (size_t i = 0; i < processes.size(); ++i) {
         pid_t pid = processes[i].pid();
         auto& images = context.processes[i];
-        auto vmas = TRY_CTX(mem::collect_vmas(pid), "pid {}", pid);
+        pid_t proc_pid = processes[i].proc_pid();
+        auto vmas = TRY_CTX(mem::collect_vmas(proc_pid), "pid {}", pid);
         auto pages = TRY(context.writer->create_file(image::pages_name(pid)));
         images.page_map.set_pid(pid);
         images.page_map.set_page_file(image::pages_name(pid));
@@ -140,7 +143,7 @@ Result<void> write_memory(DumpContext& context)
                                             ? mem::Target::Frozen
                                             : mem::Target::FrozenToBeKilled));
         } else {
-            TRY(mem::dump_pages(pid, vmas, pages, images.page_map, page_buffers));
+            TRY(mem::dump_pages(proc_pid, vmas, pages, images.page_map, page_buffers));
         }
         TRY_CTX(unlinked_files.dump_process(processes[i].leader(), vmas, pages), "pid {}", pid);
         context.page_bytes += pages.size();
@@ -163,7 +166,8 @@ Result<void> write_memory(DumpContext& context)
                 ppid = entry.ppid();
         for (size_t j = 0; j < i; ++j)
             if (processes[j].pid() == ppid)
-                TRY_CTX(mem::mark_shared_with_parent(pid, ppid, context.processes[i].memory, context.processes[j].memory,
+                TRY_CTX(mem::mark_shared_with_parent(processes[i].proc_pid(), processes[j].proc_pid(),
+                                                     context.processes[i].memory, context.processes[j].memory,
                                                      context.processes[i].page_map),
                         "pid {}", pid);
     }
@@ -286,7 +290,7 @@ Result<void> run_dump(const DumpOptions& options)
     }));
     for (auto& process : context.tree->processes()) {
         TRY(check_owned_by_caller(caller, process.pid()));
-        TRY(check_namespaces(process.pid()));   // only PID, UTS and IPC namespaces come back
+        TRY(check_namespaces(process.proc_pid()));   // only PID, UTS and IPC namespaces come back
     }
     // UTS and IPC namespaces, each read once from inside by a helper, and
     // the login uids.

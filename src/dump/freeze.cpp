@@ -3,8 +3,12 @@
 // Threads can be created while cryo seizes the others, so the thread list is
 // read again after every round until a round finds no new thread. A parent
 // waiting in vfork() is refused before any seize: ptrace could not stop it.
+// A leader that exited while its threads run on (a zombie thread, which
+// ptrace cannot seize) is left out: the process is read and injected
+// through its first live thread instead (FrozenProcess::proc_pid).
 #include "dump/freeze.h"
 
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -17,6 +21,7 @@
 
 #include "base/kill.h"
 #include "base/syscalls.h"
+#include "proc/stat.h"
 #include "proc/task.h"
 
 namespace cryo::dump {
@@ -31,6 +36,12 @@ bool contains(const std::vector<ptrace::Tracee>& threads, pid_t tid)
 }
 
 } // namespace
+
+bool has_exited_leader(pid_t pid)
+{
+    auto stat = proc::read_stat(pid);
+    return stat && (stat->state == 'Z' || stat->state == 'X') && stat->num_threads > 1;
+}
 
 Result<FrozenProcess> FrozenProcess::freeze(pid_t pid)
 {
@@ -54,14 +65,24 @@ Result<FrozenProcess> FrozenProcess::freeze(pid_t pid)
         // The leader first: it is the thread that injected calls run in.
         std::ranges::stable_partition(tids, [pid](pid_t tid) { return tid == pid; });
         for (pid_t tid : tids) {
-            if (contains(process.m_threads, tid))
+            if (contains(process.m_threads, tid) || (tid == pid && process.m_leader_exited))
                 continue;
+            // A leader that exited while its threads run on is a zombie
+            // thread, which ptrace cannot seize.
+            if (tid == pid && has_exited_leader(pid)) {
+                process.m_leader_exited = true;
+                continue;
+            }
             process.m_threads.push_back(TRY_CTX(ptrace::Tracee::seize(tid, kSeizeOptions), "pid {}", pid));
             found_new = true;
         }
     }
-    if (process.m_threads.empty() || process.m_threads.front().tid() != pid)
+    if (process.m_threads.empty() || (!process.m_leader_exited && process.m_threads.front().tid() != pid))
         return fail("pid {}: the thread group leader is gone (only threads are left)", pid);
+    // pidfd_getfd() takes descriptors through the pidfd's thread: a live one
+    // (O_EXCL is PIDFD_THREAD).
+    if (process.m_leader_exited)
+        process.m_pidfd = TRY_CTX(pidfd_open(process.proc_pid(), O_EXCL), "pid {}: thread {}", pid, process.proc_pid());
     return process;
 }
 

@@ -16,14 +16,28 @@
 
 namespace cryo::dump {
 
+// A process whose thread group leader exited (pthread_exit() or SYS_exit)
+// while its other threads run on: the leader is a zombie thread, the
+// process lives.
+bool has_exited_leader(pid_t pid);
+
 class FrozenProcess {
 public:
     static Result<FrozenProcess> freeze(pid_t pid);
 
     pid_t pid() const { return m_pid; }
     int pidfd() const { return m_pidfd.get(); }
+    // The live threads; the leader first unless it exited.
     std::vector<ptrace::Tracee>& threads() { return m_threads; }
+    // The thread injected calls run in: the leader, or once it exited the
+    // first live thread.
     ptrace::Tracee& leader() { return m_threads.front(); }
+    bool leader_exited() const { return m_leader_exited; }
+    // The pid to read the process's /proc files by: its own, or once its
+    // leader exited (whose /proc/PID shows no memory, files or working
+    // directory any more) the tid of a live thread: /proc/TID shows the
+    // whole process as that thread sees it.
+    pid_t proc_pid() const { return m_threads.front().tid(); }
     // The job-control stop signal the process was stopped by when frozen,
     // 0 if it was running. Dropping the FrozenProcess leaves it stopped.
     int stop_signal() const { return m_threads.front().group_stop_signal(); }
@@ -36,6 +50,7 @@ private:
     pid_t m_pid;
     UniqueFd m_pidfd;
     std::vector<ptrace::Tracee> m_threads;
+    bool m_leader_exited { false };
 };
 
 } // namespace cryo::dump

@@ -48,7 +48,8 @@ Result<FrozenTree> FrozenTree::freeze(pid_t root)
         auto [pid, ppid] = pending.front();
         pending.pop_front();
         auto stat = TRY_CTX(proc::read_stat(pid), "pid {}", pid);
-        if (stat.state != 'Z' && stat.state != 'X') {
+        // A zombie leader whose threads run on is a live process.
+        if ((stat.state != 'Z' && stat.state != 'X') || has_exited_leader(pid)) {
             auto frozen = FrozenProcess::freeze(pid);
             if (frozen) {
                 auto entry = TRY_CTX(make_entry(TRY_CTX(proc::read_stat(pid), "pid {}", pid), ppid), "pid {}", pid);
@@ -66,7 +67,7 @@ Result<FrozenTree> FrozenTree::freeze(pid_t root)
             }
             // It may have exited while we were freezing it.
             auto again = proc::read_stat(pid);
-            if (!again || (again->state != 'Z' && again->state != 'X') || pid == root)
+            if (!again || (again->state != 'Z' && again->state != 'X') || has_exited_leader(pid) || pid == root)
                 return std::unexpected(std::move(frozen.error()));
             stat = *again;
         }

@@ -153,9 +153,9 @@ Result<uint32_t> FileRegistry::find_shared(pid_t pid, int fd, dev_t device, ino_
     return 0u;
 }
 
-Result<void> FileRegistry::dump_process(pid_t pid, int pidfd, image::FdTable& table)
+Result<void> FileRegistry::dump_process(pid_t image_pid, pid_t pid, int pidfd, image::FdTable& table)
 {
-    table.set_pid(pid);
+    table.set_pid(image_pid);
     std::vector<uint32_t> epolls;   // open files of this process to resolve at the end
     for (int fd : TRY(proc::list_fds(pid))) {
         FdFacts facts;

@@ -35,8 +35,10 @@ public:
     }
     // Records every descriptor of `pid` into `table`, adding its open files
     // to the registry. An fd of a kind cryo cannot dump yet is an error
-    // naming the fd and its kind.
-    Result<void> dump_process(pid_t pid, int pidfd, image::FdTable& table);
+    // naming the fd and its kind. `proc_pid`: the pid its /proc files are
+    // read by (a live thread's once the leader exited, dump/freeze.h);
+    // `pidfd` refers to a live thread too.
+    Result<void> dump_process(pid_t pid, pid_t proc_pid, int pidfd, image::FdTable& table);
     const image::FileTable& files() const { return m_files; }
     // `dump --ext-unix-sk` (criu's option): every unix socket whose peer
     // is outside the tree counts as declared with --external.

@@ -184,7 +184,9 @@ Result<void> record_namespaces(image::ProcessTree& tree)
         }
         for (const auto& kind : kKinds) {
             auto own = TRY(stat_namespace(fmt::format("/proc/self/ns/{}", kind.file)));
-            auto target = TRY_CTX(stat_namespace(fmt::format("/proc/{}/ns/{}", entry.pid(), kind.file)), "pid {}",
+            // Through a live thread: a leader that exited has no namespaces.
+            pid_t thread = entry.tids_size() > 0 ? entry.tids(0) : entry.pid();
+            auto target = TRY_CTX(stat_namespace(fmt::format("/proc/{}/ns/{}", thread, kind.file)), "pid {}",
                                   entry.pid());
             if (target.st_ino == own.st_ino && target.st_dev == own.st_dev)
                 continue;
@@ -193,7 +195,7 @@ Result<void> record_namespaces(image::ProcessTree& tree)
             for (const auto& saved : tree.namespaces())
                 recorded = recorded || (saved.kind() == kind.kind && saved.id() == target.st_ino);
             if (!recorded)
-                *tree.add_namespaces() = TRY(read_namespace(entry.pid(), kind, target.st_ino));
+                *tree.add_namespaces() = TRY(read_namespace(thread, kind, target.st_ino));
         }
         by_pid[entry.pid()] = &entry;
     }

@@ -51,6 +51,7 @@
 #include "mem/restore_memory.h"
 #include "mm.pb.h"
 #include "ns/namespaces.h"
+#include "proc/stat.h"
 #include "proc/task.h"
 #include "ptrace/injector.h"
 #include "ptrace/registers.h"
@@ -625,6 +626,46 @@ Result<void> stop_again(RestoreContext& context)
     return {};
 }
 
+// A leader that had exited when dumped (image::ThreadCore.exited) exits
+// again once released, by the syscall instruction of the vDSO its
+// registers point at: checked here, since another kernel's vDSO may hold
+// something else there.
+Result<void> check_exit_instruction(const ptrace::RemoteMemory& memory, const image::ThreadCore& leader)
+{
+    uint64_t address = leader.registers().rip();
+    auto code = TRY(memory.read_value<uint16_t>(address));
+    if (code != 0x050f)
+        return fail("no syscall instruction at {:#x} in the vDSO any more (another kernel?): cannot make the leader, "
+                    "which had exited, exit again", address);
+    return {};
+}
+
+// Once released, a leader that had exited when dumped runs nothing but its
+// exit: waited for, so that when cryo returns the process is as it was
+// dumped, a zombie leader with live threads (a stopped process's leader
+// exits only once the process is continued).
+void wait_for_exited_leaders(RestoreContext& context)
+{
+    auto morphed = context.morphed.begin();
+    for (const auto& process : context.processes) {
+        if (!process.alive())
+            continue;
+        const auto& restored = *morphed++;
+        if (!restored.threads.front().core->exited() || process.entry.stop_signal() != 0)
+            continue;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        for (auto stat = proc::read_stat(restored.pid); stat && stat->state != 'Z' && stat->state != 'X';
+             stat = proc::read_stat(restored.pid)) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                spdlog::warn("pid {}: its leader, which had exited when dumped, has not exited again within 10 s",
+                             restored.pid);
+                break;
+            }
+            ::usleep(1000);
+        }
+    }
+}
+
 // Points every thread at its saved registers, then lets them all go. Each
 // trampoline is unmapped by its leader's last injected call, in a
 // syscall-exit stop, so no instruction of cryo's runs in a process after it.
@@ -635,6 +676,8 @@ Result<void> release_all(RestoreContext& context)
         for (size_t i = 1; i < threads.size(); ++i)
             TRY_CTX(set_final_registers(*threads[i].tracee, *threads[i].core), "thread {}", threads[i].core->tid());
         auto& leader = threads.front();
+        if (leader.core->exited())
+            TRY_CTX(check_exit_instruction(*process.memory, *leader.core), "pid {}", process.pid);
         long unmapped = TRY(leader.injector->call_to_exit_stop(
             SYS_munmap, { context.trampoline, kTrampolineSize, 0, 0, 0, 0 }));
         if (unmapped != 0 && leader.core->seccomp_filters_size() > 0)
@@ -648,6 +691,7 @@ Result<void> release_all(RestoreContext& context)
     for (auto& process : context.morphed)
         for (auto& thread : process.threads)
             TRY(thread.tracee->detach());
+    wait_for_exited_leaders(context);
     return {};
 }
 

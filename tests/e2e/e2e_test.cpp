@@ -45,7 +45,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
-    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "tree" }, { "orphan" },
+    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" },
     { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "ids" }, { "fds_owner" }, { "chroot" }, { "futex" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
@@ -91,7 +91,7 @@ TEST_P(CheckpointTwice, DumpRestoreDumpRestore)
 INSTANTIATE_TEST_SUITE_P(Victims, Control, testing::ValuesIn(kScenarios), scenario_name);
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenarios), scenario_name);
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
-                         testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" }, Scenario { "timers" },
+                         testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "leader_exited" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" }, Scenario { "timers" },
                                          Scenario { "tree" }, Scenario { "pidns", { "nested" }, true },
                                          Scenario { "fds_pidfd" }, Scenario { "file_locks" }, Scenario { "chroot" }, Scenario { "futex" }),
                          scenario_name);
