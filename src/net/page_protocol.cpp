@@ -3,12 +3,20 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 
+#include <csignal>
 #include <cstring>
 #include <memory>
+#include <utility>
+
+#include <pthread.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -188,14 +196,21 @@ Result<void> Channel::send(FrameType type, uint32_t file, std::span<const std::b
     iovec parts[3] = { { &header, sizeof(header) },
                        { const_cast<std::byte*>(payload.data()), payload.size() },
                        { mac.data(), tag_size() } };
+    return send_parts(type, parts, 0);
+}
+
+Result<void> Channel::send_parts(FrameType type, std::span<iovec> parts, int flags)
+{
     msghdr message {};
-    message.msg_iov = parts;
-    message.msg_iovlen = 3;
-    size_t left = sizeof(header) + payload.size() + tag_size();
+    message.msg_iov = parts.data();
+    message.msg_iovlen = parts.size();
+    size_t left = 0;
+    for (const auto& part : parts)
+        left += part.iov_len;
     while (left > 0) {
         // MSG_NOSIGNAL: a peer that went away is an error here, not a
         // SIGPIPE that would end cryo with the tree still frozen.
-        ssize_t sent = ::sendmsg(m_socket.get(), &message, MSG_NOSIGNAL);
+        ssize_t sent = ::sendmsg(m_socket.get(), &message, MSG_NOSIGNAL | flags);
         if (sent < 0 && errno == EINTR)
             continue;
         if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -215,6 +230,120 @@ Result<void> Channel::send(FrameType type, uint32_t file, std::span<const std::b
         }
     }
     return {};
+}
+
+namespace {
+
+// sendfile(2) has no MSG_NOSIGNAL: SIGPIPE is blocked in this thread while
+// it runs, and one it raised is taken off the pending set before the mask
+// is restored, so a peer that went away is an error, not the end of cryo.
+class SigpipeBlocked {
+public:
+    SigpipeBlocked()
+    {
+        sigemptyset(&m_pipe);
+        sigaddset(&m_pipe, SIGPIPE);
+        ::pthread_sigmask(SIG_BLOCK, &m_pipe, &m_old);
+    }
+    ~SigpipeBlocked()
+    {
+        timespec none {};
+        while (::sigtimedwait(&m_pipe, nullptr, &none) == SIGPIPE) {
+        }
+        ::pthread_sigmask(SIG_SETMASK, &m_old, nullptr);
+    }
+    SigpipeBlocked(const SigpipeBlocked&) = delete;
+    SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+private:
+    sigset_t m_pipe {};
+    sigset_t m_old {};
+};
+
+// A read-only mapping of a byte range of a file (page-aligned below).
+class MappedRange {
+public:
+    static Result<MappedRange> map(int fd, uint64_t offset, uint64_t length, const std::string& what)
+    {
+        static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+        // Past the end of the file a mapping faults with SIGBUS: refused
+        // here (the file must not shrink while it is served).
+        struct stat status {};
+        if (::fstat(fd, &status) < 0)
+            return fail_errno(fmt::format("stat {}", what));
+        if (offset + length > static_cast<uint64_t>(status.st_size))
+            return fail("{} holds {} bytes, {} at {} were asked", what, status.st_size, length, offset);
+        MappedRange range;
+        uint64_t start = offset & ~(page - 1);
+        range.m_length = offset + length - start;
+        range.m_base = ::mmap(nullptr, range.m_length, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(start));
+        if (range.m_base == MAP_FAILED)
+            return fail_errno(fmt::format("map {} bytes at {} of {}", length, offset, what));
+        range.m_bytes = std::span(static_cast<const std::byte*>(range.m_base) + (offset - start), length);
+        return range;
+    }
+    MappedRange(MappedRange&& other) noexcept
+        : m_base(std::exchange(other.m_base, MAP_FAILED)), m_length(other.m_length), m_bytes(other.m_bytes)
+    {
+    }
+    MappedRange& operator=(MappedRange&&) = delete;
+    ~MappedRange()
+    {
+        if (m_base != MAP_FAILED)
+            ::munmap(m_base, m_length);
+    }
+    std::span<const std::byte> bytes() const { return m_bytes; }
+
+private:
+    MappedRange() = default;
+    void* m_base { MAP_FAILED };
+    size_t m_length { 0 };
+    std::span<const std::byte> m_bytes;
+};
+
+} // namespace
+
+Result<void> Channel::send_file_range(FrameType type, uint32_t file, int fd, uint64_t offset, uint64_t length,
+                                      const std::string& what, std::span<std::byte> buffer)
+{
+    if (m_session_key || length == 0) {
+        if (buffer.size() < length)
+            return fail("send {} bytes of {}: a buffer of {} bytes is too small", length, what, buffer.size());
+        auto payload = buffer.first(length);
+        TRY(pread_exact(fd, payload, offset, what));
+        return send(type, file, payload);
+    }
+    FrameHeader header { .magic = kFrameMagic, .type = static_cast<uint32_t>(type), .file = file, .reserved = 0,
+                         .length = length };
+    Mac mac {};
+    {
+        // The checksum is read from the page cache through a mapping (no
+        // copy); the same pages are then sent by the kernel.
+        auto range = TRY(MappedRange::map(fd, offset, length, what));
+        mac = TRY(tag(m_sent++, bytes_of(header), range.bytes()));
+    }
+    iovec head[1] = { { &header, sizeof(header) } };
+    TRY(send_parts(type, head, MSG_MORE));
+    {
+        SigpipeBlocked blocked;
+        auto position = static_cast<off_t>(offset);
+        for (uint64_t left = length; left > 0;) {
+            ssize_t sent = ::sendfile(m_socket.get(), fd, &position, left);
+            if (sent < 0 && errno == EINTR)
+                continue;
+            if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return fail("{} took nothing for {} s (timed out)", m_peer, kPeerTimeoutSeconds);
+            if (sent < 0)
+                return fail_errno(fmt::format("send {} frame ({} bytes at {} of {}) to {} (broken transfer)",
+                                              frame_name(type), length, offset, what, m_peer));
+            if (sent == 0)
+                return fail("{} ended at {} while {} bytes at {} were sent to {} (the file shrank)", what,
+                            static_cast<uint64_t>(position), length, offset, m_peer);
+            left -= static_cast<uint64_t>(sent);
+        }
+    }
+    iovec tail[1] = { { mac.data(), tag_size() } };
+    return send_parts(type, tail, 0);
 }
 
 Result<void> Channel::send_text(FrameType type, std::string_view text)

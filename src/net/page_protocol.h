@@ -37,6 +37,8 @@
 // Done leaves the server's directory without a manifest.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -113,6 +115,14 @@ public:
 
     Result<void> send(FrameType type, uint32_t file, std::span<const std::byte> payload);
     Result<void> send_text(FrameType type, std::string_view text);
+    // A frame whose payload is `length` bytes of file `fd` (named `what`)
+    // at `offset`. Without a key the bytes go from the page cache to the
+    // socket with sendfile(2), never copied through cryo: the checksum is
+    // computed over a read-only mapping of the range. With a key every
+    // byte must pass through the HMAC anyway: read into `buffer` (at least
+    // `length` bytes), then sent as by send().
+    Result<void> send_file_range(FrameType type, uint32_t file, int fd, uint64_t offset, uint64_t length,
+                                 const std::string& what, std::span<std::byte> buffer);
     // The next frame; an Error frame from the peer becomes an error here.
     Result<Frame> receive();
     // The next frame, or nothing when the peer closed the connection
@@ -128,6 +138,7 @@ public:
     int fd() const { return m_socket.get(); }
 
 private:
+    Result<void> send_parts(FrameType type, std::span<iovec> parts, int flags);
     Result<std::array<std::byte, kMacSize>> tag(uint64_t sequence, std::span<const std::byte> header,
                                                 std::span<const std::byte> payload) const;
     size_t tag_size() const { return m_session_key ? kMacSize : sizeof(uint64_t); }

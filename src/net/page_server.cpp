@@ -385,7 +385,7 @@ Result<ServeStats> ServedCheckpoint::serve(Channel& channel, const std::function
 {
     ServeStats stats;
     std::map<std::string, UniqueFd> opened;
-    std::vector<std::byte> buffer(kDataFramePayload);
+    std::vector<std::byte> buffer(kDataFramePayload);   // with a key only
     for (;;) {
         auto frame = TRY(channel.receive_or_end());
         if (!frame)
@@ -415,10 +415,10 @@ Result<ServeStats> ServedCheckpoint::serve(Channel& channel, const std::function
         if (!fd)
             fd = TRY(open_file_at(m_directory.get(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         for (uint64_t done = 0; done < length;) {
-            auto piece = std::span(buffer).first(std::min<uint64_t>(length - done, buffer.size()));
-            TRY(pread_exact(fd.get(), piece, header.offset + done, name));
-            TRY(channel.send(FrameType::Data, 0, piece));
-            done += piece.size();
+            uint64_t piece = std::min<uint64_t>(length - done, kDataFramePayload);
+            TRY(channel.send_file_range(FrameType::Data, 0, fd.get(), header.offset + done, piece, name,
+                                          buffer));
+            done += piece;
         }
         TRY(channel.send(FrameType::Close, 0, {}));
         ++stats.fetches;

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -217,6 +218,71 @@ TEST(PageServer, ClientFailingMidTransferLeavesNothingOnTheServer)
     EXPECT_NE(output.find("closed the connection (broken transfer)"), std::string::npos) << output;
     EXPECT_FALSE(std::filesystem::exists(images)) << "the server kept files of a broken transfer";
     release_and_expect_pass(session, pid);
+}
+
+// `--serve` without a key sends the pages of each Fetch reply with
+// sendfile(2), never through cryo's memory: a lazy restore in this
+// namespace takes them from the server and the victim checks every page.
+// Then the same restore with the server stalled at a later fetch and
+// killed (the connection breaks mid-stream): the victim is killed, not
+// left with missing pages, and the server fails.
+TEST(PageServer, ServedWithoutKeyToALazyRestore)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "lazy", { "64", "random" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    std::string fetched = session.dir().file("fetched");
+    auto restore_options = page_server_options();
+    restore_options.insert(restore_options.begin(), "--lazy-pages");
+
+    ::setenv("CRYO_FAULT_LIST", "1", 1);
+    pid_t server = start_server(session, pair, images, { "--serve" });
+    ::unsetenv("CRYO_FAULT_LIST");
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, restore_options));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    auto [code, listing] = server_result(session, server, images);
+    EXPECT_EQ(code, 0) << listing;
+    EXPECT_NE(listing.find("served " + images), std::string::npos) << listing;
+
+    // The step of the fourth fetch after the restore's own.
+    std::smatch match;
+    std::string restore_log = read_file(fetched + "-restore.log");
+    ASSERT_TRUE(std::regex_search(restore_log, match, std::regex(R"(after (\d+) fetches from the page server)")))
+        << restore_log;
+    int stalled = std::stoi(match[1]) + 4;
+    ASSERT_TRUE(std::regex_search(listing, match, std::regex("step (\\d+): fetch #" + std::to_string(stalled) + " ")))
+        << listing;
+    int step = std::stoi(match[1]);
+
+    std::filesystem::remove_all(fetched);
+    std::filesystem::remove(fetched + ".pid");
+    std::filesystem::remove(images + ".out");   // its "listening" line must be the new server's
+    std::this_thread::sleep_for(100ms);
+    server = start_server(session, pair, images, { "--serve" }, step);
+    std::vector<std::string> restore { "restore", "-D", fetched, "-d", "-v", "-o", fetched + "-restore.log" };
+    restore.insert(restore.end(), restore_options.begin(), restore_options.end());
+    auto restored = session.cryo(restore);
+    session.track(pid);
+    ASSERT_TRUE(restored.exit_code == 0 || restored.exit_code == 1) << restored.output;
+    if (restored.exit_code == 0)
+        send_signal(pid, SIGUSR1);
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (read_file(images + ".out").find("stalled at step") == std::string::npos
+           && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    ASSERT_NE(read_file(images + ".out").find("stalled at step"), std::string::npos)
+        << read_file(images + ".out") << restored.output << read_file(fetched + "-restore.log");
+    ASSERT_TRUE(send_signal(server, SIGKILL));
+    session.wait_for_exit(server, 10s);
+    // Either the restore was still fetching (it failed and took the tree
+    // with it) or the lazy-pages server was: it kills the victim.
+    EXPECT_TRUE(session.wait_until_gone({ pid }, 60s)) << "the victim runs on without its pages\n"
+                                                       << session.diagnostics();
+    std::string log = read_file(fetched + "/lazy-pages.log");
+    EXPECT_NE(log.find("with errors"), std::string::npos) << log;
 }
 
 } // namespace cryo::e2e

@@ -1,7 +1,9 @@
 // The page-server framing and handshake (src/net/page_protocol.h) over a
 // socketpair: frames round-trip, a changed byte or a cut frame is caught,
 // the handshake accepts the same key and refuses another one (both sides
-// saying why).
+// saying why); a file range sent with send_file_range() arrives as its
+// bytes, with and without a key.
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -61,6 +63,44 @@ TEST(PageProtocol, FramesRoundTrip)
     auto close = server.expect(FrameType::Close);
     ASSERT_TRUE(close) << close.error().message();
     EXPECT_TRUE(close->payload.empty());
+}
+
+// A byte range of a file, at an offset inside a page: without a key sent
+// with sendfile (the checksum over a mapping), with one read and HMACed;
+// the receiver gets exactly those bytes either way. A range past the end
+// of the file is refused before anything is sent.
+TEST(PageProtocol, FileRangeArrivesAsItsBytes)
+{
+    std::string content(3 * 4096 + 123, '\0');
+    for (size_t i = 0; i < content.size(); ++i)
+        content[i] = static_cast<char>(i * 7 + 3);
+    UniqueFd file(::memfd_create("pages", MFD_CLOEXEC));
+    ASSERT_TRUE(file);
+    ASSERT_TRUE(write_all(file.get(), bytes_of(content), "pages"));
+    std::vector<std::byte> buffer(content.size());
+    auto sent_and_received = [&](Channel& client, Channel& server) {
+        auto sent = client.send_file_range(FrameType::Data, 3, file.get(), 4000, 8000, "pages", buffer);
+        ASSERT_TRUE(sent) << sent.error().message();
+        auto data = server.expect(FrameType::Data);
+        ASSERT_TRUE(data) << data.error().message();
+        EXPECT_EQ(data->file, 3u);
+        EXPECT_EQ(data->text(), content.substr(4000, 8000));
+    };
+    auto [client, server] = connected_pair();
+    sent_and_received(client, server);
+    auto past = client.send_file_range(FrameType::Data, 3, file.get(), 12000, 1000, "pages", buffer);
+    ASSERT_FALSE(past);
+    EXPECT_NE(past.error().message().find("pages holds 12411 bytes"), std::string::npos) << past.error().message();
+    ASSERT_TRUE(client.send(FrameType::Close, 3, {}));
+    auto close = server.expect(FrameType::Close);
+    ASSERT_TRUE(close) << close.error().message();
+
+    auto [keyed_client, keyed_server] = connected_pair();
+    auto key = key_of('k');
+    auto [client_result, server_result] = handshake(keyed_client, keyed_server, &key, &key);
+    ASSERT_TRUE(client_result) << client_result.error().message();
+    ASSERT_TRUE(server_result) << server_result.error().message();
+    sent_and_received(keyed_client, keyed_server);
 }
 
 TEST(PageProtocol, ChangedByteIsCaught)
