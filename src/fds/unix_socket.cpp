@@ -17,13 +17,19 @@
 // is outside the tree (unless declared external) and pending connections
 // from outside. The data a client sent on a connection not accepted yet
 // sits on a socket no program has a descriptor for: cryo cannot read it
-// without accepting the connection, so such a dump is refused.
+// without accepting the connection, so such a dump is refused. A name
+// relative to the binder's working directory is kept as it is, with the
+// directory where its socket file (the socket's inode) was found: the
+// process's working directory, else its root; a dump that finds it in
+// neither is refused.
 //
 // Restore: all the unix sockets of the image are made together, the first
 // time one of them is opened, because their order matters: sockets are
 // created (unnamed pairs with socketpair()), names bound (a stale socket
 // file left by the dumped program is replaced; a path some live socket
-// holds is refused) with the socket file's owner and mode, listeners
+// holds is refused; a relative name from its directory, by a child that
+// shares the socket, so getsockname() gives it back as it was) with the
+// socket file's owner and mode, listeners
 // listen; datagrams are queued again from a socket bound to their sender's
 // address (the in-tree sender itself, or a temporary socket); accepted
 // connections are made by connecting the client to the listener (or to a
@@ -42,11 +48,13 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstddef>
 #include <cstring>
 #include <map>
@@ -299,13 +307,37 @@ Result<bool> name_is_listeners(const SocketInfo& socket, const SocketInfo& peer)
                 printable(socket.name), printable(peer.name));
 }
 
+bool is_relative(const std::string& name) { return !name.empty() && !is_abstract(name) && name[0] != '/'; }
+
+// Where a socket bound to a relative name has its socket file: the name
+// was resolved from the binder's working directory at bind time, which the
+// kernel does not keep. The process's working directory, then its root, is
+// the directory where the file with the socket's inode is found (as cryo
+// sees it, like the working directory in the image); empty when neither.
+std::string find_name_directory(pid_t pid, const SocketInfo& info)
+{
+    for (const char* where : { "cwd", "root" }) {
+        std::string link = fmt::format("/proc/{}/{}", pid, where);
+        struct stat st {};
+        if (::stat(fmt::format("{}/{}", link, info.name).c_str(), &st) < 0 || !S_ISSOCK(st.st_mode)
+            || st.st_ino != info.vfs_inode)
+            continue;
+        char target[PATH_MAX];
+        ssize_t length = ::readlink(link.c_str(), target, sizeof(target) - 1);
+        if (length > 0)
+            return std::string(target, static_cast<size_t>(length));
+    }
+    return {};
+}
+
 // The socket file of a socket bound to a path, looked up from the
-// process's root.
+// process's root (or in the directory a relative name was found in).
 Result<void> dump_socket_file(const FdFacts& facts, const SocketInfo& info, image::UnixSocket& socket)
 {
     auto* file = socket.mutable_file();
     struct stat st {};
-    std::string path = fmt::format("/proc/{}/root{}", facts.pid, info.name);
+    std::string path = is_relative(info.name) ? fmt::format("{}/{}", socket.name_directory(), info.name)
+                                              : fmt::format("/proc/{}/root{}", facts.pid, info.name);
     if (::stat(path.c_str(), &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_ino != info.vfs_inode) {
         file->set_unlinked(true);
         return {};
@@ -404,15 +436,51 @@ Result<void> clear_stale_file(const std::string& path)
     return {};
 }
 
-Result<void> bind_name(int fd, const std::string& name)
+// The path of a filesystem name bound relative to `directory`; other names
+// as they are.
+std::string path_of(const std::string& name, const std::string& directory)
 {
+    if (!is_relative(name) || directory.empty())
+        return name;
+    return directory.ends_with('/') ? directory + name : fmt::format("{}/{}", directory, name);
+}
+
+// bind() with a name relative to `directory`, so that getsockname() gives
+// the relative name back: a child sharing the socket changes to the
+// directory to bind it, leaving cryo's working directory alone.
+int bind_relative(int fd, const sockaddr_un& address, socklen_t length, const std::string& directory)
+{
+    int dir = ::open(directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -1;
+    UniqueFd holder(dir);
+    pid_t child = ::fork();
+    if (child < 0)
+        return -1;
+    if (child == 0)
+        _exit(::fchdir(dir) == 0 && ::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) == 0 ? 0 : errno);
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    errno = WIFEXITED(status) ? WEXITSTATUS(status) : EINTR;
+    return errno == 0 ? 0 : -1;
+}
+
+Result<void> bind_name(int fd, const std::string& name, const std::string& directory = {})
+{
+    if (is_relative(name) && directory.empty())
+        return fail("cannot bind a unix socket to the relative path '{}': the directory it was bound in is unknown", name);
     if (!is_abstract(name))
-        TRY(clear_stale_file(name));
+        TRY(clear_stale_file(path_of(name, directory)));
     auto [address, length] = address_of(name);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), length) < 0) {
+    int bound = is_relative(name) ? bind_relative(fd, address, length, directory)
+                                  : ::bind(fd, reinterpret_cast<sockaddr*>(&address), length);
+    if (bound < 0) {
         if (errno == EADDRINUSE)
-            return fail("cannot bind a unix socket to {}: the name is in use by a running program", printable(name));
-        return fail_errno(fmt::format("bind to {}", printable(name)));
+            return fail("cannot bind a unix socket to {}: the name is in use by a running program",
+                        printable(path_of(name, directory)));
+        return fail_errno(fmt::format("bind to {}", printable(path_of(name, directory))));
     }
     return {};
 }
@@ -523,6 +591,22 @@ private:
     {
         return !socket.name().empty() && !socket.name_from_listener();
     }
+    // The directory a relative `name` is bound in: `known`, or the one of
+    // the socket of the tree that holds the name.
+    std::string directory_of(const std::string& name, const std::string& known = {}) const
+    {
+        if (!known.empty() || !is_relative(name))
+            return known;
+        for (const auto& [inode, socket] : m_sockets)
+            if (holds_name(*socket) && socket->name() == name)
+                return socket->name_directory();
+        return {};
+    }
+    // The path to connect or send to `socket`'s address.
+    std::string path_to(const image::UnixSocket& socket) const
+    {
+        return path_of(socket.name(), directory_of(socket.name(), socket.name_directory()));
+    }
 
     Result<void> create()
     {
@@ -564,15 +648,15 @@ private:
             if (!holds_name(*socket))
                 continue;
             int fd = m_fds.at(inode).get();
-            TRY_CTX(bind_name(fd, socket->name()), "unix socket socket:[{}]", inode);
-            m_holders[socket->name()] = inode;
-            if (!is_abstract(socket->name())) {
+            TRY_CTX(bind_name(fd, socket->name(), socket->name_directory()), "unix socket socket:[{}]", inode);
+            std::string path = path_to(*socket);
+            m_holders[path] = inode;
+            if (!is_abstract(path)) {
                 const auto& file = socket->file();
                 if (file.unlinked())
-                    m_unlink_at_end.push_back(socket->name());
-                else if (::chown(socket->name().c_str(), file.uid(), file.gid()) < 0
-                         || ::chmod(socket->name().c_str(), file.mode()) < 0)
-                    return fail_errno(fmt::format("owner and mode of the socket file {}", socket->name()));
+                    m_unlink_at_end.push_back(path);
+                else if (::chown(path.c_str(), file.uid(), file.gid()) < 0 || ::chmod(path.c_str(), file.mode()) < 0)
+                    return fail_errno(fmt::format("owner and mode of the socket file {}", path));
             }
             if (socket->listening() && ::listen(fd, static_cast<int>(socket->backlog())) < 0)
                 return fail_errno(fmt::format("listen on {}", printable(socket->name())));
@@ -582,23 +666,25 @@ private:
 
     // A socket with the given address to send from or to connect to: the
     // tree's own socket holding it, or a temporary one bound to it.
-    Result<int> socket_named(const std::string& name, int type, bool listening)
+    Result<int> socket_named(const std::string& name, const std::string& known_directory, int type, bool listening)
     {
-        if (auto holder = m_holders.find(name); holder != m_holders.end()) {
+        std::string directory = directory_of(name, known_directory);
+        std::string path = path_of(name, directory);
+        if (auto holder = m_holders.find(path); holder != m_holders.end()) {
             const auto* socket = find(holder->second);
             if (socket->type() == type && socket->listening() == listening)
                 return m_fds.at(holder->second).get();
         }
-        if (auto temporary = m_temporary.find(name); temporary != m_temporary.end())
+        if (auto temporary = m_temporary.find(path); temporary != m_temporary.end())
             return temporary->second.get();
         auto fd = TRY(new_socket(type));
-        bool existed = !is_abstract(name) && ::access(name.c_str(), F_OK) == 0;
-        TRY_CTX(bind_name(fd.get(), name), "a temporary socket with the address {}", printable(name));
+        bool existed = !is_abstract(name) && ::access(path.c_str(), F_OK) == 0;
+        TRY_CTX(bind_name(fd.get(), name, directory), "a temporary socket with the address {}", printable(path));
         if (!is_abstract(name) && !existed)
-            m_unlink_at_end.push_back(name);
+            m_unlink_at_end.push_back(path);
         if (listening && ::listen(fd.get(), 64) < 0)
             return fail_errno("listen");
-        return m_temporary.emplace(name, std::move(fd)).first->second.get();
+        return m_temporary.emplace(path, std::move(fd)).first->second.get();
     }
 
     Result<void> queue_datagrams(const image::UnixSocket& socket)
@@ -620,14 +706,14 @@ private:
                     m_unnamed_sender = TRY(new_socket(SOCK_DGRAM));
                 sender = m_unnamed_sender.get();
             } else {
-                sender = TRY(socket_named(sender_name, SOCK_DGRAM, false));
+                sender = TRY(socket_named(sender_name, {}, SOCK_DGRAM, false));
             }
             grow_buffers(receiver, sender, message.size() * 2 + 4096ull * socket.queued_size());
             ssize_t sent;
             if (peer) {
                 sent = ::send(sender, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             } else {
-                auto [address, length] = address_of(socket.name());
+                auto [address, length] = address_of(path_to(socket));
                 sent = ::sendto(sender, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
                                 reinterpret_cast<sockaddr*>(&address), length);
             }
@@ -643,15 +729,15 @@ private:
             const auto* client = mutual_peer(*socket);
             if (!socket->name_from_listener() || (!client && !socket->peer_closed()))
                 continue;
-            int listener = TRY_CTX(socket_named(socket->name(), socket->type(), true),
+            int listener = TRY_CTX(socket_named(socket->name(), socket->name_directory(), socket->type(), true),
                                    "the listener of accepted unix socket socket:[{}]", inode);
             if (client) {
-                TRY_CTX(connect_to(m_fds.at(client->inode()).get(), socket->name()), "unix socket socket:[{}]",
+                TRY_CTX(connect_to(m_fds.at(client->inode()).get(), path_to(*socket)), "unix socket socket:[{}]",
                         client->inode());
             } else {
                 // Its client is gone: a stand-in closed once the data is queued.
                 auto stand_in = TRY(new_socket(socket->type()));
-                TRY(connect_to(stand_in.get(), socket->name()));
+                TRY(connect_to(stand_in.get(), path_to(*socket)));
                 m_closed_peers.emplace(inode, std::move(stand_in));
             }
             int accepted = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -670,7 +756,8 @@ private:
                 if (!m_fds.contains(client))
                     return fail("listening unix socket {} has a pending connection from socket:[{}], which is not in the image",
                                 printable(socket->name()), client);
-                TRY_CTX(connect_to(m_fds.at(client).get(), socket->name()), "pending connection of socket:[{}]", client);
+                TRY_CTX(connect_to(m_fds.at(client).get(), path_to(*socket)), "pending connection of socket:[{}]",
+                        client);
             }
         return {};
     }
@@ -687,7 +774,7 @@ private:
             if (peer->name().empty())
                 return fail("datagram unix socket socket:[{}] is connected to socket:[{}], which has no name", inode,
                             socket->peer_inode());
-            TRY_CTX(connect_to(m_fds.at(inode).get(), peer->name()), "datagram unix socket socket:[{}]", inode);
+            TRY_CTX(connect_to(m_fds.at(inode).get(), path_to(*peer)), "datagram unix socket socket:[{}]", inode);
         }
         return {};
     }
@@ -738,8 +825,13 @@ Result<UniqueFd> open_external(const image::UnixSocket& socket)
     auto fd = TRY(new_socket(socket.type()));
     // A blocking connect: a stream connect waits for room in the backlog.
     ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+    if (is_relative(socket.peer_name()))
+        return fail("unix socket socket:[{}] was connected to '{}' outside the dumped tree, a name relative to a "
+                    "directory cryo does not know: give cryo a socket to use in its place with --inherit-fd "
+                    "fd[N]:socket:[{}]",
+                    socket.inode(), socket.peer_name(), socket.inode());
     if (!socket.name().empty() && !socket.name_from_listener())
-        TRY(bind_name(fd.get(), socket.name()));
+        TRY(bind_name(fd.get(), socket.name(), socket.name_directory()));
     TRY_CTX(connect_to(fd.get(), socket.peer_name()), "unix socket socket:[{}], connected outside the dumped tree",
             socket.inode());
     TRY(apply_shutdown(fd.get(), socket));
@@ -773,8 +865,8 @@ public:
         socket->set_shutdown_read(info.shutdown & 1);
         socket->set_shutdown_write(info.shutdown & 2);
         socket->set_name(info.name);
-        if (!info.name.empty() && !is_abstract(info.name) && info.name[0] != '/')
-            return fail("not supported yet: unix socket bound to the relative path '{}'", info.name);
+        if (is_relative(info.name))
+            socket->set_name_directory(find_name_directory(facts.pid, info));
 
         SocketInfo peer;
         if (info.peer == 0 && info.state == TCP_ESTABLISHED && type != SOCK_DGRAM) {
@@ -801,6 +893,11 @@ public:
         }
         if (!info.name.empty() && (info.peer != 0 || socket->peer_closed()) && type != SOCK_DGRAM)
             socket->set_name_from_listener(TRY(name_is_listeners(info, peer)));
+        if (is_relative(info.name) && !socket->name_from_listener() && socket->name_directory().empty())
+            return fail("unix socket bound to the relative path '{}': its socket file (inode {}) is neither in the "
+                        "working directory nor in the root of the process (moved, deleted, or bound from another "
+                        "directory), so cryo cannot tell where to bind it again",
+                        info.name, info.vfs_inode);
         if (!info.name.empty() && !socket->name_from_listener() && !is_abstract(info.name))
             TRY(dump_socket_file(facts, info, *socket));
         if (info.state == TCP_LISTEN)

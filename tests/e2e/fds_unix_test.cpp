@@ -300,4 +300,26 @@ TEST(FdsUnix, PendingConnectionWithDataIsRefused)
                         { "has a pending connection (from socket:[", "with data the program has not accepted yet" });
 }
 
+// Sockets bound to names relative to the working directory (victim
+// unix_relative): bound again from the same directory, so the program
+// gets the same relative names back.
+TEST(FdsUnix, RelativeNames)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "unix_relative");
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+// The socket file of a relative name was renamed away: where the name was
+// bound is unknown, and the dump says so.
+TEST(FdsUnix, RelativeNameWithoutItsFileIsRefused)
+{
+    expect_dump_refused("unix_relative", { "moved" }, {},
+                        { "unix socket bound to the relative path 'listen.sock': its socket file (inode ",
+                          "is neither in the working directory nor in the root of the process" });
+}
+
 } // namespace cryo::e2e
