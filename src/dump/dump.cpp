@@ -331,10 +331,12 @@ Result<void> run_dump(const DumpOptions& options)
 
     if (options.leave_running) {
         context.files.leave_repair_mode();   // TCP connections work again
+        context.files.put_back_pty_queues();   // the bytes read from pty queues
         context.tree.reset();   // detaches: every process runs on
     } else {
         // Still in repair mode, the connections close without a packet.
         context.files.release_repaired_sockets();
+        context.files.release_pty_queues();
         // The kill applies the tree's SEM_UNDO adjustments to the
         // semaphores of cryo's IPC namespace: said, set by set.
         auto semaphores = ns::read_semaphore_values();

@@ -164,6 +164,7 @@ Result<void> FileRegistry::dump_process(pid_t image_pid, pid_t pid, int pidfd, i
         facts.ghost_limit = m_ghost_limit;
         facts.tcp_established = m_tcp_established;
         facts.repaired = &m_repaired;
+        facts.pty_queues = &m_pty_queues;
         auto local = TRY_CTX(pidfd_getfd(pidfd, fd), "fd {}", fd);
         facts.local_fd = local.get();
         if (::fstat(local.get(), &facts.stat) < 0)

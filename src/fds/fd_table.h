@@ -19,6 +19,7 @@
 #include "base/fd.h"
 #include "fds.pb.h"
 #include "fds/locks.h"
+#include "fds/pty.h"
 #include "net/tcp_repair.h"
 
 namespace cryo::fds {
@@ -52,6 +53,11 @@ public:
     void set_tcp_established(bool on) { m_tcp_established = on; }
     void release_repaired_sockets() { m_repaired.release(); }
     void leave_repair_mode() { m_repaired.leave(); }
+    // Bytes queued in pty pairs were consumed to be saved: put back (by
+    // put_back_pty_queues() or the registry's end) before the tree runs
+    // on, forgotten (release_pty_queues()) when it is killed.
+    void put_back_pty_queues() { m_pty_queues.put_back(); }
+    void release_pty_queues() { m_pty_queues.release(); }
     // An --external id no descriptor of the tree referred to is an error
     // (most likely a typing mistake).
     Result<void> check_externals_used() const;
@@ -81,6 +87,7 @@ private:
     LockRegistry m_locks;   // file locks recorded so far (fds/locks.h)
     bool m_tcp_established { false };
     net::RepairedSockets m_repaired;
+    PtyQueues m_pty_queues;
 };
 
 // Restore side, in cryo before any process exists: opens every file of the

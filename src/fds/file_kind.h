@@ -31,6 +31,8 @@ class RepairedSockets;
 
 namespace cryo::fds {
 
+class PtyQueues;
+
 // What cryo knows about one descriptor of the target while dumping it.
 struct FdFacts {
     pid_t pid { 0 };
@@ -48,6 +50,9 @@ struct FdFacts {
     // sockets left in repair mode in `repaired` (net/tcp_repair.h).
     bool tcp_established { false };
     net::RepairedSockets* repaired { nullptr };
+    // Pty pairs whose queued bytes were taken, to put them back if the
+    // tree runs on (fds/pty.h).
+    PtyQueues* pty_queues { nullptr };
     // A deleted file met before through another name (a hard link deleted
     // too): the path its first open file was recorded with, so that both
     // come back as one file.

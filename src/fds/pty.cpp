@@ -23,9 +23,22 @@
 // process of the foreground group gives the group back (TIOCSPGRP) once it
 // joined it (src/restore/restorer.cpp).
 //
-// What cannot be kept: bytes in the pair's buffers (they cannot be read
-// without consuming them, and writing them back would run them through the
-// line discipline again). The dump says how many are lost.
+// Bytes queued in the pair and not read yet are kept both ways: what the
+// slave wrote (the master's input queue) and what the master wrote (the
+// slave's input queue). They cannot be read without consuming them, so the
+// dump reads them through cryo's copy of the master and a slave cryo opens
+// (TIOCGPTPEER), with canonical mode off on the slave for that time (a
+// partial line is not readable otherwise), and writes them back when the
+// tree runs on (--leave-running, a failed dump). Putting bytes back, here
+// and at restore, runs them through the line discipline again: the master's
+// input is written to the slave with output processing (OPOST) off, the
+// slave's input to the master with the slave's canonical mode as it was
+// (line ends stay line ends, a partial line stays partial) but no echo, no
+// signals, no input translation, and every control character set to a byte
+// the data does not contain; the termios is set back afterwards.
+// What cannot be kept: the queues of a pair in packet mode (a read returns
+// status bytes, and termios changes queue status changes). The dump says
+// how many bytes are lost.
 #include "fds/pty.h"
 
 #include <asm/termbits.h>
@@ -38,6 +51,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -164,7 +178,8 @@ Result<struct termios2> load_termios(const image::Termios& saved)
     return termios;
 }
 
-// Bytes waiting to be read on this end; they are not kept.
+// Bytes waiting to be read on this end of a pair in packet mode; they are
+// not kept.
 void warn_about_lost_bytes(int fd, uint32_t index, const char* end)
 {
     int waiting = 0;
@@ -172,7 +187,118 @@ void warn_about_lost_bytes(int fd, uint32_t index, const char* end)
         spdlog::warn("pseudo-terminal {}: {} bytes waiting to be read on the {} are not kept", index, waiting, end);
 }
 
-Result<void> dump_master(const FdFacts& facts, image::Pty& pty)
+Result<void> set_termios(int master, const struct termios2& termios)
+{
+    if (::ioctl(master, TCSETS2, &termios) < 0)
+        return fail_errno("ioctl(TCSETS2)");
+    return {};
+}
+
+// Reads every byte queued on `fd` without blocking (its open file may be
+// the tree's, whose flags are not cryo's to change). poll() first makes the
+// line discipline take what the kernel still holds in its flip buffers.
+Result<std::string> read_queued(int fd, const char* end)
+{
+    std::string data;
+    for (;;) {
+        pollfd poll_fd { .fd = fd, .events = POLLIN, .revents = 0 };
+        if (::poll(&poll_fd, 1, 0) < 0)
+            return fail_errno("poll");
+        int waiting = 0;
+        if (::ioctl(fd, FIONREAD, &waiting) < 0)
+            return fail_errno(fmt::format("ioctl(FIONREAD) on the {}", end));
+        if (waiting <= 0)
+            return data;
+        size_t had = data.size();
+        data.resize(had + static_cast<size_t>(waiting));
+        ssize_t got = ::read(fd, data.data() + had, static_cast<size_t>(waiting));
+        if (got < 0)
+            return fail_errno(fmt::format("read the bytes queued on the {}", end));
+        data.resize(had + static_cast<size_t>(got));
+    }
+}
+
+// Waits (up to a second) until the line discipline of `fd` shows `count`
+// bytes readable: written bytes reach it asynchronously.
+void wait_readable(int fd, size_t count)
+{
+    for (int tries = 0; tries < 1000; ++tries) {
+        int waiting = 0;
+        if (::ioctl(fd, FIONREAD, &waiting) < 0 || static_cast<size_t>(waiting) >= count)
+            return;
+        ::usleep(1000);
+    }
+}
+
+// The slave's termios while bytes are written into its input queue: the
+// canonical mode kept, nothing else interpreted (see the top of the file).
+Result<struct termios2> quiet_input_termios(struct termios2 termios, const std::string& data)
+{
+    std::array<bool, 256> used {};
+    for (char byte : data)
+        used[static_cast<unsigned char>(byte)] = true;
+    auto unused = std::ranges::find(used, false);
+    if (unused == used.end())
+        return fail("the queued bytes use every byte value, so no control character can be set aside");
+    auto spare = static_cast<cc_t>(unused - used.begin());
+    termios.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE | ISIG | IEXTEN);
+    termios.c_iflag &= ~static_cast<tcflag_t>(ICRNL | INLCR | IGNCR | ISTRIP | IUCLC | PARMRK);
+    for (int control : { VINTR, VQUIT, VERASE, VKILL, VEOF, VSTART, VSTOP, VSUSP, VEOL, VREPRINT, VDISCARD, VWERASE,
+                         VLNEXT, VEOL2 })
+        termios.c_cc[control] = spare;
+    return termios;
+}
+
+// Takes the bytes queued in the pair of `master` into `pty` (whose termios
+// and lock are recorded already).
+Result<void> take_queued_bytes(int master, image::Pty& pty)
+{
+    auto termios = TRY(load_termios(pty.termios()));
+    auto slave = TRY(open_pty_slave(master, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, pty));
+    struct termios2 reading = termios;
+    reading.c_lflag &= ~static_cast<tcflag_t>(ICANON);
+    TRY(set_termios(master, reading));
+    auto slave_input = read_queued(slave.get(), "slave");
+    if (slave_input)
+        pty.set_slave_input(*slave_input);
+    TRY(set_termios(master, termios));
+    TRY(std::move(slave_input));
+    pty.set_master_input(TRY(read_queued(master, "master")));
+    return {};
+}
+
+// Writes the saved queues of `pty` back into the pair of `master`, whose
+// termios is the dumped one.
+Result<void> put_back_queued_bytes(int master, const image::Pty& pty)
+{
+    if (pty.master_input().empty() && pty.slave_input().empty())
+        return {};
+    auto termios = TRY(load_termios(pty.termios()));
+    auto slave = TRY(open_pty_slave(master, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, pty));
+    if (!pty.master_input().empty()) {
+        struct termios2 raw_output = termios;
+        raw_output.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+        TRY(set_termios(master, raw_output));
+        auto written = write_all(slave.get(), pty.master_input(), "the slave");
+        TRY(set_termios(master, termios));
+        TRY(std::move(written));
+        wait_readable(master, pty.master_input().size());
+    }
+    if (!pty.slave_input().empty()) {
+        TRY(set_termios(master, TRY(quiet_input_termios(termios, pty.slave_input()))));
+        auto written = write_all(master, pty.slave_input(), "the master");
+        // Canonical mode shows only whole lines as readable.
+        const std::string& data = pty.slave_input();
+        size_t whole = (termios.c_lflag & ICANON) ? data.rfind('\n') + 1 : data.size();
+        if (written)
+            wait_readable(slave.get(), whole);
+        TRY(set_termios(master, termios));
+        TRY(std::move(written));
+    }
+    return {};
+}
+
+Result<void> dump_master(const FdFacts& facts, image::Pty& pty, PtyQueues* queues)
 {
     int fd = facts.local_fd;
     uint32_t index = TRY(query<unsigned>(fd, TIOCGPTN, "TIOCGPTN"));
@@ -211,7 +337,17 @@ Result<void> dump_master(const FdFacts& facts, image::Pty& pty)
             spdlog::warn("pseudo-terminal /dev/pts/{}: no process of the tree is in its foreground group {}; "
                          "the session leader's group will be in the foreground", index, foreground);
     }
-    warn_about_lost_bytes(fd, index, "master");
+    if (pty.packet_mode()) {
+        warn_about_lost_bytes(fd, index, "master");
+        if (auto slave = open_pty_slave(fd, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, pty))
+            warn_about_lost_bytes(slave->get(), index, "slave");
+        return {};
+    }
+    auto taken = take_queued_bytes(fd, pty);
+    // What was read goes back if the tree runs on, even when the rest failed.
+    if (queues)
+        queues->keep(fd, pty);
+    TRY_CTX(std::move(taken), "pseudo-terminal /dev/pts/{}: bytes queued", index);
     return {};
 }
 
@@ -248,7 +384,6 @@ Result<void> dump_slave(const FdFacts& facts, image::Pty& pty)
     pty.set_rdev_major(major(*device));
     pty.set_rdev_minor(minor(*device));
     pty.set_exclusive(TRY(query<int>(facts.local_fd, TIOCGEXCL, "TIOCGEXCL")) != 0);
-    warn_about_lost_bytes(facts.local_fd, index, "slave");
     return {};
 }
 
@@ -287,12 +422,15 @@ Result<UniqueFd> create_pair(const image::OpenFile& file)
     size.ws_ypixel = static_cast<unsigned short>(pty.window_size().ypixel());
     if (::ioctl(fd, TIOCSWINSZ, &size) < 0)
         return fail_errno("ioctl(TIOCSWINSZ)");
-    int packet = pty.packet_mode() ? 1 : 0;
-    if (::ioctl(fd, TIOCPKT, &packet) < 0)
-        return fail_errno("ioctl(TIOCPKT)");
+    // The lock as dumped, so that a slave can be opened (a new pair is
+    // locked), then the queued bytes, before packet mode too.
     int lock = pty.locked() ? 1 : 0;
     if (::ioctl(fd, TIOCSPTLCK, &lock) < 0)
         return fail_errno("ioctl(TIOCSPTLCK)");
+    TRY_CTX(put_back_queued_bytes(fd, pty), "bytes queued");
+    int packet = pty.packet_mode() ? 1 : 0;
+    if (::ioctl(fd, TIOCPKT, &packet) < 0)
+        return fail_errno("ioctl(TIOCPKT)");
     // A slave opened and closed again leaves the master seeing a hang-up.
     if (pty.slave_closed())
         TRY(open_pty_slave(fd, O_RDWR | O_NOCTTY | O_CLOEXEC, pty));
@@ -319,7 +457,7 @@ public:
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
         if (is_pty_master(facts.stat))
-            return dump_master(facts, *file.mutable_pty());
+            return dump_master(facts, *file.mutable_pty(), facts.pty_queues);
         return dump_slave(facts, *file.mutable_pty());
     }
 
@@ -397,6 +535,28 @@ Result<UniqueFd> open_pty_slave(int master, int flags, const image::Pty& pair)
     if (slave < 0)
         return fail_errno("ioctl(TIOCGPTPEER)", saved_errno);
     return UniqueFd(slave);
+}
+
+void PtyQueues::keep(int master, const image::Pty& pty)
+{
+    if (pty.master_input().empty() && pty.slave_input().empty())
+        return;
+    int copy = ::fcntl(master, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) {
+        spdlog::warn("pseudo-terminal /dev/pts/{}: cannot keep its master to put its queued bytes back: {}", pty.index(),
+                     std::strerror(errno));
+        return;
+    }
+    m_pairs.push_back({ UniqueFd(copy), pty });
+}
+
+void PtyQueues::put_back()
+{
+    for (auto& pair : m_pairs)
+        if (auto done = put_back_queued_bytes(pair.master.get(), pair.pty); !done)
+            spdlog::warn("pseudo-terminal /dev/pts/{}: putting its queued bytes back: {}", pair.pty.index(),
+                         done.error().message());
+    m_pairs.clear();
 }
 
 const FileKind& pty_kind()

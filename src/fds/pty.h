@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -31,5 +32,29 @@ bool pty_slave_with_master_in_tree(const FdFacts& facts);
 // `master` (TIOCGPTPEER), with `flags`; a locked pair is unlocked for the
 // time of the open.
 Result<UniqueFd> open_pty_slave(int master, int flags, const image::Pty& pair);
+
+// Pairs whose queued bytes a dump took (reading them consumes them), with
+// a copy of each master. put_back() (done by the destructor too) writes
+// them back into the pairs, before the tree runs on; release() forgets
+// them, when the tree is killed.
+class PtyQueues {
+public:
+    PtyQueues() = default;
+    PtyQueues(PtyQueues&&) noexcept = default;
+    PtyQueues& operator=(PtyQueues&&) = delete;
+    ~PtyQueues() { put_back(); }
+
+    // Keeps `pty` (a master's record) if it holds queued bytes.
+    void keep(int master, const image::Pty& pty);
+    void put_back();
+    void release() { m_pairs.clear(); }
+
+private:
+    struct Pair {
+        UniqueFd master;
+        image::Pty pty;
+    };
+    std::vector<Pair> m_pairs;
+};
 
 } // namespace cryo::fds

@@ -2,7 +2,8 @@
 // fds_pty): the same /dev/pts index, termios, window size, packet and
 // exclusive modes, two slave open files, data both ways after the restore,
 // and a session whose controlling terminal is the slave with its foreground
-// group. A slave of a terminal outside the tree is reopened by path, as
+// group; bytes left unread both ways (victim "queued"), after a restore and
+// in a tree left running. A slave of a terminal outside the tree is reopened by path, as
 // before. The refusals: the index is taken when restoring (nothing may be
 // left running), and a master whose slave is the controlling terminal of a
 // session outside the dumped tree.
@@ -87,17 +88,46 @@ TEST(FdsPty, Control)
     release_and_expect_pass(session, pid);
 }
 
-TEST(FdsPty, CheckpointRestore)
+namespace {
+
+// Dumps and restores the victim run with `arguments`, which checks itself;
+// the dump reports no bytes lost.
+void checkpoint_restore(const std::vector<std::string>& arguments)
 {
     PtyTurn turn;
     Session session;
-    pid_t pid = start_and_wait_ready(session, kVictim);
+    pid_t pid = start_and_wait_ready(session, kVictim, arguments);
     std::string images = session.dir().file("images");
     ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
-    // Nothing waited in the buffers, so nothing was reported lost.
     EXPECT_EQ(read_file(images + "-dump.log").find("are not kept"), std::string::npos) << read_file(images + "-dump.log");
-
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images));
+    release_and_expect_pass(session, pid);
+}
+
+} // namespace
+
+TEST(FdsPty, CheckpointRestore)
+{
+    checkpoint_restore({});
+}
+
+// Bytes left unread in a pair, both ways, come back in the same shape: a
+// whole line and a partial one in the slave's canonical input queue, echo
+// and output waiting for the master.
+TEST(FdsPty, QueuedBytesAreKept)
+{
+    checkpoint_restore({ "queued" });
+}
+
+// Reading the queued bytes consumes them: a tree left running gets them
+// back as they were.
+TEST(FdsPty, QueuedBytesStayWithLeaveRunning)
+{
+    PtyTurn turn;
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kVictim, { "queued" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images, true));
     release_and_expect_pass(session, pid);
 }
 

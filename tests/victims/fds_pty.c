@@ -24,7 +24,14 @@
  * in its tree), after which it checks its master still works.
  * With "outer PATH": holds the slave PATH of a pty whose master the test
  * holds (a terminal outside the tree); after SIGUSR1 it reads "ping" from
- * it and answers "pong". */
+ * it and answers "pong".
+ * With "queued": a pair with the slave in canonical mode with echo, and
+ * bytes left unread both ways at checkpoint time: "first line\nsecond"
+ * written to the master (a whole line and a partial one in the slave's
+ * input queue; their echo waits on the master) and "out\n" written to the
+ * slave. After SIGUSR1 it checks they are all there, in the same shape:
+ * the whole line is read alone, the partial line only once the master ends
+ * it, and the termios is unchanged. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -249,6 +256,68 @@ static int outer_case(const char *path)
     return victim_finish();
 }
 
+/* Waits (up to 5 s) until `count` bytes are readable on `fd`: written
+ * bytes reach the other end's queue asynchronously. */
+static int wait_queued(int fd, int count)
+{
+    for (int tries = 0; tries < 5000; ++tries) {
+        int queued = -1;
+        if (ioctl(fd, FIONREAD, &queued) < 0)
+            return 0;
+        if (queued == count)
+            return 1;
+        usleep(1000);
+    }
+    return 0;
+}
+
+static int queued_case(void)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
+        return 2;
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    struct termios termios;
+    if (slave < 0 || tcgetattr(slave, &termios) < 0)
+        return 2;
+    termios.c_lflag |= ICANON | ECHO;
+    termios.c_oflag |= OPOST | ONLCR;
+    if (tcsetattr(slave, TCSANOW, &termios) < 0 || tcgetattr(slave, &termios) < 0)
+        return 2;
+    static const char echo[] = "first line\r\nsecond";
+    static const char output[] = "first line\r\nsecondout\r\n";
+    if (write(master, "first line\nsecond", 17) != 17 || !wait_queued(slave, 11)
+        || !wait_queued(master, (int)strlen(echo)) || write(slave, "out\n", 4) != 4
+        || !wait_queued(master, (int)strlen(output)))
+        return 2;
+    victim_ready();
+    victim_wait();
+
+    int queued = -1;
+    victim_check(ioctl(slave, FIONREAD, &queued) == 0 && queued == 11, "slave: %d bytes readable, expected 11", queued);
+    queued = -1;
+    victim_check(ioctl(master, FIONREAD, &queued) == 0 && queued == (int)strlen(output),
+                 "master: %d bytes readable, expected %d", queued, (int)strlen(output));
+    char got[64] = "";
+    victim_check(read(master, got, sizeof(got)) == (ssize_t)strlen(output) && memcmp(got, output, strlen(output)) == 0,
+                 "master read '%s'", got);
+    memset(got, 0, sizeof(got));
+    victim_check(read(slave, got, sizeof(got)) == 11 && memcmp(got, "first line\n", 11) == 0, "slave read '%s'", got);
+    /* The partial line is not readable until the master ends it. */
+    fcntl(slave, F_SETFL, O_RDWR | O_NONBLOCK);
+    victim_check(read(slave, got, sizeof(got)) < 0 && errno == EAGAIN, "the partial line was readable");
+    fcntl(slave, F_SETFL, O_RDWR);
+    victim_check(write(master, " half\n", 6) == 6, "write to the master: %s", strerror(errno));
+    memset(got, 0, sizeof(got));
+    victim_check(read(slave, got, sizeof(got)) == 12 && memcmp(got, "second half\n", 12) == 0, "slave read '%s'", got);
+    memset(got, 0, sizeof(got));
+    victim_check(read_exactly(master, got, 7, 0) && memcmp(got, " half\r\n", 7) == 0, "echo '%s'", got);
+    struct termios now;
+    victim_check(tcgetattr(slave, &now) == 0 && same_termios(&now, &termios), "termios iflag %#x oflag %#x lflag %#x",
+                 now.c_iflag, now.c_oflag, now.c_lflag);
+    return victim_finish();
+}
+
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
@@ -256,6 +325,8 @@ int main(int argc, char **argv)
         return outside_case();
     if (argc > 3 && strcmp(argv[2], "outer") == 0)
         return outer_case(argv[3]);
+    if (argc > 2 && strcmp(argv[2], "queued") == 0)
+        return queued_case();
     if (argc > 2)
         return 2;
 
