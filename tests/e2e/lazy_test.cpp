@@ -217,9 +217,10 @@ TEST(LazyRestore, CorruptedLazyChunkKillsTheVictim)
 }
 
 // A changed byte in metadata (the process's core image) or in the part of
-// the page file the restore fills itself (the first pages of the file are
-// the program's own data, a private file mapping, never lazy) is refused
-// before anything starts.
+// a chunk of the page file that holds pages the restore fills itself is
+// refused before anything starts. The last chunk is one: the large region
+// was mapped after the libraries, below them, so the pages of their data
+// (private file mappings, never lazy) come after it in the file.
 TEST(LazyRestore, CorruptedMetadataOrEagerPagesRefusedUpFront)
 {
     Session session;
@@ -240,7 +241,8 @@ TEST(LazyRestore, CorruptedMetadataOrEagerPagesRefusedUpFront)
     };
     std::string core = "core-" + std::to_string(pid) + ".img";
     refused(core, 40, images + "/" + core + ": checksum mismatch (corrupted)");
-    refused(pages, 100, images + "/" + pages + ": chunk 0 (bytes 0-");
+    auto last = static_cast<std::streamoff>(pristine.size()) - 100;
+    refused(pages, last, images + "/" + pages + ": chunk " + std::to_string(last / (1 << 20)) + " (bytes ");
     EXPECT_EQ(read_file(images + "/" + pages), pristine);
 
     // Put back, the same checkpoint restores and passes.
