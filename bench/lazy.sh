@@ -14,9 +14,10 @@
 #              in place);
 #   lazy       `cryo restore -d --lazy-pages` until it returns (the tree
 #              runs, its memory still arriving);
-#   lazy - verify  the same without the verification of the checkpoint's
-#              checksums (--display-stats), which reads every page file
-#              before anything starts and so grows with the size;
+#   lazy - verify  the same without the restore's "verify" step
+#              (--display-stats): the checksums of the metadata, and of
+#              every page file of a checkpoint without chunk checksums
+#              (the lazy-pages server checks those chunk by chunk);
 #   lazy full  from the start of that restore until the lazy-pages server
 #              exits (every page in place, streamed in the background).
 # The page file is in the page cache (read once before the runs). 4096 is

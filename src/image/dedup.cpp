@@ -191,6 +191,9 @@ Result<DedupStep> plan_ancestor(const ImageReader& ancestor, const RangesByFile&
             result.punched_bytes += end - start;
         }
         record.set_xxh3(TRY(hash_with_holes(ancestor, record, ranges, buffer)));
+        // The chunk checksums no longer match the holes: verified whole.
+        record.clear_chunk_size();
+        record.clear_chunk_xxh3();
     }
     manifest.set_deduped_by(relative_to(newest, ancestor.directory()));
     if (!manifest.parent().empty())

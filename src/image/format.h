@@ -20,6 +20,12 @@ inline constexpr char kMagic[4] = { 'C', 'R', 'Y', 'O' };
 // The largest metadata payload a reader accepts. Real images are far smaller;
 // the bound keeps a hostile header from making us allocate gigabytes.
 inline constexpr uint64_t kMaxPayloadSize = 256ull << 20;
+// Bytes per checksummed chunk of an untransformed page file
+// (ManifestFile.chunk_xxh3); readers accept any power of two from 4 KiB to
+// 64 MiB.
+inline constexpr uint32_t kPageChunkSize = 1u << 20;
+inline constexpr uint32_t kMinPageChunkSize = 4096;
+inline constexpr uint32_t kMaxPageChunkSize = 64u << 20;
 
 enum class ImageKind : uint32_t {
     Manifest = 0x4e414d, // "MAN"

@@ -129,6 +129,7 @@ Result<Manifest> read_manifest(int dir_fd, const std::string& directory, const K
             return fail("{}: lists {} as not sealed in an encrypted checkpoint (tampered)", path, file.name());
         if (!sealed && !file.seal_salt().empty())
             return fail("{}: lists {} as sealed in a checkpoint that is not encrypted", path, file.name());
+        TRY_CTX(check_chunk_table(file), "{}", path);
     }
     TRY_CTX(check_chain_fields(manifest), "{}", path);
     if (content)
@@ -183,6 +184,21 @@ Result<uint64_t> file_xxh3(int fd, uint64_t size, std::span<std::byte> buffer, c
         offset += chunk;
     }
     return XXH3_64bits_digest(state.get());
+}
+
+Result<void> verify_chunk(int fd, const ManifestFile& record, uint64_t index, std::vector<std::byte>& buffer,
+                          const std::string& path)
+{
+    uint64_t chunk_size = record.chunk_size();
+    uint64_t start = index * chunk_size;
+    if (chunk_size == 0 || index >= static_cast<uint64_t>(record.chunk_xxh3_size()))
+        return fail("{}: no chunk {} (the file has {})", path, index, record.chunk_xxh3_size());
+    buffer.resize(chunk_size);
+    auto chunk = std::span(buffer).first(std::min(chunk_size, record.size() - start));
+    TRY(pread_exact(fd, chunk, start, path));
+    if (XXH3_64bits(chunk.data(), chunk.size()) != record.chunk_xxh3(static_cast<int>(index)))
+        return fail("{}: chunk {} (bytes {}-{}) checksum mismatch (corrupted)", path, index, start, start + chunk.size());
+    return {};
 }
 
 const ManifestFile* ImageReader::listed(const std::string& name) const

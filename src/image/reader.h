@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <google/protobuf/message.h>
 
@@ -91,6 +92,12 @@ Result<Manifest> read_manifest(int dir_fd, const std::string& directory, const K
 // XXH3-64 of the first `size` bytes of `fd`, read through `buffer` (which
 // must not be empty); `path` names the file in errors.
 Result<uint64_t> file_xxh3(int fd, uint64_t size, std::span<std::byte> buffer, const std::string& path);
+
+// Checks chunk `index` of `record`'s file (open as `fd`, `path` in errors)
+// against its chunk checksum (ManifestFile.chunk_xxh3), read through
+// `buffer` (grown to the chunk size).
+Result<void> verify_chunk(int fd, const ManifestFile& record, uint64_t index, std::vector<std::byte>& buffer,
+                          const std::string& path);
 
 // Parses header + payload of a metadata file held in memory.
 Result<void> decode_image(std::string_view bytes, ImageKind kind, google::protobuf::Message& message);

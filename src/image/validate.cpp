@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "base/syscalls.h"
+#include "image/format.h"
+#include "image/transform.h"
 #include "ns/ipc.h"
 
 namespace cryo::image {
@@ -91,6 +93,23 @@ Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memor
         if (after == ranges.begin() || end > std::prev(after)->second)
             return fail("{}: not inside one mapping of the memory image", describe_run(i, run));
     }
+    return {};
+}
+
+Result<void> check_chunk_table(const ManifestFile& file)
+{
+    if (file.chunk_xxh3().empty() && file.chunk_size() == 0)
+        return {};
+    uint32_t chunk = file.chunk_size();
+    if (chunk < kMinPageChunkSize || chunk > kMaxPageChunkSize || (chunk & (chunk - 1)) != 0)
+        return fail("{}: chunk size {} is not a power of two from {} to {}", file.name(), chunk, kMinPageChunkSize,
+                    kMaxPageChunkSize);
+    if (is_transformed(file))
+        return fail("{}: a transformed file has no chunk checksums", file.name());
+    uint64_t chunks = file.size() / chunk + (file.size() % chunk != 0 ? 1 : 0);
+    if (static_cast<uint64_t>(file.chunk_xxh3_size()) != chunks)
+        return fail("{}: {} chunk checksums for {} chunks of {} bytes", file.name(), file.chunk_xxh3_size(), chunks,
+                    chunk);
     return {};
 }
 

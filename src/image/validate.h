@@ -50,6 +50,11 @@ Result<void> check_runs_in_mappings(const PageMap& map, const MemoryImage& memor
 // and a parent comes with the checksum of its manifest.
 Result<void> check_chain_fields(const Manifest& manifest);
 
+// The chunk checksums of a manifest file record: none, or a power-of-two
+// chunk size from kMinPageChunkSize to kMaxPageChunkSize and exactly one
+// checksum per chunk of the (untransformed) file.
+Result<void> check_chunk_table(const ManifestFile& file);
+
 // The UTS and IPC namespaces of `tree` (proto/namespaces.proto): each
 // listed once with a known kind, every process's namespace listed, host
 // and domain names and sysctls the kernel takes (sysctl names only from

@@ -25,6 +25,10 @@ struct OutputFile::Stored {
     std::unique_ptr<XXH3_state_t, HashStateDeleter> hash { XXH3_createState() };
     ImageSink* remote { nullptr };   // set: the bytes go there (fd is then invalid)
     uint32_t remote_id { 0 };
+    // Untransformed page files: a checksum per kPageChunkSize bytes.
+    bool chunked { false };
+    std::unique_ptr<XXH3_state_t, HashStateDeleter> chunk_hash { XXH3_createState() };
+    std::vector<uint64_t> chunks;
 
     Result<void> append(std::span<const std::byte> data)
     {
@@ -33,8 +37,27 @@ struct OutputFile::Stored {
         else
             TRY(write_all(fd.get(), data, name));
         XXH3_64bits_update(hash.get(), data.data(), data.size());
+        if (chunked)
+            hash_chunks(data);
         size += data.size();
         return {};
+    }
+
+    // Before `size` counts `data`.
+    void hash_chunks(std::span<const std::byte> data)
+    {
+        uint64_t at = size;
+        while (!data.empty()) {
+            uint64_t room = kPageChunkSize - at % kPageChunkSize;
+            auto piece = data.first(static_cast<size_t>(std::min<uint64_t>(room, data.size())));
+            XXH3_64bits_update(chunk_hash.get(), piece.data(), piece.size());
+            at += piece.size();
+            data = data.subspan(piece.size());
+            if (at % kPageChunkSize == 0) {
+                chunks.push_back(XXH3_64bits_digest(chunk_hash.get()));
+                XXH3_64bits_reset(chunk_hash.get());
+            }
+        }
     }
 };
 
@@ -253,6 +276,10 @@ Result<OutputFile> ImageWriter::create_file_of(const std::string& name, Content 
     if (FileEncoder::needed(m_transforms, content))
         encoder = TRY(FileEncoder::create(m_transforms, m_checkpoint_id, content, name,
                                           [raw = stored.get()](std::span<const std::byte> bytes) { return raw->append(bytes); }));
+    if (content == Content::PageData && !encoder) {
+        stored->chunked = true;
+        XXH3_64bits_reset(stored->chunk_hash.get());
+    }
     return OutputFile(std::move(stored), std::move(encoder));
 }
 
@@ -270,6 +297,14 @@ Result<void> ImageWriter::finish_file(OutputFile&& file)
     record.set_name(file.name());
     record.set_size(file.m_stored->size);
     record.set_xxh3(XXH3_64bits_digest(file.m_stored->hash.get()));
+    // A file written around write() (pwrite to fd()) has no chunk table.
+    OutputFile::Stored& stored = *file.m_stored;
+    if (stored.chunked && stored.size % kPageChunkSize != 0)
+        stored.chunks.push_back(XXH3_64bits_digest(stored.chunk_hash.get()));
+    if (stored.chunked && stored.size > 0 && stored.chunks.size() == (stored.size + kPageChunkSize - 1) / kPageChunkSize) {
+        record.set_chunk_size(kPageChunkSize);
+        record.mutable_chunk_xxh3()->Add(stored.chunks.begin(), stored.chunks.end());
+    }
     m_records.push_back(std::move(record));
     return {};
 }

@@ -12,14 +12,23 @@
 // refused) every later read fails with the same reason: the framing cannot
 // be trusted any more, and the server kills a process rather than give it
 // zeros.
+//
+// A local page file whose manifest record has chunk checksums
+// (ManifestFile.chunk_xxh3) is not verified whole before a lazy restore:
+// read() checks each chunk the first time it reads from it, before any of
+// its bytes is handed out, and refuses a chunk that does not match (the
+// error names the file and the chunk). The chunk table came with the
+// manifest, which the restore verified.
 #pragma once
 
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
+#include "manifest.pb.h"
 #include "net/page_fetch.h"
 
 namespace cryo::lazy {
@@ -38,6 +47,11 @@ public:
     // `out.size()` bytes at `offset` of page file `fd`.
     Result<void> read(int fd, std::span<std::byte> out, uint64_t offset);
 
+    // Local page file `fd` (`path` in errors) is checked chunk by chunk
+    // against `record`'s chunk checksums as it is read; `verified` chunks
+    // (when not empty, one flag per chunk) were checked already.
+    void check_chunks(int fd, std::string path, const image::ManifestFile& record, std::vector<bool> verified = {});
+
     // The connection to the page server, -1 for local files.
     int connection() const { return m_fetcher ? m_fetcher->fd() : -1; }
     bool remote() const { return m_fetcher != nullptr; }
@@ -49,9 +63,18 @@ public:
     uint64_t requests() const { return m_fetcher ? m_fetcher->requests() : 0; }
 
 private:
+    struct ChunkTable {
+        std::string path;
+        image::ManifestFile record;
+        std::vector<bool> verified;
+    };
+    Result<void> verify_chunks(int fd, ChunkTable& table, uint64_t offset, uint64_t length);
+
     net::PageFetcher* m_fetcher { nullptr };   // the restore's, copied into the forked server
     std::map<int, std::string> m_names;
     std::optional<Error> m_broken;
+    std::map<int, ChunkTable> m_chunks;   // by page file descriptor
+    std::vector<std::byte> m_chunk_buffer;
 };
 
 } // namespace cryo::lazy

@@ -131,6 +131,7 @@ struct RestoreContext {
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
     std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
     std::optional<lazy::RemoteCheckpoint> remote;    // --page-server: where the lazy pages are
+    std::map<std::string, std::vector<bool>> chunks_verified;   // --lazy-pages: page files checked chunk by chunk
     pid_t lazy_server { 0 };   // once started: it has the page server's connection from then on
     CgroupPlan cgroups;
     std::optional<ns::NamespaceSet> namespaces;   // UTS and IPC namespaces, filled
@@ -262,6 +263,42 @@ std::set<std::pair<pid_t, uint64_t>> shared_with_children(const RestoreContext& 
     return shared;
 }
 
+// Lazy restore of a page file with chunk checksums: the chunks that hold
+// pages cryo fills itself (every run outside the VMAs the lazy-pages server
+// may fill, lazy/lazy_pages.h) are verified now; the server checks the
+// others as it first reads them (lazy/page_source.h). Returns which chunks
+// were verified.
+Result<std::vector<bool>> verify_filled_chunks(const image::ImageReader& reader, const ProcessImages& process,
+                                               const image::ManifestFile& record,
+                                               const std::set<std::pair<pid_t, uint64_t>>& shared)
+{
+    pid_t pid = process.entry.pid();
+    std::map<uint64_t, const image::Vma*> vmas;   // by end
+    for (const auto& vma : process.memory.vmas())
+        vmas[vma.end()] = &vma;
+    uint64_t chunk_size = record.chunk_size();
+    std::vector<bool> verified(static_cast<size_t>(record.chunk_xxh3_size()), false);
+    std::vector<std::byte> buffer;
+    std::string path = fmt::format("{}/{}", reader.directory(), record.name());
+    for (const auto& run : process.page_map.runs()) {
+        if (run.ancestor() != 0 || run.page_count() == 0)
+            continue;   // ancestors' page files are verified whole (image/chain.h)
+        auto vma = vmas.upper_bound(run.address());   // check_runs_in_mappings: inside it
+        bool served = vma != vmas.end() && mem::lazy_candidate(*vma->second) && !vma->second->shares_with_parent()
+            && !shared.contains({ pid, vma->second->start() });
+        if (served)
+            continue;
+        uint64_t end = run.file_offset() + run.page_count() * kPageSize;
+        for (uint64_t index = run.file_offset() / chunk_size; index <= (end - 1) / chunk_size; ++index) {
+            if (verified.at(index))
+                continue;
+            TRY(image::verify_chunk(process.page_file.get(), record, index, buffer, path));
+            verified[index] = true;
+        }
+    }
+    return verified;
+}
+
 // Verifies every page file left to it (loads_ahead), loading the memory it
 // can on the way.
 Result<void> load_pages(RestoreContext& context)
@@ -281,6 +318,11 @@ Result<void> load_pages(RestoreContext& context)
             return fail("{}/{}: not listed in the manifest", reader.directory(), name);
         if (!loads_ahead(reader, name))
             continue;   // verified by open_and_verify()
+        if (context.options.lazy_pages && record->chunk_xxh3_size() > 0) {
+            context.chunks_verified[name] = TRY(verify_filled_chunks(reader, process, *record, shared));
+            verified.insert(name);
+            continue;
+        }
         mem::Prefill::PageFile file { process.page_file.get(), fmt::format("{}/{}", reader.directory(), name),
                                       record->size(), record->xxh3() };
         pid_t pid = process.entry.pid();
@@ -894,6 +936,13 @@ Result<int> run_restore(const RestoreOptions& options)
                     names[process.page_file.get()] = process.page_map.page_file();
             lazy::PageSource source = options.page_server ? lazy::PageSource(*options.page_server, std::move(names))
                                                           : lazy::PageSource();
+            for (const auto& process : context.processes) {
+                const std::string& name = process.page_map.page_file();
+                auto verified = context.chunks_verified.find(name);
+                if (process.alive() && verified != context.chunks_verified.end())
+                    source.check_chunks(process.page_file.get(), fmt::format("{}/{}", options.directory, name),
+                                        *context.reader->listed(name), std::move(verified->second));
+            }
             for (const auto& process : context.processes) {
                 files.push_back(process.page_file.get());
                 std::vector<int> ancestor_fds;

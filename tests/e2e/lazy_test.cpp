@@ -144,6 +144,113 @@ TEST(LazyRestore, FailedReleaseLeavesNoServerBehind)
     EXPECT_TRUE(session.wait_until_gone({ server }, 20s)) << read_file(images + "/lazy-pages.log");
 }
 
+namespace {
+
+// Flips one bit of the byte at `offset` of `path`, in place.
+void corrupt_byte(const std::string& path, std::streamoff offset)
+{
+    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(file.is_open()) << path;
+    file.seekg(offset);
+    char byte = 0;
+    ASSERT_TRUE(file.get(byte)) << path << " has no byte " << offset;
+    file.seekp(offset);
+    file.put(static_cast<char>(byte ^ 0x10));
+    ASSERT_TRUE(file.flush()) << path;
+}
+
+// The lazy victim with 64 MiB, dumped: where, its pid and its page file.
+struct DumpedVictim {
+    std::string images;
+    pid_t pid { 0 };
+    std::string pages;
+};
+
+void dump_lazy_victim(Session& session, DumpedVictim& victim)
+{
+    victim.images = session.dir().file("images");
+    victim.pid = start_and_wait_ready(session, "lazy", { "64" });
+    ASSERT_NO_FATAL_FAILURE(dump(session, victim.pid, victim.images));
+    victim.pages = "pages-" + std::to_string(victim.pid) + ".img";
+}
+
+} // namespace
+
+// A page file with one byte changed in the middle of the large region (a
+// chunk only the lazy-pages server reads): the restore starts, since the
+// page data it serves is checked chunk by chunk as it is read, and the
+// server kills the victim when it reaches that chunk, naming file and chunk.
+TEST(LazyRestore, CorruptedLazyChunkKillsTheVictim)
+{
+    Session session;
+    DumpedVictim victim;
+    ASSERT_NO_FATAL_FAILURE(dump_lazy_victim(session, victim));
+    const auto& [images, pid, pages] = victim;
+    auto size = std::filesystem::file_size(images + "/" + pages);
+    std::streamoff offset = static_cast<std::streamoff>(size / 2);
+    ASSERT_NO_FATAL_FAILURE(corrupt_byte(images + "/" + pages, offset));
+
+    auto restored = session.cryo({ "restore", "-D", images, "-d", "-v", "-o", images + "-restore.log", "--lazy-pages" });
+    session.track(pid);
+    // The server streams from the start: under load it can reach the chunk
+    // before the restore is done, which then fails and takes the tree along.
+    EXPECT_TRUE(restored.exit_code == 0 || restored.exit_code == 1) << restored.output;
+    if (restored.exit_code == 0) {
+        send_signal(pid, SIGUSR1);
+        auto status = session.wait_for_exit(pid, 60s);
+        ASSERT_TRUE(status.has_value()) << "the victim runs on with a corrupted page file\n" << session.diagnostics();
+        EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << "status " << *status;
+    } else {
+        EXPECT_TRUE(session.wait_until_gone({ pid }, 20s)) << "a failed restore left the victim behind";
+    }
+    EXPECT_EQ(session.log().find("PASS"), std::string::npos) << session.diagnostics();
+    ASSERT_TRUE(file_exists(images + "/lazy-pages.pid")) << restored.output;
+    pid_t server = std::stoi(read_file(images + "/lazy-pages.pid"));
+    EXPECT_TRUE(session.wait_until_gone({ server }, 20s));
+    std::string log = read_file(images + "/lazy-pages.log");
+    EXPECT_NE(log.find("killing pid " + std::to_string(pid) + ": its memory cannot be brought in"), std::string::npos)
+        << log;
+    std::string chunk = images + "/" + pages + ": chunk " + std::to_string(offset / (1 << 20)) + " (bytes ";
+    EXPECT_NE(log.find(chunk), std::string::npos) << log;
+    EXPECT_NE(log.find("checksum mismatch (corrupted)"), std::string::npos) << log;
+    EXPECT_NE(log.find("with errors"), std::string::npos) << log;
+}
+
+// A changed byte in metadata (the process's core image) or in the part of
+// a chunk of the page file that holds pages the restore fills itself is
+// refused before anything starts. The last chunk is one: the large region
+// was mapped after the libraries, below them, so the pages of their data
+// (private file mappings, never lazy) come after it in the file.
+TEST(LazyRestore, CorruptedMetadataOrEagerPagesRefusedUpFront)
+{
+    Session session;
+    DumpedVictim victim;
+    ASSERT_NO_FATAL_FAILURE(dump_lazy_victim(session, victim));
+    const auto& [images, pid, pages] = victim;
+    std::string pristine = read_file(images + "/" + pages);
+    std::vector<std::string> restore { "restore", "-D", images, "-d", "--lazy-pages" };
+    auto refused = [&](const std::string& name, std::streamoff offset, const std::string& expected) {
+        SCOPED_TRACE(name);
+        ASSERT_NO_FATAL_FAILURE(corrupt_byte(images + "/" + name, offset));
+        auto result = session.cryo(restore);
+        EXPECT_EQ(result.exit_code, 1) << result.output;
+        EXPECT_NE(result.output.find(expected), std::string::npos) << result.output;
+        EXPECT_FALSE(file_exists(images + "/lazy-pages.pid")) << "a lazy-pages server was started";
+        EXPECT_FALSE(process_exists(pid)) << session.diagnostics();
+        ASSERT_NO_FATAL_FAILURE(corrupt_byte(images + "/" + name, offset));   // back as it was
+    };
+    std::string core = "core-" + std::to_string(pid) + ".img";
+    refused(core, 40, images + "/" + core + ": checksum mismatch (corrupted)");
+    auto last = static_cast<std::streamoff>(pristine.size()) - 100;
+    refused(pages, last, images + "/" + pages + ": chunk " + std::to_string(last / (1 << 20)) + " (bytes ");
+    EXPECT_EQ(read_file(images + "/" + pages), pristine);
+
+    // Put back, the same checkpoint restores and passes.
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--lazy-pages" }));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, images);
+}
+
 // The victims of the plain round trip (tests/e2e/e2e_test.cpp) that have
 // large private memory, threads, children sharing memory copy-on-write,
 // signals and syscalls in flight, restored lazily.

@@ -21,9 +21,12 @@
 
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
+#include "base/fd.h"
 #include "image/format.h"
 #include "image/reader.h"
+#include "image/validate.h"
 #include "image/writer.h"
 #include "mm.pb.h"
 #include "temp_dir.h"
@@ -209,6 +212,67 @@ TEST(Image, TotalBytesCountsFinishedFiles)
     EXPECT_EQ(file->size(), 5000u);
     ASSERT_TRUE(writer->finish_file(std::move(*file)));
     EXPECT_EQ(writer->total_bytes(), 5000u);
+}
+
+// A page file gets one XXH3 per kPageChunkSize bytes (the last chunk
+// shorter); verify_chunk() checks one chunk and names it when it differs.
+TEST(Image, PageFilesHaveChunkChecksums)
+{
+    TempDir temp;
+    auto writer = ImageWriter::create(temp.path(), SyncMode::NoSync);
+    ASSERT_TRUE(writer) << writer.error().message();
+    auto file = writer->create_file("pages-1.img");
+    ASSERT_TRUE(file) << file.error().message();
+    std::vector<std::byte> data(2 * kPageChunkSize + 12345);
+    for (size_t i = 0; i < data.size(); ++i)
+        data[i] = static_cast<std::byte>(i * 7 + i / 4096);
+    // Written in pieces that straddle the chunk boundaries.
+    for (size_t at = 0; at < data.size(); at += 300000)
+        ASSERT_TRUE(file->write(std::span(data).subspan(at, std::min<size_t>(300000, data.size() - at))));
+    ASSERT_TRUE(writer->finish_file(std::move(*file)));
+    ASSERT_TRUE(writer->write_message(std::string(kTreeName), ImageKind::Tree, ProcessTree {}));
+    ASSERT_TRUE(writer->commit(Manifest {}));
+
+    auto reader = ImageReader::open(temp.path());
+    ASSERT_TRUE(reader) << reader.error().message();
+    const ManifestFile* pages = reader->listed("pages-1.img");
+    ASSERT_NE(pages, nullptr);
+    EXPECT_EQ(pages->chunk_size(), kPageChunkSize);
+    ASSERT_EQ(pages->chunk_xxh3_size(), 3);
+    for (int i = 0; i < 3; ++i) {
+        size_t start = static_cast<size_t>(i) * kPageChunkSize;
+        size_t length = std::min<size_t>(kPageChunkSize, data.size() - start);
+        EXPECT_EQ(pages->chunk_xxh3(i), XXH3_64bits(data.data() + start, length)) << "chunk " << i;
+    }
+    EXPECT_EQ(reader->listed(std::string(kTreeName))->chunk_xxh3_size(), 0) << "metadata has no chunks";
+
+    flip_byte(temp / "pages-1.img", kPageChunkSize + 10);
+    UniqueFd fd(::open((temp / "pages-1.img").c_str(), O_RDONLY | O_CLOEXEC));
+    std::vector<std::byte> buffer;
+    EXPECT_TRUE(verify_chunk(fd.get(), *pages, 0, buffer, "pages-1.img"));
+    EXPECT_TRUE(verify_chunk(fd.get(), *pages, 2, buffer, "pages-1.img"));
+    expect_error(verify_chunk(fd.get(), *pages, 1, buffer, "pages-1.img"),
+                 { "pages-1.img: chunk 1 (bytes 1048576-2097152) checksum mismatch" });
+    expect_error(verify_chunk(fd.get(), *pages, 3, buffer, "pages-1.img"), { "no chunk 3" });
+}
+
+// A chunk table that does not fit its file is refused with the manifest.
+TEST(Image, ChunkTableMustFitTheFile)
+{
+    ManifestFile file;
+    file.set_name("pages-1.img");
+    file.set_size(3 * 4096);
+    EXPECT_TRUE(check_chunk_table(file));
+    file.set_chunk_size(4096);
+    file.add_chunk_xxh3(1);
+    file.add_chunk_xxh3(2);
+    expect_error(check_chunk_table(file), { "2 chunk checksums for 3 chunks" });
+    file.add_chunk_xxh3(3);
+    EXPECT_TRUE(check_chunk_table(file));
+    file.set_chunk_size(4096 + 512);
+    expect_error(check_chunk_table(file), { "is not a power of two" });
+    file.set_chunk_size(0);
+    expect_error(check_chunk_table(file), { "chunk size 0" });
 }
 
 TEST(Image, FilesAreOwnerOnly)
