@@ -57,15 +57,6 @@ ip -n "$server_ns" link set "cblz$$s" up
 ip -n "$server_ns" link set lo up
 ip link set "cblz$$c" up
 
-# Waits until FILE holds WORD.
-wait_for() {
-    for _ in $(seq 2000); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.01
-    done
-    die "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
-}
-
 # The lazy-pages server whose pid file is $1, once it is done.
 wait_lazy_server() {
     local pid

@@ -18,6 +18,15 @@ victim_exes=()
 
 die() { echo "bench: $*" >&2; exit 1; }
 
+# Waits until FILE ($1) holds WORD ($2), for at most 20 s.
+wait_for() {
+    for _ in $(seq 2000); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.01
+    done
+    die "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
+}
+
 # bench_parse USAGE SPEC... -- ARGS...: the command line. A SPEC is
 # OPTION=VARIABLE (any value) or OPTION=#VARIABLE (a positive integer);
 # --runs N and --dir DIR are always known, -h/--help prints USAGE. A wrong

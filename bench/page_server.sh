@@ -53,15 +53,6 @@ ip addr add 10.232.0.2/24 dev "cbps$$c"
 ip -n "$server_ns" link set "cbps$$s" up
 ip link set "cbps$$c" up
 
-# Waits until FILE holds WORD.
-wait_for() {
-    for _ in $(seq 1000); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.01
-    done
-    die "timed out waiting for '$2' in $1: $(cat "$1" 2>/dev/null)"
-}
-
 tcp_copy_ms() {
     rm -f "$work/copy" "$work/receiver.out"
     ip netns exec "$server_ns" "$tcpcopy" receive "$address" "$port" "$work/copy" >"$work/receiver.out" 2>&1 &
