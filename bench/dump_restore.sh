@@ -9,6 +9,9 @@
 #               baselines: writing the same N MiB from memory to a file
 #               (fdatasync, the faster of O_DIRECT and buffered), and reading
 #               the page file into freshly mapped memory (cold page cache).
+#   cacheN      the same with `cryo dump --no-sync`; baselines: the plain
+#               write without fdatasync (to the page cache), and the read of
+#               the page file from the page cache.
 #   sparse      memhog with 256 MiB, a 1 TiB PROT_NONE reservation and a
 #               64 GiB untouched read-write mapping; baseline: mem256's cryo
 #               times (so the ratio is the cost of the empty address space).
@@ -35,7 +38,7 @@ victim_exes=("$memhog" "$counter")
 workloads=""
 sizes=""
 
-bench_parse "usage: bench/dump_restore.sh [--workloads \"mem256 mem1024 mem4096 sparse counter tree1 tree10 tree100 threads1 threads64\"] [--runs N] [--dir DIR]" \
+bench_parse "usage: bench/dump_restore.sh [--workloads \"mem256 mem1024 mem4096 cache1024 cache4096 sparse counter tree1 tree10 tree100 threads1 threads64\"] [--runs N] [--dir DIR]" \
     --workloads=workloads --sizes=sizes -- "$@"
 [[ -z "$sizes" ]] || workloads="$(for s in $sizes; do echo -n "mem$s "; done)"
 bench_require "$cryo" "$memhog" "$plainio" "$counter"
@@ -43,6 +46,8 @@ available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
 if [[ -z "$workloads" ]]; then
     workloads="mem256 mem1024"
     ((available_mib > 4096 + 1024)) && workloads+=" mem4096"
+    workloads+=" cache1024"
+    ((available_mib > 2 * 4096 + 1024)) && workloads+=" cache4096"
     workloads+=" sparse counter tree1 tree10 tree100 threads1 threads64"
 fi
 bench_work dump
@@ -76,10 +81,10 @@ dump_and_restore() {
     # pids must be free again before the restore.
     local tree_pids
     tree_pids=$(ps -o pid= -g "$pid" 2>/dev/null || true)
-    start=$(now_ns)
-    "$cryo" dump -t "$pid" -D "$images" --display-stats >"$work/dump.out" 2>"$work/dump.err" ||
+    stamp start
+    "$cryo" dump -t "$pid" -D "$images" --display-stats "${dump_flags[@]}" >"$work/dump.out" 2>"$work/dump.err" ||
         die "cryo dump of '$*' failed: $(cat "$work/dump.err")"
-    dump_ms=$(ms_since "$start")
+    ms_since_stamp dump_ms "$start"
     dump_total=$(awk '$1 == "total" { print $2 }' "$work/dump.out")
     dump_frozen=$(awk '$1 == "frozen" && $2 == "for" { print $3 }' "$work/dump.out")
     is_victim "$pid" && die "victim $pid still runs after cryo dump"
@@ -91,10 +96,10 @@ dump_and_restore() {
     # cache (dropped), in whatever the host keeps.
     ((drop)) && cat "$images"/pages-*.img >/dev/null
     ((drop)) && drop_caches
-    start=$(now_ns)
+    stamp start
     "$cryo" restore -D "$images" -d --pidfile "$work/pid" --display-stats >"$work/restore.out" 2>"$work/restore.err" ||
         die "cryo restore of '$*' failed: $(cat "$work/restore.err")"
-    restore_ms=$(ms_since "$start")
+    ms_since_stamp restore_ms "$start"
     restore_total=$(awk '$1 == "total" { print $2 }' "$work/restore.out")
     local restored
     restored=$(cat "$work/pid" 2>/dev/null || true)
@@ -120,6 +125,7 @@ measure() {
     r=$(echo "$rs" | median); rt=$(echo "$rts" | median)
 }
 
+dump_flags=()   # extra options of cryo dump for the current workload
 declare -A unit_dump unit_restore   # tree1 / threads1 figures, for the per-unit notes
 row() {   # workload dump total dump-base frozen restore total restore-base note
     printf "%-10s | %8s %8s %8s %6s %8s | %8s %8s %8s %6s | %s\n" "$1" "$2" "$3" "$4" "$(ratio "$2" "$4")" "$5" \
@@ -133,32 +139,50 @@ printf "%-10s | %8s %8s %8s %6s %8s | %8s %8s %8s %6s | %s\n" workload dump stat
 
 for workload in $workloads; do
     case "$workload" in
-        mem[0-9]*)
-            size=${workload#mem}
-            if ((size + 1024 > available_mib)); then
-                echo "$workload: skipped, needs about $((size + 1024)) MiB of free memory, $available_mib available"
+        mem[0-9]*|cache[0-9]*)
+            # memN: durable dump against a synced plain write, restore with a
+            # cold page cache; cacheN: dump --no-sync against a plain write to
+            # the page cache, restore from the page cache.
+            size=${workload##*[a-z]}
+            cached=0
+            [[ "$workload" == cache* ]] && cached=1
+            if ((size + 1024 + cached * size > available_mib)); then
+                echo "$workload: skipped, needs about $((size + 1024 + cached * size)) MiB of free memory, $available_mib available"
                 continue
             fi
+            modes=(direct buffered)
+            dump_flags=()
+            ((cached)) && modes=(cache) && dump_flags=(--no-sync)
             ws="" rds=""
             ds="" dts="" fs="" rs="" rts=""
             for _ in $(seq "$runs"); do
-                dump_and_restore 1 "$memhog" "$size"
+                dump_and_restore $((1 - cached)) "$memhog" "$size"
                 ds+=" $dump_ms"; dts+=" $dump_total"; fs+=" $dump_frozen"; rs+=" $restore_ms"; rts+=" $restore_total"
                 pages="$images/$(ls -S "$images" | head -n 1)"
                 best=""
-                for mode in direct buffered; do
+                for mode in "${modes[@]}"; do
                     elapsed=$("$plainio" write "$work/baseline" "$size" "$mode")
                     rm -f "$work/baseline"
                     [[ -z "$best" || "$elapsed" -lt "$best" ]] && best=$elapsed
                 done
                 ws+=" $best"
-                drop_caches
+                if ((cached)); then
+                    cat "$pages" >/dev/null
+                else
+                    drop_caches
+                fi
                 rds+=" $("$plainio" read "$pages")"
                 rm -rf "$images"
             done
+            dump_flags=()
             d=$(echo "$ds" | median); dt=$(echo "$dts" | median); f=$(echo "$fs" | median)
             r=$(echo "$rs" | median); rt=$(echo "$rts" | median)
-            row "$workload" "$d" "$dt" "$(echo "$ws" | median)" "$f" "$r" "$rt" "$(echo "$rds" | median)" "base: plain write / read into fresh memory"
+            if ((cached)); then
+                note="base: plain write to / read from the page cache (dump --no-sync)"
+            else
+                note="base: plain write + fdatasync / read into fresh memory, cold cache"
+            fi
+            row "$workload" "$d" "$dt" "$(echo "$ws" | median)" "$f" "$r" "$rt" "$(echo "$rds" | median)" "$note"
             ;;
         sparse)
             measure 0 "$memhog" 256

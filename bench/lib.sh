@@ -133,8 +133,16 @@ start_victim() {
     die "victim '$*' was not ready in time"
 }
 
-now_ns() { date +%s%N; }
+now_ns() { echo "${EPOCHREALTIME/./}000"; }
 ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
+# Wall-clock stamps that fork nothing (bash's EPOCHREALTIME, microseconds),
+# for commands of a few milliseconds: `stamp start; cmd; ms_since_stamp ms
+# "$start"` sets ms to the elapsed milliseconds with one decimal.
+stamp() { printf -v "$1" '%s' "${EPOCHREALTIME/./}"; }
+ms_since_stamp() {
+    local us=$(( ${EPOCHREALTIME/./} - $2 ))
+    printf -v "$1" '%d.%d' $((us / 1000)) $((us % 1000 / 100))
+}
 drop_caches() { sync; echo 3 2>/dev/null >/proc/sys/vm/drop_caches || true; }
 # The median of numbers separated by blanks or lines ("-" for none).
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

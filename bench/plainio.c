@@ -2,11 +2,13 @@
  * memory and a file without cryo, timed inside the program (start-up and the
  * final munmap are left out, as cryo's own figures leave out the victim's).
  *
- *   cryo-bench-plainio write FILE MIB [direct]
+ *   cryo-bench-plainio write FILE MIB [direct|cache]
  *       MIB MiB of fresh anonymous memory are filled with a xorshift stream
  *       (untimed), then written to FILE (created, truncated) in 16 MiB
  *       write()s, then fdatasync(); with "direct", FILE is opened O_DIRECT
- *       (as cryo writes its page files). Prints the timed milliseconds.
+ *       (as cryo writes its page files); with "cache", no fdatasync (the
+ *       bytes only reach the page cache, as with cryo dump --no-sync).
+ *       Prints the timed milliseconds.
  *
  *   cryo-bench-plainio read FILE [MODE]
  *       FILE is read into freshly mmap()ed private anonymous memory (so every
@@ -66,7 +68,7 @@ static char *fresh(size_t bytes)
     return aligned;
 }
 
-static int do_write(const char *path, size_t mib, int direct)
+static int do_write(const char *path, size_t mib, int direct, int sync)
 {
     size_t bytes = mib << 20;
     uint64_t *memory = (uint64_t *)fresh(bytes);
@@ -89,7 +91,7 @@ static int do_write(const char *path, size_t mib, int direct)
             die("write");
         done += (size_t)n;
     }
-    if (fdatasync(fd) < 0)
+    if (sync && fdatasync(fd) < 0)
         die("fdatasync");
     close(fd);
     printf("%.0f\n", now_ms() - start);
@@ -137,9 +139,10 @@ static int do_read(const char *path, const char *mode)
 int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "write") == 0)
-        return do_write(argv[2], strtoul(argv[3], NULL, 10), argc > 4 && strcmp(argv[4], "direct") == 0);
+        return do_write(argv[2], strtoul(argv[3], NULL, 10), argc > 4 && strcmp(argv[4], "direct") == 0,
+                        !(argc > 4 && strcmp(argv[4], "cache") == 0));
     if (argc >= 3 && strcmp(argv[1], "read") == 0)
         return do_read(argv[2], argc > 3 ? argv[3] : "plain");
-    fprintf(stderr, "usage: cryo-bench-plainio write FILE MIB [direct] | read FILE [plain|populate|huge|collapse]\n");
+    fprintf(stderr, "usage: cryo-bench-plainio write FILE MIB [direct|cache] | read FILE [plain|populate|huge|collapse]\n");
     return 2;
 }

@@ -340,7 +340,7 @@ Result<void> run_dump(const DumpOptions& options)
         // The kill applies the tree's SEM_UNDO adjustments to the
         // semaphores of cryo's IPC namespace: said, set by set.
         auto semaphores = ns::read_semaphore_values();
-        TRY(context.tree->kill());
+        TRY(timed(context, "kill", [&] { return context.tree->kill(); }));
         ns::warn_changed_semaphores(semaphores);
     }
     context.stats.set_frozen_ms(milliseconds_since(frozen));

@@ -30,23 +30,37 @@ struct OutputFile::Stored {
     std::unique_ptr<XXH3_state_t, HashStateDeleter> chunk_hash { XXH3_createState() };
     std::vector<uint64_t> chunks;
 
+    uint64_t hashed { 0 };   // bytes taken into the checksums so far
+
     Result<void> append(std::span<const std::byte> data)
+    {
+        take_into_checksums(data);
+        return store(data);
+    }
+
+    // The next `data.size()` bytes of the file, in order.
+    void take_into_checksums(std::span<const std::byte> data)
+    {
+        XXH3_64bits_update(hash.get(), data.data(), data.size());
+        if (chunked)
+            hash_chunks(data);
+        hashed += data.size();
+    }
+
+    Result<void> store(std::span<const std::byte> data)
     {
         if (remote)
             TRY(remote->append(remote_id, data));
         else
             TRY(write_all(fd.get(), data, name));
-        XXH3_64bits_update(hash.get(), data.data(), data.size());
-        if (chunked)
-            hash_chunks(data);
         size += data.size();
         return {};
     }
 
-    // Before `size` counts `data`.
+    // Before `hashed` counts `data`.
     void hash_chunks(std::span<const std::byte> data)
     {
-        uint64_t at = size;
+        uint64_t at = hashed;
         while (!data.empty()) {
             uint64_t room = kPageChunkSize - at % kPageChunkSize;
             auto piece = data.first(static_cast<size_t>(std::min<uint64_t>(room, data.size())));
@@ -80,6 +94,18 @@ Result<void> OutputFile::write(std::span<const std::byte> data)
         TRY(m_encoder->write(data));
     else
         TRY(m_stored->append(data));
+    m_size += data.size();
+    return {};
+}
+
+void OutputFile::hash(std::span<const std::byte> data)
+{
+    m_stored->take_into_checksums(data);
+}
+
+Result<void> OutputFile::write_hashed(std::span<const std::byte> data)
+{
+    TRY(m_stored->store(data));
     m_size += data.size();
     return {};
 }
@@ -294,6 +320,8 @@ Result<void> ImageWriter::finish_file(OutputFile&& file)
     }
     if (m_remote)
         TRY(m_remote->finish(file.m_stored->remote_id));
+    if (file.m_stored->hashed != file.m_stored->size)
+        return fail("{}: {} bytes stored but {} checksummed", file.name(), file.m_stored->size, file.m_stored->hashed);
     record.set_name(file.name());
     record.set_size(file.m_stored->size);
     record.set_xxh3(XXH3_64bits_digest(file.m_stored->hash.get()));

@@ -42,6 +42,12 @@ public:
     ~OutputFile();
 
     Result<void> write(std::span<const std::byte> data);
+    // write() in two halves, for a file written on one thread while the
+    // bytes are still in the cache of another (mem/page_writer.h): hash()
+    // takes the next bytes into the file's checksums, write_hashed() stores
+    // bytes hash() took, in the same order. Only when is_raw().
+    void hash(std::span<const std::byte> data);
+    Result<void> write_hashed(std::span<const std::byte> data);
     // Bytes written so far: offsets in the content, which is what readers
     // see (the stored file differs when it is transformed).
     uint64_t size() const { return m_size; }

@@ -37,6 +37,7 @@ PageFileWriter::PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> 
     , m_pool(pool)
     , m_buffers(std::move(buffers))
     , m_buffer_size(buffer_size)
+    , m_hashed_on_submit(file.is_raw())
 {
     for (size_t i = 0; i < m_buffers.size(); ++i)
         m_empty.push_back(i);
@@ -67,7 +68,8 @@ void PageFileWriter::run()
         if (!m_error) {
             m_writing = true;
             lock.unlock();
-            auto written = m_file.write(std::span(m_buffers[index].data(), bytes));
+            std::span<const std::byte> data(m_buffers[index].data(), bytes);
+            auto written = m_hashed_on_submit ? m_file.write_hashed(data) : m_file.write(data);
             lock.lock();
             m_writing = false;
             if (!written)
@@ -91,6 +93,8 @@ Result<std::span<std::byte>> PageFileWriter::take()
 
 void PageFileWriter::submit(size_t filled)
 {
+    if (m_hashed_on_submit && filled > 0)
+        m_file.hash(std::span(m_buffers[m_taken].data(), filled));
     {
         std::lock_guard lock(m_mutex);
         if (filled == 0) {
