@@ -265,9 +265,10 @@ namespace {
 
 // The predump victim (64 MiB written all the time) in a chain of
 // `rounds` checkpoints: `rounds - 1` pre-dumps 100 ms apart, then the
-// dump on top of them. Returns the directories, oldest first; the last
-// is the one to restore.
-std::vector<std::string> dump_chain(Session& session, pid_t pid, int rounds)
+// dump on top of them (with `dump_options`). Returns the directories,
+// oldest first; the last is the one to restore.
+std::vector<std::string> dump_chain(Session& session, pid_t pid, int rounds,
+                                    const std::vector<std::string>& dump_options = {})
 {
     std::vector<std::string> images;
     for (int round = 1; round <= rounds; ++round) {
@@ -278,6 +279,8 @@ std::vector<std::string> dump_chain(Session& session, pid_t pid, int rounds)
             args.insert(args.end(), { "--prev-images-dir", "../round" + std::to_string(round - 1), "--track-mem" });
             std::this_thread::sleep_for(100ms);
         }
+        if (round == rounds)
+            args.insert(args.end(), dump_options.begin(), dump_options.end());
         auto result = session.cryo(args);
         EXPECT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
         if (result.exit_code != 0)
@@ -685,35 +688,62 @@ TEST(LazyRestore, PageServerWithAnotherKeyIsRefused)
     EXPECT_NE(read_file(images + ".serve.out").find("wrong key"), std::string::npos) << read_file(images + ".serve.out");
 }
 
-// An incremental chain (pre-dump, then dump) served from the other
-// namespace: the restore fetches the parent's metadata and the few of its
-// pages it fills itself into -D/fetched-parent (image/chain.h), and the
-// lazy-pages server brings the rest from the parent's page file on the
-// page server. The victim checks every page.
+// `cryo dedup` drops the chunk checksums of the ancestor files it punches:
+// a lazy restore then verifies them whole before anything starts, and a
+// changed byte is refused up front, naming the ancestor's file.
+TEST(LazyRestore, DeduplicatedAncestorIsVerifiedWholeFirst)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    auto images = dump_chain(session, pid, 2, { "--auto-dedup" });
+    ASSERT_EQ(images.size(), 2u);
+    std::string pages = pages_file(images[0], pid);
+    auto offset = static_cast<std::streamoff>(std::filesystem::file_size(pages) / 2);
+    ASSERT_NO_FATAL_FAILURE(corrupt_byte(pages, offset));
+    auto refused = session.cryo({ "restore", "-D", images[1], "-d", "--lazy-pages" });
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find(pages + ": checksum mismatch (corrupted)"), std::string::npos) << refused.output;
+    EXPECT_FALSE(file_exists(images[1] + "/lazy-pages.pid")) << "a lazy-pages server was started";
+    EXPECT_FALSE(process_exists(pid)) << session.diagnostics();
+
+    ASSERT_NO_FATAL_FAILURE(corrupt_byte(pages, offset));   // back as it was
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images[1], { "--lazy-pages" }));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, images[1]);
+}
+
+// An incremental chain (two pre-dumps, then the dump) served from the
+// other namespace: the restore fetches each ancestor's metadata and the
+// few of its pages it fills itself into -D/fetched-parent and
+// -D/fetched-parent/fetched-parent (image/chain.h), and the lazy-pages
+// server brings the rest from the ancestors' page files on the page
+// server. The victim checks every page.
 TEST(LazyRestore, ChainFromAPageServerOnAnotherHost)
 {
     NamespacePair pair;
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
     Session session;
     pid_t pid = start_and_wait_ready(session, "predump");
-    auto images = dump_chain(session, pid, 2);
-    ASSERT_EQ(images.size(), 2u);
+    auto images = dump_chain(session, pid, 3);
+    ASSERT_EQ(images.size(), 3u);
     std::string key = write_hex_key(session, "key", 'c');
-    pid_t server = start_serving(session, pair, images[1], key);
+    pid_t server = start_serving(session, pair, images[2], key);
     std::string fetched = session.dir().file("fetched");
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
     std::string restore_log = read_file(fetched + "-restore.log");
     int filled = eagerly_filled_mib(restore_log);
     EXPECT_GE(filled, 0) << restore_log;
     EXPECT_LT(filled, 4) << "the restore filled the memory itself\n" << restore_log;
-    std::string parent_pages = pages_file(fetched + "/fetched-parent", pid);
-    ASSERT_TRUE(file_exists(parent_pages)) << restore_log;
-    EXPECT_EQ(file_size(parent_pages), file_size(pages_file(images[0], pid)));
-    EXPECT_LT(allocated_bytes(parent_pages), 16u << 20) << "the lazy pages of the parent were fetched by the restore";
+    for (int ancestor : { 1, 2 }) {
+        std::string pages = pages_file(fetched + "/fetched-parent" + (ancestor == 2 ? "/fetched-parent" : ""), pid);
+        ASSERT_TRUE(file_exists(pages)) << restore_log;
+        EXPECT_EQ(file_size(pages), file_size(pages_file(images[2 - ancestor], pid)));
+        EXPECT_LT(allocated_bytes(pages), 16u << 20) << "the lazy pages of " << pages << " were fetched by the restore";
+    }
     ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
     expect_server_done(session, fetched);
-    EXPECT_EQ(wait_exit_code(session, server, 30s), 0) << read_file(images[1] + ".serve.out");
-    EXPECT_NE(read_file(images[1] + ".serve.out").find("served " + images[1]), std::string::npos);
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 0) << read_file(images[2] + ".serve.out");
+    EXPECT_NE(read_file(images[2] + ".serve.out").find("served " + images[2]), std::string::npos);
     // What was fetched is no checkpoint to restore without its page server.
     auto plain = session.cryo({ "restore", "-D", fetched, "-d" });
     EXPECT_EQ(plain.exit_code, 1) << plain.output;
