@@ -2,11 +2,12 @@
 # Time to running of `cryo restore --lazy-pages` against a plain restore,
 # for processes of several sizes. See bench/README.md.
 #
-#     sudo bench/lazy.sh [--mode local|remote|migrate] [--sizes "256 1024 4096"] [--runs N] [--dir DIR]
+#     sudo bench/lazy.sh [--mode local|chain|remote|migrate] [--sizes "256 1024 4096"] [--runs N] [--dir DIR]
 #
-# --mode local (the default) is described here; --mode remote and --mode
-# migrate take the pages from another host (two network namespaces joined
-# by a veth pair) and are described at remote_mode and migrate_mode below.
+# --mode local (the default) is described here; --mode chain at chain_mode
+# below; --mode remote and --mode migrate take the pages from another host
+# (two network namespaces joined by a veth pair) and are described at
+# remote_mode and migrate_mode in bench/lazy_remote.sh.
 #
 # For each size, cryo-bench-memhog fills that many MiB of private memory and
 # is dumped once; then, --runs times each (median printed):
@@ -33,9 +34,9 @@ victim_exes=("$memhog")
 sizes=""
 mode=local
 
-bench_parse "usage: bench/lazy.sh [--mode local|remote|migrate] [--sizes \"256 1024 4096\"] [--runs N] [--dir DIR]" \
+bench_parse "usage: bench/lazy.sh [--mode local|chain|remote|migrate] [--sizes \"256 1024 4096\"] [--runs N] [--dir DIR]" \
     --sizes=sizes --mode=mode -- "$@"
-[[ "$mode" == local || "$mode" == remote || "$mode" == migrate ]] || die "--mode $mode: local, remote or migrate"
+[[ "$mode" =~ ^(local|chain|remote|migrate)$ ]] || die "--mode $mode: local, chain, remote or migrate"
 bench_require "$cryo" "$memhog"
 available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
 if [[ -z "$sizes" ]]; then
@@ -72,6 +73,41 @@ restore_once() {
     stop_victim
 }
 
+# --mode chain: the same for an incremental chain of 3 rounds (pre-dump,
+# pre-dump --prev-images-dir, dump --prev-images-dir --track-mem; the
+# victim writes nothing after filling its memory, so nearly every page is
+# in the first round's page file): time to running of a plain and of a
+# lazy restore of the last round, and until the lazy-pages server is done.
+# A lazy restore verifies the ancestors' page files chunk by chunk as it
+# reads them, so its time to running should not grow with the size.
+chain_mode() {
+    printf "%-8s %12s %12s %16s\n" "MiB" "plain (ms)" "lazy (ms)" "lazy full (ms)"
+    for mib in $sizes; do
+        rm -rf "$work/r1" "$work/r2" "$work/images"
+        start_victim "$memhog" "$mib"
+        "$cryo" pre-dump -t "$live" -D "$work/r1" >/dev/null || die "pre-dump of $mib MiB failed"
+        "$cryo" pre-dump -t "$live" -D "$work/r2" --prev-images-dir ../r1 >/dev/null || die "second pre-dump failed"
+        "$cryo" dump -t "$live" -D "$work/images" --prev-images-dir ../r2 --track-mem >/dev/null || die "dump failed"
+        wait_gone "$live" || die "the dumped victim is still there"
+        live=""
+        cat "$work"/r1/pages-*.img "$work"/r2/pages-*.img "$work"/images/pages-*.img >/dev/null
+        : >"$work/plain"
+        : >"$work/lazy"
+        for ((run = 0; run < runs; run++)); do
+            restore_once >>"$work/plain"
+            restore_once --lazy-pages >>"$work/lazy"
+        done
+        plain=$(awk '{ print $1 }' "$work/plain" | median)
+        lazy=$(awk '{ print $1 }' "$work/lazy" | median)
+        full=$(awk '{ print $2 }' "$work/lazy" | median)
+        printf "%-8s %12s %12s %16s\n" "$mib" "$plain" "$lazy" "$full"
+    done
+}
+
+if [[ "$mode" == chain ]]; then
+    chain_mode
+    exit 0
+fi
 if [[ "$mode" != local ]]; then
     # shellcheck source=bench/lazy_remote.sh
     source "$(dirname "${BASH_SOURCE[0]}")/lazy_remote.sh"

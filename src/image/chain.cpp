@@ -25,9 +25,26 @@ Result<uint64_t> manifest_checksum(const std::string& directory)
     return XXH3_64bits(bytes.data(), bytes.size());
 }
 
+std::string fetched_ancestor_path(size_t n)
+{
+    std::string path;
+    for (size_t level = 0; level < n; ++level)
+        path += fmt::format("{}{}", level == 0 ? "" : "/", kFetchedParentName);
+    return path;
+}
+
+bool verified_by_chunks(const ImageReader& reader, const ManifestFile& record)
+{
+    return record.name().starts_with("pages-") && !reader.encrypted() && !is_transformed(record)
+        && record.chunk_xxh3_size() > 0;
+}
+
 Result<std::string> checked_parent(const std::string& child, const Manifest& child_manifest)
 {
     auto path = resolve_parent(child, child_manifest.parent());
+    // A parent fetched from a page server sits inside its child.
+    if (struct stat st; ::stat(fmt::format("{}/{}", child, kFetchedParentName).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        path = fmt::format("{}/{}", child, kFetchedParentName);
     auto checksum = TRY_CTX(manifest_checksum(path), "{}: parent checkpoint {}", child, child_manifest.parent());
     if (checksum == child_manifest.parent_manifest_xxh3())
         return path;
@@ -57,7 +74,7 @@ Result<void> refuse_interrupted_dedup(const std::string& directory)
     return {};
 }
 
-Result<ParentChain> ParentChain::open(const std::string& directory, const Manifest& manifest)
+Result<ParentChain> ParentChain::open(const std::string& directory, const Manifest& manifest, ChainVerify verify)
 {
     ParentChain chain;
     TRY(refuse_interrupted_dedup(directory));
@@ -69,7 +86,12 @@ Result<ParentChain> ParentChain::open(const std::string& directory, const Manife
             return fail("{}: the chain of parent checkpoints is longer than {} (a cycle?)", directory, kMaxChainDepth);
         auto path = TRY(checked_parent(child, *child_manifest));
         auto reader = TRY_CTX(ImageReader::open(path), "{}: parent checkpoint", child);
-        TRY_CTX(reader.verify(), "{}: parent checkpoint", child);
+        if (verify != ChainVerify::LinksOnly)
+            TRY_CTX(reader.verify([&](const std::string& name) {
+                if (verify == ChainVerify::MetadataOnly)
+                    return !name.starts_with("pages-");
+                return verify == ChainVerify::Everything || !verified_by_chunks(reader, *reader.listed(name));
+            }), "{}: parent checkpoint", child);
         chain.m_readers.push_back(std::move(reader));
         child = path;
         child_manifest = &chain.m_readers.back().manifest();

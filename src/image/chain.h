@@ -7,7 +7,17 @@
 // directory and records the XXH3-64 of the parent's manifest file as it
 // was, so a parent that was replaced or rewritten since is refused. Every
 // ancestor is opened and fully verified (every file's size and checksum)
-// before anything is restored from the chain.
+// before anything is restored from the chain; a lazy restore verifies
+// their metadata only and checks their page files chunk by chunk as it
+// reads them (ManifestFile.chunk_xxh3, lazy/page_source.h), as it does for
+// the last checkpoint's own.
+//
+// A lazy restore from a page server (lazy/remote.h) fetches the ancestors
+// into the directory it restores, each inside its child as
+// `fetched-parent/`, manifests unchanged: a checkpoint whose directory
+// holds `fetched-parent/` takes its parent from there instead of the path
+// its manifest names, so the chain resolves without rewriting anything
+// (the recorded manifest checksums still hold).
 //
 // `cryo dedup` (image/dedup.h) thins out the page files of the ancestors
 // for the newest checkpoint and records that in their manifests
@@ -33,11 +43,32 @@ inline constexpr std::string_view kDedupJournalName = "dedup-journal.img";
 // A chain longer than this is refused (and a cycle is caught by it).
 inline constexpr size_t kMaxChainDepth = 32;
 
+// Where a fetched parent is kept, inside its child (see above).
+inline constexpr std::string_view kFetchedParentName = "fetched-parent";
+// The path of fetched ancestor N (>= 1) relative to the last checkpoint:
+// "fetched-parent" for the parent, "fetched-parent/fetched-parent" for its
+// parent, ...
+std::string fetched_ancestor_path(size_t n);
+
+// What ParentChain::open checks of each ancestor besides the links.
+enum class ChainVerify {
+    Everything,          // every file whole (a restore, dedup, check)
+    ChunkedPagesLater,   // page files with chunk checksums left to the reader (lazy restore)
+    MetadataOnly,        // no page file (fetched from a page server that verified them, with holes)
+    LinksOnly,           // nothing but the manifests' checksums (files verified elsewhere)
+};
+
+// A page file a lazy restore checks chunk by chunk as it reads it instead
+// of whole up front: stored as written (not compressed, not sealed) with
+// a chunk table (`cryo dedup` drops it from the files it punches).
+bool verified_by_chunks(const ImageReader& reader, const ManifestFile& record);
+
 class ParentChain {
 public:
     // Opens and verifies every ancestor of the checkpoint in `directory`
     // whose manifest is `manifest` (none when it has no parent).
-    static Result<ParentChain> open(const std::string& directory, const Manifest& manifest);
+    static Result<ParentChain> open(const std::string& directory, const Manifest& manifest,
+                                    ChainVerify verify = ChainVerify::Everything);
 
     // How many ancestors there are.
     size_t depth() const { return m_readers.size(); }
@@ -59,7 +90,8 @@ struct AncestorPageFiles {
 Result<AncestorPageFiles> open_ancestor_page_files(const ParentChain& chain, const PageMap& map, int pid);
 
 // The parent of the checkpoint in `child` whose manifest is
-// `child_manifest` (which has one), as a path usable from here, once its
+// `child_manifest` (which has one), as a path usable from here (its
+// fetched-parent/ when it has one), once its
 // manifest is found to be the one the child recorded. Errors name the child
 // and the parent, and say so when the parent was deduplicated for another
 // checkpoint since.

@@ -14,7 +14,8 @@
 // zeros.
 //
 // A local page file whose manifest record has chunk checksums
-// (ManifestFile.chunk_xxh3) is not verified whole before a lazy restore:
+// (ManifestFile.chunk_xxh3), the last checkpoint's or an ancestor's, is not
+// verified whole before a lazy restore:
 // read() checks each chunk the first time it reads from it, before any of
 // its bytes is handed out, and refuses a chunk that does not match (the
 // error names the file and the chunk). The chunk table came with the

@@ -15,6 +15,15 @@
 // server that verified them. The connection stays open: the lazy-pages
 // server fetches the missing pages through it (lazy/page_source.h).
 //
+// An incremental checkpoint comes with its ancestors, which the server
+// lists as `fetched-parent/NAME`, `fetched-parent/fetched-parent/NAME`, ...
+// They are fetched under those very paths in DIR, each parent inside its
+// child, manifests as the server has them (each checked against the
+// checksum its child recorded); image/chain.h resolves a parent from
+// `fetched-parent/` first, so the chain holds in DIR without rewriting a
+// manifest. Of an ancestor's page files only the runs the last
+// checkpoint's page maps read from it outside the lazy VMAs are fetched.
+//
 // Which VMAs are lazy is decided for good only while each process is
 // rebuilt; one that was left out but is filled by the restore after all
 // would get the holes' zeros, so that stops the restore (check_left_out).

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -16,6 +17,7 @@
 
 #include "base/fault.h"
 #include "dump/incremental.h"
+#include "image/chain.h"
 #include "image/format.h"
 #include "image/reader.h"
 #include "image/transform.h"
@@ -355,8 +357,6 @@ Result<ServedCheckpoint> ServedCheckpoint::open(const std::string& directory, Ve
     const auto& manifest = reader.manifest();
     if (manifest.pre_dump())
         return fail("serve {}: a pre-dump cannot be restored", directory);
-    if (!manifest.parent().empty())
-        return fail("serve {}: an incremental checkpoint (parent {}) cannot be served yet", directory, manifest.parent());
     ServedCheckpoint served;
     for (const auto& file : manifest.files()) {
         if (image::is_transformed(file))
@@ -366,9 +366,48 @@ Result<ServedCheckpoint> ServedCheckpoint::open(const std::string& directory, Ve
     if (verify == Verify::Checksums)
         TRY_CTX(reader.verify(), "serve {}", directory);
     served.m_directory = TRY(open_file(directory, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    // An incremental checkpoint's ancestors are served too, under the
+    // names a lazy restore keeps them by (image::fetched_ancestor_path).
+    auto chain = TRY_CTX(image::ParentChain::open(directory, manifest, verify == Verify::Checksums
+                                                                          ? image::ChainVerify::Everything
+                                                                          : image::ChainVerify::LinksOnly),
+                         "serve {}", directory);
+    for (size_t n = 1; n <= chain.depth(); ++n)
+        TRY(served.add_ancestor(chain.ancestor(n), image::fetched_ancestor_path(n)));
     auto manifest_file = TRY(open_file_at(served.m_directory.get(), std::string(image::kManifestName), O_RDONLY | O_CLOEXEC));
     served.m_manifest = TRY(read_all(manifest_file.get(), fmt::format("{}/{}", directory, image::kManifestName)));
     return served;
+}
+
+Result<void> ServedCheckpoint::add_ancestor(const image::ImageReader& ancestor, const std::string& prefix)
+{
+    for (const auto& file : ancestor.manifest().files()) {
+        if (image::is_transformed(file))
+            return fail("serve: parent checkpoint {}: {} is compressed, which cannot be served yet",
+                        ancestor.directory(), file.name());
+        m_sizes[fmt::format("{}/{}", prefix, file.name())] = file.size();
+    }
+    struct stat st {};
+    if (::fstatat(ancestor.directory_fd(), std::string(image::kManifestName).c_str(), &st, 0) < 0)
+        return fail_errno(fmt::format("stat {}/{}", ancestor.directory(), image::kManifestName));
+    m_sizes[fmt::format("{}/{}", prefix, image::kManifestName)] = static_cast<uint64_t>(st.st_size);
+    m_ancestors.push_back(TRY(open_file(ancestor.directory(), O_PATH | O_DIRECTORY | O_CLOEXEC)));
+    return {};
+}
+
+Result<UniqueFd> ServedCheckpoint::open_served(const std::string& name) const
+{
+    // Listed names only (m_sizes): "fetched-parent/" N times, then a file
+    // of ancestor N.
+    std::string_view rest = name;
+    size_t ancestor = 0;
+    std::string prefix = fmt::format("{}/", image::kFetchedParentName);
+    while (rest.starts_with(prefix) && ancestor < m_ancestors.size()) {
+        rest.remove_prefix(prefix.size());
+        ++ancestor;
+    }
+    int directory = ancestor == 0 ? m_directory.get() : m_ancestors[ancestor - 1].get();
+    return open_file_at(directory, std::string(rest), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 }
 
 namespace {
@@ -413,7 +452,7 @@ Result<ServeStats> ServedCheckpoint::serve(Channel& channel, const std::function
                                                      header.offset, name, size));
         auto& fd = opened[name];
         if (!fd)
-            fd = TRY(open_file_at(m_directory.get(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+            fd = TRY(open_served(name));
         for (uint64_t done = 0; done < length;) {
             uint64_t piece = std::min<uint64_t>(length - done, kDataFramePayload);
             TRY(channel.send_file_range(FrameType::Data, 0, fd.get(), header.offset + done, piece, name,

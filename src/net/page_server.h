@@ -25,10 +25,12 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
 #include "image/key.h"
+#include "image/reader.h"
 #include "net/page_fetch.h"
 #include "net/page_protocol.h"
 
@@ -67,8 +69,10 @@ struct ServeStats {
 class ServedCheckpoint {
 public:
     enum class Verify { Checksums, No };
-    // Plain checkpoints without parent only; with Verify::Checksums every
-    // file is checked against the manifest first.
+    // Not compressed nor encrypted; an incremental checkpoint's ancestors
+    // are served too, as `fetched-parent/NAME`, `fetched-parent/
+    // fetched-parent/NAME`, ... (image/chain.h). With Verify::Checksums
+    // every file of every one is checked against its manifest first.
     static Result<ServedCheckpoint> open(const std::string& directory, Verify verify);
 
     // The manifest file as stored (the first thing a client gets, in a
@@ -82,7 +86,10 @@ public:
 
 private:
     ServedCheckpoint() = default;
+    Result<void> add_ancestor(const image::ImageReader& ancestor, const std::string& prefix);
+    Result<UniqueFd> open_served(const std::string& name) const;
     UniqueFd m_directory;
+    std::vector<UniqueFd> m_ancestors;   // ancestor N at [N - 1]
     std::string m_manifest;
     std::map<std::string, uint64_t> m_sizes;   // the files the manifest lists
 };

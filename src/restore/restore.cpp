@@ -110,6 +110,14 @@ struct MorphedProcess {
     }
 };
 
+// A page file a lazy restore checks chunk by chunk (image::verified_by_chunks),
+// the last checkpoint's or an ancestor's: which chunks were checked up front.
+struct ChunkedPageFile {
+    int fd { -1 };
+    const image::ManifestFile* record { nullptr };
+    std::vector<bool> verified;
+};
+
 struct RestoreContext {
     const RestoreOptions& options;
     std::optional<image::ImageReader> reader;
@@ -131,7 +139,7 @@ struct RestoreContext {
     std::map<uint32_t, std::pair<pid_t, int>> pidfd_holders;   // pidfd file id -> the first process and fd with it
     std::vector<lazy::LazyProcess> lazy_processes;   // --lazy-pages: what the server will hold
     std::optional<lazy::RemoteCheckpoint> remote;    // --page-server: where the lazy pages are
-    std::map<std::string, std::vector<bool>> chunks_verified;   // --lazy-pages: page files checked chunk by chunk
+    std::map<std::string, ChunkedPageFile> chunked_files;   // --lazy-pages: page files checked chunk by chunk, by path
     pid_t lazy_server { 0 };   // once started: it has the page server's connection from then on
     CgroupPlan cgroups;
     std::optional<ns::NamespaceSet> namespaces;   // UTS and IPC namespaces, filled
@@ -166,8 +174,14 @@ Result<void> open_and_verify(RestoreContext& context)
         return fail("{} is a pre-dump: it holds memory only; restore the dump made with --prev-images-dir instead",
                     context.options.directory);
     TRY(image::refuse_deduped(context.options.directory, context.reader->manifest(), "target of a restore"));
-    // Incremental checkpoints: every parent verified too, before anything.
-    context.chain.emplace(TRY(image::ParentChain::open(context.options.directory, context.reader->manifest())));
+    // Incremental checkpoints: every parent verified too, before anything
+    // (a lazy restore leaves their page files to load_pages, as its own).
+    auto verify = image::ChainVerify::Everything;
+    if (context.remote)
+        verify = image::ChainVerify::MetadataOnly;
+    else if (context.options.lazy_pages)
+        verify = image::ChainVerify::ChunkedPagesLater;
+    context.chain.emplace(TRY(image::ParentChain::open(context.options.directory, context.reader->manifest(), verify)));
     // Checkpoints older than the CPU record have none to compare.
     if (context.options.check_cpu && context.reader->manifest().has_cpu())
         TRY(check::compare_cpu_features(context.reader->manifest().cpu(), check::current_cpu_features()));
@@ -263,40 +277,51 @@ std::set<std::pair<pid_t, uint64_t>> shared_with_children(const RestoreContext& 
     return shared;
 }
 
-// Lazy restore of a page file with chunk checksums: the chunks that hold
-// pages cryo fills itself (every run outside the VMAs the lazy-pages server
-// may fill, lazy/lazy_pages.h) are verified now; the server checks the
-// others as it first reads them (lazy/page_source.h). Returns which chunks
-// were verified.
-Result<std::vector<bool>> verify_filled_chunks(const image::ImageReader& reader, const ProcessImages& process,
-                                               const image::ManifestFile& record,
-                                               const std::set<std::pair<pid_t, uint64_t>>& shared)
+// Lazy restore: of the page files checked chunk by chunk (the last
+// checkpoint's and its ancestors', image::verified_by_chunks), the chunks
+// that hold pages cryo fills itself (every run outside the VMAs the
+// lazy-pages server may fill, lazy/lazy_pages.h) are verified now; the
+// server checks the others as it first reads them (lazy/page_source.h).
+// Every such file a run of `process` reads is recorded in
+// context.chunked_files.
+Result<void> verify_filled_chunks(RestoreContext& context, const ProcessImages& process,
+                                  const std::set<std::pair<pid_t, uint64_t>>& shared)
 {
     pid_t pid = process.entry.pid();
     std::map<uint64_t, const image::Vma*> vmas;   // by end
     for (const auto& vma : process.memory.vmas())
         vmas[vma.end()] = &vma;
-    uint64_t chunk_size = record.chunk_size();
-    std::vector<bool> verified(static_cast<size_t>(record.chunk_xxh3_size()), false);
     std::vector<std::byte> buffer;
-    std::string path = fmt::format("{}/{}", reader.directory(), record.name());
     for (const auto& run : process.page_map.runs()) {
-        if (run.ancestor() != 0 || run.page_count() == 0)
-            continue;   // ancestors' page files are verified whole (image/chain.h)
+        if (run.page_count() == 0)
+            continue;
+        size_t ancestor = run.ancestor();
+        const image::ImageReader& reader = ancestor == 0 ? *context.reader : context.chain->ancestor(ancestor);
+        const image::ManifestFile* record = reader.listed(process.page_map.page_file());
+        if (!record || !image::verified_by_chunks(reader, *record))
+            continue;   // verified whole (load_pages, image/chain.h)
+        std::string path = fmt::format("{}/{}", reader.directory(), record->name());
+        auto& file = context.chunked_files[path];
+        if (!file.record) {
+            file.fd = ancestor == 0 ? process.page_file.get() : process.ancestor_page_files.files.at(ancestor - 1).get();
+            file.record = record;
+            file.verified.assign(static_cast<size_t>(record->chunk_xxh3_size()), false);
+        }
         auto vma = vmas.upper_bound(run.address());   // check_runs_in_mappings: inside it
         bool served = vma != vmas.end() && mem::lazy_candidate(*vma->second) && !vma->second->shares_with_parent()
             && !shared.contains({ pid, vma->second->start() });
         if (served)
             continue;
+        uint64_t chunk_size = record->chunk_size();
         uint64_t end = run.file_offset() + run.page_count() * kPageSize;
         for (uint64_t index = run.file_offset() / chunk_size; index <= (end - 1) / chunk_size; ++index) {
-            if (verified.at(index))
+            if (file.verified.at(index))
                 continue;
-            TRY(image::verify_chunk(process.page_file.get(), record, index, buffer, path));
-            verified[index] = true;
+            TRY(image::verify_chunk(file.fd, *record, index, buffer, path));
+            file.verified[index] = true;
         }
     }
-    return verified;
+    return {};
 }
 
 // Verifies every page file left to it (loads_ahead), loading the memory it
@@ -316,10 +341,11 @@ Result<void> load_pages(RestoreContext& context)
         const image::ManifestFile* record = reader.listed(name);
         if (!record)
             return fail("{}/{}: not listed in the manifest", reader.directory(), name);
+        if (context.options.lazy_pages)
+            TRY(verify_filled_chunks(context, process, shared));
         if (!loads_ahead(reader, name))
             continue;   // verified by open_and_verify()
-        if (context.options.lazy_pages && record->chunk_xxh3_size() > 0) {
-            context.chunks_verified[name] = TRY(verify_filled_chunks(reader, process, *record, shared));
+        if (context.options.lazy_pages && image::verified_by_chunks(reader, *record)) {
             verified.insert(name);
             continue;
         }
@@ -931,18 +957,21 @@ Result<int> run_restore(const RestoreOptions& options)
         TRY(timed(stats, "start lazy-pages server", [&]() -> Result<void> {
             std::vector<int> files;
             std::map<int, std::string> names;   // page file descriptors by their name on the page server
-            for (const auto& process : context.processes)
-                if (process.alive())
-                    names[process.page_file.get()] = process.page_map.page_file();
+            // (ancestors' as fetched into -D: image/chain.h, lazy/remote.h)
+            for (const auto& process : context.processes) {
+                if (!process.alive())
+                    continue;
+                names[process.page_file.get()] = process.page_map.page_file();
+                const auto& ancestors = process.ancestor_page_files.files;
+                for (size_t index = 0; index < ancestors.size(); ++index)
+                    if (ancestors[index])
+                        names[ancestors[index].get()] = fmt::format("{}/{}", image::fetched_ancestor_path(index + 1),
+                                                                    process.page_map.page_file());
+            }
             lazy::PageSource source = options.page_server ? lazy::PageSource(*options.page_server, std::move(names))
                                                           : lazy::PageSource();
-            for (const auto& process : context.processes) {
-                const std::string& name = process.page_map.page_file();
-                auto verified = context.chunks_verified.find(name);
-                if (process.alive() && verified != context.chunks_verified.end())
-                    source.check_chunks(process.page_file.get(), fmt::format("{}/{}", options.directory, name),
-                                        *context.reader->listed(name), std::move(verified->second));
-            }
+            for (auto& [path, file] : context.chunked_files)
+                source.check_chunks(file.fd, path, *file.record, std::move(file.verified));
             for (const auto& process : context.processes) {
                 files.push_back(process.page_file.get());
                 std::vector<int> ancestor_fds;

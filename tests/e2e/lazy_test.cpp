@@ -176,20 +176,17 @@ void dump_lazy_victim(Session& session, DumpedVictim& victim)
 
 } // namespace
 
-// A page file with one byte changed in the middle of the large region (a
-// chunk only the lazy-pages server reads): the restore starts, since the
-// page data it serves is checked chunk by chunk as it is read, and the
-// server kills the victim when it reaches that chunk, naming file and chunk.
-TEST(LazyRestore, CorruptedLazyChunkKillsTheVictim)
-{
-    Session session;
-    DumpedVictim victim;
-    ASSERT_NO_FATAL_FAILURE(dump_lazy_victim(session, victim));
-    const auto& [images, pid, pages] = victim;
-    auto size = std::filesystem::file_size(images + "/" + pages);
-    std::streamoff offset = static_cast<std::streamoff>(size / 2);
-    ASSERT_NO_FATAL_FAILURE(corrupt_byte(images + "/" + pages, offset));
+namespace {
 
+// Restores `images` lazily with one byte of `pages` (its own page file or
+// an ancestor's) changed at `offset`, in a chunk only the lazy-pages
+// server reads: the restore starts, since that chunk is checked only as it
+// is read, and the server kills the victim when it reaches it, naming file
+// and chunk.
+void expect_corrupted_chunk_kills(Session& session, pid_t pid, const std::string& images, const std::string& pages,
+                                  std::streamoff offset)
+{
+    ASSERT_NO_FATAL_FAILURE(corrupt_byte(pages, offset));
     auto restored = session.cryo({ "restore", "-D", images, "-d", "-v", "-o", images + "-restore.log", "--lazy-pages" });
     session.track(pid);
     // The server streams from the start: under load it can reach the chunk
@@ -204,16 +201,29 @@ TEST(LazyRestore, CorruptedLazyChunkKillsTheVictim)
         EXPECT_TRUE(session.wait_until_gone({ pid }, 20s)) << "a failed restore left the victim behind";
     }
     EXPECT_EQ(session.log().find("PASS"), std::string::npos) << session.diagnostics();
-    ASSERT_TRUE(file_exists(images + "/lazy-pages.pid")) << restored.output;
+    ASSERT_TRUE(file_exists(images + "/lazy-pages.pid")) << "refused up front\n" << restored.output;
     pid_t server = std::stoi(read_file(images + "/lazy-pages.pid"));
     EXPECT_TRUE(session.wait_until_gone({ server }, 20s));
     std::string log = read_file(images + "/lazy-pages.log");
     EXPECT_NE(log.find("killing pid " + std::to_string(pid) + ": its memory cannot be brought in"), std::string::npos)
         << log;
-    std::string chunk = images + "/" + pages + ": chunk " + std::to_string(offset / (1 << 20)) + " (bytes ";
-    EXPECT_NE(log.find(chunk), std::string::npos) << log;
+    EXPECT_NE(log.find(pages + ": chunk " + std::to_string(offset / (1 << 20)) + " (bytes "), std::string::npos) << log;
     EXPECT_NE(log.find("checksum mismatch (corrupted)"), std::string::npos) << log;
     EXPECT_NE(log.find("with errors"), std::string::npos) << log;
+}
+
+} // namespace
+
+// A page file with one byte changed in the middle of the large region (a
+// chunk only the lazy-pages server reads) kills the victim.
+TEST(LazyRestore, CorruptedLazyChunkKillsTheVictim)
+{
+    Session session;
+    DumpedVictim victim;
+    ASSERT_NO_FATAL_FAILURE(dump_lazy_victim(session, victim));
+    std::string pages = victim.images + "/" + victim.pages;
+    auto offset = static_cast<std::streamoff>(std::filesystem::file_size(pages) / 2);
+    ASSERT_NO_FATAL_FAILURE(expect_corrupted_chunk_kills(session, victim.pid, victim.images, pages, offset));
 }
 
 // A changed byte in metadata (the process's core image) or in the part of
@@ -249,6 +259,78 @@ TEST(LazyRestore, CorruptedMetadataOrEagerPagesRefusedUpFront)
     ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images, { "--lazy-pages" }));
     ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
     expect_server_done(session, images);
+}
+
+namespace {
+
+// The predump victim (64 MiB written all the time) in a chain of
+// `rounds` checkpoints: `rounds - 1` pre-dumps 100 ms apart, then the
+// dump on top of them (with `dump_options`). Returns the directories,
+// oldest first; the last is the one to restore.
+std::vector<std::string> dump_chain(Session& session, pid_t pid, int rounds,
+                                    const std::vector<std::string>& dump_options = {})
+{
+    std::vector<std::string> images;
+    for (int round = 1; round <= rounds; ++round) {
+        images.push_back(session.dir().file("round" + std::to_string(round)));
+        std::vector<std::string> args { round < rounds ? "pre-dump" : "dump", "-t", std::to_string(pid), "-D",
+                                        images.back(), "-o", images.back() + "-dump.log" };
+        if (round > 1) {
+            args.insert(args.end(), { "--prev-images-dir", "../round" + std::to_string(round - 1), "--track-mem" });
+            std::this_thread::sleep_for(100ms);
+        }
+        if (round == rounds)
+            args.insert(args.end(), dump_options.begin(), dump_options.end());
+        auto result = session.cryo(args);
+        EXPECT_EQ(result.exit_code, 0) << result.output << session.diagnostics();
+        if (result.exit_code != 0)
+            return {};
+    }
+    EXPECT_TRUE(session.wait_until_gone({ pid }, 10s)) << "the dumped victim is still there";
+    return images;
+}
+
+} // namespace
+
+// Two pre-dumps and a dump, restored lazily: the ancestors' page files are
+// not verified whole first (their chunks are checked as the lazy-pages
+// server reads them), the restore fills almost nothing itself, and the
+// victim checks every page against its table of generations, so a page
+// taken from the wrong round fails it.
+TEST(LazyRestore, ChainOfTwoPreDumpsAndADump)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    auto images = dump_chain(session, pid, 3);
+    ASSERT_EQ(images.size(), 3u);
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images[2], { "--lazy-pages" }));
+    std::string restore_log = read_file(images[2] + "-restore.log");
+    int filled = eagerly_filled_mib(restore_log);
+    EXPECT_GE(filled, 0) << restore_log;
+    EXPECT_LT(filled, 4) << "the restore filled the memory itself\n" << restore_log;
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, images[2]);
+}
+
+// One byte changed in the middle of the oldest round's page file (the
+// 64 MiB region, left to the lazy-pages server): the ancestor's pages are
+// not verified whole first, so the restore starts all the same, and the
+// server kills the victim when it first reads that chunk, naming the
+// ancestor's file and the chunk.
+TEST(LazyRestore, CorruptedAncestorChunkKillsTheVictim)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    auto images = dump_chain(session, pid, 3);
+    ASSERT_EQ(images.size(), 3u);
+    std::string pages = pages_file(images[0], pid);
+    auto offset = static_cast<std::streamoff>(std::filesystem::file_size(pages) / 2);
+    ASSERT_NO_FATAL_FAILURE(expect_corrupted_chunk_kills(session, pid, images[2], pages, offset));
+
+    // A plain restore verifies the whole chain first and refuses it.
+    auto plain = session.cryo({ "restore", "-D", images[2], "-d" });
+    EXPECT_EQ(plain.exit_code, 1) << plain.output;
+    EXPECT_NE(plain.output.find(pages + ": checksum mismatch (corrupted)"), std::string::npos) << plain.output;
 }
 
 // The victims of the plain round trip (tests/e2e/e2e_test.cpp) that have
@@ -604,6 +686,68 @@ TEST(LazyRestore, PageServerWithAnotherKeyIsRefused)
     EXPECT_FALSE(process_exists(pid));
     EXPECT_EQ(wait_exit_code(session, server, 30s), 1) << read_file(images + ".serve.out");
     EXPECT_NE(read_file(images + ".serve.out").find("wrong key"), std::string::npos) << read_file(images + ".serve.out");
+}
+
+// `cryo dedup` drops the chunk checksums of the ancestor files it punches:
+// a lazy restore then verifies them whole before anything starts, and a
+// changed byte is refused up front, naming the ancestor's file.
+TEST(LazyRestore, DeduplicatedAncestorIsVerifiedWholeFirst)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    auto images = dump_chain(session, pid, 2, { "--auto-dedup" });
+    ASSERT_EQ(images.size(), 2u);
+    std::string pages = pages_file(images[0], pid);
+    auto offset = static_cast<std::streamoff>(std::filesystem::file_size(pages) / 2);
+    ASSERT_NO_FATAL_FAILURE(corrupt_byte(pages, offset));
+    auto refused = session.cryo({ "restore", "-D", images[1], "-d", "--lazy-pages" });
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find(pages + ": checksum mismatch (corrupted)"), std::string::npos) << refused.output;
+    EXPECT_FALSE(file_exists(images[1] + "/lazy-pages.pid")) << "a lazy-pages server was started";
+    EXPECT_FALSE(process_exists(pid)) << session.diagnostics();
+
+    ASSERT_NO_FATAL_FAILURE(corrupt_byte(pages, offset));   // back as it was
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, images[1], { "--lazy-pages" }));
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, images[1]);
+}
+
+// An incremental chain (two pre-dumps, then the dump) served from the
+// other namespace: the restore fetches each ancestor's metadata and the
+// few of its pages it fills itself into -D/fetched-parent and
+// -D/fetched-parent/fetched-parent (image/chain.h), and the lazy-pages
+// server brings the rest from the ancestors' page files on the page
+// server. The victim checks every page.
+TEST(LazyRestore, ChainFromAPageServerOnAnotherHost)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    auto images = dump_chain(session, pid, 3);
+    ASSERT_EQ(images.size(), 3u);
+    std::string key = write_hex_key(session, "key", 'c');
+    pid_t server = start_serving(session, pair, images[2], key);
+    std::string fetched = session.dir().file("fetched");
+    ASSERT_NO_FATAL_FAILURE(restore_detached(session, pid, fetched, remote_restore_options(key)));
+    std::string restore_log = read_file(fetched + "-restore.log");
+    int filled = eagerly_filled_mib(restore_log);
+    EXPECT_GE(filled, 0) << restore_log;
+    EXPECT_LT(filled, 4) << "the restore filled the memory itself\n" << restore_log;
+    for (int ancestor : { 1, 2 }) {
+        std::string pages = pages_file(fetched + "/fetched-parent" + (ancestor == 2 ? "/fetched-parent" : ""), pid);
+        ASSERT_TRUE(file_exists(pages)) << restore_log;
+        EXPECT_EQ(file_size(pages), file_size(pages_file(images[2 - ancestor], pid)));
+        EXPECT_LT(allocated_bytes(pages), 16u << 20) << "the lazy pages of " << pages << " were fetched by the restore";
+    }
+    ASSERT_NO_FATAL_FAILURE(release_and_expect_pass(session, pid));
+    expect_server_done(session, fetched);
+    EXPECT_EQ(wait_exit_code(session, server, 30s), 0) << read_file(images[2] + ".serve.out");
+    EXPECT_NE(read_file(images[2] + ".serve.out").find("served " + images[2]), std::string::npos);
+    // What was fetched is no checkpoint to restore without its page server.
+    auto plain = session.cryo({ "restore", "-D", fetched, "-d" });
+    EXPECT_EQ(plain.exit_code, 1) << plain.output;
+    EXPECT_FALSE(process_exists(pid));
 }
 
 // A plain restore of what a lazy restore fetched is refused: the page

@@ -4,6 +4,7 @@
 // dedup punches out of an ancestor exactly what the newest does not read.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -178,6 +179,70 @@ TEST(ImageChain, DedupPunchesWhatTheNewestDoesNotRead)
     auto refused = ParentChain::open(temp / "branch", branch);
     ASSERT_FALSE(refused);
     EXPECT_NE(refused.error().message().find("was deduplicated for"), std::string::npos) << refused.error().message();
+}
+
+// A parent a lazy restore fetched sits inside its child as fetched-parent/
+// (lazy/remote.h) and is taken from there, not from the manifest's path.
+TEST(ImageChain, FetchedParentInsideTheChildIsTakenFirst)
+{
+    EXPECT_EQ(fetched_ancestor_path(1), "fetched-parent");
+    EXPECT_EQ(fetched_ancestor_path(2), "fetched-parent/fetched-parent");
+    test::TempDir temp;
+    std::string fetched = temp / "last" + "/" + fetched_ancestor_path(2);
+    std::filesystem::create_directories(fetched);
+    ASSERT_NO_FATAL_FAILURE(write_checkpoint(fetched, "", 0));
+    auto one = manifest_checksum(fetched);
+    ASSERT_TRUE(one);
+    std::string parent = temp / "last" + "/" + fetched_ancestor_path(1);
+    ASSERT_NO_FATAL_FAILURE(write_checkpoint(parent, "/nowhere/one", *one));
+    auto two = manifest_checksum(parent);
+    ASSERT_TRUE(two);
+    Manifest last;
+    last.set_parent("../two");
+    last.set_parent_manifest_xxh3(*two);
+    auto chain = ParentChain::open(temp / "last", last);
+    ASSERT_TRUE(chain) << chain.error().message();
+    ASSERT_EQ(chain->depth(), 2u);
+    EXPECT_EQ(chain->ancestor(1).directory(), parent);
+    EXPECT_EQ(chain->ancestor(2).directory(), fetched);
+}
+
+// A lazy restore verifies the ancestors' metadata and leaves their page
+// files with chunk checksums to the lazy-pages server; page files without
+// (deduplicated ones) are still verified whole.
+TEST(ImageChain, LazyRestoreLeavesChunkedAncestorPagesForLater)
+{
+    test::TempDir temp;
+    PageMap first;
+    add_run(first, 0, 4, 0, 0);
+    ASSERT_NO_FATAL_FAILURE(write_memory_checkpoint(temp / "one", first, "ABCD"));
+    auto one = ImageReader::open(temp / "one");
+    ASSERT_TRUE(one);
+    ASSERT_TRUE(verified_by_chunks(*one, *one->listed(pages_name(kPid))));
+    EXPECT_FALSE(verified_by_chunks(*one, *one->listed(pagemap_name(kPid))));
+    auto one_xxh3 = manifest_checksum(temp / "one");
+    ASSERT_TRUE(one_xxh3);
+    Manifest two;
+    two.set_parent("../one");
+    two.set_parent_manifest_xxh3(*one_xxh3);
+    auto flip = [&](const std::string& name, long offset) {
+        std::fstream file(temp / "one" + "/" + name, std::ios::in | std::ios::out | std::ios::binary);
+        file.seekg(offset);
+        char byte = static_cast<char>(file.get());
+        file.seekp(offset);
+        file.put(static_cast<char>(byte ^ 1));
+    };
+    flip(pages_name(kPid), 5000);
+    auto whole = ParentChain::open(temp / "two", two);
+    ASSERT_FALSE(whole);
+    EXPECT_NE(whole.error().message().find("checksum mismatch"), std::string::npos) << whole.error().message();
+    EXPECT_TRUE(ParentChain::open(temp / "two", two, ChainVerify::ChunkedPagesLater));
+    EXPECT_TRUE(ParentChain::open(temp / "two", two, ChainVerify::MetadataOnly));
+    flip(pages_name(kPid), 5000);
+    flip(pagemap_name(kPid), 20);
+    EXPECT_FALSE(ParentChain::open(temp / "two", two, ChainVerify::ChunkedPagesLater));
+    EXPECT_FALSE(ParentChain::open(temp / "two", two, ChainVerify::MetadataOnly));
+    EXPECT_TRUE(ParentChain::open(temp / "two", two, ChainVerify::LinksOnly));
 }
 
 TEST(ImageChain, ChainFieldsAreChecked)
