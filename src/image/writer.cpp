@@ -43,6 +43,15 @@ struct OutputFile::Stored {
         return {};
     }
 
+    // Bytes already in the file (OutputFile::account_written).
+    void account(std::span<const std::byte> data)
+    {
+        XXH3_64bits_update(hash.get(), data.data(), data.size());
+        if (chunked)
+            hash_chunks(data);
+        size += data.size();
+    }
+
     // Before `size` counts `data`.
     void hash_chunks(std::span<const std::byte> data)
     {
@@ -81,6 +90,29 @@ Result<void> OutputFile::write(std::span<const std::byte> data)
     else
         TRY(m_stored->append(data));
     m_size += data.size();
+    return {};
+}
+
+Result<void> OutputFile::account_written(std::span<const std::byte> written)
+{
+    if (m_encoder || m_stored->remote)
+        return fail("{}: bytes written around the image writer can be counted only in a raw file of a local directory",
+                    name());
+    struct stat status {};
+    if (::fstat(fd(), &status) < 0)
+        return fail_errno(fmt::format("stat {}", name()));
+    if (static_cast<uint64_t>(status.st_size) != m_stored->size + written.size())
+        return fail("{} holds {} bytes, not the {} written by the image writer plus the {} written around it", name(),
+                    status.st_size, m_stored->size, written.size());
+    // The next write() goes to the descriptor's position: it must be the end.
+    off_t position = ::lseek(fd(), 0, SEEK_CUR);
+    if (position < 0)
+        return fail_errno(fmt::format("find the write position in {}", name()));
+    if (static_cast<uint64_t>(position) != m_stored->size + written.size())
+        return fail("{}: the bytes written around the image writer left the write position at {}, not at the end ({})",
+                    name(), position, m_stored->size + written.size());
+    m_stored->account(written);
+    m_size += written.size();
     return {};
 }
 
