@@ -37,6 +37,16 @@ void write_around(OutputFile& file, std::span<const std::byte> bytes)
     ASSERT_TRUE(write_all(file.fd(), bytes, file.name()));
 }
 
+// account_written(`bytes`) fails saying `reason`, and counts nothing.
+void expect_refused(OutputFile& file, std::span<const std::byte> bytes, const std::string& reason)
+{
+    uint64_t size = file.size();
+    auto claimed = file.account_written(bytes);
+    ASSERT_FALSE(claimed);
+    EXPECT_NE(claimed.error().message().find(reason), std::string::npos) << claimed.error().message();
+    EXPECT_EQ(file.size(), size);
+}
+
 ManifestFile finished_record(ImageWriter& writer, OutputFile&& file)
 {
     EXPECT_TRUE(writer.finish_file(std::move(file)));
@@ -104,28 +114,15 @@ TEST(ImageAccount, FileMustEndWhereTheWriterSays)
     ASSERT_TRUE(file) << file.error().message();
     ASSERT_TRUE(file->write(all.first(4000)));
 
-    auto claimed = file->account_written(all.subspan(4000, 1000));
-    ASSERT_FALSE(claimed);
-    EXPECT_NE(claimed.error().message().find("pages.img holds 4000 bytes, not the 4000 written by the image writer "
-                                             "plus the 1000 written around it"),
-              std::string::npos)
-        << claimed.error().message();
-    EXPECT_EQ(file->size(), 4000u);
-
+    expect_refused(*file, all.subspan(4000, 1000),
+                   "pages.img holds 4000 bytes, not the 4000 written by the image writer plus the 1000 written around it");
     ASSERT_NO_FATAL_FAILURE(write_around(*file, all.subspan(4000, 2000)));
-    claimed = file->account_written(all.subspan(4000, 1000));
-    ASSERT_FALSE(claimed);
-    EXPECT_EQ(file->size(), 4000u);
+    expect_refused(*file, all.subspan(4000, 1000), "pages.img holds 6000 bytes");
 
     // At the right size, but the position left at 4000 (pwrite).
     ASSERT_EQ(::pwrite(file->fd(), data.data() + 6000, 1000, 6000), 1000);
     ::lseek(file->fd(), 4000, SEEK_SET);
-    claimed = file->account_written(all.subspan(4000, 3000));
-    ASSERT_FALSE(claimed);
-    EXPECT_NE(claimed.error().message().find("left the write position at 4000, not at the end (7000)"),
-              std::string::npos)
-        << claimed.error().message();
-    EXPECT_EQ(file->size(), 4000u);
+    expect_refused(*file, all.subspan(4000, 3000), "left the write position at 4000, not at the end (7000)");
 }
 
 TEST(ImageAccount, CompressedFileIsRefused)
@@ -136,14 +133,9 @@ TEST(ImageAccount, CompressedFileIsRefused)
     auto file = writer->create_file("pages.img");
     ASSERT_TRUE(file) << file.error().message();
     ASSERT_FALSE(file->is_raw());
-    auto data = sample(100);
-    auto claimed = file->account_written(data);
-    ASSERT_FALSE(claimed);
-    EXPECT_NE(claimed.error().message().find("pages.img: bytes written around the image writer can be counted only "
-                                             "in a raw file of a local directory"),
-              std::string::npos)
-        << claimed.error().message();
-    EXPECT_EQ(file->size(), 0u);
+    expect_refused(*file, sample(100),
+                   "pages.img: bytes written around the image writer can be counted only in a raw file of a local "
+                   "directory");
 }
 
 } // namespace cryo::image
