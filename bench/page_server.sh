@@ -15,8 +15,10 @@
 #                 and fsynced there);
 #   ... --key     the same with a pre-shared key (every frame HMAC-SHA256).
 # Times are wall milliseconds, the median of --runs (default 3); MiB/s is N
-# over that time. The namespaces, the victim and the temporary directory are
-# removed on exit, also on failure or Ctrl-C.
+# over that time; "server CPU ms" the user + system time of the page
+# server (median), which the shared machine's load disturbs less. The
+# namespaces, the victim and the temporary directory are removed on exit,
+# also on failure or Ctrl-C.
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -62,10 +64,18 @@ tcp_copy_ms() {
     wait "$receiver" || die "tcp receiver failed: $(cat "$work/receiver.out")"
 }
 
+# Echoes the wall ms of one dump; appends the CPU ms (user + system) the
+# page server used to $work/server.cpu.
 page_server_ms() {
-    rm -rf "$work/images" "$work/server.out"
-    ip netns exec "$server_ns" "$cryo" page-server -D "$work/images" --address "$address" --port "$port" --once "$@" \
-        >"$work/server.out" 2>&1 &
+    rm -rf "$work/images" "$work/server.out" "$work/server.times"
+    # `times` in the subshell: what its children (the server) used.
+    (
+        ip netns exec "$server_ns" "$cryo" page-server -D "$work/images" --address "$address" --port "$port" \
+            --once "$@" >"$work/server.out" 2>&1
+        status=$?
+        times >"$work/server.times"
+        exit "$status"
+    ) &
     local server=$!
     wait_for "$work/server.out" listening
     local start
@@ -74,20 +84,26 @@ page_server_ms() {
         --port "$port" "$@" 2>"$work/dump.err" || die "cryo dump: $(cat "$work/dump.err")"
     echo $(( ($(now_ns) - start) / 1000000 ))
     wait "$server" || die "page server: $(cat "$work/server.out")"
+    awk 'function ms(t, part) { split(t, part, /[ms]/); return (part[1] * 60 + part[2]) * 1000 }
+         NR == 2 { printf "%d\n", ms($1) + ms($2) }' "$work/server.times" >>"$work/server.cpu"
 }
 
 start_victim "$memhog" "$mib"
 
 echo "page server vs plain TCP over a veth pair, $mib MiB, kernel $(uname -r), $(nproc) CPUs, median of $runs"
-echo "files written in $base_dir ($(fs_type "$base_dir"))"
-printf "%-22s | %8s | %8s\n" "" "ms" "MiB/s"
-report() { awk -v name="$1" -v ms="$2" -v mib="$mib" 'BEGIN { printf "%-22s | %8s | %8.0f\n", name, ms, mib * 1000 / ms }'; }
+echo "files written in $base_dir ($(fs_type "$base_dir")), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
+printf "%-22s | %8s | %8s | %14s\n" "" "ms" "MiB/s" "server CPU ms"
+report() {
+    awk -v name="$1" -v ms="$2" -v mib="$mib" -v cpu="$3" \
+        'BEGIN { printf "%-22s | %8s | %8.0f | %14s\n", name, ms, mib * 1000 / ms, cpu }'
+}
 times=""
 for _ in $(seq "$runs"); do times+=" $(tcp_copy_ms)"; done
-report "tcp copy" "$(echo "$times" | median)"
-times=""
-for _ in $(seq "$runs"); do times+=" $(page_server_ms)"; done
-report "page server" "$(echo "$times" | median)"
-times=""
-for _ in $(seq "$runs"); do times+=" $(page_server_ms --key "$work/key")"; done
-report "page server --key" "$(echo "$times" | median)"
+report "tcp copy" "$(echo "$times" | median)" "-"
+for key in "" --key; do
+    times=""
+    rm -f "$work/server.cpu"
+    for _ in $(seq "$runs"); do times+=" $(page_server_ms ${key:+"$key" "$work/key"})"; done
+    report "page server${key:+ $key}" "$(echo "$times" | median)" "$(median <"$work/server.cpu")"
+done
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"

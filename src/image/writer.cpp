@@ -57,6 +57,13 @@ struct OutputFile::Stored {
         return {};
     }
 
+    // Bytes already in the file (OutputFile::account_written).
+    void account(std::span<const std::byte> data)
+    {
+        take_into_checksums(data);
+        size += data.size();
+    }
+
     // Before `hashed` counts `data`.
     void hash_chunks(std::span<const std::byte> data)
     {
@@ -107,6 +114,29 @@ Result<void> OutputFile::write_hashed(std::span<const std::byte> data)
 {
     TRY(m_stored->store(data));
     m_size += data.size();
+    return {};
+}
+
+Result<void> OutputFile::account_written(std::span<const std::byte> written)
+{
+    if (m_encoder || m_stored->remote)
+        return fail("{}: bytes written around the image writer can be counted only in a raw file of a local directory",
+                    name());
+    struct stat status {};
+    if (::fstat(fd(), &status) < 0)
+        return fail_errno(fmt::format("stat {}", name()));
+    if (static_cast<uint64_t>(status.st_size) != m_stored->size + written.size())
+        return fail("{} holds {} bytes, not the {} written by the image writer plus the {} written around it", name(),
+                    status.st_size, m_stored->size, written.size());
+    // The next write() goes to the descriptor's position: it must be the end.
+    off_t position = ::lseek(fd(), 0, SEEK_CUR);
+    if (position < 0)
+        return fail_errno(fmt::format("find the write position in {}", name()));
+    if (static_cast<uint64_t>(position) != m_stored->size + written.size())
+        return fail("{}: the bytes written around the image writer left the write position at {}, not at the end ({})",
+                    name(), position, m_stored->size + written.size());
+    m_stored->account(written);
+    m_size += written.size();
     return {};
 }
 

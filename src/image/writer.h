@@ -57,6 +57,17 @@ public:
     // encryption): only then may a caller write to fd() itself or change
     // how it is written (O_DIRECT).
     bool is_raw() const { return !m_encoder; }
+    // Counts bytes that someone else already wrote at the end of fd() (the
+    // page server splices them there from its socket, so they never pass
+    // through cryo's memory): `written` must be those bytes as the file
+    // now holds them, read back from it (a read-only mapping of the page
+    // cache). They are hashed, chunked and counted exactly as write()
+    // would have done, without being written again; the next write()
+    // goes after them, so the writer must have advanced the descriptor's
+    // position past them (splice(2) with no offset does). Only for a raw
+    // file of a local directory, and fd() must then hold exactly size()
+    // plus these bytes: an error otherwise, and nothing counted.
+    Result<void> account_written(std::span<const std::byte> written);
 
 private:
     friend class ImageWriter;

@@ -1,6 +1,7 @@
 // See page_protocol.h.
 #include "net/page_protocol.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/mman.h>
@@ -28,6 +29,7 @@ namespace cryo::net {
 namespace {
 
 constexpr uint32_t kFrameMagic = 0x53505943; // "CYPS"
+constexpr size_t kSplicePipeSize = 1u << 20;
 
 struct FrameHeader {
     uint32_t magic;
@@ -106,6 +108,51 @@ Result<bool> receive_exact(int fd, std::span<std::byte> out, const std::string& 
 }
 
 } // namespace
+
+// A read-only mapping of a byte range of a file (page-aligned below).
+class MappedRange {
+public:
+    // `populate`: every page mapped at once (bytes about to be read in
+    // full, already in the page cache), instead of a fault per few pages.
+    static Result<MappedRange> map(int fd, uint64_t offset, uint64_t length, const std::string& what,
+                                   bool populate = false)
+    {
+        static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+        // Past the end of the file a mapping faults with SIGBUS: refused
+        // here (the file must not shrink while it is served).
+        struct stat status {};
+        if (::fstat(fd, &status) < 0)
+            return fail_errno(fmt::format("stat {}", what));
+        if (offset + length > static_cast<uint64_t>(status.st_size))
+            return fail("{} holds {} bytes, {} at {} were asked", what, status.st_size, length, offset);
+        MappedRange range;
+        uint64_t start = offset & ~(page - 1);
+        range.m_length = offset + length - start;
+        range.m_base = ::mmap(nullptr, range.m_length, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd,
+                              static_cast<off_t>(start));
+        if (range.m_base == MAP_FAILED)
+            return fail_errno(fmt::format("map {} bytes at {} of {}", length, offset, what));
+        range.m_bytes = std::span(static_cast<const std::byte*>(range.m_base) + (offset - start), length);
+        return range;
+    }
+    MappedRange(MappedRange&& other) noexcept
+        : m_base(std::exchange(other.m_base, MAP_FAILED)), m_length(other.m_length), m_bytes(other.m_bytes)
+    {
+    }
+    MappedRange& operator=(MappedRange&&) = delete;
+    ~MappedRange()
+    {
+        if (m_base != MAP_FAILED)
+            ::munmap(m_base, m_length);
+    }
+    std::span<const std::byte> bytes() const { return m_bytes; }
+
+private:
+    MappedRange() = default;
+    void* m_base { MAP_FAILED };
+    size_t m_length { 0 };
+    std::span<const std::byte> m_bytes;
+};
 
 const char* frame_name(FrameType type)
 {
@@ -260,47 +307,6 @@ private:
     sigset_t m_old {};
 };
 
-// A read-only mapping of a byte range of a file (page-aligned below).
-class MappedRange {
-public:
-    static Result<MappedRange> map(int fd, uint64_t offset, uint64_t length, const std::string& what)
-    {
-        static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-        // Past the end of the file a mapping faults with SIGBUS: refused
-        // here (the file must not shrink while it is served).
-        struct stat status {};
-        if (::fstat(fd, &status) < 0)
-            return fail_errno(fmt::format("stat {}", what));
-        if (offset + length > static_cast<uint64_t>(status.st_size))
-            return fail("{} holds {} bytes, {} at {} were asked", what, status.st_size, length, offset);
-        MappedRange range;
-        uint64_t start = offset & ~(page - 1);
-        range.m_length = offset + length - start;
-        range.m_base = ::mmap(nullptr, range.m_length, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(start));
-        if (range.m_base == MAP_FAILED)
-            return fail_errno(fmt::format("map {} bytes at {} of {}", length, offset, what));
-        range.m_bytes = std::span(static_cast<const std::byte*>(range.m_base) + (offset - start), length);
-        return range;
-    }
-    MappedRange(MappedRange&& other) noexcept
-        : m_base(std::exchange(other.m_base, MAP_FAILED)), m_length(other.m_length), m_bytes(other.m_bytes)
-    {
-    }
-    MappedRange& operator=(MappedRange&&) = delete;
-    ~MappedRange()
-    {
-        if (m_base != MAP_FAILED)
-            ::munmap(m_base, m_length);
-    }
-    std::span<const std::byte> bytes() const { return m_bytes; }
-
-private:
-    MappedRange() = default;
-    void* m_base { MAP_FAILED };
-    size_t m_length { 0 };
-    std::span<const std::byte> m_bytes;
-};
-
 } // namespace
 
 Result<void> Channel::send_file_range(FrameType type, uint32_t file, int fd, uint64_t offset, uint64_t length,
@@ -351,16 +357,21 @@ Result<void> Channel::send_text(FrameType type, std::string_view text)
     return send(type, 0, std::as_bytes(std::span(text.data(), text.size())));
 }
 
-Result<Frame> Channel::receive()
+Result<Frame> Channel::receive() { return receive(SpliceRoute {}); }
+
+Result<Frame> Channel::receive(const SpliceRoute& target)
 {
-    auto frame = TRY(receive_or_end());
+    auto frame = TRY(receive_frame(target));
     if (!frame)
         return fail("{} closed the connection (broken transfer)", m_peer);
     return *frame;
 }
 
-Result<std::optional<Frame>> Channel::receive_or_end()
+Result<std::optional<Frame>> Channel::receive_or_end() { return receive_frame({}); }
+
+Result<std::optional<Frame>> Channel::receive_frame(const SpliceRoute& route)
 {
+    m_mapped.reset();
     FrameHeader header {};
     if (!TRY(receive_exact(m_socket.get(), std::as_writable_bytes(std::span(&header, 1)), m_peer)))
         return std::nullopt;
@@ -368,14 +379,23 @@ Result<std::optional<Frame>> Channel::receive_or_end()
         return fail("{} does not speak the cryo page-server protocol (bad frame magic {:#x})", m_peer, header.magic);
     if (header.length > kMaxFramePayload)
         return fail("{} sent a frame of {} bytes, more than the {} allowed", m_peer, header.length, kMaxFramePayload);
-    // The buffer only grows: no allocation (nor zero-filling) per frame.
-    if (m_buffer.size() < header.length)
-        m_buffer.resize(header.length);
-    std::span<std::byte> payload(m_buffer.data(), header.length);
-    Frame frame { .type = static_cast<FrameType>(header.type), .file = header.file, .payload = payload };
+    Frame frame { .type = static_cast<FrameType>(header.type), .file = header.file, .payload = {} };
+    std::optional<SpliceTarget> target;
+    if (route && frame.type == FrameType::Data && header.length >= kSpliceMinPayload)
+        target = route(frame.file);
+    if (target) {
+        frame.payload = TRY(splice_payload(header.length, *target));
+        frame.spliced = true;
+    } else {
+        // The buffer only grows: no allocation (nor zero-filling) per frame.
+        if (m_buffer.size() < header.length)
+            m_buffer.resize(header.length);
+        std::span<std::byte> payload(m_buffer.data(), header.length);
+        frame.payload = payload;
+        if (!TRY(receive_exact(m_socket.get(), payload, m_peer)) && header.length > 0)
+            return fail("{} closed the connection in the middle of a frame (broken transfer)", m_peer);
+    }
     Mac received {};
-    if (!TRY(receive_exact(m_socket.get(), payload, m_peer)) && header.length > 0)
-        return fail("{} closed the connection in the middle of a frame (broken transfer)", m_peer);
     if (!TRY(receive_exact(m_socket.get(), std::span(received.data(), tag_size()), m_peer)))
         return fail("{} closed the connection in the middle of a frame (broken transfer)", m_peer);
     Mac expected = TRY(tag(m_received++, bytes_of(header), frame.payload));
@@ -385,6 +405,63 @@ Result<std::optional<Frame>> Channel::receive_or_end()
     if (frame.type == FrameType::Error)
         return fail("{} says: {}", m_peer, frame.text());
     return frame;
+}
+
+Result<std::span<const std::byte>> Channel::splice_payload(uint64_t length, const SpliceTarget& target)
+{
+    if (!m_pipe_read) {
+        int ends[2];
+        if (::pipe2(ends, O_CLOEXEC) < 0)
+            return fail_errno(fmt::format("receive from {}: pipe for splice", m_peer));
+        m_pipe_read = UniqueFd(ends[0]);
+        m_pipe_write = UniqueFd(ends[1]);
+        // A bigger pipe: fewer round trips per frame. Past
+        // /proc/sys/fs/pipe-max-size only root may go; the size the pipe
+        // has is what counts.
+        (void)::fcntl(m_pipe_write.get(), F_SETPIPE_SZ, static_cast<int>(kSplicePipeSize));
+        int size = ::fcntl(m_pipe_write.get(), F_GETPIPE_SZ);
+        if (size <= 0)
+            return fail_errno(fmt::format("receive from {}: size of the splice pipe", m_peer));
+        m_pipe_size = static_cast<size_t>(size);
+    }
+    auto moved = splice_into(length, target);
+    if (!moved) {
+        // Bytes may be left in the pipe: never used again.
+        m_pipe_read.reset();
+        m_pipe_write.reset();
+        return fail(moved.error());
+    }
+    m_mapped = std::make_unique<MappedRange>(
+        TRY(MappedRange::map(target.read_fd, target.end, length, target.name, true)));
+    return m_mapped->bytes();
+}
+
+Result<void> Channel::splice_into(uint64_t length, const SpliceTarget& target)
+{
+    for (uint64_t left = length; left > 0;) {
+        // The socket's receive timeout holds for splice too.
+        ssize_t got = ::splice(m_socket.get(), nullptr, m_pipe_write.get(), nullptr,
+                               static_cast<size_t>(std::min<uint64_t>(left, m_pipe_size)), SPLICE_F_MOVE | SPLICE_F_MORE);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fail("{} sent nothing for {} s (timed out)", m_peer, kPeerTimeoutSeconds);
+        if (got < 0)
+            return fail_errno(fmt::format("receive from {} into {}", m_peer, target.name));
+        if (got == 0)
+            return fail("{} closed the connection in the middle of a frame (broken transfer)", m_peer);
+        for (auto in_pipe = static_cast<size_t>(got); in_pipe > 0;) {
+            ssize_t put = ::splice(m_pipe_read.get(), nullptr, target.fd, nullptr, in_pipe, SPLICE_F_MOVE);
+            if (put < 0 && errno == EINTR)
+                continue;
+            if (put <= 0)
+                return fail_errno(fmt::format("write {} bytes from {} into {}", in_pipe, m_peer, target.name),
+                                  put == 0 ? EIO : errno);
+            in_pipe -= static_cast<size_t>(put);
+        }
+        left -= static_cast<uint64_t>(got);
+    }
+    return {};
 }
 
 Result<Frame> Channel::expect(FrameType type)

@@ -42,6 +42,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -89,15 +91,34 @@ inline constexpr uint64_t kWholeFile = ~0ull;
 
 const char* frame_name(FrameType type);
 
-// A frame received; its payload lives in the channel's buffer until the
-// next receive().
+// A frame received; its payload lives in the channel's buffer (or, when
+// `spliced`, in a mapping of the file it was spliced into) until the next
+// receive().
 struct Frame {
     FrameType type;
     uint32_t file { 0 };
     std::span<const std::byte> payload;
+    bool spliced { false };
 
     std::string text() const { return { reinterpret_cast<const char*>(payload.data()), payload.size() }; }
 };
+
+// Where Channel::receive() may put a frame's payload instead of its
+// buffer: appended to a regular file with splice(2) (socket to pipe to
+// file, at the descriptor's position, which it advances). `fd` is the
+// file open for writing, `read_fd` the same file open for reading (for
+// the mapping the tag is checked over), `end` its size before, which
+// must be that position; `name` is for messages.
+struct SpliceTarget {
+    int fd { -1 };
+    int read_fd { -1 };
+    uint64_t end { 0 };
+    std::string name;
+};
+// Payloads shorter than this are received into the buffer even when a
+// target is offered: for them the pipe round trips and the mapping cost
+// more than the copy they save.
+inline constexpr uint64_t kSpliceMinPayload = 64u << 10;
 
 using Mac = std::array<std::byte, kMacSize>;
 using Nonce = std::array<std::byte, kNonceSize>;
@@ -105,6 +126,8 @@ using Nonce = std::array<std::byte, kNonceSize>;
 // HMAC-SHA256(key, label | first | second).
 Result<Mac> keyed_proof(std::span<const std::byte> key, std::string_view label, const Nonce& first,
                         const Nonce& second);
+
+class MappedRange;
 
 // One end of a connection: frames out and in, checked.
 class Channel {
@@ -125,6 +148,16 @@ public:
                                  const std::string& what, std::span<std::byte> buffer);
     // The next frame; an Error frame from the peer becomes an error here.
     Result<Frame> receive();
+    // The next frame; the payload of a Data frame (at least
+    // kSpliceMinPayload bytes) for which `target` names a file (it is
+    // asked with the frame's file id) goes from the socket into that file
+    // with splice(2), never through cryo's memory. Its tag is then checked
+    // over a read-only mapping of the bytes in the file, which becomes the
+    // frame's payload (`spliced` set). On any error (a bad tag, a broken
+    // connection) the bytes that arrived are in the file already, the
+    // channel is unusable and the file must be discarded.
+    using SpliceRoute = std::function<std::optional<SpliceTarget>(uint32_t file)>;
+    Result<Frame> receive(const SpliceRoute& target);
     // The next frame, or nothing when the peer closed the connection
     // cleanly between two frames.
     Result<std::optional<Frame>> receive_or_end();
@@ -138,6 +171,9 @@ public:
     int fd() const { return m_socket.get(); }
 
 private:
+    Result<std::optional<Frame>> receive_frame(const SpliceRoute& route);
+    Result<std::span<const std::byte>> splice_payload(uint64_t length, const SpliceTarget& target);
+    Result<void> splice_into(uint64_t length, const SpliceTarget& target);
     Result<void> send_parts(FrameType type, std::span<iovec> parts, int flags);
     Result<std::array<std::byte, kMacSize>> tag(uint64_t sequence, std::span<const std::byte> header,
                                                 std::span<const std::byte> payload) const;
@@ -149,6 +185,12 @@ private:
     uint64_t m_sent { 0 };
     uint64_t m_received { 0 };
     std::vector<std::byte> m_buffer;   // the payload of the last frame received
+    // splice(2) goes through a pipe, made on first use; the mapping holds
+    // the payload of the last frame spliced.
+    UniqueFd m_pipe_read;
+    UniqueFd m_pipe_write;
+    size_t m_pipe_size { 0 };
+    std::unique_ptr<MappedRange> m_mapped;
 };
 
 // The handshake of each side (see above). With a key, both sides have

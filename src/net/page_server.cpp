@@ -117,11 +117,12 @@ public:
         // the directory.
         m_writer.emplace(TRY(image::ImageWriter::create(
             m_directory, m_options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync)));
+        auto route = [this](uint32_t id) { return splice_target(id); };
         for (;;) {
-            auto frame = TRY(m_channel.receive());
+            auto frame = TRY(m_channel.receive(route));
             switch (frame.type) {
             case FrameType::Open: TRY(open(frame)); break;
-            case FrameType::Data: TRY(TRY(file(frame))->write(frame.payload)); break;
+            case FrameType::Data: TRY(data(frame)); break;
             case FrameType::Close: TRY(close(frame)); break;
             case FrameType::Commit: return commit(frame);
             default:
@@ -134,6 +135,7 @@ public:
     uint64_t fetches() const { return m_fetches; }
     uint64_t sent_bytes() const { return m_sent_bytes; }
     uint64_t received_bytes() const { return m_writer ? m_writer->total_bytes() : 0; }
+    uint64_t spliced_bytes() const { return m_spliced_bytes; }
 
 private:
     // --serve: the manifest, then every Fetch answered.
@@ -230,7 +232,44 @@ private:
             return fail("{} closed file id {}, which is not open", m_channel.peer(), frame.file);
         TRY(m_writer->finish_file(std::move(found->second)));
         m_files.erase(found);
+        m_readers.erase(frame.file);
         return {};
+    }
+
+    // A spliced payload is in the file already: only counted and hashed.
+    Result<void> data(const Frame& frame)
+    {
+        image::OutputFile* output = TRY(file(frame));
+        if (frame.spliced) {
+            m_spliced_bytes += frame.payload.size();
+            return output->account_written(frame.payload);
+        }
+        return output->write(frame.payload);
+    }
+
+    // Data for an open file goes straight into it (Channel::receive), when
+    // the file takes bytes as they are. The tag and the file's checksums
+    // are then read through a mapping, which needs the file open for
+    // reading too (the writer's descriptor is write-only): opened again
+    // through /proc, once per file. Nothing (the frame is received into
+    // the buffer, and an unknown id refused there) when that fails.
+    std::optional<SpliceTarget> splice_target(uint32_t id)
+    {
+        auto found = m_files.find(id);
+        if (found == m_files.end() || !found->second.is_raw())
+            return std::nullopt;
+        image::OutputFile& output = found->second;
+        auto& reader = m_readers[id];
+        if (!reader) {
+            auto opened = open_file(fmt::format("/proc/self/fd/{}", output.fd()), O_RDONLY | O_CLOEXEC);
+            if (!opened) {
+                spdlog::debug("{}: no splice ({})", output.name(), opened.error().message());
+                m_readers.erase(id);
+                return std::nullopt;
+            }
+            reader = std::move(*opened);
+        }
+        return SpliceTarget { .fd = output.fd(), .read_fd = reader.get(), .end = output.size(), .name = output.name() };
     }
 
     Result<void> commit(const Frame& frame)
@@ -265,9 +304,11 @@ private:
     const ServedCheckpoint* m_served;
     uint64_t m_fetches { 0 };
     uint64_t m_sent_bytes { 0 };
+    uint64_t m_spliced_bytes { 0 };
     bool m_restore_requested { false };
     std::optional<image::ImageWriter> m_writer;
     std::map<uint32_t, image::OutputFile> m_files;
+    std::map<uint32_t, UniqueFd> m_readers;   // the open files, for reading (splice_target)
 };
 
 // With --restore the numbered subdirectories start at 1: DIR must be new
@@ -337,8 +378,9 @@ Result<void> run_page_server(const PageServerOptions& options)
         if (result && options.restore)
             ++received;
         if (result)
-            fmt::print("cryo page-server: received a checkpoint from {} into {} ({} MiB)\n", channel.peer(),
-                       directory, session.received_bytes() >> 20);
+            fmt::print("cryo page-server: received a checkpoint from {} into {} ({} MiB, {} MiB of them spliced "
+                       "straight into the files)\n",
+                       channel.peer(), directory, session.received_bytes() >> 20, session.spliced_bytes() >> 20);
         else if (options.once)
             return fail("page server: checkpoint from {} refused, nothing kept: {}", channel.peer(),
                         result.error().message());

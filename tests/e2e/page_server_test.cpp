@@ -3,11 +3,15 @@
 // (netns.h): the server in its own, the victim and the dump or pre-dump in
 // this one. The victim is restored from the server's directory, then
 // verifies itself.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <regex>
@@ -68,6 +72,112 @@ std::vector<std::string> page_server_command(const std::string& verb, pid_t pid,
     args.insert(args.end(), options.begin(), options.end());
     return args;
 }
+
+// A TCP relay on 127.0.0.1 between a dump and the page server that damages
+// what the dump sends at byte `at` of the stream: flips a bit there, or
+// cuts the connection to the server there (it sees the end of the stream
+// in the middle of a frame). Everything else passes unchanged, both ways.
+// One connection; its sockets are closed and its threads joined when
+// dropped.
+class DamagingRelay {
+public:
+    enum class Damage { Flip, Cut };
+
+    DamagingRelay(const std::string& server_address, uint16_t server_port, uint64_t at, Damage damage)
+        : m_at(at), m_damage(damage)
+    {
+        m_listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in address { .sin_family = AF_INET, .sin_port = 0, .sin_addr = { htonl(INADDR_LOOPBACK) }, .sin_zero = {} };
+        socklen_t length = sizeof(address);
+        if (m_listener < 0 || ::bind(m_listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) < 0
+            || ::listen(m_listener, 1) < 0 || ::getsockname(m_listener, reinterpret_cast<sockaddr*>(&address), &length) < 0)
+            return;
+        m_port = ntohs(address.sin_port);
+        sockaddr_in server { .sin_family = AF_INET, .sin_port = htons(server_port), .sin_addr = {}, .sin_zero = {} };
+        ::inet_pton(AF_INET, server_address.c_str(), &server.sin_addr);
+        m_forward = std::thread([this, server] {
+            m_client = ::accept4(m_listener, nullptr, nullptr, SOCK_CLOEXEC);
+            m_server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (m_client < 0 || m_server < 0
+                || ::connect(m_server, reinterpret_cast<const sockaddr*>(&server), sizeof(server)) < 0) {
+                if (m_client >= 0)
+                    ::shutdown(m_client, SHUT_RDWR);
+                return;
+            }
+            m_backward = std::thread([this] { pump(m_server, m_client); });
+            forward();
+        });
+    }
+    DamagingRelay(const DamagingRelay&) = delete;
+    DamagingRelay& operator=(const DamagingRelay&) = delete;
+    ~DamagingRelay()
+    {
+        // Wakes a thread blocked in accept, recv or send.
+        for (int fd : { m_listener, m_client.load(), m_server.load() })
+            if (fd >= 0)
+                ::shutdown(fd, SHUT_RDWR);
+        if (m_forward.joinable())
+            m_forward.join();
+        if (m_backward.joinable())
+            m_backward.join();
+        for (int fd : { m_listener, m_client.load(), m_server.load() })
+            if (fd >= 0)
+                ::close(fd);
+    }
+
+    uint16_t port() const { return m_port; }
+    bool damaged() const { return m_damaged; }
+
+private:
+    // Dump to server, damaged at m_at. Past a cut, or once the server
+    // is gone, what the dump sends is read and dropped: it then learns of
+    // the end from the connection closed under its answer.
+    void forward()
+    {
+        std::vector<char> buffer(1 << 16);
+        bool open = true;
+        for (uint64_t done = 0;;) {
+            ssize_t got = ::recv(m_client, buffer.data(), buffer.size(), 0);
+            if (got <= 0)
+                break;
+            size_t length = static_cast<size_t>(got);
+            if (open && !m_damaged && done + length > m_at) {
+                size_t inside = static_cast<size_t>(m_at - done);
+                m_damaged = true;
+                if (m_damage == Damage::Cut) {
+                    (void)!::send(m_server, buffer.data(), inside, MSG_NOSIGNAL);
+                    ::shutdown(m_server, SHUT_WR);
+                    open = false;
+                }
+                buffer[inside] ^= 0x10;
+            }
+            if (open && ::send(m_server, buffer.data(), length, MSG_NOSIGNAL) != got)
+                open = false;
+            done += length;
+        }
+        ::shutdown(m_server, SHUT_WR);
+    }
+
+    static void pump(int from, int to)
+    {
+        std::vector<char> buffer(1 << 16);
+        ssize_t got;
+        while ((got = ::recv(from, buffer.data(), buffer.size(), 0)) > 0)
+            if (::send(to, buffer.data(), static_cast<size_t>(got), MSG_NOSIGNAL) != got)
+                break;
+        ::shutdown(to, SHUT_WR);
+    }
+
+    uint64_t m_at;
+    Damage m_damage;
+    int m_listener { -1 };
+    uint16_t m_port { 0 };
+    std::atomic<int> m_client { -1 };
+    std::atomic<int> m_server { -1 };
+    std::atomic<bool> m_damaged { false };
+    std::thread m_forward;
+    std::thread m_backward;
+};
 
 } // namespace
 
@@ -283,6 +393,58 @@ TEST(PageServer, ServedWithoutKeyToALazyRestore)
                                                        << session.diagnostics();
     std::string log = read_file(fetched + "/lazy-pages.log");
     EXPECT_NE(log.find("with errors"), std::string::npos) << log;
+}
+
+// The pages arrive on the server's splice path (socket to file, checked
+// afterwards over the file's bytes). A relay in between flips one bit
+// 41 MiB into the stream (inside the page file's data), or cuts the
+// connection there: either way the server refuses the checkpoint and
+// removes what it had written, the dump fails saying the transfer broke,
+// and the victim runs on. Undamaged, the server says how much it spliced.
+TEST(PageServer, DamagedFrameOnTheSplicePathIsRefused)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "predump");
+    std::string whole = session.dir().file("whole");
+    pid_t server = start_server(session, pair, whole);
+    auto sent = session.cryo(page_server_command("dump", pid, { "--leave-running" }));
+    ASSERT_EQ(sent.exit_code, 0) << sent.output;
+    auto [whole_code, whole_output] = server_result(session, server, whole);
+    ASSERT_EQ(whole_code, 0) << whole_output;
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(whole_output, match, std::regex(R"(\((\d+) MiB, (\d+) MiB of them spliced)")))
+        << whole_output;
+    EXPECT_GE(std::stoi(match[2]), 64) << whole_output;
+
+    for (auto damage : { DamagingRelay::Damage::Flip, DamagingRelay::Damage::Cut }) {
+        bool flip = damage == DamagingRelay::Damage::Flip;
+        SCOPED_TRACE(flip ? "flipped bit" : "cut connection");
+        std::string images = session.dir().file(flip ? "flipped" : "cut");
+        std::filesystem::remove(whole + ".out");
+        std::this_thread::sleep_for(100ms);
+        server = start_server(session, pair, images);
+        auto failed = [&] {
+            DamagingRelay relay(NamespacePair::server_address(), kPort, (41ull << 20) + 12345, damage);
+            EXPECT_NE(relay.port(), 0);
+            auto result = session.cryo({ "dump", "-t", std::to_string(pid), "--leave-running", "--page-server",
+                                         "--address", "127.0.0.1", "--port", std::to_string(relay.port()) });
+            EXPECT_TRUE(relay.damaged());
+            return result;
+        }();
+        EXPECT_EQ(failed.exit_code, 1) << failed.output;
+        EXPECT_NE(failed.output.find("(broken transfer)"), std::string::npos) << failed.output;
+        auto [code, output] = server_result(session, server, images);
+        EXPECT_EQ(code, 1) << output;
+        EXPECT_NE(output.find(flip ? "a data frame from 10.231." : "closed the connection in the middle of a frame"),
+                  std::string::npos)
+            << output;
+        if (flip)
+            EXPECT_NE(output.find("failed its checksum check (corrupted or forged)"), std::string::npos) << output;
+        EXPECT_FALSE(std::filesystem::exists(images)) << "the server kept files of a damaged transfer";
+    }
+    release_and_expect_pass(session, pid);
 }
 
 } // namespace cryo::e2e

@@ -2,7 +2,9 @@
 // socketpair: frames round-trip, a changed byte or a cut frame is caught,
 // the handshake accepts the same key and refuses another one (both sides
 // saying why); a file range sent with send_file_range() arrives as its
-// bytes, with and without a key.
+// bytes, with and without a key; a Data frame received with a splice
+// target lands in that file, and is still caught when changed or cut.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,8 +14,10 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
 #include "net/page_protocol.h"
+#include "temp_dir.h"
 
 namespace cryo::net {
 
@@ -215,6 +219,125 @@ TEST(PageProtocol, KeyOnOneSideOnlyIsRefused)
             << client_result.error().message();
         EXPECT_FALSE(server_result);
     }
+}
+
+namespace {
+
+// A file a spliced payload goes into: `end` bytes so far, open for writing
+// (at its end) and for reading.
+struct SpliceFile {
+    cryo::test::TempDir temp;
+    std::string path { temp.path() + "/pages.img" };
+    UniqueFd out { ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) };
+    UniqueFd in { ::open(path.c_str(), O_RDONLY | O_CLOEXEC) };
+    uint64_t end { 0 };
+
+    // The target for file id `id` only.
+    Channel::SpliceRoute route(uint32_t id)
+    {
+        return [this, id](uint32_t file) -> std::optional<SpliceTarget> {
+            if (file != id)
+                return std::nullopt;
+            return SpliceTarget { .fd = out.get(), .read_fd = in.get(), .end = end, .name = "pages.img" };
+        };
+    }
+    std::string content() { return read_all(in.get(), "pages.img").value_or("?"); }
+};
+
+std::string pattern(size_t size)
+{
+    std::string content(size, '\0');
+    for (size_t i = 0; i < content.size(); ++i)
+        content[i] = static_cast<char>(i * 7 + i / 4096);
+    return content;
+}
+
+// A Data frame as Channel::send() puts it on the wire without a key (the
+// first frame of the connection: sequence 0), announcing `length` bytes.
+std::string raw_data_frame(const std::string& payload, uint64_t length)
+{
+    std::string frame(24, '\0');
+    uint32_t magic = 0x53505943, type = static_cast<uint32_t>(FrameType::Data), file = 1;
+    std::memcpy(frame.data(), &magic, 4);
+    std::memcpy(frame.data() + 4, &type, 4);
+    std::memcpy(frame.data() + 8, &file, 4);
+    std::memcpy(frame.data() + 16, &length, 8);
+    frame += payload;
+    uint64_t tag = XXH3_64bits_withSeed(frame.data(), frame.size(), 0);
+    frame.append(reinterpret_cast<const char*>(&tag), sizeof(tag));
+    return frame;
+}
+
+} // namespace
+
+// Big Data frames for the file the receiver names are spliced into it
+// after what it held (the payload is then the file's bytes); small ones,
+// and those of another file, come through the buffer. Also with a key
+// (HMAC over the spliced bytes).
+TEST(PageProtocol, DataFrameIsSplicedIntoItsFile)
+{
+    SpliceFile file;
+    ASSERT_TRUE(write_all(file.out.get(), bytes_of("head"), "pages.img"));
+    file.end = 4;
+    std::string big = pattern(3 * kSpliceMinPayload + 123);
+    auto [client, server] = connected_pair();
+    auto key = key_of('k');
+    auto [client_result, server_result] = handshake(client, server, &key, &key);
+    ASSERT_TRUE(client_result && server_result);
+    auto sender = std::async(std::launch::async, [&] {
+        return client.send(FrameType::Data, 1, bytes_of(big)) && client.send(FrameType::Data, 1, bytes_of("small"))
+            && client.send(FrameType::Data, 2, bytes_of(big)) && client.send(FrameType::Data, 1, bytes_of(big));
+    });
+    auto route = file.route(1);
+    auto spliced = server.receive(route);
+    ASSERT_TRUE(spliced) << spliced.error().message();
+    EXPECT_TRUE(spliced->spliced);
+    EXPECT_EQ(spliced->text(), big);
+    file.end += big.size();
+    auto small = server.receive(route);
+    ASSERT_TRUE(small) << small.error().message();
+    EXPECT_FALSE(small->spliced);
+    EXPECT_EQ(small->text(), "small");
+    auto other = server.receive(route);
+    ASSERT_TRUE(other) << other.error().message();
+    EXPECT_FALSE(other->spliced);
+    EXPECT_EQ(other->text(), big);
+    auto again = server.receive(route);
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_TRUE(again->spliced);
+    EXPECT_TRUE(sender.get());
+    EXPECT_EQ(file.content(), "head" + big + big);
+}
+
+// A changed byte in a spliced payload fails the tag check (the bytes are
+// in the file already: the caller discards it); a payload cut short is a
+// broken transfer.
+TEST(PageProtocol, SplicedFrameChangedOrCutIsCaught)
+{
+    std::string big = pattern(2 * kSpliceMinPayload);
+    {
+        SpliceFile file;
+        auto [client, server] = connected_pair();
+        std::string frame = raw_data_frame(big, big.size());
+        frame[24 + kSpliceMinPayload + 5] ^= 1;
+        auto sender = std::async(std::launch::async, [&] { return write_all(client.fd(), bytes_of(frame), "frame"); });
+        auto received = server.receive(file.route(1));
+        ASSERT_FALSE(received);
+        EXPECT_NE(received.error().message().find("a data frame from server failed its checksum check"),
+                  std::string::npos)
+            << received.error().message();
+        EXPECT_TRUE(sender.get());
+    }
+    SpliceFile file;
+    auto [client, server] = connected_pair();
+    std::string frame = raw_data_frame(big, big.size()).substr(0, 24 + kSpliceMinPayload + 100);
+    ASSERT_TRUE(write_all(client.fd(), bytes_of(frame), "frame"));
+    ::shutdown(client.fd(), SHUT_WR);
+    auto received = server.receive(file.route(1));
+    ASSERT_FALSE(received);
+    EXPECT_NE(received.error().message().find("server closed the connection in the middle of a frame (broken transfer)"),
+              std::string::npos)
+        << received.error().message();
 }
 
 } // namespace cryo::net
