@@ -21,7 +21,9 @@
 #   PID namespace of its own: the frozen source keeps its pids), without
 #   and with --lazy: the frozen time of the final dump (until the source
 #   is killed: the destination restored it, or with --lazy had every page)
-#   and, with --lazy, the time to running on the destination.
+#   and, with --lazy, the time to running on the destination and what the
+#   final dump wrote on the source (metadata and file data: the pages stay
+#   in the frozen tree, which serves them).
 
 server_ns="cryo-bench-lz-$$-s"
 address=10.233.0.1
@@ -155,20 +157,27 @@ migrate_once() {
 # The number after "LABEL" in a migrate report.
 report_ms() { awk -v label="$1" 'index($0, label) == 1 { print $(NF - 1) }'; }
 
+# What the final dump of a --lazy migrate report wrote, in MiB.
+report_written_mib() {
+    awk 'index($0, "checkpoint (final dump):") == 1 { printf "%.1f\n", $(NF - 8) / 1024 + $(NF - 4) }'
+}
+
 migrate_mode() {
     echo "cryo migrate over a veth pair, kernel $(uname -r), $(nproc) CPUs, median of $runs"
-    printf "%-8s %24s %24s %26s\n" "MiB" "migrate frozen (ms)" "--lazy to running (ms)" "--lazy frozen (ms)"
-    local mib frozen running lazy_frozen
+    printf "%-8s %24s %24s %26s %24s\n" "MiB" "migrate frozen (ms)" "--lazy to running (ms)" "--lazy frozen (ms)" \
+        "--lazy written (MiB)"
+    local mib frozen running lazy_frozen written
     for mib in $sizes; do
-        frozen="" running="" lazy_frozen=""
+        frozen="" running="" lazy_frozen="" written=""
         for ((run = 0; run < runs; run++)); do
             migrate_once "$mib"
             frozen+=" $(report_ms "frozen time" <"$work/migrate.out")"
             migrate_once "$mib" --lazy
             running+=" $(report_ms "time to running" <"$work/migrate.out")"
             lazy_frozen+=" $(report_ms "frozen time" <"$work/migrate.out")"
+            written+=" $(report_written_mib <"$work/migrate.out")"
         done
-        printf "%-8s %24s %24s %26s\n" "$mib" "$(echo "$frozen" | median)" "$(echo "$running" | median)" \
-            "$(echo "$lazy_frozen" | median)"
+        printf "%-8s %24s %24s %26s %24s\n" "$mib" "$(echo "$frozen" | median)" "$(echo "$running" | median)" \
+            "$(echo "$lazy_frozen" | median)" "$(echo "$written" | median)"
     done
 }

@@ -430,7 +430,8 @@ int run_command(int argc, char** argv)
                       "Post-copy: no pre-dump rounds; the destination restores at once and fetches the pages from the "
                       "frozen source, which is killed once it has them all");
     migrate->add_option("--work-dir", migrate_options.work_directory,
-                        "With --lazy: where the source's checkpoint is written while it is served (default /var/tmp)");
+                        "With --lazy: where the source's checkpoint (metadata only: the pages are read from the frozen "
+                        "tree) is written while it is served (default /var/tmp)");
     add_common_options(*migrate, common);
 
     std::string dedup_directory;

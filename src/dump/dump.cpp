@@ -142,10 +142,15 @@ Result<void> write_memory(DumpContext& context)
                                         context.options.leave_running || context.options.before_kill
                                             ? mem::Target::Frozen
                                             : mem::Target::FrozenToBeKilled));
-        } else {
+        } else if (!context.options.leave_pages_in_memory) {
             TRY(mem::dump_pages(proc_pid, vmas, pages, images.page_map, page_buffers));
         }
         TRY_CTX(unlinked_files.dump_process(processes[i].leader(), vmas, pages), "pid {}", pid);
+        // cryo migrate --lazy: the memory stays in the frozen tree, listed
+        // past the end of what the page file holds.
+        if (context.options.leave_pages_in_memory)
+            TRY_CTX(context.options.leave_pages_in_memory(pid, proc_pid, vmas, pages.size(), images.page_map), "pid {}",
+                    pid);
         context.page_bytes += pages.size();
         TRY(context.writer->finish_file(std::move(pages)));
         images.memory.set_pid(pid);
@@ -268,6 +273,10 @@ Result<void> run_dump(const DumpOptions& options)
                     "incremental checkpoints are stored plain");
     if (options.encrypt_key && options.page_server)
         return fail("--encrypt cannot be combined with --page-server yet");
+    if (options.leave_pages_in_memory
+        && (!options.prev_images_dir.empty() || options.track_mem || options.page_server || options.compression_level != 0
+            || options.encrypt_key))
+        return fail("pages left in memory need a plain checkpoint in a local directory");
     auto caller = TRY(proc::current_caller());
     TRY(check_owned_by_caller(caller, options.pid));
     // The page server before anything is frozen: one that is not there, or

@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "image/key.h"
+#include "mm.pb.h"
 #include "net/page_client.h"
 #include "stats.pb.h"
 
@@ -45,6 +46,16 @@ struct DumpOptions {
     // with its error; if it succeeds, the tree is killed (unless
     // leave_running).
     std::function<Result<void>()> before_kill;
+    // cryo migrate --lazy: when set, the pages of the tree's memory are not
+    // copied. For each process (`pid`, seen as `proc_pid` here) this lists
+    // them in `map` at page-file offsets from `offset` on, past the bytes
+    // the page file holds, and sets each VMA's stored_bytes; whoever set it
+    // reads them from the tree, still frozen, in before_kill
+    // (migrate/live_pages.h). Plain checkpoints only (no parent, not sent
+    // to a page server, neither compressed nor encrypted).
+    std::function<Result<void>(pid_t pid, pid_t proc_pid, std::vector<image::Vma>& vmas, uint64_t offset,
+                               image::PageMap& map)>
+        leave_pages_in_memory;
 };
 
 // Freezes the tree rooted at options.pid, writes the checkpoint, then kills

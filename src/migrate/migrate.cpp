@@ -13,6 +13,7 @@
 #include "base/scope_guard.h"
 #include "dump/dump.h"
 #include "dump/pre_dump.h"
+#include "migrate/live_pages.h"
 #include "net/page_server.h"
 #include "page_server.pb.h"
 #include "restore/restore.h"
@@ -69,16 +70,19 @@ Result<void> run_lazy_migrate(const MigrateOptions& options)
     Clock::time_point final_started;
     double running_ms = -1;
     net::ServeStats served;
+    // The dump copies no memory: the tree's pages are read from it, still
+    // frozen, as the destination fetches them (live_pages.h).
+    LivePages live;
     // With the checkpoint committed and the tree frozen: the destination
     // restores from it and fetches its pages until it has them all.
     auto serve = [&]() -> Result<void> {
-        auto checkpoint = TRY(net::ServedCheckpoint::open(work, net::Verify::No));
+        TRY(live.open(work));
         image::PageServerRequest request;
         request.set_restore(true);
         request.set_lazy(true);
         TRY(channel.send_text(net::FrameType::Request, request.SerializeAsString()));
-        TRY(channel.send_text(net::FrameType::Ready, checkpoint.manifest()));
-        served = TRY_CTX(checkpoint.serve(channel, [&] { running_ms = milliseconds_since(final_started); }),
+        TRY(channel.send_text(net::FrameType::Ready, live.manifest()));
+        served = TRY_CTX(live.serve(channel, [&] { running_ms = milliseconds_since(final_started); }),
                          "the destination could not restore lazily");
         return {};
     };
@@ -88,11 +92,16 @@ Result<void> run_lazy_migrate(const MigrateOptions& options)
                              .directory = work,
                              .sync = false,
                              .stats_out = &stats,
-                             .before_kill = serve }),
+                             .before_kill = serve,
+                             .leave_pages_in_memory =
+                                 [&](pid_t pid, pid_t proc_pid, std::vector<image::Vma>& vmas, uint64_t offset,
+                                     image::PageMap& map) { return live.record(pid, proc_pid, vmas, offset, map); } }),
             "migrate pid {} to {}: final dump (the tree runs on)", options.pid, destination);
     fmt::print("cryo migrate: pid {} migrated to {} (post-copy)\n", options.pid, destination);
-    fmt::print("checkpoint (final dump):                   {:.1f} MiB of pages, {:.1f} KiB of metadata\n",
-               static_cast<double>(stats.page_bytes()) / (1 << 20), static_cast<double>(stats.metadata_bytes()) / 1024);
+    fmt::print("checkpoint (final dump):                   {:.1f} KiB of metadata, {:.1f} MiB of file data\n",
+               static_cast<double>(stats.metadata_bytes()) / 1024, static_cast<double>(stats.page_bytes()) / (1 << 20));
+    fmt::print("memory served from the frozen tree:        {:.1f} MiB\n",
+               static_cast<double>(live.listed_bytes()) / (1 << 20));
     fmt::print("time to running (final dump to restored):  {:.1f} ms\n", running_ms);
     fmt::print("pages fetched by the destination:          {:.1f} MiB in {} fetches\n",
                static_cast<double>(served.bytes) / (1 << 20), served.fetches);

@@ -22,9 +22,10 @@
 // from one that failed: the source then runs on too, and both run.
 //
 // With --lazy (post-copy) there are no pre-dump rounds: the final dump
-// writes the checkpoint into a work directory on the source (pages
-// included, not synced) and, with the tree still frozen, serves it over
-// the connection to the destination, which restores it lazily (as
+// writes the checkpoint's metadata into a work directory on the source
+// (not synced; the memory stays in the frozen tree, live_pages.h) and,
+// with the tree still frozen, serves it over the connection to the
+// destination, which restores it lazily (as
 // `restore --lazy-pages --page-server`, lazy/remote.h): the restored tree
 // runs as soon as its metadata and a few pages are there, and its
 // lazy-pages server fetches the rest on first touch and in the
@@ -52,7 +53,7 @@ struct MigrateOptions {
     int max_rounds { 5 };                // pre-dump rounds at most before the final dump (0: none)
     uint64_t dirty_threshold { 1024 };   // stop pre-dumping once a round stores fewer pages
     bool lazy { false };                 // --lazy: post-copy (see above)
-    std::string work_directory { "/var/tmp" };   // --lazy: where the source's checkpoint is written
+    std::string work_directory { "/var/tmp" };   // --lazy: where the source's metadata is written
 };
 
 // Migrates the tree and prints the report (rounds, pages and bytes per

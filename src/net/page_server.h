@@ -59,8 +59,8 @@ struct PageServerOptions {
     bool serve { false };
 };
 
-// A checkpoint served to lazy restores (page-server --serve, and
-// `cryo migrate --lazy` on the source).
+// A checkpoint served to lazy restores (page-server --serve; `cryo
+// migrate --lazy` serves its own from memory, migrate/live_pages.h).
 struct ServeStats {
     uint64_t fetches { 0 };
     uint64_t bytes { 0 };

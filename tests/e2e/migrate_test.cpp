@@ -60,13 +60,20 @@ pid_t start_migrate(Session& session, pid_t pid, const std::string& key, const s
                               output);
 }
 
-// migrate --lazy, its work directory in the session's.
-pid_t start_lazy_migrate(Session& session, pid_t pid, const std::string& key, const std::string& output)
+// migrate --lazy, its work directory in the session's; `fault` as for
+// start_destination().
+pid_t start_lazy_migrate(Session& session, pid_t pid, const std::string& key, const std::string& output,
+                         const std::string& fault = "")
 {
-    return session.start_cryo({ "migrate", "-t", std::to_string(pid), "--address", NamespacePair::server_address(),
-                                "--port", std::to_string(kPort), "--key", key, "--lazy", "--work-dir",
-                                session.dir().path() },
-                              output);
+    if (!fault.empty())
+        ::setenv(fault.substr(0, fault.find('=')).c_str(), fault.substr(fault.find('=') + 1).c_str(), 1);
+    pid_t migrate = session.start_cryo({ "migrate", "-t", std::to_string(pid), "--address",
+                                         NamespacePair::server_address(), "--port", std::to_string(kPort), "--key",
+                                         key, "--lazy", "--work-dir", session.dir().path() },
+                                       output);
+    if (!fault.empty())
+        ::unsetenv(fault.substr(0, fault.find('=')).c_str());
+    return migrate;
 }
 
 bool work_directory_left(const Session& session)
@@ -235,8 +242,9 @@ TEST(Migrate, DestinationLostDuringRestoreResumesTheSource)
 
 // Post-copy: the destination restores at once and fetches the pages from
 // the frozen source, which is killed once the destination has them all.
-// `victim` `args` verifies itself after the move.
-void lazy_migration(const std::string& victim, const std::vector<std::string>& args)
+// `victim` `args` verifies itself after the move; `report` (when given)
+// gets migrate's report.
+void lazy_migration(const std::string& victim, const std::vector<std::string>& args, std::string* report_out = nullptr)
 {
     NamespacePair pair;
     ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
@@ -263,6 +271,8 @@ void lazy_migration(const std::string& victim, const std::vector<std::string>& a
     std::string lazy_log = read_file(destination + "/1/lazy-pages.log");
     EXPECT_EQ(lazy_log.find("with errors"), std::string::npos) << lazy_log;
     release_migrated_and_expect_pass(session, server, pid);
+    if (report_out)
+        *report_out = report;
 }
 
 TEST(Migrate, LazyCounterMovesAndVerifiesItself) { lazy_migration("counter", {}); }
@@ -293,6 +303,98 @@ TEST(Migrate, LazyFailedRestoreResumesTheSource)
     EXPECT_NE(report.find("final dump (the tree runs on)"), std::string::npos) << report;
     EXPECT_NE(report.find("injected fault at step " + step), std::string::npos) << report;
     EXPECT_FALSE(work_directory_left(session));
+    ASSERT_TRUE(process_exists(pid)) << report << session.diagnostics();
+    release_and_expect_pass(session, pid);
+}
+
+// A 100 MiB memfd only a mapping holds: its data is in the page file the
+// final dump writes, before the memory listed past its end.
+TEST(Migrate, LazyMappedMemfdMovesAndVerifiesItself)
+{
+    std::string report;
+    lazy_migration("fds_mapped", { "big" }, &report);
+    auto file_data = report.find("KiB of metadata, ");
+    ASSERT_NE(file_data, std::string::npos) << report;
+    EXPECT_GE(std::stod(report.substr(file_data + 17)), 100.0) << report;
+}
+
+// 256 MiB in four threads, each touching it in its own order: the final
+// dump copies none of it (the report says how little it wrote), the
+// destination reads it all from the frozen source's memory.
+TEST(Migrate, LazyMemoryServedFromTheFrozenSource)
+{
+    std::string report;
+    lazy_migration("lazy", { "256", "threads" }, &report);
+    // Four pages of five written: 204.8 MiB, and a little more (stack, heap).
+    auto served = report.find("memory served from the frozen tree:");
+    ASSERT_NE(served, std::string::npos) << report;
+    EXPECT_GE(std::stod(report.substr(served + 35)), 204.8) << report;
+    EXPECT_NE(report.find("of metadata, 0.0 MiB of file data"), std::string::npos) << report;
+}
+
+// The fault step (base/fault.h) of the source's `nth` fetch once the
+// destination's tree runs, found by a lazy migration of the 256 MiB victim
+// whose source lists its steps.
+std::string fetch_step_while_running(const NamespacePair& pair, int nth)
+{
+    Session session;
+    std::string key = write_hex_key(session, "key", 'a');
+    std::string destination = session.dir().file("destination");
+    std::string output = session.dir().file("migrate.out");
+    pid_t pid = start_and_wait_ready(session, "lazy", { "256", "random" });
+    pid_t server = start_destination(session, pair, destination, key);
+    pid_t migrate = start_lazy_migrate(session, pid, key, output, "CRYO_FAULT_LIST=1");
+    session.wait_for_exit(pid, 120s);
+    EXPECT_EQ(exit_code(session, migrate), 0) << read_file(output);
+    EXPECT_EQ(destination_exit_code(destination), 0) << read_file(destination + ".out");
+    release_migrated_and_expect_pass(session, server, pid);
+    std::string listing = read_file(output);
+    size_t at = 0;
+    for (int seen = 0; seen < nth; ++seen) {
+        at = listing.find(", the tree runs)", at + 1);
+        if (at == std::string::npos) {
+            ADD_FAILURE() << "fewer than " << nth << " fetches while the tree runs:\n" << listing;
+            return "";
+        }
+    }
+    auto start = listing.rfind("step ", at) + 5;
+    return listing.substr(start, listing.find(':', start) - start);
+}
+
+// The connection breaks while the destination's tree runs and fetches its
+// pages (the source drops it at the 32nd fetch since, about half of
+// them; the lazy-pages server, which sends them, says the tree runs as it
+// starts, just before the restore releases the tree): the destination's
+// tree, which cannot get its memory any more, is killed by its lazy-pages
+// server; the source, frozen until then, runs on and verifies its 256 MiB.
+TEST(Migrate, LazyConnectionBrokenMidwayResumesTheSource)
+{
+    NamespacePair pair;
+    ASSERT_TRUE(pair.ok()) << "cannot create the network namespaces (ip netns, veth)";
+    std::string step = fetch_step_while_running(pair, 32);
+    ASSERT_FALSE(step.empty());
+
+    Session session;
+    std::string key = write_hex_key(session, "key", 'a');
+    std::string destination = session.dir().file("destination");
+    std::string output = session.dir().file("migrate.out");
+    pid_t pid = start_and_wait_ready(session, "lazy", { "256", "random" });
+    start_destination(session, pair, destination, key);
+    pid_t migrate = start_lazy_migrate(session, pid, key, output, "CRYO_FAULT_AT=" + step);
+    EXPECT_EQ(exit_code(session, migrate), 1) << read_file(output);
+    std::string report = read_file(output);
+    EXPECT_NE(report.find("final dump (the tree runs on)"), std::string::npos) << report;
+    EXPECT_NE(report.find("broken at fetch #"), std::string::npos) << report;
+    EXPECT_NE(report.find("injected fault at step " + step + " (fetch #"), std::string::npos) << report;
+    EXPECT_NE(report.find(", the tree runs))"), std::string::npos) << report;
+    EXPECT_FALSE(work_directory_left(session));
+    // The destination restored, then lost its pages: its tree is killed.
+    EXPECT_EQ(destination_exit_code(destination), 0) << read_file(destination + ".out");
+    std::string lazy_log = destination + "/1/lazy-pages.log";
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (read_file(lazy_log).find("done:") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_NE(read_file(lazy_log).find("killing pid " + std::to_string(pid)), std::string::npos) << read_file(lazy_log);
     ASSERT_TRUE(process_exists(pid)) << report << session.diagnostics();
     release_and_expect_pass(session, pid);
 }
