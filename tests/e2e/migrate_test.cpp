@@ -146,7 +146,7 @@ TEST(Migrate, WrongKeyLeavesTheSourceRunning)
     std::string destination = session.dir().file("destination");
     std::string output = session.dir().file("migrate.out");
     pid_t pid = start_and_wait_ready(session, "predump");
-    pid_t server = start_destination(session, pair, destination, write_hex_key(session, "server-key", 'a'));
+    (void)start_destination(session, pair, destination, write_hex_key(session, "server-key", 'a'));
     pid_t migrate = start_migrate(session, pid, write_hex_key(session, "client-key", 'b'), output);
 
     EXPECT_EQ(exit_code(session, migrate), 1) << read_file(output);
