@@ -261,15 +261,21 @@ Result<void> collect_posix_timers(pid_t pid, ptrace::Injector& injector, const p
             if (slash != std::string::npos)
                 timer->set_value(std::stoull(text_value.substr(slash + 1), nullptr, 16));
         } else if (key == "notify") {
+            // "HOW/pid.N" or "HOW/tid.N": a timer aimed at one thread
+            // (SIGEV_THREAD_ID, glibc's SIGEV_THREAD timers too) says tid.
             size_t dot = text_value.find('.');
+            int notify = 0;
             if (text_value.starts_with("signal"))
-                timer->set_notify(SIGEV_SIGNAL);
+                notify = SIGEV_SIGNAL;
             else if (text_value.starts_with("none"))
-                timer->set_notify(SIGEV_NONE);
+                notify = SIGEV_NONE;
             else if (text_value.starts_with("thread"))
-                timer->set_notify(SIGEV_THREAD_ID);
+                notify = SIGEV_THREAD;
             else
                 return fail("/proc/{}/timers: unknown notification '{}'", pid, text_value);
+            if (text_value.find("/tid.") != std::string::npos)
+                notify |= SIGEV_THREAD_ID;
+            timer->set_notify(notify);
             if (dot != std::string::npos)
                 timer->set_notify_tid(std::stoi(text_value.substr(dot + 1)));
         } else if (key == "ClockID") {

@@ -15,7 +15,8 @@
 // (register_epoll_targets, called by install_fds), because the kernel keys
 // a registration by (open file, fd number) and later EPOLL_CTL_MOD/DEL calls
 // by the program look it up by its own fd number; a target closed since is
-// registered through a duplicate at its old number, closed right after.
+// registered through a duplicate at its old number, closed right after (or,
+// when the number holds another file now, that file put back).
 // Readiness is recomputed by the kernel from the files themselves.
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -135,12 +136,6 @@ Result<void> resolve_epoll_targets(pid_t pid, image::OpenFile& epoll, const imag
             return fail("not supported yet: epoll watches fd {}, which was closed, and no descriptor of pid {} holds "
                         "its file any more",
                         target.fd(), pid);
-        bool number_taken = false;
-        for (const auto& entry : table.fds())
-            number_taken = number_taken || entry.fd() == target.fd();
-        if (number_taken)
-            return fail("not supported yet: epoll watches fd {}, which was closed and now holds another file",
-                        target.fd());
         target.set_closed(true);
     }
     return {};
@@ -159,9 +154,21 @@ Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, 
                 source = entry.fd();
         if (source < 0)
             continue;
+        // The number may hold another file now: that file is set aside
+        // meanwhile and put back with its FD_CLOEXEC (no file lock is
+        // restored yet that closing the number could drop).
+        UniqueFd aside;
+        int aside_flags = -1;
         if (target.closed()) {
-            if (::fcntl(target.fd(), F_GETFD) >= 0)
-                return fail("epoll target fd {} (closed at dump) is taken", target.fd());
+            aside_flags = ::fcntl(target.fd(), F_GETFD);
+            if (aside_flags >= 0) {
+                int copy = ::fcntl(target.fd(), F_DUPFD_CLOEXEC, 0);
+                if (copy < 0)
+                    return fail_errno(fmt::format("fcntl(F_DUPFD) of fd {}, which holds another file than the one "
+                                                  "epoll registered under that number",
+                                                  target.fd()));
+                aside = UniqueFd(copy);
+            }
             if (::dup2(source, target.fd()) < 0)
                 return fail_errno(fmt::format("dup2 fd {} to {} for an epoll registration", source, target.fd()));
         }
@@ -170,8 +177,13 @@ Result<void> register_epoll_targets(int epoll_fd, const image::OpenFile& epoll, 
         event.data.u64 = target.data();
         int result = ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, target.fd(), &event);
         int error = errno;
-        if (target.closed())
+        if (aside) {
+            if (::dup3(aside.get(), target.fd(), (aside_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+                return fail_errno(fmt::format("dup3 fd {} back to {} after an epoll registration", aside.get(),
+                                              target.fd()));
+        } else if (target.closed()) {
             ::close(target.fd());
+        }
         if (result < 0 && error != EEXIST)
             return fail_errno(fmt::format("epoll_ctl(ADD, fd {}, events {:#x})", target.fd(), target.events()), error);
     }

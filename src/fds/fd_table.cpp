@@ -25,6 +25,31 @@ namespace cryo::fds {
 
 namespace {
 
+// The name deleted since of a file that keeps another name: another entry
+// of the same directory with its inode (a hard link beside it), or "".
+// The file is then that name's, opened again through it on restore.
+std::string other_name_in_directory(const std::string& link, const struct stat& stat)
+{
+    std::string path = link.substr(0, link.size() - std::string_view(" (deleted)").size());
+    std::string directory = path.substr(0, path.rfind('/') + 1);
+    DIR* listing = ::opendir(directory.c_str());
+    if (!listing)
+        return "";
+    std::string found;
+    while (dirent* entry = ::readdir(listing)) {
+        if (entry->d_ino != stat.st_ino)
+            continue;
+        std::string candidate = directory + entry->d_name;
+        struct stat other {};
+        if (::lstat(candidate.c_str(), &other) == 0 && other.st_dev == stat.st_dev && other.st_ino == stat.st_ino) {
+            found = candidate;
+            break;
+        }
+    }
+    ::closedir(listing);
+    return found;
+}
+
 const std::array<const FileKind*, 17>& kinds()
 {
     static const std::array<const FileKind*, 17> table {
@@ -175,6 +200,9 @@ Result<void> FileRegistry::dump_process(pid_t image_pid, pid_t pid, int pidfd, i
             facts.declared_external = true;
             external->second = true;
         }
+        if (S_ISREG(facts.stat.st_mode) && facts.stat.st_nlink > 0 && facts.link.ends_with(" (deleted)"))
+            if (auto other = other_name_in_directory(facts.link, facts.stat); !other.empty())
+                facts.link = other;
 
         auto* entry = table.add_fds();
         entry->set_fd(fd);

@@ -11,7 +11,9 @@
 // deleted files together, since files.img must stay under the reader's
 // 256 MiB. Several open files of one deleted file (the same inode and path)
 // keep the data once, in the first. A deleted file that still has another
-// name (a hard link) is refused: restoring a copy would quietly split it.
+// name (a hard link) is refused: restoring a copy would quietly split it
+// (one whose other name is in the same directory is no ghost: fd_table.cpp
+// takes it for a file of that name).
 //
 // Restore: the file is created again in the directory it was in (so on the
 // same filesystem, and its /proc link reads as before), at its old name if

@@ -223,6 +223,8 @@ constexpr IntOption kIntOptions[] = {
     { IPPROTO_IPV6, IPV6_V6ONLY, "v6only", AF_INET6, 0 },
     { IPPROTO_IPV6, IPV6_FREEBIND, "freebind", AF_INET6, 0 },
     { SOL_SOCKET, SO_OOBINLINE, "oob_inline", 0, 0 },
+    { SOL_SOCKET, SO_DONTROUTE, "dont_route", 0, 0 },
+    { SOL_SOCKET, SO_NO_CHECK, "no_check", 0, 0 },
     { SOL_SOCKET, SO_TIMESTAMP_OLD, "timestamp", 0, 0 },
     { SOL_SOCKET, SO_TIMESTAMPNS_OLD, "timestamp_ns", 0, 0 },
     { IPPROTO_TCP, TCP_USER_TIMEOUT, "user_timeout", 0, IPPROTO_TCP },

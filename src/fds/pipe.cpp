@@ -8,7 +8,7 @@
 // saved once per pipe, in FileTable.pipes.
 //
 // Restore: cryo creates each pipe once, sets its size and writes the data
-// back; every open file of the pipe is a new open file description of the
+// back (a FIFO whose name was removed is made again and its name removed); every open file of the pipe is a new open file description of the
 // right end, made by reopening /proc/self/fd/END with the dumped access mode
 // and flags (a pipe reopened through /proc is the same pipe). Descriptors
 // that shared one description get it by dup, as for every kind. An end whose
@@ -92,14 +92,17 @@ public:
 
     bool recognises(const FdFacts& facts) const override
     {
-        return S_ISFIFO(facts.stat.st_mode)
-            && (facts.link.starts_with("pipe:") || (facts.link.starts_with('/') && !facts.link.ends_with(" (deleted)")));
+        return S_ISFIFO(facts.stat.st_mode) && (facts.link.starts_with("pipe:") || facts.link.starts_with('/'));
     }
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable& table) const override
     {
         uint64_t id = facts.stat.st_ino;
         std::string fifo_path = facts.link.starts_with('/') ? facts.link : "";
+        constexpr std::string_view kDeleted = " (deleted)";
+        bool unlinked = fifo_path.ends_with(kDeleted);
+        if (unlinked)
+            fifo_path.resize(fifo_path.size() - kDeleted.size());
         auto* end = file.mutable_pipe();
         end->set_pipe_id(id);
         end->set_write_end((facts.info.flags & O_ACCMODE) != O_RDONLY);
@@ -110,6 +113,8 @@ public:
         auto* saved = table.add_pipes();
         saved->set_pipe_id(id);
         saved->set_fifo_path(fifo_path);
+        saved->set_fifo_unlinked(unlinked);
+        saved->set_fifo_mode(facts.stat.st_mode & 07777);
         int size = ::fcntl(facts.local_fd, F_GETPIPE_SZ);
         if (size < 0)
             return fail_errno("fcntl(F_GETPIPE_SZ)");
@@ -126,8 +131,10 @@ public:
         std::string write_key = fmt::format("pipe:{}:write", id);
         if (!context.shared.contains(read_key))
             TRY(find_or_create_pipe(id, context, read_key, write_key));
-        int end = context.shared.at(file.pipe().write_end() ? write_key : read_key).get();
-        return open_file(fmt::format("/proc/self/fd/{}", end), reopen_flags(file.flags()));
+        const std::string& end_key = file.pipe().write_end() ? write_key : read_key;
+        if (auto own = take_own_end(file, context, end_key))
+            return own;
+        return open_file(fmt::format("/proc/self/fd/{}", context.shared.at(end_key).get()), reopen_flags(file.flags()));
     }
 
     image::FileKind image_kind() const override { return image::FILE_KIND_PIPE; }
@@ -158,20 +165,75 @@ private:
             return fail_errno("pipe2");
         context.shared.emplace(read_key, UniqueFd(ends[0]));
         context.shared.emplace(write_key, UniqueFd(ends[1]));
+        for (const auto& key : { read_key, write_key }) {
+            int copy = ::fcntl(context.shared.at(key).get(), F_DUPFD_CLOEXEC, 0);
+            if (copy < 0)
+                return fail_errno(fmt::format("fcntl(F_DUPFD) of pipe {}", id));
+            context.shared.emplace(key + ":own", UniqueFd(copy));
+        }
         if (saved->buffer_size() && ::fcntl(ends[1], F_SETPIPE_SZ, saved->buffer_size()) < 0)
             return fail_errno(fmt::format("fcntl(F_SETPIPE_SZ, {})", saved->buffer_size()));
         TRY(write_all(ends[1], saved->data(), fmt::format("pipe {}", id)));
         return {};
     }
 
+    // The first open file of each end of a pipe cryo made is that end's own
+    // description from pipe2(), with the dumped status flags: a description
+    // reopened through /proc carries O_LARGEFILE, which F_SETFL cannot
+    // clear and pipe() never sets. Null when taken already, when the access
+    // mode is not the end's own, or for a FIFO or a live pipe.
+    static UniqueFd take_own_end(const image::OpenFile& file, OpenContext& context, const std::string& end_key)
+    {
+        int wanted_access = file.pipe().write_end() ? O_WRONLY : O_RDONLY;
+        if ((static_cast<int>(file.flags()) & O_ACCMODE) != wanted_access)
+            return {};
+        auto node = context.shared.extract(end_key + ":own");
+        if (node.empty())
+            return {};
+        constexpr int kSettable = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME;
+        if (::fcntl(node.mapped().get(), F_SETFL, reopen_flags(file.flags()) & kSettable) < 0)
+            return {};
+        return std::move(node.mapped());
+    }
+
     static Result<void> open_fifo(const image::PipeData& saved, OpenContext& context, const std::string& read_key,
                                   const std::string& write_key)
     {
+        if (saved.fifo_unlinked())
+            return open_unlinked_fifo(saved, context, read_key, write_key);
         const std::string& path = saved.fifo_path();
         if (::mkfifo(path.c_str(), 0600) < 0 && errno != EEXIST)
             return fail_errno(fmt::format("mkfifo {}", path));
         // Read-write: a reader and a writer at once, so nothing blocks.
         auto hold = TRY(open_file(path, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+        return fill_fifo(std::move(hold), saved, context, read_key, write_key);
+    }
+
+    // A FIFO whose name was removed while open: made again at its old path
+    // (or beside it when the path is taken) with its mode, opened, and its
+    // name removed again.
+    static Result<void> open_unlinked_fifo(const image::PipeData& saved, OpenContext& context,
+                                           const std::string& read_key, const std::string& write_key)
+    {
+        std::string path = saved.fifo_path();
+        struct stat existing {};
+        if (::lstat(path.c_str(), &existing) == 0)
+            path += fmt::format(".cryo-{}-{}", saved.pipe_id(), ::getpid());
+        mode_t mode = saved.fifo_mode() ? saved.fifo_mode() : 0600;
+        if (::mkfifo(path.c_str(), mode) < 0)
+            return fail_errno(fmt::format("mkfifo {} for the unlinked FIFO {}", path, saved.fifo_path()));
+        ::chmod(path.c_str(), mode);   // the umask may have masked bits
+        auto hold = open_file(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        ::unlink(path.c_str());
+        if (!hold)
+            return std::unexpected(hold.error());
+        return fill_fifo(std::move(*hold), saved, context, read_key, write_key);
+    }
+
+    static Result<void> fill_fifo(UniqueFd hold, const image::PipeData& saved, OpenContext& context,
+                                  const std::string& read_key, const std::string& write_key)
+    {
+        const std::string& path = saved.fifo_path();
         struct stat st {};
         if (::fstat(hold.get(), &st) < 0 || !S_ISFIFO(st.st_mode))
             return fail("{} is no longer a FIFO", path);

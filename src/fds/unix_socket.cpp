@@ -374,6 +374,9 @@ void dump_options(int fd, image::UnixSocket& socket)
     if (::getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &value, &length) == 0)
         socket.set_passcred(value != 0);
     length = sizeof(value);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PASSSEC, &value, &length) == 0)
+        socket.set_passsec(value != 0);
+    length = sizeof(value);
     if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, &length) == 0)
         socket.set_receive_buffer(value);
     length = sizeof(value);
@@ -515,6 +518,10 @@ void apply_options(int fd, const image::UnixSocket& socket)
 {
     int passcred = socket.passcred() ? 1 : 0;
     ::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &passcred, sizeof(passcred));
+    if (socket.passsec()) {
+        int passsec = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_PASSSEC, &passsec, sizeof(passsec));
+    }
     for (auto [get, force, wanted] : { std::tuple { SO_RCVBUF, SO_RCVBUFFORCE, socket.receive_buffer() },
                                        std::tuple { SO_SNDBUF, SO_SNDBUFFORCE, socket.send_buffer() } }) {
         int current = 0;

@@ -202,7 +202,7 @@ Result<void> restore_posix_timers(const StateRestore& restore)
         event.sigev_notify = timer.notify();
         event.sigev_signo = timer.signal();
         event.sigev_value.sival_ptr = reinterpret_cast<void*>(timer.value());
-        if (timer.notify() == SIGEV_THREAD_ID) {
+        if (timer.notify() & SIGEV_THREAD_ID) {
             // The thread's tid as the process itself sees it.
             pid_t tid = timer.notify_tid();
             for (const auto& thread : restore.core->threads())

@@ -4,12 +4,16 @@
  * cookies, and EPOLL_CTL_MOD/DEL must find the registrations by fd number.
  * One more pipe is registered as fd 200, closed afterwards (the file lives
  * on in the pipe's first fd, and so does the registration): after restore
- * fd 200 is still closed and the registration reports data (zdtm epoll). */
+ * fd 200 is still closed and the registration reports data (zdtm epoll).
+ * Fd 201 was registered, then made another pipe's (close-on-exec) and
+ * registered again: both registrations live under the one number, and
+ * after restore 201 is the second pipe's again (zdtm epoll01). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "victim.h"
@@ -35,6 +39,10 @@ int main(int argc, char **argv)
         return 2;
     int closed[2];
     if (pipe(closed) || dup2(closed[0], 200) != 200 || add(epoll, 200, EPOLLIN, 0x6666) || close(200))
+        return 2;
+    int gone[2], reused[2];
+    if (pipe(gone) || pipe(reused) || dup2(gone[0], 201) != 201 || add(epoll, 201, EPOLLIN, 0x7777)
+        || dup3(reused[0], 201, O_CLOEXEC) != 201 || add(epoll, 201, EPOLLIN, 0x8888))
         return 2;
     victim_ready();
     victim_wait();
@@ -70,5 +78,20 @@ int main(int argc, char **argv)
     for (int i = 0; i < ready; ++i)
         seen_closed += events[i].data.u64 == 0x6666 && (events[i].events & EPOLLIN);
     victim_check(seen_closed == 1, "the registration of the closed fd 200 does not report new data");
+    struct stat at_201, reused_stat;
+    victim_check(fstat(201, &at_201) == 0 && fstat(reused[0], &reused_stat) == 0 && at_201.st_ino == reused_stat.st_ino,
+                 "fd 201 is not the second pipe any more");
+    victim_check(fcntl(201, F_GETFD) == FD_CLOEXEC, "fd 201 lost FD_CLOEXEC");
+    for (int round = 0; round < 2; ++round) {
+        uint64_t cookie = round == 0 ? 0x7777 : 0x8888;
+        if (write(round == 0 ? gone[1] : reused[1], "w", 1) != 1)
+            return 2;
+        ready = epoll_wait(epoll, events, 8, 1000);
+        int seen = 0;
+        for (int i = 0; i < ready; ++i)
+            seen += events[i].data.u64 == cookie;
+        victim_check(seen == 1, "the registration %#lx under the reused fd 201 does not report new data",
+                     (unsigned long)cookie);
+    }
     return victim_finish();
 }

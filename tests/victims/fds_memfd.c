@@ -15,7 +15,8 @@
  *   new file takes its name, which the restore must leave alone;
  * - a 2 GiB sparse deleted file with 8 KiB of data at 1 GiB, which must
  *   stay sparse.
- * With "hardlink": a deleted file that still has another name (refused).
+ * With "hardlink": a deleted file that still has another name, in another
+ * directory (refused; one in the same directory is opened through it).
  * With "big": a deleted file with 65 MiB of data (over the default limit).
  * With "bigmemfd": a memfd with 65 MiB of data (over the memfd limit).
  * With "budget": four deleted files of 50 MiB each (under the per-file
@@ -106,7 +107,10 @@ static int refused_case(const char *mode, const char *log)
     int count = 1;
     snprintf(path, sizeof(path), "%s.%s", log, mode);
     if (strcmp(mode, "hardlink") == 0) {
-        snprintf(other, sizeof(other), "%s.hardlink-other", log);
+        snprintf(other, sizeof(other), "%s.hardlink-dir", log);
+        if (mkdir(other, 0700) < 0 && errno != EEXIST)
+            return 2;
+        snprintf(other, sizeof(other), "%s.hardlink-dir/other", log);
         fds[0] = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
         if (fds[0] < 0 || write(fds[0], "linked", 6) != 6 || link(path, other) < 0)
             return 2;

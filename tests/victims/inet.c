@@ -184,6 +184,7 @@ static const struct option int_options[] = {
     { SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF" },       { SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF" },
     { SOL_SOCKET, SO_ACCEPTCONN, "SO_ACCEPTCONN" }, { SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE" },
     { SOL_SOCKET, SO_TIMESTAMP, "SO_TIMESTAMP" },   { SOL_SOCKET, SO_TIMESTAMPNS, "SO_TIMESTAMPNS" },
+    { SOL_SOCKET, SO_DONTROUTE, "SO_DONTROUTE" },   { SOL_SOCKET, SO_NO_CHECK, "SO_NO_CHECK" },
 };
 static const struct option tcp_options[] = {
     { IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY" },     { IPPROTO_TCP, TCP_CORK, "TCP_CORK" },
@@ -312,6 +313,8 @@ static void set_many_options(int fd)
     set_int(fd, IPPROTO_TCP, TCP_LINGER2, 20, "TCP_LINGER2");
     set_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 5, "TCP_DEFER_ACCEPT");
     set_int(fd, SOL_SOCKET, SO_OOBINLINE, 1, "SO_OOBINLINE");
+    set_int(fd, SOL_SOCKET, SO_DONTROUTE, 1, "SO_DONTROUTE");
+    set_int(fd, SOL_SOCKET, SO_NO_CHECK, 1, "SO_NO_CHECK");
     if (family == AF_INET) {
         set_int(fd, IPPROTO_IP, IP_TOS, 0x10, "IP_TOS");
         set_int(fd, IPPROTO_IP, IP_TTL, 33, "IP_TTL");

@@ -4,7 +4,9 @@
  * deleted file with data, an offset and (as root) another owner, open a
  * second time through a hard link deleted too (one file after restore,
  * zdtm unlink_fstat02); a 2 GiB sparse deleted file with 8 KiB of data,
- * which must stay sparse. */
+ * which must stay sparse; a file open through a name deleted since while
+ * another name of it stays in the directory (the same inode after restore,
+ * with its data and offset: zdtm unlink_fstat03). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -69,6 +71,15 @@ int main(int argc, char **argv)
         || pwrite(sparse, page, PAGE, (1ll << 30) + PAGE) != PAGE)
         return 2;
     unlink(sparse_path);
+    char renamed_path[4200], kept_path[4300];
+    snprintf(renamed_path, sizeof(renamed_path), "%s.renamed", argv[1]);
+    snprintf(kept_path, sizeof(kept_path), "%s.kept", renamed_path);
+    unlink(kept_path);
+    int renamed = open(renamed_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    struct stat renamed_before;
+    if (renamed < 0 || write(renamed, "kept-data", 9) != 9 || link(renamed_path, kept_path) || unlink(renamed_path)
+        || fstat(renamed, &renamed_before))
+        return 2;
 
     pid_t child = fork();
     if (child == 0) {
@@ -104,6 +115,13 @@ int main(int argc, char **argv)
                  "sparse ghost: size %lld, %lld bytes allocated", (long long)st.st_size, (long long)st.st_blocks * 512);
     victim_check(pread(sparse, &byte, 1, (1ll << 30) + PAGE + 5) == 1 && byte == 'S', "sparse ghost data");
     victim_check(write(ghost, "x", 1) == 1, "the ghost file is not writable");
+    struct stat renamed_after;
+    victim_check(fstat(renamed, &renamed_after) == 0 && renamed_after.st_ino == renamed_before.st_ino
+                     && renamed_after.st_dev == renamed_before.st_dev && renamed_after.st_nlink == 1,
+                 "the file whose other name stays is another file now (%lu links)", (unsigned long)renamed_after.st_nlink);
+    victim_check(lseek(renamed, 0, SEEK_CUR) == 9 && pread(renamed, page, 9, 0) == 9 && memcmp(page, "kept-data", 9) == 0,
+                 "the file whose other name stays: offset or data");
+    unlink(kept_path);
     int status = 0;
     victim_check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
     return victim_finish();

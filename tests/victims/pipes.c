@@ -1,8 +1,11 @@
-/* Pipes, a FIFO and eventfds: data sitting in a pipe inside the process, in
- * a named pipe (FIFO) with separate read and write ends, and in
+/* Pipes, FIFOs and eventfds: data sitting in a pipe inside the process, in
+ * a named pipe (FIFO) with separate read and write ends, in a FIFO open
+ * read-write whose name was removed (mode 0640: zdtm unlink_fifo), and in
  * pipes between a parent and its child (both directions), a pipe with a
  * bigger buffer, O_NONBLOCK on one end, a dup'ed end sharing its flags,
- * and eventfds with their counters, one in semaphore mode. */
+ * and eventfds with their counters, one in semaphore mode. Every pipe end
+ * keeps the status flags F_GETFL gave before the dump (a pipe end reopened
+ * through /proc would add the kernel's O_LARGEFILE: zdtm file_fown). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,6 +34,11 @@ int main(int argc, char **argv)
     if (write(big[1], payload, sizeof(payload)) != (ssize_t)sizeof(payload))
         return 2;
     fcntl(local[0], F_SETFL, O_NONBLOCK);
+    int async_ends[2];
+    if (pipe(async_ends) || fcntl(async_ends[0], F_SETFL, O_ASYNC) || fcntl(async_ends[1], F_SETFL, O_ASYNC))
+        return 2;
+    int flags_before[4] = { fcntl(big[0], F_GETFL), fcntl(big[1], F_GETFL), fcntl(async_ends[0], F_GETFL),
+                            fcntl(async_ends[1], F_GETFL) };
     int shared_end = dup(local[1]);
     int semaphore = eventfd(5, EFD_SEMAPHORE);
     int counter = eventfd(0, EFD_NONBLOCK);
@@ -46,6 +54,15 @@ int main(int argc, char **argv)
     int fifo_read = open(fifo_path, O_RDONLY | O_NONBLOCK);
     int fifo_write = open(fifo_path, O_WRONLY);
     if (fifo_read < 0 || fifo_write < 0 || write(fifo_write, "fifo-data", 9) != 9)
+        return 2;
+
+    char gone_path[4200];
+    snprintf(gone_path, sizeof(gone_path), "%s.gone", argv[1]);
+    unlink(gone_path);
+    if (mkfifo(gone_path, 0640) || chmod(gone_path, 0640))
+        return 2;
+    int gone = open(gone_path, O_RDWR | O_NONBLOCK);
+    if (gone < 0 || write(gone, "ghost", 5) != 5 || unlink(gone_path))
         return 2;
 
     pid_t child = fork();
@@ -70,6 +87,11 @@ int main(int argc, char **argv)
     victim_wait();
     kill(child, SIGUSR1);
 
+    int flags_after[4] = { fcntl(big[0], F_GETFL), fcntl(big[1], F_GETFL), fcntl(async_ends[0], F_GETFL),
+                           fcntl(async_ends[1], F_GETFL) };
+    for (int i = 0; i < 4; ++i)
+        victim_check(flags_after[i] == flags_before[i], "pipe end %d: status flags %#o, %#o before the dump", i,
+                     flags_after[i], flags_before[i]);
     char buffer[16] = "";
     victim_check(victim_read_exactly(up[0], buffer, 10) && memcmp(buffer, "from-child", 10) == 0, "parent read '%s'", buffer);
     victim_check(victim_read_exactly(local[0], buffer, 5) && memcmp(buffer, "hello", 5) == 0, "local pipe gave '%s'", buffer);
@@ -89,6 +111,12 @@ int main(int argc, char **argv)
     struct stat fifo_stat;
     victim_check(stat(fifo_path, &fifo_stat) == 0 && S_ISFIFO(fifo_stat.st_mode), "the FIFO is gone from its path");
     unlink(fifo_path);
+    victim_check(victim_read_exactly(gone, buffer, 5) && memcmp(buffer, "ghost", 5) == 0, "unlinked FIFO gave '%s'", buffer);
+    struct stat gone_stat;
+    victim_check(fstat(gone, &gone_stat) == 0 && S_ISFIFO(gone_stat.st_mode) && gone_stat.st_nlink == 0
+                     && (gone_stat.st_mode & 07777) == 0640,
+                 "the unlinked FIFO: mode %#o, %lu links", gone_stat.st_mode, (unsigned long)gone_stat.st_nlink);
+    victim_check(access(gone_path, F_OK) != 0, "the unlinked FIFO's name is back");
 
     uint64_t value = 0;
     victim_check(read(semaphore, &value, 8) == 8 && value == 1, "semaphore eventfd gave %lu", (unsigned long)value);

@@ -2,7 +2,8 @@
  * backlog 7) with one accepted connection carrying data both ways and two
  * pending connections (one from a client bound to an abstract name); an
  * accepted seqpacket connection whose abstract listener was closed, with
- * messages both ways; a datagram server on a path (SO_PASSCRED, SO_RCVBUF)
+ * messages both ways; a datagram server on a path (SO_PASSCRED, SO_PASSSEC,
+ * SO_RCVBUF)
  * with datagrams queued from a path-bound sender, an unnamed one, an
  * abstract-bound one and a client connect()ed to it; a datagram socket
  * whose file was unlinked; a bound stream socket that does not listen; a
@@ -207,6 +208,7 @@ int main(int argc, char **argv)
     setsockopt(server, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     must(bind(server, (struct sockaddr *)&dgram_path.address, dgram_path.length) == 0, "bind dgram");
     setsockopt(server, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
+    setsockopt(server, SOL_SOCKET, SO_PASSSEC, &on, sizeof(on));
     int server_rcvbuf = option(server, SO_RCVBUF);
     int x1 = make(SOCK_DGRAM, &x1_path), x2 = make(SOCK_DGRAM, NULL), x3 = make(SOCK_DGRAM, &x3_name);
     int y = make(SOCK_DGRAM, NULL);
@@ -293,6 +295,8 @@ int main(int argc, char **argv)
     victim_check(option(server, SO_TYPE) == SOCK_DGRAM, "dgram SO_TYPE %d", option(server, SO_TYPE));
     victim_check(option(server, SO_PASSCRED) == 1, "SO_PASSCRED %d", option(server, SO_PASSCRED));
     victim_check(option(x1, SO_PASSCRED) == 0, "SO_PASSCRED on x1 %d", option(x1, SO_PASSCRED));
+    victim_check(option(server, SO_PASSSEC) == 1, "SO_PASSSEC %d", option(server, SO_PASSSEC));
+    victim_check(option(x1, SO_PASSSEC) == 0, "SO_PASSSEC on x1 %d", option(x1, SO_PASSSEC));
     victim_check(option(server, SO_RCVBUF) == server_rcvbuf, "SO_RCVBUF %d, want %d", option(server, SO_RCVBUF), server_rcvbuf);
     victim_check(same(own_name(server), dgram_path), "dgram server name %s", show(own_name(server)));
     expect_datagram(server, "x1-a", x1_path, "datagram 1");
