@@ -105,7 +105,7 @@ Result<void> queue_sigactions(const StateRestore& restore, CallBatch& batch)
 }
 
 // The thread's own state that needs no result of another call.
-Result<void> queue_thread_state(const StateRestore& restore, const image::ThreadCore& thread, CallBatch& batch)
+Result<void> queue_thread_state(const image::ThreadCore& thread, CallBatch& batch)
 {
     std::string context = fmt::format("thread {}", thread.tid());
     stack_t stack {};
@@ -180,7 +180,7 @@ Result<void> queue_process_settings(const StateRestore& restore, CallBatch& batc
 Result<void> restore_thread_state(const StateRestore& restore, const image::ThreadCore& thread)
 {
     CallBatch batch(restore);
-    TRY(queue_thread_state(restore, thread, batch));
+    TRY(queue_thread_state(thread, batch));
     TRY(batch.run());
     return queue_pending(restore, thread);
 }
@@ -390,7 +390,7 @@ Result<void> restore_process_state(const StateRestore& restore, const image::Thr
     const auto& root = restore.core->root();
     if (!root.empty() && root != "/")
         batch.add(SYS_chroot, { TRY(batch.put_string(root)), 0, 0, 0, 0, 0 }, "chroot", fmt::format("root {}", root));
-    TRY(queue_thread_state(restore, leader, batch));
+    TRY(queue_thread_state(leader, batch));
     TRY(batch.run());
     for (const auto& pending : restore.core->shared_pending()) {
         uint64_t info = TRY(restore.scratch->put(std::as_bytes(std::span(pending.siginfo().data(), pending.siginfo().size()))));
