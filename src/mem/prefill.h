@@ -10,8 +10,9 @@
 // pages at its own address in cryo itself (where that range is free there),
 // populates it (MADV_POPULATE_WRITE: page allocation without a fault per
 // page, on a thread of its own that stays a few pieces ahead) and reads the
-// page file's runs straight into it while a third thread hashes them, in
-// file order: allocating, copying and hashing overlap. The file's checksum is known at the end of
+// page file's runs straight into it (O_DIRECT unless the file is mostly in
+// the page cache already) while a third thread hashes them, in file order:
+// allocating, reading and hashing overlap. The file's checksum is known at the end of
 // that pass, before any process is created; a mismatch unmaps everything.
 // The processes are then cloned from cryo, so each restorer inherits its
 // memory, already filled, at the right address (copy-on-write, no copy: cryo
