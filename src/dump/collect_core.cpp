@@ -25,6 +25,7 @@
 
 #include "base/scope_guard.h"
 #include "base/syscalls.h"
+#include "proc/limits.h"
 #include "proc/maps.h"
 #include "proc/parse_util.h"
 #include "proc/stat.h"
@@ -342,12 +343,19 @@ Result<void> collect_process_by_injection(ptrace::Injector& injector, const ptra
         saved->set_value_us(value == 0 ? 1 : value);
     }
 
-    // Asked by the process itself: prlimit() on another process needs
+    // From /proc/PID/limits (proc/limits.h); asked by the process itself
+    // if that cannot be read: prlimit() on another process needs
     // CAP_SYS_RESOURCE when it runs as another user, which root in a
     // container often lacks.
+    auto limits = proc::read_limits(injector.tid());
     for (int resource = 0; resource < RLIM_NLIMITS; ++resource) {
-        TRY(injector.call("prlimit64", SYS_prlimit64, 0, static_cast<uint64_t>(resource), 0, scratch));
-        auto limit = TRY(memory.read_value<rlimit>(scratch));
+        rlimit limit {};
+        if (limits) {
+            limit = (*limits)[static_cast<size_t>(resource)];
+        } else {
+            TRY(injector.call("prlimit64", SYS_prlimit64, 0, static_cast<uint64_t>(resource), 0, scratch));
+            limit = TRY(memory.read_value<rlimit>(scratch));
+        }
         auto* saved = core.add_rlimits();
         saved->set_resource(resource);
         saved->set_soft(limit.rlim_cur);
