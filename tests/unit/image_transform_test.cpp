@@ -105,8 +105,9 @@ TEST(Key, LoadsRawAndHexKeysAndRefusesTheRest)
     write_whole(temp / "hex-no-newline", hex);
     EXPECT_TRUE(Key::load(temp / "hex-no-newline"));
 
+    std::string not_hex = "zz" + hex.substr(2);   // outlives the views below
     for (std::string_view bad : { std::string_view(""), std::string_view(raw).substr(0, 31), std::string_view(hex).substr(0, 62),
-                                  std::string_view("zz" + hex.substr(2)) }) {
+                                  std::string_view(not_hex) }) {
         write_whole(temp / "bad", bad);
         expect_error(Key::load(temp / "bad"), { temp / "bad", "32 raw bytes or 64 hex digits" });
     }
