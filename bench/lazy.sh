@@ -73,6 +73,21 @@ restore_once() {
     stop_victim
 }
 
+# Restores the checkpoint in $work/images --runs times plainly and lazily,
+# alternating; sets plain, lazy (to running) and full (all pages in), the
+# medians in ms, and keeps each lazy run's figures in $work/lazy.
+time_restores() {
+    : >"$work/plain"
+    : >"$work/lazy"
+    for ((run = 0; run < runs; run++)); do
+        restore_once >>"$work/plain"
+        restore_once --lazy-pages >>"$work/lazy"
+    done
+    plain=$(awk '{ print $1 }' "$work/plain" | median)
+    lazy=$(awk '{ print $1 }' "$work/lazy" | median)
+    full=$(awk '{ print $2 }' "$work/lazy" | median)
+}
+
 # --mode chain: the same for an incremental chain of 3 rounds (pre-dump,
 # pre-dump --prev-images-dir, dump --prev-images-dir --track-mem; the
 # victim writes nothing after filling its memory, so nearly every page is
@@ -91,15 +106,7 @@ chain_mode() {
         wait_gone "$live" || die "the dumped victim is still there"
         live=""
         cat "$work"/r1/pages-*.img "$work"/r2/pages-*.img "$work"/images/pages-*.img >/dev/null
-        : >"$work/plain"
-        : >"$work/lazy"
-        for ((run = 0; run < runs; run++)); do
-            restore_once >>"$work/plain"
-            restore_once --lazy-pages >>"$work/lazy"
-        done
-        plain=$(awk '{ print $1 }' "$work/plain" | median)
-        lazy=$(awk '{ print $1 }' "$work/lazy" | median)
-        full=$(awk '{ print $2 }' "$work/lazy" | median)
+        time_restores
         printf "%-8s %12s %12s %16s\n" "$mib" "$plain" "$lazy" "$full"
     done
 }
@@ -123,15 +130,7 @@ for mib in $sizes; do
     wait_gone "$live" || die "the dumped victim is still there"
     live=""
     cat "$work/images"/pages-*.img >/dev/null
-    : >"$work/plain"
-    : >"$work/lazy"
-    for ((run = 0; run < runs; run++)); do
-        restore_once >>"$work/plain"
-        restore_once --lazy-pages >>"$work/lazy"
-    done
-    plain=$(awk '{ print $1 }' "$work/plain" | median)
-    lazy=$(awk '{ print $1 }' "$work/lazy" | median)
-    full=$(awk '{ print $2 }' "$work/lazy" | median)
+    time_restores
     after_verify=$(awk '{ print $1 - $3 }' "$work/lazy" | median)
     printf "%-8s %12s %12s %20s %16s\n" "$mib" "$plain" "$lazy" "$after_verify" "$full"
 done

@@ -4,11 +4,11 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 
 #include <algorithm>
 
 #include "base/syscalls.h"
+#include "mem/memory_reader.h"
 #include "mem/page_writer.h"
 #include "mem/vmas.h"
 
@@ -19,50 +19,6 @@ namespace {
 constexpr size_t kScanBatch = 1024;            // regions per PAGEMAP_SCAN call
 constexpr size_t kCopyBuffer = 8ull << 20;     // bytes per write to the page file
 constexpr size_t kCopyBuffers = 3;              // one filling, one writing, one ready
-
-// Pages are read with process_vm_readv() (one copy, the pages looked up a
-// thousand at a time) where the pagemap says every page of the chunk is
-// present and mapped by this process alone; through /proc/PID/mem (a copy
-// into a kernel page, then one to cryo, a lookup per page) otherwise.
-// process_vm_readv() pins the pages (FOLL_PIN), and pinning a page shared
-// copy-on-write with another process makes the kernel unshare it: dumping a
-// tree (or with --leave-running) would silently double its memory, and the
-// frames compared by mem/cow.h would change. A page mapped once is not
-// copied by that (the kernel only marks it exclusive again). /proc/PID/mem
-// also reaches swapped-out pages, which process_vm_readv() would have to
-// fault in anyway.
-constexpr uint64_t kPagemapPresent = 1ull << 63;
-constexpr uint64_t kPagemapExclusive = 1ull << 56;
-
-struct MemoryReader {
-    pid_t pid;
-    int mem_fd;
-    int pagemap_fd;
-    std::vector<uint64_t> entries;
-
-    bool mapped_once(uint64_t address, size_t length)
-    {
-        entries.resize(length / kPageSize);
-        auto bytes = std::as_writable_bytes(std::span(entries));
-        ssize_t got = ::pread(pagemap_fd, bytes.data(), bytes.size(), static_cast<off_t>(address / kPageSize * 8));
-        if (got != static_cast<ssize_t>(bytes.size()))
-            return false;
-        return std::ranges::all_of(entries, [](uint64_t entry) {
-            return (entry & (kPagemapPresent | kPagemapExclusive)) == (kPagemapPresent | kPagemapExclusive);
-        });
-    }
-
-    Result<void> copy(uint64_t address, std::span<std::byte> out)
-    {
-        if (mapped_once(address, out.size())) {
-            iovec local { out.data(), out.size() };
-            iovec remote { reinterpret_cast<void*>(address), out.size() };
-            if (::process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(out.size()))
-                return {};
-        }
-        return pread_exact(mem_fd, out, address, fmt::format("memory of pid {}", pid));
-    }
-};
 
 } // namespace
 
@@ -117,8 +73,7 @@ Result<std::vector<PageRange>> scan_stored_pages(int pagemap_fd, const image::Vm
 Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputFile& pages, image::PageMap& map,
                         PageBuffers& buffers)
 {
-    auto pagemap = TRY(open_file(fmt::format("/proc/{}/pagemap", pid), O_RDONLY | O_CLOEXEC));
-    auto memory = TRY(open_file(fmt::format("/proc/{}/mem", pid), O_RDONLY | O_CLOEXEC));
+    auto reader = TRY(MemoryReader::open(pid));
     // Page data is written once and not read back by the dump: from the
     // second buffer on, bypass the page cache where the filesystem allows
     // it (every write is whole, aligned pages from a page-aligned buffer).
@@ -139,12 +94,11 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
     uint64_t offset = pages.size();   // of the next byte handed to the writer
     std::span<std::byte> buffer = TRY(writer->take());
     size_t filled = 0;
-    MemoryReader reader { .pid = pid, .mem_fd = memory.get(), .pagemap_fd = pagemap.get() };
 
     for (auto& vma : vmas) {
         if (!stores_pages(vma))
             continue;
-        auto ranges = TRY_CTX(scan_stored_pages(pagemap.get(), vma), "pid {}", pid);
+        auto ranges = TRY_CTX(scan_stored_pages(reader.pagemap_fd(), vma), "pid {}", pid);
         uint64_t stored = 0;
         for (const auto& range : ranges) {
             auto* run = map.add_runs();

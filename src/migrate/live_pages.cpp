@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,38 +19,17 @@
 
 namespace cryo::migrate {
 
-namespace {
-
-constexpr uint64_t kPagemapPresent = 1ull << 63;
-constexpr uint64_t kPagemapExclusive = 1ull << 56;
-
-bool present_and_mapped_once(uint64_t entry)
-{
-    return (entry & (kPagemapPresent | kPagemapExclusive)) == (kPagemapPresent | kPagemapExclusive);
-}
-
-bool read_whole(pid_t pid, uint64_t address, std::span<std::byte> out)
-{
-    iovec local { out.data(), out.size() };
-    iovec remote { reinterpret_cast<void*>(address), out.size() };
-    return ::process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(out.size());
-}
-
-} // namespace
-
 Result<void> LivePages::record(pid_t pid, pid_t proc_pid, std::vector<image::Vma>& vmas, uint64_t offset,
                                image::PageMap& map)
 {
     ServedFile& file = m_files[image::pages_name(pid)];
-    file.proc_pid = proc_pid;
-    file.pagemap = TRY(open_file(fmt::format("/proc/{}/pagemap", proc_pid), O_RDONLY | O_CLOEXEC));
-    file.memory = TRY(open_file(fmt::format("/proc/{}/mem", proc_pid), O_RDONLY | O_CLOEXEC));
+    file.memory.emplace(TRY(mem::MemoryReader::open(proc_pid)));
     uint64_t listed = 0;
     for (auto& vma : vmas) {
         if (!mem::stores_pages(vma))
             continue;
         uint64_t in_vma = 0;
-        for (const auto& range : TRY(mem::scan_stored_pages(file.pagemap.get(), vma))) {
+        for (const auto& range : TRY(mem::scan_stored_pages(file.memory->pagemap_fd(), vma))) {
             uint64_t length = range.end - range.start;
             auto* run = map.add_runs();
             run->set_address(range.start);
@@ -97,30 +75,6 @@ Result<void> LivePages::open(const std::string& directory)
     return {};
 }
 
-Result<void> LivePages::read_memory(ServedFile& file, uint64_t address, std::span<std::byte> out)
-{
-    uint64_t first_page = address / kPageSize;
-    uint64_t end = address + out.size();
-    m_entries.assign((end + kPageSize - 1) / kPageSize - first_page, 0);
-    auto entries = std::as_writable_bytes(std::span(m_entries));
-    if (::pread(file.pagemap.get(), entries.data(), entries.size(), static_cast<off_t>(first_page * 8))
-        != static_cast<ssize_t>(entries.size()))
-        std::ranges::fill(m_entries, 0);   // /proc/PID/mem for all
-    // Pieces of pages alike: mapped once and present, or not.
-    for (uint64_t at = address; at < end;) {
-        uint64_t page = at / kPageSize;
-        bool once = present_and_mapped_once(m_entries[page - first_page]);
-        uint64_t stop = std::min(end, (page + 1) * kPageSize);
-        while (stop < end && present_and_mapped_once(m_entries[stop / kPageSize - first_page]) == once)
-            stop = std::min(end, stop + kPageSize);
-        auto piece = out.subspan(at - address, stop - at);
-        if (!once || !read_whole(file.proc_pid, at, piece))
-            TRY(pread_exact(file.memory.get(), piece, at, fmt::format("memory of pid {}", file.proc_pid)));
-        at = stop;
-    }
-    return {};
-}
-
 Result<void> LivePages::send_range(net::Channel& channel, const std::string& name, ServedFile& file, uint64_t offset,
                                    uint64_t length)
 {
@@ -140,7 +94,7 @@ Result<void> LivePages::send_range(net::Channel& channel, const std::string& nam
         const Run& listed = std::prev(run)->second;
         piece = std::min(piece, listed.offset + listed.length - at);
         auto bytes = std::span(m_buffer).first(piece);
-        TRY_CTX(read_memory(file, listed.address + (at - listed.offset), bytes), "{} at offset {}", name, at);
+        TRY_CTX(file.memory->copy(listed.address + (at - listed.offset), bytes), "{} at offset {}", name, at);
         TRY(channel.send(net::FrameType::Data, 0, bytes));
         at += piece;
     }

@@ -15,12 +15,9 @@
 // until the destination says every page is in place, so the memory is what
 // the dump scanned.
 //
-// Memory is read with process_vm_readv() (one copy) where the pagemap says
-// a page is present and mapped by this process alone, and through
-// /proc/PID/mem otherwise: pinning a page shared copy-on-write, as
-// process_vm_readv() does, would make the kernel unshare it, and the tree
-// may run on after a failed migration (mem::Target::Frozen, see
-// mem/dump_pages.cpp). /proc/PID/mem also reaches swapped-out pages.
+// Memory is read as a dump reads it (mem/memory_reader.h): a page shared
+// copy-on-write is never unshared, and the tree may run on after a failed
+// migration (mem::Target::Frozen).
 //
 // Integrity: such a page file cannot have chunk checksums (or a checksum
 // at all) without reading every page first, which is what this avoids. The
@@ -35,11 +32,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "mem/memory_reader.h"
 #include "mm.pb.h"
 #include "net/page_protocol.h"
 #include "net/page_server.h"
@@ -76,21 +75,17 @@ private:
         UniqueFd stored;   // the file in the checkpoint
         uint64_t stored_size { 0 };
         uint64_t size { 0 };   // with the runs
-        pid_t proc_pid { 0 };
-        UniqueFd memory;    // /proc/PID/mem
-        UniqueFd pagemap;   // /proc/PID/pagemap
+        std::optional<mem::MemoryReader> memory;   // of the frozen process
         std::map<uint64_t, Run> runs;   // by offset
     };
 
     Result<void> send_range(net::Channel& channel, const std::string& name, ServedFile& file, uint64_t offset,
                             uint64_t length);
-    Result<void> read_memory(ServedFile& file, uint64_t address, std::span<std::byte> out);
 
     std::map<std::string, ServedFile> m_files;   // by name
     UniqueFd m_directory;
     std::string m_manifest;
     uint64_t m_listed_bytes { 0 };
-    std::vector<uint64_t> m_entries;   // pagemap entries, reused
     std::vector<std::byte> m_buffer;
 };
 
