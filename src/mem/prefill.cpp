@@ -115,12 +115,12 @@ private:
 class ReadAhead {
 public:
     explicit ReadAhead(const Prefill::PageFile& file) : m_file(file) { }
-    // About to read from `offset`, and no further than `limit` through the
-    // page cache.
+    // About to read from `offset` through the page cache, up to `limit`
+    // (the end of what is read that way when the pieces bypass it).
     void before(uint64_t offset, uint64_t limit = UINT64_MAX)
     {
         constexpr uint64_t kAhead = 32ull << 20;
-        uint64_t until = std::min({ offset + kAhead, m_file.size, limit });
+        uint64_t until = std::min({ offset + kAhead, m_file.size, m_bounded ? limit : UINT64_MAX });
         uint64_t from = std::max(m_requested, offset);
         if (until <= from)
             return;
@@ -131,7 +131,6 @@ public:
     // The loaded pieces bypass the page cache: read ahead only what is read
     // through it.
     void set_bounded() { m_bounded = true; }
-    bool bounded() const { return m_bounded; }
 
 private:
     const Prefill::PageFile& m_file;
@@ -145,7 +144,7 @@ Result<void> hash_through(const Prefill::PageFile& file, uint64_t from, uint64_t
 {
     for (uint64_t offset = from; offset < to;) {
         size_t chunk = static_cast<size_t>(std::min<uint64_t>(buffer.size(), to - offset));
-        read_ahead.before(offset, read_ahead.bounded() ? to : UINT64_MAX);
+        read_ahead.before(offset, to);
         TRY(pread_exact(file.fd, std::span(buffer.data(), chunk), offset, file.path));
         hasher.add_now(buffer.data(), chunk);
         offset += chunk;
