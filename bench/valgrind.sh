@@ -17,19 +17,29 @@
 # script still runs them, without valgrind, to make the checkpoint and to
 # check that the restored victim passes.
 #
-# Needs valgrind (Debian package `valgrind`) and a build (scripts/setup
-# --no-demo).
+# Needs valgrind (Debian package `valgrind`) and the packages of
+# scripts/setup. memcheck must see cryo's malloc, which a static program
+# keeps to itself: the script builds a dynamically linked cryo of its own
+# in build-valgrind/ (-DCRYO_STATIC_BINARY=OFF; CRYO_BUILD_DIR names
+# another such build).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="${CRYO_BUILD_DIR:-$repo/build}"
+build="${CRYO_BUILD_DIR:-$repo/build-valgrind}"
 cryo="$build/src/cryo"
 victim="$build/tests/victims/victim_stress_mix"
 keep=0
 [[ "${1:-}" == "--keep" ]] && keep=1
 die() { echo "valgrind.sh: $*" >&2; exit 1; }
 command -v valgrind >/dev/null || die "valgrind is missing: apt-get install valgrind"
-[[ -x "$cryo" && -x "$victim" ]] || die "build first: scripts/setup --no-demo"
+if [[ -z "${CRYO_BUILD_DIR:-}" ]]; then
+    generator=(-G Ninja)
+    [[ -f "$build/CMakeCache.txt" ]] && generator=()
+    cmake -S "$repo" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRYO_STATIC_BINARY=OFF >/dev/null
+    cmake --build "$build" -j2 --target cryo victim_stress_mix >/dev/null
+fi
+[[ -x "$cryo" && -x "$victim" ]] || die "no cryo or victim_stress_mix in $build"
+readelf -d "$cryo" | grep -q NEEDED || die "$cryo is statically linked: memcheck cannot see its malloc"
 
 dir="$(mktemp -d "${TMPDIR:-/var/tmp}/cryo-valgrind.XXXXXX")"
 victim_pid=""

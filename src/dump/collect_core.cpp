@@ -31,6 +31,7 @@
 #include "proc/stat.h"
 #include "proc/status.h"
 #include "ptrace/injector.h"
+#include "ptrace/same_cpu.h"
 #include "ptrace/kernel_abi.h"
 #include "ptrace/registers.h"
 
@@ -542,6 +543,7 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     auto memory = TRY(ptrace::RemoteMemory::open(pid));
     uint64_t gadget = TRY_CTX(find_syscall_gadget(pid, memory), "pid {}", process.pid());
     auto& leader = process.leader();
+    ptrace::SameCpu beside(leader.tid());   // until this process's calls are done
     auto injector = TRY(ptrace::Injector::create(leader, gadget, ptrace::Gadget::SyscallOnly));
     // Whatever happens below, the thread gets its registers and mask back.
     ScopeGuard put_back([&] { (void)injector.restore_thread(); });
@@ -559,6 +561,7 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
         }
         // Other threads run their own injected calls (the scratch page is
         // shared: one address space).
+        beside.follow(thread.tid());
         auto thread_injector = TRY(ptrace::Injector::create(thread, gadget, ptrace::Gadget::SyscallOnly));
         ScopeGuard put_thread_back([&] { (void)thread_injector.restore_thread(); });
         auto thread_status = TRY_CTX(proc::read_status(thread.tid()), "pid {} thread {}", pid, thread.tid());
@@ -569,6 +572,7 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
         put_thread_back.dismiss();
         TRY_CTX(thread_injector.restore_thread(), "pid {} thread {}", pid, thread.tid());
     }
+    beside.follow(leader.tid());
     if (process.leader_exited())
         TRY_CTX(add_exited_leader(process.pid(), gadget, core), "pid {}: its exited leader", process.pid());
     for (auto& signal : TRY_CTX(peek_pending(pid, true), "pid {}", pid))

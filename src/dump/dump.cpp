@@ -132,18 +132,24 @@ Result<void> write_memory(DumpContext& context)
         pid_t pid = processes[i].pid();
         auto& images = context.processes[i];
         pid_t proc_pid = processes[i].proc_pid();
-        auto vmas = TRY_CTX(mem::collect_vmas(proc_pid), "pid {}", pid);
         auto pages = TRY(context.writer->create_file(image::pages_name(pid)));
         images.page_map.set_pid(pid);
         images.page_map.set_page_file(image::pages_name(pid));
+        std::vector<image::Vma> vmas;
         if (context.incremental) {
+            vmas = TRY_CTX(mem::collect_vmas(proc_pid), "pid {}", pid);
             auto plan = TRY(context.incremental->plan(pid, vmas, pages.size(), images.page_map));
             TRY(mem::copy_planned_pages(pid, plan, pages,
                                         context.options.leave_running || context.options.before_kill
                                             ? mem::Target::Frozen
                                             : mem::Target::FrozenToBeKilled));
         } else if (!context.options.leave_pages_in_memory) {
-            TRY(mem::dump_pages(proc_pid, vmas, pages, images.page_map, page_buffers));
+            // The pages are copied while smaps is read (mem/vmas.h).
+            vmas = TRY(mem::collect_vmas_during(proc_pid, [&](std::vector<image::Vma>& copied) {
+                return mem::dump_pages(proc_pid, copied, pages, images.page_map, page_buffers);
+            }));
+        } else {
+            vmas = TRY_CTX(mem::collect_vmas(proc_pid), "pid {}", pid);
         }
         TRY_CTX(unlinked_files.dump_process(processes[i].leader(), vmas, pages), "pid {}", pid);
         // cryo migrate --lazy: the memory stays in the frozen tree, listed

@@ -232,9 +232,9 @@ Result<void> check_directory_owner(int dir_fd, const std::string& directory)
 
 namespace {
 
-// fdatasync() of every file of `files` (named in `records`), on up to
+// fdatasync() of every file of `files` (named in `names`), on up to
 // kSyncThreads threads at once; the first failure is the error.
-Result<void> sync_side_by_side(const std::vector<UniqueFd>& files, const std::vector<ManifestFile>& records)
+Result<void> sync_side_by_side(const std::vector<UniqueFd>& files, const std::vector<std::string>& names)
 {
     constexpr size_t kSyncThreads = 8;
     std::atomic<size_t> next { 0 };
@@ -252,7 +252,7 @@ Result<void> sync_side_by_side(const std::vector<UniqueFd>& files, const std::ve
     }
     for (size_t i = 0; i < files.size(); ++i)
         if (errors[i] != 0)
-            return fail_errno(fmt::format("fsync {}", records[i].name()), errors[i]);
+            return fail_errno(fmt::format("fsync {}", names[i]), errors[i]);
     return {};
 }
 
@@ -406,6 +406,13 @@ Result<void> ImageWriter::commit(Manifest manifest)
         m_committed = true;
         return {};
     }
+    // The manifest goes under a temporary name first, so that it is made
+    // durable along with the files it describes: only the rename makes it
+    // count, and that comes after.
+    std::string temporary = std::string(kManifestName) + ".tmp";
+    UniqueFd manifest_fd = TRY(create_private_file(m_dir.get(), temporary));
+    m_created.push_back(temporary);
+    TRY(write_all(manifest_fd.get(), bytes, temporary));
     // Every file durable at once. Up to kSyncEachFiles files: writeback of
     // all of them is started first, so their blocks are allocated in one
     // journal transaction, which the first fdatasync() commits; the others
@@ -423,20 +430,17 @@ Result<void> ImageWriter::commit(Manifest manifest)
             return fail_errno(fmt::format("syncfs {}", m_directory));
     } else if (m_sync == SyncMode::Fsync) {
         std::vector<UniqueFd> files;
+        std::vector<std::string> names;
         for (const ManifestFile& record : m_records) {
             files.push_back(TRY(open_file_at(m_dir.get(), record.name(), O_RDONLY | O_CLOEXEC)));
-            if (::sync_file_range(files.back().get(), 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
-                return fail_errno(fmt::format("sync_file_range {}", record.name()));
+            names.push_back(record.name());
         }
-        TRY(sync_side_by_side(files, m_records));
-    }
-    std::string temporary = std::string(kManifestName) + ".tmp";
-    {
-        UniqueFd fd = TRY(create_private_file(m_dir.get(), temporary));
-        m_created.push_back(temporary);
-        TRY(write_all(fd.get(), bytes, temporary));
-        if (m_sync == SyncMode::Fsync && ::fdatasync(fd.get()) < 0)
-            return fail_errno(fmt::format("fsync {}", temporary));
+        files.push_back(std::move(manifest_fd));
+        names.push_back(temporary);
+        for (size_t i = 0; i < files.size(); ++i)
+            if (::sync_file_range(files[i].get(), 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
+                return fail_errno(fmt::format("sync_file_range {}", names[i]));
+        TRY(sync_side_by_side(files, names));
     }
     TRY(fault::step([&] { return "commit " + std::string(kManifestName); }));
     if (::renameat(m_dir.get(), temporary.c_str(), m_dir.get(), std::string(kManifestName).c_str()) < 0)

@@ -1,9 +1,9 @@
 // Writing a checkpoint directory.
 //
 // Files are created 0600 (they hold process memory and may hold secrets) and
-// hashed while they are written. commit() makes them all durable at once
-// (fdatasync of each after starting the writeback of all, or one syncfs()
-// for many files), writes the manifest under a temporary name (fdatasync),
+// hashed while they are written. commit() writes the manifest under a
+// temporary name, makes it and them all durable at once (fdatasync of each
+// after starting the writeback of all, or one syncfs() for many files),
 // renames it into place and fsyncs the directory: once it is there, every
 // file it lists is on disk, and a directory without a manifest is never
 // mistaken for a checkpoint. A writer dropped without commit() removes every

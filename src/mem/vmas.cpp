@@ -11,6 +11,8 @@
 #include <sys/sysmacros.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <future>
 
 namespace cryo::mem {
 
@@ -97,10 +99,12 @@ Result<image::Vma> classify_vma(const proc::SmapsEntry& entry)
     return vma;
 }
 
-Result<std::vector<image::Vma>> collect_vmas(pid_t pid)
+namespace {
+
+Result<std::vector<image::Vma>> classify_all(pid_t pid, const std::vector<proc::SmapsEntry>& entries)
 {
     std::vector<image::Vma> vmas;
-    for (const auto& entry : TRY(proc::read_smaps(pid))) {
+    for (const auto& entry : entries) {
         auto vma = TRY(classify_vma(entry));
         if (vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS || vma.kind() == image::VMA_KIND_SYSV_SHM) {
             // The whole object may be larger than this mapping of it; its
@@ -117,6 +121,54 @@ Result<std::vector<image::Vma>> collect_vmas(pid_t pid)
             *vma.mutable_file_identity() = TRY(fds::identify_file(file.get(), vma.path()));
         }
         vmas.push_back(std::move(vma));
+    }
+    return vmas;
+}
+
+} // namespace
+
+Result<std::vector<image::Vma>> collect_vmas(pid_t pid)
+{
+    return classify_all(pid, TRY(proc::read_smaps(pid)));
+}
+
+Result<std::vector<image::Vma>> collect_vmas_during(pid_t pid,
+                                                    const std::function<Result<void>(std::vector<image::Vma>&)>& work)
+{
+    // A small process is done sooner without a second thread.
+    constexpr uint64_t kOverlapFromPages = 8192;   // 32 MiB resident
+    uint64_t size_pages = 0, resident_pages = 0;
+    if (auto statm = read_text_file(fmt::format("/proc/{}/statm", pid)))
+        (void)std::sscanf(statm->c_str(), "%lu %lu", &size_pages, &resident_pages);
+    if (resident_pages < kOverlapFromPages) {
+        auto vmas = TRY_CTX(collect_vmas(pid), "pid {}", pid);
+        TRY(work(vmas));
+        return vmas;
+    }
+    auto smaps = std::async(std::launch::async, [pid] { return proc::read_smaps(pid); });
+    std::vector<image::Vma> quick;
+    auto worked = [&]() -> Result<void> {
+        for (auto& map : TRY_CTX(proc::read_maps(pid), "pid {}", pid)) {
+            proc::SmapsEntry entry;
+            entry.map = std::move(map);
+            quick.push_back(TRY_CTX(classify_vma(entry), "pid {}", pid));
+        }
+        return work(quick);
+    }();
+    auto vmas = with_context(classify_all(pid, TRY_CTX(smaps.get(), "pid {}", pid)), "pid {}", pid);
+    if (!vmas)
+        return vmas;
+    if (!worked)
+        return fail(std::move(worked.error()));
+    // The process is frozen: both lists name the same mappings.
+    if (vmas->size() != quick.size())
+        return fail("pid {}: its mappings changed while frozen ({} in maps, {} in smaps)", pid, quick.size(),
+                    vmas->size());
+    for (size_t i = 0; i < quick.size(); ++i) {
+        auto& vma = (*vmas)[i];
+        if (vma.start() != quick[i].start() || vma.end() != quick[i].end() || vma.kind() != quick[i].kind())
+            return fail("pid {}: mapping {:#x}-{:#x} changed while frozen", pid, vma.start(), vma.end());
+        vma.set_stored_bytes(quick[i].stored_bytes());
     }
     return vmas;
 }
