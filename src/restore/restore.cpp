@@ -54,6 +54,7 @@
 #include "proc/stat.h"
 #include "proc/task.h"
 #include "ptrace/injector.h"
+#include "ptrace/same_cpu.h"
 #include "ptrace/registers.h"
 #include "restore/cgroup.h"
 #include "restore/privilege.h"
@@ -613,6 +614,9 @@ Result<void> morph_process(RestoreContext& context, ProcessImages& process)
     // still create a full one (lazy/lazy_pages.h).
     if (!stats.lazy_vmas.empty())
         context.lazy_processes.push_back(TRY(lazy::create_lazy_process(pid, injector, std::move(stats.lazy_vmas))));
+    // From here on only round trips with this process (ptrace/same_cpu.h);
+    // the memory above had threads of cryo's own.
+    ptrace::SameCpu beside(pid);
     // The restorer's own descriptors go in the same batch as the state.
     std::vector<ptrace::QueuedCall> closes;
     closes.push_back({ .call = { SYS_close, { static_cast<uint64_t>(member.child_page_fd), 0, 0, 0, 0, 0 }, "close page file" } });
@@ -646,6 +650,7 @@ Result<void> finish_process(RestoreContext& context, ProcessImages& process, Mor
 {
     auto& threads = morphed.threads;
     auto& injector = *threads.front().injector;
+    ptrace::SameCpu beside(morphed.pid);
     TRY_CTX(restore_pidfds(context, process, injector), "pidfds");
     ptrace::ScratchArea scratch(*morphed.memory, context.trampoline + kTrampolineCodeSize, kScratchSize);
     // O_ASYNC by the process itself, so signals name its fd (si_fd).
