@@ -26,9 +26,7 @@ Result<std::unique_ptr<PageFileWriter>> PageFileWriter::start(image::OutputFile&
                                                               PageBuffers& pool)
 {
     auto memory = TRY(pool.take(buffer_size, buffers));
-    std::unique_ptr<PageFileWriter> writer(new PageFileWriter(file, std::move(memory), buffer_size, pool));
-    writer->m_thread = std::thread([raw = writer.get()] { raw->run(); });
-    return writer;
+    return std::unique_ptr<PageFileWriter>(new PageFileWriter(file, std::move(memory), buffer_size, pool));
 }
 
 PageFileWriter::PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> buffers, size_t buffer_size,
@@ -103,11 +101,24 @@ void PageFileWriter::submit(size_t filled)
         }
         m_queued.emplace_back(m_taken, filled);
     }
+    // The thread starts with the first full buffer: the pages of a small
+    // process fit in one, which finish() writes itself.
+    if (!m_thread.joinable() && filled == m_buffer_size)
+        m_thread = std::thread([this] { run(); });
     m_changed.notify_all();
 }
 
 Result<void> PageFileWriter::finish()
 {
+    if (!m_thread.joinable()) {
+        for (auto [index, bytes] : m_queued) {
+            std::span<const std::byte> data(m_buffers[index].data(), bytes);
+            TRY(m_hashed_on_submit ? m_file.write_hashed(data) : m_file.write(data));
+            m_empty.push_back(index);
+        }
+        m_queued.clear();
+        return {};
+    }
     std::unique_lock lock(m_mutex);
     m_changed.wait(lock, [&] { return m_queued.empty() && !m_writing; });
     if (m_error)

@@ -13,7 +13,10 @@
 // (XXH3 of 8 MiB, twice, took a fifth of each write's time). A compressed
 // or encrypted file is transformed and hashed on the writer thread. A few buffers of some MiB each keep both
 // busy. The first write error stops the writing: later buffers are dropped
-// and the error is returned by the next take() or by finish().
+// and the error is returned by the next take() or by finish(). The thread
+// starts with the first full buffer: what fits in one (a small process's
+// pages) finish() writes on the calling thread, sparing a thread's start
+// and stop, which cost more than such a write.
 #pragma once
 
 #include <condition_variable>
