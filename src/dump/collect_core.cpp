@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -216,8 +217,9 @@ Result<void> collect_thread(ptrace::Tracee& thread, const ptrace::Injector& inje
     core.set_comm(comm);
     for (pid_t ns_tid : status.ns_pid)
         core.add_ns_tids(ns_tid);
-    if (status.seccomp_mode == 2)
+    if (status.seccomp_mode == SECCOMP_MODE_FILTER)
         TRY(collect_seccomp_filters(tid, core));
+    core.set_seccomp_strict(status.seccomp_mode == SECCOMP_MODE_STRICT);
     TRY(collect_scheduling(tid, core));
     return {};
 }
@@ -395,8 +397,6 @@ Result<void> collect_identity(pid_t pid, const proc::ProcStatus& status, image::
     credentials->set_cap_bounding(status.cap_bounding);
     credentials->set_cap_ambient(status.cap_ambient);
     credentials->set_no_new_privs(status.no_new_privs);
-    if (status.seccomp_mode == 1)
-        return fail("not supported yet: pid {} runs in seccomp strict mode", pid);
     core.set_umask(status.umask);
 
     auto personality = TRY(read_text_file(fmt::format("/proc/{}/personality", pid)));
@@ -483,6 +483,7 @@ Result<void> add_exited_leader(pid_t pid, uint64_t gadget, image::ProcessCore& c
     leader.set_clear_child_tid(0);
     leader.set_pdeath_signal(0);
     leader.clear_seccomp_filters();
+    leader.set_seccomp_strict(false);
     leader.set_sched_policy(SCHED_OTHER);
     leader.set_sched_priority(0);
     leader.set_interrupted_syscall(-1);

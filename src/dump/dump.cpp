@@ -105,12 +105,13 @@ Result<void> collect_files(DumpContext& context)
                 "pid {}", pid);
     }
     TRY(context.files.check_externals_used());
-    // Only now is every open file known: which unix socket peers and pidfd
-    // targets are in the tree.
+    // Only now is every open file known: which unix socket peers, deleted
+    // files watched by inotify and pidfd targets are in the tree.
     std::vector<const image::FdTable*> tables;
     for (const auto& images : context.processes)
         tables.push_back(&images.fd_table);
     TRY(fds::check_unix_socket_peers(context.files.files(), tables));
+    TRY(fds::check_deleted_watches(context.files.files(), tables));
     return fds::check_pidfd_targets(context.files.files(), tables, context.tree->tree());
 }
 

@@ -9,6 +9,7 @@
 #include "dump/freeze.h"
 
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -22,6 +23,7 @@
 #include "base/kill.h"
 #include "base/syscalls.h"
 #include "proc/stat.h"
+#include "proc/status.h"
 #include "proc/task.h"
 
 namespace cryo::dump {
@@ -29,6 +31,23 @@ namespace cryo::dump {
 namespace {
 
 constexpr unsigned kSeizeOptions = PTRACE_O_TRACESYSGOOD;
+
+// A thread in seccomp strict mode is killed by the first call cryo injects,
+// and a filter may refuse or kill on them too: PTRACE_O_SUSPEND_SECCOMP
+// lifts seccomp for the thread while it is traced. The kernel grants it only
+// to a tracer with CAP_SYS_ADMIN that is under no seccomp itself (EPERM);
+// without it a thread in strict mode is refused before anything is injected,
+// and filters act as they would have.
+Result<ptrace::Tracee> seize_thread(pid_t tid)
+{
+    auto suspended = ptrace::Tracee::seize(tid, kSeizeOptions | PTRACE_O_SUSPEND_SECCOMP);
+    if (suspended || suspended.error().code() != EPERM)
+        return suspended;
+    if (auto status = proc::read_status(tid); status && status->seccomp_mode == SECCOMP_MODE_STRICT)
+        return fail("thread {} runs in seccomp strict mode: the calls cryo injects would kill it unless seccomp is "
+                    "suspended while it is traced, which needs CAP_SYS_ADMIN (run cryo as root)", tid);
+    return ptrace::Tracee::seize(tid, kSeizeOptions);
+}
 
 bool contains(const std::vector<ptrace::Tracee>& threads, pid_t tid)
 {
@@ -73,7 +92,7 @@ Result<FrozenProcess> FrozenProcess::freeze(pid_t pid)
                 process.m_leader_exited = true;
                 continue;
             }
-            process.m_threads.push_back(TRY_CTX(ptrace::Tracee::seize(tid, kSeizeOptions), "pid {}", pid));
+            process.m_threads.push_back(TRY_CTX(seize_thread(tid), "pid {}", pid));
             found_new = true;
         }
     }

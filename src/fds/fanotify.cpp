@@ -182,6 +182,9 @@ public:
             if (fields.contains("ino")) {
                 mark->set_type(image::FANOTIFY_MARK_INODE);
                 TRY_CTX(fsnotify::locate_object(facts, fields, *mark->mutable_object()), "inode mark");
+                if (mark->object().deleted())
+                    return fail("inode mark: {}, and cryo cannot mark it again after a restore",
+                                fsnotify::deleted_error(mark->object()));
             } else if (fields.contains("mnt_id")) {
                 mark->set_type(image::FANOTIFY_MARK_MOUNT);
                 TRY(dump_mount_mark(fields, *mark));

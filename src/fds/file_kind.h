@@ -120,6 +120,31 @@ Result<pid_t> live_pidfd_target(const image::OpenFile& file, const image::Proces
 Result<void> check_pidfd_targets(const image::FileTable& files, const std::vector<const image::FdTable*>& tables,
                                  const image::ProcessTree& tree);
 
+// "pid P: fd N: " for the first descriptor of the dumped `tables` that has
+// the open file `file_id`, to open an error message with; "" if none has.
+inline std::string where_open(uint32_t file_id, const std::vector<const image::FdTable*>& tables)
+{
+    for (const auto* table : tables)
+        for (const auto& entry : table->fds())
+            if (entry.file_id() == file_id)
+                return fmt::format("pid {}: fd {}: ", table->pid(), entry.fd());
+    return {};
+}
+
+// Deleted files (ghost.cpp) other kinds refer to. find_deleted_file(): the
+// first open file of the deleted file `inode` that had `path`, if the tree
+// holds one. hold_deleted_file(): the descriptor cryo holds that file by
+// during the restore (O_PATH), made again on first use.
+const image::OpenFile* find_deleted_file(const image::FileTable& table, uint64_t inode, const std::string& path);
+Result<int> hold_deleted_file(const image::GhostFile& ghost, OpenContext& context);
+
+// inotify watches on deleted files, once every process of the tree is
+// dumped: refuses one whose file no open file of the tree holds (only a
+// mapping, a working directory or a process outside the tree does), since
+// restore watches the deleted file made again for that open file. `tables`
+// name the pid and fd in errors.
+Result<void> check_deleted_watches(const image::FileTable& files, const std::vector<const image::FdTable*>& tables);
+
 // Unix sockets, once every process of the tree is dumped: refuses a socket
 // whose peer is outside the tree (unless declared with --external) and a
 // pending connection from outside. `tables` name the pid and fd in errors.

@@ -25,6 +25,8 @@ using namespace proc::detail;
 
 namespace {
 
+constexpr std::string_view kDeletedSuffix = " (deleted)";
+
 std::optional<uint64_t> parse_hex(std::string_view text)
 {
     uint64_t value = 0;
@@ -186,7 +188,39 @@ std::optional<std::string> search_near_process(pid_t pid, const image::WatchedOb
     return std::nullopt;
 }
 
+// A deleted file open in the process that is the object (when its handle
+// does not open): the path it had, and the object gets its file type.
+std::optional<std::string> deleted_open_file(pid_t pid, image::WatchedObject& object)
+{
+    DIR* fds = ::opendir(fmt::format("/proc/{}/fd", pid).c_str());
+    if (!fds)
+        return std::nullopt;
+    std::optional<std::string> found;
+    while (auto* entry = ::readdir(fds)) {
+        if (entry->d_name[0] == '.')
+            continue;
+        std::string fd_path = fmt::format("/proc/{}/fd/{}", pid, entry->d_name);
+        auto link = read_link(fd_path);
+        struct stat st {};
+        if (!link || !link->ends_with(kDeletedSuffix) || ::stat(fd_path.c_str(), &st) != 0 || !same_object(st, object))
+            continue;
+        object.set_file_type(st.st_mode & S_IFMT);
+        found = link->substr(0, link->size() - kDeletedSuffix.size());
+        break;
+    }
+    ::closedir(fds);
+    return found;
+}
+
 } // namespace
+
+std::string deleted_error(const image::WatchedObject& object)
+{
+    return fmt::format("the watched {} '{}' (inode {} on device {}:{}) was deleted; it lives on only because "
+                       "something still holds it (open, mapped, a working directory)",
+                       type_name(object.file_type()), object.path(), object.inode(), object.dev_major(),
+                       object.dev_minor());
+}
 
 Result<Fields> parse_fields(std::string_view key, std::string_view value)
 {
@@ -306,13 +340,12 @@ Result<void> locate_object(const FdFacts& facts, const Fields& fields, image::Wa
                 return fail_errno("fstat of the watched object");
             object.set_file_type(st.st_mode & S_IFMT);
             auto link = TRY(read_link(proc_fd_path(opened->get())));
-            if (st.st_nlink == 0 || link.ends_with(" (deleted)")) {
-                if (link.ends_with(" (deleted)"))
-                    link.resize(link.size() - std::strlen(" (deleted)"));
-                return fail("the watched {} '{}' (inode {} on device {}:{}) was deleted; it lives on only because "
-                            "something still holds it (open, mapped, a working directory), and cryo cannot watch it "
-                            "again after a restore",
-                            type_name(object.file_type()), link, object.inode(), device.major, device.minor);
+            if (st.st_nlink == 0 || link.ends_with(kDeletedSuffix)) {
+                if (link.ends_with(kDeletedSuffix))
+                    link.resize(link.size() - kDeletedSuffix.size());
+                object.set_path(link);
+                object.set_deleted(true);
+                return {};
             }
             struct stat by_path {};
             if (link.starts_with('/') && ::lstat(link.c_str(), &by_path) == 0 && same_object(by_path, object)) {
@@ -331,6 +364,11 @@ Result<void> locate_object(const FdFacts& facts, const Fields& fields, image::Wa
             return {};
         }
         handle_error = opened.error().message();
+    }
+    if (auto path = deleted_open_file(facts.pid, object)) {
+        object.set_path(*path);
+        object.set_deleted(true);
+        return {};
     }
     if (auto path = search_near_process(facts.pid, object)) {
         struct stat st {};

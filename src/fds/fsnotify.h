@@ -11,9 +11,11 @@
 // (a filesystem without handle decoding: procfs, overlayfs without
 // nfs_export, ...) is looked for by inode among the entries of the process's
 // working directory and of the directories of its open files. An object
-// that was deleted (still alive because it is open somewhere) or that is
-// found nowhere stops the dump with an error naming the inode, device and
-// watch.
+// that is found nowhere stops the dump with an error naming the inode,
+// device and watch. An object that was deleted (still alive because
+// something holds it) is marked so, with the name it had: inotify watches
+// it again through the deleted file made again for an open file of the tree
+// (see inotify.cpp); fanotify refuses it.
 #pragma once
 
 #include <sys/types.h>
@@ -64,6 +66,10 @@ std::vector<Mount> mounts_of(const std::vector<Mount>& mounts, Device device);
 // Dump: fills `object` from the "ino", "sdev" and "fhandle-*" / "f_handle"
 // fields of a mark line and finds the object and its path (see the top).
 Result<void> locate_object(const FdFacts& facts, const Fields& fields, image::WatchedObject& object);
+
+// Why a deleted object (WatchedObject.deleted) is a problem: "the watched
+// regular file '/a/b' (inode 12 on device 8:1) was deleted; ...".
+std::string deleted_error(const image::WatchedObject& object);
 
 // Restore: an O_PATH descriptor of the object, by its file handle (on a
 // mount of its device, if it is still the same inode and not deleted), else

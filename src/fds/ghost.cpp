@@ -18,11 +18,15 @@
 // Restore: the file is created again in the directory it was in (so on the
 // same filesystem, and its /proc link reads as before), at its old name if
 // that is free or else under a unique name next to it, unlinked at once (so
-// a failed restore leaves nothing behind) and held open by cryo; ftruncate
+// a failed restore leaves nothing behind) and held open by cryo (O_PATH, so
+// that letting go of it makes no close event); ftruncate
 // gives it its size with holes, then the extents are written. Each open
 // file of it is a new open file description made by reopening
 // /proc/self/fd/HOLD with the dumped flags, at its offset, so it comes back
 // open, deleted and sparse.
+//
+// An inotify watch on a deleted file (inotify.cpp) is put on the same
+// held file, made on first use by whichever comes first.
 //
 // Mappings of a deleted file use the same functions (fds/unlinked_file.h):
 // one that is open too is found among the open files on restore, one that is
@@ -98,21 +102,37 @@ public:
 
     Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const override
     {
-        const auto& ghost = file.ghost();
-        std::string key = fmt::format("ghost:{}:{}", ghost.inode(), ghost.path());
-        if (!context.shared.contains(key)) {
-            const auto* first = first_open_file(*context.table, ghost.inode(), ghost.path());
-            const auto& saved = first ? first->ghost() : ghost;
-            auto write_content = [&saved](int fd) { return write_extents(fd, saved.extents(), saved.path()); };
-            context.shared.emplace(key, TRY(create_deleted_file(saved, write_content)));
-        }
-        return reopen_held(context.shared.at(key).get(), file);
+        return reopen_held(TRY(hold_deleted_file(file.ghost(), context)), file);
     }
 
     image::FileKind image_kind() const override { return image::FILE_KIND_GHOST; }
 };
 
 } // namespace
+
+const image::OpenFile* find_deleted_file(const image::FileTable& table, uint64_t inode, const std::string& path)
+{
+    return first_open_file(table, inode, path);
+}
+
+// The hold is an O_PATH descriptor: closing it at the end of the restore
+// makes no close event for the inotify watches on the file (an O_RDWR one
+// would queue IN_CLOSE_WRITE), and reopening /proc/self/fd/HOLD works the
+// same.
+Result<int> hold_deleted_file(const image::GhostFile& ghost, OpenContext& context)
+{
+    std::string key = fmt::format("ghost:{}:{}", ghost.inode(), ghost.path());
+    if (auto held = context.shared.find(key); held != context.shared.end())
+        return held->second.get();
+    const auto* first = first_open_file(*context.table, ghost.inode(), ghost.path());
+    const auto& saved = first ? first->ghost() : ghost;
+    auto write_content = [&saved](int fd) { return write_extents(fd, saved.extents(), saved.path()); };
+    auto created = TRY(create_deleted_file(saved, write_content));
+    int path_only = ::open(fmt::format("/proc/self/fd/{}", created.get()).c_str(), O_PATH | O_CLOEXEC);
+    if (path_only < 0)
+        return fail_errno(fmt::format("reopen the deleted file {} with O_PATH", ghost.path()));
+    return context.shared.emplace(key, UniqueFd(path_only)).first->second.get();
+}
 
 Result<image::GhostFile> describe_deleted_file(const struct stat& stat, const std::string& path)
 {

@@ -4,9 +4,18 @@
 // sdev:D mask:M ignored_mask:0 fhandle-bytes:B fhandle-type:T f_handle:H",
 // all numbers in hex. The mask is what the kernel keeps (IN_ONESHOT and
 // IN_EXCL_UNLINK included). The watched object is found and given a path
-// as fsnotify.h describes; a watch on a deleted file (alive only because it
-// is still open) or on an object cryo cannot find stops the dump with an
-// error naming the wd and the object.
+// as fsnotify.h describes; a watch on an object cryo cannot find stops the
+// dump with an error naming the wd and the object.
+//
+// A watch on a deleted file (alive only because something holds it, say
+// the program still has it open, as a log file rotated away) keeps the
+// name the file had and is marked deleted. Once the whole tree is dumped,
+// check_deleted_watches() requires an open file of the tree on that file
+// (a ghost file of equal inode and path, ghost.cpp); one held only by a
+// mapping, a working directory or another process is refused. Restore puts
+// the watch on the deleted file made again for that open file (through
+// /proc/self/fd/HOLD, which inotify_add_watch() follows to the unnamed
+// inode), so closing or writing it reaches the watch as before.
 //
 // Restore: inotify_init1() in cryo, and each watch added again with its mask
 // on the object found by handle or path (fsnotify.h), under its own wd. The
@@ -194,6 +203,15 @@ Result<void> queue_overflow_event(int fd, uint64_t limit, const Throwaway& throw
     return {};
 }
 
+// The deleted file an open file of the tree holds, made again (ghost.cpp).
+Result<int> hold_watched_deleted_file(const image::WatchedObject& object, OpenContext& context)
+{
+    const auto* file = find_deleted_file(*context.table, object.inode(), object.path());
+    if (!file)
+        return fail("{}, and no open file of the checkpoint holds it", fsnotify::deleted_error(object));
+    return hold_deleted_file(file->ghost(), context);
+}
+
 class InotifyKind final : public FileKind {
 public:
     std::string_view name() const override { return "inotify"; }
@@ -233,7 +251,7 @@ public:
         return {};
     }
 
-    Result<UniqueFd> open(const image::OpenFile& file, OpenContext&) const override
+    Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const override
     {
         const auto& inotify = file.inotify();
         std::vector<const image::InotifyWatch*> watches;
@@ -257,9 +275,16 @@ public:
             const auto& watch = *pointer;
             // One object open at a time: a program may watch more objects
             // than cryo may have descriptors.
-            auto object = TRY_CTX(fsnotify::reopen_object(watch.object()), "watch wd {}", watch.wd());
+            UniqueFd reopened;
+            int object = -1;
+            if (watch.object().deleted()) {
+                object = TRY_CTX(hold_watched_deleted_file(watch.object(), context), "watch wd {}", watch.wd());
+            } else {
+                reopened = TRY_CTX(fsnotify::reopen_object(watch.object()), "watch wd {}", watch.wd());
+                object = reopened.get();
+            }
             TRY(advance_to(fd, throwaway, next, watch.wd(), real));
-            auto path = fsnotify::proc_fd_path(object.get());
+            auto path = fsnotify::proc_fd_path(object);
             int wd = ::inotify_add_watch(fd, path.c_str(), watch.mask() | IN_MASK_CREATE);
             if (wd < 0 && errno == EEXIST)
                 return fail("watch wd {}: {} is already watched by an earlier watch of this instance (two watched "
@@ -293,6 +318,22 @@ public:
 };
 
 } // namespace
+
+Result<void> check_deleted_watches(const image::FileTable& files, const std::vector<const image::FdTable*>& tables)
+{
+    for (const auto& file : files.files()) {
+        if (!file.has_inotify())
+            continue;
+        for (const auto& watch : file.inotify().watches()) {
+            const auto& object = watch.object();
+            if (object.deleted() && !find_deleted_file(files, object.inode(), object.path()))
+                return fail("{}inotify watch wd {}: {}, and no open file of the dumped tree holds it: cryo can watch "
+                            "a deleted file again only through an open file of it",
+                            where_open(file.id(), tables), watch.wd(), fsnotify::deleted_error(object));
+        }
+    }
+    return {};
+}
 
 const FileKind& inotify_kind()
 {

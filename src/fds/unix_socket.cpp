@@ -958,13 +958,7 @@ const FileKind& unix_socket_kind()
 
 Result<void> check_unix_socket_peers(const image::FileTable& files, const std::vector<const image::FdTable*>& tables)
 {
-    auto where = [&](uint32_t id) {
-        for (const auto* table : tables)
-            for (const auto& entry : table->fds())
-                if (entry.file_id() == id)
-                    return fmt::format("pid {}: fd {}: ", table->pid(), entry.fd());
-        return std::string();
-    };
+    auto where = [&](uint32_t id) { return where_open(id, tables); };
     for (const auto& file : files.files()) {
         if (file.kind() != image::FILE_KIND_UNIX_SOCKET)
             continue;

@@ -99,6 +99,10 @@ Result<void> check_process_privileges(const Caller& caller, const image::Process
         if (thread.seccomp_filters_size() > 0 && !core.credentials().no_new_privs() && !caller.has(CAP_SYS_ADMIN))
             return fail("thread {}: seccomp filters in a process without no_new_privs need CAP_SYS_ADMIN (run cryo as root)",
                         thread.tid());
+    for (const auto& thread : core.threads())
+        if (thread.seccomp_strict() && !caller.has(CAP_SYS_ADMIN))
+            return fail("thread {}: it runs in seccomp strict mode; restoring it needs CAP_SYS_ADMIN to suspend seccomp "
+                        "until the restore ends (run cryo as root)", thread.tid());
     if (caller.root)
         return {};
     TRY_CTX(check_credentials(caller, core.credentials()), "pid {}: credentials", pid);

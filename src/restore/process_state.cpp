@@ -2,11 +2,14 @@
 #include "restore/process_state.h"
 
 #include "ptrace/kernel_abi.h"
+#include "restore/threads.h"
 
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -374,6 +377,18 @@ Result<void> restore_seccomp(const StateRestore& restore, const image::ThreadCor
         TRY_CTX(restore.injector->call("seccomp(SET_MODE_FILTER)", SYS_seccomp, kSeccompSetModeFilter, 0, prog),
                 "thread {}: seccomp filter {}", thread.tid(), i);
     }
+    if (!thread.seccomp_strict())
+        return {};
+    // The leader still unmaps the trampoline by an injected call; detaching
+    // clears the suspension, and strict mode holds from the thread's first
+    // instruction on.
+    pid_t tid = restore.injector->tid();
+    if (::ptrace(PTRACE_SETOPTIONS, tid, nullptr, kRestoreTraceOptions | PTRACE_O_SUSPEND_SECCOMP) < 0)
+        return fail_errno(fmt::format("thread {}: suspend seccomp for the rest of the restore "
+                                      "(ptrace(SETOPTIONS, PTRACE_O_SUSPEND_SECCOMP))", thread.tid()));
+    TRY_CTX(restore.injector->call("prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT)", SYS_prctl, PR_SET_SECCOMP,
+                                   SECCOMP_MODE_STRICT),
+            "thread {}: seccomp strict mode", thread.tid());
     return {};
 }
 

@@ -37,8 +37,10 @@ Result<void> restore_itimers(const StateRestore& restore);
 // change of uid or gid resets the dumpable flag and the thread's
 // parent-death signal, which are set again after it.
 Result<void> restore_credentials(const StateRestore& restore, const image::ThreadCore& thread);
-// seccomp filters of one thread, oldest first; the very last state set (a
-// filter may forbid the calls that restore the rest).
+// seccomp filters of one thread, oldest first, or its strict mode; the very
+// last state set (a filter may forbid the calls that restore the rest). A
+// thread in strict mode would be killed by cryo's next injected call: its
+// seccomp is suspended (PTRACE_O_SUSPEND_SECCOMP) until cryo detaches.
 Result<void> restore_seccomp(const StateRestore& restore, const image::ThreadCore& thread);
 
 } // namespace cryo::restore

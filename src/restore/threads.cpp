@@ -14,8 +14,7 @@ Result<ptrace::Tracee> create_thread(ptrace::Tracee& leader, ptrace::Injector& i
                                      const ptrace::ScratchArea& scratch, const image::ThreadCore& thread_core)
 {
     pid_t tid = thread_core.tid();
-    if (::ptrace(PTRACE_SETOPTIONS, leader.tid(), nullptr,
-                 PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE) < 0)
+    if (::ptrace(PTRACE_SETOPTIONS, leader.tid(), nullptr, kRestoreTraceOptions) < 0)
         return fail_errno(fmt::format("ptrace(SETOPTIONS) thread {}", leader.tid()));
 
     constexpr uint64_t kTidOffset = 512;

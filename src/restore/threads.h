@@ -9,6 +9,7 @@
 // are released together.
 #pragma once
 
+#include <sys/ptrace.h>
 #include <sys/types.h>
 
 #include "base/error.h"
@@ -17,6 +18,10 @@
 #include "core.pb.h"
 
 namespace cryo::restore {
+
+// The ptrace options of every thread of a restored process once its other
+// threads are created (they inherit them from the leader).
+inline constexpr unsigned kRestoreTraceOptions = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE;
 
 Result<ptrace::Tracee> create_thread(ptrace::Tracee& leader, ptrace::Injector& injector,
                                      const ptrace::ScratchArea& scratch, const image::ThreadCore& thread);

@@ -45,7 +45,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
-    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" },
+    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "seccomp_strict" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" },
     { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "ids" }, { "fds_owner" }, { "chroot" }, { "futex" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
@@ -93,7 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenario
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
                          testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "leader_exited" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" }, Scenario { "timers" },
                                          Scenario { "tree" }, Scenario { "pidns", { "nested" }, true },
-                                         Scenario { "fds_pidfd" }, Scenario { "file_locks" }, Scenario { "chroot" }, Scenario { "futex" }),
+                                         Scenario { "fds_pidfd" }, Scenario { "file_locks" }, Scenario { "chroot" }, Scenario { "futex" }, Scenario { "seccomp_strict" }),
                          scenario_name);
 
 namespace {

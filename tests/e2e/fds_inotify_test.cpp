@@ -2,10 +2,11 @@
 // fds_fanotify): watches with their wds and masks, a one-shot watch, a
 // high wd, one inode watched by two instances, a pending event that comes
 // back as IN_Q_OVERFLOW, flags; fanotify inode, mount and filesystem marks
-// with ignore masks and evictable marks. And the refusals: a watch on a
-// deleted file stops the dump (the victim runs on; for inotify and
-// fanotify), a watched file gone before the restore stops the restore,
-// naming the wd and the path.
+// with ignore masks and evictable marks; an inotify watch on a deleted file
+// that is still open. And the refusals: a watch on a deleted file only
+// mapped (inotify) or a mark on any deleted file (fanotify) stops the dump
+// (the victim runs on), a watched file gone before the restore stops the
+// restore, naming the wd and the path.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -23,6 +24,19 @@ namespace {
 
 constexpr const char* kInotify = "fds_inotify";
 constexpr const char* kFanotify = "fds_fanotify";
+
+// The inotify victim with `args`, dumped and restored twice (the second
+// time as a restored instance), then released.
+void checkpoint_twice_and_expect_pass(const std::vector<std::string>& args)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, kInotify, args);
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
+    std::string again = session.dir().file("images2");
+    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, again));
+    release_and_expect_pass(session, pid);
+}
 
 } // namespace
 
@@ -53,13 +67,7 @@ TEST(FdsInotify, CheckpointRestore)
 // A restored instance is checkpointed and restored again.
 TEST(FdsInotify, CheckpointRestoreTwice)
 {
-    Session session;
-    pid_t pid = start_and_wait_ready(session, kInotify);
-    std::string images = session.dir().file("images");
-    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, images));
-    std::string again = session.dir().file("images2");
-    ASSERT_NO_FATAL_FAILURE(dump_and_restore(session, pid, again));
-    release_and_expect_pass(session, pid);
+    checkpoint_twice_and_expect_pass({});
 }
 
 // The watched directory is replaced by a new one of the same name between
@@ -79,12 +87,30 @@ TEST(FdsInotify, WatchedDirectoryReplacedIsFoundByPath)
     release_and_expect_pass(session, pid);
 }
 
-// A watch on a file that was deleted but is still open cannot be put back:
-// the dump names it and the victim runs on (and still gets its events).
-TEST(FdsInotify, WatchOnDeletedFileIsRefused)
+TEST(FdsInotify, ControlWithDeletedFiles)
 {
-    expect_dump_refused(kInotify, { "deleted" }, {},
-                        { "(inotify): watch wd 46: the watched regular file '{log}.inotify/deleted'", "was deleted" });
+    for (const char* mode : { "deleted", "deleted_mapped" }) {
+        Session session;
+        pid_t pid = start_and_wait_ready(session, kInotify, { mode });
+        release_and_expect_pass(session, pid);
+    }
+}
+
+// A watch on a file that was deleted but is still open (as a log file
+// rotated away): the watch comes back with its wd and mask on the deleted
+// file made again, and reports the program's writes and last close.
+TEST(FdsInotify, WatchOnDeletedOpenFileComesBack)
+{
+    checkpoint_twice_and_expect_pass({ "deleted" });
+}
+
+// A watch on a deleted file that only a mapping holds cannot be put back:
+// the dump names it and the victim runs on (and still gets its events).
+TEST(FdsInotify, WatchOnDeletedMappedFileIsRefused)
+{
+    expect_dump_refused(kInotify, { "deleted_mapped" }, {},
+                        { "inotify watch wd 46: the watched regular file '{log}.inotify/deleted'", "was deleted",
+                          "no open file of the dumped tree holds it" });
 }
 
 // A watched file that is gone when the restore comes: the restore fails

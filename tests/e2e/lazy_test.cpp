@@ -353,7 +353,7 @@ TEST_P(LazyVictims, RestoredLazilyVerifiesItself)
 }
 
 INSTANTIATE_TEST_SUITE_P(Victims, LazyVictims,
-                         testing::Values("memory", "cow", "threads", "tree", "signals", "fpu", "pipes", "timers", "seccomp",
+                         testing::Values("memory", "cow", "threads", "tree", "signals", "fpu", "pipes", "timers", "seccomp", "seccomp_strict",
                                          "sigsuspend"));
 
 namespace {

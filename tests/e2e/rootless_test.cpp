@@ -221,6 +221,23 @@ TEST(RootlessRefused, SeccompFiltersNeedRootToBeRead)
     release_and_expect_pass(session, pid);
 }
 
+// Without CAP_SYS_ADMIN seccomp cannot be suspended, and the first call
+// cryo injects would kill a thread in strict mode: refused before any is.
+TEST(RootlessRefused, SeccompStrictModeNeedsRoot)
+{
+    UserSession setup;
+    ASSERT_NO_FATAL_FAILURE(start_as_user(setup, Grant::FileCapabilities, "seccomp_strict"));
+    auto& [user, session, pid] = setup;
+    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", session.dir().file("images") });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("runs in seccomp strict mode: the calls cryo injects would kill it unless seccomp is "
+                                 "suspended while it is traced, which needs CAP_SYS_ADMIN (run cryo as root)"),
+              std::string::npos)
+        << result.output;
+    EXPECT_FALSE(file_exists(session.dir().file("images/manifest.img")));
+    release_and_expect_pass(session, pid);
+}
+
 // Root dumps and restores the processes of another user (as zdtm runs its
 // tests): what only the process may read without CAP_SYS_RESOURCE (its
 // resource limits) is asked of it, so root without that capability (a

@@ -124,6 +124,11 @@ TEST(RestorePrivilege, RootIsGivenTheImageButStepsStillNeedTheirCapability)
               std::string::npos);
     filtered.core.mutable_credentials()->set_no_new_privs(true);
     EXPECT_EQ(refusal(caller, filtered), "");
+    Sample strict = users_process();
+    strict.core.mutable_threads(0)->set_seccomp_strict(true);
+    EXPECT_NE(refusal(caller, strict).find("thread 4242: it runs in seccomp strict mode; restoring it needs "
+                                           "CAP_SYS_ADMIN"),
+              std::string::npos);
 }
 
 } // namespace

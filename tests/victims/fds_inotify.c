@@ -21,8 +21,14 @@
  * is lost and reported so), saying which in the log, then the new rename;
  * a new watch on A gets the wd after high's.
  *
- * With "deleted": also a watch on a file that is open and deleted (the dump
- * refuses it); the victim must run on and see its event after the release. */
+ * With "deleted": also a watch (IN_MODIFY|IN_CLOSE_WRITE) on a file that is
+ * open and deleted. After the release its watch has its wd and mask (a new
+ * inode: its inode and handle are not compared), nothing is queued (cryo's
+ * own opens and closes of the file made no event), a write gives IN_MODIFY
+ * and the last close IN_CLOSE_WRITE then IN_IGNORED (the inode is gone).
+ * With "deleted_mapped": the same watch on a deleted file that only a
+ * mapping holds (the dump refuses it); its munmap gives IN_CLOSE_WRITE then
+ * IN_IGNORED. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,6 +117,32 @@ static void expect_event(int fd, const char *what, int wd, uint32_t mask, const 
                  event.name, wd, mask, name);
 }
 
+/* The line of watch `wd` in `lines` (victim_fdinfo_lines() form, wd in
+ * hex), cut out of them into `line`; empty if there is none. */
+static void cut_watch(char *lines, int wd, char *line, size_t size)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "inotify wd:%x ", wd);
+    line[0] = '\0';
+    for (char *start = lines; *start;) {
+        char *end = strchr(start, '\n');
+        size_t length = end ? (size_t)(end - start) + 1 : strlen(start);
+        if (strncmp(start, prefix, strlen(prefix)) == 0) {
+            snprintf(line, size, "%.*s", (int)length, start);
+            memmove(start, start + length, strlen(start + length) + 1);
+            return;
+        }
+        start += length;
+    }
+}
+
+/* The "mask:" of a watch line, or -1. */
+static long watch_mask(const char *line)
+{
+    const char *mask = strstr(line, " mask:");
+    return mask ? strtol(mask + strlen(" mask:"), NULL, 16) : -1;
+}
+
 static void expect_no_event(int fd, const char *what)
 {
     struct event event;
@@ -123,6 +156,7 @@ int main(int argc, char **argv)
     const char *mode = argc > 2 ? argv[2] : "";
     int replaced = strcmp(mode, "replaced") == 0;
     int deleted_mode = strcmp(mode, "deleted") == 0;
+    int mapped_mode = strcmp(mode, "deleted_mapped") == 0;
     snprintf(base, sizeof(base), "%s.inotify", argv[1]);
     if (mkdir(base, 0755) || mkdir(at("watched"), 0755) || touch(at("file")) || touch(at("oneshot"))
         || touch(at("high")) || touch(at("gone")) || touch(at("spare")) || touch(at("moving")))
@@ -159,24 +193,41 @@ int main(int argc, char **argv)
         return 2;
 
     int deleted = -1, deleted_wd = -1;
-    if (deleted_mode) {
+    void *mapping = MAP_FAILED;
+    if (deleted_mode || mapped_mode) {
         deleted = open(at("deleted"), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        deleted_wd = inotify_add_watch(a, at("deleted"), IN_MODIFY);
-        if (deleted < 0 || deleted_wd < 0 || unlink(at("deleted")))
+        if (deleted < 0)
+            return 2;
+        /* Sized, mapped and closed before the watch exists: no event. */
+        if (mapped_mode) {
+            if (ftruncate(deleted, 4096))
+                return 2;
+            mapping = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, deleted, 0);
+            close(deleted);
+            deleted = -1;
+            if (mapping == MAP_FAILED)
+                return 2;
+        }
+        deleted_wd = inotify_add_watch(a, at("deleted"), IN_MODIFY | IN_CLOSE_WRITE);
+        if (deleted_wd < 0 || unlink(at("deleted")))
             return 2;
         /* IN_ATTRIB of the unlink is not in the mask: nothing queued. */
     }
 
-    char a_lines[8192], b_lines[8192], after[8192];
+    char a_lines[8192], b_lines[8192], after[8192], deleted_line[512], deleted_after[512];
     victim_fdinfo_lines(a, "inotify", a_lines, sizeof(a_lines));
     victim_fdinfo_lines(b, "inotify", b_lines, sizeof(b_lines));
+    cut_watch(a_lines, deleted_wd, deleted_line, sizeof(deleted_line));
 
     victim_ready();
     victim_wait();
 
     if (!replaced) {
         victim_fdinfo_lines(a, "inotify", after, sizeof(after));
+        cut_watch(after, deleted_wd, deleted_after, sizeof(deleted_after));
         victim_check(strcmp(a_lines, after) == 0, "A's watches changed:\n%s-- now:\n%s", a_lines, after);
+        victim_check(!deleted_mode || (deleted_after[0] && watch_mask(deleted_after) == watch_mask(deleted_line)),
+                     "the deleted file's watch changed: '%s', now '%s'", deleted_line, deleted_after);
         victim_fdinfo_lines(b, "inotify", after, sizeof(after));
         victim_check(strcmp(b_lines, after) == 0, "B's watches changed:\n%s-- now:\n%s", b_lines, after);
     }
@@ -218,8 +269,17 @@ int main(int argc, char **argv)
     expect_no_event(a, "A after the checks");
 
     int next = inotify_add_watch(a, at("spare"), IN_ATTRIB);
-    int expected_next = (deleted_mode ? deleted_wd : wd_high) + 1;
+    int expected_next = (deleted_wd > 0 ? deleted_wd : wd_high) + 1;
     victim_check(next == expected_next, "a new watch got wd %d, expected %d", next, expected_next);
+    if (deleted_mode || mapped_mode) {
+        if (mapped_mode)
+            munmap(mapping, 4096);
+        else
+            close(deleted);
+        expect_event(a, "deleted file closed", deleted_wd, IN_CLOSE_WRITE, "");
+        expect_event(a, "deleted file gone", deleted_wd, IN_IGNORED, "");
+        expect_no_event(a, "A after the deleted file is gone");
+    }
 
     /* B: the pending event or the overflow that replaces it, then a new one
      * (read through the dup'ed descriptor). */
