@@ -2,6 +2,7 @@
 #include "restore/restorer.h"
 
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -10,6 +11,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -170,8 +172,33 @@ std::vector<size_t> creation_order(const TreePlan& plan, const ProcessPlan& proc
     return order;
 }
 
+// Descriptor numbers that a child sharing its parent's fd table (see
+// ProcessPlan::shares_parent_fd_table) has in place of the plan's: its page
+// files, which the parent kept when it put the image's files in place.
+struct SharedTableFds {
+    int page_fd { -1 };
+    std::vector<int> ancestor_page_fds;
+};
+
 Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
-                             const std::vector<uint64_t>& parent_materialized);
+                             const std::vector<uint64_t>& parent_materialized, const SharedTableFds* shared);
+
+// The parent the image gives a process: a session helper in between (see
+// ProcessPlan::session_helper) is not one.
+int image_parent(const TreePlan& plan, size_t index)
+{
+    int parent = plan.processes[index].parent;
+    while (parent >= 0 && plan.processes[static_cast<size_t>(parent)].session_helper)
+        parent = plan.processes[static_cast<size_t>(parent)].parent;
+    return parent;
+}
+
+// A process some of whose children must be born in the session it was born
+// in joins its own session only after it created those.
+bool joins_session_late(const TreePlan& plan, const ProcessPlan& process)
+{
+    return std::ranges::any_of(process.children, [&](size_t child) { return plan.processes[child].before_parent_setsid; });
+}
 
 bool in_subtree(const TreePlan& plan, size_t process, size_t root)
 {
@@ -253,7 +280,7 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
         void* address = reinterpret_cast<void*>(vma.start());
         size_t length = vma.end() - vma.start();
         if (inherited) {
-            const auto& parent_map = *plan.processes[static_cast<size_t>(process.parent)].page_map;
+            const auto& parent_map = *plan.processes[static_cast<size_t>(image_parent(plan, index))].page_map;
             // The parent's pages this process did not have are zero here.
             for (const auto& run : parent_map.runs()) {
                 uint64_t run_end = run.address() + run.page_count() * kPageSize;
@@ -286,23 +313,79 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
     return materialized;
 }
 
+// Puts the image's files at their numbers (fds/fd_table.h), keeping cryo's
+// own descriptors and those of the children that will share this table.
+Result<void> install_files(const TreePlan& plan, const ProcessPlan& process, std::vector<int*> keep,
+                           std::vector<SharedTableFds>& sharing)
+{
+    for (auto& fds : sharing) {
+        keep.push_back(&fds.page_fd);
+        for (int& fd : fds.ancestor_page_fds)
+            if (fd >= 0)
+                keep.push_back(&fd);
+    }
+    // The image's numbers (and cryo's descriptors, moved above them) may be
+    // past cryo's soft limit; the image's own limits are set afterwards.
+    int highest = 0;
+    for (const auto& entry : process.fd_table->fds())
+        highest = std::max(highest, entry.fd());
+    rlimit files {};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < static_cast<rlim_t>(highest) + 64) {
+        files.rlim_cur = files.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &files);
+    }
+    return fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, std::move(keep));
+}
+
 Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd, std::vector<int>& ancestor_page_fds,
                     const std::vector<uint64_t>& parent_materialized, std::vector<uint64_t>& materialized)
 {
     const auto& process = plan.processes[index];
     const auto& core = *process.core;
     materialized = materialize_shared_memory(plan, index, parent_materialized);
-    for (size_t child : creation_order(plan, process)) {
+    auto create = [&](size_t child, const SharedTableFds* shared) -> Result<void> {
         inherit_prefilled_only_by(plan, index, child);
-        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized));
+        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized, shared));
+        return {};
+    };
+    auto order = creation_order(plan, process);
+    // It adopts the children of its session helpers when those exit (the
+    // image says it was a sub-reaper: restore/sessions.h).
+    if (std::ranges::any_of(order, [&](size_t child) { return plan.processes[child].session_helper; })
+        && ::prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        return fail_errno("prctl(PR_SET_CHILD_SUBREAPER)");
+    // Children born in the session this process was born in, before it
+    // leaves it for its own.
+    for (size_t child : order)
+        if (plan.processes[child].before_parent_setsid)
+            TRY(create(child, nullptr));
+    if (joins_session_late(plan, process)) {
+        TRY(join_session_and_group(*process.entry));
+        TRY(restore_controlling_terminal(plan, *process.entry));
     }
+    std::vector<size_t> sharers;
+    for (size_t child : order) {
+        if (plan.processes[child].shares_parent_fd_table)
+            sharers.push_back(child);
+        else if (!plan.processes[child].before_parent_setsid)
+            TRY(create(child, nullptr));
+    }
+    // Children that share this process's fd table come once it holds the
+    // image's files; they install none themselves.
+    std::vector<SharedTableFds> sharing;
+    for (size_t child : sharers)
+        sharing.push_back({ plan.processes[child].page_fd, plan.processes[child].ancestor_page_fds });
+    if (!process.shares_parent_fd_table) {
+        std::vector<int*> keep { &report_fd, &page_fd };
+        for (int& fd : ancestor_page_fds)
+            if (fd >= 0)
+                keep.push_back(&fd);
+        TRY_CTX(install_files(plan, process, std::move(keep), sharing), "files");
+    }
+    for (size_t i = 0; i < sharers.size(); ++i)
+        TRY(create(sharers[i], &sharing[i]));
     unmap_prefilled_of_descendants(plan, index);
     inherit_prefilled_only_by(plan, index, index);   // its own: forkable again, as mapped
-    std::vector<int*> keep { &report_fd, &page_fd };
-    for (int& fd : ancestor_page_fds)
-        if (fd >= 0)
-            keep.push_back(&fd);
-    TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, std::move(keep)), "files");
     // The path was read from outside, relative to cryo's root. The root
     // itself changes last, by an injected chroot() once memory is back
     // (restore_process_state): mapped files are opened by their paths in
@@ -312,19 +395,45 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     ::umask(core.umask());
     TRY_CTX(apply_limits(core), "resource limits");
     TRY(map_trampoline(plan.trampoline));
+    // The report pipe is one descriptor of the shared table: the parent
+    // reports it too, and cryo closes each process's own (above the
+    // numbers of the image, like the parent's).
+    if (process.shares_parent_fd_table) {
+        int base = 0;
+        for (const auto& entry : plan.processes[static_cast<size_t>(process.parent)].fd_table->fds())
+            base = std::max(base, entry.fd() + 1);
+        int own = ::fcntl(report_fd, F_DUPFD_CLOEXEC, base);
+        if (own < 0)
+            return fail_errno("fcntl(F_DUPFD_CLOEXEC) of the report pipe");
+        report_fd = own;
+    }
+    return {};
+}
+
+// A helper that leads a session whose leader is gone creates its children
+// in the session (they inherit what it inherited from its parent), then
+// exits; its parent reaps it.
+Result<void> create_session_members(const TreePlan& plan, size_t index, int report_fd,
+                                    const std::vector<uint64_t>& parent_materialized)
+{
+    const auto& process = plan.processes[index];
+    for (size_t child : creation_order(plan, process)) {
+        inherit_prefilled_only_by(plan, index, child);
+        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, parent_materialized, nullptr));
+    }
     return {};
 }
 
 // Runs in the new process; never returns.
 [[noreturn]] void run_restorer(const TreePlan& plan, size_t index, int report_fd, int sync_fd,
-                               const std::vector<uint64_t>& parent_materialized)
+                               const std::vector<uint64_t>& parent_materialized, const SharedTableFds* shared)
 {
     const auto& process = plan.processes[index];
     unmap_prefilled_of_others(plan, index);
     SetupReport report;
     report.pid = process.entry->pid();
-    int page_fd = process.page_fd;
-    std::vector<int> ancestor_page_fds = process.ancestor_page_fds;
+    int page_fd = shared ? shared->page_fd : process.page_fd;
+    std::vector<int> ancestor_page_fds = shared ? shared->ancestor_page_fds : process.ancestor_page_fds;
     // Its UTS and IPC namespaces before anything that lives in them.
     const image::ProcessEntry* parent = process.parent >= 0 ? plan.processes[static_cast<size_t>(process.parent)].entry : nullptr;
     auto result = plan.namespaces ? plan.namespaces->enter(*process.entry, parent) : Result<void> {};
@@ -332,12 +441,24 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
         ns::restore_loginuid(*process.entry);
     if (result && process.core && plan.deleted_directories)
         result = plan.deleted_directories->enter(*process.core);
-    if (result)
+    // One whose children must be born in its parent's session joins its
+    // own once it created them (set_up).
+    bool join_now = !joins_session_late(plan, process);
+    if (result && join_now)
         result = join_session_and_group(*process.entry);
-    if (result)
+    // Sharing its parent's fd table, it has no pty master of its own; the
+    // parent already made the group the foreground one (restore.cpp checks
+    // that it is in its parent's session and group then).
+    if (result && join_now && !process.shares_parent_fd_table)
         result = restore_controlling_terminal(plan, *process.entry);
     // The parent waits for this before it creates the next child.
-    ::close(sync_fd);
+    if (sync_fd >= 0)
+        ::close(sync_fd);
+    if (result && process.session_helper) {
+        result = create_session_members(plan, index, report_fd, parent_materialized);
+        if (result)
+            ::_exit(0);
+    }
     if (result && process.helper) {
         // Holds its process group until cryo kills it. It sends no report,
         // so it must not hold the pipe open: cryo sees the end of the pipe
@@ -358,6 +479,13 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
         auto message = fmt::format("pid {}: {}", report.pid, result.error().message());
         std::memcpy(report.message, message.data(), std::min(message.size(), sizeof(report.message) - 1));
     }
+    // Made by a session helper: dying with its parent only once the helper
+    // exited and it was adopted (see create_process).
+    if (process.parent >= 0 && plan.processes[static_cast<size_t>(process.parent)].session_helper) {
+        while (::getppid() == plan.processes[static_cast<size_t>(process.parent)].entry->pid())
+            ::usleep(200);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    }
     report.page_fd = page_fd;
     for (size_t i = 0; i < std::size(report.ancestor_page_fds); ++i)
         report.ancestor_page_fds[i] = i < ancestor_page_fds.size() ? ancestor_page_fds[i] : -1;
@@ -374,8 +502,12 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
 // `parent_levels`: how many PID namespaces, from cryo's down, the creating
 // process lives in. A process with more starts a new namespace; set_tid
 // names its pid in each level, innermost first.
+// `shared`: the child shares this process's fd table (CLONE_FILES), with
+// these page files. No pipe tells when it joined its group then: one end
+// closed by either side would be closed for both; nothing waits for it
+// (restore.cpp checks that it leads no group others join).
 Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
-                             const std::vector<uint64_t>& parent_materialized)
+                             const std::vector<uint64_t>& parent_materialized, const SharedTableFds* shared)
 {
     const auto& entry = *plan.processes[index].entry;
     pid_t wanted = entry.pid();
@@ -385,15 +517,15 @@ Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_leve
     int levels = static_cast<int>(set_tid.size());
     if (levels > parent_levels + 1 || levels < parent_levels)
         return fail("pid {}: {} PID namespace levels under a parent with {}: not supported", wanted, levels, parent_levels);
-    int sync[2];
-    if (::pipe2(sync, O_CLOEXEC) < 0)
+    int sync[2] { -1, -1 };
+    if (!shared && ::pipe2(sync, O_CLOEXEC) < 0)
         return fail_errno("pipe");
     UniqueFd sync_read(sync[0]);
     UniqueFd sync_write(sync[1]);
 
     clone_args args {};
     args.exit_signal = SIGCHLD;
-    args.flags = levels > parent_levels ? CLONE_NEWPID : 0;
+    args.flags = (levels > parent_levels ? CLONE_NEWPID : 0) | (shared ? CLONE_FILES : 0);
     args.set_tid = reinterpret_cast<uint64_t>(set_tid.data());
     args.set_tid_size = set_tid.size();
     long child = raw_clone3(&args);
@@ -404,15 +536,31 @@ Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_leve
     }
     if (child == 0) {
         // Dying with its parent (cryo, or the restorer above) until cryo
-        // seizes it; the image's own setting is restored later.
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        // seizes it; the image's own setting is restored later. A session
+        // helper's child outlives it (run_restorer sets it once adopted).
+        if (plan.processes[index].parent < 0
+            || !plan.processes[static_cast<size_t>(plan.processes[index].parent)].session_helper)
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         sync_read.reset();
-        run_restorer(plan, index, report_fd, sync_write.release(), parent_materialized);
+        run_restorer(plan, index, report_fd, sync_write.release(), parent_materialized, shared);
     }
+    if (shared)
+        return static_cast<pid_t>(child);
     sync_write.reset();
     char byte;
     while (::read(sync_read.get(), &byte, 1) < 0 && errno == EINTR) { }
     return static_cast<pid_t>(child);
+}
+
+Result<void> wait_until_exited(pid_t pid)
+{
+    for (int round = 0; round < 10'000; ++round) {
+        auto stat = proc::read_stat(pid);
+        if (!stat || stat->state == 'Z' || stat->state == 'X')
+            return {};
+        ::usleep(1000);
+    }
+    return fail("session helper {} did not exit", pid);
 }
 
 } // namespace
@@ -432,7 +580,7 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
     if (auto status = proc::read_status(::getpid()); status && !status->ns_pid.empty())
         own_levels = static_cast<int>(status->ns_pid.size());
     const std::vector<uint64_t> nothing_inherited;
-    tree.m_root = TRY(create_process(plan, 0, own_levels, report_write.get(), nothing_inherited));
+    tree.m_root = TRY(create_process(plan, 0, own_levels, report_write.get(), nothing_inherited, nullptr));
     report_write.reset();
 
     // Every live process reports once; a process dying early closes its end
@@ -475,6 +623,11 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
         }
         tree.m_members.push_back(std::move(member));
     }
+    // Session helpers exit once they created their children, which their
+    // parent then adopts: the tree has its parents only after that.
+    for (const auto& process : plan.processes)
+        if (process.session_helper)
+            TRY(wait_until_exited(process.entry->pid()));
     TRY(tree.verify(plan));
     return tree;
 }
@@ -498,6 +651,9 @@ Result<void> NewTree::verify(const TreePlan& plan) const
         if ((entry.ppid() != 0 && stat.ppid != entry.ppid()) || stat.session != want_sid || stat.pgrp != want_pgid)
             return fail("new pid {}: parent {} session {} group {}, expected parent {} session {} group {}", entry.pid(),
                         stat.ppid, stat.session, stat.pgrp, entry.ppid(), want_sid, want_pgid);
+        if (process.shares_parent_fd_table
+            && ::syscall(SYS_kcmp, entry.pid(), entry.ppid(), KCMP_FILES, 0, 0) != 0)
+            return fail("new pid {}: its fd table is not its parent {}'s", entry.pid(), entry.ppid());
     }
     return {};
 }

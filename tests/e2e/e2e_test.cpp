@@ -45,7 +45,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
-    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" },
+    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" }, { "fd_table_shared" }, { "sessions" },
     { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "ids" }, { "fds_owner" }, { "chroot" }, { "futex" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
@@ -93,7 +93,8 @@ INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenario
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
                          testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "leader_exited" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" }, Scenario { "timers" },
                                          Scenario { "tree" }, Scenario { "pidns", { "nested" }, true },
-                                         Scenario { "fds_pidfd" }, Scenario { "file_locks" }, Scenario { "chroot" }, Scenario { "futex" }),
+                                         Scenario { "fds_pidfd" }, Scenario { "file_locks" }, Scenario { "chroot" }, Scenario { "futex" },
+                                         Scenario { "fd_table_shared" }, Scenario { "sessions" }),
                          scenario_name);
 
 namespace {
@@ -245,16 +246,16 @@ TEST(Errors, ProcessInAnotherNamespaceIsRefused)
     expect_dump_refused("namespaces", {}, {}, { "is in another mount namespace (mnt:[", "only PID, UTS and IPC namespaces are restored" });
 }
 
-// A child that shares its parent's fd table (clone(CLONE_FILES), not a
-// thread) would get a table of its own.
 TEST(Errors, MessageQueueIsRefused)
 {
     expect_dump_refused("namespaces", { "mqueue" }, {}, { "POSIX message queue (/cryo-victim-", "is not supported" });
 }
 
-TEST(Errors, ChildSharingTheFdTableIsRefused)
+// A child sharing its parent's fd table comes back sharing it (victim
+// fd_table_shared), but not yet when it has children of its own.
+TEST(Errors, ChildSharingTheFdTableWithChildrenIsRefused)
 {
-    expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares its file descriptor table with its parent", "CLONE_FILES" });
+    expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares the file descriptor table of its parent", "(CLONE_FILES) and has a child" });
 }
 
 // A parent waiting in vfork() cannot be stopped by ptrace until its child

@@ -1,7 +1,8 @@
 /* State cryo cannot restore yet, so the dump must refuse it and leave this
  * process running: by default a mount namespace of its own (private
  * mounts: a tmpfs on /mnt that no one else sees); with "clone-files" a child made by clone(CLONE_FILES), sharing
- * the fd table with this process (a descriptor it opens is ours too); with
+ * the fd table with this process (a descriptor it opens is ours too), that
+ * has a child of its own (restoring a table shared so is not supported yet); with
  * "mqueue" a POSIX message queue descriptor (its name unlinked at once, so
  * nothing is left behind) holding one message. */
 #define _GNU_SOURCE
@@ -22,7 +23,14 @@ static char child_stack[64 * 1024] __attribute__((aligned(16)));
 static int sharing_child(void *unused)
 {
     (void)unused;
+    pid_t grandchild = fork();
+    if (grandchild == 0) {
+        victim_wait();
+        _exit(0);
+    }
     victim_wait();
+    kill(grandchild, SIGUSR1);
+    waitpid(grandchild, NULL, 0);
     /* The parent sees this descriptor: one table. */
     int fd = open("/dev/null", O_RDONLY);
     return fd >= 0 && dup2(fd, 77) == 77 ? 0 : 1;
