@@ -125,20 +125,6 @@ Result<void> check_fd_table_sharing(const std::map<pid_t, pid_t>& proc_pids, con
                         "its own copy",
                         a, b);
     }
-    for (const auto& [pid, parent] : parents) {
-        if (sharing.contains(parent))
-            return fail("not supported yet: pid {} shares the file descriptor table of its parent {} (CLONE_FILES) and "
-                        "has a child, pid {}",
-                        parent, parents.at(parent), pid);
-    }
-    for (pid_t pid : sharing) {
-        for (const auto& [other, proc_pid] : proc_pids) {
-            if (other != pid && TRY(proc::read_stat(proc_pid)).pgrp == pid)
-                return fail("not supported yet: pid {} shares the file descriptor table of its parent {} (CLONE_FILES) "
-                            "and leads process group {}, which pid {} is in",
-                            pid, parents.at(pid), pid, other);
-        }
-    }
     return {};
 }
 

@@ -29,9 +29,9 @@ Result<void> check_namespaces(pid_t pid);
 // they share.
 //
 // An fd table shared by clone(CLONE_FILES) is restored shared: the returned
-// pids share theirs with their parent. Any other sharing of a table (with a
-// process of the tree that is not the parent, or by a process that has
-// children of its own or leads a process group others are in) is refused.
+// pids share theirs with their parent. A table shared with a process of the
+// tree that is not the parent that made the child (an exit in between) is
+// refused.
 // `proc_pids`: every live process of the tree, by pid, with the pid its
 // /proc files and kcmp() are read by (a live thread's, dump/freeze.h).
 Result<std::set<pid_t>> check_shared_with_parents(const std::map<pid_t, pid_t>& proc_pids);

@@ -461,39 +461,19 @@ Result<void> add_session_helpers(RestoreContext& context, TreePlan& plan, std::m
     return {};
 }
 
-// Processes sharing their parent's fd table are created by it once its
-// files are in place (restorer.h). What the dump refuses is checked again
-// (the image may have been edited), and what that order rules out.
-Result<void> check_shared_fd_tables(const RestoreContext& context, const TreePlan& plan)
+// A process sharing its parent's fd table is created by that parent with
+// CLONE_FILES (restorer.h): the parent must be a live process of the image
+// (checked again here: the image may have been edited).
+Result<void> check_shared_fd_tables(const TreePlan& plan)
 {
     for (const auto& process : plan.processes) {
         if (!process.shares_parent_fd_table)
             continue;
-        const auto& entry = *process.entry;
         const auto& parent = plan.processes[static_cast<size_t>(process.parent)];
-        auto refuse = [&](std::string_view why) {
-            return fail("pid {}: it shares the fd table of its parent {}, but {}: not supported", entry.pid(),
-                        entry.ppid(), why);
-        };
-        if (!process.core || !parent.core || parent.entry->pid() != entry.ppid())
-            return refuse("one of them is no live process of the image, or a session helper is between them");
-        if (std::ranges::any_of(process.children, [&](size_t child) { return plan.processes[child].core != nullptr; }))
-            return refuse("it has children");
-        if (process.before_parent_setsid)
-            return refuse("it must be born before its parent's setsid()");
-        if (process.core->has_deleted_cwd())
-            return refuse("its working directory is deleted");
-        if (entry.uts_ns() != parent.entry->uts_ns() || entry.ipc_ns() != parent.entry->ipc_ns())
-            return refuse("they are in different UTS or IPC namespaces");
-        bool own_group = entry.sid() != parent.entry->sid() || entry.pgid() != parent.entry->pgid();
-        bool has_terminal = std::ranges::any_of(context.files.files(), [&](const auto& file) {
-            return file.kind() == image::FILE_KIND_PTY && file.pty().master() && file.pty().session() == entry.sid();
-        });
-        if (own_group && has_terminal)
-            return refuse("it is in another session or group than its parent, with a terminal of the image");
-        for (const auto& other : plan.processes)
-            if (other.entry->pid() != entry.pid() && other.entry->pgid() == entry.pid())
-                return refuse(fmt::format("it leads process group {}, which pid {} is in", entry.pid(), other.entry->pid()));
+        if (!process.core || !parent.core || parent.entry->pid() != process.entry->ppid())
+            return fail("pid {}: it shares the fd table of its parent {}, but one of them is no live process of the image, "
+                        "or a session helper is between them: not supported",
+                        process.entry->pid(), process.entry->ppid());
     }
     return {};
 }
@@ -551,7 +531,7 @@ Result<void> plan_and_create(RestoreContext& context)
     }
     add_group_helpers(context, plan, index);
     TRY(add_session_helpers(context, plan, index));
-    TRY(check_shared_fd_tables(context, plan));
+    TRY(check_shared_fd_tables(plan));
     plan.files = &context.files;
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();

@@ -172,13 +172,24 @@ std::vector<size_t> creation_order(const TreePlan& plan, const ProcessPlan& proc
     return order;
 }
 
-// Descriptor numbers that a child sharing its parent's fd table (see
-// ProcessPlan::shares_parent_fd_table) has in place of the plan's: its page
-// files, which the parent kept when it put the image's files in place.
+// What a child sharing its parent's fd table (see
+// ProcessPlan::shares_parent_fd_table) is given: its page files, copied
+// above the image's numbers so that the table's owner keeps them where they
+// are when it puts the image's files in place, and the pipe on which it
+// tells its parent, once its own children exist, which descriptors of the
+// table it and its sharing descendants still need (KeptFds).
 struct SharedTableFds {
     int page_fd { -1 };
     std::vector<int> ancestor_page_fds;
+    int done_fd { -1 };
 };
+
+// count -1: the child failed (its report says why).
+struct KeptFds {
+    int count { 0 };
+    int fds[256] {};
+};
+static_assert(sizeof(KeptFds) < PIPE_BUF);
 
 Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
                              const std::vector<uint64_t>& parent_materialized, const SharedTableFds* shared);
@@ -313,17 +324,88 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
     return materialized;
 }
 
-// Puts the image's files at their numbers (fds/fd_table.h), keeping cryo's
-// own descriptors and those of the children that will share this table.
-Result<void> install_files(const TreePlan& plan, const ProcessPlan& process, std::vector<int*> keep,
-                           std::vector<SharedTableFds>& sharing)
+// The process whose fdtable image is the table `index` uses.
+size_t table_owner(const TreePlan& plan, size_t index)
 {
-    for (auto& fds : sharing) {
-        keep.push_back(&fds.page_fd);
-        for (int& fd : fds.ancestor_page_fds)
-            if (fd >= 0)
-                keep.push_back(&fd);
+    while (plan.processes[index].shares_parent_fd_table)
+        index = static_cast<size_t>(plan.processes[index].parent);
+    return index;
+}
+
+// The first number above those of the image's table that `index` uses.
+int above_the_image(const TreePlan& plan, size_t index)
+{
+    int base = 0;
+    for (const auto& entry : plan.processes[table_owner(plan, index)].fd_table->fds())
+        base = std::max(base, entry.fd() + 1);
+    return base;
+}
+
+// A copy of `fd` at `base` or above; the original stays for the children
+// still to be created, which inherit it at its number in the plan.
+Result<int> copy_above(int fd, int base)
+{
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, base);
+    if (copy < 0)
+        return fail_errno("fcntl(F_DUPFD_CLOEXEC) of a restore descriptor");
+    return copy;
+}
+
+// Creates `child`, which shares this process's fd table, and waits until
+// it created its own children (while the table still holds every file they
+// inherit); returns the descriptors of the table it and its sharing
+// descendants keep.
+Result<std::vector<int>> create_sharer(const TreePlan& plan, size_t index, size_t child, int report_fd,
+                                       const std::vector<uint64_t>& materialized)
+{
+    const auto& planned = plan.processes[child];
+    int base = above_the_image(plan, index);
+    SharedTableFds fds;
+    fds.page_fd = TRY(copy_above(planned.page_fd, base));
+    std::vector<int> kept { fds.page_fd };
+    for (int fd : planned.ancestor_page_fds) {
+        fds.ancestor_page_fds.push_back(fd >= 0 ? TRY(copy_above(fd, base)) : -1);
+        if (fd >= 0)
+            kept.push_back(fds.ancestor_page_fds.back());
     }
+    int done[2];
+    if (::pipe2(done, O_CLOEXEC) < 0)
+        return fail_errno("pipe");
+    fds.done_fd = done[1];
+    auto created = create_process(plan, child, plan.processes[index].entry->ns_pids_size(), report_fd, materialized, &fds);
+    KeptFds told;
+    ssize_t got = -1;
+    while (created && (got = ::read(done[0], &told, sizeof(told))) < 0 && errno == EINTR) { }
+    // Both ends are in the shared table; the child is done with them.
+    ::close(done[0]);
+    ::close(done[1]);
+    TRY(created);
+    if (got != sizeof(told) || told.count < 0)
+        return fail("pid {}, sharing the fd table, failed before it created its children", planned.entry->pid());
+    kept.insert(kept.end(), told.fds, told.fds + told.count);
+    return kept;
+}
+
+// Tells the parent (create_sharer) which descriptors of the shared table
+// this process and its sharing children keep; count -1 when it failed.
+void tell_parent(int& done_fd, const std::vector<int>& kept, bool failed)
+{
+    KeptFds told;
+    told.count = failed || kept.size() > std::size(told.fds) ? -1 : static_cast<int>(kept.size());
+    for (int i = 0; i < told.count; ++i)
+        told.fds[i] = kept[static_cast<size_t>(i)];
+    ssize_t written = ::write(done_fd, &told, sizeof(told));
+    (void)written;   // a parent that sees nothing fails the restore
+    done_fd = -1;
+}
+
+// Puts the image's files at their numbers (fds/fd_table.h), keeping cryo's
+// own descriptors and those the children sharing this table keep.
+Result<void> install_files(const TreePlan& plan, const ProcessPlan& process, std::vector<int*> keep,
+                           std::vector<int>& kept_for_sharers)
+{
+    for (int& fd : kept_for_sharers)
+        keep.push_back(&fd);
     // The image's numbers (and cryo's descriptors, moved above them) may be
     // past cryo's soft limit; the image's own limits are set afterwards.
     int highest = 0;
@@ -337,15 +419,24 @@ Result<void> install_files(const TreePlan& plan, const ProcessPlan& process, std
     return fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, std::move(keep));
 }
 
+// `done_fd`: for a process sharing its parent's table, where it tells the
+// parent what it keeps (set to -1 once told).
 Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd, std::vector<int>& ancestor_page_fds,
-                    const std::vector<uint64_t>& parent_materialized, std::vector<uint64_t>& materialized)
+                    const std::vector<uint64_t>& parent_materialized, std::vector<uint64_t>& materialized, int& done_fd)
 {
     const auto& process = plan.processes[index];
     const auto& core = *process.core;
     materialized = materialize_shared_memory(plan, index, parent_materialized);
-    auto create = [&](size_t child, const SharedTableFds* shared) -> Result<void> {
+    // Descriptors of this table that children sharing it keep.
+    std::vector<int> kept_for_sharers;
+    auto create = [&](size_t child) -> Result<void> {
         inherit_prefilled_only_by(plan, index, child);
-        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized, shared));
+        if (plan.processes[child].shares_parent_fd_table) {
+            auto kept = TRY(create_sharer(plan, index, child, report_fd, materialized));
+            kept_for_sharers.insert(kept_for_sharers.end(), kept.begin(), kept.end());
+            return {};
+        }
+        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized, nullptr));
         return {};
     };
     auto order = creation_order(plan, process);
@@ -358,32 +449,27 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     // leaves it for its own.
     for (size_t child : order)
         if (plan.processes[child].before_parent_setsid)
-            TRY(create(child, nullptr));
+            TRY(create(child));
     if (joins_session_late(plan, process)) {
         TRY(join_session_and_group(*process.entry));
         TRY(restore_controlling_terminal(plan, *process.entry));
     }
-    std::vector<size_t> sharers;
-    for (size_t child : order) {
-        if (plan.processes[child].shares_parent_fd_table)
-            sharers.push_back(child);
-        else if (!plan.processes[child].before_parent_setsid)
-            TRY(create(child, nullptr));
-    }
-    // Children that share this process's fd table come once it holds the
-    // image's files; they install none themselves.
-    std::vector<SharedTableFds> sharing;
-    for (size_t child : sharers)
-        sharing.push_back({ plan.processes[child].page_fd, plan.processes[child].ancestor_page_fds });
-    if (!process.shares_parent_fd_table) {
+    for (size_t child : order)
+        if (!plan.processes[child].before_parent_setsid)
+            TRY(create(child));
+    if (process.shares_parent_fd_table) {
+        // The report pipe is one descriptor of the shared table: the parent
+        // reports it too, and cryo closes each process's own.
+        report_fd = TRY(copy_above(report_fd, above_the_image(plan, index)));
+        kept_for_sharers.push_back(report_fd);
+        tell_parent(done_fd, kept_for_sharers, false);
+    } else {
         std::vector<int*> keep { &report_fd, &page_fd };
         for (int& fd : ancestor_page_fds)
             if (fd >= 0)
                 keep.push_back(&fd);
-        TRY_CTX(install_files(plan, process, std::move(keep), sharing), "files");
+        TRY_CTX(install_files(plan, process, std::move(keep), kept_for_sharers), "files");
     }
-    for (size_t i = 0; i < sharers.size(); ++i)
-        TRY(create(sharers[i], &sharing[i]));
     unmap_prefilled_of_descendants(plan, index);
     inherit_prefilled_only_by(plan, index, index);   // its own: forkable again, as mapped
     // The path was read from outside, relative to cryo's root. The root
@@ -395,18 +481,6 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     ::umask(core.umask());
     TRY_CTX(apply_limits(core), "resource limits");
     TRY(map_trampoline(plan.trampoline));
-    // The report pipe is one descriptor of the shared table: the parent
-    // reports it too, and cryo closes each process's own (above the
-    // numbers of the image, like the parent's).
-    if (process.shares_parent_fd_table) {
-        int base = 0;
-        for (const auto& entry : plan.processes[static_cast<size_t>(process.parent)].fd_table->fds())
-            base = std::max(base, entry.fd() + 1);
-        int own = ::fcntl(report_fd, F_DUPFD_CLOEXEC, base);
-        if (own < 0)
-            return fail_errno("fcntl(F_DUPFD_CLOEXEC) of the report pipe");
-        report_fd = own;
-    }
     return {};
 }
 
@@ -446,10 +520,7 @@ Result<void> create_session_members(const TreePlan& plan, size_t index, int repo
     bool join_now = !joins_session_late(plan, process);
     if (result && join_now)
         result = join_session_and_group(*process.entry);
-    // Sharing its parent's fd table, it has no pty master of its own; the
-    // parent already made the group the foreground one (restore.cpp checks
-    // that it is in its parent's session and group then).
-    if (result && join_now && !process.shares_parent_fd_table)
+    if (result && join_now)
         result = restore_controlling_terminal(plan, *process.entry);
     // The parent waits for this before it creates the next child.
     if (sync_fd >= 0)
@@ -470,8 +541,12 @@ Result<void> create_session_members(const TreePlan& plan, size_t index, int repo
     if (result && !process.core)
         become_zombie(*process.entry);
     std::vector<uint64_t> materialized;
+    int done_fd = shared ? shared->done_fd : -1;
     if (result)
-        result = set_up(plan, index, report_fd, page_fd, ancestor_page_fds, parent_materialized, materialized);
+        result = set_up(plan, index, report_fd, page_fd, ancestor_page_fds, parent_materialized, materialized, done_fd);
+    // A parent waiting for this sharing child must not wait forever.
+    if (done_fd >= 0)
+        tell_parent(done_fd, {}, true);
     report.materialized_count = static_cast<int>(materialized.size());
     std::copy(materialized.begin(), materialized.end(), report.materialized);
     if (!result) {
@@ -503,9 +578,8 @@ Result<void> create_session_members(const TreePlan& plan, size_t index, int repo
 // process lives in. A process with more starts a new namespace; set_tid
 // names its pid in each level, innermost first.
 // `shared`: the child shares this process's fd table (CLONE_FILES), with
-// these page files. No pipe tells when it joined its group then: one end
-// closed by either side would be closed for both; nothing waits for it
-// (restore.cpp checks that it leads no group others join).
+// these page files. No sync pipe then (one end closed by either side would
+// be closed for both): create_sharer() waits on SharedTableFds::done_fd.
 Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
                              const std::vector<uint64_t>& parent_materialized, const SharedTableFds* shared)
 {

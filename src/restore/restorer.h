@@ -63,8 +63,9 @@ struct ProcessPlan {
     // removes it before the tree runs.
     bool helper { false };
     // Created with CLONE_FILES, sharing its parent's fd table (the image's
-    // ProcessEntry.shares_fd_table_with_parent): the parent creates it
-    // after it put its own files in place, and it installs none itself.
+    // ProcessEntry.shares_fd_table_with_parent). It installs no files: the
+    // table's owner does, once every process sharing it created its own
+    // children (restorer.cpp, create_sharer).
     bool shares_parent_fd_table { false };
     // A temporary helper, not in the image, that leads a session whose
     // leader is gone: it calls setsid() (it has the session's pid), creates

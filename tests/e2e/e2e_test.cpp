@@ -252,10 +252,11 @@ TEST(Errors, MessageQueueIsRefused)
 }
 
 // A child sharing its parent's fd table comes back sharing it (victim
-// fd_table_shared), but not yet when it has children of its own.
-TEST(Errors, ChildSharingTheFdTableWithChildrenIsRefused)
+// fd_table_shared), but a table shared by two processes neither of which
+// made the other (the one in between exited) cannot be made again.
+TEST(Errors, FdTableSharedWithoutTheParentIsRefused)
 {
-    expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares the file descriptor table of its parent", "(CLONE_FILES) and has a child" });
+    expect_dump_refused("namespaces", { "clone-files" }, {}, { "share a file descriptor table, and neither is the parent that made the other" });
 }
 
 // A parent waiting in vfork() cannot be stopped by ptrace until its child

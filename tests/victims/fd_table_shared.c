@@ -1,10 +1,12 @@
 /* Processes sharing one fd table (clone(CLONE_FILES) without CLONE_THREAD,
  * zdtm fd01): two children share the root's table, a third (fork) has a copy
- * of its own. The root holds a file at a high number (1000) and a pipe.
- * After restore: kcmp(KCMP_FILES) finds the two tables shared and the third
- * not; the first sharer opens fd 77 (the root sees it), the second closes
- * the pipe's read end (the root sees it closed), the forked child sees
- * neither. Every child checks its parent and fd 1000 itself. */
+ * of its own. The first sharer forked a child with a copy of the shared
+ * table; the second cloned a grandchild that shares it too. The root holds a
+ * file at a high number (1000) and a pipe. After restore: kcmp(KCMP_FILES)
+ * finds the tables shared or not as they were; the first sharer opens fd 77
+ * (the root sees it), the second closes the pipe's read end (the root sees
+ * it closed), the forked child sees neither. Every process but the root
+ * checks its parent and fd 1000 itself. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -20,7 +22,7 @@
 #define HIGH_FD 1000
 #define OPENED_FD 77
 
-static char stacks[2][64 * 1024] __attribute__((aligned(16)));
+static char stacks[3][64 * 1024] __attribute__((aligned(16)));
 static pid_t root;
 static int pipe_read = -1;
 
@@ -38,10 +40,39 @@ static int check_common(const char *who)
     return victim_failures();
 }
 
+static void reap(pid_t child, const char *who);
+
+/* A child of the opener, with a copy of the shared table. */
+static void copy_of_shared(pid_t opener_pid)
+{
+    victim_wait();
+    victim_check(!same_table(getpid(), root), "child of the opener: its fd table is the root's");
+    victim_check(getppid() == opener_pid, "child of the opener: parent %d, expected %d", getppid(), opener_pid);
+    char path[64] = { 0 };
+    victim_check(readlink("/proc/self/fd/1000", path, sizeof(path) - 1) > 0 && strcmp(path, "/dev/null") == 0,
+                 "child of the opener: fd %d is '%s', expected /dev/null", HIGH_FD, path);
+    _exit(victim_failures() ? 1 : 0);
+}
+
+/* A child of the closer that shares the table too. */
+static int sharing_grandchild(void *closer_pid)
+{
+    victim_wait();
+    victim_check(same_table(getpid(), root), "grandchild: its fd table is not the root's");
+    victim_check(getppid() == *(pid_t *)closer_pid, "grandchild: parent %d, expected %d", getppid(), *(pid_t *)closer_pid);
+    return victim_failures() ? 1 : 0;
+}
+
 static int opener(void *unused)
 {
     (void)unused;
+    pid_t me = getpid();
+    pid_t child = fork();
+    if (child == 0)
+        copy_of_shared(me);
     victim_wait();
+    kill(child, SIGUSR1);
+    reap(child, "child of the opener");
     victim_check(same_table(getpid(), root), "opener: its fd table is not the root's");
     int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
     victim_check(fd >= 0 && dup2(fd, OPENED_FD) == OPENED_FD, "opener: dup2 to fd %d", OPENED_FD);
@@ -51,7 +82,12 @@ static int opener(void *unused)
 static int closer(void *unused)
 {
     (void)unused;
+    static pid_t me;
+    me = getpid();
+    pid_t grandchild = clone(sharing_grandchild, stacks[2] + sizeof(stacks[2]), CLONE_FILES | SIGCHLD, &me);
     victim_wait();
+    kill(grandchild, SIGUSR1);
+    reap(grandchild, "sharing grandchild");
     victim_check(same_table(getpid(), root), "closer: its fd table is not the root's");
     victim_check(close(pipe_read) == 0, "closer: close of the pipe's read end %d", pipe_read);
     return check_common("closer") ? 1 : 0;
