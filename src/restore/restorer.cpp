@@ -18,6 +18,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
+#include <filesystem>
 #include <cstring>
 #include <ranges>
 #include <set>
@@ -574,6 +576,31 @@ Result<void> create_session_members(const TreePlan& plan, size_t index, int repo
         ::pause();
 }
 
+// Why clone3() found `pid` taken, for the error: a process has it, or it
+// is still the session or group id of a process (one outside the
+// checkpoint that stayed in a session or group a process of the tree led,
+// say). Looked for only once the restore failed.
+std::string who_holds(pid_t pid)
+{
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+        std::string name = entry.path().filename().string();
+        pid_t other = 0;
+        auto [end, parse_error] = std::from_chars(name.data(), name.data() + name.size(), other);
+        if (parse_error != std::errc() || end != name.data() + name.size())
+            continue;
+        auto stat = proc::read_stat(other);
+        if (!stat)
+            continue;
+        if (other == pid)
+            return fmt::format("process {} ({}) has it: is the original still running?", pid, stat->comm);
+        if (stat->session == pid || stat->pgrp == pid)
+            return fmt::format("it is the {} id of pid {} ({}), which is not in the checkpoint and still runs",
+                               stat->session == pid ? "session" : "process group", other, stat->comm);
+    }
+    return "is the original still running?";
+}
+
 // `parent_levels`: how many PID namespaces, from cryo's down, the creating
 // process lives in. A process with more starts a new namespace; set_tid
 // names its pid in each level, innermost first.
@@ -605,7 +632,7 @@ Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_leve
     long child = raw_clone3(&args);
     if (child < 0) {
         if (errno == EEXIST)
-            return fail("pid {} is already in use: cannot restore pid {} (is the original still running?)", wanted, wanted);
+            return fail("pid {} is already in use: cannot restore pid {} ({})", wanted, wanted, who_holds(wanted));
         return fail_errno(fmt::format("clone3 with set_tid {}", wanted));
     }
     if (child == 0) {

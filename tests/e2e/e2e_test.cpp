@@ -234,6 +234,23 @@ TEST(Errors, RestoreWhilePidIsTakenNamesItAndLeavesTheOriginal)
     release_and_expect_pass(session, pid);
 }
 
+// A process outside the tree still in the session the root led (zdtm
+// session00 in the host flavour) keeps the root's pid taken: the error
+// says who.
+TEST(Errors, RestoreWhilePidIsAnOutsidersSessionNamesIt)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "sessions", { "outside" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    auto result = session.cryo({ "restore", "-D", images, "-d" });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("pid " + std::to_string(pid) + " is already in use: cannot restore pid " + std::to_string(pid)
+                                 + " (it is the session id of pid "),
+              std::string::npos)
+        << result.output;
+}
+
 TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
 {
     expect_dump_refused("socket", {}, {}, { "fd 10: IPv4 socket (socket:[", "]) is not supported (if it is outside the tree on purpose, dump with --external socket:[" });

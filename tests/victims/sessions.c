@@ -9,12 +9,16 @@
  *   whose leader is gone; it has a child of its own in that session.
  * - "orphans": the same with two grandchildren of one gone session.
  * Restore needs the order of creation for the first two and a helper
- * process for the other two. Every process checks its parent, session and
+ * process for the other two. With "outside", only this: a grandchild whose
+ * parent exits goes to the harness, outside the tree, and stays in the
+ * root's session (zdtm session00 in the host flavour): no restore can give
+ * the root its pid back while it lives. Every process checks its parent, session and
  * group itself after restore; parents reap their children and pass on
  * their status. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,6 +104,21 @@ int main(int argc, char **argv)
 {
     victim_init(argc, argv);
     pid_t root = getpid();
+    if (argc > 2 && strcmp(argv[2], "outside") == 0) {
+        setsid();
+        pid_t middle = fork();
+        if (middle == 0) {
+            if (fork() == 0) {
+                victim_wait();
+                _exit(0);
+            }
+            _exit(0);
+        }
+        reap(middle, "middle");
+        victim_ready();
+        victim_wait();
+        return victim_finish();
+    }
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     setsid();   /* fails if the root leads a group already: it leads its session then, or not; both work */
     pid_t sid = getsid(0), pgid = getpgid(0);
