@@ -14,7 +14,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "base/fault.h"
 #include "core.pb.h"
@@ -38,6 +40,7 @@
 #include "ns/ipc.h"
 #include "ns/loginuid.h"
 #include "ns/namespaces.h"
+#include "restore/sessions.h"
 #include "stats.pb.h"
 #include "tree.pb.h"
 
@@ -98,8 +101,17 @@ Result<void> check_target(DumpContext& context)
 Result<void> collect_files(DumpContext& context)
 {
     auto& processes = context.tree->processes();
+    std::set<pid_t> sharing;
+    for (const auto& entry : context.tree->tree().processes())
+        if (entry.shares_fd_table_with_parent())
+            sharing.insert(entry.pid());
     for (size_t i = 0; i < processes.size(); ++i) {
         pid_t pid = processes[i].pid();
+        // Its table is its parent's, dumped with the parent.
+        if (sharing.contains(pid)) {
+            context.processes[i].fd_table.set_pid(pid);
+            continue;
+        }
         TRY_CTX(context.files.dump_process(pid, processes[i].proc_pid(), processes[i].pidfd(),
                                            context.processes[i].fd_table),
                 "pid {}", pid);
@@ -120,6 +132,16 @@ Result<void> collect_cores(DumpContext& context)
     auto& processes = context.tree->processes();
     for (size_t i = 0; i < processes.size(); ++i)
         TRY(collect_core(processes[i], context.processes[i].core, *context.processes[i].memory.mutable_fields()));
+    return {};
+}
+
+Result<void> check_sessions_restorable(const DumpContext& context)
+{
+    std::set<pid_t> subreapers;
+    for (const auto& images : context.processes)
+        if (images.core.child_subreaper())
+            subreapers.insert(images.core.pid());
+    TRY(restore::plan_sessions(context.tree->tree(), [&](pid_t pid) { return subreapers.contains(pid); }));
     return {};
 }
 
@@ -314,11 +336,14 @@ Result<void> run_dump(const DumpOptions& options)
         TRY(ns::record_namespaces(context.tree->mutable_tree()));
         return ns::record_loginuids(context.tree->mutable_tree());
     }));
-    // Each restored process gets its own fd table, fs, handlers and memory.
-    std::vector<pid_t> pids;
+    // Each restored process gets its own fs, handlers and memory; an fd
+    // table shared with the parent is dumped once and shared again.
+    std::map<pid_t, pid_t> proc_pids;
     for (auto& process : context.tree->processes())
-        pids.push_back(process.pid());
-    TRY(check_shared_with_parents(pids));
+        proc_pids[process.pid()] = process.proc_pid();
+    auto sharing = TRY(check_shared_with_parents(proc_pids));
+    for (auto& entry : *context.tree->mutable_tree().mutable_processes())
+        entry.set_shares_fd_table_with_parent(sharing.contains(entry.pid()));
     context.processes.resize(context.tree->processes().size());
     // Write tracking: taken over from the parent's tracker, or armed now.
     if (context.incremental)
@@ -329,6 +354,9 @@ Result<void> run_dump(const DumpOptions& options)
     // Registers, signals, timers and the rest; the injected calls here map
     // and unmap a scratch page, so this comes before the memory scan.
     TRY(timed(context, "registers and state", [&] { return collect_cores(context); }));
+    // Sessions the restore cannot make again are refused before the tree
+    // is touched further; which processes are sub-reapers is known now.
+    TRY(check_sessions_restorable(context));
     // Only now create the directory: a refusal above leaves nothing behind.
     context.writer.emplace(TRY(net::open_image_writer(
         page_server, options.directory, options.sync ? image::SyncMode::Fsync : image::SyncMode::NoSync,

@@ -10,7 +10,8 @@
 
 #include <sys/types.h>
 
-#include <vector>
+#include <map>
+#include <set>
 
 #include "base/error.h"
 
@@ -20,12 +21,19 @@ namespace cryo::dump {
 // not restore; the error names the process and the namespace.
 Result<void> check_namespaces(pid_t pid);
 
-// Processes made by clone() with CLONE_FILES, CLONE_FS, CLONE_SIGHAND or
-// CLONE_VM but not CLONE_THREAD share their fd table, cwd/root/umask,
-// signal handlers or memory with their parent; restore would give each its
-// own copy, so the dump refuses a process of `pids` (the live processes of
-// the tree) when kcmp() finds it sharing one with its parent, if the parent
-// is in `pids` too. The error names both and what they share.
-Result<void> check_shared_with_parents(const std::vector<pid_t>& pids);
+// Processes made by clone() with CLONE_FS, CLONE_SIGHAND or CLONE_VM but
+// not CLONE_THREAD share their cwd/root/umask, signal handlers or memory
+// with their parent; restore would give each its own copy, so the dump
+// refuses a process of the tree when kcmp() finds it sharing one with its
+// parent, if the parent is in the tree too. The error names both and what
+// they share.
+//
+// An fd table shared by clone(CLONE_FILES) is restored shared: the returned
+// pids share theirs with their parent. A table shared with a process of the
+// tree that is not the parent that made the child (an exit in between) is
+// refused.
+// `proc_pids`: every live process of the tree, by pid, with the pid its
+// /proc files and kcmp() are read by (a live thread's, dump/freeze.h).
+Result<std::set<pid_t>> check_shared_with_parents(const std::map<pid_t, pid_t>& proc_pids);
 
 } // namespace cryo::dump

@@ -100,11 +100,14 @@ Result<void> FrozenTree::check_sessions() const
                             entry.ns_pids(entry.ns_pids_size() - 1));
             continue;   // the root keeps the session and group it is restored into
         }
+        // A session neither its own nor its parent's: restore/sessions.h,
+        // checked once the sub-reapers are known.
         const auto& parent = *by_pid.at(entry.ppid());
-        if (entry.sid() != entry.pid() && entry.sid() != parent.sid())
-            return fail("not supported yet: pid {} is in session {}, which is neither its own nor its parent's "
-                        "(restoring it needs a helper process)", entry.pid(), entry.sid());
         if (entry.pgid() == entry.pid() || entry.pgid() == parent.pgid())
+            continue;
+        // A group that is its session whose leader is gone: the session's
+        // helper leads both.
+        if (entry.pgid() == entry.sid() && entry.sid() != parent.sid() && !by_pid.contains(entry.sid()))
             continue;
         auto leader = by_pid.find(entry.pgid());
         if (leader != by_pid.end() && leader->second->sid() != entry.sid())

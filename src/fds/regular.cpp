@@ -65,6 +65,10 @@ int reopen_flags(uint32_t dumped_flags)
     // never starts, not even after F_SETFL turns it off and on again: it is
     // left out here and set by the process itself (fds/owner.h).
     flags &= ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_ASYNC);
+    // A file made by open(O_TMPFILE) keeps that flag (with O_DIRECTORY in
+    // it) in F_GETFL; reopening the file itself with it fails (ENOTDIR).
+    if ((flags & O_TMPFILE) == O_TMPFILE)
+        flags &= ~O_TMPFILE;
     return flags | O_CLOEXEC;
 }
 

@@ -60,6 +60,7 @@
 #include "restore/privilege.h"
 #include "restore/process_state.h"
 #include "restore/restorer.h"
+#include "restore/sessions.h"
 #include "restore/threads.h"
 #include "stats.pb.h"
 #include "tree.pb.h"
@@ -398,6 +399,8 @@ void add_group_helpers(RestoreContext& context, TreePlan& plan, std::map<pid_t, 
         size_t parent = index.at(entry.ppid());
         if (plan.processes[parent].entry->pgid() == entry.pgid())
             continue;   // inherited from the parent
+        if (entry.pgid() == entry.sid() && plan.processes[parent].entry->sid() != entry.sid())
+            continue;   // led by the session's helper (plan_sessions)
         auto& helper = context.helpers.emplace_back();
         helper.set_pid(entry.pgid());
         helper.set_ppid(entry.ppid());
@@ -416,6 +419,64 @@ void add_group_helpers(RestoreContext& context, TreePlan& plan, std::map<pid_t, 
         // wait4() in the parent takes the pid as its own namespace sees it.
         context.helpers_by_parent[entry.ppid()].push_back(helper.ns_pids(helper.ns_pids_size() - 1));
     }
+}
+
+// Sessions neither a process's own nor its parent's (restore/sessions.h):
+// which children come before their parent's setsid(), and the helpers of
+// sessions whose leader is gone, put between the adopting process and the
+// processes it adopted.
+Result<void> add_session_helpers(RestoreContext& context, TreePlan& plan, std::map<pid_t, size_t>& index)
+{
+    std::set<pid_t> subreapers;
+    for (const auto& process : context.processes)
+        if (process.alive() && process.core.child_subreaper())
+            subreapers.insert(process.entry.pid());
+    auto sessions = TRY(plan_sessions(context.tree, [&](pid_t pid) { return subreapers.contains(pid); }));
+    for (pid_t pid : sessions.before_parent_setsid)
+        plan.processes[index.at(pid)].before_parent_setsid = true;
+    for (const auto& session : sessions.helpers) {
+        auto& helper = context.helpers.emplace_back();
+        helper.set_pid(session.sid);
+        helper.set_ppid(session.parent);
+        helper.set_pgid(session.sid);
+        helper.set_sid(session.sid);
+        helper.set_own_ns_pgid(session.sid);
+        helper.add_ns_pids(session.sid);
+        const auto& first = *plan.processes[index.at(session.children.front())].entry;
+        helper.set_uts_ns(first.uts_ns());
+        helper.set_ipc_ns(first.ipc_ns());
+        size_t parent = index.at(session.parent);
+        size_t at = plan.processes.size();
+        ProcessPlan planned { .entry = &helper, .parent = static_cast<int>(parent), .session_helper = true };
+        for (pid_t child : session.children) {
+            size_t moved = index.at(child);
+            std::erase(plan.processes[parent].children, moved);
+            plan.processes[moved].parent = static_cast<int>(at);
+            planned.children.push_back(moved);
+        }
+        plan.processes[parent].children.push_back(at);
+        plan.processes.push_back(std::move(planned));
+        index[session.sid] = at;
+        context.helpers_by_parent[session.parent].push_back(session.sid);
+    }
+    return {};
+}
+
+// A process sharing its parent's fd table is created by that parent with
+// CLONE_FILES (restorer.h): the parent must be a live process of the image
+// (checked again here: the image may have been edited).
+Result<void> check_shared_fd_tables(const TreePlan& plan)
+{
+    for (const auto& process : plan.processes) {
+        if (!process.shares_parent_fd_table)
+            continue;
+        const auto& parent = plan.processes[static_cast<size_t>(process.parent)];
+        if (!process.core || !parent.core || parent.entry->pid() != process.entry->ppid())
+            return fail("pid {}: it shares the fd table of its parent {}, but one of them is no live process of the image, "
+                        "or a session helper is between them: not supported",
+                        process.entry->pid(), process.entry->ppid());
+    }
+    return {};
 }
 
 Result<void> check_mapped_files(const RestoreContext& context)
@@ -461,6 +522,7 @@ Result<void> plan_and_create(RestoreContext& context)
             entry.page_fd = process.page_file.get();
             for (const auto& file : process.ancestor_page_files.files)
                 entry.ancestor_page_fds.push_back(file.get());
+            entry.shares_parent_fd_table = process.entry.shares_fd_table_with_parent();
         }
         if (process.entry.ppid() != 0) {
             entry.parent = static_cast<int>(index.at(process.entry.ppid()));
@@ -469,6 +531,8 @@ Result<void> plan_and_create(RestoreContext& context)
         plan.processes.push_back(std::move(entry));
     }
     add_group_helpers(context, plan, index);
+    TRY(add_session_helpers(context, plan, index));
+    TRY(check_shared_fd_tables(plan));
     plan.files = &context.files;
     for (const auto& [id, fd] : context.opened_files)
         plan.opened_files[id] = fd.get();

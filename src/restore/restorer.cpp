@@ -2,6 +2,7 @@
 #include "restore/restorer.h"
 
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -10,12 +11,15 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
+#include <filesystem>
 #include <cstring>
 #include <ranges>
 #include <set>
@@ -170,8 +174,44 @@ std::vector<size_t> creation_order(const TreePlan& plan, const ProcessPlan& proc
     return order;
 }
 
+// What a child sharing its parent's fd table (see
+// ProcessPlan::shares_parent_fd_table) is given: its page files, copied
+// above the image's numbers so that the table's owner keeps them where they
+// are when it puts the image's files in place, and the pipe on which it
+// tells its parent, once its own children exist, which descriptors of the
+// table it and its sharing descendants still need (KeptFds).
+struct SharedTableFds {
+    int page_fd { -1 };
+    std::vector<int> ancestor_page_fds;
+    int done_fd { -1 };
+};
+
+// count -1: the child failed (its report says why).
+struct KeptFds {
+    int count { 0 };
+    int fds[256] {};
+};
+static_assert(sizeof(KeptFds) < PIPE_BUF);
+
 Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
-                             const std::vector<uint64_t>& parent_materialized);
+                             const std::vector<uint64_t>& parent_materialized, const SharedTableFds* shared);
+
+// The parent the image gives a process: a session helper in between (see
+// ProcessPlan::session_helper) is not one.
+int image_parent(const TreePlan& plan, size_t index)
+{
+    int parent = plan.processes[index].parent;
+    while (parent >= 0 && plan.processes[static_cast<size_t>(parent)].session_helper)
+        parent = plan.processes[static_cast<size_t>(parent)].parent;
+    return parent;
+}
+
+// A process some of whose children must be born in the session it was born
+// in joins its own session only after it created those.
+bool joins_session_late(const TreePlan& plan, const ProcessPlan& process)
+{
+    return std::ranges::any_of(process.children, [&](size_t child) { return plan.processes[child].before_parent_setsid; });
+}
 
 bool in_subtree(const TreePlan& plan, size_t process, size_t root)
 {
@@ -253,7 +293,7 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
         void* address = reinterpret_cast<void*>(vma.start());
         size_t length = vma.end() - vma.start();
         if (inherited) {
-            const auto& parent_map = *plan.processes[static_cast<size_t>(process.parent)].page_map;
+            const auto& parent_map = *plan.processes[static_cast<size_t>(image_parent(plan, index))].page_map;
             // The parent's pages this process did not have are zero here.
             for (const auto& run : parent_map.runs()) {
                 uint64_t run_end = run.address() + run.page_count() * kPageSize;
@@ -286,23 +326,154 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
     return materialized;
 }
 
+// The process whose fdtable image is the table `index` uses.
+size_t table_owner(const TreePlan& plan, size_t index)
+{
+    while (plan.processes[index].shares_parent_fd_table)
+        index = static_cast<size_t>(plan.processes[index].parent);
+    return index;
+}
+
+// The first number above those of the image's table that `index` uses.
+int above_the_image(const TreePlan& plan, size_t index)
+{
+    int base = 0;
+    for (const auto& entry : plan.processes[table_owner(plan, index)].fd_table->fds())
+        base = std::max(base, entry.fd() + 1);
+    return base;
+}
+
+// A copy of `fd` at `base` or above; the original stays for the children
+// still to be created, which inherit it at its number in the plan.
+Result<int> copy_above(int fd, int base)
+{
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, base);
+    if (copy < 0)
+        return fail_errno("fcntl(F_DUPFD_CLOEXEC) of a restore descriptor");
+    return copy;
+}
+
+// Creates `child`, which shares this process's fd table, and waits until
+// it created its own children (while the table still holds every file they
+// inherit); returns the descriptors of the table it and its sharing
+// descendants keep.
+Result<std::vector<int>> create_sharer(const TreePlan& plan, size_t index, size_t child, int report_fd,
+                                       const std::vector<uint64_t>& materialized)
+{
+    const auto& planned = plan.processes[child];
+    int base = above_the_image(plan, index);
+    SharedTableFds fds;
+    fds.page_fd = TRY(copy_above(planned.page_fd, base));
+    std::vector<int> kept { fds.page_fd };
+    for (int fd : planned.ancestor_page_fds) {
+        fds.ancestor_page_fds.push_back(fd >= 0 ? TRY(copy_above(fd, base)) : -1);
+        if (fd >= 0)
+            kept.push_back(fds.ancestor_page_fds.back());
+    }
+    int done[2];
+    if (::pipe2(done, O_CLOEXEC) < 0)
+        return fail_errno("pipe");
+    fds.done_fd = done[1];
+    auto created = create_process(plan, child, plan.processes[index].entry->ns_pids_size(), report_fd, materialized, &fds);
+    KeptFds told;
+    ssize_t got = -1;
+    while (created && (got = ::read(done[0], &told, sizeof(told))) < 0 && errno == EINTR) { }
+    // Both ends are in the shared table; the child is done with them.
+    ::close(done[0]);
+    ::close(done[1]);
+    TRY(created);
+    if (got != sizeof(told) || told.count < 0)
+        return fail("pid {}, sharing the fd table, failed before it created its children", planned.entry->pid());
+    kept.insert(kept.end(), told.fds, told.fds + told.count);
+    return kept;
+}
+
+// Tells the parent (create_sharer) which descriptors of the shared table
+// this process and its sharing children keep; count -1 when it failed.
+void tell_parent(int& done_fd, const std::vector<int>& kept, bool failed)
+{
+    KeptFds told;
+    told.count = failed || kept.size() > std::size(told.fds) ? -1 : static_cast<int>(kept.size());
+    for (int i = 0; i < told.count; ++i)
+        told.fds[i] = kept[static_cast<size_t>(i)];
+    ssize_t written = ::write(done_fd, &told, sizeof(told));
+    (void)written;   // a parent that sees nothing fails the restore
+    done_fd = -1;
+}
+
+// Puts the image's files at their numbers (fds/fd_table.h), keeping cryo's
+// own descriptors and those the children sharing this table keep.
+Result<void> install_files(const TreePlan& plan, const ProcessPlan& process, std::vector<int*> keep,
+                           std::vector<int>& kept_for_sharers)
+{
+    for (int& fd : kept_for_sharers)
+        keep.push_back(&fd);
+    // The image's numbers (and cryo's descriptors, moved above them) may be
+    // past cryo's soft limit; the image's own limits are set afterwards.
+    int highest = 0;
+    for (const auto& entry : process.fd_table->fds())
+        highest = std::max(highest, entry.fd());
+    rlimit files {};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < static_cast<rlim_t>(highest) + 64) {
+        files.rlim_cur = files.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &files);
+    }
+    return fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, std::move(keep));
+}
+
+// `done_fd`: for a process sharing its parent's table, where it tells the
+// parent what it keeps (set to -1 once told).
 Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& page_fd, std::vector<int>& ancestor_page_fds,
-                    const std::vector<uint64_t>& parent_materialized, std::vector<uint64_t>& materialized)
+                    const std::vector<uint64_t>& parent_materialized, std::vector<uint64_t>& materialized, int& done_fd)
 {
     const auto& process = plan.processes[index];
     const auto& core = *process.core;
     materialized = materialize_shared_memory(plan, index, parent_materialized);
-    for (size_t child : creation_order(plan, process)) {
+    // Descriptors of this table that children sharing it keep.
+    std::vector<int> kept_for_sharers;
+    auto create = [&](size_t child) -> Result<void> {
         inherit_prefilled_only_by(plan, index, child);
-        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized));
+        if (plan.processes[child].shares_parent_fd_table) {
+            auto kept = TRY(create_sharer(plan, index, child, report_fd, materialized));
+            kept_for_sharers.insert(kept_for_sharers.end(), kept.begin(), kept.end());
+            return {};
+        }
+        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, materialized, nullptr));
+        return {};
+    };
+    auto order = creation_order(plan, process);
+    // It adopts the children of its session helpers when those exit (the
+    // image says it was a sub-reaper: restore/sessions.h).
+    if (std::ranges::any_of(order, [&](size_t child) { return plan.processes[child].session_helper; })
+        && ::prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        return fail_errno("prctl(PR_SET_CHILD_SUBREAPER)");
+    // Children born in the session this process was born in, before it
+    // leaves it for its own.
+    for (size_t child : order)
+        if (plan.processes[child].before_parent_setsid)
+            TRY(create(child));
+    if (joins_session_late(plan, process)) {
+        TRY(join_session_and_group(*process.entry));
+        TRY(restore_controlling_terminal(plan, *process.entry));
+    }
+    for (size_t child : order)
+        if (!plan.processes[child].before_parent_setsid)
+            TRY(create(child));
+    if (process.shares_parent_fd_table) {
+        // The report pipe is one descriptor of the shared table: the parent
+        // reports it too, and cryo closes each process's own.
+        report_fd = TRY(copy_above(report_fd, above_the_image(plan, index)));
+        kept_for_sharers.push_back(report_fd);
+        tell_parent(done_fd, kept_for_sharers, false);
+    } else {
+        std::vector<int*> keep { &report_fd, &page_fd };
+        for (int& fd : ancestor_page_fds)
+            if (fd >= 0)
+                keep.push_back(&fd);
+        TRY_CTX(install_files(plan, process, std::move(keep), kept_for_sharers), "files");
     }
     unmap_prefilled_of_descendants(plan, index);
     inherit_prefilled_only_by(plan, index, index);   // its own: forkable again, as mapped
-    std::vector<int*> keep { &report_fd, &page_fd };
-    for (int& fd : ancestor_page_fds)
-        if (fd >= 0)
-            keep.push_back(&fd);
-    TRY_CTX(fds::install_fds(*process.fd_table, *plan.files, plan.opened_files, std::move(keep)), "files");
     // The path was read from outside, relative to cryo's root. The root
     // itself changes last, by an injected chroot() once memory is back
     // (restore_process_state): mapped files are opened by their paths in
@@ -315,16 +486,30 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     return {};
 }
 
+// A helper that leads a session whose leader is gone creates its children
+// in the session (they inherit what it inherited from its parent), then
+// exits; its parent reaps it.
+Result<void> create_session_members(const TreePlan& plan, size_t index, int report_fd,
+                                    const std::vector<uint64_t>& parent_materialized)
+{
+    const auto& process = plan.processes[index];
+    for (size_t child : creation_order(plan, process)) {
+        inherit_prefilled_only_by(plan, index, child);
+        TRY(create_process(plan, child, process.entry->ns_pids_size(), report_fd, parent_materialized, nullptr));
+    }
+    return {};
+}
+
 // Runs in the new process; never returns.
 [[noreturn]] void run_restorer(const TreePlan& plan, size_t index, int report_fd, int sync_fd,
-                               const std::vector<uint64_t>& parent_materialized)
+                               const std::vector<uint64_t>& parent_materialized, const SharedTableFds* shared)
 {
     const auto& process = plan.processes[index];
     unmap_prefilled_of_others(plan, index);
     SetupReport report;
     report.pid = process.entry->pid();
-    int page_fd = process.page_fd;
-    std::vector<int> ancestor_page_fds = process.ancestor_page_fds;
+    int page_fd = shared ? shared->page_fd : process.page_fd;
+    std::vector<int> ancestor_page_fds = shared ? shared->ancestor_page_fds : process.ancestor_page_fds;
     // Its UTS and IPC namespaces before anything that lives in them.
     const image::ProcessEntry* parent = process.parent >= 0 ? plan.processes[static_cast<size_t>(process.parent)].entry : nullptr;
     auto result = plan.namespaces ? plan.namespaces->enter(*process.entry, parent) : Result<void> {};
@@ -332,12 +517,21 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
         ns::restore_loginuid(*process.entry);
     if (result && process.core && plan.deleted_directories)
         result = plan.deleted_directories->enter(*process.core);
-    if (result)
+    // One whose children must be born in its parent's session joins its
+    // own once it created them (set_up).
+    bool join_now = !joins_session_late(plan, process);
+    if (result && join_now)
         result = join_session_and_group(*process.entry);
-    if (result)
+    if (result && join_now)
         result = restore_controlling_terminal(plan, *process.entry);
     // The parent waits for this before it creates the next child.
-    ::close(sync_fd);
+    if (sync_fd >= 0)
+        ::close(sync_fd);
+    if (result && process.session_helper) {
+        result = create_session_members(plan, index, report_fd, parent_materialized);
+        if (result)
+            ::_exit(0);
+    }
     if (result && process.helper) {
         // Holds its process group until cryo kills it. It sends no report,
         // so it must not hold the pipe open: cryo sees the end of the pipe
@@ -349,14 +543,25 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
     if (result && !process.core)
         become_zombie(*process.entry);
     std::vector<uint64_t> materialized;
+    int done_fd = shared ? shared->done_fd : -1;
     if (result)
-        result = set_up(plan, index, report_fd, page_fd, ancestor_page_fds, parent_materialized, materialized);
+        result = set_up(plan, index, report_fd, page_fd, ancestor_page_fds, parent_materialized, materialized, done_fd);
+    // A parent waiting for this sharing child must not wait forever.
+    if (done_fd >= 0)
+        tell_parent(done_fd, {}, true);
     report.materialized_count = static_cast<int>(materialized.size());
     std::copy(materialized.begin(), materialized.end(), report.materialized);
     if (!result) {
         report.error = result.error().code() ? result.error().code() : EINVAL;
         auto message = fmt::format("pid {}: {}", report.pid, result.error().message());
         std::memcpy(report.message, message.data(), std::min(message.size(), sizeof(report.message) - 1));
+    }
+    // Made by a session helper: dying with its parent only once the helper
+    // exited and it was adopted (see create_process).
+    if (process.parent >= 0 && plan.processes[static_cast<size_t>(process.parent)].session_helper) {
+        while (::getppid() == plan.processes[static_cast<size_t>(process.parent)].entry->pid())
+            ::usleep(200);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     }
     report.page_fd = page_fd;
     for (size_t i = 0; i < std::size(report.ancestor_page_fds); ++i)
@@ -371,11 +576,39 @@ Result<void> set_up(const TreePlan& plan, size_t index, int& report_fd, int& pag
         ::pause();
 }
 
+// Why clone3() found `pid` taken, for the error: a process has it, or it
+// is still the session or group id of a process (one outside the
+// checkpoint that stayed in a session or group a process of the tree led,
+// say). Looked for only once the restore failed.
+std::string who_holds(pid_t pid)
+{
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+        std::string name = entry.path().filename().string();
+        pid_t other = 0;
+        auto [end, parse_error] = std::from_chars(name.data(), name.data() + name.size(), other);
+        if (parse_error != std::errc() || end != name.data() + name.size())
+            continue;
+        auto stat = proc::read_stat(other);
+        if (!stat)
+            continue;
+        if (other == pid)
+            return fmt::format("process {} ({}) has it: is the original still running?", pid, stat->comm);
+        if (stat->session == pid || stat->pgrp == pid)
+            return fmt::format("it is the {} id of pid {} ({}), which is not in the checkpoint and still runs",
+                               stat->session == pid ? "session" : "process group", other, stat->comm);
+    }
+    return "is the original still running?";
+}
+
 // `parent_levels`: how many PID namespaces, from cryo's down, the creating
 // process lives in. A process with more starts a new namespace; set_tid
 // names its pid in each level, innermost first.
+// `shared`: the child shares this process's fd table (CLONE_FILES), with
+// these page files. No sync pipe then (one end closed by either side would
+// be closed for both): create_sharer() waits on SharedTableFds::done_fd.
 Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_levels, int report_fd,
-                             const std::vector<uint64_t>& parent_materialized)
+                             const std::vector<uint64_t>& parent_materialized, const SharedTableFds* shared)
 {
     const auto& entry = *plan.processes[index].entry;
     pid_t wanted = entry.pid();
@@ -385,34 +618,50 @@ Result<pid_t> create_process(const TreePlan& plan, size_t index, int parent_leve
     int levels = static_cast<int>(set_tid.size());
     if (levels > parent_levels + 1 || levels < parent_levels)
         return fail("pid {}: {} PID namespace levels under a parent with {}: not supported", wanted, levels, parent_levels);
-    int sync[2];
-    if (::pipe2(sync, O_CLOEXEC) < 0)
+    int sync[2] { -1, -1 };
+    if (!shared && ::pipe2(sync, O_CLOEXEC) < 0)
         return fail_errno("pipe");
     UniqueFd sync_read(sync[0]);
     UniqueFd sync_write(sync[1]);
 
     clone_args args {};
     args.exit_signal = SIGCHLD;
-    args.flags = levels > parent_levels ? CLONE_NEWPID : 0;
+    args.flags = (levels > parent_levels ? CLONE_NEWPID : 0) | (shared ? CLONE_FILES : 0);
     args.set_tid = reinterpret_cast<uint64_t>(set_tid.data());
     args.set_tid_size = set_tid.size();
     long child = raw_clone3(&args);
     if (child < 0) {
         if (errno == EEXIST)
-            return fail("pid {} is already in use: cannot restore pid {} (is the original still running?)", wanted, wanted);
+            return fail("pid {} is already in use: cannot restore pid {} ({})", wanted, wanted, who_holds(wanted));
         return fail_errno(fmt::format("clone3 with set_tid {}", wanted));
     }
     if (child == 0) {
         // Dying with its parent (cryo, or the restorer above) until cryo
-        // seizes it; the image's own setting is restored later.
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        // seizes it; the image's own setting is restored later. A session
+        // helper's child outlives it (run_restorer sets it once adopted).
+        if (plan.processes[index].parent < 0
+            || !plan.processes[static_cast<size_t>(plan.processes[index].parent)].session_helper)
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         sync_read.reset();
-        run_restorer(plan, index, report_fd, sync_write.release(), parent_materialized);
+        run_restorer(plan, index, report_fd, sync_write.release(), parent_materialized, shared);
     }
+    if (shared)
+        return static_cast<pid_t>(child);
     sync_write.reset();
     char byte;
     while (::read(sync_read.get(), &byte, 1) < 0 && errno == EINTR) { }
     return static_cast<pid_t>(child);
+}
+
+Result<void> wait_until_exited(pid_t pid)
+{
+    for (int round = 0; round < 10'000; ++round) {
+        auto stat = proc::read_stat(pid);
+        if (!stat || stat->state == 'Z' || stat->state == 'X')
+            return {};
+        ::usleep(1000);
+    }
+    return fail("session helper {} did not exit", pid);
 }
 
 } // namespace
@@ -432,7 +681,7 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
     if (auto status = proc::read_status(::getpid()); status && !status->ns_pid.empty())
         own_levels = static_cast<int>(status->ns_pid.size());
     const std::vector<uint64_t> nothing_inherited;
-    tree.m_root = TRY(create_process(plan, 0, own_levels, report_write.get(), nothing_inherited));
+    tree.m_root = TRY(create_process(plan, 0, own_levels, report_write.get(), nothing_inherited, nullptr));
     report_write.reset();
 
     // Every live process reports once; a process dying early closes its end
@@ -475,6 +724,11 @@ Result<NewTree> NewTree::create(const TreePlan& plan)
         }
         tree.m_members.push_back(std::move(member));
     }
+    // Session helpers exit once they created their children, which their
+    // parent then adopts: the tree has its parents only after that.
+    for (const auto& process : plan.processes)
+        if (process.session_helper)
+            TRY(wait_until_exited(process.entry->pid()));
     TRY(tree.verify(plan));
     return tree;
 }
@@ -498,6 +752,9 @@ Result<void> NewTree::verify(const TreePlan& plan) const
         if ((entry.ppid() != 0 && stat.ppid != entry.ppid()) || stat.session != want_sid || stat.pgrp != want_pgid)
             return fail("new pid {}: parent {} session {} group {}, expected parent {} session {} group {}", entry.pid(),
                         stat.ppid, stat.session, stat.pgrp, entry.ppid(), want_sid, want_pgid);
+        if (process.shares_parent_fd_table
+            && ::syscall(SYS_kcmp, entry.pid(), entry.ppid(), KCMP_FILES, 0, 0) != 0)
+            return fail("new pid {}: its fd table is not its parent {}'s", entry.pid(), entry.ppid());
     }
     return {};
 }

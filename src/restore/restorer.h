@@ -62,6 +62,19 @@ struct ProcessPlan {
     // whose leader is gone so that the group's members can join it; cryo
     // removes it before the tree runs.
     bool helper { false };
+    // Created with CLONE_FILES, sharing its parent's fd table (the image's
+    // ProcessEntry.shares_fd_table_with_parent). It installs no files: the
+    // table's owner does, once every process sharing it created its own
+    // children (restorer.cpp, create_sharer).
+    bool shares_parent_fd_table { false };
+    // A temporary helper, not in the image, that leads a session whose
+    // leader is gone: it calls setsid() (it has the session's pid), creates
+    // its children in it and exits; they are re-parented to its parent, a
+    // child sub-reaper or PID namespace init, and the parent reaps it.
+    bool session_helper { false };
+    // Created by its parent before the parent calls setsid(): born in the
+    // session the parent was born in (restore/sessions.h).
+    bool before_parent_setsid { false };
 };
 
 struct TreePlan {

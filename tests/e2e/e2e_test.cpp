@@ -45,7 +45,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
-    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "seccomp_strict" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" },
+    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "seccomp_strict" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" }, { "fd_table_shared" }, { "sessions" },
     { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "ids" }, { "fds_owner" }, { "chroot" }, { "futex" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };
@@ -93,7 +93,8 @@ INSTANTIATE_TEST_SUITE_P(Victims, CheckpointRestore, testing::ValuesIn(kScenario
 INSTANTIATE_TEST_SUITE_P(Victims, CheckpointTwice,
                          testing::Values(Scenario { "counter" }, Scenario { "memory" }, Scenario { "threads" }, Scenario { "leader_exited" }, Scenario { "pipes" }, Scenario { "unix" }, Scenario { "cow" }, Scenario { "timers" },
                                          Scenario { "tree" }, Scenario { "pidns", { "nested" }, true },
-                                         Scenario { "fds_pidfd" }, Scenario { "file_locks" }, Scenario { "chroot" }, Scenario { "futex" }, Scenario { "seccomp_strict" }),
+                                         Scenario { "fds_pidfd" }, Scenario { "file_locks" }, Scenario { "chroot" }, Scenario { "futex" }, Scenario { "seccomp_strict" },
+                                         Scenario { "fd_table_shared" }, Scenario { "sessions" }),
                          scenario_name);
 
 namespace {
@@ -233,6 +234,23 @@ TEST(Errors, RestoreWhilePidIsTakenNamesItAndLeavesTheOriginal)
     release_and_expect_pass(session, pid);
 }
 
+// A process outside the tree still in the session the root led (zdtm
+// session00 in the host flavour) keeps the root's pid taken: the error
+// says who.
+TEST(Errors, RestoreWhilePidIsAnOutsidersSessionNamesIt)
+{
+    Session session;
+    pid_t pid = start_and_wait_ready(session, "sessions", { "outside" });
+    std::string images = session.dir().file("images");
+    ASSERT_NO_FATAL_FAILURE(dump(session, pid, images));
+    auto result = session.cryo({ "restore", "-D", images, "-d" });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find("pid " + std::to_string(pid) + " is already in use: cannot restore pid " + std::to_string(pid)
+                                 + " (it is the session id of pid "),
+              std::string::npos)
+        << result.output;
+}
+
 TEST(Errors, UnsupportedDescriptorLeavesTheVictimRunning)
 {
     expect_dump_refused("socket", {}, {}, { "fd 10: IPv4 socket (socket:[", "]) is not supported (if it is outside the tree on purpose, dump with --external socket:[" });
@@ -245,16 +263,17 @@ TEST(Errors, ProcessInAnotherNamespaceIsRefused)
     expect_dump_refused("namespaces", {}, {}, { "is in another mount namespace (mnt:[", "only PID, UTS and IPC namespaces are restored" });
 }
 
-// A child that shares its parent's fd table (clone(CLONE_FILES), not a
-// thread) would get a table of its own.
 TEST(Errors, MessageQueueIsRefused)
 {
     expect_dump_refused("namespaces", { "mqueue" }, {}, { "POSIX message queue (/cryo-victim-", "is not supported" });
 }
 
-TEST(Errors, ChildSharingTheFdTableIsRefused)
+// A child sharing its parent's fd table comes back sharing it (victim
+// fd_table_shared), but a table shared by two processes neither of which
+// made the other (the one in between exited) cannot be made again.
+TEST(Errors, FdTableSharedWithoutTheParentIsRefused)
 {
-    expect_dump_refused("namespaces", { "clone-files" }, {}, { "shares its file descriptor table with its parent", "CLONE_FILES" });
+    expect_dump_refused("namespaces", { "clone-files" }, {}, { "share a file descriptor table, and neither is the parent that made the other" });
 }
 
 // A parent waiting in vfork() cannot be stopped by ptrace until its child
