@@ -3,7 +3,8 @@
  * lowered), nice value, scheduling policy, process name, parent-death
  * signal (of a child: the root's parent is cryo after a detached restore),
  * dumpable, transparent huge pages disabled, timer slack,
- * no_new_privs without seccomp, child sub-reaper. */
+ * no_new_privs without seccomp, child sub-reaper, oom_score_adj (raised,
+ * which needs no privilege). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,16 @@
 #include <unistd.h>
 
 #include "victim.h"
+
+static int oom_score_adj(void)
+{
+    char text[16] = "";
+    int fd = open("/proc/self/oom_score_adj", O_RDONLY);
+    if (fd < 0 || read(fd, text, sizeof(text) - 1) <= 0)
+        return -2000;
+    close(fd);
+    return atoi(text);
+}
 
 int main(int argc, char **argv)
 {
@@ -49,6 +60,10 @@ int main(int argc, char **argv)
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     prctl(PR_SET_DUMPABLE, 0);
+    int oom = open("/proc/self/oom_score_adj", O_WRONLY);
+    if (oom < 0 || write(oom, "417", 3) != 3)
+        return 2;
+    close(oom);
 
     pid_t child = fork();
     if (child == 0) {
@@ -96,6 +111,7 @@ int main(int argc, char **argv)
     prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
     victim_check(subreaper == 1, "child sub-reaper lost");
     victim_check(prctl(PR_GET_DUMPABLE) == 0, "dumpable %d", prctl(PR_GET_DUMPABLE));
+    victim_check(oom_score_adj() == 417, "oom_score_adj %d", oom_score_adj());
     if (chdir("/") == 0)
         rmdir(directory);
     return victim_finish();
