@@ -524,9 +524,19 @@ Result<void> bind_to(int fd, const image::InetSocket& socket, const image::InetA
     if (&given == &socket.local() && bound_by_connect(socket))
         address.set_address(std::string(16, '\0'));
     auto native = from_image(socket.family(), address);
-    if (::bind(fd, native.get(), native.length) < 0)
+    if (::bind(fd, native.get(), native.length) == 0)
+        return {};
+    if (errno != EADDRNOTAVAIL || socket.options().freebind())
         return fail_errno(fmt::format("bind to {}", format_inet_address(address)));
-    return {};
+    // An address of no interface here, bound while IP_FREEBIND was on and
+    // cleared since (zdtm sk-freebind-false): bound with it on, then off.
+    int level = socket.family() == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+    int name = socket.family() == AF_INET ? IP_FREEBIND : IPV6_FREEBIND;
+    int on = 1, off = 0;
+    TRY(set_option(fd, level, name, &on, sizeof(on), "freebind"));
+    if (::bind(fd, native.get(), native.length) < 0)
+        return fail_errno(fmt::format("bind to {} with IP_FREEBIND", format_inet_address(address)));
+    return set_option(fd, level, name, &off, sizeof(off), "freebind");
 }
 
 Result<void> open_tcp(int fd, const image::InetSocket& socket, const OpenContext& context)

@@ -15,6 +15,9 @@
  *     fd 17  UDP, bound and connected to fd 18; fd 18 sent it "back"
  *     fd 18  UDP, bound: fd 17 sent it two datagrams and a socket closed
  *            since one more, all waiting to be read with their senders
+ *     fd 19  UDP, bound to an address of no interface (TEST-NET) while
+ *            IP_FREEBIND was on, which was cleared since (zdtm
+ *            sk-freebind-false)
  *   client PORT    connects (fd 10) to the test's listener on the loopback
  *                  address and sends "hello"; after the release it reads
  *                  "before" (sent by the test before the checkpoint),
@@ -465,7 +468,19 @@ static int run_all(void)
     int stranger_port = local_port(stranger);
     close(stranger);
 
-    for (int fd = 10; fd <= 18; ++fd) {
+    int foreign = move_to(new_socket(SOCK_DGRAM), 19);
+    struct sockaddr_storage nowhere;
+    socklen_t nowhere_length = loopback(&nowhere, 0);
+    if (family == AF_INET)
+        inet_pton(AF_INET, "192.0.2.7", &((struct sockaddr_in *)&nowhere)->sin_addr);
+    else
+        inet_pton(AF_INET6, mapped ? "::ffff:192.0.2.7" : "2001:db8::7", &((struct sockaddr_in6 *)&nowhere)->sin6_addr);
+    set_int(foreign, IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND");
+    if (bind(foreign, (struct sockaddr *)&nowhere, nowhere_length) < 0)
+        return 2;
+    set_int(foreign, IPPROTO_IP, IP_FREEBIND, 0, "IP_FREEBIND");
+
+    for (int fd = 10; fd <= 19; ++fd) {
         if (fd == 16)
             continue;
         read_options(fd, fd <= 15, &options[fd]);
@@ -480,7 +495,7 @@ static int run_all(void)
     victim_wait();
     kill(child, SIGUSR1);
 
-    for (int fd = 10; fd <= 18; ++fd) {
+    for (int fd = 10; fd <= 19; ++fd) {
         if (fd == 16)
             continue;
         check_options(fd, fd <= 15, &options[fd]);
