@@ -327,6 +327,12 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, c
 {
     std::map<uint32_t, UniqueFd> opened;
     OpenContext context { .table = &files, .check_files = options.check_files, .tcp_established = options.tcp_established };
+    for (const auto& [key, fd] : options.shared) {
+        int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (copy < 0)
+            return fail_errno(fmt::format("fcntl(F_DUPFD_CLOEXEC) of {}", key));
+        context.shared.emplace(key, UniqueFd(copy));
+    }
     for (const auto& file : files.files()) {
         if (auto inherited = options.inherited.find(external_id(file)); inherited != options.inherited.end()) {
             int copy = ::fcntl(inherited->second, F_DUPFD_CLOEXEC, 0);

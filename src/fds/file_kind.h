@@ -155,6 +155,13 @@ Result<UniqueFd> readable_copy(const FdFacts& facts);
 // moved to the dumped offset.
 Result<UniqueFd> reopen_held(int held, const image::OpenFile& file);
 
+// A directory removed while open or while a process was in it, made again:
+// an empty directory with this mode and owner at `path` (or beside it when
+// that is taken), held open with O_PATH and removed. The key under which
+// OpenContext::shared holds the one of a (device, inode).
+Result<UniqueFd> make_deleted_directory(const std::string& path, uint32_t mode, uint32_t uid, uint32_t gid);
+std::string deleted_directory_key(uint64_t device, uint64_t inode);
+
 // Flags used to open a file again: the access mode and status flags, never
 // the creation flags (the file exists) or close-on-exec (set per fd).
 int reopen_flags(uint32_t dumped_flags);

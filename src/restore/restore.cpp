@@ -473,11 +473,6 @@ Result<void> plan_and_create(RestoreContext& context)
         plan.opened_files[id] = fd.get();
     plan.prefilled = context.prefill.vmas();
     plan.namespaces = &*context.namespaces;
-    std::vector<const image::ProcessCore*> cores;
-    for (const auto& process : context.processes)
-        if (process.alive())
-            cores.push_back(&process.core);
-    context.deleted_directories.emplace(TRY(DeletedDirectories::create(cores)));
     plan.deleted_directories = &*context.deleted_directories;
     context.created.emplace(TRY(NewTree::create(plan)));
     // Every process has its loaded memory now: cryo's side goes, so that
@@ -908,6 +903,14 @@ Result<int> run_restore(const RestoreOptions& options)
             auto [fd, id] = TRY(fds::parse_inherit_fd(text));
             open_options.inherited[id] = fd;
         }
+        // Removed working directories before the files: an open file of
+        // one is opened from it.
+        std::vector<const image::ProcessCore*> cores;
+        for (const auto& process : context.processes)
+            if (process.alive())
+                cores.push_back(&process.core);
+        context.deleted_directories.emplace(TRY(DeletedDirectories::create(cores)));
+        open_options.shared = context.deleted_directories->held();
         context.opened_files = TRY(fds::open_files(context.files, open_options));
         return {};
     }));
