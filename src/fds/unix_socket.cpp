@@ -622,7 +622,12 @@ private:
                 continue;
             if (socket->name_from_listener() && (mutual_peer(*socket) || socket->peer_closed()))
                 continue;   // made by accept()
-            if (socket->peer_closed()) {
+            // An unnamed datagram socket with data and no peer had a
+            // socketpair() peer that sent it and is closed since (zdtm
+            // socket_close_data): nothing else can send to it.
+            bool sent_by_closed_pair = socket->type() == SOCK_DGRAM && socket->name().empty() && socket->peer_inode() == 0
+                && !socket->queued().empty();
+            if (socket->peer_closed() || sent_by_closed_pair) {
                 // A pair whose other end is closed once the data is queued.
                 int ends[2];
                 if (::socketpair(AF_UNIX, socket->type() | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, ends) < 0)
@@ -700,12 +705,16 @@ private:
             return {};
         int receiver = m_fds.at(socket.inode()).get();
         const auto* peer = m_paired.contains(socket.inode()) ? mutual_peer(socket) : nullptr;
+        auto stand_in = m_closed_peers.find(socket.inode());
+        bool connected = peer || stand_in != m_closed_peers.end();
         for (int i = 0; i < socket.queued_size(); ++i) {
             const std::string& message = socket.queued(i);
             std::string sender_name = i < socket.queued_from_size() ? socket.queued_from(i) : "";
             int sender = -1;
             if (peer) {
                 sender = m_fds.at(peer->inode()).get();   // an unnamed pair: the peer sent it
+            } else if (stand_in != m_closed_peers.end()) {
+                sender = stand_in->second.get();   // the pair's end closed since
             } else if (socket.name().empty()) {
                 return fail("the socket has no name and no peer in the tree to send them from");
             } else if (sender_name.empty()) {
@@ -717,7 +726,7 @@ private:
             }
             grow_buffers(receiver, sender, message.size() * 2 + 4096ull * socket.queued_size());
             ssize_t sent;
-            if (peer) {
+            if (connected) {
                 sent = ::send(sender, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             } else {
                 auto [address, length] = address_of(path_to(socket));

@@ -1,6 +1,8 @@
 /* Unix socket pairs: stream, datagram and seqpacket, with data queued in
  * both directions (message boundaries must be kept), one pair shared with a
- * child process, a non-blocking end and a half-closed (shut down) pair. */
+ * child process, a non-blocking end, a half-closed (shut down) pair and a
+ * datagram pair whose sending end was closed with its datagrams still
+ * queued (zdtm socket_close_data). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -22,10 +24,14 @@ static void expect_message(int fd, const char *want, const char *what)
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
-    int stream[2], dgram[2], seq[2], closing[2];
+    int stream[2], dgram[2], seq[2], closing[2], orphan[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, stream) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram)
-        || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seq) || socketpair(AF_UNIX, SOCK_STREAM, 0, closing))
+        || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seq) || socketpair(AF_UNIX, SOCK_STREAM, 0, closing)
+        || socketpair(AF_UNIX, SOCK_DGRAM, 0, orphan))
         return 2;
+    send(orphan[1], "orphaned", 8, 0);
+    send(orphan[1], "twice", 5, 0);
+    close(orphan[1]);
     send(stream[0], "hello ", 6, 0);
     send(stream[0], "world", 5, 0);
     send(stream[1], "back", 4, 0);
@@ -57,6 +63,8 @@ int main(int argc, char **argv)
     expect_message(dgram[1], "two", "datagram 2");
     expect_message(dgram[1], "three", "datagram 3");
     victim_check(fcntl(dgram[1], F_GETFL) & O_NONBLOCK, "O_NONBLOCK lost");
+    expect_message(orphan[0], "orphaned", "datagram 1 of the closed end");
+    expect_message(orphan[0], "twice", "datagram 2 of the closed end");
     expect_message(seq[0], "from child", "seqpacket in the parent");
     expect_message(closing[1], "last words", "before the shutdown");
     char byte;
