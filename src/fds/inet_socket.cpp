@@ -682,7 +682,7 @@ public:
         socket->set_state(diag.state);
         socket->set_shutdown_read(diag.shutdown & 1);
         socket->set_shutdown_write(diag.shutdown & 2);
-        if (socket->shutdown_write())
+        if (socket->shutdown_write() && socket->protocol() == IPPROTO_TCP)
             return fail("not supported yet: {} socket {} was shut down for writing", protocol_name(socket->protocol()),
                         connection_text(*socket));
         TRY(dump_options(fd, *socket));
@@ -745,6 +745,13 @@ public:
             // An unconnected UDP socket is shut down all the same, with ENOTCONN.
             if (socket.shutdown_read() && ::shutdown(fd, SHUT_RD) < 0 && errno != ENOTCONN)
                 return fail_errno(fmt::format("file {}: shutdown(SHUT_RD) of {}", file->id(), connection_text(socket)));
+        }
+        // A UDP socket shut down for writing (zdtm socket_udp_shutdown),
+        // once no datagram is to be sent from it any more.
+        for (const auto& [file, fd] : sockets) {
+            const auto& socket = file->inet_socket();
+            if (socket.protocol() == IPPROTO_UDP && socket.shutdown_write() && ::shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN)
+                return fail_errno(fmt::format("file {}: shutdown(SHUT_WR) of {}", file->id(), connection_text(socket)));
         }
         for (const auto& [file, fd] : sockets)
             context.shared.erase(key(file->id()));
