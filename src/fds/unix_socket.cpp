@@ -654,9 +654,23 @@ private:
         return {};
     }
 
+    // Another socket of the image holds the file at `path` now: the one
+    // whose file is unlinked lost its name to it (zdtm del_standalone_un).
+    bool path_taken_over(const image::UnixSocket& unlinked, const std::string& path) const
+    {
+        return std::ranges::any_of(m_sockets, [&](const auto& entry) {
+            const auto* other = entry.second;
+            return other != &unlinked && holds_name(*other) && !other->file().unlinked() && path_to(*other) == path;
+        });
+    }
+
     Result<void> bind_and_listen()
     {
-        for (const auto& [inode, socket] : m_sockets) {
+        // Sockets whose file was unlinked first: one that lost its path to
+        // another socket of the image gives it up before that one binds.
+        std::vector<std::pair<uint64_t, const image::UnixSocket*>> order(m_sockets.begin(), m_sockets.end());
+        std::ranges::stable_partition(order, [](const auto& entry) { return entry.second->file().unlinked(); });
+        for (const auto& [inode, socket] : order) {
             if (!holds_name(*socket))
                 continue;
             int fd = m_fds.at(inode).get();
@@ -665,9 +679,12 @@ private:
             m_holders[path] = inode;
             if (!is_abstract(path)) {
                 const auto& file = socket->file();
-                if (file.unlinked())
+                if (file.unlinked() && path_taken_over(*socket, path)) {
+                    if (::unlink(path.c_str()) < 0)
+                        return fail_errno(fmt::format("unlink {}", path));
+                } else if (file.unlinked()) {
                     m_unlink_at_end.push_back(path);
-                else if (::chown(path.c_str(), file.uid(), file.gid()) < 0 || ::chmod(path.c_str(), file.mode()) < 0)
+                } else if (::chown(path.c_str(), file.uid(), file.gid()) < 0 || ::chmod(path.c_str(), file.mode()) < 0)
                     return fail_errno(fmt::format("owner and mode of the socket file {}", path));
             }
             if (socket->listening() && ::listen(fd, static_cast<int>(socket->backlog())) < 0)
