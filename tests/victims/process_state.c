@@ -59,11 +59,12 @@ int main(int argc, char **argv)
     prctl(PR_SET_TIMERSLACK, 123456);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    prctl(PR_SET_DUMPABLE, 0);
+    /* Before the dumpable flag is cleared, which gives /proc/self to root. */
     int oom = open("/proc/self/oom_score_adj", O_WRONLY);
     if (oom < 0 || write(oom, "417", 3) != 3)
         return 2;
     close(oom);
+    prctl(PR_SET_DUMPABLE, 0);
 
     pid_t child = fork();
     if (child == 0) {
