@@ -223,12 +223,37 @@ Result<SocketInfo> query_unix_socket(uint32_t inode)
 
 // ---------------------------------------------------------------- dump
 
+// SCM_MAX_FD: the most descriptors one message can carry.
+constexpr size_t kMaxPassedFds = 253;
+
 struct QueuedMessage {
     std::string data;
     std::string sender;
 };
 
+// Descriptors in flight (SCM_RIGHTS) in the control data a peek gave:
+// the peek installed copies of them in cryo, closed here. Returns how many.
+size_t close_passed_fds(msghdr& header)
+{
+    size_t count = 0;
+    for (cmsghdr* control = CMSG_FIRSTHDR(&header); control; control = CMSG_NXTHDR(&header, control)) {
+        if (control->cmsg_level != SOL_SOCKET || control->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t fds = (control->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < fds; ++i) {
+            int passed = -1;
+            std::memcpy(&passed, CMSG_DATA(control) + i * sizeof(int), sizeof(int));
+            UniqueFd closing(passed);
+        }
+        count += fds;
+    }
+    return count;
+}
+
 // Every message waiting on the socket, in order, without consuming them.
+// Messages carrying descriptors are refused: the files in flight are in
+// no process's table, and a restore without them would lose them quietly
+// (zdtm scm00).
 Result<std::vector<QueuedMessage>> peek_queue(int fd, int type, int& program_offset)
 {
     // The peek offset belongs to the socket, shared with the program: put
@@ -251,7 +276,17 @@ Result<std::vector<QueuedMessage>> peek_queue(int fd, int type, int& program_off
         header.msg_namelen = sizeof(sender);
         header.msg_iov = &vector;
         header.msg_iovlen = 1;
-        ssize_t got = ::recvmsg(fd, &header, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+        alignas(cmsghdr) char control[CMSG_SPACE(kMaxPassedFds * sizeof(int))];
+        header.msg_control = control;
+        header.msg_controllen = sizeof(control);
+        ssize_t got = ::recvmsg(fd, &header, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+        if (got >= 0) {
+            if (size_t passed = close_passed_fds(header); passed > 0) {
+                status = fail("not supported yet: message {} of its queue carries {} file descriptor(s) (SCM_RIGHTS)",
+                              queue.size() + 1, passed);
+                break;
+            }
+        }
         if (got < 0) {
             // EINVAL: a stream socket that is not connected has no queue.
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
