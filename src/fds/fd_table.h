@@ -103,6 +103,8 @@ struct OpenOptions {
     // Descriptors cryo holds already that open files may be made from, by
     // their OpenContext::shared key (deleted working directories).
     std::map<std::string, int> shared;
+    // Pids and tids of the tree (OpenContext::tree_ids).
+    std::set<pid_t> tree_ids;
 };
 
 // The name by which --inherit-fd refers to an open file of the image:

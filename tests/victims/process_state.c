@@ -4,7 +4,8 @@
  * signal (of a child: the root's parent is cryo after a detached restore),
  * dumpable, transparent huge pages disabled, timer slack,
  * no_new_privs without seccomp, child sub-reaper, oom_score_adj (raised,
- * which needs no privilege). */
+ * which needs no privilege), a file of /proc/CHILD/ held open (zdtm
+ * child_opened_proc). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -76,9 +77,18 @@ int main(int argc, char **argv)
         _exit(victim_failures() ? 1 : 0);
     }
     usleep(20000);
+    char child_stat[64];
+    snprintf(child_stat, sizeof(child_stat), "/proc/%d/stat", (int)child);
+    int stat_fd = open(child_stat, O_RDONLY);
+    if (stat_fd < 0)
+        return 2;
 
     victim_ready();
     victim_wait();
+    char stat_text[64] = "", stat_prefix[32];
+    snprintf(stat_prefix, sizeof(stat_prefix), "%d (", (int)child);
+    victim_check(pread(stat_fd, stat_text, sizeof(stat_text) - 1, 0) > 0 && strncmp(stat_text, stat_prefix, strlen(stat_prefix)) == 0,
+                 "%s reads '%.20s'", child_stat, stat_text);
     kill(child, SIGUSR1);
     int status = -1;
     waitpid(child, &status, 0);
