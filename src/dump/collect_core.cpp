@@ -376,6 +376,10 @@ Result<void> collect_process_by_injection(ptrace::Injector& injector, const ptra
         core.set_timer_slack_ns(std::stoull(*slack));
     else
         core.set_timer_slack_ns(TRY(injector.call("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
+    // Readable by anyone; kept in the mm, so one value per process.
+    auto oom_score_adj = read_text_file(fmt::format("/proc/{}/oom_score_adj", core.pid()));
+    if (oom_score_adj && !oom_score_adj->empty())
+        core.set_oom_score_adj(std::stoi(*oom_score_adj));
     core.mutable_credentials()->set_securebits(
         static_cast<uint32_t>(TRY(injector.call("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS))));
     mm.set_brk(TRY(injector.call("brk(0)", SYS_brk, 0)));

@@ -30,6 +30,10 @@ public:
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
+        // A pts whose master was closed (zdtm pty04): its node is gone from
+        // /dev/pts and nothing can open it again.
+        if (facts.link.ends_with(" (deleted)"))
+            return fail("not supported: device {} was removed (a pty slave whose master was closed)", facts.link);
         auto* device = file.mutable_char_device();
         device->set_path(facts.link);
         device->set_rdev_major(major(facts.stat.st_rdev));

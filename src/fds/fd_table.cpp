@@ -326,7 +326,14 @@ Result<std::pair<int, std::string>> parse_inherit_fd(const std::string& text)
 Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, const OpenOptions& options)
 {
     std::map<uint32_t, UniqueFd> opened;
-    OpenContext context { .table = &files, .check_files = options.check_files, .tcp_established = options.tcp_established };
+    OpenContext context { .table = &files, .tree_ids = options.tree_ids, .check_files = options.check_files,
+                          .tcp_established = options.tcp_established };
+    for (const auto& [key, fd] : options.shared) {
+        int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (copy < 0)
+            return fail_errno(fmt::format("fcntl(F_DUPFD_CLOEXEC) of {}", key));
+        context.shared.emplace(key, UniqueFd(copy));
+    }
     for (const auto& file : files.files()) {
         if (auto inherited = options.inherited.find(external_id(file)); inherited != options.inherited.end()) {
             int copy = ::fcntl(inherited->second, F_DUPFD_CLOEXEC, 0);

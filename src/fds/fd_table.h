@@ -100,6 +100,11 @@ struct OpenOptions {
     bool check_files { true };
     bool tcp_established { false };   // --tcp-established
     std::map<std::string, int> inherited;
+    // Descriptors cryo holds already that open files may be made from, by
+    // their OpenContext::shared key (deleted working directories).
+    std::map<std::string, int> shared;
+    // Pids and tids of the tree (OpenContext::tree_ids).
+    std::set<pid_t> tree_ids;
 };
 
 // The name by which --inherit-fd refers to an open file of the image:

@@ -14,6 +14,8 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -64,6 +66,9 @@ struct FdFacts {
 // refer to, such as both ends of one pipe, keyed by the kind.
 struct OpenContext {
     const image::FileTable* table { nullptr };
+    // Pids and tids of the tree: a file of /proc/PID/ of one of them is
+    // opened by its process once the tree exists (proc_path_owner()).
+    std::set<pid_t> tree_ids;
     bool check_files { true };   // refuse files that changed since the dump
     bool tcp_established { false };   // --tcp-established: connections may be restored
     std::map<std::string, UniqueFd> shared;
@@ -179,6 +184,18 @@ Result<UniqueFd> readable_copy(const FdFacts& facts);
 // memfd, a deleted file): /proc/self/fd/HELD opened with the dumped flags,
 // moved to the dumped offset.
 Result<UniqueFd> reopen_held(int held, const image::OpenFile& file);
+
+// A directory removed while open or while a process was in it, made again:
+// an empty directory with this mode and owner at `path` (or beside it when
+// that is taken), held open with O_PATH and removed. The key under which
+// OpenContext::shared holds the one of a (device, inode).
+Result<UniqueFd> make_deleted_directory(const std::string& path, uint32_t mode, uint32_t uid, uint32_t gid);
+std::string deleted_directory_key(uint64_t device, uint64_t inode);
+
+// The pid in a path under /proc/PID/ (or /proc/PID itself), if it is one
+// of `tree_ids`: such a file cannot be opened before the tree exists again
+// (zdtm child_opened_proc).
+std::optional<pid_t> proc_path_owner(const std::string& path, const std::set<pid_t>& tree_ids);
 
 // Flags used to open a file again: the access mode and status flags, never
 // the creation flags (the file exists) or close-on-exec (set per fd).

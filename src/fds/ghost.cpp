@@ -20,7 +20,8 @@
 // that is free or else under a unique name next to it, unlinked at once (so
 // a failed restore leaves nothing behind) and held open by cryo (O_PATH, so
 // that letting go of it makes no close event); ftruncate
-// gives it its size with holes, then the extents are written. Each open
+// gives it its size with holes, then the extents are written and its
+// access and modification times set as they were. Each open
 // file of it is a new open file description made by reopening
 // /proc/self/fd/HOLD with the dumped flags, at its offset, so it comes back
 // open, deleted and sparse.
@@ -145,6 +146,9 @@ Result<image::GhostFile> describe_deleted_file(const struct stat& stat, const st
     ghost.set_inode(stat.st_ino);
     ghost.set_uid(stat.st_uid);
     ghost.set_gid(stat.st_gid);
+    auto nanoseconds = [](const timespec& time) { return static_cast<int64_t>(time.tv_sec) * 1'000'000'000 + time.tv_nsec; };
+    ghost.set_atime_ns(nanoseconds(stat.st_atim));
+    ghost.set_mtime_ns(nanoseconds(stat.st_mtim));
     return ghost;
 }
 
@@ -163,6 +167,14 @@ Result<UniqueFd> create_deleted_file(const image::GhostFile& ghost, const Conten
     if (::ftruncate(hold.get(), static_cast<off_t>(ghost.size())) < 0)
         return fail_errno(fmt::format("ftruncate the deleted file {} to {}", path, ghost.size()));
     TRY(write_content(hold.get()));
+    // The times after the content (writing it set them) and while cryo
+    // still owns the file (setting them needs the owner or CAP_FOWNER).
+    if (ghost.has_atime_ns() && ghost.has_mtime_ns()) {
+        auto timespec_of = [](int64_t ns) { return timespec { ns / 1'000'000'000, ns % 1'000'000'000 }; };
+        timespec times[2] = { timespec_of(ghost.atime_ns()), timespec_of(ghost.mtime_ns()) };
+        if (::futimens(hold.get(), times) < 0)
+            return fail_errno(fmt::format("set the times of the deleted file {}", path));
+    }
     // Owner before mode: a change of owner clears the set-user-ID bits. Only
     // when it differs, so a restore without CAP_CHOWN of its own files works.
     struct stat created_stat {};

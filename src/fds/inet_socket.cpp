@@ -524,9 +524,19 @@ Result<void> bind_to(int fd, const image::InetSocket& socket, const image::InetA
     if (&given == &socket.local() && bound_by_connect(socket))
         address.set_address(std::string(16, '\0'));
     auto native = from_image(socket.family(), address);
-    if (::bind(fd, native.get(), native.length) < 0)
+    if (::bind(fd, native.get(), native.length) == 0)
+        return {};
+    if (errno != EADDRNOTAVAIL || socket.options().freebind())
         return fail_errno(fmt::format("bind to {}", format_inet_address(address)));
-    return {};
+    // An address of no interface here, bound while IP_FREEBIND was on and
+    // cleared since (zdtm sk-freebind-false): bound with it on, then off.
+    int level = socket.family() == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+    int name = socket.family() == AF_INET ? IP_FREEBIND : IPV6_FREEBIND;
+    int on = 1, off = 0;
+    TRY(set_option(fd, level, name, &on, sizeof(on), "freebind"));
+    if (::bind(fd, native.get(), native.length) < 0)
+        return fail_errno(fmt::format("bind to {} with IP_FREEBIND", format_inet_address(address)));
+    return set_option(fd, level, name, &off, sizeof(off), "freebind");
 }
 
 Result<void> open_tcp(int fd, const image::InetSocket& socket, const OpenContext& context)
@@ -672,7 +682,7 @@ public:
         socket->set_state(diag.state);
         socket->set_shutdown_read(diag.shutdown & 1);
         socket->set_shutdown_write(diag.shutdown & 2);
-        if (socket->shutdown_write())
+        if (socket->shutdown_write() && socket->protocol() == IPPROTO_TCP)
             return fail("not supported yet: {} socket {} was shut down for writing", protocol_name(socket->protocol()),
                         connection_text(*socket));
         TRY(dump_options(fd, *socket));
@@ -735,6 +745,13 @@ public:
             // An unconnected UDP socket is shut down all the same, with ENOTCONN.
             if (socket.shutdown_read() && ::shutdown(fd, SHUT_RD) < 0 && errno != ENOTCONN)
                 return fail_errno(fmt::format("file {}: shutdown(SHUT_RD) of {}", file->id(), connection_text(socket)));
+        }
+        // A UDP socket shut down for writing (zdtm socket_udp_shutdown),
+        // once no datagram is to be sent from it any more.
+        for (const auto& [file, fd] : sockets) {
+            const auto& socket = file->inet_socket();
+            if (socket.protocol() == IPPROTO_UDP && socket.shutdown_write() && ::shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN)
+                return fail_errno(fmt::format("file {}: shutdown(SHUT_WR) of {}", file->id(), connection_text(socket)));
         }
         for (const auto& [file, fd] : sockets)
             context.shared.erase(key(file->id()));

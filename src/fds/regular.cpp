@@ -5,6 +5,8 @@
 // Files that were deleted while open are not supported yet (their contents
 // would have to be saved in the image).
 #include <fcntl.h>
+
+#include <charconv>
 #include <unistd.h>
 
 #include "fds/file_identity.h"
@@ -40,6 +42,10 @@ public:
 
     Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const override
     {
+        // A file of a process of the tree, which does not exist yet: a
+        // placeholder holds the number, restore.cpp opens the file later.
+        if (proc_path_owner(file.regular().path(), context.tree_ids))
+            return open_file("/dev/null", O_RDONLY | O_CLOEXEC);
         auto fd = TRY(open_file(file.regular().path(), reopen_flags(file.flags())));
         if (context.check_files && file.regular().has_identity())
             TRY(check_file_identity(fd.get(), file.regular().path(), file.regular().identity()));
@@ -77,6 +83,20 @@ Result<UniqueFd> reopen_held(int held, const image::OpenFile& file)
     auto fd = TRY(open_file(fmt::format("/proc/self/fd/{}", held), reopen_flags(file.flags())));
     TRY(restore_position(fd.get(), file));
     return fd;
+}
+
+std::optional<pid_t> proc_path_owner(const std::string& path, const std::set<pid_t>& tree_ids)
+{
+    constexpr std::string_view kProc = "/proc/";
+    if (!path.starts_with(kProc))
+        return std::nullopt;
+    size_t end = path.find('/', kProc.size());
+    std::string_view digits = std::string_view(path).substr(kProc.size(), end == std::string::npos ? end : end - kProc.size());
+    pid_t pid = 0;
+    auto [stop, error] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (digits.empty() || error != std::errc() || stop != digits.data() + digits.size() || !tree_ids.contains(pid))
+        return std::nullopt;
+    return pid;
 }
 
 Result<void> restore_position(int fd, const image::OpenFile& file)

@@ -223,12 +223,37 @@ Result<SocketInfo> query_unix_socket(uint32_t inode)
 
 // ---------------------------------------------------------------- dump
 
+// SCM_MAX_FD: the most descriptors one message can carry.
+constexpr size_t kMaxPassedFds = 253;
+
 struct QueuedMessage {
     std::string data;
     std::string sender;
 };
 
+// Descriptors in flight (SCM_RIGHTS) in the control data a peek gave:
+// the peek installed copies of them in cryo, closed here. Returns how many.
+size_t close_passed_fds(msghdr& header)
+{
+    size_t count = 0;
+    for (cmsghdr* control = CMSG_FIRSTHDR(&header); control; control = CMSG_NXTHDR(&header, control)) {
+        if (control->cmsg_level != SOL_SOCKET || control->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t fds = (control->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < fds; ++i) {
+            int passed = -1;
+            std::memcpy(&passed, CMSG_DATA(control) + i * sizeof(int), sizeof(int));
+            UniqueFd closing(passed);
+        }
+        count += fds;
+    }
+    return count;
+}
+
 // Every message waiting on the socket, in order, without consuming them.
+// Messages carrying descriptors are refused: the files in flight are in
+// no process's table, and a restore without them would lose them quietly
+// (zdtm scm00).
 Result<std::vector<QueuedMessage>> peek_queue(int fd, int type, int& program_offset)
 {
     // The peek offset belongs to the socket, shared with the program: put
@@ -251,7 +276,17 @@ Result<std::vector<QueuedMessage>> peek_queue(int fd, int type, int& program_off
         header.msg_namelen = sizeof(sender);
         header.msg_iov = &vector;
         header.msg_iovlen = 1;
-        ssize_t got = ::recvmsg(fd, &header, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+        alignas(cmsghdr) char control[CMSG_SPACE(kMaxPassedFds * sizeof(int))];
+        header.msg_control = control;
+        header.msg_controllen = sizeof(control);
+        ssize_t got = ::recvmsg(fd, &header, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+        if (got >= 0) {
+            if (size_t passed = close_passed_fds(header); passed > 0) {
+                status = fail("not supported yet: message {} of its queue carries {} file descriptor(s) (SCM_RIGHTS)",
+                              queue.size() + 1, passed);
+                break;
+            }
+        }
         if (got < 0) {
             // EINVAL: a stream socket that is not connected has no queue.
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINVAL)
@@ -622,7 +657,12 @@ private:
                 continue;
             if (socket->name_from_listener() && (mutual_peer(*socket) || socket->peer_closed()))
                 continue;   // made by accept()
-            if (socket->peer_closed()) {
+            // An unnamed datagram socket with data and no peer had a
+            // socketpair() peer that sent it and is closed since (zdtm
+            // socket_close_data): nothing else can send to it.
+            bool sent_by_closed_pair = socket->type() == SOCK_DGRAM && socket->name().empty() && socket->peer_inode() == 0
+                && !socket->queued().empty();
+            if (socket->peer_closed() || sent_by_closed_pair) {
                 // A pair whose other end is closed once the data is queued.
                 int ends[2];
                 if (::socketpair(AF_UNIX, socket->type() | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, ends) < 0)
@@ -649,9 +689,23 @@ private:
         return {};
     }
 
+    // Another socket of the image holds the file at `path` now: the one
+    // whose file is unlinked lost its name to it (zdtm del_standalone_un).
+    bool path_taken_over(const image::UnixSocket& unlinked, const std::string& path) const
+    {
+        return std::ranges::any_of(m_sockets, [&](const auto& entry) {
+            const auto* other = entry.second;
+            return other != &unlinked && holds_name(*other) && !other->file().unlinked() && path_to(*other) == path;
+        });
+    }
+
     Result<void> bind_and_listen()
     {
-        for (const auto& [inode, socket] : m_sockets) {
+        // Sockets whose file was unlinked first: one that lost its path to
+        // another socket of the image gives it up before that one binds.
+        std::vector<std::pair<uint64_t, const image::UnixSocket*>> order(m_sockets.begin(), m_sockets.end());
+        std::ranges::stable_partition(order, [](const auto& entry) { return entry.second->file().unlinked(); });
+        for (const auto& [inode, socket] : order) {
             if (!holds_name(*socket))
                 continue;
             int fd = m_fds.at(inode).get();
@@ -660,9 +714,12 @@ private:
             m_holders[path] = inode;
             if (!is_abstract(path)) {
                 const auto& file = socket->file();
-                if (file.unlinked())
+                if (file.unlinked() && path_taken_over(*socket, path)) {
+                    if (::unlink(path.c_str()) < 0)
+                        return fail_errno(fmt::format("unlink {}", path));
+                } else if (file.unlinked()) {
                     m_unlink_at_end.push_back(path);
-                else if (::chown(path.c_str(), file.uid(), file.gid()) < 0 || ::chmod(path.c_str(), file.mode()) < 0)
+                } else if (::chown(path.c_str(), file.uid(), file.gid()) < 0 || ::chmod(path.c_str(), file.mode()) < 0)
                     return fail_errno(fmt::format("owner and mode of the socket file {}", path));
             }
             if (socket->listening() && ::listen(fd, static_cast<int>(socket->backlog())) < 0)
@@ -700,12 +757,16 @@ private:
             return {};
         int receiver = m_fds.at(socket.inode()).get();
         const auto* peer = m_paired.contains(socket.inode()) ? mutual_peer(socket) : nullptr;
+        auto stand_in = m_closed_peers.find(socket.inode());
+        bool connected = peer || stand_in != m_closed_peers.end();
         for (int i = 0; i < socket.queued_size(); ++i) {
             const std::string& message = socket.queued(i);
             std::string sender_name = i < socket.queued_from_size() ? socket.queued_from(i) : "";
             int sender = -1;
             if (peer) {
                 sender = m_fds.at(peer->inode()).get();   // an unnamed pair: the peer sent it
+            } else if (stand_in != m_closed_peers.end()) {
+                sender = stand_in->second.get();   // the pair's end closed since
             } else if (socket.name().empty()) {
                 return fail("the socket has no name and no peer in the tree to send them from");
             } else if (sender_name.empty()) {
@@ -717,7 +778,7 @@ private:
             }
             grow_buffers(receiver, sender, message.size() * 2 + 4096ull * socket.queued_size());
             ssize_t sent;
-            if (peer) {
+            if (connected) {
                 sent = ::send(sender, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             } else {
                 auto [address, length] = address_of(path_to(socket));

@@ -282,8 +282,12 @@ Result<void> check_sysv_attachments(const ProcessTree& tree, const ProcessEntry&
     for (const auto& vma : memory.vmas()) {
         if (vma.kind() != VMA_KIND_SYSV_SHM)
             continue;
+        // A segment's size need not be a multiple of the page size (zdtm
+        // shm-unaligned) while its mappings are: pages are compared.
+        auto pages = [](uint64_t size) { return (size + 4095) / 4096; };
         bool found = std::ranges::any_of(*segments, [&](const SysvSharedMemory& segment) {
-            return static_cast<uint64_t>(segment.permissions().id()) == vma.shmem_id() && segment.size() == vma.shmem_size();
+            return static_cast<uint64_t>(segment.permissions().id()) == vma.shmem_id()
+                && pages(segment.size()) == pages(vma.shmem_size());
         });
         if (!found)
             return fail("pid {}: mapping {:#x}-{:#x} attaches System V segment {} of {} bytes, which the checkpoint does "

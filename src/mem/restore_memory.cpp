@@ -457,6 +457,8 @@ constexpr Advice kAdvice[] = {
     { &image::Vma::no_hugepage, MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE" },
     { &image::Vma::dont_dump, MADV_DONTDUMP, "MADV_DONTDUMP" },
     { &image::Vma::mergeable, MADV_MERGEABLE, "MADV_MERGEABLE" },
+    { &image::Vma::sequential_read, MADV_SEQUENTIAL, "MADV_SEQUENTIAL" },
+    { &image::Vma::random_read, MADV_RANDOM, "MADV_RANDOM" },
 };
 
 Result<void> finish_vmas(const AddressSpaceRestore& restore)

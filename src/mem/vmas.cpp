@@ -35,6 +35,8 @@ constexpr AdviceFlag kAdviceFlags[] = {
     { "mg", &image::Vma::set_mergeable },
     { "lo", &image::Vma::set_locked },
     { "nr", &image::Vma::set_no_reserve },
+    { "sr", &image::Vma::set_sequential_read },
+    { "rr", &image::Vma::set_random_read },
 };
 
 } // namespace

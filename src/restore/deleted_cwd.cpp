@@ -1,6 +1,8 @@
 // Deleted working directories; see deleted_cwd.h.
 #include "restore/deleted_cwd.h"
 
+#include "fds/file_kind.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,36 +12,6 @@
 #include <fmt/format.h>
 
 namespace cryo::restore {
-
-namespace {
-
-// Makes the directory at `path`, or at PATH.cryo-XXXXXX when that is
-// taken; returns the name it got.
-Result<std::string> make_directory(const std::string& path, const image::DeletedDirectory& saved)
-{
-    std::string made = path;
-    if (::mkdir(path.c_str(), 0700) < 0) {
-        if (errno != EEXIST)
-            return fail_errno(fmt::format("mkdir {}", path));
-        std::string pattern = path + ".cryo-XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr)
-            return fail_errno(fmt::format("mkdtemp {}", pattern));
-        made = pattern;
-    }
-    if (::chown(made.c_str(), saved.uid(), saved.gid()) < 0 && ::geteuid() == 0) {
-        int error = errno;
-        ::rmdir(made.c_str());
-        return fail_errno(fmt::format("chown {} to {}:{}", made, saved.uid(), saved.gid()), error);
-    }
-    if (::chmod(made.c_str(), saved.mode() & 07777) < 0) {
-        int error = errno;
-        ::rmdir(made.c_str());
-        return fail_errno(fmt::format("chmod {} to {:o}", made, saved.mode()), error);
-    }
-    return made;
-}
-
-} // namespace
 
 Result<DeletedDirectories> DeletedDirectories::create(const std::vector<const image::ProcessCore*>& cores)
 {
@@ -51,13 +23,19 @@ Result<DeletedDirectories> DeletedDirectories::create(const std::vector<const im
         auto key = std::pair(saved.device(), saved.inode());
         if (directories.m_directories.contains(key))
             continue;
-        std::string made = TRY_CTX(make_directory(core->cwd(), saved), "pid {}: deleted working directory", core->pid());
-        auto opened = open_file(made, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (::rmdir(made.c_str()) < 0 && opened)
-            return fail_errno(fmt::format("pid {}: rmdir {}", core->pid(), made));
-        directories.m_directories[key] = TRY_CTX(std::move(opened), "pid {}: deleted working directory", core->pid());
+        directories.m_directories[key] = TRY_CTX(
+            fds::make_deleted_directory(core->cwd(), saved.mode(), saved.uid(), saved.gid()),
+            "pid {}: deleted working directory", core->pid());
     }
     return directories;
+}
+
+std::map<std::string, int> DeletedDirectories::held() const
+{
+    std::map<std::string, int> held;
+    for (const auto& [key, fd] : m_directories)
+        held[fds::deleted_directory_key(key.first, key.second)] = fd.get();
+    return held;
 }
 
 Result<void> DeletedDirectories::enter(const image::ProcessCore& core) const

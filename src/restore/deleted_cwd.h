@@ -8,10 +8,13 @@
 // shared one share it again), at its old path if that is free and else at
 // a temporary name beside it, with its mode and owner; keeps a descriptor
 // of it and removes it. Each new process then enters it with fchdir()
-// instead of chdir(PATH). What cannot come back: its inode number.
+// instead of chdir(PATH). What cannot come back: its inode number. The
+// directory is made by fds::make_deleted_directory(), as a directory held
+// open when it was removed is.
 #pragma once
 
 #include <map>
+#include <string>
 #include <utility>
 
 #include "base/error.h"
@@ -30,6 +33,11 @@ public:
     // In the new process of `core`: enters its deleted working directory,
     // if it had one.
     Result<void> enter(const image::ProcessCore& core) const;
+
+    // The directories, by the key under which open files of a directory
+    // removed too find theirs (fds::deleted_directory_key): an open file
+    // of the same directory is opened from it (zdtm cwd02).
+    std::map<std::string, int> held() const;
 
 private:
     DeletedDirectories() = default;

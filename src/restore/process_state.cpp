@@ -4,6 +4,7 @@
 #include "ptrace/kernel_abi.h"
 #include "restore/threads.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
@@ -392,6 +393,28 @@ Result<void> restore_seccomp(const StateRestore& restore, const image::ThreadCor
     return {};
 }
 
+namespace {
+
+// The process inherited cryo's value at fork. Written from outside: a
+// process may raise its own value but lowering it needs
+// CAP_SYS_RESOURCE, which a cryo without root may lack, so a failure only
+// warns.
+void restore_oom_score_adj(pid_t pid, int value)
+{
+    std::string path = fmt::format("/proc/{}/oom_score_adj", pid);
+    auto current = read_text_file(path);
+    if (current && !current->empty() && std::stoi(*current) == value)
+        return;
+    auto written = [&]() -> Result<void> {
+        auto fd = TRY(open_file(path, O_WRONLY | O_CLOEXEC));
+        return write_all(fd.get(), std::to_string(value), path);
+    }();
+    if (!written)
+        spdlog::warn("pid {}: oom_score_adj {} not restored: {}", pid, value, written.error().message());
+}
+
+} // namespace
+
 Result<void> restore_process_state(const StateRestore& restore, const image::ThreadCore& leader,
                                    std::vector<ptrace::QueuedCall> first)
 {
@@ -407,6 +430,7 @@ Result<void> restore_process_state(const StateRestore& restore, const image::Thr
         batch.add(SYS_chroot, { TRY(batch.put_string(root)), 0, 0, 0, 0, 0 }, "chroot", fmt::format("root {}", root));
     TRY(queue_thread_state(leader, batch));
     TRY(batch.run());
+    restore_oom_score_adj(restore.pid, restore.core->oom_score_adj());
     for (const auto& pending : restore.core->shared_pending()) {
         uint64_t info = TRY(restore.scratch->put(std::as_bytes(std::span(pending.siginfo().data(), pending.siginfo().size()))));
         TRY(restore.injector->call("rt_sigqueueinfo", SYS_rt_sigqueueinfo, static_cast<uint64_t>(restore.pid), pending.signal(), info));

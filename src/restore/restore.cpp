@@ -538,11 +538,6 @@ Result<void> plan_and_create(RestoreContext& context)
         plan.opened_files[id] = fd.get();
     plan.prefilled = context.prefill.vmas();
     plan.namespaces = &*context.namespaces;
-    std::vector<const image::ProcessCore*> cores;
-    for (const auto& process : context.processes)
-        if (process.alive())
-            cores.push_back(&process.core);
-    context.deleted_directories.emplace(TRY(DeletedDirectories::create(cores)));
     plan.deleted_directories = &*context.deleted_directories;
     context.created.emplace(TRY(NewTree::create(plan)));
     // Every process has its loaded memory now: cryo's side goes, so that
@@ -585,6 +580,20 @@ std::optional<uint64_t> take_pidfd_from(const RestoreContext& context, const Pro
     return std::nullopt;
 }
 
+// The pids and tids of the processes the restore makes.
+std::set<pid_t> tree_ids(const RestoreContext& context)
+{
+    std::set<pid_t> ids;
+    for (const auto& process : context.processes) {
+        if (!process.alive())
+            continue;
+        ids.insert(process.entry.pid());
+        for (const auto& thread : process.core.threads())
+            ids.insert(thread.tid());
+    }
+    return ids;
+}
+
 // pidfds to processes of the tree: fds::open_files() left a placeholder at
 // their numbers, since their targets did not exist yet; now the whole tree
 // does. The first process (parents come first) that has a given pidfd opens
@@ -619,6 +628,34 @@ Result<void> restore_pidfds(RestoreContext& context, const ProcessImages& proces
         TRY(injector.call("dup3 pidfd", SYS_dup3, *pidfd, static_cast<uint64_t>(entry.fd()), fd_flags));
         TRY(injector.call("close", SYS_close, *pidfd));
         opened[entry.file_id()] = entry.fd();
+    }
+    return {};
+}
+
+// Files of /proc/PID/ of a process of the tree (zdtm child_opened_proc):
+// fds::open_files() left a placeholder, since the process did not exist
+// yet; now the owning process opens the file itself, at the same number
+// and offset. Each descriptor gets an open file of its own.
+Result<void> restore_proc_files(RestoreContext& context, const ProcessImages& process, ptrace::Injector& injector,
+                                const ptrace::ScratchArea& scratch)
+{
+    auto ids = tree_ids(context);
+    for (const auto& entry : process.fd_table.fds()) {
+        const auto& file = context.files.files(static_cast<int>(entry.file_id()) - 1);
+        if (file.kind() != image::FILE_KIND_REGULAR || !file.external().empty()
+            || !fds::proc_path_owner(file.regular().path(), ids))
+            continue;
+        const std::string& path = file.regular().path();
+        uint64_t address = TRY(scratch.put_string(path));
+        uint64_t flags = static_cast<uint64_t>(fds::reopen_flags(file.flags()) & ~O_CLOEXEC);
+        uint64_t opened = TRY_CTX(injector.call("openat", SYS_openat, static_cast<uint64_t>(int64_t { AT_FDCWD }), address, flags),
+                                  "fd {} ({})", entry.fd(), path);
+        TRY(injector.call("dup3", SYS_dup3, opened, static_cast<uint64_t>(entry.fd()),
+                          entry.close_on_exec() ? O_CLOEXEC : 0));
+        TRY(injector.call("close", SYS_close, opened));
+        if (file.position() != 0)
+            TRY_CTX(injector.call("lseek", SYS_lseek, static_cast<uint64_t>(entry.fd()), file.position(), SEEK_SET),
+                    "fd {} ({})", entry.fd(), path);
     }
     return {};
 }
@@ -717,6 +754,7 @@ Result<void> finish_process(RestoreContext& context, ProcessImages& process, Mor
     ptrace::SameCpu beside(morphed.pid);
     TRY_CTX(restore_pidfds(context, process, injector), "pidfds");
     ptrace::ScratchArea scratch(*morphed.memory, context.trampoline + kTrampolineCodeSize, kScratchSize);
+    TRY_CTX(restore_proc_files(context, process, injector, scratch), "files of /proc");
     // O_ASYNC by the process itself, so signals name its fd (si_fd).
     TRY_CTX(fds::restore_async(process.fd_table, context.files, context.async_files, injector), "O_ASYNC");
     // File locks once no more fds are closed (a close drops POSIX locks).
@@ -977,6 +1015,15 @@ Result<int> run_restore(const RestoreOptions& options)
             auto [fd, id] = TRY(fds::parse_inherit_fd(text));
             open_options.inherited[id] = fd;
         }
+        // Removed working directories before the files: an open file of
+        // one is opened from it.
+        std::vector<const image::ProcessCore*> cores;
+        for (const auto& process : context.processes)
+            if (process.alive())
+                cores.push_back(&process.core);
+        context.deleted_directories.emplace(TRY(DeletedDirectories::create(cores)));
+        open_options.shared = context.deleted_directories->held();
+        open_options.tree_ids = tree_ids(context);
         context.opened_files = TRY(fds::open_files(context.files, open_options));
         return {};
     }));

@@ -222,4 +222,13 @@ TEST(FdsPty, SessionOutsideTheTreeIsRefused)
     release_and_expect_pass(session, pid);
 }
 
+// A slave whose master was closed has no node in /dev/pts any more
+// (zdtm pty04): refused at dump rather than failing the restore.
+TEST(FdsPty, SlaveWhoseMasterWasClosedIsRefused)
+{
+    PtyTurn turn;
+    expect_dump_refused(kVictim, { "orphan" }, {}, { "fd 10 (character device): not supported: device /dev/pts/",
+                                                     " (deleted) was removed (a pty slave whose master was closed)" });
+}
+
 } // namespace cryo::e2e

@@ -163,6 +163,14 @@ TEST(FdsUnix, RestoreRefusesAPathALiveSocketHolds)
     release_and_expect_pass(session, pid);
 }
 
+// Descriptors in flight in a queued message are in no process's table:
+// refused rather than restored without them (zdtm scm00).
+TEST(FdsUnix, DescriptorsInFlightAreRefused)
+{
+    expect_dump_refused("unix", { "scm" }, {},
+                        { "(unix socket): not supported yet: message 1 of its queue carries 1 file descriptor(s) (SCM_RIGHTS)" });
+}
+
 TEST(FdsUnix, PeerOutsideTheTreeIsRefused)
 {
     Session session;

@@ -31,7 +31,9 @@
  * input queue; their echo waits on the master) and "out\n" written to the
  * slave. After SIGUSR1 it checks they are all there, in the same shape:
  * the whole line is read alone, the partial line only once the master ends
- * it, and the termios is unchanged. */
+ * it, and the termios is unchanged.
+ * With "orphan": holds a slave (fd 10) whose master it closed, so the pts
+ * node is gone (zdtm pty04): dumping it is refused. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -318,6 +320,21 @@ static int queued_case(void)
     return victim_finish();
 }
 
+static int orphan_case(void)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
+        return 2;
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    if (slave < 0 || dup2(slave, 10) != 10)
+        return 2;
+    close(slave);
+    close(master);
+    victim_ready();
+    victim_wait();
+    return victim_finish();
+}
+
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
@@ -327,6 +344,8 @@ int main(int argc, char **argv)
         return outer_case(argv[3]);
     if (argc > 2 && strcmp(argv[2], "queued") == 0)
         return queued_case();
+    if (argc > 2 && strcmp(argv[2], "orphan") == 0)
+        return orphan_case();
     if (argc > 2)
         return 2;
 

@@ -15,6 +15,11 @@
  *     fd 17  UDP, bound and connected to fd 18; fd 18 sent it "back"
  *     fd 18  UDP, bound: fd 17 sent it two datagrams and a socket closed
  *            since one more, all waiting to be read with their senders
+ *     fd 19  UDP, bound to an address of no interface (TEST-NET) while
+ *            IP_FREEBIND was on, which was cleared since (zdtm
+ *            sk-freebind-false)
+ *     fd 20  UDP, bound, connected to fd 18 and shut down for writing
+ *            (zdtm socket_udp_shutdown): sending fails after
  *   client PORT    connects (fd 10) to the test's listener on the loopback
  *                  address and sends "hello"; after the release it reads
  *                  "before" (sent by the test before the checkpoint),
@@ -375,8 +380,8 @@ static int connect_pair(int listener, int *client, int *server)
 
 static int run_all(void)
 {
-    struct options options[20];
-    struct names names[20];
+    struct options options[21];
+    struct names names[21];
 
     int fresh = move_to(new_socket(SOCK_STREAM), 10);
     set_many_options(fresh);
@@ -465,7 +470,22 @@ static int run_all(void)
     int stranger_port = local_port(stranger);
     close(stranger);
 
-    for (int fd = 10; fd <= 18; ++fd) {
+    int foreign = move_to(new_socket(SOCK_DGRAM), 19);
+    struct sockaddr_storage nowhere;
+    socklen_t nowhere_length = loopback(&nowhere, 0);
+    if (family == AF_INET)
+        inet_pton(AF_INET, "192.0.2.7", &((struct sockaddr_in *)&nowhere)->sin_addr);
+    else
+        inet_pton(AF_INET6, mapped ? "::ffff:192.0.2.7" : "2001:db8::7", &((struct sockaddr_in6 *)&nowhere)->sin6_addr);
+    set_int(foreign, IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND");
+    if (bind(foreign, (struct sockaddr *)&nowhere, nowhere_length) < 0)
+        return 2;
+    set_int(foreign, IPPROTO_IP, IP_FREEBIND, 0, "IP_FREEBIND");
+    int mute = move_to(new_socket(SOCK_DGRAM), 20);
+    if (bind_loopback(mute) < 0 || connect_port(mute, local_port(receiver)) < 0 || shutdown(mute, SHUT_WR) < 0)
+        return 2;
+
+    for (int fd = 10; fd <= 20; ++fd) {
         if (fd == 16)
             continue;
         read_options(fd, fd <= 15, &options[fd]);
@@ -480,7 +500,7 @@ static int run_all(void)
     victim_wait();
     kill(child, SIGUSR1);
 
-    for (int fd = 10; fd <= 18; ++fd) {
+    for (int fd = 10; fd <= 20; ++fd) {
         if (fd == 16)
             continue;
         check_options(fd, fd <= 15, &options[fd]);
@@ -521,6 +541,7 @@ static int run_all(void)
                      n > 0 ? port_of(&from) : -1, expected[i], senders[i]);
     }
     expect_nothing_more(receiver, "fd 18");
+    victim_check(send(mute, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "fd 20 sends after its shutdown(SHUT_WR)");
     expect_bytes(sender, "back", "fd 17 datagram");
     victim_check(send(sender, "fresh", 5, 0) == 5, "fd 17 send: %s", strerror(errno));
     expect_bytes(receiver, "fresh", "fd 18 new datagram");

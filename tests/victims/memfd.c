@@ -1,7 +1,8 @@
 /* memfd and deleted ("ghost") files: a 1 MiB memfd with data only in its
  * first and last page, sealed against growing and shrinking, shared with a
  * child (one open file: the parent's lseek moves the child's offset); a
- * deleted file with data, an offset and (as root) another owner, open a
+ * deleted file with data, an offset, an old modification time (zdtm
+ * file_attr) and (as root) another owner, open a
  * second time through a hard link deleted too (one file after restore,
  * zdtm unlink_fstat02); a 2 GiB sparse deleted file with 8 KiB of data,
  * which must stay sparse; a file open through a name deleted since while
@@ -52,6 +53,9 @@ int main(int argc, char **argv)
     if (ghost < 0 || write(ghost, page, PAGE) != PAGE)
         return 2;
     lseek(ghost, 1234, SEEK_SET);
+    struct timespec old_times[2] = { { 1000, 0 }, { 123456, 789 } };
+    if (futimens(ghost, old_times))
+        return 2;
     uid_t owner = getuid() == 0 ? 4321 : getuid();
     gid_t group = getuid() == 0 ? 8765 : getgid();
     if (fchown(ghost, owner, group))
@@ -105,6 +109,8 @@ int main(int argc, char **argv)
     victim_check(lseek(ghost, 0, SEEK_CUR) == 1234 && read(ghost, &byte, 1) == 1 && byte == 'G', "ghost file offset/content");
     victim_check(fstat(ghost, &st) == 0 && st.st_size == PAGE && (st.st_mode & 0777) == 0640 && st.st_nlink == 0,
                  "ghost file size %ld mode %o links %ld", (long)st.st_size, st.st_mode & 0777, (long)st.st_nlink);
+    victim_check(st.st_mtim.tv_sec == 123456 && st.st_mtim.tv_nsec == 789, "ghost file mtime %ld.%09ld",
+                 (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     struct stat through_link;
     victim_check(fstat(linked, &through_link) == 0 && through_link.st_ino == st.st_ino && through_link.st_dev == st.st_dev,
                  "the deleted file and its deleted hard link are two files now");

@@ -2,7 +2,8 @@
  * private anonymous, read-only and PROT_NONE regions (filled before their
  * protection was lowered), a private file mapping with one page modified in
  * memory (the file itself unchanged), a 1 GiB reservation with a few pages
- * touched, an MADV_DONTFORK region and 64 MiB of patterned memory. */
+ * touched, MADV_DONTFORK, MADV_SEQUENTIAL and MADV_RANDOM regions (zdtm
+ * maps02) and 64 MiB of patterned memory. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -109,6 +110,10 @@ int main(int argc, char **argv)
     char *dont_fork = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     fill(dont_fork, 4 * PAGE, 9);
     madvise(dont_fork, 4 * PAGE, MADV_DONTFORK);
+    char *sequential = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *random_read = mmap(NULL, 3 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    madvise(sequential, 2 * PAGE, MADV_SEQUENTIAL);
+    madvise(random_read, 3 * PAGE, MADV_RANDOM);
 
     size_t big_size = 64 << 20;
     char *big = mmap(NULL, big_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -148,6 +153,8 @@ int main(int argc, char **argv)
                  "reservation pages changed");
     victim_check(intact(dont_fork, 4 * PAGE, 9), "MADV_DONTFORK region changed");
     victim_check(mapping_of(dont_fork, perms, flags, sizeof(flags)) && strstr(flags, " dc") != NULL, "MADV_DONTFORK lost: %s", flags);
+    victim_check(mapping_of(sequential, perms, flags, sizeof(flags)) && strstr(flags, " sr") != NULL, "MADV_SEQUENTIAL lost: %s", flags);
+    victim_check(mapping_of(random_read, perms, flags, sizeof(flags)) && strstr(flags, " rr") != NULL, "MADV_RANDOM lost: %s", flags);
     victim_check(intact(big, big_size, 10), "64 MiB region changed");
 
     /* The heap must still grow (brk restored) and new mappings work. */

@@ -3,7 +3,9 @@
  * lowered), nice value, scheduling policy, process name, parent-death
  * signal (of a child: the root's parent is cryo after a detached restore),
  * dumpable, transparent huge pages disabled, timer slack,
- * no_new_privs without seccomp, child sub-reaper. */
+ * no_new_privs without seccomp, child sub-reaper, oom_score_adj (raised,
+ * which needs no privilege), a file of /proc/CHILD/ held open (zdtm
+ * child_opened_proc). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,16 @@
 #include <unistd.h>
 
 #include "victim.h"
+
+static int oom_score_adj(void)
+{
+    char text[16] = "";
+    int fd = open("/proc/self/oom_score_adj", O_RDONLY);
+    if (fd < 0 || read(fd, text, sizeof(text) - 1) <= 0)
+        return -2000;
+    close(fd);
+    return atoi(text);
+}
 
 int main(int argc, char **argv)
 {
@@ -48,6 +60,11 @@ int main(int argc, char **argv)
     prctl(PR_SET_TIMERSLACK, 123456);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    /* Before the dumpable flag is cleared, which gives /proc/self to root. */
+    int oom = open("/proc/self/oom_score_adj", O_WRONLY);
+    if (oom < 0 || write(oom, "417", 3) != 3)
+        return 2;
+    close(oom);
     prctl(PR_SET_DUMPABLE, 0);
 
     pid_t child = fork();
@@ -60,9 +77,18 @@ int main(int argc, char **argv)
         _exit(victim_failures() ? 1 : 0);
     }
     usleep(20000);
+    char child_stat[64];
+    snprintf(child_stat, sizeof(child_stat), "/proc/%d/stat", (int)child);
+    int stat_fd = open(child_stat, O_RDONLY);
+    if (stat_fd < 0)
+        return 2;
 
     victim_ready();
     victim_wait();
+    char stat_text[64] = "", stat_prefix[32];
+    snprintf(stat_prefix, sizeof(stat_prefix), "%d (", (int)child);
+    victim_check(pread(stat_fd, stat_text, sizeof(stat_text) - 1, 0) > 0 && strncmp(stat_text, stat_prefix, strlen(stat_prefix)) == 0,
+                 "%s reads '%.20s'", child_stat, stat_text);
     kill(child, SIGUSR1);
     int status = -1;
     waitpid(child, &status, 0);
@@ -96,6 +122,7 @@ int main(int argc, char **argv)
     prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
     victim_check(subreaper == 1, "child sub-reaper lost");
     victim_check(prctl(PR_GET_DUMPABLE) == 0, "dumpable %d", prctl(PR_GET_DUMPABLE));
+    victim_check(oom_score_adj() == 417, "oom_score_adj %d", oom_score_adj());
     if (chdir("/") == 0)
         rmdir(directory);
     return victim_finish();

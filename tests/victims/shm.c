@@ -1,7 +1,8 @@
 /* System V shared memory attached in the tree (zdtm shm, shm-mp). Segment
  * A (three pages) is attached read-write by the root and, through fork,
  * by its child; the root makes its middle page read-only and unmaps its
- * last page. Segment B (one page) is attached read-only by the root only.
+ * last page. Segment B (5000 bytes: not a whole number of pages, zdtm
+ * shm-unaligned) is attached read-only by the root only.
  * By default both live in cryo's IPC namespace and are marked removed
  * (IPC_RMID) while attached, so nothing is left behind however the test
  * ends; with "ns" the root first takes an IPC namespace of its own, and B
@@ -24,6 +25,7 @@
 #include "victim.h"
 
 #define B_KEY 0x43525934
+#define B_SIZE 5000
 
 /* The permissions column of /proc/self/maps for the VMA at `address`. */
 static void protection_at(const void *address, char *out)
@@ -61,7 +63,7 @@ int main(int argc, char **argv)
         return 2;
     key_t b_key = own_namespace ? B_KEY : keep ? (key_t)(B_KEY + (getpid() << 8)) : IPC_PRIVATE;
     int a = shmget(IPC_PRIVATE, 3 * 4096, IPC_CREAT | 0600);
-    int b = shmget(b_key, 4096, IPC_CREAT | IPC_EXCL | 0640);
+    int b = shmget(b_key, B_SIZE, IPC_CREAT | IPC_EXCL | 0640);
     if (a < 0 || b < 0)
         return 2;
     char *memory_a = shmat(a, NULL, 0);
@@ -69,7 +71,7 @@ int main(int argc, char **argv)
     if (memory_a == (void *)-1 || writer_b == (void *)-1)
         return 2;
     victim_fill(memory_a, 3 * 4096, 0, 21);
-    victim_fill(writer_b, 4096, 0, 22);
+    victim_fill(writer_b, B_SIZE, 0, 22);
     shmdt(writer_b);
     char *memory_b = shmat(b, NULL, SHM_RDONLY);
     if (memory_b == (void *)-1 || shmctl(a, IPC_RMID, NULL) != 0 || (!keep && shmctl(b, IPC_RMID, NULL) != 0))
@@ -102,11 +104,11 @@ int main(int argc, char **argv)
     /* The kernel counts VMAs: the root's two pieces of A and the child's
      * whole A; B in the root and, inherited, in the child. */
     check_segment("A", a, 3 * 4096, 1, 3);
-    check_segment("B", b, 4096, !keep, 2);
+    check_segment("B", b, B_SIZE, !keep, 2);
     if (keep)
         victim_check(shmget(b_key, 0, 0) == b, "key %#x: id %d, expected %d", b_key, shmget(b_key, 0, 0), b);
     victim_check(victim_has_pattern(memory_a, 2 * 4096, 0, 21), "segment A's content");
-    victim_check(victim_has_pattern(memory_b, 4096, 0, 22), "segment B's content");
+    victim_check(victim_has_pattern(memory_b, B_SIZE, 0, 22), "segment B's content");
     char protection[8];
     protection_at(memory_a, protection);
     victim_check(strcmp(protection, "rw-s") == 0, "A's first page: %s", protection);

@@ -1,6 +1,11 @@
 /* Unix socket pairs: stream, datagram and seqpacket, with data queued in
  * both directions (message boundaries must be kept), one pair shared with a
- * child process, a non-blocking end and a half-closed (shut down) pair. */
+ * child process, a non-blocking end, a half-closed (shut down) pair and a
+ * datagram pair whose sending end was closed with its datagrams still
+ * queued (zdtm socket_close_data).
+ * With "scm": a datagram pair with a message carrying a pipe's
+ * read end (SCM_RIGHTS) queued: dumping it is refused (zdtm
+ * scm00). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -19,13 +24,41 @@ static void expect_message(int fd, const char *want, const char *what)
                  what, got, got > 0 ? buffer : "", want);
 }
 
+static int scm_case(void)
+{
+    int pair[2], pipe_ends[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) || pipe(pipe_ends))
+        return 2;
+    char control[CMSG_SPACE(sizeof(int))] = { 0 };
+    char byte = 'x';
+    struct iovec vector = { &byte, 1 };
+    struct msghdr header = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
+    struct cmsghdr *passed = CMSG_FIRSTHDR(&header);
+    passed->cmsg_level = SOL_SOCKET;
+    passed->cmsg_type = SCM_RIGHTS;
+    passed->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(passed), &pipe_ends[0], sizeof(int));
+    if (sendmsg(pair[0], &header, 0) != 1)
+        return 2;
+    close(pipe_ends[0]);
+    victim_ready();
+    victim_wait();
+    return victim_finish();
+}
+
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
-    int stream[2], dgram[2], seq[2], closing[2];
+    if (argc > 2 && strcmp(argv[2], "scm") == 0)
+        return scm_case();
+    int stream[2], dgram[2], seq[2], closing[2], orphan[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, stream) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram)
-        || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seq) || socketpair(AF_UNIX, SOCK_STREAM, 0, closing))
+        || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seq) || socketpair(AF_UNIX, SOCK_STREAM, 0, closing)
+        || socketpair(AF_UNIX, SOCK_DGRAM, 0, orphan))
         return 2;
+    send(orphan[1], "orphaned", 8, 0);
+    send(orphan[1], "twice", 5, 0);
+    close(orphan[1]);
     send(stream[0], "hello ", 6, 0);
     send(stream[0], "world", 5, 0);
     send(stream[1], "back", 4, 0);
@@ -57,6 +90,8 @@ int main(int argc, char **argv)
     expect_message(dgram[1], "two", "datagram 2");
     expect_message(dgram[1], "three", "datagram 3");
     victim_check(fcntl(dgram[1], F_GETFL) & O_NONBLOCK, "O_NONBLOCK lost");
+    expect_message(orphan[0], "orphaned", "datagram 1 of the closed end");
+    expect_message(orphan[0], "twice", "datagram 2 of the closed end");
     expect_message(seq[0], "from child", "seqpacket in the parent");
     expect_message(closing[1], "last words", "before the shutdown");
     char byte;

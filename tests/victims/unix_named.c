@@ -8,7 +8,9 @@
  * abstract-bound one and a client connect()ed to it; a datagram socket
  * whose file was unlinked; a bound stream socket that does not listen; a
  * stream whose peer closed after sending, and an accepted one whose client
- * closed after sending.
+ * closed after sending; two listeners of one path, the first's file moved
+ * away while the second bound and moved back over the second's (zdtm
+ * del_standalone_un): a client reaches the first.
  * After the restore every name, peer name, queued message (with its
  * boundaries and sender), option and the listener itself must be as they
  * were. Socket files live next to the log. */
@@ -225,6 +227,12 @@ int main(int argc, char **argv)
     int gone = make(SOCK_DGRAM, &gone_path);
     unlink(gone_path.address.sun_path);
     int bound = make(SOCK_STREAM, &bound_name);
+    struct name shadow_path = path_name(dir, "shadow.sock"), aside_path = path_name(dir, "aside.sock");
+    int first = make(SOCK_STREAM, &shadow_path);
+    must(rename(shadow_path.address.sun_path, aside_path.address.sun_path) == 0, "rename away");
+    int second = make(SOCK_STREAM, &shadow_path);
+    must(rename(aside_path.address.sun_path, shadow_path.address.sun_path) == 0, "rename back");
+    must(listen(first, 3) == 0 && listen(second, 3) == 0, "listen on the shadowed path");
     /* A stream whose peer is gone after sending its last words. */
     char byte;
     int dead[2];
@@ -317,6 +325,16 @@ int main(int argc, char **argv)
     victim_check(same(own_name(gone), gone_path), "unlinked socket's name %s", show(own_name(gone)));
     victim_check(access(gone_path.address.sun_path, F_OK) < 0 && errno == ENOENT, "%s exists", show(gone_path));
     victim_check(same(own_name(bound), bound_name), "bound socket's name %s", show(own_name(bound)));
+    victim_check(same(own_name(first), shadow_path) && same(own_name(second), shadow_path), "shadowed names %s, %s",
+                 show(own_name(first)), show(own_name(second)));
+    int visitor = socket(AF_UNIX, SOCK_STREAM, 0);
+    victim_check(connect(visitor, (struct sockaddr *)&shadow_path.address, shadow_path.length) == 0,
+                 "connect to %s: %s", show(shadow_path), strerror(errno));
+    struct pollfd first_poll = { .fd = first, .events = POLLIN };
+    victim_check(poll(&first_poll, 1, 2000) == 1, "the client did not reach the listener whose file %s is",
+                 show(shadow_path));
+    close(visitor);
+    unlink(shadow_path.address.sun_path);
     victim_check(option(bound, SO_ACCEPTCONN) == 0, "bound socket listens");
     victim_check(name_is_held(bound_name, SOCK_STREAM), "nothing holds %s", show(bound_name));
     victim_check(name_is_held(x3_name, SOCK_DGRAM), "nothing holds %s", show(x3_name));
