@@ -16,6 +16,7 @@
 // CRYO_FAULT_STRIDE=1 (scripts/fault-walk, the ctest label `long`) visits
 // every step, CRYO_FAULT_STRIDE=N every Nth.
 #include <signal.h>
+#include <sys/personality.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -296,10 +297,35 @@ std::vector<Step> stall_points(const std::vector<Step>& steps)
     return chosen;
 }
 
+// The walks count on every run taking the same steps, but the restore's
+// steps depend on where things are: memory a restorer prepares in place is
+// not where cryo's own mappings happened to land, and address space
+// layout randomisation moves those from run to run. Every process this
+// test starts (cryo, the victims) gets one fixed layout.
+class FixedLayout {
+public:
+    FixedLayout() : m_saved(::personality(0xffffffff))
+    {
+        if (m_saved != -1)
+            ::personality(static_cast<unsigned long>(m_saved) | ADDR_NO_RANDOMIZE);
+    }
+    ~FixedLayout()
+    {
+        if (m_saved != -1)
+            ::personality(static_cast<unsigned long>(m_saved));
+    }
+    FixedLayout(const FixedLayout&) = delete;
+    FixedLayout& operator=(const FixedLayout&) = delete;
+
+private:
+    int m_saved;
+};
+
 } // namespace
 
 TEST(FaultWalk, EveryFailedDumpLeavesTheTreeAsItWas)
 {
+    FixedLayout layout;
     const auto& steps = dump_steps();
     ASSERT_GT(steps.size(), 10u);
     auto walk = steps_to_walk(steps);
@@ -336,6 +362,7 @@ TEST(FaultWalk, EveryFailedDumpLeavesTheTreeAsItWas)
 
 TEST(FaultWalk, EveryFailedRestoreLeavesNothing)
 {
+    FixedLayout layout;
     Session session;
     auto checkpoint = make_checkpoint(session);
     ASSERT_FALSE(HasFailure());
