@@ -301,7 +301,13 @@ Result<void> map_vmas(const AddressSpaceRestore& restore, const std::map<MappedF
             auto object = restore.shared_objects->find(vma.shmem_id());
             if (object == restore.shared_objects->end() || vma.pgoff() + length > object->second.size)
                 return fail("mapping {:#x}-{:#x}: shared memory object {} is missing", vma.start(), vma.end(), vma.shmem_id());
-            uint64_t moved = TRY_CTX(injector.call("mremap", SYS_mremap, object->second.address + vma.pgoff(), length, length,
+            // A new mapping of the object's pages (mremap with an old
+            // size of 0 duplicates a shared mapping), not a move of them:
+            // two mappings may show overlapping parts of one object (one
+            // made from /proc/PID/map_files of the other), and a part
+            // moved out for the first would be missing for the second.
+            // The object's own mapping goes with the batch below.
+            uint64_t moved = TRY_CTX(injector.call("mremap", SYS_mremap, object->second.address + vma.pgoff(), 0, length,
                                                    MREMAP_MAYMOVE | MREMAP_FIXED, vma.start()),
                                      "mapping {:#x}-{:#x} (shared memory)", vma.start(), vma.end());
             if (moved != vma.start())
@@ -343,7 +349,8 @@ Result<void> map_vmas(const AddressSpaceRestore& restore, const std::map<MappedF
     for (const auto& [key, fd] : open_files)
         if (key != executable_key(restore))
             mmaps.push_back({ .call = { SYS_close, { fd, 0, 0, 0, 0, 0 }, "close" } });
-    // What is left of the shared objects was not mapped by this process.
+    // The shared objects' own mappings: their pages are mapped where they
+    // belong by now.
     for (const auto& [id, object] : *restore.shared_objects)
         mmaps.push_back({ .call = { SYS_munmap, { object.address, object.size, 0, 0, 0, 0 }, "munmap" } });
     if (restore.unlinked_files)

@@ -3,7 +3,9 @@
  * protection was lowered), a private file mapping with one page modified in
  * memory (the file itself unchanged), a 1 GiB reservation with a few pages
  * touched, MADV_DONTFORK, MADV_SEQUENTIAL and MADV_RANDOM regions (zdtm
- * maps02) and 64 MiB of patterned memory. */
+ * maps02), 64 MiB of patterned memory, and shared anonymous memory with a
+ * hole, a second mapping of part of it and half of another moved by mremap
+ * (zdtm maps01). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -119,6 +121,30 @@ int main(int argc, char **argv)
     char *big = mmap(NULL, big_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     fill(big, big_size, 10);
 
+    /* Shared anonymous memory with a hole, seen a second time through a
+     * mapping made from /proc/self/map_files over a part the first also
+     * shows (only with CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), and half
+     * of another moved elsewhere by mremap. */
+    char *shared = mmap(NULL, 32 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    for (int i = 0; i < 32; ++i)
+        fill(shared + i * PAGE, PAGE, 100 + (uint64_t)i);
+    char shared_path[128];
+    snprintf(shared_path, sizeof(shared_path), "/proc/self/map_files/%lx-%lx", (unsigned long)shared,
+             (unsigned long)(shared + 32 * PAGE));
+    int shared_fd = open(shared_path, O_RDWR | O_CLOEXEC);
+    char *window = shared_fd < 0 ? NULL : mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, shared_fd, 20 * PAGE);
+    if (window == MAP_FAILED)
+        return 2;
+    if (shared_fd >= 0)
+        close(shared_fd);
+    munmap(shared + 4 * PAGE, PAGE);
+    char *moved_from = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    fill(moved_from, 8 * PAGE, 12);
+    char *moved_to = mmap(NULL, 4 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *moved = mremap(moved_from + 4 * PAGE, 4 * PAGE, 4 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, moved_to);
+    if (moved == MAP_FAILED)
+        return 2;
+
     victim_ready();
     victim_wait();
 
@@ -156,6 +182,26 @@ int main(int argc, char **argv)
     victim_check(mapping_of(sequential, perms, flags, sizeof(flags)) && strstr(flags, " sr") != NULL, "MADV_SEQUENTIAL lost: %s", flags);
     victim_check(mapping_of(random_read, perms, flags, sizeof(flags)) && strstr(flags, " rr") != NULL, "MADV_RANDOM lost: %s", flags);
     victim_check(intact(big, big_size, 10), "64 MiB region changed");
+
+    for (int i = 0; i < 32; ++i)
+        if (i != 4 && !intact(shared + i * PAGE, PAGE, 100 + (uint64_t)i)) {
+            victim_check(0, "shared anonymous page %d changed", i);
+            break;
+        }
+    victim_check(!mapping_of(shared + 4 * PAGE, perms, flags, sizeof(flags)), "the hole in the shared mapping is mapped");
+    if (window) {
+        victim_check(intact(window, PAGE, 120) && intact(window + PAGE, PAGE, 121), "second mapping of shared memory changed");
+        window[8] = 'S';
+        shared[21 * PAGE + 8] = 'T';
+        victim_check(shared[20 * PAGE + 8] == 'S' && window[PAGE + 8] == 'T', "the two mappings of shared memory no longer share it");
+    }
+    victim_check(intact(moved_from, 4 * PAGE, 12), "shared memory left by mremap changed");
+    const uint64_t *moved_words = (const uint64_t *)moved;
+    for (size_t i = 0; i < 4 * PAGE / 8; ++i)
+        if (moved_words[i] != pattern(12, 4 * PAGE / 8 + i)) {
+            victim_check(0, "shared memory moved by mremap changed at word %zu", i);
+            break;
+        }
 
     /* The heap must still grow (brk restored) and new mappings work. */
     char *more = malloc(32 << 20);
