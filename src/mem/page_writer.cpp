@@ -54,6 +54,12 @@ PageFileWriter::~PageFileWriter()
     m_pool.give_back(std::move(m_buffers));
 }
 
+Result<void> PageFileWriter::write_buffer(size_t index, size_t bytes)
+{
+    std::span<const std::byte> data(m_buffers[index].data(), bytes);
+    return m_hashed_on_submit ? m_file.write_hashed(data) : m_file.write(data);
+}
+
 void PageFileWriter::run()
 {
     std::unique_lock lock(m_mutex);
@@ -66,8 +72,7 @@ void PageFileWriter::run()
         if (!m_error) {
             m_writing = true;
             lock.unlock();
-            std::span<const std::byte> data(m_buffers[index].data(), bytes);
-            auto written = m_hashed_on_submit ? m_file.write_hashed(data) : m_file.write(data);
+            auto written = write_buffer(index, bytes);
             lock.lock();
             m_writing = false;
             if (!written)
@@ -112,8 +117,7 @@ Result<void> PageFileWriter::finish()
 {
     if (!m_thread.joinable()) {
         for (auto [index, bytes] : m_queued) {
-            std::span<const std::byte> data(m_buffers[index].data(), bytes);
-            TRY(m_hashed_on_submit ? m_file.write_hashed(data) : m_file.write(data));
+            TRY(write_buffer(index, bytes));
             m_empty.push_back(index);
         }
         m_queued.clear();

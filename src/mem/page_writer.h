@@ -72,6 +72,8 @@ public:
 private:
     PageFileWriter(image::OutputFile& file, std::vector<CopyBuffer> buffers, size_t buffer_size, PageBuffers& pool);
     void run();
+    // Appends the first `bytes` of buffer `index` to the file.
+    Result<void> write_buffer(size_t index, size_t bytes);
 
     image::OutputFile& m_file;
     PageBuffers& m_pool;

@@ -139,9 +139,9 @@ Result<std::vector<image::Vma>> collect_vmas_during(pid_t pid,
 {
     // A small process is done sooner without a second thread.
     constexpr uint64_t kOverlapFromPages = 8192;   // 32 MiB resident
-    uint64_t size_pages = 0, resident_pages = 0;
+    uint64_t resident_pages = 0;   // statm's second field
     if (auto statm = read_text_file(fmt::format("/proc/{}/statm", pid)))
-        (void)std::sscanf(statm->c_str(), "%lu %lu", &size_pages, &resident_pages);
+        (void)std::sscanf(statm->c_str(), "%*u %lu", &resident_pages);
     if (resident_pages < kOverlapFromPages) {
         auto vmas = TRY_CTX(collect_vmas(pid), "pid {}", pid);
         TRY(work(vmas));

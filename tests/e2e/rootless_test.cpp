@@ -208,17 +208,26 @@ INSTANTIATE_TEST_SUITE_P(AmbientCapabilities, Rootless,
 
 // What cannot work without root is refused with the capability named, and
 // the victim runs on untouched.
+namespace {
+
+// `cryo dump` of `pid` fails with `reason` in its output and leaves no
+// checkpoint.
+void expect_dump_refused(Session& session, pid_t pid, std::string_view reason)
+{
+    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", session.dir().file("images") });
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.output.find(reason), std::string::npos) << result.output;
+    EXPECT_FALSE(file_exists(session.dir().file("images/manifest.img")));
+}
+
+} // namespace
+
 TEST(RootlessRefused, SeccompFiltersNeedRootToBeRead)
 {
     UserSession setup;
     ASSERT_NO_FATAL_FAILURE(start_as_user(setup, Grant::FileCapabilities, "seccomp"));
     auto& [user, session, pid] = setup;
-    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", session.dir().file("images") });
-    EXPECT_EQ(result.exit_code, 1);
-    EXPECT_NE(result.output.find("has seccomp filters; reading them needs CAP_SYS_ADMIN (run cryo as root)"),
-              std::string::npos)
-        << result.output;
-    EXPECT_FALSE(file_exists(session.dir().file("images/manifest.img")));
+    expect_dump_refused(session, pid, "has seccomp filters; reading them needs CAP_SYS_ADMIN (run cryo as root)");
     release_and_expect_pass(session, pid);
 }
 
@@ -229,13 +238,9 @@ TEST(RootlessRefused, SeccompStrictModeNeedsRoot)
     UserSession setup;
     ASSERT_NO_FATAL_FAILURE(start_as_user(setup, Grant::FileCapabilities, "seccomp_strict"));
     auto& [user, session, pid] = setup;
-    auto result = session.cryo({ "dump", "-t", std::to_string(pid), "-D", session.dir().file("images") });
-    EXPECT_EQ(result.exit_code, 1);
-    EXPECT_NE(result.output.find("runs in seccomp strict mode: the calls cryo injects would kill it unless seccomp is "
-                                 "suspended while it is traced, which needs CAP_SYS_ADMIN (run cryo as root)"),
-              std::string::npos)
-        << result.output;
-    EXPECT_FALSE(file_exists(session.dir().file("images/manifest.img")));
+    expect_dump_refused(session, pid,
+                        "runs in seccomp strict mode: the calls cryo injects would kill it unless seccomp is "
+                        "suspended while it is traced, which needs CAP_SYS_ADMIN (run cryo as root)");
     release_and_expect_pass(session, pid);
 }
 
@@ -281,13 +286,8 @@ TEST(RootlessRefused, OtherUsersProcessesAreNotDumped)
     session.set_launcher({ {}, user.as_user(), session.dir().file("cryo") });
     pid_t roots = session.start_victim("counter");
     ASSERT_TRUE(session.wait_for_log("READY", 2)) << session.diagnostics();
-    auto result = session.cryo({ "dump", "-t", std::to_string(roots), "-D", session.dir().file("images") });
-    EXPECT_EQ(result.exit_code, 1);
-    EXPECT_NE(result.output.find("runs as uid 0/0/0/0 gid 0/0/0/0: without root cryo dumps only processes of the user "
-                                 "running it"),
-              std::string::npos)
-        << result.output;
-    EXPECT_FALSE(file_exists(session.dir().file("images/manifest.img")));
+    expect_dump_refused(session, roots,
+                        "runs as uid 0/0/0/0 gid 0/0/0/0: without root cryo dumps only processes of the user running it");
     release_and_expect_pass(session, roots);
     release_and_expect_pass(session, pid);
 }
