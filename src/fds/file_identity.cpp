@@ -2,12 +2,12 @@
 #include "fds/file_identity.h"
 
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <array>
 
 #include "base/fd.h"
+#include "base/xxh3.h"
 
 namespace cryo::fds {
 
@@ -23,7 +23,7 @@ Result<uint64_t> cookie_of(int fd, uint64_t size, const std::string& what)
     uint64_t tail_start = size > kCookieBlock ? size - kCookieBlock : 0;
     uint64_t tail = size - tail_start;
     TRY(pread_exact(fd, std::span(data.data() + head, tail), tail_start, what));
-    return XXH3_64bits(data.data(), head + tail);
+    return xxh3::hash(data.data(), head + tail);
 }
 
 } // namespace

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include <xxhash.h>
+#include "base/xxh3.h"
 
 namespace cryo::image {
 
@@ -22,7 +22,7 @@ Result<uint64_t> manifest_checksum(const std::string& directory)
     auto path = fmt::format("{}/{}", directory, kManifestName);
     auto file = TRY(open_file(path, O_RDONLY | O_CLOEXEC));
     auto bytes = TRY(read_all(file.get(), path));
-    return XXH3_64bits(bytes.data(), bytes.size());
+    return xxh3::hash(bytes.data(), bytes.size());
 }
 
 std::string fetched_ancestor_path(size_t n)

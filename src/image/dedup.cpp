@@ -13,10 +13,9 @@
 #include <optional>
 #include <utility>
 
-#include <xxhash.h>
-
 #include "base/fault.h"
 #include "base/syscalls.h"
+#include "base/xxh3.h"
 #include "image/chain.h"
 #include "image/reader.h"
 #include "image/validate.h"
@@ -131,8 +130,7 @@ Result<uint64_t> hash_with_holes(const ImageReader& reader, const ManifestFile& 
 {
     auto path = fmt::format("{}/{}", reader.directory(), record.name());
     UniqueFd file = TRY(open_file_at(reader.directory_fd(), record.name(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
-    XXH3_64bits_reset(state.get());
+    xxh3::Stream state;
     size_t next = 0;
     for (uint64_t offset = 0; offset < record.size();) {
         size_t chunk = static_cast<size_t>(std::min<uint64_t>(buffer.size(), record.size() - offset));
@@ -145,10 +143,10 @@ Result<uint64_t> hash_with_holes(const ImageReader& reader, const ManifestFile& 
             std::fill(piece.begin() + static_cast<std::ptrdiff_t>(from - offset),
                       piece.begin() + static_cast<std::ptrdiff_t>(to - offset), std::byte { 0 });
         }
-        XXH3_64bits_update(state.get(), piece.data(), chunk);
+        state.update(piece.data(), chunk);
         offset += chunk;
     }
-    return XXH3_64bits_digest(state.get());
+    return state.digest();
 }
 
 std::string relative_to(const std::string& target, const std::string& base)
@@ -211,7 +209,7 @@ Result<DedupJournal> plan_dedup(const ImageReader& newest, const ParentChain& ch
     uint64_t parent_xxh3 = 0;
     for (size_t n = chain.depth(); n >= 1; --n) {
         auto step = TRY(plan_ancestor(chain.ancestor(n), needed[n - 1], newest.directory(), parent_xxh3, result));
-        parent_xxh3 = XXH3_64bits(step.manifest().data(), step.manifest().size());
+        parent_xxh3 = xxh3::hash(step.manifest().data(), step.manifest().size());
         *journal.add_steps() = std::move(step);
     }
     Manifest manifest = newest.manifest();

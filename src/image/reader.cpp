@@ -5,13 +5,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "base/fault.h"
+#include "base/xxh3.h"
 #include "image/transform.h"
 #include "image/validate.h"
 
@@ -34,7 +34,7 @@ Result<void> decode_image(std::string_view bytes, ImageKind kind, google::protob
     std::string_view payload = bytes.substr(sizeof(header));
     if (header.payload_size != payload.size())
         return fail("payload is {} bytes, header says {} (truncated?)", payload.size(), header.payload_size);
-    if (XXH3_64bits(payload.data(), payload.size()) != header.payload_xxh3)
+    if (xxh3::hash(payload.data(), payload.size()) != header.payload_xxh3)
         return fail("payload checksum mismatch (corrupted)");
     if (!message.ParseFromArray(payload.data(), static_cast<int>(payload.size())))
         return fail("cannot parse {} payload (corrupted)", kind_name(kind));
@@ -175,15 +175,14 @@ uint64_t ImageReader::file_size(const std::string& name) const
 
 Result<uint64_t> file_xxh3(int fd, uint64_t size, std::span<std::byte> buffer, const std::string& path)
 {
-    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
-    XXH3_64bits_reset(state.get());
+    xxh3::Stream state;
     for (uint64_t offset = 0; offset < size;) {
         size_t chunk = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
         TRY(pread_exact(fd, buffer.subspan(0, chunk), offset, path));
-        XXH3_64bits_update(state.get(), buffer.data(), chunk);
+        state.update(buffer.data(), chunk);
         offset += chunk;
     }
-    return XXH3_64bits_digest(state.get());
+    return state.digest();
 }
 
 Result<void> verify_chunk(int fd, const ManifestFile& record, uint64_t index, std::vector<std::byte>& buffer,
@@ -196,7 +195,7 @@ Result<void> verify_chunk(int fd, const ManifestFile& record, uint64_t index, st
     buffer.resize(chunk_size);
     auto chunk = std::span(buffer).first(std::min(chunk_size, record.size() - start));
     TRY(pread_exact(fd, chunk, start, path));
-    if (XXH3_64bits(chunk.data(), chunk.size()) != record.chunk_xxh3(static_cast<int>(index)))
+    if (xxh3::hash(chunk.data(), chunk.size()) != record.chunk_xxh3(static_cast<int>(index)))
         return fail("{}: chunk {} (bytes {}-{}) checksum mismatch (corrupted)", path, index, start, start + chunk.size());
     return {};
 }

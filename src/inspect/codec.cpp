@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,6 +17,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "base/xxh3.h"
 #include "image/reader.h"
 #include "image/transform.h"
 #include "image/writer.h"
@@ -296,7 +296,7 @@ Result<std::string> stored_image(const EncodeSealing& sealing, const std::string
         record.set_content_size(bytes.size());
     }
     record.set_size(stored.size());
-    record.set_xxh3(XXH3_64bits(stored.data(), stored.size()));
+    record.set_xxh3(xxh3::hash(stored.data(), stored.size()));
     return stored;
 }
 

@@ -6,10 +6,10 @@
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
-#include <xxhash.h>
 
 #include "base/scope_guard.h"
 #include "base/syscalls.h"
+#include "base/xxh3.h"
 #include "image/chain.h"
 #include "image/format.h"
 #include "image/reader.h"
@@ -50,7 +50,7 @@ Result<void> fetch_metadata(net::PageFetcher& fetcher, const image::Manifest& ma
         if (is_page_file(record.name()))
             continue;
         std::string content = TRY(fetcher.fetch_file(prefix + record.name()));
-        if (content.size() != record.size() || XXH3_64bits(content.data(), content.size()) != record.xxh3())
+        if (content.size() != record.size() || xxh3::hash(content.data(), content.size()) != record.xxh3())
             return fail("{}{} from page server {} does not match its manifest", prefix, record.name(), fetcher.peer());
         auto file = TRY(writer.create_file(record.name()));
         TRY(file.write(std::as_bytes(std::span(content.data(), content.size()))));
@@ -184,7 +184,7 @@ Result<void> fetch_ancestor_manifests(net::PageFetcher& fetcher, std::vector<Fet
         level.prefix = image::fetched_ancestor_path(levels.size()) + "/";
         level.manifest_xxh3 = levels.back().manifest.parent_manifest_xxh3();
         std::string content = TRY(fetcher.fetch_file(level.prefix + std::string(image::kManifestName)));
-        if (XXH3_64bits(content.data(), content.size()) != level.manifest_xxh3)
+        if (xxh3::hash(content.data(), content.size()) != level.manifest_xxh3)
             return fail("the parent checkpoint {} sent by page server {} is not the one its child recorded",
                         levels.back().manifest.parent(), fetcher.peer());
         TRY_CTX(image::decode_image(content, image::ImageKind::Manifest, level.manifest),

@@ -19,6 +19,9 @@ namespace {
 constexpr size_t kScanBatch = 1024;            // regions per PAGEMAP_SCAN call
 constexpr size_t kCopyBuffer = 8ull << 20;     // bytes per write to the page file
 constexpr size_t kCopyBuffers = 3;              // one filling, one writing, one ready
+// Bytes per read of the process's memory: each piece is checksummed as soon
+// as it is read, while it is still in the CPU's cache.
+constexpr size_t kCopyPiece = 1ull << 20;
 
 } // namespace
 
@@ -106,9 +109,10 @@ Result<void> dump_pages(pid_t pid, std::vector<image::Vma>& vmas, image::OutputF
             run->set_page_count((range.end - range.start) / kPageSize);
             run->set_file_offset(offset + filled);
             for (uint64_t address = range.start; address < range.end;) {
-                size_t chunk = std::min<uint64_t>(range.end - address, buffer.size() - filled);
+                size_t chunk = std::min<uint64_t>({ range.end - address, buffer.size() - filled, kCopyPiece });
                 TRY(reader.copy(address, buffer.subspan(filled, chunk)));
                 filled += chunk;
+                writer->filled(filled);
                 address += chunk;
                 if (filled == buffer.size()) {
                     bypass_cache();

@@ -94,10 +94,18 @@ Result<std::span<std::byte>> PageFileWriter::take()
     return std::span(m_buffers[m_taken].data(), m_buffer_size);
 }
 
+void PageFileWriter::filled(size_t filled)
+{
+    if (!m_hashed_on_submit || filled <= m_taken_hashed)
+        return;
+    m_file.hash(std::span(m_buffers[m_taken].data() + m_taken_hashed, filled - m_taken_hashed));
+    m_taken_hashed = filled;
+}
+
 void PageFileWriter::submit(size_t filled)
 {
-    if (m_hashed_on_submit && filled > 0)
-        m_file.hash(std::span(m_buffers[m_taken].data(), filled));
+    this->filled(filled);
+    m_taken_hashed = 0;
     {
         std::lock_guard lock(m_mutex);
         if (filled == 0) {
@@ -108,8 +116,11 @@ void PageFileWriter::submit(size_t filled)
     }
     // The thread starts with the first full buffer: the pages of a small
     // process fit in one, which finish() writes itself.
-    if (!m_thread.joinable() && filled == m_buffer_size)
+    if (!m_thread.joinable() && filled == m_buffer_size) {
+        for (const auto& buffer : m_buffers)
+            buffer.prefer_huge_pages();
         m_thread = std::thread([this] { run(); });
+    }
     m_changed.notify_all();
 }
 

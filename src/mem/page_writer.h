@@ -7,8 +7,8 @@
 // writer thread appends it to the page file through OutputFile (so the
 // file's checksums, and any transform of the image layer, stay where they
 // are) and gives the buffer back. An untransformed file's checksums are
-// taken by the reading thread as it hands a buffer over, while the bytes
-// are still in its cache (OutputFile::hash): the writer thread then only
+// taken by the reading thread as it fills a buffer, while the bytes are
+// still in its cache (OutputFile::hash): the writer thread then only
 // waits for the disk, one write after the other with no gap for hashing
 // (XXH3 of 8 MiB, twice, took a fifth of each write's time). A compressed
 // or encrypted file is transformed and hashed on the writer thread. A few buffers of some MiB each keep both
@@ -16,7 +16,8 @@
 // and the error is returned by the next take() or by finish(). The thread
 // starts with the first full buffer: what fits in one (a small process's
 // pages) finish() writes on the calling thread, sparing a thread's start
-// and stop, which cost more than such a write.
+// and stop, which cost more than such a write. It is also when the buffers
+// turn to huge pages (CopyBuffer::prefer_huge_pages).
 #pragma once
 
 #include <condition_variable>
@@ -62,6 +63,10 @@ public:
 
     // An empty buffer to fill, once the writer gave one back.
     Result<std::span<std::byte>> take();
+    // The first `filled` bytes of the buffer last taken hold their final
+    // bytes: an untransformed file's checksums take the new ones now, while
+    // they are still in the CPU's cache.
+    void filled(size_t filled);
     // Queues the first `filled` bytes of the buffer last taken.
     void submit(size_t filled);
     // Waits until every queued buffer is written; the first error if any.
@@ -85,6 +90,7 @@ private:
     std::deque<size_t> m_empty;                          // buffer indexes
     std::deque<std::pair<size_t, size_t>> m_queued;     // buffer index, bytes
     size_t m_taken { 0 };
+    size_t m_taken_hashed { 0 };   // bytes of it already in the checksums
     bool m_writing { false };
     bool m_stopping { false };
     std::optional<Error> m_error;

@@ -6,7 +6,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,6 +17,7 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "base/xxh3.h"
 #include "mem/copy_buffer.h"
 #include "proc/maps.h"
 
@@ -60,12 +60,12 @@ public:
     void add_now(const std::byte* data, size_t size)
     {
         wait_idle();
-        XXH3_64bits_update(m_state.get(), data, size);
+        m_state.update(data, size);
     }
     uint64_t digest()
     {
         wait_idle();
-        return XXH3_64bits_digest(m_state.get());
+        return m_state.digest();
     }
 
 private:
@@ -85,27 +85,20 @@ private:
             m_queue.pop_front();
             m_busy = true;
             lock.unlock();
-            XXH3_64bits_update(m_state.get(), data, size);
+            m_state.update(data, size);
             lock.lock();
             m_busy = false;
             m_changed.notify_all();
         }
     }
 
-    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> m_state { make_state() };
+    xxh3::Stream m_state;
     std::mutex m_mutex;
     std::condition_variable m_changed;
     std::deque<std::pair<const std::byte*, size_t>> m_queue;
     bool m_busy { false };
     bool m_stopping { false };
     std::thread m_thread;   // last: started once the rest exists
-
-    static std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> make_state()
-    {
-        std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
-        XXH3_64bits_reset(state.get());
-        return state;
-    }
 };
 
 // Keeps the disk reading kAhead bytes ahead of the file's reads

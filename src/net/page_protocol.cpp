@@ -22,7 +22,8 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <xxhash.h>
+
+#include "base/xxh3.h"
 
 namespace cryo::net {
 
@@ -225,12 +226,10 @@ Result<Mac> Channel::tag(uint64_t sequence, std::span<const std::byte> header, s
         hmac.update(payload);
         return hmac.finish();
     }
-    XXH3_state_t* state = XXH3_createState();
-    XXH3_64bits_reset_withSeed(state, sequence);
-    XXH3_64bits_update(state, header.data(), header.size());
-    XXH3_64bits_update(state, payload.data(), payload.size());
-    uint64_t digest = XXH3_64bits_digest(state);
-    XXH3_freeState(state);
+    xxh3::Stream state(sequence);
+    state.update(header);
+    state.update(payload);
+    uint64_t digest = state.digest();
     std::memcpy(out.data(), &digest, sizeof(digest));
     return out;
 }
