@@ -40,15 +40,11 @@ struct OutputFile::Stored {
     void take_into_checksums(std::span<const std::byte> data)
     {
         constexpr size_t kCachedPiece = 256 << 10;
-        if (!chunked) {
-            hash.update(data);
-            hashed += data.size();
-            return;
-        }
         while (!data.empty()) {
             auto piece = data.first(std::min(kCachedPiece, data.size()));
             hash.update(piece);
-            hash_chunks(piece);
+            if (chunked)
+                hash_chunks(piece);
             hashed += piece.size();
             data = data.subspan(piece.size());
         }
@@ -310,9 +306,8 @@ Result<OutputFile> ImageWriter::create_file_of(const std::string& name, Content 
     if (FileEncoder::needed(m_transforms, content))
         encoder = TRY(FileEncoder::create(m_transforms, m_checkpoint_id, content, name,
                                           [raw = stored.get()](std::span<const std::byte> bytes) { return raw->append(bytes); }));
-    if (content == Content::PageData && !encoder) {
+    if (content == Content::PageData && !encoder)
         stored->chunked = true;
-    }
     return OutputFile(std::move(stored), std::move(encoder));
 }
 

@@ -14,7 +14,6 @@
 // and, for an encrypted checkpoint, is sealed itself.
 #pragma once
 
-
 #include <memory>
 #include <span>
 #include <string>

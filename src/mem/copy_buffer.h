@@ -24,7 +24,8 @@ public:
             return fail_errno("mmap page copy buffer");
         auto* start = static_cast<std::byte*>(memory);
         if (alignment) {   // give back what lies outside the aligned part
-            auto* aligned = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(alignment - 1));
+            uintptr_t address = (reinterpret_cast<uintptr_t>(start) + alignment - 1) & ~(alignment - 1);
+            auto* aligned = reinterpret_cast<std::byte*>(address);
             if (aligned > start)
                 ::munmap(start, static_cast<size_t>(aligned - start));
             if (size_t tail = alignment - static_cast<size_t>(aligned - start))
