@@ -548,7 +548,7 @@ Result<void> collect_core(FrozenProcess& process, image::ProcessCore& core, imag
     auto memory = TRY(ptrace::RemoteMemory::open(pid));
     uint64_t gadget = TRY_CTX(find_syscall_gadget(pid, memory), "pid {}", process.pid());
     auto& leader = process.leader();
-    ptrace::SameCpu beside(leader.tid());   // until this process's calls are done
+    ptrace::SameCpu beside(leader.tid(), ptrace::SameCpu::Hold::both);   // until its calls are done
     auto injector = TRY(ptrace::Injector::create(leader, gadget, ptrace::Gadget::SyscallOnly));
     // Whatever happens below, the thread gets its registers and mask back.
     ScopeGuard put_back([&] { (void)injector.restore_thread(); });

@@ -105,12 +105,14 @@ Result<FrozenProcess> FrozenProcess::freeze(pid_t pid)
     return process;
 }
 
-Result<void> FrozenProcess::kill()
+Result<void> FrozenProcess::kill(const ptrace::ApartCpu& apart)
 {
     // cryo frees the memory too (process_mrelease(2)) while the process
-    // exits on the other CPU: 1 GiB was gone in 41 ms instead of 62. Best
-    // effort: often the process has already let go of its memory when this
-    // call comes (ESRCH, seen on a 4 GiB dump) and its exit frees it alone.
+    // exits on another CPU (ApartCpu says why and what it gains). Best
+    // effort: if the process has already let go of its memory (ESRCH), its
+    // exit frees it alone.
+    for (auto& thread : m_threads)
+        apart.send_away(thread.tid());
     TRY_CTX(signal_process(m_pid, SIGKILL), "kill pid {}", m_pid);
     (void)::syscall(SYS_process_mrelease, m_pidfd.get(), 0);
     // Each traced thread reports its death to us (the tracer) before the

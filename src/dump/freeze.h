@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "ptrace/same_cpu.h"
 #include "ptrace/tracee.h"
 
 namespace cryo::dump {
@@ -42,8 +43,9 @@ public:
     // 0 if it was running. Dropping the FrozenProcess leaves it stopped.
     int stop_signal() const { return m_threads.front().group_stop_signal(); }
 
-    // SIGKILLs the process and waits until it is gone.
-    Result<void> kill();
+    // SIGKILLs the process and waits until it is gone; its threads are
+    // sent off cryo's CPU first (ptrace::ApartCpu).
+    Result<void> kill(const ptrace::ApartCpu& apart);
 
 private:
     FrozenProcess(pid_t pid, UniqueFd pidfd) : m_pid(pid), m_pidfd(std::move(pidfd)) { }

@@ -12,6 +12,7 @@
 #include "proc/stat.h"
 #include "proc/status.h"
 #include "proc/task.h"
+#include "ptrace/same_cpu.h"
 
 namespace cryo::dump {
 
@@ -124,8 +125,9 @@ Result<void> FrozenTree::check_sessions() const
 Result<void> FrozenTree::kill()
 {
     // Children first, so no parent is left to notice a child's death.
+    ptrace::ApartCpu apart;
     for (auto& process : m_processes | std::views::reverse)
-        TRY(process.kill());
+        TRY(process.kill(apart));
     return {};
 }
 
