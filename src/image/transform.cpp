@@ -3,8 +3,9 @@
 
 #include <sys/mman.h>
 
-#include <cstdlib>
 #include <optional>
+
+#include "proc/meminfo.h"
 
 namespace cryo::image {
 
@@ -121,28 +122,12 @@ Result<std::string> decode_to_string(int fd, uint64_t size, const std::string& n
     return content;
 }
 
-namespace {
-
-// MemAvailable of /proc/meminfo in bytes; nothing when it cannot be read.
-std::optional<uint64_t> memory_available()
-{
-    auto text = read_text_file("/proc/meminfo");
-    if (!text)
-        return std::nullopt;
-    auto at = text->find("MemAvailable:");
-    if (at == std::string::npos)
-        return std::nullopt;
-    return std::strtoull(text->c_str() + at + 13, nullptr, 10) * 1024;
-}
-
-} // namespace
-
 Result<UniqueFd> decode_to_memfd(int fd, uint64_t size, const std::string& name, const ManifestFile* record,
                                  const ReadKeys& keys, uint64_t& decoded_size)
 {
     // The content goes to memory: a manifest asking for more than there is
     // (hostile, or a checkpoint too big for this machine) is refused first.
-    if (auto available = memory_available(); record && available && content_size(*record) > *available)
+    if (auto available = proc::read_meminfo_field("MemAvailable"); record && available && content_size(*record) > *available)
         return fail("decodes to {} bytes, more than the memory available ({} bytes)", content_size(*record), *available);
     UniqueFd memfd(::memfd_create(fmt::format("cryo:{}", name).c_str(), 0));
     if (!memfd)
