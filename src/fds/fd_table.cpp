@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <array>
 #include <set>
 
@@ -178,6 +179,15 @@ Result<uint32_t> FileRegistry::find_shared(pid_t pid, int fd, dev_t device, ino_
     return 0u;
 }
 
+void FileRegistry::fill_common_facts(FdFacts& facts)
+{
+    facts.ghost_limit = m_ghost_limit;
+    facts.tcp_established = m_tcp_established;
+    facts.repaired = &m_repaired;
+    facts.pty_queues = &m_pty_queues;
+    facts.register_in_flight = [this](UniqueFd fd) { return dump_in_flight(std::move(fd)); };
+}
+
 Result<void> FileRegistry::dump_process(pid_t image_pid, pid_t pid, int pidfd, image::FdTable& table)
 {
     table.set_pid(image_pid);
@@ -186,10 +196,7 @@ Result<void> FileRegistry::dump_process(pid_t image_pid, pid_t pid, int pidfd, i
         FdFacts facts;
         facts.pid = pid;
         facts.fd = fd;
-        facts.ghost_limit = m_ghost_limit;
-        facts.tcp_established = m_tcp_established;
-        facts.repaired = &m_repaired;
-        facts.pty_queues = &m_pty_queues;
+        fill_common_facts(facts);
         auto local = TRY_CTX(pidfd_getfd(pidfd, fd), "fd {}", fd);
         facts.local_fd = local.get();
         if (::fstat(local.get(), &facts.stat) < 0)
@@ -210,54 +217,90 @@ Result<void> FileRegistry::dump_process(pid_t image_pid, pid_t pid, int pidfd, i
 
         size_t position = 0;
         uint32_t id = TRY_CTX(find_shared(pid, fd, facts.stat.st_dev, facts.stat.st_ino, position), "fd {}", fd);
-        if (id != 0) {
-            entry->set_file_id(id);
-            TRY_CTX(m_locks.dump_fd_locks(pid, fd, id, facts.info, table), "file locks");
-            continue;
-        }
-
-        // A POSIX message queue looks like a (deleted) regular file.
-        struct statfs filesystem {};
-        bool message_queue = ::fstatfs(local.get(), &filesystem) == 0 && filesystem.f_type == kMessageQueueMagic;
-        auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
-        const FileKind* kind = found == kinds().end() || message_queue ? nullptr : *found;
-        if (kind == &unix_socket_kind() && m_unix_peers_external)
-            facts.declared_external = true;
-        if (!kind && !facts.declared_external)
-            return fail("fd {}: {} is not supported (if it is outside the tree on purpose, dump with --external {} "
-                        "and restore with --inherit-fd fd[N]:{})",
-                        fd, describe_unsupported(facts), facts.link, facts.link);
-
-        auto* file = m_files.add_files();
-        id = static_cast<uint32_t>(m_files.files_size());
-        file->set_id(id);
-        file->set_kind(kind ? kind->image_kind() : image::FILE_KIND_UNSPECIFIED);
-        file->set_flags(facts.info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
-        file->set_position(facts.info.pos);
-        // Declared outside the tree: nothing of it is saved, the restore is
-        // given it with --inherit-fd. Unix sockets handle this themselves
-        // (a named peer can be connected to again).
-        if (facts.declared_external && file->kind() != image::FILE_KIND_UNIX_SOCKET)
-            file->set_external(facts.link);
-        else {
-            if (auto same_inode = m_known.find({ facts.stat.st_dev, facts.stat.st_ino }); same_inode != m_known.end())
-                for (const auto& known : same_inode->second)
-                    if (const auto& earlier = m_files.files(static_cast<int>(known.id - 1)); earlier.has_ghost())
-                        facts.ghost_path_of_inode = earlier.ghost().path();
-            TRY_CTX(kind->dump(facts, *file, m_files), "fd {} ({})", fd, kind->name());
-            TRY_CTX(dump_owner(facts.local_fd, *file), "fd {} ({})", fd, kind->name());
+        if (id == 0) {
+            id = TRY(add_file(facts, position, fmt::format("fd {}", fd)));
+            if (m_files.files(static_cast<int>(id - 1)).kind() == image::FILE_KIND_EPOLL)
+                epolls.push_back(id);
         }
         entry->set_file_id(id);
         TRY_CTX(m_locks.dump_fd_locks(pid, fd, id, facts.info, table), "file locks");
-        auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
-        known_files.insert(known_files.begin() + static_cast<std::ptrdiff_t>(position),
-                           Known { pid, fd, id, facts.stat.st_dev, facts.stat.st_ino });
-        if (file->kind() == image::FILE_KIND_EPOLL)
-            epolls.push_back(file->id());
     }
     for (uint32_t id : epolls)
         TRY_CTX(resolve_epoll_targets(pid, *m_files.mutable_files(static_cast<int>(id - 1)), table), "epoll file {}", id);
     return {};
+}
+
+Result<uint32_t> FileRegistry::add_file(FdFacts& facts, size_t position, const std::string& where)
+{
+    // A POSIX message queue looks like a (deleted) regular file.
+    struct statfs filesystem {};
+    bool message_queue = ::fstatfs(facts.local_fd, &filesystem) == 0 && filesystem.f_type == kMessageQueueMagic;
+    auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
+    const FileKind* kind = found == kinds().end() || message_queue ? nullptr : *found;
+    if (kind == &unix_socket_kind() && m_unix_peers_external)
+        facts.declared_external = true;
+    if (!kind && !facts.declared_external)
+        return fail("{}: {} is not supported (if it is outside the tree on purpose, dump with --external {} "
+                    "and restore with --inherit-fd fd[N]:{})",
+                    where, describe_unsupported(facts), facts.link, facts.link);
+
+    auto* file = m_files.add_files();
+    uint32_t id = static_cast<uint32_t>(m_files.files_size());
+    file->set_id(id);
+    file->set_kind(kind ? kind->image_kind() : image::FILE_KIND_UNSPECIFIED);
+    file->set_flags(facts.info.flags & ~static_cast<uint32_t>(O_CLOEXEC));
+    file->set_position(facts.info.pos);
+    // Declared outside the tree: nothing of it is saved, the restore is
+    // given it with --inherit-fd. Unix sockets handle this themselves
+    // (a named peer can be connected to again).
+    if (facts.declared_external && file->kind() != image::FILE_KIND_UNIX_SOCKET)
+        file->set_external(facts.link);
+    else {
+        if (auto same_inode = m_known.find({ facts.stat.st_dev, facts.stat.st_ino }); same_inode != m_known.end())
+            for (const auto& known : same_inode->second)
+                if (const auto& earlier = m_files.files(static_cast<int>(known.id - 1)); earlier.has_ghost())
+                    facts.ghost_path_of_inode = earlier.ghost().path();
+        // Known before its kind dumps it: a file in flight on a socket
+        // that is itself in flight is then found, not dumped again.
+        auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
+        known_files.insert(known_files.begin() + static_cast<std::ptrdiff_t>(position),
+                           Known { facts.pid, facts.fd, id, facts.stat.st_dev, facts.stat.st_ino });
+        TRY_CTX(kind->dump(facts, *m_files.mutable_files(static_cast<int>(id - 1)), m_files), "{} ({})", where,
+                kind->name());
+        TRY_CTX(dump_owner(facts.local_fd, *m_files.mutable_files(static_cast<int>(id - 1))), "{} ({})", where,
+                kind->name());
+        return id;
+    }
+    auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
+    known_files.insert(known_files.begin() + static_cast<std::ptrdiff_t>(position),
+                       Known { facts.pid, facts.fd, id, facts.stat.st_dev, facts.stat.st_ino });
+    return id;
+}
+
+Result<uint32_t> FileRegistry::dump_in_flight(UniqueFd fd)
+{
+    FdFacts facts;
+    facts.pid = ::getpid();
+    facts.fd = fd.get();
+    facts.local_fd = fd.get();
+    fill_common_facts(facts);
+    if (::fstat(fd.get(), &facts.stat) < 0)
+        return fail_errno("a file in flight: fstat");
+    facts.link = TRY_CTX(read_link(fmt::format("/proc/self/fd/{}", fd.get())), "a file in flight");
+    facts.info = TRY_CTX(proc::read_fdinfo(facts.pid, fd.get()), "a file in flight");
+    size_t position = 0;
+    uint32_t id = TRY_CTX(find_shared(facts.pid, fd.get(), facts.stat.st_dev, facts.stat.st_ino, position),
+                          "a file in flight ({})", facts.link);
+    if (id != 0)
+        return id;
+    // kcmp() compares later descriptors with this one: cryo keeps it open
+    // for as long as the registry lives.
+    m_in_flight.push_back(std::move(fd));
+    auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
+    if (found != kinds().end() && (*found == &unix_socket_kind() || *found == &epoll_kind()))
+        return fail("not supported yet: a {} in flight ({}, sent with SCM_RIGHTS and not received yet)",
+                    (*found)->name(), facts.link);
+    return add_file(facts, position, fmt::format("a file in flight ({})", facts.link));
 }
 
 namespace {
@@ -334,28 +377,42 @@ Result<std::map<uint32_t, UniqueFd>> open_files(const image::FileTable& files, c
             return fail_errno(fmt::format("fcntl(F_DUPFD_CLOEXEC) of {}", key));
         context.shared.emplace(key, UniqueFd(copy));
     }
-    for (const auto& file : files.files()) {
+    // Opens one file (unless it is open already).
+    std::function<Result<int>(const image::OpenFile&)> open_one = [&](const image::OpenFile& file) -> Result<int> {
+        if (auto done = opened.find(file.id()); done != opened.end())
+            return done->second.get();
+        UniqueFd fd;
         if (auto inherited = options.inherited.find(external_id(file)); inherited != options.inherited.end()) {
             int copy = ::fcntl(inherited->second, F_DUPFD_CLOEXEC, 0);
             if (copy < 0)
                 return fail_errno(fmt::format("--inherit-fd: dup of fd {}", inherited->second));
-            opened.emplace(file.id(), UniqueFd(copy));
-            continue;
-        }
-        if (!file.external().empty())
+            fd.reset(copy);
+        } else if (!file.external().empty()) {
             return fail("file {} ({}) was declared external at dump (--external): give it with --inherit-fd fd[N]:{}",
                         file.id(), file.external(), file.external());
-        const FileKind* kind = find_kind(file.kind());
-        if (!kind)
+        } else if (const FileKind* kind = find_kind(file.kind()); !kind) {
             return fail("file {}: unknown kind {}", file.id(), static_cast<int>(file.kind()));
-        if (options.use_own_terminal && is_terminal(file)) {
-            auto terminal = TRY_CTX(open_file("/dev/tty", reopen_flags(file.flags()) | O_NOCTTY),
-                                    "--shell-job: cryo's controlling terminal");
-            opened.emplace(file.id(), std::move(terminal));
-            continue;
+        } else if (options.use_own_terminal && is_terminal(file)) {
+            fd = TRY_CTX(open_file("/dev/tty", reopen_flags(file.flags()) | O_NOCTTY),
+                         "--shell-job: cryo's controlling terminal");
+        } else {
+            fd = TRY_CTX(kind->open(file, context), "file {} ({})", file.id(), kind->name());
         }
-        opened.emplace(file.id(), TRY_CTX(kind->open(file, context), "file {} ({})", file.id(), kind->name()));
-    }
+        return opened.emplace(file.id(), std::move(fd)).first->second.get();
+    };
+    // Files in flight on unix sockets are opened when their messages are
+    // queued again, whichever comes first in the table.
+    std::map<uint32_t, const image::OpenFile*> by_id;
+    for (const auto& file : files.files())
+        by_id.emplace(file.id(), &file);
+    context.open_by_id = [&](uint32_t id) -> Result<int> {
+        auto file = by_id.find(id);
+        if (file == by_id.end())
+            return fail("file id {} is not in files.img", id);
+        return open_one(*file->second);
+    };
+    for (const auto& file : files.files())
+        TRY(open_one(file));
     for (const auto* kind : kinds())
         TRY_CTX(kind->finish(context), "{}", kind->name());
     return opened;

@@ -61,6 +61,9 @@ public:
     // An --external id no descriptor of the tree referred to is an error
     // (most likely a typing mistake).
     Result<void> check_externals_used() const;
+    // A file in flight on a unix socket, held by cryo: see
+    // FdFacts::register_in_flight.
+    Result<uint32_t> dump_in_flight(UniqueFd fd);
 
 private:
     struct Known {
@@ -73,6 +76,13 @@ private:
     // The id of the open file `fd` of `pid` shares, or 0 and where it goes
     // in its list of known files.
     Result<uint32_t> find_shared(pid_t pid, int fd, dev_t device, ino_t inode, size_t& position) const;
+    // What every descriptor's facts share: the options and the registry's
+    // own hooks.
+    void fill_common_facts(FdFacts& facts);
+    // Records the open file of `facts`, seen for the first time (it goes
+    // at `position` of the known files with its inode), and gives its id;
+    // `where` ("fd 3") opens its errors.
+    Result<uint32_t> add_file(FdFacts& facts, size_t position, const std::string& where);
     bool m_unix_peers_external { false };
 
     uint64_t m_ghost_limit;
@@ -88,6 +98,7 @@ private:
     bool m_tcp_established { false };
     net::RepairedSockets m_repaired;
     PtyQueues m_pty_queues;
+    std::vector<UniqueFd> m_in_flight;   // cryo's copies of the files in flight
 };
 
 // Restore side, in cryo before any process exists: opens every file of the

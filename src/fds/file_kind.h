@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -59,6 +60,10 @@ struct FdFacts {
     // too): the path its first open file was recorded with, so that both
     // come back as one file.
     std::string ghost_path_of_inode;
+    // Files in flight on a unix socket (SCM_RIGHTS), whose copies a peek
+    // at its queue put in cryo: records one as an open file of the
+    // checkpoint (the registry keeps the descriptor) and gives its id.
+    std::function<Result<uint32_t>(UniqueFd)> register_in_flight;
 };
 
 // State shared by the kinds while the files of a checkpoint are opened
@@ -72,6 +77,10 @@ struct OpenContext {
     bool check_files { true };   // refuse files that changed since the dump
     bool tcp_established { false };   // --tcp-established: connections may be restored
     std::map<std::string, UniqueFd> shared;
+    // The descriptor of the file with this id, opened now if it was not
+    // yet (files in flight are sent along with queued messages): cryo keeps
+    // owning it.
+    std::function<Result<int>(uint32_t)> open_by_id;
 };
 
 class FileKind {

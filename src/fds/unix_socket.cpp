@@ -229,31 +229,30 @@ constexpr size_t kMaxPassedFds = 253;
 struct QueuedMessage {
     std::string data;
     std::string sender;
+    std::vector<UniqueFd> passed;   // files in flight with it (SCM_RIGHTS)
 };
 
-// Descriptors in flight (SCM_RIGHTS) in the control data a peek gave:
-// the peek installed copies of them in cryo, closed here. Returns how many.
-size_t close_passed_fds(msghdr& header)
+// Descriptors in flight (SCM_RIGHTS) in the control data a peek gave: the
+// peek installed copies of them in cryo, which the caller now owns.
+std::vector<UniqueFd> take_passed_fds(msghdr& header)
 {
-    size_t count = 0;
+    std::vector<UniqueFd> passed;
     for (cmsghdr* control = CMSG_FIRSTHDR(&header); control; control = CMSG_NXTHDR(&header, control)) {
         if (control->cmsg_level != SOL_SOCKET || control->cmsg_type != SCM_RIGHTS)
             continue;
         size_t fds = (control->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < fds; ++i) {
-            int passed = -1;
-            std::memcpy(&passed, CMSG_DATA(control) + i * sizeof(int), sizeof(int));
-            UniqueFd closing(passed);
+            int fd = -1;
+            std::memcpy(&fd, CMSG_DATA(control) + i * sizeof(int), sizeof(int));
+            passed.emplace_back(fd);
         }
-        count += fds;
     }
-    return count;
+    return passed;
 }
 
-// Every message waiting on the socket, in order, without consuming them.
-// Messages carrying descriptors are refused: the files in flight are in
-// no process's table, and a restore without them would lose them quietly
-// (zdtm scm00).
+// Every message waiting on the socket, in order, without consuming them,
+// with copies of the files in flight each carries. A stream's data comes
+// as one message, split only where files travel with it.
 Result<std::vector<QueuedMessage>> peek_queue(int fd, int type, int& program_offset)
 {
     // The peek offset belongs to the socket, shared with the program: put
@@ -280,12 +279,12 @@ Result<std::vector<QueuedMessage>> peek_queue(int fd, int type, int& program_off
         header.msg_control = control;
         header.msg_controllen = sizeof(control);
         ssize_t got = ::recvmsg(fd, &header, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
-        if (got >= 0) {
-            if (size_t passed = close_passed_fds(header); passed > 0) {
-                status = fail("not supported yet: message {} of its queue carries {} file descriptor(s) (SCM_RIGHTS)",
-                              queue.size() + 1, passed);
-                break;
-            }
+        std::vector<UniqueFd> passed;
+        if (got >= 0)
+            passed = take_passed_fds(header);
+        if (got >= 0 && (header.msg_flags & MSG_CTRUNC)) {
+            status = fail("message {} of its queue carries more file descriptors than one message can", queue.size() + 1);
+            break;
         }
         if (got < 0) {
             // EINVAL: a stream socket that is not connected has no queue.
@@ -304,11 +303,11 @@ Result<std::vector<QueuedMessage>> peek_queue(int fd, int type, int& program_off
             status = fail("more than {} MiB queued", kMaxQueued >> 20);
             break;
         }
-        if (type == SOCK_STREAM && !queue.empty()) {
+        if (type == SOCK_STREAM && !queue.empty() && queue.back().passed.empty() && passed.empty()) {
             queue.back().data.append(buffer.data(), static_cast<size_t>(got));
             continue;
         }
-        QueuedMessage message { std::string(buffer.data(), static_cast<size_t>(got)), {} };
+        QueuedMessage message { std::string(buffer.data(), static_cast<size_t>(got)), {}, std::move(passed) };
         if (type == SOCK_DGRAM && header.msg_namelen > offsetof(sockaddr_un, sun_path))
             message.sender = normalise_name(sender.sun_path, header.msg_namelen - offsetof(sockaddr_un, sun_path));
         queue.push_back(std::move(message));
@@ -572,10 +571,37 @@ void apply_options(int fd, const image::UnixSocket& socket)
     }
 }
 
+// Sends `data` from `sender`, with the descriptors `files` in flight
+// (SCM_RIGHTS), to `address` when one is given (an unconnected datagram
+// socket); what send() returns.
+ssize_t send_with_files(int sender, const std::string& data, const std::vector<int>& files, const sockaddr_un* address,
+                        socklen_t address_length)
+{
+    iovec vector { const_cast<char*>(data.data()), data.size() };
+    msghdr header {};
+    header.msg_iov = &vector;
+    header.msg_iovlen = 1;
+    if (address) {
+        header.msg_name = const_cast<sockaddr_un*>(address);
+        header.msg_namelen = address_length;
+    }
+    std::vector<cmsghdr> control((CMSG_SPACE(files.size() * sizeof(int)) + sizeof(cmsghdr) - 1) / sizeof(cmsghdr));
+    if (!files.empty()) {
+        header.msg_control = control.data();
+        header.msg_controllen = CMSG_SPACE(files.size() * sizeof(int));
+        cmsghdr* rights = CMSG_FIRSTHDR(&header);
+        rights->cmsg_level = SOL_SOCKET;
+        rights->cmsg_type = SCM_RIGHTS;
+        rights->cmsg_len = CMSG_LEN(files.size() * sizeof(int));
+        std::memcpy(CMSG_DATA(rights), files.data(), files.size() * sizeof(int));
+    }
+    return ::sendmsg(sender, &header, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 // Every unix socket of the image but the external ones, made together.
 class UnixSockets {
 public:
-    explicit UnixSockets(const image::FileTable& table) : m_table(table)
+    UnixSockets(const image::FileTable& table, OpenContext& context) : m_table(table), m_context(context)
     {
         for (const auto& file : table.files())
             if (file.kind() == image::FILE_KIND_UNIX_SOCKET && !is_external(table, file.unix_socket()))
@@ -751,6 +777,18 @@ private:
         return m_temporary.emplace(path, std::move(fd)).first->second.get();
     }
 
+    // The descriptors (cryo's) of the files message `index` of `socket`
+    // carries in flight.
+    Result<std::vector<int>> files_in_flight(const image::UnixSocket& socket, int index)
+    {
+        std::vector<int> fds;
+        if (index >= socket.queued_fds_size())
+            return fds;
+        for (uint32_t id : socket.queued_fds(index).file_ids())
+            fds.push_back(TRY_CTX(m_context.open_by_id(id), "file {} in flight with message {}", id, index + 1));
+        return fds;
+    }
+
     Result<void> queue_datagrams(const image::UnixSocket& socket)
     {
         if (socket.queued().empty())
@@ -777,13 +815,13 @@ private:
                 sender = TRY(socket_named(sender_name, {}, SOCK_DGRAM, false));
             }
             grow_buffers(receiver, sender, message.size() * 2 + 4096ull * socket.queued_size());
+            auto files = TRY(files_in_flight(socket, i));
             ssize_t sent;
             if (connected) {
-                sent = ::send(sender, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+                sent = send_with_files(sender, message, files, nullptr, 0);
             } else {
                 auto [address, length] = address_of(path_to(socket));
-                sent = ::sendto(sender, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                                reinterpret_cast<sockaddr*>(&address), length);
+                sent = send_with_files(sender, message, files, &address, length);
             }
             if (sent != static_cast<ssize_t>(message.size()))
                 return fail_errno(fmt::format("send datagram {} ({} bytes) from {}", i + 1, message.size(), printable(sender_name)));
@@ -863,8 +901,9 @@ private:
         for (const auto& message : socket.queued())
             total += message.size() + 1024;
         grow_buffers(receiver, sender, total);
-        for (const auto& message : socket.queued()) {
-            ssize_t sent = ::send(sender, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        for (int i = 0; i < socket.queued_size(); ++i) {
+            const std::string& message = socket.queued(i);
+            ssize_t sent = send_with_files(sender, message, TRY(files_in_flight(socket, i)), nullptr, 0);
             if (sent != static_cast<ssize_t>(message.size()))
                 return fail_errno(fmt::format("queue {} bytes", message.size()));
         }
@@ -872,6 +911,7 @@ private:
     }
 
     const image::FileTable& m_table;
+    OpenContext& m_context;
     std::map<uint64_t, const image::UnixSocket*> m_sockets;
     std::map<uint64_t, UniqueFd> m_fds;
     std::set<uint64_t> m_paired;                    // made by socketpair()
@@ -975,6 +1015,17 @@ public:
         int peek_offset = -1;
         if (info.state != TCP_LISTEN)
             for (auto& message : TRY(peek_queue(facts.local_fd, type, peek_offset))) {
+                if (!message.passed.empty()) {
+                    if (!facts.register_in_flight)
+                        return fail("not supported here: message {} of its queue carries {} file descriptor(s) "
+                                    "(SCM_RIGHTS)", socket->queued_size() + 1, message.passed.size());
+                    while (socket->queued_fds_size() < socket->queued_size())
+                        socket->add_queued_fds();
+                    auto* files = socket->add_queued_fds();
+                    for (auto& passed : message.passed)
+                        files->add_file_ids(TRY_CTX(facts.register_in_flight(std::move(passed)),
+                                                    "message {} of its queue", socket->queued_size() + 1));
+                }
                 socket->add_queued(std::move(message.data));
                 if (type == SOCK_DGRAM)
                     socket->add_queued_from(std::move(message.sender));
@@ -993,7 +1044,7 @@ public:
         } else {
             if (!context.shared.contains("unix:built")) {
                 context.shared.emplace("unix:built", UniqueFd());
-                for (auto& [inode, built] : TRY(UnixSockets(*context.table).build()))
+                for (auto& [inode, built] : TRY(UnixSockets(*context.table, context).build()))
                     context.shared.emplace(key(inode), std::move(built));
             }
             auto found = context.shared.find(key(socket.inode()));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <ctime>
@@ -56,11 +57,19 @@ std::string describe_file(const image::OpenFile& file)
     case image::FILE_KIND_PIPE:
         return fmt::format("{} pipe:[{}]{}", file.pipe().write_end() ? "write end of" : "read end of",
                            file.pipe().pipe_id(), file.pipe().fifo_path().empty() ? "" : " FIFO " + file.pipe().fifo_path());
+    case image::FILE_KIND_GHOST:
+        return fmt::format("deleted file {} ({} bytes, pos {}, flags {:o})", file.ghost().path(), file.ghost().size(),
+                           file.position(), file.flags());
     case image::FILE_KIND_EVENTFD:
         return fmt::format("eventfd (count {}{})", file.eventfd().count(), file.eventfd().semaphore() ? ", semaphore" : "");
-    case image::FILE_KIND_UNIX_SOCKET:
-        return fmt::format("unix socket:[{}] peer {} ({} queued messages)", file.unix_socket().inode(),
-                           file.unix_socket().peer_inode(), file.unix_socket().queued_size());
+    case image::FILE_KIND_UNIX_SOCKET: {
+        std::vector<uint32_t> in_flight;
+        for (const auto& message : file.unix_socket().queued_fds())
+            in_flight.insert(in_flight.end(), message.file_ids().begin(), message.file_ids().end());
+        return fmt::format("unix socket:[{}] peer {} ({} queued messages{})", file.unix_socket().inode(),
+                           file.unix_socket().peer_inode(), file.unix_socket().queued_size(),
+                           in_flight.empty() ? "" : fmt::format(", carrying file ids {} in flight", fmt::join(in_flight, ", ")));
+    }
     case image::FILE_KIND_EPOLL:
         return fmt::format("epoll ({} registrations)", file.epoll().targets_size());
     case image::FILE_KIND_PTY:

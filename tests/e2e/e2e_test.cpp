@@ -45,7 +45,7 @@ std::string scenario_name(const testing::TestParamInfo<Scenario>& info)
 const std::vector<Scenario> kScenarios {
     { "counter" }, { "counter_static" }, { "memory" }, { "memory_static" }, { "signals" }, { "files" },
     { "fpu" }, { "syscalls" }, { "syscalls", { "nanosleep" } }, { "syscalls", { "clock_nanosleep" } }, { "syscalls", { "poll" } },
-    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "epoll" }, { "seccomp" }, { "seccomp_strict" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" }, { "fd_table_shared" }, { "sessions" },
+    { "syscalls", { "select" } }, { "syscalls", { "sigtimedwait" } }, { "sigsuspend" }, { "timers" }, { "eventfiles" }, { "memfd" }, { "pipes" }, { "unix" }, { "unix_scm" }, { "epoll" }, { "seccomp" }, { "seccomp_strict" }, { "cow" }, { "threads" }, { "leader_exited" }, { "tree" }, { "orphan" }, { "fd_table_shared" }, { "sessions" },
     { "fds_timers" }, { "fds_pidfd" }, { "file_locks" }, { "process_state" }, { "ids" }, { "fds_owner" }, { "chroot" }, { "futex" },
     { "pidns", {}, true }, { "pidns", { "nested" }, true },
 };

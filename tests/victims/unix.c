@@ -2,10 +2,7 @@
  * both directions (message boundaries must be kept), one pair shared with a
  * child process, a non-blocking end, a half-closed (shut down) pair and a
  * datagram pair whose sending end was closed with its datagrams still
- * queued (zdtm socket_close_data).
- * With "scm": a datagram pair with a message carrying a pipe's
- * read end (SCM_RIGHTS) queued: dumping it is refused (zdtm
- * scm00). */
+ * queued (zdtm socket_close_data). Files in flight: unix_scm.c. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -24,33 +21,9 @@ static void expect_message(int fd, const char *want, const char *what)
                  what, got, got > 0 ? buffer : "", want);
 }
 
-static int scm_case(void)
-{
-    int pair[2], pipe_ends[2];
-    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) || pipe(pipe_ends))
-        return 2;
-    char control[CMSG_SPACE(sizeof(int))] = { 0 };
-    char byte = 'x';
-    struct iovec vector = { &byte, 1 };
-    struct msghdr header = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
-    struct cmsghdr *passed = CMSG_FIRSTHDR(&header);
-    passed->cmsg_level = SOL_SOCKET;
-    passed->cmsg_type = SCM_RIGHTS;
-    passed->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(passed), &pipe_ends[0], sizeof(int));
-    if (sendmsg(pair[0], &header, 0) != 1)
-        return 2;
-    close(pipe_ends[0]);
-    victim_ready();
-    victim_wait();
-    return victim_finish();
-}
-
 int main(int argc, char **argv)
 {
     victim_init(argc, argv);
-    if (argc > 2 && strcmp(argv[2], "scm") == 0)
-        return scm_case();
     int stream[2], dgram[2], seq[2], closing[2], orphan[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, stream) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram)
         || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, seq) || socketpair(AF_UNIX, SOCK_STREAM, 0, closing)
