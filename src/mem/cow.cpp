@@ -35,11 +35,19 @@ const image::Vma* same_range(const image::Vma& vma, const image::MemoryImage& me
 
 bool inheritable(const image::Vma& child_vma, const image::MemoryImage& parent_memory)
 {
-    if (child_vma.kind() != image::VMA_KIND_ANONYMOUS || child_vma.grows_down() || child_vma.dont_fork())
+    bool file = child_vma.kind() == image::VMA_KIND_FILE_PRIVATE;
+    if ((child_vma.kind() != image::VMA_KIND_ANONYMOUS && !file) || child_vma.grows_down() || child_vma.dont_fork())
         return false;
     const auto* parent_vma = same_range(child_vma, parent_memory);
-    return parent_vma && parent_vma->kind() == image::VMA_KIND_ANONYMOUS && !parent_vma->grows_down()
-        && !parent_vma->dont_fork() && !parent_vma->wipe_on_fork();
+    if (!parent_vma || parent_vma->kind() != child_vma.kind() || parent_vma->grows_down() || parent_vma->dont_fork()
+        || parent_vma->wipe_on_fork())
+        return false;
+    // A private mapping of one file at one offset: its stored pages are
+    // the anonymous copies of written pages (the file's own are not
+    // stored), shared after fork like any private page.
+    return !file
+        || (parent_vma->path() == child_vma.path() && parent_vma->device() == child_vma.device()
+            && parent_vma->inode() == child_vma.inode() && parent_vma->pgoff() == child_vma.pgoff());
 }
 
 Result<void> mark_shared_with_parent(pid_t child, pid_t parent, image::MemoryImage& child_memory,

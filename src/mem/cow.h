@@ -7,7 +7,9 @@
 // physical frame of each page (root can read PFNs in /proc/PID/pagemap):
 // equal frames mean the page is still shared. Those runs of the child's page
 // map are marked `same_as_parent` (their data stays in the image too, so the
-// child can always be restored on its own).
+// child can always be restored on its own). Private file mappings count
+// too: their stored pages are the written ones, anonymous copies that fork
+// shares the same way (zdtm cow01).
 //
 // On restore the parent's restorer process fills such VMAs with the
 // parent's final content before it creates its children, which inherit them
@@ -29,7 +31,8 @@ Result<void> mark_shared_with_parent(pid_t child, pid_t parent, image::MemoryIma
                                      const image::MemoryImage& parent_memory, image::PageMap& child_map);
 
 // True when the child's VMA may be inherited from the parent's (same range,
-// both private anonymous, not a stack).
+// both private anonymous or both a private mapping of the same file at the
+// same offset, not a stack).
 bool inheritable(const image::Vma& child_vma, const image::MemoryImage& parent_memory);
 
 } // namespace cryo::mem

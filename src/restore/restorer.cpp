@@ -268,8 +268,9 @@ Result<void> read_runs(const ProcessPlan& process, uint64_t start, uint64_t end,
     return {};
 }
 
-// Fills, in this restorer itself, the private VMAs its children share
-// copy-on-write with it, so that they inherit them by fork (see mem/cow.h):
+// Fills, in this restorer itself, the private VMAs (anonymous, or of a
+// file) its children share copy-on-write with it, so that they inherit
+// them by fork (see mem/cow.h):
 // either on top of the same VMA inherited from the parent (only the pages
 // that differ, and the parent's pages this process did not have are
 // dropped) or mapped and filled here. A VMA whose range is taken in this
@@ -310,7 +311,17 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
             if (!read_runs(process, vma.start(), vma.end(), true))
                 continue;
         } else {
-            void* mapped = ::mmap(address, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            // A private file mapping is the file's: written pages are
+            // filled below, the others read from the file.
+            UniqueFd file;
+            if (vma.kind() == image::VMA_KIND_FILE_PRIVATE) {
+                file.reset(::open(vma.path().c_str(), O_RDONLY | O_CLOEXEC));
+                if (!file)
+                    continue;
+            }
+            void* mapped = ::mmap(address, length, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_FIXED_NOREPLACE | (file ? 0 : MAP_ANONYMOUS), file ? file.get() : -1,
+                                  file ? static_cast<off_t>(vma.pgoff()) : 0);
             if (mapped != address) {
                 if (mapped != MAP_FAILED)
                     ::munmap(mapped, length);
