@@ -25,15 +25,15 @@ public:
     bool recognises(const FdFacts& facts) const override
     {
         return S_ISCHR(facts.stat.st_mode) && facts.link.starts_with("/dev/") && !is_pty_master(facts.stat)
-            && !pty_slave_with_master_in_tree(facts);
+            && !pty_slave_with_master_in_tree(facts) && !orphan_pty_slave(facts);
     }
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
     {
-        // A pts whose master was closed (zdtm pty04): its node is gone from
-        // /dev/pts and nothing can open it again.
+        // A device node removed since it was opened: nothing can open it
+        // again (a pty slave whose master was closed is the pty kind's).
         if (facts.link.ends_with(" (deleted)"))
-            return fail("not supported: device {} was removed (a pty slave whose master was closed)", facts.link);
+            return fail("not supported: device {} was removed", facts.link);
         auto* device = file.mutable_char_device();
         device->set_path(facts.link);
         device->set_rdev_major(major(facts.stat.st_rdev));

@@ -383,6 +383,11 @@ Result<void> dump_slave(const FdFacts& facts, image::Pty& pty)
     pty.set_master(false);
     pty.set_rdev_major(major(*device));
     pty.set_rdev_minor(minor(*device));
+    // A hung-up slave answers no ioctl: nothing more to ask it.
+    if (orphan_pty_slave(facts)) {
+        pty.set_master_closed(true);
+        return {};
+    }
     pty.set_exclusive(TRY(query<int>(facts.local_fd, TIOCGEXCL, "TIOCGEXCL")) != 0);
     return {};
 }
@@ -451,7 +456,7 @@ public:
 
     bool recognises(const FdFacts& facts) const override
     {
-        return is_pty_master(facts.stat) || pty_slave_with_master_in_tree(facts);
+        return is_pty_master(facts.stat) || pty_slave_with_master_in_tree(facts) || orphan_pty_slave(facts);
     }
 
     Result<void> dump(const FdFacts& facts, image::OpenFile& file, image::FileTable&) const override
@@ -464,6 +469,8 @@ public:
     Result<UniqueFd> open(const image::OpenFile& file, OpenContext& context) const override
     {
         const auto& pty = file.pty();
+        if (!pty.master() && pty.master_closed())
+            return open_orphan_slave(file, context);
         const image::OpenFile* master_file = context.table ? find_master(*context.table, pty.index()) : nullptr;
         if (!master_file)
             return fail("the master of /dev/pts/{} is not in the image", pty.index());
@@ -486,10 +493,54 @@ public:
         return slave;
     }
 
+    // Once every file is open, the masters of the orphans' new pairs are
+    // closed: their slaves hang up, as the originals had.
+    Result<void> finish(OpenContext& context) const override
+    {
+        std::erase_if(context.shared, [](const auto& entry) { return entry.first.starts_with(kOrphanKey); });
+        return {};
+    }
+
     image::FileKind image_kind() const override { return image::FILE_KIND_PTY; }
+
+private:
+    static constexpr std::string_view kOrphanKey = "pty-orphan:";
+
+    // A slave whose master was closed: a slave of a new pair (one per
+    // original index, so that its open files stay one tty), taken after
+    // every pair of the checkpoint so as not to take an index one needs.
+    static Result<UniqueFd> open_orphan_slave(const image::OpenFile& file, OpenContext& context)
+    {
+        const auto& pty = file.pty();
+        std::string key = fmt::format("{}{}", kOrphanKey, pty.index());
+        auto shared = context.shared.find(key);
+        if (shared == context.shared.end()) {
+            for (const auto& other : context.table ? context.table->files() : decltype(context.table->files()) {}) {
+                if (other.kind() != image::FILE_KIND_PTY || !other.pty().master())
+                    continue;
+                std::string pair_key = fmt::format("pty:{}", other.pty().index());
+                if (!context.shared.contains(pair_key))
+                    context.shared.emplace(pair_key,
+                                           TRY_CTX(create_pair(other), "/dev/pts/{}", other.pty().index()));
+            }
+            auto master = TRY_CTX(open_file("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC),
+                                  "a new pair for the slave of /dev/pts/{} whose master was closed", pty.index());
+            int unlock = 0;
+            if (::ioctl(master.get(), TIOCSPTLCK, &unlock) < 0)
+                return fail_errno("ioctl(TIOCSPTLCK)");
+            shared = context.shared.emplace(key, std::move(master)).first;
+        }
+        return TRY_CTX(open_pty_slave(shared->second.get(), reopen_flags(file.flags()) | O_NOCTTY, image::Pty {}),
+                       "the slave of /dev/pts/{} whose master was closed", pty.index());
+    }
 };
 
 } // namespace
+
+bool orphan_pty_slave(const FdFacts& facts)
+{
+    return is_pty_slave(facts.stat) && facts.link.ends_with(" (deleted)");
+}
 
 bool is_pty_master(const struct stat& st)
 {

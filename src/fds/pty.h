@@ -27,6 +27,9 @@ uint32_t pty_slave_index(dev_t rdev);
 // /dev/tty opened while such a slave was the controlling terminal is that
 // slave too (it comes back as /dev/pts/N).
 bool pty_slave_with_master_in_tree(const FdFacts& facts);
+// True when `facts` is a pty slave whose master was closed: its node is
+// gone from devpts (the link ends with " (deleted)").
+bool orphan_pty_slave(const FdFacts& facts);
 
 // A new open file of the slave of the restored pair whose master is
 // `master` (TIOCGPTPEER), with `flags`; a locked pair is unlocked for the

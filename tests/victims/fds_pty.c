@@ -32,8 +32,10 @@
  * slave. After SIGUSR1 it checks they are all there, in the same shape:
  * the whole line is read alone, the partial line only once the master ends
  * it, and the termios is unchanged.
- * With "orphan": holds a slave (fd 10) whose master it closed, so the pts
- * node is gone (zdtm pty04): dumping it is refused. */
+ * With "orphan": holds two open files (fds 10 and 13) of a slave whose
+ * master it closed, so the pts node is gone (zdtm pty04), and a live pair
+ * (11, 12) made before it, with the lower index: the slave stays hung up
+ * (end of file, EIO on write), its two files one tty, the pair works. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -320,18 +322,47 @@ static int queued_case(void)
     return victim_finish();
 }
 
+static void check_hung_up(int fd)
+{
+    char byte;
+    struct stat st;
+    victim_check(fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) >= 136 && major(st.st_rdev) <= 143,
+                 "fd %d: not a pty slave any more", fd);
+    victim_check(read(fd, &byte, 1) == 0, "fd %d: a hung-up slave reads something", fd);
+    errno = 0;
+    victim_check(write(fd, "x", 1) < 0 && errno == EIO, "fd %d: a hung-up slave takes writes (errno %d)", fd, errno);
+}
+
 static int orphan_case(void)
 {
+    int live = posix_openpt(O_RDWR | O_NOCTTY);
+    if (live < 0 || grantpt(live) < 0 || unlockpt(live) < 0 || dup2(live, 11) != 11)
+        return 2;
+    int live_slave = open(ptsname(live), O_RDWR | O_NOCTTY);
+    if (live_slave < 0 || dup2(live_slave, 12) != 12)
+        return 2;
+    close(live);
+    close(live_slave);
     int master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
         return 2;
     int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
-    if (slave < 0 || dup2(slave, 10) != 10)
+    int again = open(ptsname(master), O_RDWR | O_NOCTTY);
+    if (slave < 0 || again < 0 || dup2(slave, 10) != 10 || dup2(again, 13) != 13)
         return 2;
     close(slave);
+    close(again);
     close(master);
     victim_ready();
     victim_wait();
+    check_hung_up(10);
+    check_hung_up(13);
+    struct stat first, second;
+    victim_check(fstat(10, &first) == 0 && fstat(13, &second) == 0 && first.st_rdev == second.st_rdev,
+                 "the two files of the hung-up slave are not one tty any more");
+    char line[16] = "";
+    victim_check(write(11, "ping\n", 5) == 5 && read(12, line, sizeof(line)) == 5 && memcmp(line, "ping\n", 5) == 0,
+                 "the live pair does not carry a line ('%s')", line);
     return victim_finish();
 }
 
