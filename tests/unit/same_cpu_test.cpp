@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "base/fd.h"
@@ -55,61 +56,63 @@ private:
     pid_t m_tid { 0 };
 };
 
-bool has_two_cpus()
-{
-    cpu_set_t own = affinity(0);
-    return CPU_COUNT(&own) >= 2;
-}
-
-TEST(SameCpu, HoldBothPinsTheThreadAndPutsBothBack)
-{
-    if (!has_two_cpus())
-        GTEST_SKIP() << "needs two CPUs this test may use";
-    WaitingThread waiting;
-    cpu_set_t own_before = affinity(0);
-    cpu_set_t thread_before = affinity(waiting.tid());
+// Each test places the test's own thread and a waiting thread: they need
+// two CPUs this process may use.
+class CpuPlacement : public testing::Test {
+protected:
+    void SetUp() override
     {
-        SameCpu beside(waiting.tid(), SameCpu::Hold::both);
         cpu_set_t own = affinity(0);
-        cpu_set_t thread = affinity(waiting.tid());
+        if (CPU_COUNT(&own) < 2)
+            GTEST_SKIP() << "needs two CPUs this test may use";
+        m_waiting.emplace();
+    }
+    pid_t waiting_tid() const { return m_waiting->tid(); }
+
+private:
+    std::optional<WaitingThread> m_waiting;
+};
+
+TEST_F(CpuPlacement, SameCpuHoldBothPinsTheThreadAndPutsBothBack)
+{
+    cpu_set_t own_before = affinity(0);
+    cpu_set_t thread_before = affinity(waiting_tid());
+    {
+        SameCpu beside(waiting_tid(), SameCpu::Hold::both);
+        cpu_set_t own = affinity(0);
+        cpu_set_t thread = affinity(waiting_tid());
         EXPECT_EQ(CPU_COUNT(&own), 1);
         EXPECT_EQ(CPU_COUNT(&thread), 1);
         EXPECT_TRUE(CPU_EQUAL(&own, &thread)) << "cryo and the thread on different CPUs";
     }
     cpu_set_t own_after = affinity(0);
-    cpu_set_t thread_after = affinity(waiting.tid());
+    cpu_set_t thread_after = affinity(waiting_tid());
     EXPECT_TRUE(CPU_EQUAL(&own_before, &own_after));
     EXPECT_TRUE(CPU_EQUAL(&thread_before, &thread_after));
 }
 
-TEST(SameCpu, WithoutHoldTheThreadKeepsItsCpus)
+TEST_F(CpuPlacement, SameCpuWithoutHoldTheThreadKeepsItsCpus)
 {
-    if (!has_two_cpus())
-        GTEST_SKIP() << "needs two CPUs this test may use";
-    WaitingThread waiting;
-    cpu_set_t thread_before = affinity(waiting.tid());
+    cpu_set_t thread_before = affinity(waiting_tid());
     {
-        SameCpu beside(waiting.tid());
+        SameCpu beside(waiting_tid());
         cpu_set_t own = affinity(0);
-        cpu_set_t thread = affinity(waiting.tid());
+        cpu_set_t thread = affinity(waiting_tid());
         EXPECT_EQ(CPU_COUNT(&own), 1);
         EXPECT_TRUE(CPU_EQUAL(&thread_before, &thread));
     }
 }
 
-TEST(ApartCpu, SendsTheThreadToTheOtherCpus)
+TEST_F(CpuPlacement, ApartCpuSendsTheThreadToTheOtherCpus)
 {
-    if (!has_two_cpus())
-        GTEST_SKIP() << "needs two CPUs this test may use";
-    WaitingThread waiting;
     cpu_set_t own_before = affinity(0);
-    cpu_set_t thread_before = affinity(waiting.tid());
+    cpu_set_t thread_before = affinity(waiting_tid());
     {
         ApartCpu apart;
         cpu_set_t own = affinity(0);
         ASSERT_EQ(CPU_COUNT(&own), 1);
-        apart.send_away(waiting.tid());
-        cpu_set_t thread = affinity(waiting.tid());
+        apart.send_away(waiting_tid());
+        cpu_set_t thread = affinity(waiting_tid());
         cpu_set_t both;
         CPU_AND(&both, &own, &thread);
         EXPECT_EQ(CPU_COUNT(&both), 0) << "the thread may still run on cryo's CPU";
@@ -119,7 +122,7 @@ TEST(ApartCpu, SendsTheThreadToTheOtherCpus)
     EXPECT_TRUE(CPU_EQUAL(&own_before, &own_after));
     // The thread is not given its CPUs back: ApartCpu is for threads about
     // to be killed.
-    ASSERT_EQ(::sched_setaffinity(waiting.tid(), sizeof(thread_before), &thread_before), 0);
+    ASSERT_EQ(::sched_setaffinity(waiting_tid(), sizeof(thread_before), &thread_before), 0);
 }
 
 } // namespace
