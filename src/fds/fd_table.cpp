@@ -255,25 +255,21 @@ Result<uint32_t> FileRegistry::add_file(FdFacts& facts, size_t position, const s
     // (a named peer can be connected to again).
     if (facts.declared_external && file->kind() != image::FILE_KIND_UNIX_SOCKET)
         file->set_external(facts.link);
-    else {
-        if (auto same_inode = m_known.find({ facts.stat.st_dev, facts.stat.st_ino }); same_inode != m_known.end())
-            for (const auto& known : same_inode->second)
-                if (const auto& earlier = m_files.files(static_cast<int>(known.id - 1)); earlier.has_ghost())
-                    facts.ghost_path_of_inode = earlier.ghost().path();
-        // Known before its kind dumps it: a file in flight on a socket
-        // that is itself in flight is then found, not dumped again.
-        auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
-        known_files.insert(known_files.begin() + static_cast<std::ptrdiff_t>(position),
-                           Known { facts.pid, facts.fd, id, facts.stat.st_dev, facts.stat.st_ino });
-        TRY_CTX(kind->dump(facts, *m_files.mutable_files(static_cast<int>(id - 1)), m_files), "{} ({})", where,
-                kind->name());
-        TRY_CTX(dump_owner(facts.local_fd, *m_files.mutable_files(static_cast<int>(id - 1))), "{} ({})", where,
-                kind->name());
-        return id;
-    }
+    else if (auto same_inode = m_known.find({ facts.stat.st_dev, facts.stat.st_ino }); same_inode != m_known.end())
+        for (const auto& known : same_inode->second)
+            if (const auto& earlier = m_files.files(static_cast<int>(known.id - 1)); earlier.has_ghost())
+                facts.ghost_path_of_inode = earlier.ghost().path();
+    // Known before its kind dumps it: the files in flight a socket's dump
+    // records are compared with every file known by then.
     auto& known_files = m_known[{ facts.stat.st_dev, facts.stat.st_ino }];
     known_files.insert(known_files.begin() + static_cast<std::ptrdiff_t>(position),
                        Known { facts.pid, facts.fd, id, facts.stat.st_dev, facts.stat.st_ino });
+    if (!file->external().empty())
+        return id;
+    // The kind's dump may add files (in flight) to the table: `file` stays
+    // valid (protobuf keeps each message where it is).
+    TRY_CTX(kind->dump(facts, *file, m_files), "{} ({})", where, kind->name());
+    TRY_CTX(dump_owner(facts.local_fd, *file), "{} ({})", where, kind->name());
     return id;
 }
 
