@@ -230,7 +230,7 @@ Result<void> FileRegistry::dump_process(pid_t image_pid, pid_t pid, int pidfd, i
     return {};
 }
 
-Result<uint32_t> FileRegistry::add_file(FdFacts& facts, size_t position, const std::string& where)
+Result<uint32_t> FileRegistry::add_file(FdFacts& facts, size_t position, const std::string& where, bool in_flight)
 {
     // A POSIX message queue looks like a (deleted) regular file.
     struct statfs filesystem {};
@@ -243,6 +243,9 @@ Result<uint32_t> FileRegistry::add_file(FdFacts& facts, size_t position, const s
         return fail("{}: {} is not supported (if it is outside the tree on purpose, dump with --external {} "
                     "and restore with --inherit-fd fd[N]:{})",
                     where, describe_unsupported(facts), facts.link, facts.link);
+    if (in_flight && (kind == &unix_socket_kind() || kind == &epoll_kind()))
+        return fail("not supported yet: a {} in flight ({}, sent with SCM_RIGHTS and not received yet)", kind->name(),
+                    facts.link);
 
     auto* file = m_files.add_files();
     uint32_t id = static_cast<uint32_t>(m_files.files_size());
@@ -292,11 +295,7 @@ Result<uint32_t> FileRegistry::dump_in_flight(UniqueFd fd)
     // kcmp() compares later descriptors with this one: cryo keeps it open
     // for as long as the registry lives.
     m_in_flight.push_back(std::move(fd));
-    auto found = std::ranges::find_if(kinds(), [&](const FileKind* kind) { return kind->recognises(facts); });
-    if (found != kinds().end() && (*found == &unix_socket_kind() || *found == &epoll_kind()))
-        return fail("not supported yet: a {} in flight ({}, sent with SCM_RIGHTS and not received yet)",
-                    (*found)->name(), facts.link);
-    return add_file(facts, position, fmt::format("a file in flight ({})", facts.link));
+    return add_file(facts, position, fmt::format("a file in flight ({})", facts.link), true);
 }
 
 namespace {

@@ -81,8 +81,9 @@ private:
     void fill_common_facts(FdFacts& facts);
     // Records the open file of `facts`, seen for the first time (it goes
     // at `position` of the known files with its inode), and gives its id;
-    // `where` ("fd 3") opens its errors.
-    Result<uint32_t> add_file(FdFacts& facts, size_t position, const std::string& where);
+    // `where` ("fd 3") opens its errors. A unix socket or an epoll file
+    // `in_flight` is refused.
+    Result<uint32_t> add_file(FdFacts& facts, size_t position, const std::string& where, bool in_flight = false);
     bool m_unix_peers_external { false };
 
     uint64_t m_ghost_limit;

@@ -442,6 +442,18 @@ Result<UniqueFd> create_pair(const image::OpenFile& file)
     return master;
 }
 
+// The master of the restored pair of the master's record `master_file`,
+// created on first use and kept in the context.
+Result<int> pair_master(const image::OpenFile& master_file, OpenContext& context)
+{
+    uint32_t index = master_file.pty().index();
+    std::string key = fmt::format("pty:{}", index);
+    auto shared = context.shared.find(key);
+    if (shared == context.shared.end())
+        shared = context.shared.emplace(key, TRY_CTX(create_pair(master_file), "/dev/pts/{}", index)).first;
+    return shared->second.get();
+}
+
 const image::OpenFile* find_master(const image::FileTable& table, uint32_t index)
 {
     for (const auto& file : table.files())
@@ -474,11 +486,7 @@ public:
         const image::OpenFile* master_file = context.table ? find_master(*context.table, pty.index()) : nullptr;
         if (!master_file)
             return fail("the master of /dev/pts/{} is not in the image", pty.index());
-        std::string key = fmt::format("pty:{}", pty.index());
-        auto shared = context.shared.find(key);
-        if (shared == context.shared.end())
-            shared = context.shared.emplace(key, TRY_CTX(create_pair(*master_file), "/dev/pts/{}", pty.index())).first;
-        int master = shared->second.get();
+        int master = TRY(pair_master(*master_file, context));
         if (pty.master()) {
             // The master is one open file: the pair's own.
             int copy = ::fcntl(master, F_DUPFD_CLOEXEC, 0);
@@ -515,13 +523,10 @@ private:
         std::string key = fmt::format("{}{}", kOrphanKey, pty.index());
         auto shared = context.shared.find(key);
         if (shared == context.shared.end()) {
-            for (const auto& other : context.table ? context.table->files() : decltype(context.table->files()) {}) {
-                if (other.kind() != image::FILE_KIND_PTY || !other.pty().master())
-                    continue;
-                std::string pair_key = fmt::format("pty:{}", other.pty().index());
-                if (!context.shared.contains(pair_key))
-                    context.shared.emplace(pair_key,
-                                           TRY_CTX(create_pair(other), "/dev/pts/{}", other.pty().index()));
+            for (int i = 0; context.table && i < context.table->files_size(); ++i) {
+                const auto& other = context.table->files(i);
+                if (other.kind() == image::FILE_KIND_PTY && other.pty().master())
+                    TRY(pair_master(other, context));
             }
             auto master = TRY_CTX(open_file("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC),
                                   "a new pair for the slave of /dev/pts/{} whose master was closed", pty.index());

@@ -283,7 +283,8 @@ Result<std::vector<QueuedMessage>> peek_queue(int fd, int type, int& program_off
         if (got >= 0)
             passed = take_passed_fds(header);
         if (got >= 0 && (header.msg_flags & MSG_CTRUNC)) {
-            status = fail("message {} of its queue carries more file descriptors than one message can", queue.size() + 1);
+            status = fail("message {} of its queue: its file descriptors did not all reach cryo (MSG_CTRUNC)",
+                          queue.size() + 1);
             break;
         }
         if (got < 0) {
@@ -1016,9 +1017,6 @@ public:
         if (info.state != TCP_LISTEN)
             for (auto& message : TRY(peek_queue(facts.local_fd, type, peek_offset))) {
                 if (!message.passed.empty()) {
-                    if (!facts.register_in_flight)
-                        return fail("not supported here: message {} of its queue carries {} file descriptor(s) "
-                                    "(SCM_RIGHTS)", socket->queued_size() + 1, message.passed.size());
                     while (socket->queued_fds_size() < socket->queued_size())
                         socket->add_queued_fds();
                     auto* files = socket->add_queued_fds();

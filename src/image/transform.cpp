@@ -127,7 +127,8 @@ Result<UniqueFd> decode_to_memfd(int fd, uint64_t size, const std::string& name,
 {
     // The content goes to memory: a manifest asking for more than there is
     // (hostile, or a checkpoint too big for this machine) is refused first.
-    if (auto available = proc::read_meminfo_field("MemAvailable"); record && available && content_size(*record) > *available)
+    auto available = proc::read_meminfo_field("MemAvailable");
+    if (record && available && content_size(*record) > *available)
         return fail("decodes to {} bytes, more than the memory available ({} bytes)", content_size(*record), *available);
     UniqueFd memfd(::memfd_create(fmt::format("cryo:{}", name).c_str(), 0));
     if (!memfd)

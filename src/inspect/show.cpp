@@ -66,9 +66,10 @@ std::string describe_file(const image::OpenFile& file)
         std::vector<uint32_t> in_flight;
         for (const auto& message : file.unix_socket().queued_fds())
             in_flight.insert(in_flight.end(), message.file_ids().begin(), message.file_ids().end());
+        std::string carrying =
+            in_flight.empty() ? "" : fmt::format(", carrying file ids {} in flight", fmt::join(in_flight, ", "));
         return fmt::format("unix socket:[{}] peer {} ({} queued messages{})", file.unix_socket().inode(),
-                           file.unix_socket().peer_inode(), file.unix_socket().queued_size(),
-                           in_flight.empty() ? "" : fmt::format(", carrying file ids {} in flight", fmt::join(in_flight, ", ")));
+                           file.unix_socket().peer_inode(), file.unix_socket().queued_size(), carrying);
     }
     case image::FILE_KIND_EPOLL:
         return fmt::format("epoll ({} registrations)", file.epoll().targets_size());

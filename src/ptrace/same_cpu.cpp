@@ -7,6 +7,19 @@
 
 namespace cryo::ptrace {
 
+namespace {
+
+// Lets `tid` (0: the calling thread) run only on `cpu`.
+bool pin_to(pid_t tid, int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return ::sched_setaffinity(tid, sizeof(one), &one) == 0;
+}
+
+} // namespace
+
 SameCpu::SameCpu(pid_t tid, Hold hold) : m_hold(hold)
 {
     m_saved_ok = ::sched_getaffinity(0, sizeof(m_saved), &m_saved) == 0 && CPU_COUNT(&m_saved) > 1;
@@ -20,17 +33,14 @@ void SameCpu::follow(pid_t tid)
     auto stat = proc::read_stat(tid);
     if (!stat || stat->processor < 0 || stat->processor >= CPU_SETSIZE || !CPU_ISSET(stat->processor, &m_saved))
         return;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(stat->processor, &one);
-    if (::sched_setaffinity(0, sizeof(one), &one) != 0)
+    if (!pin_to(0, stat->processor))
         return;
     m_moved = true;
     if (m_hold != Hold::both || std::ranges::any_of(m_pinned, [tid](const Pinned& p) { return p.tid == tid; }))
         return;
     Pinned pinned { tid, {} };
     if (::sched_getaffinity(tid, sizeof(pinned.own), &pinned.own) == 0 && CPU_ISSET(stat->processor, &pinned.own) &&
-        ::sched_setaffinity(tid, sizeof(one), &one) == 0)
+        pin_to(tid, stat->processor))
         m_pinned.push_back(pinned);
 }
 
@@ -48,10 +58,7 @@ ApartCpu::ApartCpu()
     if (cpu < 0 || cpu >= CPU_SETSIZE || ::sched_getaffinity(0, sizeof(m_saved), &m_saved) != 0 ||
         CPU_COUNT(&m_saved) < 2)
         return;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (::sched_setaffinity(0, sizeof(one), &one) == 0)
+    if (pin_to(0, cpu))
         m_cpu = cpu;
 }
 

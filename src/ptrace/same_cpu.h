@@ -18,8 +18,9 @@
 // not always: while cryo runs there and the other CPU idles, a wake-up may
 // move it to the idle one, and from then on every round trip crosses CPUs
 // (the counter victim's "registers and state": 0.7-2.5 ms over 20 dumps,
-// the slow ones after such a move; 0.8-1.4 ms with the thread pinned). With Hold::both the thread is pinned to the CPU too, and
-// gets its own CPUs back when the SameCpu ends. Should cryo be killed in
+// the slow ones after such a move; 0.8-1.4 ms with the thread pinned).
+// With Hold::both the thread is pinned to the CPU too, and gets its own
+// CPUs back when the SameCpu ends. Should cryo be killed in
 // between, the thread is left pinned to one CPU (a matter of speed, not of
 // correctness). The restore does not pin: it sets the restored threads'
 // own CPUs meanwhile, which the end of a SameCpu would undo.

@@ -313,14 +313,15 @@ std::vector<uint64_t> materialize_shared_memory(const TreePlan& plan, size_t ind
         } else {
             // A private file mapping is the file's: written pages are
             // filled below, the others read from the file.
+            int flags = MAP_PRIVATE | MAP_FIXED_NOREPLACE | MAP_ANONYMOUS;
             UniqueFd file;
             if (vma.kind() == image::VMA_KIND_FILE_PRIVATE) {
                 file.reset(::open(vma.path().c_str(), O_RDONLY | O_CLOEXEC));
                 if (!file)
                     continue;
+                flags &= ~MAP_ANONYMOUS;
             }
-            void* mapped = ::mmap(address, length, PROT_READ | PROT_WRITE,
-                                  MAP_PRIVATE | MAP_FIXED_NOREPLACE | (file ? 0 : MAP_ANONYMOUS), file ? file.get() : -1,
+            void* mapped = ::mmap(address, length, PROT_READ | PROT_WRITE, flags, file ? file.get() : -1,
                                   file ? static_cast<off_t>(vma.pgoff()) : 0);
             if (mapped != address) {
                 if (mapped != MAP_FAILED)

@@ -63,23 +63,8 @@ static long smaps_field(void *address, const char *name)
 /* Rss and Pss (kB) of the mapping holding `address`. */
 static void sizes_of(void *address, long *rss, long *pss)
 {
-    FILE *smaps = fopen("/proc/self/smaps", "r");
-    char line[512];
-    int inside = 0;
-    *rss = *pss = -1;
-    while (smaps && fgets(line, sizeof(line), smaps)) {
-        uintptr_t start, end;
-        if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-            inside = start <= (uintptr_t)address && (uintptr_t)address < end;
-            continue;
-        }
-        if (inside && strncmp(line, "Rss:", 4) == 0)
-            sscanf(line + 4, "%ld", rss);
-        if (inside && strncmp(line, "Pss:", 4) == 0)
-            sscanf(line + 4, "%ld", pss);
-    }
-    if (smaps)
-        fclose(smaps);
+    *rss = smaps_field(address, "Rss");
+    *pss = smaps_field(address, "Pss");
 }
 
 static void check_common(const char *who, int parent)
@@ -101,8 +86,8 @@ static void check_common(const char *who, int parent)
                  who);
     victim_check(filled_with(mapped_file + MIB, FILE_SIZE - MIB, 'F'), "%s: file mapping: the file's own pages", who);
     long shared = smaps_field(mapped_file, "Shared_Dirty");
-    victim_check(shared * 1024 >= MIB - 2 * OWN, "%s: file mapping: pages written before fork not shared (Shared_Dirty %ld kB)",
-                 who, shared);
+    victim_check(shared * 1024 >= MIB - 2 * OWN,
+                 "%s: file mapping: pages written before fork not shared (Shared_Dirty %ld kB)", who, shared);
 }
 
 /* FILE_SIZE bytes of 'F' in a file next to the log, mapped private and

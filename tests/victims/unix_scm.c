@@ -46,7 +46,9 @@ static int receive_files(int via, const char *want, int *fds, const char *what)
     char buffer[64] = "";
     char control[CMSG_SPACE(MAX_PASSED * sizeof(int))] = { 0 };
     struct iovec vector = { buffer, sizeof(buffer) - 1 };
-    struct msghdr header = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
+    struct msghdr header = {
+        .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)
+    };
     ssize_t got = recvmsg(via, &header, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (got != (ssize_t)strlen(want) || memcmp(buffer, want, strlen(want)) != 0) {
         victim_check(0, "%s: got %zd bytes '%s', want '%s'", what, got, got > 0 ? buffer : "", want);
