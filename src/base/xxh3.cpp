@@ -3,6 +3,8 @@
 #define CRYO_XXH3_VARIANT_NAME "sse2"
 #include "base/xxh3_variant.inc"
 
+#include <sys/platform/x86.h>
+
 #include <new>
 #include <utility>
 #include <vector>
@@ -14,16 +16,17 @@ extern const Variant avx512_variant;
 
 namespace {
 
-// The CPU's and the kernel's support (GCC's check includes XCR0, so a
-// kernel that does not save the wide registers rules them out too), widest
-// first.
+// The CPU's and the kernel's support, widest first, as the C library found
+// it at start ("active" includes XCR0: a kernel that does not save the wide
+// registers rules them out too). GCC's __builtin_cpu_supports would link
+// libgcc's own probe, which runs at every start and asks the CPU again:
+// each CPUID is a trap to the hypervisor in a VM.
 std::vector<const Variant*> runnable()
 {
-    __builtin_cpu_init();   // static constructors may run before libgcc's
     std::vector<const Variant*> variants;
-    if (__builtin_cpu_supports("avx512f"))
+    if (CPU_FEATURE_ACTIVE(AVX512F))
         variants.push_back(&avx512_variant);
-    if (__builtin_cpu_supports("avx2"))
+    if (CPU_FEATURE_ACTIVE(AVX2))
         variants.push_back(&avx2_variant);
     variants.push_back(&sse2_variant);
     return variants;

@@ -36,10 +36,16 @@ struct CommonOptions {
     std::string log_file;
 };
 
-void add_common_options(CLI::App& command, CommonOptions& common)
+// decode and encode use -o for their output: their log file is --log-file
+// only.
+enum class LogFileOption { WithShortName, LongOnly };
+
+void add_common_options(CLI::App& command, CommonOptions& common,
+                        LogFileOption log_file = LogFileOption::WithShortName)
 {
     command.add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
-    command.add_option("-o,--log-file", common.log_file, "Write the log to this file");
+    command.add_option(log_file == LogFileOption::WithShortName ? "-o,--log-file" : "--log-file", common.log_file,
+                       "Write the log to this file");
 }
 
 // Options of criu that scripts pass out of habit. Most ask for something
@@ -136,6 +142,23 @@ int report(const cryo::Error& error, std::string_view command)
     return 1;
 }
 
+// The end of a command's run.
+int exit_status(const cryo::Result<void>& result, std::string_view command)
+{
+    return result ? 0 : report(result.error(), command);
+}
+
+// Loads the key file named by --key into `key`. On failure, reports the
+// error for `command` and returns the exit status.
+std::optional<int> take_key(const std::string& path, std::optional<cryo::image::Key>& key, std::string_view command)
+{
+    auto loaded = load_key(path);
+    if (!loaded)
+        return report(loaded.error(), command);
+    key = std::move(*loaded);
+    return std::nullopt;
+}
+
 int run_check()
 {
     auto results = cryo::check::probe_features();
@@ -161,8 +184,6 @@ cryo::Result<void> auto_dedup(const std::string& directory)
         return cryo::fail("the checkpoint {} is complete, but --auto-dedup failed: {}", directory, result.error().message());
     return {};
 }
-
-} // namespace
 
 // "64M"-style sizes: a number with an optional K, M or G suffix.
 cryo::Result<uint64_t> parse_size(const std::string& text)
@@ -193,383 +214,227 @@ std::vector<std::string> expand_verbosity(int argc, char** argv)
     return args;
 }
 
-int run_command(int argc, char** argv)
+// One subcommand: its options and what it runs once they are parsed. Only
+// the subcommand the command line names gets its options (run_command):
+// building every subcommand's options took a fifth of each command's start,
+// which counts in every small dump and restore (bench/README.md).
+class Command {
+public:
+    virtual ~Command() = default;
+    virtual void add_options(CLI::App& command, CommonOptions& common) = 0;
+    virtual int run() = 0;
+};
+
+// -t, -D and the page server: what dump and pre-dump read and where they
+// write it.
+void add_target_options(CLI::App& command, pid_t& pid, std::string& directory, PageServerFlags& page_server)
 {
-    CLI::App app { "cryo: checkpoint and restore Linux process trees", "cryo" };
-    app.require_subcommand(1);
-    app.set_version_flag("--version", std::string("cryo ") + CRYO_VERSION);
+    command.add_option("-t,--tree", pid, "PID of the root of the tree")->required();
+    command.add_option("-D,--images-dir", directory, "Directory for the image files");
+    add_page_server_options(command, page_server);
+}
 
-    CommonOptions common;
+auto verify(bool skip) { return skip ? cryo::inspect::Verify::Skip : cryo::inspect::Verify::Checksums; }
 
-    cryo::dump::DumpOptions dump_options;
-    auto* dump = app.add_subcommand("dump", "Checkpoint a process tree into a directory");
-    dump->add_option("-t,--tree", dump_options.pid, "PID of the root of the tree")->required();
-    dump->add_option("-D,--images-dir", dump_options.directory, "Directory for the image files");
-    PageServerFlags dump_page_server;
-    add_page_server_options(*dump, dump_page_server);
-    dump->add_flag("-R,--leave-running", dump_options.leave_running,
-                   "Let the tree run on after the dump instead of killing it");
-    bool no_sync = false;
-    dump->add_flag("--no-sync", no_sync, "Do not fsync the image files (faster, less safe)");
-    std::string ghost_limit;
-    dump->add_option("--ghost-limit", ghost_limit,
-                     "Most data kept in the image for a file deleted while open (bytes, or with K/M/G; default 64M)");
-    dump->add_option("--external", dump_options.externals,
-                     "ID - an open file that is outside the tree on purpose, as /proc/PID/fd shows it: socket:[INODE] "
-                     "(a unix socket whose peer is outside: restore connects to the peer's name again), pipe:[INODE] "
-                     "or a path (not saved: restore needs --inherit-fd fd[N]:ID)");
-    dump->add_flag("--tcp-established", dump_options.tcp_established,
-                   "Checkpoint established TCP connections (TCP_REPAIR; the peer does not see the connection close)");
-    dump->add_flag("--display-stats", dump_options.display_stats, "Print the time of each phase and the page counts");
-    dump->add_flag(fmt::format("--compress{{{}}}", cryo::image::kDefaultCompressionLevel), dump_options.compression_level,
-                   fmt::format("Compress the page data with zstd (multi-threaded); --compress=LEVEL chooses the level "
-                               "(1-{}, default {})",
-                               cryo::image::kMaxCompressionLevel, cryo::image::kDefaultCompressionLevel));
-    std::string encrypt_key;
-    dump->add_option("--encrypt", encrypt_key,
-                     "KEYFILE - encrypt and authenticate every file of the checkpoint (AES-256-GCM) with this key: "
-                     "32 raw bytes or 64 hex digits (make one with: head -c 32 /dev/urandom > KEYFILE)");
-    dump->add_option("--prev-images-dir", dump_options.prev_images_dir,
-                     "The previous checkpoint (a pre-dump), relative to the images directory: pages not written "
-                     "since are left there instead of being stored again");
-    dump->add_flag("--track-mem", dump_options.track_mem,
-                   "With --leave-running: keep tracking written pages for a later dump with --prev-images-dir");
-    int64_t dump_tracker_timeout = 600;
-    dump->add_option("--tracker-timeout", dump_tracker_timeout,
-                     "With --track-mem: seconds the tracking is kept for the next dump (default 600)");
-    bool dump_auto_dedup = false;
-    dump->add_flag("--auto-dedup", dump_auto_dedup,
-                   "With --prev-images-dir: once the dump is complete, punch out of the ancestors' page files what it "
-                   "does not need (as cryo dedup; they can no longer be restored themselves)");
-    bool shell_job = false;
-    dump->add_flag("-j,--shell-job", shell_job,
-                   "Accepted for criu compatibility: terminals are always dumped by path");
-    CriuCompatFlags dump_criu;
-    add_criu_compat_options(*dump, dump_criu, CriuSide::Dump);
-    add_common_options(*dump, common);
+class DumpCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        add_target_options(command, options_.pid, options_.directory, page_server_);
+        command.add_flag("-R,--leave-running", options_.leave_running,
+                         "Let the tree run on after the dump instead of killing it");
+        command.add_flag("--no-sync", no_sync_, "Do not fsync the image files (faster, less safe)");
+        command.add_option("--ghost-limit", ghost_limit_,
+                           "Most data kept in the image for a file deleted while open (bytes, or with K/M/G; default "
+                           "64M)");
+        command.add_option("--external", options_.externals,
+                           "ID - an open file that is outside the tree on purpose, as /proc/PID/fd shows it: "
+                           "socket:[INODE] (a unix socket whose peer is outside: restore connects to the peer's name "
+                           "again), pipe:[INODE] or a path (not saved: restore needs --inherit-fd fd[N]:ID)");
+        command.add_flag("--tcp-established", options_.tcp_established,
+                         "Checkpoint established TCP connections (TCP_REPAIR; the peer does not see the connection "
+                         "close)");
+        command.add_flag("--display-stats", options_.display_stats, "Print the time of each phase and the page counts");
+        command.add_flag(fmt::format("--compress{{{}}}", cryo::image::kDefaultCompressionLevel),
+                         options_.compression_level,
+                         fmt::format("Compress the page data with zstd (multi-threaded); --compress=LEVEL chooses the "
+                                     "level (1-{}, default {})",
+                                     cryo::image::kMaxCompressionLevel, cryo::image::kDefaultCompressionLevel));
+        command.add_option("--encrypt", encrypt_key_,
+                           "KEYFILE - encrypt and authenticate every file of the checkpoint (AES-256-GCM) with this "
+                           "key: 32 raw bytes or 64 hex digits (make one with: head -c 32 /dev/urandom > KEYFILE)");
+        command.add_option("--prev-images-dir", options_.prev_images_dir,
+                           "The previous checkpoint (a pre-dump), relative to the images directory: pages not written "
+                           "since are left there instead of being stored again");
+        command.add_flag("--track-mem", options_.track_mem,
+                         "With --leave-running: keep tracking written pages for a later dump with --prev-images-dir");
+        command.add_option("--tracker-timeout", tracker_timeout_,
+                           "With --track-mem: seconds the tracking is kept for the next dump (default 600)");
+        command.add_flag("--auto-dedup", auto_dedup_,
+                         "With --prev-images-dir: once the dump is complete, punch out of the ancestors' page files "
+                         "what it does not need (as cryo dedup; they can no longer be restored themselves)");
+        command.add_flag("-j,--shell-job", shell_job_,
+                         "Accepted for criu compatibility: terminals are always dumped by path");
+        add_criu_compat_options(command, criu_, CriuSide::Dump);
+        add_common_options(command, common);
+    }
 
-    cryo::dump::PreDumpOptions pre_dump_options;
-    auto* pre_dump = app.add_subcommand("pre-dump", "Copy a tree's memory while it runs, for a later incremental dump");
-    pre_dump->add_option("-t,--tree", pre_dump_options.pid, "PID of the root of the tree")->required();
-    pre_dump->add_option("-D,--images-dir", pre_dump_options.directory, "Directory for the image files");
-    PageServerFlags pre_dump_page_server;
-    add_page_server_options(*pre_dump, pre_dump_page_server);
-    pre_dump->add_option("--prev-images-dir", pre_dump_options.prev_images_dir,
-                         "The previous pre-dump, relative to the images directory");
-    int64_t pre_dump_tracker_timeout = 600;
-    pre_dump->add_option("--tracker-timeout", pre_dump_tracker_timeout,
-                         "Seconds the write tracking is kept for the next dump (default 600)");
-    bool pre_dump_no_sync = false;
-    pre_dump->add_flag("--no-sync", pre_dump_no_sync, "Do not fsync the image files");
-    pre_dump->add_flag("--display-stats", pre_dump_options.display_stats, "Print the frozen time and page counts");
-    bool pre_dump_auto_dedup = false;
-    pre_dump->add_flag("--auto-dedup", pre_dump_auto_dedup,
-                       "With --prev-images-dir: once the pre-dump is complete, punch out of the previous rounds' page "
-                       "files what it does not need (as cryo dedup)");
-    bool pre_dump_track_mem = false;
-    pre_dump->add_flag("--track-mem", pre_dump_track_mem, "Accepted for criu compatibility: pre-dump always tracks");
-    add_common_options(*pre_dump, common);
-
-    cryo::restore::RestoreOptions restore_options;
-    auto* restore = app.add_subcommand("restore", "Restore a process tree from a directory");
-    restore->add_option("-D,--images-dir", restore_options.directory, "Directory with the image files")->required();
-    restore->add_flag("-d,--restore-detached", restore_options.detach,
-                      "Return once the tree runs instead of waiting for it");
-    restore->add_option("--pidfile", restore_options.pidfile, "Write the root PID here once it runs");
-    restore->add_option("--inherit-fd", restore_options.inherit_fds,
-                        "fd[N]:ID - use cryo's fd N for the open file ID (pipe:[INODE], socket:[INODE] or a path)");
-    bool no_file_check = false;
-    restore->add_flag("--no-file-check", no_file_check,
-                      "Restore even if a mapped or read-only open file changed since the dump");
-    bool skip_cpu_check = false;
-    restore->add_flag("--skip-cpu-check", skip_cpu_check,
-                      "Restore even on a CPU that lacks a feature the checkpoint's CPU had");
-    restore->add_flag("--skip-cgroups", restore_options.skip_cgroups,
-                      "Leave the restored tree in cryo's cgroup instead of the cgroups it was in");
-    restore->add_flag("--tcp-established", restore_options.tcp_established,
-                      "Restore the established TCP connections of the checkpoint");
-    restore->add_flag("--display-stats", restore_options.display_stats, "Print the time of each phase and the page counts");
-    restore->add_flag("--lazy-pages", restore_options.lazy_pages,
-                      "Start the tree before its large private memory is in place; a background server brings it in");
-    restore->add_flag("-j,--shell-job", restore_options.shell_job,
-                      "Give the restored tree cryo's terminal in place of the terminal it had");
-    std::string restore_key;
-    restore->add_option("--key", restore_key, kKeyHelp);
-    CriuCompatFlags restore_criu;
-    add_criu_compat_options(*restore, restore_criu, CriuSide::Restore);
-    PageServerFlags restore_page_server;
-    restore->add_flag("--page-server", restore_page_server.enabled,
-                      "With --lazy-pages: fetch the checkpoint from a `cryo page-server --serve` into -D, the lazy "
-                      "pages on first touch (--key is then the page server's key)");
-    restore->add_option("--address", restore_page_server.address, "With --page-server: the server's address");
-    restore->add_option("--port", restore_page_server.port, "With --page-server: the server's port");
-    add_common_options(*restore, common);
-
-    cryo::lazy::LazyPagesOptions lazy_pages_options;
-    PageServerFlags lazy_pages_page_server;
-    int64_t lazy_pages_timeout = 600;
-    auto* lazy_pages = app.add_subcommand("lazy-pages", "Wait for `cryo restore -D DIR --lazy-pages` (as criu "
-                                                        "lazy-pages) and follow the lazy-pages server it starts");
-    lazy_pages->add_option("-D,--images-dir", lazy_pages_options.directory, "The directory the restore uses")->required();
-    lazy_pages->add_flag("--page-server", lazy_pages_page_server.enabled,
-                         "The restore fetches the checkpoint from a `cryo page-server --serve` into -D, the lazy "
-                         "pages on first touch");
-    lazy_pages->add_option("--address", lazy_pages_page_server.address, "With --page-server: the server's address");
-    lazy_pages->add_option("--port", lazy_pages_page_server.port, "With --page-server: the server's port");
-    lazy_pages->add_option("--key", lazy_pages_page_server.key, "With --page-server: KEYFILE shared with the server");
-    lazy_pages->add_option("--timeout", lazy_pages_timeout,
-                           "Seconds to wait for the restore before giving up (default 600)");
-    add_common_options(*lazy_pages, common);
-
-    cryo::inspect::ShowOptions show_options;
-    auto* show = app.add_subcommand("show", "Print what a checkpoint holds: tree, memory, files");
-    show->add_option("-D,--images-dir,directory", show_options.directory, "The checkpoint")->required();
-    show->add_option("--format", show_options.format, "text (default) or json (one document, see proto/report.proto)");
-    show->add_option("--pid", show_options.pid, "Only this process");
-    show->add_flag("--tree", show_options.tree, "The process tree");
-    show->add_flag("--files", show_options.files, "Open files of each process");
-    show->add_flag("--memory", show_options.memory, "Memory map of each process");
-    show->add_flag("--stats", show_options.stats, "Statistics of the dump and of the last restore");
-    show->add_flag("--env", show_options.environment, "Each process's environment (at dump time)");
-    std::string show_key;
-    show->add_option("--key", show_key, kKeyHelp);
-    add_common_options(*show, common);
-
-    // decode/encode/mem/diff read untrusted files; --no-verify skips the
-    // manifest checks for the forensics of a damaged checkpoint. decode and
-    // encode use -o for their output, so their log file is --log-file only.
-    cryo::inspect::DecodeOptions decode_options;
-    bool decode_no_verify = false;
-    auto* decode = app.add_subcommand("decode", "Print a checkpoint's metadata images (manifest too) as one JSON document");
-    decode->add_option("-D,--images-dir,directory", decode_options.directory, "The checkpoint")->required();
-    decode->add_option("--image", decode_options.image, "Only this image (file name, e.g. core-12.img)");
-    decode->add_option("-o,--output", decode_options.output, "Write the document here (mode 0600) instead of stdout");
-    decode->add_flag("--no-verify", decode_no_verify, "Do not check the manifest's checksums (damaged checkpoints)");
-    std::string decode_key;
-    decode->add_option("--key", decode_key, kKeyHelp);
-    decode->add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
-    decode->add_option("--log-file", common.log_file, "Write the log to this file");
-
-    cryo::inspect::EncodeOptions encode_options;
-    bool encode_no_verify = false;
-    auto* encode = app.add_subcommand("encode", "Write the images of a JSON document (from decode) into a checkpoint");
-    encode->add_option("-i,--input", encode_options.input, "The JSON document (default: stdin)");
-    encode->add_option("-D,--images-dir,directory", encode_options.directory,
-                       "The checkpoint directory (its page files stay; the manifest is rewritten)")->required();
-    encode->add_flag("--no-verify", encode_no_verify, "Do not checksum the files encode keeps (page files)");
-    std::string encode_key;
-    encode->add_option("--key", encode_key,
-                       "KEYFILE - the key of an encrypted checkpoint: the images are sealed again with it (required "
-                       "when the manifest says the checkpoint is encrypted, refused otherwise)");
-    encode->add_flag("-v,--verbose", common.verbosity, "More output (repeat for more)");
-    encode->add_option("--log-file", common.log_file, "Write the log to this file");
-
-    cryo::inspect::MemOptions mem_options;
-    bool mem_no_verify = false;
-    int mem_pid = 0;
-    auto* mem = app.add_subcommand("mem", "Hexdump, search or extract the stored memory of a checkpoint");
-    mem->add_option("-D,--images-dir,directory", mem_options.directory, "The checkpoint")->required();
-    auto* mem_pid_option = mem->add_option("-p,--pid", mem_pid, "The process (default: the only one)");
-    mem->add_option("--addr", mem_options.address, "Start address (hex)");
-    mem->add_option("--len", mem_options.length, "Bytes (default: to the end of the mapping)");
-    mem->add_option("--search", mem_options.search, "Find this string in the stored pages");
-    mem->add_option("--search-hex", mem_options.search_hex, "Find these bytes (hex: 'de ad be ef')");
-    mem->add_option("--extract", mem_options.extract, "Write the region to this file instead of printing it");
-    mem->add_option("--max-matches", mem_options.max_matches, "Stop after this many matches (default 1000)");
-    mem->add_flag("--no-verify", mem_no_verify, "Do not check the manifest's checksums (damaged checkpoints)");
-    std::string mem_key;
-    mem->add_option("--key", mem_key, kKeyHelp);
-    add_common_options(*mem, common);
-
-    cryo::inspect::DiffOptions diff_options;
-    bool diff_no_verify = false;
-    auto* diff = app.add_subcommand("diff", "What changed between two checkpoints of one tree");
-    diff->add_option("before", diff_options.before, "The older checkpoint")->required();
-    diff->add_option("after", diff_options.after, "The newer checkpoint")->required();
-    diff->add_flag("--no-verify", diff_no_verify, "Do not check the manifests' checksums (damaged checkpoints)");
-    std::string diff_key;
-    diff->add_option("--key", diff_key, "KEYFILE - the key of both checkpoints, when they are encrypted");
-    add_common_options(*diff, common);
-
-    cryo::net::PageServerOptions page_server_options;
-    auto* page_server = app.add_subcommand("page-server", "Receive checkpoints sent by dump/pre-dump --page-server");
-    page_server->add_option("-D,--images-dir", page_server_options.directory,
-                            "Directory the checkpoint is written into (a complete checkpoint, restorable from here)")
-        ->required();
-    page_server->add_option("--address", page_server_options.address, "Address to listen on (default: all)");
-    page_server->add_option("--port", page_server_options.port, "Port to listen on")->required();
-    std::string page_server_key;
-    page_server->add_option("--key", page_server_key,
-                            "KEYFILE - only clients holding this key are accepted (without it: any client, trusted "
-                            "networks only)");
-    page_server->add_flag("--once", page_server_options.once, "Exit after one checkpoint (or one failed attempt)");
-    page_server->add_flag("--serve", page_server_options.serve,
-                          "Serve the checkpoint in DIR to `cryo restore --lazy-pages --page-server` on other hosts "
-                          "(files, and pages on first touch) instead of receiving");
-    bool page_server_no_sync = false;
-    page_server->add_flag("--no-sync", page_server_no_sync, "Do not fsync the received files");
-    bool page_server_restore = false;
-    page_server->add_flag("--restore", page_server_restore,
-                          "Receive a `cryo migrate`: each checkpoint into DIR/1, DIR/2, ... (DIR new or empty); restore "
-                          "the last one (detached) when the sender asks, tell it the outcome and exit");
-    add_common_options(*page_server, common);
-
-    cryo::migrate::MigrateOptions migrate_options;
-    PageServerFlags migrate_destination;
-    migrate_destination.enabled = true;
-    auto* migrate = app.add_subcommand("migrate", "Move a running tree to a `cryo page-server --restore`");
-    migrate->add_option("-t,--tree", migrate_options.pid, "PID of the root of the tree")->required();
-    migrate->add_option("--address", migrate_destination.address, "The destination's address")->required();
-    migrate->add_option("--port", migrate_destination.port, "The destination's port")->required();
-    migrate->add_option("--key", migrate_destination.key, "KEYFILE shared with the destination (as for --page-server)");
-    migrate->add_option("--max-rounds", migrate_options.max_rounds,
-                        "Pre-dump rounds at most before the final dump (default 5; 0: dump at once)");
-    migrate->add_option("--dirty-threshold", migrate_options.dirty_threshold,
-                        "Dump once a pre-dump round stores fewer pages than this (default 1024)");
-    migrate->add_flag("--lazy", migrate_options.lazy,
-                      "Post-copy: no pre-dump rounds; the destination restores at once and fetches the pages from the "
-                      "frozen source, which is killed once it has them all");
-    migrate->add_option("--work-dir", migrate_options.work_directory,
-                        "With --lazy: where the source's checkpoint (metadata only: the pages are read from the frozen "
-                        "tree) is written while it is served (default /var/tmp)");
-    add_common_options(*migrate, common);
-
-    std::string dedup_directory;
-    auto* dedup = app.add_subcommand("dedup", "Free the disk the ancestors of an incremental checkpoint use for pages it "
-                                              "does not need");
-    dedup->add_option("-D,--images-dir,directory", dedup_directory, "The newest checkpoint of the chain")->required();
-    add_common_options(*dedup, common);
-
-    std::string check_directory;
-    auto* check = app.add_subcommand("check", "Report the kernel features cryo needs, or verify a checkpoint (-D)");
-    check->add_option("-D,--images-dir", check_directory,
-                      "Verify this checkpoint and every ancestor of its chain instead (files, checksums, parent links)");
-    add_common_options(*check, common);
-
-    auto args = expand_verbosity(argc, argv);
-    std::vector<char*> arg_pointers;
-    for (auto& arg : args)
-        arg_pointers.push_back(arg.data());
-    CLI11_PARSE(app, static_cast<int>(arg_pointers.size()), arg_pointers.data());
-
-    if (auto logging = cryo::setup_logging(common.verbosity, common.log_file); !logging)
-        return report(logging.error(), app.get_subcommands().front()->get_name());
-
-    if (dump->parsed()) {
-        auto key = load_key(encrypt_key);
+    int run() override
+    {
+        auto key = load_key(encrypt_key_);
         if (!key)
             return report(key.error(), "dump");
-        if (dump_options.compression_level < 0 || dump_options.compression_level > cryo::image::kMaxCompressionLevel)
-            return report(cryo::Error::make("--compress={}: the level must be 1 to {} (0: no compression)", dump_options.compression_level,
-                                            cryo::image::kMaxCompressionLevel),
+        if (options_.compression_level < 0 || options_.compression_level > cryo::image::kMaxCompressionLevel)
+            return report(cryo::Error::make("--compress={}: the level must be 1 to {} (0: no compression)",
+                                            options_.compression_level, cryo::image::kMaxCompressionLevel),
                           "dump");
-        dump_options.encrypt_key = std::move(*key);
-        dump_options.sync = !no_sync;
-        dump_options.external_unix_peers = dump_criu.ext_unix_sk;
-        if (!ghost_limit.empty()) {
-            auto bytes = parse_size(ghost_limit);
+        options_.encrypt_key = std::move(*key);
+        options_.sync = !no_sync_;
+        options_.external_unix_peers = criu_.ext_unix_sk;
+        if (!ghost_limit_.empty()) {
+            auto bytes = parse_size(ghost_limit_);
             if (!bytes)
                 return report(bytes.error(), "dump");
-            dump_options.ghost_limit = *bytes;
+            options_.ghost_limit = *bytes;
         }
-        dump_options.tracker_timeout = std::chrono::seconds(dump_tracker_timeout);
-        auto server = page_server_address(dump_page_server, dump_options.directory);
+        options_.tracker_timeout = std::chrono::seconds(tracker_timeout_);
+        auto server = page_server_address(page_server_, options_.directory);
         if (!server)
             return report(server.error(), "dump");
-        dump_options.page_server = std::move(*server);
-        if (dump_auto_dedup && dump_options.page_server)
+        options_.page_server = std::move(*server);
+        if (auto_dedup_ && options_.page_server)
             return report(cryo::Error::make("--auto-dedup works on local checkpoints, not with --page-server"), "dump");
-        auto result = cryo::dump::run_dump(dump_options);
-        if (result && dump_auto_dedup)
-            result = auto_dedup(dump_options.directory);
-        return result ? 0 : report(result.error(), "dump");
+        auto result = cryo::dump::run_dump(options_);
+        if (result && auto_dedup_)
+            result = auto_dedup(options_.directory);
+        return exit_status(result, "dump");
     }
-    if (pre_dump->parsed()) {
-        pre_dump_options.sync = !pre_dump_no_sync;
-        pre_dump_options.tracker_timeout = std::chrono::seconds(pre_dump_tracker_timeout);
-        auto server = page_server_address(pre_dump_page_server, pre_dump_options.directory);
+
+private:
+    cryo::dump::DumpOptions options_;
+    PageServerFlags page_server_;
+    bool no_sync_ { false };
+    std::string ghost_limit_;
+    std::string encrypt_key_;
+    int64_t tracker_timeout_ { 600 };
+    bool auto_dedup_ { false };
+    bool shell_job_ { false };
+    CriuCompatFlags criu_;
+};
+
+class PreDumpCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        add_target_options(command, options_.pid, options_.directory, page_server_);
+        command.add_option("--prev-images-dir", options_.prev_images_dir,
+                           "The previous pre-dump, relative to the images directory");
+        command.add_option("--tracker-timeout", tracker_timeout_,
+                           "Seconds the write tracking is kept for the next dump (default 600)");
+        command.add_flag("--no-sync", no_sync_, "Do not fsync the image files");
+        command.add_flag("--display-stats", options_.display_stats, "Print the frozen time and page counts");
+        command.add_flag("--auto-dedup", auto_dedup_,
+                         "With --prev-images-dir: once the pre-dump is complete, punch out of the previous rounds' "
+                         "page files what it does not need (as cryo dedup)");
+        command.add_flag("--track-mem", track_mem_, "Accepted for criu compatibility: pre-dump always tracks");
+        add_common_options(command, common);
+    }
+
+    int run() override
+    {
+        options_.sync = !no_sync_;
+        options_.tracker_timeout = std::chrono::seconds(tracker_timeout_);
+        auto server = page_server_address(page_server_, options_.directory);
         if (!server)
             return report(server.error(), "pre-dump");
-        pre_dump_options.page_server = std::move(*server);
-        if (pre_dump_auto_dedup && pre_dump_options.page_server)
-            return report(cryo::Error::make("--auto-dedup works on local checkpoints, not with --page-server"), "pre-dump");
-        auto result = cryo::dump::run_pre_dump(pre_dump_options);
-        if (result && pre_dump_auto_dedup)
-            result = auto_dedup(pre_dump_options.directory);
-        return result ? 0 : report(result.error(), "pre-dump");
+        options_.page_server = std::move(*server);
+        if (auto_dedup_ && options_.page_server)
+            return report(cryo::Error::make("--auto-dedup works on local checkpoints, not with --page-server"),
+                          "pre-dump");
+        auto result = cryo::dump::run_pre_dump(options_);
+        if (result && auto_dedup_)
+            result = auto_dedup(options_.directory);
+        return exit_status(result, "pre-dump");
     }
-    if (page_server->parsed()) {
-        auto key = load_key(page_server_key);
-        if (!key)
-            return report(key.error(), "page-server");
-        page_server_options.key = std::move(*key);
-        page_server_options.sync = !page_server_no_sync;
-        if (page_server_restore && page_server_options.once)
-            return report(cryo::Error::make("--restore and --once cannot go together (--restore exits after the restore)"),
-                          "page-server");
-        if (page_server_restore) {
-            page_server_options.restore = cryo::migrate::restore_received;
-            page_server_options.restore_lazily = cryo::migrate::restore_lazily;
-        }
-        auto result = cryo::net::run_page_server(page_server_options);
-        return result ? 0 : report(result.error(), "page-server");
+
+private:
+    cryo::dump::PreDumpOptions options_;
+    PageServerFlags page_server_;
+    int64_t tracker_timeout_ { 600 };
+    bool no_sync_ { false };
+    bool auto_dedup_ { false };
+    bool track_mem_ { false };
+};
+
+class RestoreCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-D,--images-dir", options_.directory, "Directory with the image files")->required();
+        command.add_flag("-d,--restore-detached", options_.detach,
+                         "Return once the tree runs instead of waiting for it");
+        command.add_option("--pidfile", options_.pidfile, "Write the root PID here once it runs");
+        command.add_option("--inherit-fd", options_.inherit_fds,
+                           "fd[N]:ID - use cryo's fd N for the open file ID (pipe:[INODE], socket:[INODE] or a path)");
+        command.add_flag("--no-file-check", no_file_check_,
+                         "Restore even if a mapped or read-only open file changed since the dump");
+        command.add_flag("--skip-cpu-check", skip_cpu_check_,
+                         "Restore even on a CPU that lacks a feature the checkpoint's CPU had");
+        command.add_flag("--skip-cgroups", options_.skip_cgroups,
+                         "Leave the restored tree in cryo's cgroup instead of the cgroups it was in");
+        command.add_flag("--tcp-established", options_.tcp_established,
+                         "Restore the established TCP connections of the checkpoint");
+        command.add_flag("--display-stats", options_.display_stats,
+                         "Print the time of each phase and the page counts");
+        command.add_flag("--lazy-pages", options_.lazy_pages,
+                         "Start the tree before its large private memory is in place; a background server brings it "
+                         "in");
+        command.add_flag("-j,--shell-job", options_.shell_job,
+                         "Give the restored tree cryo's terminal in place of the terminal it had");
+        command.add_option("--key", key_, kKeyHelp);
+        add_criu_compat_options(command, criu_, CriuSide::Restore);
+        command.add_flag("--page-server", page_server_.enabled,
+                         "With --lazy-pages: fetch the checkpoint from a `cryo page-server --serve` into -D, the lazy "
+                         "pages on first touch (--key is then the page server's key)");
+        command.add_option("--address", page_server_.address, "With --page-server: the server's address");
+        command.add_option("--port", page_server_.port, "With --page-server: the server's port");
+        add_common_options(command, common);
     }
-    if (migrate->parsed()) {
-        if (migrate_options.max_rounds < 0)
-            return report(cryo::Error::make("--max-rounds {}: must be 0 or more", migrate_options.max_rounds), "migrate");
-        auto destination = page_server_address(migrate_destination, "");
-        if (!destination)
-            return report(destination.error(), "migrate");
-        migrate_options.destination = std::move(**destination);
-        auto result = cryo::migrate::run_migrate(migrate_options);
-        return result ? 0 : report(result.error(), "migrate");
-    }
-    if (lazy_pages->parsed()) {
-        if (auto server = page_server_address(lazy_pages_page_server, lazy_pages_options.directory); !server)
-            return report(server.error(), "lazy-pages");
-        if (lazy_pages_page_server.enabled)
-            lazy_pages_options.page_server = cryo::lazy::PageServerRequest {
-                .address = lazy_pages_page_server.address,
-                .port = lazy_pages_page_server.port,
-                .key = lazy_pages_page_server.key,
-            };
-        lazy_pages_options.timeout = std::chrono::seconds(lazy_pages_timeout);
-        auto result = cryo::lazy::run_lazy_pages(lazy_pages_options);
-        return result ? 0 : report(result.error(), "lazy-pages");
-    }
-    if (restore->parsed()) {
+
+    int run() override
+    {
         // A `cryo lazy-pages` waiting for this directory (lazy/command.h):
         // its page-server settings are the restore's.
         std::optional<cryo::lazy::Registration> registration;
-        if (restore_options.lazy_pages && !restore_page_server.enabled) {
-            auto found = cryo::lazy::find_registration(restore_options.directory);
+        if (options_.lazy_pages && !page_server_.enabled) {
+            auto found = cryo::lazy::find_registration(options_.directory);
             if (!found)
                 return report(found.error(), "restore");
             registration = std::move(*found);
         }
         if (registration) {
-            restore_options.lazy_pages_command = registration->connection.get();
+            options_.lazy_pages_command = registration->connection.get();
             if (registration->page_server) {
-                if (!restore_key.empty())
+                if (!key_.empty())
                     return report(cryo::Error::make("--key: the waiting `cryo lazy-pages` names the page server's "
                                                     "key (give it --key there)"),
                                   "restore");
-                restore_page_server.enabled = true;
-                restore_page_server.address = registration->page_server->address;
-                restore_page_server.port = registration->page_server->port;
-                restore_key = registration->page_server->key;
+                page_server_.enabled = true;
+                page_server_.address = registration->page_server->address;
+                page_server_.port = registration->page_server->port;
+                key_ = registration->page_server->key;
             }
         }
-        auto key = load_key(restore_key);
+        auto key = load_key(key_);
         if (!key)
             return report(key.error(), "restore");
         std::unique_ptr<cryo::net::PageFetcher> fetcher;
-        if (restore_page_server.enabled) {
-            restore_page_server.key = restore_key;
-            auto server = page_server_address(restore_page_server, restore_options.directory);
+        if (page_server_.enabled) {
+            page_server_.key = key_;
+            auto server = page_server_address(page_server_, options_.directory);
             if (!server)
                 return report(server.error(), "restore");
-            if (!restore_options.lazy_pages)
+            if (!options_.lazy_pages)
                 return report(cryo::Error::make("--page-server needs --lazy-pages (restore what `cryo page-server` "
                                                 "received from its directory instead)"),
                               "restore");
@@ -577,73 +442,409 @@ int run_command(int argc, char** argv)
             if (!connected)
                 return report(connected.error(), "restore");
             fetcher = std::move(*connected);
-            restore_options.page_server = fetcher.get();
+            options_.page_server = fetcher.get();
         } else {
-            restore_options.key = std::move(*key);
+            options_.key = std::move(*key);
         }
-        restore_options.check_files = !no_file_check;
-        restore_options.check_cpu = !skip_cpu_check;
-        if (restore_criu.manage_cgroups == "ignore" || restore_criu.manage_cgroups == "none")
-            restore_options.skip_cgroups = true;
-        auto result = cryo::restore::run_restore(restore_options);
+        options_.check_files = !no_file_check_;
+        options_.check_cpu = !skip_cpu_check_;
+        if (criu_.manage_cgroups == "ignore" || criu_.manage_cgroups == "none")
+            options_.skip_cgroups = true;
+        auto result = cryo::restore::run_restore(options_);
         return result ? *result : report(result.error(), "restore");
     }
-    if (show->parsed()) {
-        auto key = load_key(show_key);
-        if (!key)
-            return report(key.error(), "show");
-        show_options.key = std::move(*key);
-        auto result = cryo::inspect::run_show(show_options);
-        return result ? 0 : report(result.error(), "show");
+
+private:
+    cryo::restore::RestoreOptions options_;
+    bool no_file_check_ { false };
+    bool skip_cpu_check_ { false };
+    std::string key_;
+    CriuCompatFlags criu_;
+    PageServerFlags page_server_;
+};
+
+class LazyPagesCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-D,--images-dir", options_.directory, "The directory the restore uses")->required();
+        command.add_flag("--page-server", page_server_.enabled,
+                         "The restore fetches the checkpoint from a `cryo page-server --serve` into -D, the lazy "
+                         "pages on first touch");
+        command.add_option("--address", page_server_.address, "With --page-server: the server's address");
+        command.add_option("--port", page_server_.port, "With --page-server: the server's port");
+        command.add_option("--key", page_server_.key, "With --page-server: KEYFILE shared with the server");
+        command.add_option("--timeout", timeout_, "Seconds to wait for the restore before giving up (default 600)");
+        add_common_options(command, common);
     }
-    auto verify = [](bool skip) { return skip ? cryo::inspect::Verify::Skip : cryo::inspect::Verify::Checksums; };
-    if (decode->parsed()) {
-        auto key = load_key(decode_key);
-        if (!key)
-            return report(key.error(), "decode");
-        decode_options.key = std::move(*key);
-        decode_options.verify = verify(decode_no_verify);
-        auto result = cryo::inspect::run_decode(decode_options);
-        return result ? 0 : report(result.error(), "decode");
+
+    int run() override
+    {
+        if (auto server = page_server_address(page_server_, options_.directory); !server)
+            return report(server.error(), "lazy-pages");
+        if (page_server_.enabled)
+            options_.page_server = cryo::lazy::PageServerRequest {
+                .address = page_server_.address,
+                .port = page_server_.port,
+                .key = page_server_.key,
+            };
+        options_.timeout = std::chrono::seconds(timeout_);
+        auto result = cryo::lazy::run_lazy_pages(options_);
+        return exit_status(result, "lazy-pages");
     }
-    if (encode->parsed()) {
-        auto key = load_key(encode_key);
-        if (!key)
-            return report(key.error(), "encode");
-        encode_options.key = std::move(*key);
-        encode_options.verify = verify(encode_no_verify);
-        auto result = cryo::inspect::run_encode(encode_options);
-        return result ? 0 : report(result.error(), "encode");
+
+private:
+    cryo::lazy::LazyPagesOptions options_;
+    PageServerFlags page_server_;
+    int64_t timeout_ { 600 };
+};
+
+class ShowCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-D,--images-dir,directory", options_.directory, "The checkpoint")->required();
+        command.add_option("--format", options_.format,
+                           "text (default) or json (one document, see proto/report.proto)");
+        command.add_option("--pid", options_.pid, "Only this process");
+        command.add_flag("--tree", options_.tree, "The process tree");
+        command.add_flag("--files", options_.files, "Open files of each process");
+        command.add_flag("--memory", options_.memory, "Memory map of each process");
+        command.add_flag("--stats", options_.stats, "Statistics of the dump and of the last restore");
+        command.add_flag("--env", options_.environment, "Each process's environment (at dump time)");
+        command.add_option("--key", key_, kKeyHelp);
+        add_common_options(command, common);
     }
-    if (mem->parsed()) {
-        auto key = load_key(mem_key);
-        if (!key)
-            return report(key.error(), "mem");
-        mem_options.key = std::move(*key);
-        mem_options.verify = verify(mem_no_verify);
-        if (mem_pid_option->count() > 0)
-            mem_options.pid = mem_pid;
-        auto result = cryo::inspect::run_mem(mem_options);
-        return result ? 0 : report(result.error(), "mem");
+
+    int run() override
+    {
+        if (auto failed = take_key(key_, options_.key, "show"))
+            return *failed;
+        auto result = cryo::inspect::run_show(options_);
+        return exit_status(result, "show");
     }
-    if (diff->parsed()) {
-        auto key = load_key(diff_key);
-        if (!key)
-            return report(key.error(), "diff");
-        diff_options.key = std::move(*key);
-        diff_options.verify = verify(diff_no_verify);
-        auto result = cryo::inspect::run_diff(diff_options);
-        return result ? 0 : report(result.error(), "diff");
+
+private:
+    cryo::inspect::ShowOptions options_;
+    std::string key_;
+};
+
+// decode/encode/mem/diff read untrusted files; --no-verify skips the
+// manifest checks for the forensics of a damaged checkpoint.
+class DecodeCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-D,--images-dir,directory", options_.directory, "The checkpoint")->required();
+        command.add_option("--image", options_.image, "Only this image (file name, e.g. core-12.img)");
+        command.add_option("-o,--output", options_.output, "Write the document here (mode 0600) instead of stdout");
+        command.add_flag("--no-verify", no_verify_, "Do not check the manifest's checksums (damaged checkpoints)");
+        command.add_option("--key", key_, kKeyHelp);
+        add_common_options(command, common, LogFileOption::LongOnly);
     }
-    if (dedup->parsed()) {
-        auto result = cryo::image::run_dedup(dedup_directory);
-        return result ? 0 : report(result.error(), "dedup");
+
+    int run() override
+    {
+        if (auto failed = take_key(key_, options_.key, "decode"))
+            return *failed;
+        options_.verify = verify(no_verify_);
+        auto result = cryo::inspect::run_decode(options_);
+        return exit_status(result, "decode");
     }
-    if (!check_directory.empty()) {
-        auto result = cryo::inspect::run_check_chain(check_directory);
-        return result ? 0 : report(result.error(), "check");
+
+private:
+    cryo::inspect::DecodeOptions options_;
+    bool no_verify_ { false };
+    std::string key_;
+};
+
+class EncodeCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-i,--input", options_.input, "The JSON document (default: stdin)");
+        command.add_option("-D,--images-dir,directory", options_.directory,
+                           "The checkpoint directory (its page files stay; the manifest is rewritten)")->required();
+        command.add_flag("--no-verify", no_verify_, "Do not checksum the files encode keeps (page files)");
+        command.add_option("--key", key_,
+                           "KEYFILE - the key of an encrypted checkpoint: the images are sealed again with it "
+                           "(required when the manifest says the checkpoint is encrypted, refused otherwise)");
+        add_common_options(command, common, LogFileOption::LongOnly);
     }
-    return run_check();
+
+    int run() override
+    {
+        if (auto failed = take_key(key_, options_.key, "encode"))
+            return *failed;
+        options_.verify = verify(no_verify_);
+        auto result = cryo::inspect::run_encode(options_);
+        return exit_status(result, "encode");
+    }
+
+private:
+    cryo::inspect::EncodeOptions options_;
+    bool no_verify_ { false };
+    std::string key_;
+};
+
+class MemCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-D,--images-dir,directory", options_.directory, "The checkpoint")->required();
+        pid_option_ = command.add_option("-p,--pid", pid_, "The process (default: the only one)");
+        command.add_option("--addr", options_.address, "Start address (hex)");
+        command.add_option("--len", options_.length, "Bytes (default: to the end of the mapping)");
+        command.add_option("--search", options_.search, "Find this string in the stored pages");
+        command.add_option("--search-hex", options_.search_hex, "Find these bytes (hex: 'de ad be ef')");
+        command.add_option("--extract", options_.extract, "Write the region to this file instead of printing it");
+        command.add_option("--max-matches", options_.max_matches, "Stop after this many matches (default 1000)");
+        command.add_flag("--no-verify", no_verify_, "Do not check the manifest's checksums (damaged checkpoints)");
+        command.add_option("--key", key_, kKeyHelp);
+        add_common_options(command, common);
+    }
+
+    int run() override
+    {
+        if (auto failed = take_key(key_, options_.key, "mem"))
+            return *failed;
+        options_.verify = verify(no_verify_);
+        if (pid_option_->count() > 0)
+            options_.pid = pid_;
+        auto result = cryo::inspect::run_mem(options_);
+        return exit_status(result, "mem");
+    }
+
+private:
+    cryo::inspect::MemOptions options_;
+    int pid_ { 0 };
+    CLI::Option* pid_option_ { nullptr };
+    bool no_verify_ { false };
+    std::string key_;
+};
+
+class DiffCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("before", options_.before, "The older checkpoint")->required();
+        command.add_option("after", options_.after, "The newer checkpoint")->required();
+        command.add_flag("--no-verify", no_verify_, "Do not check the manifests' checksums (damaged checkpoints)");
+        command.add_option("--key", key_, "KEYFILE - the key of both checkpoints, when they are encrypted");
+        add_common_options(command, common);
+    }
+
+    int run() override
+    {
+        if (auto failed = take_key(key_, options_.key, "diff"))
+            return *failed;
+        options_.verify = verify(no_verify_);
+        auto result = cryo::inspect::run_diff(options_);
+        return exit_status(result, "diff");
+    }
+
+private:
+    cryo::inspect::DiffOptions options_;
+    bool no_verify_ { false };
+    std::string key_;
+};
+
+class PageServerCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-D,--images-dir", options_.directory,
+                           "Directory the checkpoint is written into (a complete checkpoint, restorable from here)")
+            ->required();
+        command.add_option("--address", options_.address, "Address to listen on (default: all)");
+        command.add_option("--port", options_.port, "Port to listen on")->required();
+        command.add_option("--key", key_,
+                           "KEYFILE - only clients holding this key are accepted (without it: any client, trusted "
+                           "networks only)");
+        command.add_flag("--once", options_.once, "Exit after one checkpoint (or one failed attempt)");
+        command.add_flag("--serve", options_.serve,
+                         "Serve the checkpoint in DIR to `cryo restore --lazy-pages --page-server` on other hosts "
+                         "(files, and pages on first touch) instead of receiving");
+        command.add_flag("--no-sync", no_sync_, "Do not fsync the received files");
+        command.add_flag("--restore", restore_,
+                         "Receive a `cryo migrate`: each checkpoint into DIR/1, DIR/2, ... (DIR new or empty); "
+                         "restore the last one (detached) when the sender asks, tell it the outcome and exit");
+        add_common_options(command, common);
+    }
+
+    int run() override
+    {
+        if (auto failed = take_key(key_, options_.key, "page-server"))
+            return *failed;
+        options_.sync = !no_sync_;
+        if (restore_ && options_.once)
+            return report(cryo::Error::make("--restore and --once cannot go together (--restore exits after the "
+                                            "restore)"),
+                          "page-server");
+        if (restore_) {
+            options_.restore = cryo::migrate::restore_received;
+            options_.restore_lazily = cryo::migrate::restore_lazily;
+        }
+        auto result = cryo::net::run_page_server(options_);
+        return exit_status(result, "page-server");
+    }
+
+private:
+    cryo::net::PageServerOptions options_;
+    std::string key_;
+    bool no_sync_ { false };
+    bool restore_ { false };
+};
+
+class MigrateCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        destination_.enabled = true;
+        command.add_option("-t,--tree", options_.pid, "PID of the root of the tree")->required();
+        command.add_option("--address", destination_.address, "The destination's address")->required();
+        command.add_option("--port", destination_.port, "The destination's port")->required();
+        command.add_option("--key", destination_.key, "KEYFILE shared with the destination (as for --page-server)");
+        command.add_option("--max-rounds", options_.max_rounds,
+                           "Pre-dump rounds at most before the final dump (default 5; 0: dump at once)");
+        command.add_option("--dirty-threshold", options_.dirty_threshold,
+                           "Dump once a pre-dump round stores fewer pages than this (default 1024)");
+        command.add_flag("--lazy", options_.lazy,
+                         "Post-copy: no pre-dump rounds; the destination restores at once and fetches the pages from "
+                         "the frozen source, which is killed once it has them all");
+        command.add_option("--work-dir", options_.work_directory,
+                           "With --lazy: where the source's checkpoint (metadata only: the pages are read from the "
+                           "frozen tree) is written while it is served (default /var/tmp)");
+        add_common_options(command, common);
+    }
+
+    int run() override
+    {
+        if (options_.max_rounds < 0)
+            return report(cryo::Error::make("--max-rounds {}: must be 0 or more", options_.max_rounds), "migrate");
+        auto destination = page_server_address(destination_, "");
+        if (!destination)
+            return report(destination.error(), "migrate");
+        options_.destination = std::move(**destination);
+        auto result = cryo::migrate::run_migrate(options_);
+        return exit_status(result, "migrate");
+    }
+
+private:
+    cryo::migrate::MigrateOptions options_;
+    PageServerFlags destination_;
+};
+
+class DedupCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-D,--images-dir,directory", directory_, "The newest checkpoint of the chain")->required();
+        add_common_options(command, common);
+    }
+
+    int run() override
+    {
+        auto result = cryo::image::run_dedup(directory_);
+        return exit_status(result, "dedup");
+    }
+
+private:
+    std::string directory_;
+};
+
+class CheckCommand final : public Command {
+public:
+    void add_options(CLI::App& command, CommonOptions& common) override
+    {
+        command.add_option("-D,--images-dir", directory_,
+                           "Verify this checkpoint and every ancestor of its chain instead (files, checksums, parent "
+                           "links)");
+        add_common_options(command, common);
+    }
+
+    int run() override
+    {
+        if (directory_.empty())
+            return run_check();
+        auto result = cryo::inspect::run_check_chain(directory_);
+        return exit_status(result, "check");
+    }
+
+private:
+    std::string directory_;
+};
+
+struct Subcommand {
+    std::string_view name;
+    const char* description;
+    std::unique_ptr<Command> (*make)();
+};
+
+template <typename T>
+std::unique_ptr<Command> make_command()
+{
+    return std::make_unique<T>();
+}
+
+constexpr Subcommand kSubcommands[] = {
+    { "dump", "Checkpoint a process tree into a directory", make_command<DumpCommand> },
+    { "pre-dump", "Copy a tree's memory while it runs, for a later incremental dump", make_command<PreDumpCommand> },
+    { "restore", "Restore a process tree from a directory", make_command<RestoreCommand> },
+    { "lazy-pages",
+      "Wait for `cryo restore -D DIR --lazy-pages` (as criu lazy-pages) and follow the lazy-pages server it starts",
+      make_command<LazyPagesCommand> },
+    { "show", "Print what a checkpoint holds: tree, memory, files", make_command<ShowCommand> },
+    { "decode", "Print a checkpoint's metadata images (manifest too) as one JSON document", make_command<DecodeCommand> },
+    { "encode", "Write the images of a JSON document (from decode) into a checkpoint", make_command<EncodeCommand> },
+    { "mem", "Hexdump, search or extract the stored memory of a checkpoint", make_command<MemCommand> },
+    { "diff", "What changed between two checkpoints of one tree", make_command<DiffCommand> },
+    { "page-server", "Receive checkpoints sent by dump/pre-dump --page-server", make_command<PageServerCommand> },
+    { "migrate", "Move a running tree to a `cryo page-server --restore`", make_command<MigrateCommand> },
+    { "dedup", "Free the disk the ancestors of an incremental checkpoint use for pages it does not need",
+      make_command<DedupCommand> },
+    { "check", "Report the kernel features cryo needs, or verify a checkpoint (-D)", make_command<CheckCommand> },
+};
+
+// The subcommand a command line names: its first argument that is not an
+// option (cryo's own options, --help and --version, take no value).
+std::string_view named_subcommand(const std::vector<std::string>& args)
+{
+    for (size_t i = 1; i < args.size(); ++i)
+        if (!args[i].starts_with('-'))
+            return args[i];
+    return {};
+}
+
+} // namespace
+
+int run_command(int argc, char** argv)
+{
+    CLI::App app { "cryo: checkpoint and restore Linux process trees", "cryo" };
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("cryo ") + CRYO_VERSION);
+
+    // Every subcommand is listed (for --help and for CLI11's error on an
+    // unknown one); only the named one gets its options.
+    auto args = expand_verbosity(argc, argv);
+    std::string_view named = named_subcommand(args);
+    CommonOptions common;
+    std::unique_ptr<Command> command;
+    for (const auto& subcommand : kSubcommands) {
+        auto* app_command = app.add_subcommand(std::string(subcommand.name), subcommand.description);
+        if (subcommand.name == named) {
+            command = subcommand.make();
+            command->add_options(*app_command, common);
+        }
+    }
+    std::vector<char*> arg_pointers;
+    for (auto& arg : args)
+        arg_pointers.push_back(arg.data());
+    CLI11_PARSE(app, static_cast<int>(arg_pointers.size()), arg_pointers.data());
+
+    if (auto logging = cryo::setup_logging(common.verbosity, common.log_file); !logging)
+        return report(logging.error(), app.get_subcommands().front()->get_name());
+    return command->run();
 }
 
 int main(int argc, char** argv)

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <fstream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -41,6 +43,23 @@ TEST(Xxh3, EveryVariantTheCpuRunsAgreesWithLibxxhash)
         for (const Variant* variant : variants)
             EXPECT_EQ(variant->hash(bytes.data(), bytes.size()), expected) << variant->name << ", size " << size;
     }
+}
+
+// The flags the kernel lists for the first CPU (it leaves out what it does
+// not save the registers of).
+bool kernel_lists_flag(const std::string& flag)
+{
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);)
+        if (line.starts_with("flags"))
+            return (line + " ").find(" " + flag + " ") != std::string::npos;
+    return false;
+}
+
+TEST(Xxh3, WidestVariantTheKernelReportsIsChosen)
+{
+    const char* expected = kernel_lists_flag("avx512f") ? "avx512" : kernel_lists_flag("avx2") ? "avx2" : "sse2";
+    EXPECT_STREQ(instruction_set(), expected);
 }
 
 TEST(Xxh3, StreamInUnevenPiecesEqualsOneShot)
