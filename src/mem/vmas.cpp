@@ -2,10 +2,6 @@
 #include "mem/vmas.h"
 
 #include <fcntl.h>
-
-#include "base/fd.h"
-#include "fds/file_identity.h"
-
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -13,6 +9,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <future>
+#include <map>
+#include <tuple>
+
+#include "base/fd.h"
+#include "fds/file_identity.h"
 
 namespace cryo::mem {
 
@@ -106,6 +107,9 @@ namespace {
 Result<std::vector<image::Vma>> classify_all(pid_t pid, const std::vector<proc::SmapsEntry>& entries)
 {
     std::vector<image::Vma> vmas;
+    // A file is mapped several times over (text, data, relro): it is opened
+    // and identified once, by its device and inode.
+    std::map<std::tuple<uint32_t, uint32_t, uint64_t>, image::FileIdentity> identities;
     for (const auto& entry : entries) {
         auto vma = TRY(classify_vma(entry));
         if (vma.kind() == image::VMA_KIND_SHARED_ANONYMOUS || vma.kind() == image::VMA_KIND_SYSV_SHM) {
@@ -118,9 +122,14 @@ Result<std::vector<image::Vma>> classify_all(pid_t pid, const std::vector<proc::
             vma.set_shmem_size(std::max<uint64_t>(static_cast<uint64_t>(st.st_size), vma.pgoff() + vma.end() - vma.start()));
         }
         if (vma.kind() == image::VMA_KIND_FILE_PRIVATE || vma.kind() == image::VMA_KIND_FILE_SHARED) {
-            auto path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, vma.start(), vma.end());
-            auto file = TRY(open_file(path, O_RDONLY | O_CLOEXEC));
-            *vma.mutable_file_identity() = TRY(fds::identify_file(file.get(), vma.path()));
+            auto key = std::tuple(entry.map.dev_major, entry.map.dev_minor, entry.map.inode);
+            auto known = identities.find(key);
+            if (known == identities.end()) {
+                auto path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, vma.start(), vma.end());
+                auto file = TRY(open_file(path, O_RDONLY | O_CLOEXEC));
+                known = identities.emplace(key, TRY(fds::identify_file(file.get(), vma.path()))).first;
+            }
+            *vma.mutable_file_identity() = known->second;
         }
         vmas.push_back(std::move(vma));
     }
