@@ -242,15 +242,18 @@ Result<void> restore_connection(int fd, const image::TcpConnection& connection)
     window.rcv_wnd = connection.rcv_wnd();
     window.rcv_wup = connection.rcv_wup();
     if (::setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &window, sizeof(window)) < 0) {
+        // The kernel refuses an rcv_wup past the receive queue's end, or an
+        // snd_wl1 beyond that end plus rcv_wnd: say where the end is.
         int error = errno;
-        TRY(set_int(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE"));
-        uint32_t rcv_nxt = TRY(get_u32(fd, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ"));
+        std::string end = "unknown";
+        if (set_int(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE"))
+            if (auto seq = get_u32(fd, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ"))
+                end = std::to_string(*seq);
         errno = error;
         return fail_errno(fmt::format("setsockopt(TCP_REPAIR_WINDOW: snd_wl1 {}, snd_wnd {}, max_window {}, rcv_wnd {}, "
-                                      "rcv_wup {}; receive queue ends at {}, dumped {} with {} bytes)",
+                                      "rcv_wup {}; the receive queue ends at {}, dumped ending at {} with {} bytes)",
                                       window.snd_wl1, window.snd_wnd, window.max_window, window.rcv_wnd,
-                                      window.rcv_wup, rcv_nxt, connection.receive_seq(),
-                                      connection.receive_queue().size()));
+                                      window.rcv_wup, end, connection.receive_seq(), connection.receive_queue().size()));
     }
     return {};
 }
