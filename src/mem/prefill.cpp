@@ -2,6 +2,7 @@
 #include "mem/prefill.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -203,36 +204,55 @@ private:
 };
 
 // Populates the pieces' memory (MADV_POPULATE_WRITE: page allocation and
-// zeroing, a third of a restore's time on this kind of VM) on a thread of
-// its own, ahead of the reads: the reading thread then only copies. The
-// thread stays at most kAhead pieces ahead, so a failed read does not leave
-// gigabytes populated for nothing. Best effort: a piece it could not
+// zeroing, a third of a restore's time on this kind of VM) on threads of
+// their own, ahead of the reads: the reading thread then only copies. With
+// enough pieces and a second CPU, two threads take every other piece each:
+// populating is the slowest step of a restore here, and it scales (1 GiB:
+// 330 to 415 ms on one thread, 188 to 224 on two). The threads stay at most
+// kAhead pieces ahead of the reading, so a failed read does not leave
+// gigabytes populated for nothing. Best effort: a piece they could not
 // populate is faulted in by the read itself.
 class Populator {
 public:
-    explicit Populator(const std::vector<Piece>& pieces) : m_pieces(pieces), m_thread([this] { run(); }) { }
+    explicit Populator(const std::vector<Piece>& pieces) : m_pieces(pieces), m_workers(workers_for(pieces.size()))
+    {
+        for (size_t worker = 0; worker < m_workers; ++worker)
+            m_threads[worker] = std::thread([this, worker] { run(worker); });
+    }
     ~Populator()
     {
         m_reading.store(kStop);
         m_reading.notify_all();
-        m_thread.join();
+        for (size_t worker = 0; worker < m_workers; ++worker)
+            m_threads[worker].join();
     }
-    // Waits until piece `index` is populated, and lets the thread go on.
+    // Waits until piece `index` is populated, and lets the threads go on.
     void wait_for(size_t index)
     {
         m_reading.store(index);
         m_reading.notify_all();
-        for (size_t done = m_populated.load(); done <= index; done = m_populated.load())
-            m_populated.wait(done);
+        auto& done = m_done[index % m_workers];   // that thread's pieces done
+        for (size_t count = done.load(); count <= index / m_workers; count = done.load())
+            done.wait(count);
     }
 
 private:
     static constexpr size_t kStop = SIZE_MAX;
     static constexpr size_t kAhead = 16;
+    static constexpr size_t kMaxWorkers = 2;
+    static constexpr size_t kPiecesForTwo = 8;   // 32 MiB: less is done before a thread starts
 
-    void run()
+    static size_t workers_for(size_t pieces)
     {
-        for (size_t i = 0; i < m_pieces.size(); ++i) {
+        cpu_set_t cpus;
+        bool two_cpus = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) >= 2;
+        return pieces >= kPiecesForTwo && two_cpus ? kMaxWorkers : 1;
+    }
+
+    // Thread `worker` populates pieces worker, worker + m_workers, ...
+    void run(size_t worker)
+    {
+        for (size_t i = worker; i < m_pieces.size(); i += m_workers) {
             for (size_t reading = m_reading.load(); i >= reading + kAhead; reading = m_reading.load()) {
                 if (reading == kStop)
                     return;
@@ -241,15 +261,16 @@ private:
             if (m_reading.load() == kStop)
                 return;
             (void)::madvise(m_pieces[i].target, m_pieces[i].size, MADV_POPULATE_WRITE);
-            m_populated.store(i + 1);
-            m_populated.notify_all();
+            m_done[worker].fetch_add(1);
+            m_done[worker].notify_all();
         }
     }
 
     const std::vector<Piece>& m_pieces;
-    std::atomic<size_t> m_populated { 0 };   // pieces done
-    std::atomic<size_t> m_reading { 0 };     // the piece being read
-    std::thread m_thread;                     // last: started once the rest exists
+    const size_t m_workers;
+    std::atomic<size_t> m_done[kMaxWorkers] {};   // pieces done, per thread
+    std::atomic<size_t> m_reading { 0 };          // the piece being read
+    std::thread m_threads[kMaxWorkers];           // started by the constructor's body
 };
 
 // The pieces of the runs, in file order.

@@ -96,6 +96,47 @@ TEST(Prefill, VmaWithARunInAnAncestorsFileIsNotLoaded)
     EXPECT_FALSE(mapped(layout.base));
 }
 
+// Enough 4 MiB pieces for two populating threads (every other piece each),
+// and a last piece that is not whole: every page lands where it belongs.
+TEST(Prefill, LargeFileLandsPageByPageWithTwoPopulatingThreads)
+{
+    constexpr uint64_t kPages = (40ull << 20) / kPage + 3;
+    std::string bytes;
+    bytes.reserve(kPages * kPage);
+    for (uint64_t page = 0; page < kPages; ++page)
+        bytes.append(kPage, static_cast<char>(page * 7 + 3));
+    UniqueFd fd = page_file(bytes);
+    // Free address space, found after the large allocations above.
+    void* probe = ::mmap(nullptr, kPages * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(probe, MAP_FAILED);
+    ::munmap(probe, kPages * kPage);
+    uint64_t base = reinterpret_cast<uint64_t>(probe);
+    image::MemoryImage memory;
+    auto* vma = memory.add_vmas();
+    vma->set_start(base);
+    vma->set_end(base + kPages * kPage);
+    vma->set_kind(image::VMA_KIND_ANONYMOUS);
+    vma->set_stored_bytes(kPages * kPage);
+    image::PageMap map;
+    auto* run = map.add_runs();
+    run->set_address(base);
+    run->set_page_count(kPages);
+    run->set_file_offset(0);
+    Prefill prefill;
+    Prefill::PageFile file { fd.get(), "pages-large.img", bytes.size(), XXH3_64bits(bytes.data(), bytes.size()) };
+    auto loaded = prefill.load(0, file, memory, map, [](const image::Vma&) { return true; });
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+    EXPECT_EQ(prefill.bytes(), kPages * kPage);
+    const char* loaded_bytes = reinterpret_cast<const char*>(base);
+    uint64_t wrong = 0;
+    for (uint64_t page = 0; page < kPages; ++page)
+        if (loaded_bytes[page * kPage] != static_cast<char>(page * 7 + 3)
+            || loaded_bytes[page * kPage + kPage - 1] != static_cast<char>(page * 7 + 3))
+            ++wrong;
+    EXPECT_EQ(wrong, 0u);
+    prefill.unmap();
+}
+
 TEST(Prefill, ChecksumMismatchIsRefused)
 {
     Layout layout = free_layout();
