@@ -236,6 +236,18 @@ void add_target_options(CLI::App& command, pid_t& pid, std::string& directory, P
 
 auto verify(bool skip) { return skip ? cryo::inspect::Verify::Skip : cryo::inspect::Verify::Checksums; }
 
+// The run of decode, encode, mem and diff: the key, whether to verify, the
+// command itself.
+template <typename Options>
+int run_inspection(const std::string& key, bool no_verify, Options& options,
+                   cryo::Result<void> (*run)(const Options&), std::string_view command)
+{
+    if (auto failed = take_key(key, options.key, command))
+        return *failed;
+    options.verify = verify(no_verify);
+    return exit_status(run(options), command);
+}
+
 class DumpCommand final : public Command {
 public:
     void add_options(CLI::App& command, CommonOptions& common) override
@@ -543,14 +555,7 @@ public:
         add_common_options(command, common, LogFileOption::LongOnly);
     }
 
-    int run() override
-    {
-        if (auto failed = take_key(key_, options_.key, "decode"))
-            return *failed;
-        options_.verify = verify(no_verify_);
-        auto result = cryo::inspect::run_decode(options_);
-        return exit_status(result, "decode");
-    }
+    int run() override { return run_inspection(key_, no_verify_, options_, cryo::inspect::run_decode, "decode"); }
 
 private:
     cryo::inspect::DecodeOptions options_;
@@ -572,14 +577,7 @@ public:
         add_common_options(command, common, LogFileOption::LongOnly);
     }
 
-    int run() override
-    {
-        if (auto failed = take_key(key_, options_.key, "encode"))
-            return *failed;
-        options_.verify = verify(no_verify_);
-        auto result = cryo::inspect::run_encode(options_);
-        return exit_status(result, "encode");
-    }
+    int run() override { return run_inspection(key_, no_verify_, options_, cryo::inspect::run_encode, "encode"); }
 
 private:
     cryo::inspect::EncodeOptions options_;
@@ -606,13 +604,9 @@ public:
 
     int run() override
     {
-        if (auto failed = take_key(key_, options_.key, "mem"))
-            return *failed;
-        options_.verify = verify(no_verify_);
         if (pid_option_->count() > 0)
             options_.pid = pid_;
-        auto result = cryo::inspect::run_mem(options_);
-        return exit_status(result, "mem");
+        return run_inspection(key_, no_verify_, options_, cryo::inspect::run_mem, "mem");
     }
 
 private:
@@ -634,14 +628,7 @@ public:
         add_common_options(command, common);
     }
 
-    int run() override
-    {
-        if (auto failed = take_key(key_, options_.key, "diff"))
-            return *failed;
-        options_.verify = verify(no_verify_);
-        auto result = cryo::inspect::run_diff(options_);
-        return exit_status(result, "diff");
-    }
+    int run() override { return run_inspection(key_, no_verify_, options_, cryo::inspect::run_diff, "diff"); }
 
 private:
     cryo::inspect::DiffOptions options_;
